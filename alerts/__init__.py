@@ -1,0 +1,1 @@
+"""Alert rules (plain functions over customer and group state) and delivery sinks."""

@@ -1,0 +1,3 @@
+"""cxstream: real-time customer-experience stream processing on Kafka and Faust."""
+
+__version__ = "0.1.0"

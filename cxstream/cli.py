@@ -1,0 +1,227 @@
+"""The ``cxstream`` command: broker, topics, worker, schemas, sending and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cxstream.settings import Settings, SettingsError, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help="Real-time customer-experience stream processing on Kafka and Faust.\n\n"
+    "Every setting is an environment variable CXSTREAM_<NAME> (see README.md), for "
+    "example CXSTREAM_BOOTSTRAP_SERVERS=localhost:9092, or a key in the TOML/YAML file "
+    "named by CXSTREAM_CONFIG_FILE.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+broker_app = typer.Typer(help="A local single-node Apache Kafka broker (KRaft, no Docker).",
+                         no_args_is_help=True)
+topics_app = typer.Typer(help="The contract's Kafka topics.", no_args_is_help=True)
+schemas_app = typer.Typer(help="JSON Schemas of the event contract.", no_args_is_help=True)
+send_app = typer.Typer(help="Send events to the input topics.", no_args_is_help=True)
+deadletter_app = typer.Typer(help="Inspect the dead-letter topic.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(send_app, name="send")
+app.add_typer(deadletter_app, name="deadletter")
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """Load the settings from the environment; print every mistake and exit 2 if invalid."""
+    try:
+        return load_settings(os.environ, **overrides)
+    except SettingsError as exc:
+        err_console.print(f"[bold red]cxstream:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]cxstream:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+# -- broker -------------------------------------------------------------------------------
+
+@broker_app.command("fetch")
+def broker_fetch() -> None:
+    """Download Apache Kafka's jars from Maven Central (once; cached afterwards)."""
+    from cxstream.kafka import local_broker
+
+    settings = settings_or_exit()
+    try:
+        path = local_broker.fetch_jars(settings)
+    except local_broker.BrokerError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Kafka {settings.kafka_version} jars in {path}")
+
+
+@broker_app.command("start")
+def broker_start() -> None:
+    """Start the local broker on CXSTREAM_BOOTSTRAP_SERVERS and wait until it serves."""
+    from cxstream.kafka import local_broker
+
+    settings = settings_or_exit()
+    try:
+        state = local_broker.start(settings)
+    except local_broker.BrokerError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Kafka {settings.kafka_version} serving on {state.bootstrap_servers} "
+                  f"(pid {state.pid}, log {state.log_file})")
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    """Stop the local broker cleanly."""
+    from cxstream.kafka import local_broker
+
+    stopped = local_broker.stop(settings_or_exit())
+    console.print("broker stopped" if stopped else "broker was not running")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Say whether the local broker runs (exit 0) or not (exit 3)."""
+    from cxstream.kafka import local_broker
+
+    state = local_broker.status(settings_or_exit())
+    if not state.running:
+        console.print("broker is not running")
+        raise typer.Exit(3)
+    console.print(f"broker running on {state.bootstrap_servers} (pid {state.pid})")
+
+
+# -- topics, schemas ---------------------------------------------------------------------
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the missing contract topics with CXSTREAM_PARTITIONS partitions."""
+    from cxstream.kafka.clients import TopicLayoutError, ensure_topics
+
+    settings = settings_or_exit()
+    try:
+        counts = asyncio.run(ensure_topics(settings))
+    except TopicLayoutError as exc:
+        raise _fail(str(exc)) from exc
+    for name, partitions in counts.items():
+        console.print(f"{name}: {partitions} partitions")
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Annotated[Path, typer.Argument(help="Output folder")]) -> None:
+    """Write one JSON Schema per topic of the contract into DIRECTORY."""
+    from schemas.export import export_schemas
+
+    for path in export_schemas(directory):
+        console.print(str(path))
+
+
+# -- worker -------------------------------------------------------------------------------
+
+@app.command()
+def worker(
+    web_port: Annotated[int | None, typer.Option(help="HTTP port (CXSTREAM_WEB_PORT)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (CXSTREAM_DATA_DIR)")] = None,
+) -> None:
+    """Run a stream worker: ingest, state, scores, alerts; /metrics on its web port."""
+    overrides = {k: v for k, v in {"web_port": web_port, "data_dir": data_dir}.items() if v}
+    settings = settings_or_exit(**overrides)
+    from streams.worker import WorkerStartError, run_worker
+
+    try:
+        run_worker(settings)
+    except WorkerStartError as exc:
+        raise _fail(str(exc)) from exc
+
+
+# -- sending and reading ---------------------------------------------------------------------
+
+@send_app.command("sample")
+def send_sample() -> None:
+    """Send a few valid events of every kind and one input of each kind of mistake."""
+    from cxstream.io import produce
+    from cxstream.samples import sample_records
+
+    settings = settings_or_exit()
+    samples = sample_records(settings, datetime.now(UTC))
+    asyncio.run(produce(settings, samples.records))
+    console.print(f"sent {samples.valid} valid and {samples.invalid} invalid inputs")
+
+
+@send_app.command("file")
+def send_file(
+    path: Annotated[Path, typer.Argument(help="JSON Lines file, one event per line", exists=True,
+                                         dir_okay=False)],
+    topic: Annotated[str, typer.Option(help="Topic to send to, e.g. cx.feedback")],
+) -> None:
+    """Send each line of PATH as one message; its key is the line's customer_id."""
+    from cxstream.io import Record, produce
+
+    settings = settings_or_exit()
+    records = [Record(topic, _customer_key(line), line)
+               for line in path.read_bytes().splitlines() if line.strip()]
+    sent = asyncio.run(produce(settings, records))
+    console.print(f"sent {sent} messages to {topic}")
+
+
+def _customer_key(line: bytes) -> bytes | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None  # sent anyway: the worker dead-letters it with the reason
+    customer_id = value.get("customer_id") if isinstance(value, dict) else None
+    return customer_id.encode("utf-8") if isinstance(customer_id, str) else None
+
+
+@deadletter_app.command("show")
+def deadletter_show(limit: Annotated[int, typer.Option(help="Most recent N")] = 50) -> None:
+    """List the dead-letter records: source, error class and reason."""
+    from cxstream.io import read_topic
+    from streams.deadletter import read_headers
+
+    settings = settings_or_exit()
+    records = asyncio.run(read_topic(settings, settings.topic_deadletter))
+    table = Table("source", "class", "reason", title=f"{len(records)} dead-letter records")
+    for record in records[-limit:]:
+        meta = read_headers(list(record.headers))
+        table.add_row(f"{meta.get('source.topic')}[{meta.get('source.partition')}]"
+                      f"@{meta.get('source.offset')}", meta.get("error.class"),
+                      meta.get("error.reason"))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    keep_broker: Annotated[bool, typer.Option(help="Leave the local broker running")] = True,
+) -> None:
+    """Start the local broker and a worker, send sample events, show what happened."""
+    from cxstream.demo import run_demo
+
+    settings = settings_or_exit()
+    sys.exit(run_demo(settings, console, keep_broker=keep_broker))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("cxstream", "streams", "alerts"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Kafka plumbing: client options, topic creation and a local single-node broker."""

@@ -1,0 +1,100 @@
+"""Kafka client options from the settings, and creation of the contract's topics."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.helpers import create_ssl_context
+
+from cxstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicLayoutError(RuntimeError):
+    """The existing topics cannot be used as they are (for example not co-partitioned)."""
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL or SASL_SSL, or None for plaintext protocols."""
+    if not settings.security_protocol.endswith("SSL"):
+        return None
+    password = settings.ssl_keyfile_password
+    return create_ssl_context(
+        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+        certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        password=password.get_secret_value() if password else None,
+    )
+
+
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments shared by every aiokafka client the project creates."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+        "ssl_context": ssl_context(settings),
+    }
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None  # checked by Settings
+        options.update(
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password.get_secret_value(),
+        )
+    return options
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's credentials object for the configured protocol (None for PLAINTEXT)."""
+    context = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None and settings.sasl_mechanism is not None
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def contract_topics(settings: Settings) -> list[str]:
+    """Every topic of the contract: the three inputs, alerts and the dead-letter topic."""
+    return [*settings.input_topics, settings.topic_alerts, settings.topic_deadletter]
+
+
+async def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create the contract's missing topics; return each topic's partition count.
+
+    Input topics must be co-partitioned (same partition count), because every input is
+    keyed by customer_id and one worker owns a customer across all three.
+    """
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        wanted = contract_topics(settings)
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            log.info("creating topics %s with %d partitions", missing, settings.partitions)
+            new = [NewTopic(name, settings.partitions, settings.replication_factor)
+                   for name in missing]
+            await admin.create_topics(new, timeout_ms=30_000)
+        described = await admin.describe_topics(wanted)
+    finally:
+        await admin.close()
+    counts = {item["topic"]: len(item["partitions"]) for item in described}
+    input_counts = {name: counts[name] for name in settings.input_topics}
+    if len(set(input_counts.values())) != 1:
+        raise TopicLayoutError(
+            "input topics must have the same number of partitions, found "
+            + ", ".join(f"{name}={n}" for name, n in input_counts.items())
+        )
+    return counts

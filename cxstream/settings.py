@@ -1,0 +1,201 @@
+"""One frozen configuration object, loaded from an environment mapping and an optional file.
+
+Every setting is an environment variable ``CXSTREAM_<NAME>`` (for example
+``CXSTREAM_BOOTSTRAP_SERVERS``) or a key ``<name>`` in the TOML or YAML file named by
+``CXSTREAM_CONFIG_FILE``; the environment wins over the file. Mistakes stop start-up with
+one line per mistake that names the variable.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CXSTREAM_"
+CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
+
+
+class SettingsError(ValueError):
+    """Raised when the configuration is invalid; the message names every bad setting."""
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the CLI and the local broker need to know."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    # Kafka cluster
+    bootstrap_servers: str = "localhost:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: SecretStr | None = None
+
+    # Topics (names from the event contract) and how they are created
+    topic_interactions: str = "cx.interactions"
+    topic_feedback: str = "cx.feedback"
+    topic_customers: str = "cx.customers"
+    topic_alerts: str = "cx.alerts"
+    topic_deadletter: str = "cx.deadletter"
+    partitions: int = Field(default=4, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1, le=32)
+
+    # Worker
+    app_id: str = Field(default="cxstream", min_length=1, max_length=200)
+    data_dir: Path = Path(".cxstream/worker")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    max_event_bytes: int = Field(default=65_536, ge=1_024, le=10_485_760)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
+    log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+
+    # Local broker started by `cxstream broker start` (development, tests, demo)
+    kafka_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    kafka_cache_dir: Path = Path.home() / ".cache" / "cxstream"
+    broker_dir: Path = Path(".cxstream/broker")
+    broker_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what load_settings() passes in: no hidden reads of os.environ.
+        return (init_settings,)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_servers(cls, value: str) -> str:
+        servers = [part.strip() for part in value.split(",")]
+        bad = [s for s in servers if not _HOST_PORT.match(s)]
+        if not servers or bad:
+            raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return ",".join(servers)
+
+    @field_validator(
+        "topic_interactions", "topic_feedback", "topic_customers", "topic_alerts",
+        "topic_deadletter",
+    )
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        if not _TOPIC_NAME.match(value) or value in {".", ".."}:
+            raise ValueError(f"not a valid Kafka topic name: {value!r}")
+        return value
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _check_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs " + ", ".join(missing)
+                )
+        topics = [self.topic_interactions, self.topic_feedback, self.topic_customers,
+                  self.topic_alerts, self.topic_deadletter]
+        if len(set(topics)) != len(topics):
+            raise ValueError("the five topic names must be different")
+        return self
+
+    @property
+    def input_topics(self) -> tuple[str, str, str]:
+        """The contract's input topics: interactions, feedback, customers."""
+        return (self.topic_interactions, self.topic_feedback, self.topic_customers)
+
+    @property
+    def uses_local_broker(self) -> bool:
+        """True when the bootstrap address is this machine's loopback."""
+        host = self.bootstrap_servers.split(",")[0].rsplit(":", 1)[0]
+        return host in {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+    @property
+    def bootstrap_port(self) -> int:
+        """Port of the first bootstrap server (the local broker listens there)."""
+        return int(self.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) settings file into a mapping."""
+    if not path.is_file():
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in {".yaml", ".yml"}:
+            data = yaml.safe_load(text) or {}
+        else:
+            raise SettingsError(f"{CONFIG_FILE_VARIABLE}: use a .toml, .yaml or .yml file: {path}")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: cannot parse {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}: {path} must hold a mapping of settings")
+    return data
+
+
+def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Build the settings from ``environ`` (and its config file), then ``overrides``.
+
+    Raises SettingsError with one line per invalid or unknown setting.
+    """
+    known = set(Settings.model_fields)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    config_path = environ.get(CONFIG_FILE_VARIABLE)
+    if config_path:
+        for key, value in read_config_file(Path(config_path)).items():
+            if key in known:
+                values[key] = value
+            else:
+                problems.append(f"{config_path}: unknown setting {key!r}")
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_VARIABLE:
+            continue
+        field = name[len(ENV_PREFIX):].lower()
+        if field in known:
+            values[field] = value
+        else:
+            problems.append(f"{name}: unknown setting (typo?)")
+    values.update(overrides)
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        problems.extend(_describe(error) for error in exc.errors())
+    if problems:
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))
+    return settings
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    name = f"{ENV_PREFIX}{location.upper()}" if location else "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message}"

@@ -1,0 +1,1 @@
+"""The Faust application: ingest agents, tables, web views, and their pure helpers."""

@@ -1,0 +1,105 @@
+"""The Faust application, built from the settings: topics, agents and web views."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.types.settings import Settings as FaustSettings
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from cxstream.kafka.clients import faust_credentials
+from cxstream.settings import Settings
+from streams.deadletter import DeadLetter
+from streams.ingest import Ingest
+from streams.metrics import WorkerMetrics
+from streams.parsing import InputKind
+
+log = logging.getLogger(__name__)
+
+
+class FaustEnvironmentError(RuntimeError):
+    """Faust's own environment variables are set; they would override cxstream's settings."""
+
+
+def check_faust_environment(environ: Mapping[str, str]) -> None:
+    """Refuse to start when Faust's variables (``BROKER_URL``, ``APP_DATADIR``...) are set.
+
+    Faust reads them itself and they win over the settings passed to the app, which would
+    silently send a worker to another cluster or data folder.
+    """
+    names = {param.env_name for param in FaustSettings.SETTINGS.values() if param.env_name}
+    present = sorted(name for name in names if name in environ)
+    if present:
+        raise FaustEnvironmentError(
+            "unset Faust's own variables " + ", ".join(present)
+            + "; configure cxstream with CXSTREAM_* settings instead"
+        )
+
+
+def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+    """Create the worker's Faust app with its agents and views."""
+    check_faust_environment(os.environ)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    metrics = WorkerMetrics(registry or CollectorRegistry())
+    _register_ingest(app, settings, metrics)
+    _register_views(app, metrics)
+    return app
+
+
+def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
+    input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
+    deadletter_topic = app.topic(
+        settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
+    )
+
+    async def send_deadletter(record: DeadLetter) -> Any:
+        sent = await deadletter_topic.send(key=record.key, value=record.value,
+                                           headers=record.headers)
+        return await sent  # wait for the broker's acknowledgement
+
+    ingest = Ingest(
+        kind_of_topic={
+            settings.topic_interactions: InputKind.INTERACTION,
+            settings.topic_feedback: InputKind.FEEDBACK,
+            settings.topic_customers: InputKind.CUSTOMER,
+        },
+        max_event_bytes=settings.max_event_bytes,
+        metrics=metrics,
+        send_deadletter=send_deadletter,
+    )
+
+    # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
+    @app.agent(input_topic, name="ingest_events", concurrency=1)
+    async def ingest_events(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size,
+                                               within=settings.batch_timeout_seconds):
+            await ingest.process(events)
+
+
+def _register_views(app: faust.App, metrics: WorkerMetrics) -> None:
+    @app.page("/metrics")
+    async def serve_metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry),
+                         content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -1,0 +1,49 @@
+"""All Prometheus metrics of a worker, created once against the registry passed in.
+
+Names follow Prometheus conventions: prefix ``cxstream_``, ``_total`` on counters, base
+units. Labels take bounded values only (topic names, error classes): never a customer id,
+an event id or free text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class WorkerMetrics:
+    """The metric families a worker updates; tests pass a fresh ``CollectorRegistry()``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_consumed = Counter(
+            "cxstream_events_consumed_total",
+            "Input messages read from Kafka, valid or not.",
+            ["topic"], registry=registry,
+        )
+        self.events_accepted = Counter(
+            "cxstream_events_accepted_total",
+            "Input messages that passed validation and were processed.",
+            ["topic"], registry=registry,
+        )
+        self.events_deadlettered = Counter(
+            "cxstream_events_deadlettered_total",
+            "Input messages sent to the dead-letter topic, by error class.",
+            ["topic", "reason"], registry=registry,
+        )
+        self.deadletter_send_retries = Counter(
+            "cxstream_deadletter_send_retries_total",
+            "Failed attempts to write a dead-letter record (retried until delivered).",
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "cxstream_batch_events",
+            "Input messages per processed batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "cxstream_batch_processing_seconds",
+            "Time to validate, dead-letter and fold one batch.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )

@@ -1,0 +1,37 @@
+"""Start a worker process: check the environment, create topics, run the Faust app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import faust
+from aiokafka.errors import KafkaError
+
+from cxstream.kafka.clients import TopicLayoutError, ensure_topics
+from cxstream.settings import Settings
+from streams.app import FaustEnvironmentError, build_app, check_faust_environment
+
+log = logging.getLogger(__name__)
+
+
+class WorkerStartError(RuntimeError):
+    """The worker cannot start; the message says why."""
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGTERM or SIGINT (then it commits and stops cleanly)."""
+    try:
+        check_faust_environment(os.environ)
+        asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
+    except (FaustEnvironmentError, TopicLayoutError) as exc:
+        raise WorkerStartError(str(exc)) from exc
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise WorkerStartError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}"
+        ) from exc
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings)
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
