@@ -54,7 +54,8 @@ def build_deadletter(
     return DeadLetter(
         key=key,
         value=raw if raw is not None else b"",
-        headers=[(HEADER_PREFIX + name, text.encode("utf-8")) for name, text in headers.items()],
+        headers=[(HEADER_PREFIX + name, text.encode("utf-8", "backslashreplace"))
+                 for name, text in headers.items()],
     )
 
 

@@ -61,11 +61,14 @@ class Ingest:
         with self.metrics.batch_seconds.time():
             self.metrics.batch_size.observe(len(events))
             accepted, rejected = self._validate(events)
+            failed: set[int] = set()
             if self.handle_batch is not None and accepted:
                 for item, rejection in await self.handle_batch(accepted):
                     rejected.append((item.source, rejection))
+                    failed.add(id(item))
             for item in accepted:
-                self.metrics.events_accepted.labels(item.source.message.topic).inc()
+                if id(item) not in failed:
+                    self.metrics.events_accepted.labels(item.source.message.topic).inc()
             await self._deadletter(rejected)
 
     def _validate(self, events: Sequence[Any]) -> tuple[list[Accepted], list[tuple[Any, Rejection]]]:
