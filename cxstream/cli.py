@@ -46,12 +46,12 @@ def settings_or_exit(**overrides: Any) -> Settings:
     try:
         return load_settings(os.environ, **overrides)
     except SettingsError as exc:
-        err_console.print(f"[bold red]cxstream:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]cxstream:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]cxstream:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]cxstream:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

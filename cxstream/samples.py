@@ -52,11 +52,11 @@ def sample_records(settings: Settings, now: datetime) -> Samples:
          "score": 2, "channel": "app", "touchpoint": "returns", "language": "pl",
          "comment": "Zwrot towaru był bardzo skomplikowany."},
     ]
-    records = [Record(settings.topic_customers, p["customer_id"].encode(), _json(p))
+    records = [Record(settings.topic_customers, str(p["customer_id"]).encode(), _json(p))
                for p in profiles]
-    records += [Record(settings.topic_interactions, e["customer_id"].encode(), _json(e))
+    records += [Record(settings.topic_interactions, str(e["customer_id"]).encode(), _json(e))
                 for e in interactions]
-    records += [Record(settings.topic_feedback, e["customer_id"].encode(), _json(e))
+    records += [Record(settings.topic_feedback, str(e["customer_id"]).encode(), _json(e))
                 for e in feedback]
     valid = len(records)
     bad_score = dict(feedback[0], event_id="f-bad-score", score=11)

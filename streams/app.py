@@ -92,7 +92,7 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics)
 
     # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
     @app.agent(input_topic, name="ingest_events", concurrency=1)
-    async def ingest_events(stream: faust.StreamT) -> None:
+    async def ingest_events(stream: Any) -> None:  # faust.Stream: take_events is untyped
         async for events in stream.take_events(settings.batch_size,
                                                within=settings.batch_timeout_seconds):
             await ingest.process(events)

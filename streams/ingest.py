@@ -71,7 +71,9 @@ class Ingest:
                     self.metrics.events_accepted.labels(item.source.message.topic).inc()
             await self._deadletter(rejected)
 
-    def _validate(self, events: Sequence[Any]) -> tuple[list[Accepted], list[tuple[Any, Rejection]]]:
+    def _validate(
+        self, events: Sequence[Any]
+    ) -> tuple[list[Accepted], list[tuple[Any, Rejection]]]:
         accepted: list[Accepted] = []
         rejected: list[tuple[Any, Rejection]] = []
         for event in events:

@@ -1,4 +1,4 @@
-"""Ingest against the real broker: valid events processed, bad ones dead-lettered, restarts exact."""
+"""Ingest on the real broker: valid events processed, bad ones dead-lettered, exact restarts."""
 
 from __future__ import annotations
 
@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 
 from cxstream.io import Record, produce, read_topic
+from cxstream.processes import WorkerProcess
 from cxstream.samples import sample_records
+from cxstream.scrape import total as metric
 from cxstream.settings import Settings
 from streams.deadletter import read_headers
-from tests.support import (
-    WorkerProcess,
-    base_env,
-    feedback,
-    interaction,
-    metric,
-    profile,
-    to_bytes,
-)
+from tests.support import base_env, feedback, interaction, profile, to_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -132,7 +132,8 @@ def test_interaction_sentiment_is_within_minus_one_and_one(sentiment: float, ok:
 
 @pytest.mark.parametrize("outcome", ["success", "failure", "abandoned", "escalated"])
 def test_interaction_outcomes_of_the_contract_are_accepted(outcome: str) -> None:
-    assert Interaction.model_validate_json(to_bytes(interaction(outcome=outcome))).outcome == outcome
+    parsed = Interaction.model_validate_json(to_bytes(interaction(outcome=outcome)))
+    assert parsed.outcome == outcome
 
 
 def test_unknown_outcome_and_negative_wait_are_rejected() -> None:

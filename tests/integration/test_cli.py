@@ -1,0 +1,51 @@
+"""CLI commands against the real broker: topics, send file, dead-letter listing, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cxstream.cli import app
+from cxstream.io import read_topic
+from cxstream.settings import Settings
+from tests.support import feedback
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+def env_of(isolated: dict[str, str]) -> dict[str, str]:
+    return {f"CXSTREAM_{name.upper()}": value for name, value in isolated.items()}
+
+
+def test_topics_create_and_send_file(isolated: dict[str, str], isolated_settings: Settings,
+                                     tmp_path: Path) -> None:
+    created = runner.invoke(app, ["topics", "create"], env=env_of(isolated))
+    assert created.exit_code == 0, created.output
+    assert f"{isolated_settings.topic_feedback}: 3 partitions" in created.output
+
+    lines = [json.dumps(feedback(event_id=f"e{i}", customer_id=f"c{i}")) for i in range(4)]
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("\n".join([*lines, "not json"]) + "\n")
+    sent = runner.invoke(app, ["send", "file", str(path), "--topic",
+                               isolated_settings.topic_feedback], env=env_of(isolated))
+    assert sent.exit_code == 0, sent.output
+    stored = asyncio.run(read_topic(isolated_settings, isolated_settings.topic_feedback))
+    assert sorted(r.key for r in stored if r.key) == [b"c0", b"c1", b"c2", b"c3"]
+    assert [r.value for r in stored if r.key is None] == [b"not json"]
+
+
+def test_demo_shows_accepted_and_dead_lettered_inputs(isolated: dict[str, str]) -> None:
+    result = runner.invoke(app, ["demo"], env=env_of(isolated))
+    assert result.exit_code == 0, result.output
+    assert "sent 9 valid and 6 invalid inputs" in result.output
+    for row in ("interactions │ 4        │ 3        │ 1",
+                "feedback     │ 7        │ 3        │ 4",
+                "customers    │ 4        │ 3        │ 1"):
+        assert row in result.output, result.output
+    for error_class in ("oversized", "json", "encoding", "schema", "key"):
+        assert error_class in result.output

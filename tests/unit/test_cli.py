@@ -1,0 +1,50 @@
+"""The cxstream command: help, schema export, clear errors for bad settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cxstream.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("broker", "worker", "schemas", "send", "topics", "deadletter", "demo"):
+        assert command in result.output
+    broker = runner.invoke(app, ["broker", "--help"])
+    for command in ("fetch", "start", "stop", "status"):
+        assert command in broker.output
+
+
+def test_schemas_export_writes_files(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schemas", "export", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    schema = json.loads((tmp_path / "cx.interactions.schema.json").read_text())
+    assert "outcome" in schema["properties"]
+
+
+def test_invalid_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["broker", "status"],
+                           env={"CXSTREAM_WEB_PORT": "http", "CXSTREAM_BROKER_DIR": str(tmp_path)})
+    assert result.exit_code == 2
+    assert "CXSTREAM_WEB_PORT" in result.output
+
+
+def test_broker_status_exits_3_when_no_broker_runs(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["broker", "status"], env={"CXSTREAM_BROKER_DIR": str(tmp_path)})
+    assert result.exit_code == 3
+    assert "not running" in result.output
+
+
+def test_broker_start_refuses_a_remote_address(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["broker", "start"],
+                           env={"CXSTREAM_BOOTSTRAP_SERVERS": "kafka.example.com:9092",
+                                "CXSTREAM_BROKER_DIR": str(tmp_path)})
+    assert result.exit_code == 1
+    assert "not a loopback address" in result.output

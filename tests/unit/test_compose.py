@@ -1,0 +1,53 @@
+"""docker-compose.yml agrees with the code's defaults (no Docker engine needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from cxstream.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_services_are_kafka_and_the_worker() -> None:
+    assert set(compose()["services"]) >= {"kafka", "worker"}
+
+
+def test_kafka_image_is_the_version_of_the_local_broker() -> None:
+    image = compose()["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{load_settings({}).kafka_version}"
+
+
+def test_kafka_is_published_on_the_default_bootstrap_port() -> None:
+    defaults = load_settings({})
+    kafka = compose()["services"]["kafka"]
+    assert f"{defaults.bootstrap_port}:{defaults.bootstrap_port}" in kafka["ports"]
+    assert f"localhost:{defaults.bootstrap_port}" in kafka["environment"][
+        "KAFKA_ADVERTISED_LISTENERS"]
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_worker_settings_are_valid_and_use_the_contract_topics() -> None:
+    worker = compose()["services"]["worker"]
+    env = {k: str(v) for k, v in worker["environment"].items()}
+    settings = load_settings(env)  # every variable is a known, valid setting
+    defaults = load_settings({})
+    assert settings.input_topics == defaults.input_topics
+    assert (settings.topic_alerts, settings.topic_deadletter) == (
+        defaults.topic_alerts, defaults.topic_deadletter)
+    assert settings.web_port == defaults.web_port
+    assert str(defaults.web_port) in [str(p).split(":")[-1] for p in worker["ports"]]
+    kafka_listeners = compose()["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert settings.bootstrap_servers in kafka_listeners
+
+
+def test_worker_image_runs_the_worker_command() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["cxstream", "worker"]' in dockerfile
+    assert compose()["services"]["worker"]["build"] == "."
