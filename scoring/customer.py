@@ -1,0 +1,204 @@
+"""Per-customer state: profile, recent scores and interactions, negative signals.
+
+Folded one event at a time by pure functions ``(state, event) -> state``; every list is
+capped so a customer's state stays bounded whatever they do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import CustomerProfile, Feedback, Interaction
+from scoring.groups import CountedAnswers
+
+Quadrant = Literal["exemplary", "growth", "at-risk", "dangling"]
+TEXT_KEPT = 280
+
+
+class StateRules(BaseModel):
+    """Bounds of the state and what counts as a bad experience (CXSTREAM_* settings)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    recent_interactions_kept: int = Field(default=20, ge=1, le=1000)
+    recent_scores_kept: int = Field(default=20, ge=1, le=1000)
+    seen_event_ids_kept: int = Field(default=500, ge=10, le=100_000)
+    negative_signals_kept: int = Field(default=100, ge=1, le=10_000)
+    long_wait_seconds: float = Field(default=600, gt=0)
+    negative_sentiment_max: float = Field(default=-0.3, ge=-1, le=1)
+    signal_window_hours: float = Field(default=72, gt=0)
+    score_recency_days: float = Field(default=90, gt=0)
+    nps_low_max: int = Field(default=6, ge=0, le=10)
+    csat_low_max: int = Field(default=2, ge=1, le=5)
+    ces_low_max: int = Field(default=3, ge=1, le=7)
+    at_risk_negative_signals: int = Field(default=3, ge=1)
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    segment: str
+    value: float
+    owner: str | None = None
+    region: str | None = None
+    updated_at: datetime
+
+
+class ScoreRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    survey: str
+    score: int
+    at: datetime
+    channel: str
+    touchpoint: str
+    comment: str | None = None
+
+
+class InteractionRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    at: datetime
+    channel: str
+    touchpoint: str
+    outcome: str | None = None
+    wait_seconds: float | None = None
+    sentiment: float | None = None
+    text: str | None = None
+    negative: bool = False
+
+
+class CustomerState(BaseModel):
+    """Everything known about one customer; a JSON-friendly table value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    profile: Profile | None = None
+    last_scores: dict[str, ScoreRecord] = {}
+    recent_scores: tuple[ScoreRecord, ...] = ()
+    recent_interactions: tuple[InteractionRecord, ...] = ()
+    negative_signals: tuple[datetime, ...] = ()
+    #: "<kind>:<event_id>" -> offset of the message that first brought it (bounded, oldest
+    #: dropped first): a resend has another offset, a replay after a crash the same one.
+    seen: dict[str, int] = {}
+    last_event_at: datetime | None = None
+    #: what counts for the customer per window (score_basis = latest_per_customer only)
+    counted: CountedAnswers = {}
+
+    def seen_offset(self, kind: str, event_id: str) -> int | None:
+        return self.seen.get(f"{kind}:{event_id}")
+
+
+def remember(state: CustomerState, kind: str, event_id: str, offset: int,
+             rules: StateRules) -> CustomerState:
+    """Mark an event as applied (bounded memory of the most recent ids)."""
+    seen = dict(state.seen)
+    seen[f"{kind}:{event_id}"] = offset
+    while len(seen) > rules.seen_event_ids_kept:
+        del seen[next(iter(seen))]
+    return state.model_copy(update={"seen": seen})
+
+
+def apply_profile(state: CustomerState, event: CustomerProfile) -> CustomerState:
+    """The latest profile by updated_at wins (an equal time: the one read later)."""
+    if state.profile is not None and event.updated_at < state.profile.updated_at:
+        return state
+    profile = Profile(segment=event.segment, value=event.value, owner=event.owner,
+                      region=event.region, updated_at=event.updated_at)
+    return state.model_copy(update={"profile": profile})
+
+
+def is_negative(event: Interaction, rules: StateRules) -> bool:
+    """A silent signal: failed, abandoned or escalated; a long wait; negative sentiment."""
+    return (
+        event.outcome in {"failure", "abandoned", "escalated"}
+        or (event.wait_seconds is not None and event.wait_seconds >= rules.long_wait_seconds)
+        or (event.sentiment is not None and event.sentiment <= rules.negative_sentiment_max)
+    )
+
+
+def apply_interaction(state: CustomerState, event: Interaction,
+                      rules: StateRules) -> CustomerState:
+    """Add an interaction to the recent ones (kept in event-time order) and its signal."""
+    negative = is_negative(event, rules)
+    record = InteractionRecord(
+        event_id=event.event_id, at=event.occurred_at, channel=event.channel,
+        touchpoint=event.touchpoint, outcome=event.outcome, wait_seconds=event.wait_seconds,
+        sentiment=event.sentiment, text=event.text[:TEXT_KEPT] if event.text else None,
+        negative=negative,
+    )
+    interactions = _newest((*state.recent_interactions, record), rules.recent_interactions_kept)
+    update: dict[str, object] = {"recent_interactions": interactions,
+                                 "last_event_at": _later(state.last_event_at, event.occurred_at)}
+    if negative:
+        signals = sorted((*state.negative_signals, event.occurred_at))
+        horizon = max(signals) - timedelta(hours=rules.signal_window_hours)
+        kept = [at for at in signals if at >= horizon][-rules.negative_signals_kept:]
+        update["negative_signals"] = tuple(kept)
+    return state.model_copy(update=update)
+
+
+def apply_feedback(state: CustomerState, event: Feedback, rules: StateRules) -> CustomerState:
+    """Record an answer: the latest per survey (by event time) and the recent ones."""
+    record = ScoreRecord(event_id=event.event_id, survey=event.survey, score=event.score,
+                         at=event.occurred_at, channel=event.channel,
+                         touchpoint=event.touchpoint,
+                         comment=event.comment[:TEXT_KEPT] if event.comment else None)
+    last = dict(state.last_scores)
+    previous = last.get(event.survey)
+    if previous is None or event.occurred_at >= previous.at:
+        last[event.survey] = record
+    return state.model_copy(update={
+        "last_scores": last,
+        "recent_scores": _newest((*state.recent_scores, record), rules.recent_scores_kept),
+        "last_event_at": _later(state.last_event_at, event.occurred_at),
+    })
+
+
+def negative_signal_count(state: CustomerState, rules: StateRules) -> int:
+    """Negative interactions within the signal window before the customer's latest event."""
+    if state.last_event_at is None:
+        return 0
+    horizon = state.last_event_at - timedelta(hours=rules.signal_window_hours)
+    return sum(1 for at in state.negative_signals if at >= horizon)
+
+
+def low_score_reasons(state: CustomerState, rules: StateRules) -> list[str]:
+    """Why the customer's recent experience is low (empty: not low)."""
+    reasons = []
+    limits = {"nps": rules.nps_low_max, "csat": rules.csat_low_max, "ces": rules.ces_low_max}
+    for survey, record in sorted(state.last_scores.items()):
+        recent = state.last_event_at is None or (
+            state.last_event_at - record.at <= timedelta(days=rules.score_recency_days))
+        if recent and record.score <= limits[survey]:
+            reasons.append(f"latest {survey.upper()} {record.score} ≤ {limits[survey]}")
+    signals = negative_signal_count(state, rules)
+    if signals >= rules.at_risk_negative_signals:
+        reasons.append(f"{signals} negative interactions in {rules.signal_window_hours:g} h")
+    return reasons
+
+
+def quadrant(state: CustomerState, high_value: bool | None,
+             rules: StateRules) -> Quadrant | None:
+    """Score against revenue; None until the customer's value and experience are known."""
+    has_evidence = bool(state.last_scores or state.recent_interactions)
+    if high_value is None or not has_evidence:
+        return None
+    low = bool(low_score_reasons(state, rules))
+    if high_value:
+        return "at-risk" if low else "exemplary"
+    return "dangling" if low else "growth"
+
+
+def _newest(records: tuple, kept: int) -> tuple:  # type: ignore[type-arg]
+    return tuple(sorted(records, key=lambda record: record.at)[-kept:])
+
+
+def _later(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate > current else current

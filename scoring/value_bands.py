@@ -1,0 +1,71 @@
+"""High-value customers: the top share by value, estimated from log-spaced histograms.
+
+Why a histogram and not exact ranks: the estimate must be merged across partitions owned
+by different workers, and a histogram merges by adding counts. Buckets grow by 1 % (value
+v >= 1 goes to bucket floor(log(v) / log(1.01)) + 1; values below 1 to bucket 0), so the
+estimated threshold is the lower edge of the bucket that holds the exact quantile: never
+above the exact value and less than 1 % below it. Customers in that bucket just under the
+exact quantile may be classed high-value; none above it is missed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+GROWTH = 1.01
+_LOG_GROWTH = math.log(GROWTH)
+
+Histogram = dict[int, int]
+
+
+def bucket_of(value: float) -> int:
+    """The histogram bucket of a value >= 0."""
+    if value < 1:
+        return 0
+    bucket = int(math.log(value) / _LOG_GROWTH) + 1
+    # guard against floating error at exact bucket edges
+    if lower_edge(bucket) > value:
+        bucket -= 1
+    elif lower_edge(bucket + 1) <= value:
+        bucket += 1
+    return bucket
+
+
+def lower_edge(bucket: int) -> float:
+    """Smallest value of a bucket."""
+    return 0.0 if bucket <= 0 else GROWTH ** (bucket - 1)
+
+
+def histogram_of(values: Iterable[float]) -> Histogram:
+    counts: Histogram = {}
+    for value in values:
+        bucket = bucket_of(value)
+        counts[bucket] = counts.get(bucket, 0) + 1
+    return counts
+
+
+def merge(histograms: Iterable[Histogram]) -> Histogram:
+    merged: Histogram = {}
+    for histogram in histograms:
+        for bucket, count in histogram.items():
+            merged[int(bucket)] = merged.get(int(bucket), 0) + count
+    return merged
+
+
+def top_share_threshold(histogram: Histogram, top_share: float) -> float | None:
+    """The value at or above which a customer is in the top ``top_share`` (None if empty).
+
+    The exact threshold is the value of the ceil(top_share * n)-th largest customer; this
+    returns the lower edge of its bucket.
+    """
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    wanted = max(1, math.ceil(top_share * total))
+    seen = 0
+    for bucket in sorted(histogram, reverse=True):
+        seen += histogram[bucket]
+        if seen >= wanted:
+            return lower_edge(bucket)
+    return 0.0  # pragma: no cover - the loop always reaches `wanted`
