@@ -204,6 +204,117 @@ def deadletter_show(limit: Annotated[int, typer.Option(help="Most recent N")] = 
     console.print(table)
 
 
+# -- queries -------------------------------------------------------------------------------
+
+UrlOption = Annotated[str | None, typer.Option(
+    help="A worker's base URL (default: this machine's CXSTREAM_WEB_HOST:CXSTREAM_WEB_PORT)")]
+
+
+def _api_get(settings: Settings, url: str | None, path: str,
+             params: dict[str, str] | None = None) -> Any:
+    import httpx
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    base = url or f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        response = httpx.get(base + path, params=params, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach a worker at {base}: {exc}") from exc
+    if response.status_code != 200:
+        raise _fail(f"{response.status_code}: {response.json().get('error', response.text)}")
+    return response.json()
+
+
+@app.command()
+def customer(
+    customer_id: Annotated[str, typer.Argument(help="The customer_id")],
+    url: UrlOption = None,
+) -> None:
+    """Show a customer's state: profile, value band, quadrant, scores, interactions."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit()
+    path = f"/api/customers/{quote(customer_id, safe='')}"
+    console.print_json(data=_api_get(settings, url, path))
+
+
+@app.command()
+def scores(
+    dimension: Annotated[str, typer.Argument(help="segment, channel or touchpoint")],
+    key: Annotated[str | None, typer.Argument(help="One group; omit to rank all groups")] = None,
+    window: Annotated[str, typer.Option(help="hour, day or the long window, e.g. 7d")] = "day",
+    metric: Annotated[str, typer.Option(help="nps, csat or ces (ranking)")] = "nps",
+    min_n: Annotated[int, typer.Option(help="Leave out groups with fewer answers")] = 1,
+    at: Annotated[str | None, typer.Option(help="ISO time with offset (default: now)")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Scores of one group (current and previous windows), or groups ranked by a metric."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit()
+    params = {"window": window, "metric": metric, "min_n": str(min_n)}
+    if at:
+        params["at"] = at
+    if key is not None:
+        report = _api_get(settings, url, f"/api/scores/{dimension}/{quote(key, safe='')}",
+                          {"at": at} if at else None)
+        _print_group(report)
+        return
+    ranked = _api_get(settings, url, f"/api/scores/{dimension}", params)
+    table = Table("rank", dimension, metric.upper(), "n", "± (95 %)",
+                  title=f"{dimension} by {metric.upper()}, {window} from {ranked['start']}")
+    for rank, row in enumerate(ranked["groups"], 1):
+        table.add_row(str(rank), row["key"], f"{row['score']:g}", str(row["n"]),
+                      "" if row["margin_of_error"] is None else f"{row['margin_of_error']:g}")
+    console.print(table)
+
+
+def _print_group(report: dict[str, Any]) -> None:
+    table = Table("window", "start", "NPS (n, ±)", "CSAT % (n, ±)", "CES mean (n, ±)",
+                  title=f"{report['dimension']} {report['key']}")
+    for name, pair in report["windows"].items():
+        for which in ("current", "previous"):
+            row = pair[which]
+            table.add_row(f"{name} {which}", row["start"],
+                          *(_cell(row[metric]) for metric in ("nps", "csat", "ces")))
+    console.print(table)
+
+
+def _cell(score: dict[str, Any] | None) -> str:
+    if score is None:
+        return "-"
+    margin = score["margin_of_error"]
+    return f"{score['score']:g} ({score['n']}, ±{'?' if margin is None else f'{margin:g}'})"
+
+
+@app.command()
+def recompute(
+    compare: Annotated[bool, typer.Option(help="Compare with the running workers' tallies")]
+    = True,
+    url: UrlOption = None,
+) -> None:
+    """Recompute every group tally from the input topics (no Faust) and compare.
+
+    Exit 0 when the stream and the batch agree exactly, 1 with the differences otherwise.
+    """
+    from cxstream.consistency import batch_tallies, differences, stream_tallies
+
+    settings = settings_or_exit()
+    expected = batch_tallies(settings)
+    if not compare:
+        console.print_json(data=[[*slot, tally.model_dump()] for slot, tally in
+                                 sorted(expected.items())])
+        return
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    actual = stream_tallies(url or f"http://{settings.web_host}:{settings.web_port}", token)
+    found = differences(expected, actual)
+    if found:
+        console.print_json(data=found)
+        raise _fail(f"{len(found)} of {len(set(expected) | set(actual))} group windows differ")
+    console.print(f"stream and batch agree on all {len(expected)} group windows")
+
+
 @app.command()
 def demo(
     keep_broker: Annotated[bool, typer.Option(help="Leave the local broker running")] = True,

@@ -23,6 +23,7 @@ class Record:
     partition: int = -1
     offset: int = -1
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: float = 0.0  # record timestamp, epoch seconds
 
 
 async def produce(settings: Settings, records: Iterable[Record]) -> int:
@@ -62,7 +63,7 @@ async def read_topic(settings: Settings, topic: str, timeout_seconds: float = 30
                 for tp, messages in batches.items():
                     records.extend(
                         Record(tp.topic, m.key, m.value, tp.partition, m.offset,
-                               tuple(m.headers or ()))
+                               tuple(m.headers or ()), m.timestamp / 1000)
                         for m in messages if m.offset < end[tp]
                     )
         return records

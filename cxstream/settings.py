@@ -9,6 +9,7 @@ one line per mistake that names the variable.
 from __future__ import annotations
 
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from scoring.conventions import Conventions
+from scoring.customer import StateRules
+from scoring.fold import FoldRules
+from scoring.windows import window_specs
 
 ENV_PREFIX = "CXSTREAM_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
@@ -28,8 +34,12 @@ class SettingsError(ValueError):
     """Raised when the configuration is invalid; the message names every bad setting."""
 
 
-class Settings(BaseSettings):
-    """Everything a worker, the CLI and the local broker need to know."""
+class Settings(BaseSettings, Conventions, StateRules):
+    """Everything a worker, the CLI and the local broker need to know.
+
+    The score conventions (``Conventions``) and the customer-state rules (``StateRules``)
+    are settings too: their fields are inherited here.
+    """
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid")
 
@@ -62,6 +72,22 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+    #: host name other workers use to reach this one (default: web_host, or the machine's
+    #: name when web_host is 0.0.0.0)
+    web_advertised_host: str | None = None
+    #: bearer token required by the HTTP API (customer data); unset: the API answers 401
+    api_token: SecretStr | None = None
+
+    # Windows and event time
+    long_window_days: int = Field(default=7, ge=2, le=366)
+    allowed_lateness_seconds: float = Field(default=86_400, ge=0)
+    max_clock_skew_seconds: float = Field(default=300, ge=0)
+
+    # High-value band
+    high_value_share: float = Field(default=0.2, gt=0, lt=1)
+    high_value_scope: Literal["segment", "overall"] = "segment"
+    high_value_threshold: float | None = Field(default=None, ge=0)
+    value_band_refresh_seconds: float = Field(default=30, gt=0)
 
     # Local broker started by `cxstream broker start` (development, tests, demo)
     kafka_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
@@ -130,6 +156,25 @@ class Settings(BaseSettings):
         """The contract's input topics: interactions, feedback, customers."""
         return (self.topic_interactions, self.topic_feedback, self.topic_customers)
 
+    def fold_rules(self) -> FoldRules:
+        """The rules the stream fold (and the batch recomputation) apply."""
+        return FoldRules(
+            state=StateRules(**{name: getattr(self, name) for name in StateRules.model_fields}),
+            conventions=Conventions(**{name: getattr(self, name)
+                                       for name in Conventions.model_fields}),
+            windows=window_specs(self.long_window_days),
+            allowed_lateness_seconds=self.allowed_lateness_seconds,
+            max_clock_skew_seconds=self.max_clock_skew_seconds,
+        )
+
+    @property
+    def canonical_url(self) -> str:
+        """URL other workers use to reach this worker's HTTP endpoint."""
+        host = self.web_advertised_host or self.web_host
+        if host in {"0.0.0.0", "::"}:
+            host = socket.gethostname()
+        return f"http://{host}:{self.web_port}"
+
     @property
     def uses_local_broker(self) -> bool:
         """True when the bootstrap address is this machine's loopback."""
@@ -196,6 +241,9 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
 
 def _describe(error: Any) -> str:
     location = ".".join(str(part) for part in error["loc"])
-    name = f"{ENV_PREFIX}{location.upper()}" if location else "settings"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{name}: {message}"
+    if location:
+        return f"{ENV_PREFIX}{location.upper()}: {message}"
+    # a rule across settings: name each setting it mentions by its variable
+    fields = "|".join(sorted(Settings.model_fields, key=len, reverse=True))
+    return re.sub(rf"\b({fields})\b", lambda m: ENV_PREFIX + m.group(1).upper(), message)

@@ -69,3 +69,34 @@ def top_share_threshold(histogram: Histogram, top_share: float) -> float | None:
         if seen >= wanted:
             return lower_edge(bucket)
     return 0.0  # pragma: no cover - the loop always reaches `wanted`
+
+
+class ValueBands:
+    """Thresholds of the high-value band, overall and per segment."""
+
+    def __init__(self, histograms: dict[str, Histogram], top_share: float,
+                 scope: str = "segment", fixed_threshold: float | None = None) -> None:
+        #: histograms per segment; the overall one is their sum
+        self.by_segment = {segment: top_share_threshold(h, top_share)
+                           for segment, h in histograms.items()}
+        self.overall = top_share_threshold(merge(histograms.values()), top_share)
+        self.customers = sum(sum(h.values()) for h in histograms.values())
+        self.top_share = top_share
+        self.scope = scope
+        self.fixed_threshold = fixed_threshold
+
+    def flags(self, segment: str, value: float) -> dict[str, bool | None]:
+        """Whether a customer is high-value overall, within the segment, and as configured."""
+        overall = None if self.overall is None else value >= self.overall
+        threshold = self.by_segment.get(segment)
+        in_segment = None if threshold is None else value >= threshold
+        if self.fixed_threshold is not None:
+            chosen: bool | None = value >= self.fixed_threshold
+        else:
+            chosen = in_segment if self.scope == "segment" else overall
+        return {"overall": overall, "in_segment": in_segment, "high_value": chosen}
+
+    def describe(self) -> dict[str, object]:
+        return {"top_share": self.top_share, "scope": self.scope,
+                "fixed_threshold": self.fixed_threshold, "customers": self.customers,
+                "overall_threshold": self.overall, "segment_thresholds": self.by_segment}

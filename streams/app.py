@@ -13,10 +13,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from cxstream.kafka.clients import faust_credentials
 from cxstream.settings import Settings
+from schemas.parsing import InputKind
+from streams.api import register_api
+from streams.bands import BandsHolder
+from streams.cluster import Cluster
 from streams.deadletter import DeadLetter
 from streams.ingest import Ingest
 from streams.metrics import WorkerMetrics
-from streams.parsing import InputKind
+from streams.state import StateWriter
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +44,21 @@ def check_faust_environment(environ: Mapping[str, str]) -> None:
         )
 
 
-def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
-    """Create the worker's Faust app with its agents and views."""
+def build_app(settings: Settings, partition_count: int | None = None,
+              registry: CollectorRegistry | None = None) -> faust.App:
+    """Create the worker's Faust app with its tables, agents and views.
+
+    ``partition_count`` is that of the input topics (tables' changelogs must match it).
+    """
     check_faust_environment(os.environ)
+    partitions = partition_count or settings.partitions
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir),
-        topic_partitions=settings.partitions,
+        topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -58,17 +67,38 @@ def build_app(settings: Settings, registry: CollectorRegistry | None = None) -> 
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.canonical_url,
+        # Standbys would double the changelog reads on two cores; a worker that takes over
+        # a partition restores it from the changelog instead.
+        table_standby_replicas=0,
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
     )
     metrics = WorkerMetrics(registry or CollectorRegistry())
-    _register_ingest(app, settings, metrics)
-    _register_views(app, metrics)
+    rules = settings.fold_rules()
+    # bytes keys use the raw codec, so a customer key routes like the producers' keys
+    customers = app.Table("customer_to_state", partitions=partitions, key_type=bytes)
+    partials = app.Table("group_partials", partitions=partitions, key_type=bytes)
+    writer = StateWriter(customers, partials, rules, metrics)
+    _register_ingest(app, settings, metrics, writer)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    cluster = Cluster(app, settings.topic_feedback, partitions, customers, partials,
+                      settings.canonical_url, token)
+    bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
+                        settings.high_value_threshold)
+
+    @app.timer(settings.value_band_refresh_seconds)
+    async def refresh_value_bands() -> None:
+        await bands.refresh(cluster)
+
+    register_api(app, customers, cluster, bands, rules, token)
+    _register_metrics_view(app, metrics)
     return app
 
 
-def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
+def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
+                     writer: StateWriter) -> None:
     input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
     deadletter_topic = app.topic(
         settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
@@ -88,6 +118,7 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics)
         max_event_bytes=settings.max_event_bytes,
         metrics=metrics,
         send_deadletter=send_deadletter,
+        handle_batch=writer.handle,
     )
 
     # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
@@ -98,7 +129,7 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics)
             await ingest.process(events)
 
 
-def _register_views(app: faust.App, metrics: WorkerMetrics) -> None:
+def _register_metrics_view(app: faust.App, metrics: WorkerMetrics) -> None:
     @app.page("/metrics")
     async def serve_metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(metrics.registry),

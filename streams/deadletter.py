@@ -6,7 +6,7 @@ message came from travel in Kafka headers (all values UTF-8 strings):
 | header | meaning |
 |---|---|
 | ``cx.source.topic`` / ``cx.source.partition`` / ``cx.source.offset`` | where it was read |
-| ``cx.error.class`` | one of ``streams.parsing.ErrorClass`` |
+| ``cx.error.class`` | one of ``schemas.parsing.ErrorClass`` |
 | ``cx.error.reason`` | a readable sentence |
 | ``cx.failed_at`` | when it was refused (ISO 8601, UTC) |
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from streams.parsing import Rejection
+from schemas.parsing import Rejection
 
 HEADER_PREFIX = "cx."
 

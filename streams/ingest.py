@@ -18,9 +18,9 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from schemas.events import InputEvent
+from schemas.parsing import InputKind, Rejection, parse_input
 from streams.deadletter import DeadLetter, SourcePosition, build_deadletter
 from streams.metrics import WorkerMetrics
-from streams.parsing import InputKind, Rejection, parse_input
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,13 @@ class WorkerMetrics:
             "Input messages sent to the dead-letter topic, by error class.",
             ["topic", "reason"], registry=registry,
         )
+        self.events_folded = Counter(
+            "cxstream_events_folded_total",
+            "Accepted inputs by what the fold did: applied, duplicate (same event_id "
+            "resent), replayed (redelivered after a restart), late (kept in customer "
+            "state, left out of group windows).",
+            ["kind", "outcome"], registry=registry,
+        )
         self.deadletter_send_retries = Counter(
             "cxstream_deadletter_send_retries_total",
             "Failed attempts to write a dead-letter record (retried until delivered).",

@@ -24,7 +24,7 @@ def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM or SIGINT (then it commits and stops cleanly)."""
     try:
         check_faust_environment(os.environ)
-        asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
+        counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
     except (FaustEnvironmentError, TopicLayoutError) as exc:
         raise WorkerStartError(str(exc)) from exc
     except (KafkaError, OSError, TimeoutError) as exc:
@@ -33,5 +33,5 @@ def run_worker(settings: Settings) -> None:
         ) from exc
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(settings)
+    app = build_app(settings, partition_count=counts[settings.topic_feedback])
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.parsing import ErrorClass, Rejection
 from streams.deadletter import SourcePosition, build_deadletter, read_headers
-from streams.parsing import ErrorClass, Rejection
 
 FAILED_AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from schemas.parsing import ErrorClass, InputKind, Rejection
 from streams.deadletter import DeadLetter, read_headers
 from streams.ingest import Accepted, Ingest
 from streams.metrics import WorkerMetrics
-from streams.parsing import ErrorClass, InputKind, Rejection
 from tests.support import feedback, profile, to_bytes
 
 TOPICS = {"fb": InputKind.FEEDBACK, "cu": InputKind.CUSTOMER}

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.events import Feedback, Interaction
-from streams.parsing import ErrorClass, InputKind, Rejection, parse_input
+from schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
 from tests.support import feedback, interaction, to_bytes
 
 LIMIT = 65_536

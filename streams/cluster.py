@@ -1,0 +1,108 @@
+"""Answers that need every partition: each worker adds up the partitions it owns, and the
+worker asked gathers the other workers' shares over HTTP.
+
+Shape: {"partitions": [owned partition numbers], ...data summed over them} per worker;
+the union must cover every partition exactly once, else the answer is incomplete (a
+rebalance is under way) and the caller says so (HTTP 503) rather than answer wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from scoring.fold import is_watermark_key, parse_partial_key
+from scoring.value_bands import Histogram, bucket_of
+
+log = logging.getLogger(__name__)
+
+
+class ClusterIncomplete(RuntimeError):
+    """Some partitions have no active owner right now."""
+
+
+class Cluster:
+    """This worker's view of partition ownership and the other workers' addresses."""
+
+    def __init__(self, app: Any, source_topic: str, partition_count: int,
+                 customers: Any, partials: Any, own_url: str, token: str | None) -> None:
+        self.app = app
+        self.source_topic = source_topic
+        self.partition_count = partition_count
+        self.customers = customers
+        self.partials = partials
+        self.own_url = own_url.rstrip("/")
+        self.token = token
+
+    def active_partitions(self) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives()
+                if tp.topic == self.source_topic}
+
+    def worker_urls(self) -> list[str]:
+        metadata = self.app.router.table_metadata(self.partials.name)
+        urls = {str(url).rstrip("/") for url, topics in metadata.items()
+                if any(topics.values())}
+        return sorted(urls | {self.own_url})
+
+    # -- local shares ------------------------------------------------------------------
+
+    def local_partials(self, dimension: str, slices: set[tuple[str, int]] | None,
+                       key: str | None) -> dict[str, Any]:
+        """Rows (window, start, key, tally) of ``dimension`` in ``slices`` (None: all) of the
+        partitions this worker owns."""
+        owned = self.active_partitions()
+        rows = []
+        for raw_key, value in list(self.partials.items()):
+            text = raw_key.decode()
+            if is_watermark_key(text):
+                continue
+            partition, row_dimension, window, start, group = parse_partial_key(text)
+            if (partition in owned and row_dimension == dimension
+                    and (slices is None or (window, start) in slices)
+                    and (key is None or group == key)):
+                rows.append([window, start, group, value["tally"]])
+        return {"partitions": sorted(owned), "rows": rows}
+
+    def local_value_histograms(self) -> dict[str, Any]:
+        """Value histograms per segment of the customers in owned partitions."""
+        owned = self.active_partitions()
+        histograms: dict[str, Histogram] = {}
+        for value in list(self.customers.values()):
+            profile = value["s"].get("profile") if value["p"] in owned else None
+            if profile:
+                counts = histograms.setdefault(profile["segment"], {})
+                bucket = bucket_of(profile["value"])
+                counts[bucket] = counts.get(bucket, 0) + 1
+        return {"partitions": sorted(owned), "segments": histograms}
+
+    # -- gathering -----------------------------------------------------------------------
+
+    async def gather(self, path: str, params: dict[str, str],
+                     local: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every worker's share (this one's computed locally); raise if any is missing."""
+        urls = [url for url in self.worker_urls() if url != self.own_url]
+        shares = [local()]
+        if urls:
+            shares += await asyncio.gather(*(self._fetch(url + path, params) for url in urls))
+        seen: list[int] = [p for share in shares for p in share["partitions"]]
+        if sorted(seen) != list(range(self.partition_count)):
+            raise ClusterIncomplete(
+                f"partitions owned: {sorted(seen)} of {self.partition_count}; "
+                "a rebalance is under way, retry shortly")
+        return shares
+
+    async def _fetch(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.get(url, params=params, headers=headers)
+                response.raise_for_status()
+                share: dict[str, Any] = response.json()
+                return share
+        except httpx.HTTPError as exc:
+            log.warning("worker %s did not answer: %r", url, exc)
+            return {"partitions": []}

@@ -1,0 +1,139 @@
+"""Wire the scoring fold to Faust tables: one read and one write per key per batch.
+
+Tables (all changelogged to Kafka, partitioned like the input topics):
+- ``customer_to_state``: customer_id (bytes) -> {"p": partition, "s": CustomerState}; the
+  partition lets a worker skip data of partitions it no longer owns (the memory store
+  keeps them after a rebalance)
+- ``group_partials``: "<partition>|<dimension>|<window>|<start>|<key>" -> PartialTally, and
+  "<partition>|~watermark" -> Watermark; each partition keeps its own share of every
+  group tally (two-phase aggregation: no repartition per event; queries add the shares).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from faust.streams import _current_event  # Faust only sets it while iterating a stream
+
+from schemas.parsing import ErrorClass, Rejection
+from scoring.customer import CustomerState
+from scoring.fold import (
+    FoldResult,
+    FoldRules,
+    PartialTally,
+    SourcedEvent,
+    expired_partial_keys,
+    fold_batch,
+    watermark_key,
+)
+from scoring.windows import Watermark
+from streams.ingest import Accepted
+from streams.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+EXPIRY_INTERVAL_SECONDS = 60.0
+
+
+@contextlib.contextmanager
+def writing_for(event: Any) -> Iterator[None]:
+    """Make ``event`` the current one, so table writes go to its changelog partition.
+
+    ``take_events`` hands over a batch after iteration, when Faust no longer has a current
+    event; Faust has no public way to name the partition of a table write.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class StateWriter:
+    """Folds accepted inputs into the tables, partition by partition."""
+
+    def __init__(self, customers: Any, partials: Any, rules: FoldRules,
+                 metrics: WorkerMetrics) -> None:
+        self.customers = customers
+        self.partials = partials
+        self.rules = rules
+        self.metrics = metrics
+        self._last_expiry: dict[int, float] = {}
+
+    async def handle(self, accepted: Sequence[Accepted]) -> list[tuple[Accepted, Rejection]]:
+        """BatchHandler for Ingest: returns the inputs that could not be folded."""
+        failures: list[tuple[Accepted, Rejection]] = []
+        for partition, items in _by_partition(accepted).items():
+            with writing_for(items[-1].source):
+                failures += self._fold_partition(partition, items)
+                self._maybe_expire(partition)
+        return failures
+
+    def _fold_partition(self, partition: int,
+                        items: list[Accepted]) -> list[tuple[Accepted, Rejection]]:
+        try:
+            self._write(partition, self._fold(partition, items))
+            return []
+        except Exception:
+            log.exception("folding a batch of partition %d failed; retrying one by one",
+                          partition)
+        failures = []
+        for item in items:  # isolate the input that breaks the fold
+            try:
+                self._write(partition, self._fold(partition, [item]))
+            except Exception as exc:
+                failures.append((item, Rejection(ErrorClass.INTERNAL,
+                                                 f"{type(exc).__name__}: {exc}"[:1000])))
+        return failures
+
+    def _fold(self, partition: int, items: list[Accepted]) -> FoldResult:
+        sourced = [SourcedEvent(item.event, item.source.message.offset,
+                                item.source.message.timestamp) for item in items]
+        return fold_batch(partition, sourced, self._load_state, self._load_partial,
+                          self._load_watermark(partition), self.rules)
+
+    def _write(self, partition: int, result: FoldResult) -> None:
+        # Order matters within the partials changelog: tallies before the watermark.
+        for key, partial in result.partials.items():
+            self.partials[key.encode()] = partial.model_dump(mode="json")
+        self.partials[watermark_key(partition).encode()] = result.watermark.model_dump()
+        for customer_id, state in result.states.items():
+            self.customers[customer_id.encode()] = {"p": partition,
+                                                    "s": state.model_dump(mode="json")}
+        for (kind, outcome), count in result.outcomes.items():
+            self.metrics.events_folded.labels(kind, outcome).inc(count)
+
+    def _maybe_expire(self, partition: int) -> None:
+        now = time.monotonic()
+        if now - self._last_expiry.get(partition, 0.0) < EXPIRY_INTERVAL_SECONDS:
+            return
+        self._last_expiry[partition] = now
+        watermark = self._load_watermark(partition)
+        prefix = f"{partition}|".encode()
+        keys = [key.decode() for key in list(self.partials.keys()) if key.startswith(prefix)]
+        for key in expired_partial_keys(keys, watermark, self.rules.windows):
+            del self.partials[key.encode()]
+
+    def _load_state(self, customer_id: str) -> CustomerState | None:
+        raw = self.customers.get(customer_id.encode())
+        return None if raw is None else CustomerState.model_validate(raw["s"])
+
+    def _load_partial(self, key: str) -> PartialTally | None:
+        raw = self.partials.get(key.encode())
+        return None if raw is None else PartialTally.model_validate(raw)
+
+    def _load_watermark(self, partition: int) -> Watermark:
+        raw = self.partials.get(watermark_key(partition).encode())
+        return Watermark() if raw is None else Watermark.model_validate(raw)
+
+
+def _by_partition(accepted: Sequence[Accepted]) -> dict[int, list[Accepted]]:
+    groups: dict[int, list[Accepted]] = {}
+    for item in accepted:
+        groups.setdefault(item.source.message.partition, []).append(item)
+    return groups
