@@ -154,10 +154,11 @@ def _fold_feedback(partition: int, item: SourcedEvent, event: Feedback, state: C
     segment = state.profile.segment if state.profile else None
     changes, counted_after = contributions(event, segment, counted_before, rules.windows,
                                            rules.conventions)
+    already_in: dict[str, bool] = {}  # decided once per key: an answer may touch it twice
     for change in changes:
         key = partial_key(partition, change.dimension, change.window, change.start, change.key)
         partial = result.partials.get(key) or load_partial(key) or PartialTally()
-        if item.offset <= partial.offset:
+        if already_in.setdefault(key, item.offset <= partial.offset):
             continue  # already in this tally (replay after a crash)
         tally = partial.tally.record(change.survey, change.score, rules.conventions, change.sign)
         result.partials[key] = PartialTally(tally=tally, offset=item.offset)

@@ -1,0 +1,141 @@
+"""fold_batch: duplicates, replays, lateness, segments and windows, without Faust."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.events import CustomerProfile, Feedback, Interaction
+from scoring.conventions import Conventions
+from scoring.customer import CustomerState, StateRules
+from scoring.fold import (
+    FoldResult,
+    FoldRules,
+    PartialTally,
+    SourcedEvent,
+    expired_partial_keys,
+    fold_batch,
+    partial_key,
+    watermark_key,
+)
+from scoring.windows import Watermark, window_specs, window_start
+from tests.support import feedback, interaction, profile
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+RULES = FoldRules(state=StateRules(), conventions=Conventions(), windows=window_specs(7),
+                  allowed_lateness_seconds=3_600, max_clock_skew_seconds=300)
+
+
+class Store:
+    """Tables as dicts; applies results the way the agent writes them."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, CustomerState] = {}
+        self.partials: dict[str, PartialTally] = {}
+        self.watermark = Watermark()
+
+    def fold(self, items: list[SourcedEvent], rules: FoldRules = RULES) -> FoldResult:
+        result = fold_batch(0, items, self.states.get, self.partials.get, self.watermark, rules)
+        self.partials.update(result.partials)
+        self.states.update(result.states)
+        self.watermark = result.watermark
+        return result
+
+    def day_tally(self, dimension: str, key: str, minutes: float = 0) -> Any:
+        start = window_start((T0 + timedelta(minutes=minutes)).timestamp(), 86_400)
+        partial = self.partials.get(partial_key(0, dimension, "day", start, key))
+        return None if partial is None else partial.tally
+
+
+def answer(offset: int, minutes: float = 0, **overrides: Any) -> SourcedEvent:
+    at = T0 + timedelta(minutes=minutes)
+    event = Feedback.model_validate(feedback(occurred_at=at.isoformat(), **overrides))
+    return SourcedEvent(event, offset, at.timestamp() + 1)
+
+
+def test_answers_count_in_segment_channel_and_touchpoint_of_every_window() -> None:
+    store = Store()
+    profile_event = CustomerProfile.model_validate(profile(segment="enterprise",
+                                                           updated_at=T0.isoformat()))
+    store.fold([SourcedEvent(profile_event, 0, T0.timestamp()),
+                answer(0, score=10), answer(1, event_id="f-2", score=3)])
+    tally = store.day_tally("segment", "enterprise")
+    assert (tally.promoters, tally.detractors) == (1, 1)
+    assert store.day_tally("channel", "web").nps_n == 2
+    assert store.day_tally("touchpoint", "checkout").nps_n == 2
+    assert len(store.partials) == 3 * 3  # 3 dimensions x 3 window sizes
+
+
+def test_answers_before_any_profile_count_under_unknown() -> None:
+    store = Store()
+    store.fold([answer(0)])
+    assert store.day_tally("segment", "unknown").nps_n == 1
+
+
+def test_a_resent_event_id_changes_nothing() -> None:
+    store = Store()
+    store.fold([answer(0, score=2)])
+    before = (dict(store.partials), dict(store.states))
+    result = store.fold([answer(7, score=2)])  # same event_id, new offset
+    assert result.outcomes["feedback", "duplicate"] == 1
+    assert (store.partials, store.states) == before
+
+
+def test_a_replay_after_a_crash_counts_once_even_if_only_some_writes_landed() -> None:
+    store = Store()
+    store.fold([answer(0, score=2)])
+    tallies_after_first = dict(store.partials)
+    store.fold([answer(1, event_id="f-2", score=9)])
+    complete = dict(store.partials)
+    # crash: the customer state of offset 1 landed, its tallies did not; both are redelivered
+    store.partials = tallies_after_first
+    result = store.fold([answer(0, score=2), answer(1, event_id="f-2", score=9)])
+    assert result.outcomes["feedback", "replayed"] == 2
+    assert store.partials == complete
+
+
+def test_late_answers_update_the_customer_but_not_the_windows() -> None:
+    store = Store()
+    store.fold([answer(0, minutes=180, event_id="new", score=10)])
+    result = store.fold([answer(1, minutes=0, event_id="old", score=0)])  # 3 h late > 1 h
+    assert result.outcomes["feedback", "late"] == 1
+    assert store.day_tally("segment", "unknown").nps_n == 1
+    assert [r.event_id for r in store.states["c-1"].recent_scores] == ["old", "new"]
+
+
+def test_answers_within_the_allowed_lateness_still_count() -> None:
+    store = Store()
+    store.fold([answer(0, minutes=59, event_id="a"), answer(1, minutes=0, event_id="b")])
+    assert store.day_tally("segment", "unknown").nps_n == 2
+
+
+def test_latest_per_customer_counts_one_answer_per_customer_and_window() -> None:
+    rules = RULES.model_copy(update={"conventions": Conventions(
+        score_basis="latest_per_customer")})
+    store = Store()
+    store.fold([answer(0, minutes=0, event_id="a", score=2),
+                answer(1, minutes=10, event_id="b", score=10),
+                answer(2, minutes=5, event_id="c", score=0)], rules)  # older than b
+    tally = store.day_tally("segment", "unknown")
+    assert (tally.promoters, tally.detractors) == (1, 0)
+
+
+def test_interactions_update_state_and_never_the_tallies() -> None:
+    store = Store()
+    event = Interaction.model_validate(interaction(occurred_at=T0.isoformat(),
+                                                   outcome="failure"))
+    result = store.fold([SourcedEvent(event, 0, T0.timestamp())])
+    assert result.outcomes["interaction", "applied"] == 1
+    assert store.partials == {}
+    assert store.states["c-1"].recent_interactions[0].negative
+
+
+def test_watermark_advances_and_old_windows_expire() -> None:
+    store = Store()
+    store.fold([answer(0, minutes=0, event_id="a")])
+    store.fold([answer(1, minutes=60 * 24 * 70, event_id="b")])  # 70 days later
+    expired = expired_partial_keys(list(store.partials), store.watermark, RULES.windows)
+    assert expired and all("|hour|" in k or "|day|" in k or "|7d|" in k for k in expired)
+    assert watermark_key(0) not in expired
+    assert not any(str(window_start((T0 + timedelta(days=70)).timestamp(), 3_600)) in k
+                   for k in expired)

@@ -1,0 +1,72 @@
+"""The high-value band: histogram buckets and the top-share threshold's error bound."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scoring.value_bands import (
+    GROWTH,
+    ValueBands,
+    bucket_of,
+    histogram_of,
+    lower_edge,
+    merge,
+    top_share_threshold,
+)
+
+
+@given(st.floats(0, 1e12))
+def test_every_value_lies_in_its_bucket(value: float) -> None:
+    bucket = bucket_of(value)
+    assert lower_edge(bucket) <= value
+    if bucket > 0:
+        assert value < lower_edge(bucket + 1)
+
+
+def exact_threshold(values: list[float], share: float) -> float:
+    return sorted(values, reverse=True)[max(1, math.ceil(share * len(values))) - 1]
+
+
+@given(st.lists(st.floats(0, 1e9), min_size=1, max_size=400),
+       st.sampled_from([0.05, 0.2, 0.5]))
+def test_threshold_is_never_above_the_exact_one_and_less_than_1_percent_below(
+    values: list[float], share: float
+) -> None:
+    estimate = top_share_threshold(histogram_of(values), share)
+    exact = exact_threshold(values, share)
+    assert estimate is not None
+    assert estimate <= exact
+    if exact >= 1:
+        assert estimate > exact / GROWTH
+    # nobody at or above the exact threshold is missed
+    assert all(value >= estimate for value in values if value >= exact)
+
+
+def test_top_20_percent_of_a_long_tail() -> None:
+    values = [10.0] * 80 + [1_000.0] * 15 + [100_000.0] * 5
+    assert top_share_threshold(histogram_of(values), 0.2) == pytest.approx(1_000, rel=0.01)
+
+
+def test_empty_histogram_has_no_threshold() -> None:
+    assert top_share_threshold({}, 0.2) is None
+
+
+def test_merging_histograms_adds_counts_including_json_string_buckets() -> None:
+    assert merge([{1: 2}, {"1": 3, "5": 1}]) == {1: 5, 5: 1}  # type: ignore[dict-item]
+
+
+def test_bands_flag_overall_and_in_segment_and_a_fixed_threshold_wins() -> None:
+    histograms = {"smb": histogram_of([10, 20, 30, 40, 50]),
+                  "enterprise": histogram_of([1_000, 2_000, 3_000, 4_000, 5_000])}
+    bands = ValueBands(histograms, 0.2)
+    assert bands.flags("smb", 50) == {"overall": False, "in_segment": True, "high_value": True}
+    assert bands.flags("enterprise", 4_500)["overall"] is True
+    overall = ValueBands(histograms, 0.2, scope="overall")
+    assert overall.flags("smb", 50)["high_value"] is False
+    fixed = ValueBands(histograms, 0.2, fixed_threshold=25)
+    assert fixed.flags("smb", 30)["high_value"] is True
+    assert ValueBands({}, 0.2).flags("smb", 1)["high_value"] is None
