@@ -25,7 +25,7 @@ class StateRules(BaseModel):
 
     recent_interactions_kept: int = Field(default=20, ge=1, le=1000)
     recent_scores_kept: int = Field(default=20, ge=1, le=1000)
-    seen_event_ids_kept: int = Field(default=500, ge=10, le=100_000)
+    seen_event_ids_kept: int = Field(default=100, ge=10, le=100_000)
     negative_signals_kept: int = Field(default=100, ge=1, le=10_000)
     long_wait_seconds: float = Field(default=600, gt=0)
     negative_sentiment_max: float = Field(default=-0.3, ge=-1, le=1)

@@ -100,3 +100,50 @@ class ValueBands:
         return {"top_share": self.top_share, "scope": self.scope,
                 "fixed_threshold": self.fixed_threshold, "customers": self.customers,
                 "overall_threshold": self.overall, "segment_thresholds": self.by_segment}
+
+
+class ValueIndex:
+    """Each owned customer's (segment, value), with per-partition histograms kept current.
+
+    Lets a worker answer "value histograms of my partitions" without scanning its table:
+    a profile update moves one count from the old bucket to the new one.
+    """
+
+    def __init__(self) -> None:
+        self._customers: dict[int, dict[str, tuple[str, float]]] = {}
+        self._histograms: dict[int, dict[str, Histogram]] = {}
+
+    def update(self, partition: int, customer_id: str, segment: str, value: float) -> None:
+        customers = self._customers.setdefault(partition, {})
+        histograms = self._histograms.setdefault(partition, {})
+        old = customers.get(customer_id)
+        if old == (segment, value):
+            return
+        if old is not None:
+            counts = histograms[old[0]]
+            bucket = bucket_of(old[1])
+            counts[bucket] -= 1
+            if counts[bucket] == 0:
+                del counts[bucket]
+        customers[customer_id] = (segment, value)
+        counts = histograms.setdefault(segment, {})
+        bucket = bucket_of(value)
+        counts[bucket] = counts.get(bucket, 0) + 1
+
+    def keep_only(self, partitions: set[int]) -> None:
+        """Forget partitions this worker no longer owns."""
+        for partition in set(self._customers) - partitions:
+            del self._customers[partition]
+            self._histograms.pop(partition, None)
+
+    def clear(self) -> None:
+        self._customers.clear()
+        self._histograms.clear()
+
+    def histograms(self, partitions: set[int]) -> dict[str, Histogram]:
+        """Histograms per segment over ``partitions``."""
+        merged: dict[str, Histogram] = {}
+        for partition in partitions & set(self._histograms):
+            for segment, counts in self._histograms[partition].items():
+                merged[segment] = merge([merged.get(segment, {}), counts])
+        return {segment: counts for segment, counts in merged.items() if counts}

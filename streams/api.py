@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from scoring.customer import CustomerState
 from scoring.customer_view import customer_report
 from scoring.fold import FoldRules
 from scoring.groups import DIMENSIONS
@@ -20,6 +19,7 @@ from scoring.reports import current_and_previous, group_report, merge_rows, rank
 from scoring.windows import WindowSpec
 from streams.bands import BandsHolder
 from streams.cluster import Cluster, ClusterIncomplete
+from streams.state import decode_customer
 
 METRICS = ("nps", "csat", "ces")
 
@@ -113,8 +113,7 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         raw = customers.get(customer_id.encode())
         if raw is None:
             raise NotFound(f"no customer {customer_id!r}")
-        state = CustomerState.model_validate(raw["s"])
-        return customer_report(state, bands.current, rules.state)
+        return customer_report(decode_customer(raw), bands.current, rules.state)
 
     @app.page("/api/scores/{dimension}")
     @json_view

@@ -14,13 +14,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from cxstream.kafka.clients import faust_credentials
 from cxstream.settings import Settings
 from schemas.parsing import InputKind
+from scoring.value_bands import ValueIndex
 from streams.api import register_api
 from streams.bands import BandsHolder
 from streams.cluster import Cluster
 from streams.deadletter import DeadLetter
 from streams.ingest import Ingest
 from streams.metrics import WorkerMetrics
-from streams.state import StateWriter
+from streams.state import StateWriter, rebuild_value_index
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
         # Standbys would double the changelog reads on two cores; a worker that takes over
         # a partition restores it from the changelog instead.
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
@@ -78,13 +81,21 @@ def build_app(settings: Settings, partition_count: int | None = None,
     metrics = WorkerMetrics(registry or CollectorRegistry())
     rules = settings.fold_rules()
     # bytes keys use the raw codec, so a customer key routes like the producers' keys
-    customers = app.Table("customer_to_state", partitions=partitions, key_type=bytes)
+    customers = app.Table("customer_to_state", partitions=partitions, key_type=bytes,
+                          value_type=bytes)
     partials = app.Table("group_partials", partitions=partitions, key_type=bytes)
-    writer = StateWriter(customers, partials, rules, metrics)
+    value_index = ValueIndex()
+    writer = StateWriter(customers, partials, rules, metrics, value_index)
     _register_ingest(app, settings, metrics, writer)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    cluster = Cluster(app, settings.topic_feedback, partitions, customers, partials,
+    cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
                       settings.canonical_url, token)
+
+    @customers.on_recover
+    async def index_recovered_customers() -> None:
+        indexed = rebuild_value_index(customers, value_index, cluster.active_partitions())
+        log.info("value index rebuilt: %d customers with a profile", indexed)
+    metrics.watch_partitions(lambda: len(cluster.active_partitions()))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold)
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from scoring.fold import is_watermark_key, parse_partial_key
-from scoring.value_bands import Histogram, bucket_of
+from scoring.value_bands import ValueIndex
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,13 @@ class Cluster:
     """This worker's view of partition ownership and the other workers' addresses."""
 
     def __init__(self, app: Any, source_topic: str, partition_count: int,
-                 customers: Any, partials: Any, own_url: str, token: str | None) -> None:
+                 partials: Any, value_index: ValueIndex, own_url: str,
+                 token: str | None) -> None:
         self.app = app
         self.source_topic = source_topic
         self.partition_count = partition_count
-        self.customers = customers
         self.partials = partials
+        self.value_index = value_index
         self.own_url = own_url.rstrip("/")
         self.token = token
 
@@ -70,14 +71,7 @@ class Cluster:
     def local_value_histograms(self) -> dict[str, Any]:
         """Value histograms per segment of the customers in owned partitions."""
         owned = self.active_partitions()
-        histograms: dict[str, Histogram] = {}
-        for value in list(self.customers.values()):
-            profile = value["s"].get("profile") if value["p"] in owned else None
-            if profile:
-                counts = histograms.setdefault(profile["segment"], {})
-                bucket = bucket_of(profile["value"])
-                counts[bucket] = counts.get(bucket, 0) + 1
-        return {"partitions": sorted(owned), "segments": histograms}
+        return {"partitions": sorted(owned), "segments": self.value_index.histograms(owned)}
 
     # -- gathering -----------------------------------------------------------------------
 

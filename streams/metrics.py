@@ -7,7 +7,9 @@ an event id or free text.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class WorkerMetrics:
@@ -42,6 +44,11 @@ class WorkerMetrics:
             "Failed attempts to write a dead-letter record (retried until delivered).",
             registry=registry,
         )
+        self.partitions_assigned = Gauge(
+            "cxstream_partitions_assigned",
+            "Input partitions this worker actively processes.",
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "cxstream_batch_events",
             "Input messages per processed batch.",
@@ -54,3 +61,7 @@ class WorkerMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+
+    def watch_partitions(self, count: Callable[[], int]) -> None:
+        """Read the assigned partition count at each scrape."""
+        self.partitions_assigned.set_function(count)

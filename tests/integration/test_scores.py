@@ -210,7 +210,7 @@ def random_traffic(settings: Settings, t: datetime, seed: int) -> tuple[
 def test_sigkill_mid_stream_recovers_tables_without_counting_twice(
     isolated: dict[str, str], tmp_path: Path
 ) -> None:
-    settings_map = configure(isolated, batch_size="100")
+    settings_map = configure(isolated, batch_size="100", session_timeout_seconds="8")
     settings = load_settings({}, **settings_map)
     t = base_time()
     profiles, answers, unique = random_traffic(settings, t, seed=7)

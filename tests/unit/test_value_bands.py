@@ -70,3 +70,19 @@ def test_bands_flag_overall_and_in_segment_and_a_fixed_threshold_wins() -> None:
     fixed = ValueBands(histograms, 0.2, fixed_threshold=25)
     assert fixed.flags("smb", 30)["high_value"] is True
     assert ValueBands({}, 0.2).flags("smb", 1)["high_value"] is None
+
+
+def test_value_index_moves_a_customer_between_buckets_and_segments() -> None:
+    from scoring.value_bands import ValueIndex
+
+    index = ValueIndex()
+    index.update(0, "a", "smb", 100)
+    index.update(0, "b", "smb", 100)
+    index.update(1, "c", "enterprise", 5_000)
+    index.update(0, "a", "enterprise", 7_000)  # re-segmented and re-valued
+    index.update(0, "a", "enterprise", 7_000)  # same again: no change
+    assert index.histograms({0, 1}) == {"smb": histogram_of([100]),
+                                        "enterprise": histogram_of([7_000, 5_000])}
+    assert index.histograms({1}) == {"enterprise": histogram_of([5_000])}
+    index.keep_only({1})
+    assert index.histograms({0, 1}) == {"enterprise": histogram_of([5_000])}

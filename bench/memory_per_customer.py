@@ -1,0 +1,102 @@
+"""Measure the memory one customer's state takes in a worker's table.
+
+The worker's memory store keeps, per customer, the bytes written by streams.state
+(b"<partition>|" + compact JSON of the state) under the customer id. This script builds
+such values with the real fold functions and measures key + value with tracemalloc, for a
+typical customer and for one at every cap (recent lists full, de-duplication memory full),
+and, for comparison, the same state held as Python dicts.
+
+    .venv/bin/python bench/memory_per_customer.py --customers 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cxstream.settings import load_settings
+from schemas.events import CustomerProfile, Feedback, Interaction
+from scoring.customer import (
+    CustomerState,
+    StateRules,
+    apply_feedback,
+    apply_interaction,
+    apply_profile,
+    remember,
+)
+from streams.state import encode_customer
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def customer_state(n: int, interactions: int, answers: int, rules: StateRules) -> CustomerState:
+    """Customer n after the given numbers of events."""
+    customer_id = f"customer-{n:09d}"
+    state = apply_profile(CustomerState(customer_id=customer_id), CustomerProfile(
+        customer_id=customer_id, segment="enterprise", value=1234.5, owner="am.jonaitis",
+        region="LT", updated_at=T0))
+    for i in range(interactions):
+        event = Interaction(event_id=f"{customer_id}-i-{i:06d}", customer_id=customer_id,
+                            occurred_at=T0 + timedelta(minutes=i), channel="phone",
+                            touchpoint="support", outcome="escalated", wait_seconds=700,
+                            text="Customer called about a late delivery again.")
+        state = remember(apply_interaction(state, event, rules), "interaction", event.event_id,
+                         i, rules)
+    for i in range(answers):
+        answer = Feedback(event_id=f"{customer_id}-f-{i:06d}", customer_id=customer_id,
+                          occurred_at=T0 + timedelta(minutes=i), survey="nps", score=i % 11,
+                          channel="email", touchpoint="support",
+                          comment="Labai ilgai laukiau atsakymo iš palaikymo komandos.")
+        state = remember(apply_feedback(state, answer, rules), "feedback", answer.event_id, i,
+                         rules)
+    return state
+
+
+def bytes_per_customer(count: int, interactions: int, answers: int, rules: StateRules,
+                       as_dicts: bool = False) -> float:
+    states = [customer_state(n, interactions, answers, rules) for n in range(50)]
+    encoded = [encode_customer(n % 8, state) for n, state in enumerate(states)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    table: dict[bytes, Any] = {}
+    for n in range(count):
+        # fresh copies, as the store holds them after changelog recovery
+        raw = bytes(bytearray(encoded[n % 50]))
+        table[f"customer-{n:09d}".encode()] = json.loads(raw[raw.index(b"|") + 1:]) \
+            if as_dicts else raw
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(table) == count
+    return (after - before) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    args = parser.parse_args()
+    rules = StateRules(**{name: getattr(load_settings({}), name)
+                          for name in StateRules.model_fields})
+    cases = [
+        ("profile only", 0, 0),
+        ("typical: 5 interactions, 2 answers", 5, 2),
+        ("busy: 20 interactions, 10 answers", 20, 10),
+        (f"at every cap: {rules.seen_event_ids_kept} ids remembered", rules.seen_event_ids_kept,
+         rules.recent_scores_kept),
+    ]
+    print(f"{args.customers} customers per case; bytes per customer as stored (compact JSON "
+          "bytes) and, for comparison, as Python dicts")
+    print(f"{'case':<45} {'bytes':>9} {'GiB/million':>12} {'as dicts':>9} {'ratio':>6}")
+    for name, interactions, answers in cases:
+        size = bytes_per_customer(args.customers, interactions, answers, rules)
+        dicts = bytes_per_customer(args.customers, interactions, answers, rules, as_dicts=True)
+        print(f"{name:<45} {size:>9,.0f} {size * 1e6 / 2**30:>12.2f} {dicts:>9,.0f} "
+              f"{dicts / size:>6.1f}")
+
+
+if __name__ == "__main__":
+    main()
