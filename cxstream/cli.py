@@ -276,7 +276,7 @@ def _print_group(report: dict[str, Any]) -> None:
     for name, pair in report["windows"].items():
         for which in ("current", "previous"):
             row = pair[which]
-            table.add_row(f"{name} {which}", row["start"],
+            table.add_row(f"{name} {which}", row["start"][:16].replace("T", " "),
                           *(_cell(row[metric]) for metric in ("nps", "csat", "ces")))
     console.print(table)
 

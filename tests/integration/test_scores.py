@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cxstream.cli import app
 from cxstream.consistency import batch_tallies, differences, stream_tallies
 from cxstream.io import Record, produce
 from cxstream.kafka.clients import ensure_topics
@@ -28,6 +30,7 @@ from tests.support import base_env, feedback, interaction, profile, to_bytes
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token"
+runner = CliRunner()
 
 
 def base_time() -> datetime:
@@ -180,8 +183,27 @@ def test_known_events_give_exact_scores_and_customer_state(
         assert api.client.get("/api/scores/region").status_code == 400
         assert differences(batch_tallies(settings),
                            stream_tallies(f"http://127.0.0.1:{settings.web_port}", TOKEN)) == []
+        check_cli(settings_map, at)
     finally:
         assert worker.stop() == 0
+
+
+def check_cli(settings_map: dict[str, str], at: str) -> None:
+    """The same answers through `cxstream customer`, `scores` and `recompute`."""
+    env = {f"CXSTREAM_{name.upper()}": value for name, value in settings_map.items()}
+    customer = runner.invoke(app, ["customer", "c1"], env=env)
+    assert customer.exit_code == 0, customer.output
+    assert '"quadrant": "at-risk"' in customer.output
+    ranked = runner.invoke(app, ["scores", "segment", "--at", at], env=env)
+    assert ranked.exit_code == 0, ranked.output
+    lines = [line for line in ranked.output.splitlines() if "│" in line]
+    assert [line.split("│")[2].strip() for line in lines] == ["smb", "enterprise", "unknown"]
+    group = runner.invoke(app, ["scores", "segment", "enterprise", "--at", at], env=env)
+    assert group.exit_code == 0 and "25 (4," in group.output, group.output
+    checked = runner.invoke(app, ["recompute"], env=env)
+    assert checked.exit_code == 0 and "agree on all" in checked.output, checked.output
+    denied = runner.invoke(app, ["customer", "c1"], env={**env, "CXSTREAM_API_TOKEN": "wrong"})
+    assert denied.exit_code == 1 and "401" in denied.output
 
 
 def random_traffic(settings: Settings, t: datetime, seed: int) -> tuple[
