@@ -80,6 +80,16 @@ class Settings(BaseSettings, Conventions, StateRules):
     #: bearer token required by the HTTP API (customer data); unset: the API answers 401
     api_token: SecretStr | None = None
 
+    # Alerts
+    rules_file: Path | None = None
+    lexicons_dir: Path | None = None
+    topic_alerts_deadletter: str = "cx.alerts.deadletter"
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    webhook_secret: SecretStr | None = None
+    webhook_format: Literal["json", "slack"] = "json"
+    webhook_timeout_seconds: float = Field(default=5, gt=0, le=120)
+    webhook_max_backoff_seconds: float = Field(default=60, gt=0, le=3600)
+
     # Windows and event time
     long_window_days: int = Field(default=7, ge=2, le=366)
     allowed_lateness_seconds: float = Field(default=86_400, ge=0)
@@ -120,7 +130,7 @@ class Settings(BaseSettings, Conventions, StateRules):
 
     @field_validator(
         "topic_interactions", "topic_feedback", "topic_customers", "topic_alerts",
-        "topic_deadletter",
+        "topic_deadletter", "topic_alerts_deadletter",
     )
     @classmethod
     def _check_topic(cls, value: str) -> str:
@@ -128,7 +138,7 @@ class Settings(BaseSettings, Conventions, StateRules):
             raise ValueError(f"not a valid Kafka topic name: {value!r}")
         return value
 
-    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "rules_file")
     @classmethod
     def _check_file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -148,9 +158,11 @@ class Settings(BaseSettings, Conventions, StateRules):
                     f"security_protocol {self.security_protocol} needs " + ", ".join(missing)
                 )
         topics = [self.topic_interactions, self.topic_feedback, self.topic_customers,
-                  self.topic_alerts, self.topic_deadletter]
+                  self.topic_alerts, self.topic_deadletter, self.topic_alerts_deadletter]
         if len(set(topics)) != len(topics):
-            raise ValueError("the five topic names must be different")
+            raise ValueError("the topic names must all be different")
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("webhook_url needs webhook_secret (the HMAC signing key)")
         return self
 
     @property

@@ -7,7 +7,7 @@ capped so a customer's state stays bounded whatever they do.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +73,30 @@ class InteractionRecord(BaseModel):
     negative: bool = False
 
 
+class OpenAlert(BaseModel):
+    """An alert raised for the customer whose cooldown has not ended (event time)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    rule: str
+    severity: str
+    until: datetime
+    occurrences: int = 1
+    first_event_time: datetime
+    created_at: datetime
+
+
+class SentAlert(BaseModel):
+    """An alert message the customer's events produced, kept to re-send on a replay."""
+
+    model_config = ConfigDict(frozen=True)
+
+    offset: int
+    kind: str
+    alert: dict[str, Any]
+
+
 class CustomerState(BaseModel):
     """Everything known about one customer; a JSON-friendly table value."""
 
@@ -90,6 +114,9 @@ class CustomerState(BaseModel):
     last_event_at: datetime | None = None
     #: what counts for the customer per window (score_basis = latest_per_customer only)
     counted: CountedAnswers = {}
+    #: rule -> open alert (cooldown), and the last alert messages sent (bounded)
+    open_alerts: dict[str, OpenAlert] = {}
+    sent_alerts: tuple[SentAlert, ...] = ()
 
     def seen_offset(self, kind: str, event_id: str) -> int | None:
         return self.seen.get(f"{kind}:{event_id}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,6 +62,17 @@ class SourcedEvent:
     record_time: float  # Kafka record timestamp, epoch seconds
 
 
+class Reactions(Protocol):
+    """What else an event causes (alerts, signals), evaluated inside the fold."""
+
+    def on_applied(self, kind: str, item: SourcedEvent, before: CustomerState,
+                   after: CustomerState) -> tuple[CustomerState, list[Any]]:
+        """Outputs of an event applied now; may update the state (e.g. cooldowns)."""
+
+    def on_replayed(self, kind: str, item: SourcedEvent, state: CustomerState) -> list[Any]:
+        """Outputs to send again for an event redelivered after a crash."""
+
+
 @dataclass
 class FoldResult:
     states: dict[str, CustomerState] = field(default_factory=dict)
@@ -70,6 +82,8 @@ class FoldResult:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: events applied for the first time, with the customer's state right after each
     applied: list[tuple[SourcedEvent, CustomerState]] = field(default_factory=list)
+    #: what the reactions produced, in event order
+    outputs: list[Any] = field(default_factory=list)
 
 
 def partial_key(partition: int, dimension: str, window: str, start: int, key: str) -> str:
@@ -97,6 +111,7 @@ def fold_batch(
     load_partial: Callable[[str], PartialTally | None],
     watermark: Watermark,
     rules: FoldRules,
+    reactions: Reactions | None = None,
 ) -> FoldResult:
     """Apply ``items`` of ``partition`` in order; return what changed."""
     result = FoldResult(watermark=watermark)
@@ -104,8 +119,23 @@ def fold_batch(
         customer_id = item.event.customer_id
         state = result.states.get(customer_id) or load_state(customer_id) or CustomerState(
             customer_id=customer_id)
-        result.states[customer_id] = _fold_one(partition, item, state, load_partial, result, rules)
+        after = _fold_one(partition, item, state, load_partial, result, rules)
+        if reactions is not None and not isinstance(item.event, CustomerProfile):
+            after = _react(reactions, item, state, after, result)
+        result.states[customer_id] = after
     return result
+
+
+def _react(reactions: Reactions, item: SourcedEvent, before: CustomerState,
+           after: CustomerState, result: FoldResult) -> CustomerState:
+    kind = "feedback" if isinstance(item.event, Feedback) else "interaction"
+    seen_at = before.seen_offset(kind, item.event.event_id)  # type: ignore[union-attr]
+    if seen_at is None:
+        after, outputs = reactions.on_applied(kind, item, before, after)
+        result.outputs += outputs
+    elif seen_at == item.offset:
+        result.outputs += reactions.on_replayed(kind, item, before)
+    return after
 
 
 def _fold_one(partition: int, item: SourcedEvent, state: CustomerState,

@@ -5,16 +5,23 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.types.settings import Settings as FaustSettings
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from alerts.config import load_rules
+from alerts.customer_rules import CustomerAlerts
+from alerts.reactions import AlertReactions
+from alerts.topics import load_tagger
 from cxstream.kafka.clients import faust_credentials
 from cxstream.settings import Settings
 from schemas.parsing import InputKind
+from scoring.customer_view import customer_report
 from scoring.value_bands import ValueIndex
+from streams.alerting import register_alerting
 from streams.api import register_api
 from streams.bands import BandsHolder
 from streams.cluster import Cluster
@@ -46,13 +53,18 @@ def check_faust_environment(environ: Mapping[str, str]) -> None:
 
 
 def build_app(settings: Settings, partition_count: int | None = None,
+              alerts_partition_count: int | None = None,
               registry: CollectorRegistry | None = None) -> faust.App:
     """Create the worker's Faust app with its tables, agents and views.
 
-    ``partition_count`` is that of the input topics (tables' changelogs must match it).
+    ``partition_count`` is that of the input topics and ``alerts_partition_count`` that of
+    the alerts topic (tables' changelogs must match their source topics).
+    Raises RulesError or LexiconError when the rules or lexicon files are invalid.
     """
     check_faust_environment(os.environ)
     partitions = partition_count or settings.partitions
+    rules_config = load_rules(settings.rules_file)
+    tagger = load_tagger(settings.lexicons_dir)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
@@ -85,8 +97,6 @@ def build_app(settings: Settings, partition_count: int | None = None,
                           value_type=bytes)
     partials = app.Table("group_partials", partitions=partitions, key_type=bytes)
     value_index = ValueIndex()
-    writer = StateWriter(customers, partials, rules, metrics, value_index)
-    _register_ingest(app, settings, metrics, writer)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
                       settings.canonical_url, token)
@@ -98,6 +108,17 @@ def build_app(settings: Settings, partition_count: int | None = None,
     metrics.watch_partitions(lambda: len(cluster.active_partitions()))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold)
+
+    customer_alerts = CustomerAlerts(
+        rules_config, tagger, lambda state: customer_report(state, bands.current, rules.state),
+        lambda: datetime.now(UTC))
+    emitter = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
+                                alerts_partition_count or settings.partitions,
+                                rules.conventions, rules.windows)
+    writer = StateWriter(customers, partials, rules, metrics, value_index,
+                         AlertReactions(customer_alerts, rules_config, rules.state),
+                         emitter.emit)
+    _register_ingest(app, settings, metrics, writer)
 
     @app.timer(settings.value_band_refresh_seconds)
     async def refresh_value_bands() -> None:

@@ -39,6 +39,37 @@ class WorkerMetrics:
             "state, left out of group windows).",
             ["kind", "outcome"], registry=registry,
         )
+        self.alerts_raised = Counter(
+            "cxstream_alerts_raised_total",
+            "New alerts published to the alerts topic.",
+            ["rule", "severity"], registry=registry,
+        )
+        self.alerts_folded = Counter(
+            "cxstream_alerts_folded_total",
+            "Triggers folded into an open alert by its cooldown (an update is published).",
+            ["rule"], registry=registry,
+        )
+        self.alerts_resent = Counter(
+            "cxstream_alerts_resent_total",
+            "Alert messages published again because their cause was redelivered.",
+            registry=registry,
+        )
+        self.signals_emitted = Counter(
+            "cxstream_issue_signals_total",
+            "Negative experiences sent to recurring-issue counting, by kind.",
+            ["kind"], registry=registry,
+        )
+        self.webhook_deliveries = Counter(
+            "cxstream_webhook_deliveries_total",
+            "Webhook outcomes: delivered, retried (a failed attempt), deadlettered "
+            "(refused for good), duplicate (already delivered, skipped).",
+            ["outcome"], registry=registry,
+        )
+        self.alerts_logged = Counter(
+            "cxstream_alerts_logged_total",
+            "Alerts written by the log sink.",
+            registry=registry,
+        )
         self.deadletter_send_retries = Counter(
             "cxstream_deadletter_send_retries_total",
             "Failed attempts to write a dead-letter record (retried until delivered).",

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ from scoring.fold import (
     FoldResult,
     FoldRules,
     PartialTally,
+    Reactions,
     SourcedEvent,
     expired_partial_keys,
     fold_batch,
@@ -73,9 +74,13 @@ class StateWriter:
     """Folds accepted inputs into the tables, partition by partition."""
 
     def __init__(self, customers: Any, partials: Any, rules: FoldRules,
-                 metrics: WorkerMetrics, value_index: ValueIndex) -> None:
+                 metrics: WorkerMetrics, value_index: ValueIndex,
+                 reactions: Reactions | None = None,
+                 emit: Callable[[list[Any]], Awaitable[None]] | None = None) -> None:
         self.customers = customers
         self.value_index = value_index
+        self.reactions = reactions
+        self.emit = emit
         self.partials = partials
         self.rules = rules
         self.metrics = metrics
@@ -86,32 +91,39 @@ class StateWriter:
         failures: list[tuple[Accepted, Rejection]] = []
         for partition, items in _by_partition(accepted).items():
             with writing_for(items[-1].source):
-                failures += self._fold_partition(partition, items)
+                outputs, failed = self._fold_partition(partition, items)
                 self._maybe_expire(partition)
+            failures += failed
+            if self.emit is not None and outputs:
+                await self.emit(outputs)
         return failures
 
-    def _fold_partition(self, partition: int,
-                        items: list[Accepted]) -> list[tuple[Accepted, Rejection]]:
+    def _fold_partition(self, partition: int, items: list[Accepted]
+                        ) -> tuple[list[Any], list[tuple[Accepted, Rejection]]]:
         try:
-            self._write(partition, self._fold(partition, items))
-            return []
+            result = self._fold(partition, items)
+            self._write(partition, result)
+            return result.outputs, []
         except Exception:
             log.exception("folding a batch of partition %d failed; retrying one by one",
                           partition)
+        outputs: list[Any] = []
         failures = []
         for item in items:  # isolate the input that breaks the fold
             try:
-                self._write(partition, self._fold(partition, [item]))
+                result = self._fold(partition, [item])
+                self._write(partition, result)
+                outputs += result.outputs
             except Exception as exc:
                 failures.append((item, Rejection(ErrorClass.INTERNAL,
                                                  f"{type(exc).__name__}: {exc}"[:1000])))
-        return failures
+        return outputs, failures
 
     def _fold(self, partition: int, items: list[Accepted]) -> FoldResult:
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 item.source.message.timestamp) for item in items]
         return fold_batch(partition, sourced, self._load_state, self._load_partial,
-                          self._load_watermark(partition), self.rules)
+                          self._load_watermark(partition), self.rules, self.reactions)
 
     def _write(self, partition: int, result: FoldResult) -> None:
         # Order matters within the partials changelog: tallies before the watermark.

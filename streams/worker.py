@@ -9,6 +9,8 @@ import os
 import faust
 from aiokafka.errors import KafkaError
 
+from alerts.config import RulesError
+from alerts.topics import LexiconError
 from cxstream.kafka.clients import TopicLayoutError, ensure_topics
 from cxstream.settings import Settings
 from streams.app import FaustEnvironmentError, build_app, check_faust_environment
@@ -33,5 +35,9 @@ def run_worker(settings: Settings) -> None:
         ) from exc
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(settings, partition_count=counts[settings.topic_feedback])
+    try:
+        app = build_app(settings, partition_count=counts[settings.topic_feedback],
+                        alerts_partition_count=counts[settings.topic_alerts])
+    except (RulesError, LexiconError, ValueError) as exc:
+        raise WorkerStartError(str(exc)) from exc
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -67,7 +67,8 @@ def faust_credentials(settings: Settings) -> Any:
 
 def contract_topics(settings: Settings) -> list[str]:
     """Every topic of the contract: the three inputs, alerts and the dead-letter topic."""
-    return [*settings.input_topics, settings.topic_alerts, settings.topic_deadletter]
+    return [*settings.input_topics, settings.topic_alerts, settings.topic_deadletter,
+            settings.topic_alerts_deadletter]
 
 
 async def ensure_topics(settings: Settings) -> dict[str, int]:

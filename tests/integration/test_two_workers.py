@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cxstream.processes import WorkerProcess
+from cxstream.scrape import total
 from cxstream.settings import load_settings
 from tests.integration.test_scores import (
     Api,
@@ -34,6 +35,18 @@ def wait_until_both_own_partitions(first: WorkerProcess, second: WorkerProcess,
     raise AssertionError(f"partitions owned: {owned}")
 
 
+def wait_for_sum(workers: list[WorkerProcess], name: str, expected: float,
+                 **labels: str) -> None:
+    deadline = time.monotonic() + 90
+    reached = 0.0
+    while time.monotonic() < deadline:
+        reached = sum(total(w.metrics(), name, **labels) for w in workers)
+        if reached >= expected:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{name}{labels}: {reached} of {expected}")
+
+
 def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_path: Path) -> None:
     first_map = configure(isolated, partitions="4", session_timeout_seconds="8")
     second_map = {**first_map, "web_port": str(free_port()),
@@ -46,16 +59,12 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
     try:
         wait_until_both_own_partitions(first, second, 4)
         send(settings, settings.topic_customers, profiles)
+        wait_for_sum([first, second], "cxstream_events_folded_total", len(profiles),
+                     kind="customer")  # profiles first: answers count in their segment
         send(settings, settings.topic_feedback, answers)
         send(settings, settings.topic_interactions, interactions)
-        deadline = time.monotonic() + 120
-        consumed = 0.0
-        while time.monotonic() < deadline:
-            consumed = sum(worker.wait_for("cxstream_events_consumed_total", 0)
-                           for worker in (first, second))
-            if consumed >= len(profiles) + len(answers) + len(interactions):
-                break
-            time.sleep(0.5)
+        wait_for_sum([first, second], "cxstream_events_consumed_total",
+                     len(profiles) + len(answers) + len(interactions))
         owners = [worker.wait_for("cxstream_events_consumed_total", 0) > 0
                   for worker in (first, second)]
         assert all(owners), "both workers should own some of the partitions"

@@ -70,7 +70,7 @@ def test_tls_files_must_exist(tmp_path: Path) -> None:
 def test_topic_names_must_be_valid_and_distinct() -> None:
     with pytest.raises(SettingsError, match="CXSTREAM_TOPIC_FEEDBACK"):
         load_settings({"CXSTREAM_TOPIC_FEEDBACK": "bad topic"})
-    with pytest.raises(SettingsError, match="must be different"):
+    with pytest.raises(SettingsError, match="must all be different"):
         load_settings({"CXSTREAM_TOPIC_ALERTS": "cx.deadletter"})
 
 

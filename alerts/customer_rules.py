@@ -1,0 +1,178 @@
+"""Customer rules: detractor, high-value customer at risk, negative social post.
+
+Shape: (event, customer state before and after it) -> triggers -> one alert message per
+event at most: a new alert, or an update of the customer's open alert (cooldown), with
+the count of triggers folded into it and the latest evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from alerts.building import alert_id, build_alert, customer_context, route
+from alerts.config import DetractorRule, HighValueAtRiskRule, RulesConfig, SocialNegativeRule
+from alerts.topics import COMPLAINT, TopicTagger
+from schemas.events import Feedback, Interaction
+from schemas.outputs import Alert
+from scoring.customer import CustomerState, OpenAlert, SentAlert
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+SENT_ALERTS_KEPT = 10
+
+
+@dataclass(frozen=True)
+class Trigger:
+    rule: str
+    severity: str
+    summary: str
+    reason: dict[str, Any]
+    cooldown_hours: float
+
+
+def detractor_trigger(event: Feedback, high_value: bool | None,
+                      rule: DetractorRule) -> Trigger | None:
+    """NPS 0-6 (and very low CSAT or CES, as configured); critical for high-value."""
+    limit = {"nps": rule.nps_max, "csat": rule.csat_max, "ces": rule.ces_max}[event.survey]
+    if not rule.enabled or limit is None or event.score > limit:
+        return None
+    severity = "critical" if high_value else rule.severity
+    return Trigger(
+        rule="detractor", severity=severity, cooldown_hours=rule.cooldown_hours,
+        summary=f"{event.survey.upper()} {event.score} from {event.customer_id} "
+                f"about {event.touchpoint} ({event.channel})",
+        reason={"survey": event.survey, "score": event.score, "threshold": limit,
+                "touchpoint": event.touchpoint, "channel": event.channel,
+                "high_value": high_value, "event_id": event.event_id},
+    )
+
+
+def high_value_at_risk_trigger(quadrant_before: str | None, quadrant_after: str | None,
+                               report: dict[str, Any], customer_id: str,
+                               rule: HighValueAtRiskRule) -> Trigger | None:
+    """A high-value customer enters the at-risk quadrant (survey or not)."""
+    if not (rule.enabled and report.get("high_value") and quadrant_after == "at-risk"
+            and quadrant_before != "at-risk"):
+        return None
+    reasons = report.get("low_experience_reasons", [])
+    return Trigger(
+        rule="high_value_at_risk", severity=rule.severity, cooldown_hours=rule.cooldown_hours,
+        summary=f"High-value customer {customer_id} is at risk: {'; '.join(reasons)}",
+        reason={"low_experience_reasons": reasons, "quadrant_before": quadrant_before,
+                "quadrant": quadrant_after,
+                "negative_signals_in_window": report.get("negative_signals_in_window")},
+    )
+
+
+def social_negative_trigger(event: Interaction, topics: list[str],
+                            rule: SocialNegativeRule) -> Trigger | None:
+    """A post on the social channel with negative sentiment (or complaint wording)."""
+    if not rule.enabled or event.channel != "social":
+        return None
+    if event.sentiment is not None:
+        negative = event.sentiment <= rule.sentiment_max
+    else:
+        negative = COMPLAINT in topics
+    if not negative:
+        return None
+    issues = [topic for topic in topics if topic != COMPLAINT]
+    return Trigger(
+        rule="social_negative", severity=rule.severity, cooldown_hours=rule.cooldown_hours,
+        summary=f"Negative social post by {event.customer_id}"
+                + (f" about {', '.join(issues)}" if issues else ""),
+        reason={"sentiment": event.sentiment, "threshold": rule.sentiment_max,
+                "topics": topics, "text": (event.text or "")[:500],
+                "event_id": event.event_id},
+    )
+
+
+class CustomerAlerts:
+    """Evaluates the customer rules after each event and keeps the cooldowns in state."""
+
+    def __init__(self, config: RulesConfig, tagger: TopicTagger,
+                 report_of: Callable[[CustomerState], dict[str, Any]],
+                 now: Callable[[], datetime]) -> None:
+        self.config = config
+        self.tagger = tagger
+        self.report_of = report_of
+        self.now = now
+
+    def topics_of(self, event: Any) -> list[str]:
+        if isinstance(event, Feedback):
+            return self.tagger.tag(event.comment, event.language)
+        if isinstance(event, Interaction):
+            return self.tagger.tag(event.text)
+        return []
+
+    def react(self, kind: str, offset: int, event: Feedback | Interaction,
+              before: CustomerState, after: CustomerState, topics: list[str]
+              ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
+        """The state with cooldowns updated, and ("new" | "folded", alert) if any fired."""
+        report_before, report_after = self.report_of(before), self.report_of(after)
+        triggers = [trigger for trigger in (
+            high_value_at_risk_trigger(report_before.get("quadrant"), report_after.get("quadrant"),
+                                       report_after, event.customer_id,
+                                       self.config.high_value_at_risk),
+            detractor_trigger(event, report_after.get("high_value"), self.config.detractor)
+            if isinstance(event, Feedback) else None,
+            social_negative_trigger(event, topics, self.config.social_negative)
+            if isinstance(event, Interaction) else None,
+        ) if trigger is not None]
+        if not triggers:
+            return after, []
+        status, alert, state = self._raise_or_fold(triggers, event, after, report_after, topics)
+        sent = SentAlert(offset=offset, kind=kind, alert=alert.model_dump(mode="json"))
+        state = state.model_copy(update={
+            "sent_alerts": (*state.sent_alerts, sent)[-SENT_ALERTS_KEPT:]})
+        return state, [(status, alert)]
+
+    def replayed(self, kind: str, offset: int, state: CustomerState) -> list[tuple[str, Alert]]:
+        """The alert messages an already applied event produced (to send again)."""
+        return [("replayed", Alert.model_validate(sent.alert)) for sent in state.sent_alerts
+                if sent.kind == kind and sent.offset == offset]
+
+    def _raise_or_fold(self, triggers: list[Trigger], event: Feedback | Interaction,
+                       state: CustomerState, report: dict[str, Any], topics: list[str]
+                       ) -> tuple[str, Alert, CustomerState]:
+        at = event.occurred_at
+        open_alerts = dict(state.open_alerts)
+        active = [open_alerts[t.rule] for t in triggers
+                  if t.rule in open_alerts and at < open_alerts[t.rule].until]
+        lead = triggers[0]
+        severity = max((t.severity for t in triggers), key=SEVERITY_RANK.__getitem__)
+        if active:
+            target = active[0]
+            severity = max(severity, target.severity, key=SEVERITY_RANK.__getitem__)
+            key, occurrences, created = target.alert_id, target.occurrences + 1, target.created_at
+            status = "folded"
+        else:
+            key = alert_id(lead.rule, event.customer_id, event.event_id)
+            occurrences, created, status = 1, self.now(), "new"
+        for trigger in triggers:
+            current = open_alerts.get(trigger.rule)
+            if current is not None and current.alert_id == key:
+                open_alerts[trigger.rule] = current.model_copy(
+                    update={"occurrences": occurrences, "severity": severity})
+            elif current is None or at >= current.until:
+                open_alerts[trigger.rule] = OpenAlert(
+                    alert_id=key, rule=trigger.rule, severity=severity,
+                    until=at + timedelta(hours=trigger.cooldown_hours),
+                    occurrences=occurrences, first_event_time=at, created_at=created)
+        comment = event.comment if isinstance(event, Feedback) else event.text
+        language = event.language if isinstance(event, Feedback) else None
+        alert = build_alert(
+            rule=lead.rule if status == "new" else next(
+                (a.rule for a in active if a.alert_id == key), lead.rule),
+            severity=severity,  # type: ignore[arg-type]
+            alert_key=key, customer_id=event.customer_id,
+            segment=state.profile.segment if state.profile else None,
+            owner=route(state, self.config.routing),
+            summary=lead.summary if occurrences == 1
+            else f"{lead.summary} ({occurrences} triggers folded into this alert)",
+            reason={**lead.reason, "rules_fired": [t.rule for t in triggers],
+                    "occurrences": occurrences},
+            context=customer_context(state, report, self.config, comment, topics, language),
+            event_time=at, created_at=created, occurrences=occurrences, config=self.config)
+        return status, alert, state.model_copy(update={"open_alerts": open_alerts})

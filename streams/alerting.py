@@ -1,0 +1,264 @@
+"""Wire the alert rules to Faust: publish alerts, count recurring issues, watch segment
+scores, and deliver alerts to the webhook and the log.
+
+Topics and tables:
+- ``cx.alerts`` (record of truth; key: customer_id, or the group for group alerts);
+- ``<app_id>-issue-signals`` (internal, keyed by "touchpoint:<name>" or "topic:<name>") and
+  table ``issue_windows``: distinct customers per key and window;
+- ``<app_id>-segment-drop-ticks`` (internal, one partition) and table ``group_alerts_sent``;
+- table ``delivered_alert_ids``: alerts the webhook has delivered (partitioned like
+  cx.alerts), so a redelivered alert message is not posted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from alerts.config import RulesConfig
+from alerts.group_rules import (
+    IssueWindow,
+    Signal,
+    fold_signal,
+    issue_window_start,
+    segment_drop_alerts,
+)
+from alerts.reactions import AlertOut, SignalOut
+from alerts.sinks import PermanentDeliveryError, TransientDeliveryError, WebhookSender, log_line
+from cxstream.settings import Settings
+from schemas.outputs import Alert
+from scoring.conventions import Conventions
+from scoring.reports import Tallies
+from scoring.tallies import Tally
+from scoring.windows import WindowSpec, window_start
+from streams.cluster import Cluster, ClusterIncomplete
+from streams.metrics import WorkerMetrics
+from streams.state import writing_for
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertEmitter:
+    """Publishes what the fold's reactions produced."""
+
+    def __init__(self, alerts_topic: Any, signals_topic: Any, metrics: WorkerMetrics) -> None:
+        self.alerts_topic = alerts_topic
+        self.signals_topic = signals_topic
+        self.metrics = metrics
+
+    async def emit(self, outputs: list[Any]) -> None:
+        for output in outputs:
+            if isinstance(output, AlertOut):
+                await publish_alert(self.alerts_topic, output.alert)
+                self._count(output)
+            elif isinstance(output, SignalOut):
+                signal = output.signal
+                await self.signals_topic.send(key=signal.group.encode(),
+                                              value=signal.model_dump_json().encode())
+                self.metrics.signals_emitted.labels(signal.kind).inc()
+
+    def _count(self, output: AlertOut) -> None:
+        alert = output.alert
+        if output.status == "new":
+            self.metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+        elif output.status == "folded":
+            self.metrics.alerts_folded.labels(alert.rule).inc()
+        else:
+            self.metrics.alerts_resent.inc()
+
+
+async def publish_alert(alerts_topic: Any, alert: Alert) -> None:
+    subject = alert.customer_id or alert.segment or alert.reason.get("key") or alert.rule
+    await alerts_topic.send(key=str(subject).encode(), value=alert.model_dump_json().encode())
+
+
+def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics: WorkerMetrics,
+                      cluster: Cluster, partitions: int, alerts_partitions: int,
+                      conventions: Conventions, windows: tuple[WindowSpec, ...]
+                      ) -> AlertEmitter:
+    """Add the alert topics, tables and agents; return the emitter for the state writer."""
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    alerts_topic = app.topic(settings.topic_alerts, **raw)
+    signals_topic = app.topic(f"{settings.app_id}-issue-signals", partitions=partitions,
+                              internal=True, **raw)
+    _register_recurring_issues(app, settings, config, metrics, alerts_topic, signals_topic,
+                               partitions)
+    _register_segment_drops(app, settings, config, metrics, cluster, alerts_topic,
+                            conventions, windows)
+    _register_sinks(app, settings, metrics, alerts_topic, alerts_partitions)
+    return AlertEmitter(alerts_topic, signals_topic, metrics)
+
+
+def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig,
+                               metrics: WorkerMetrics, alerts_topic: Any, signals_topic: Any,
+                               partitions: int) -> None:
+    issue_windows = app.Table("issue_windows", partitions=partitions, key_type=bytes,
+                              value_type=bytes)
+
+    @app.agent(signals_topic, name="count_recurring_issues", concurrency=1)
+    async def count_recurring_issues(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size,
+                                               within=settings.batch_timeout_seconds):
+            for event in events:
+                with writing_for(event):
+                    alert = _fold_signal_event(event, issue_windows, config)
+                if alert is not None:
+                    await publish_alert(alerts_topic, alert)
+                    metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+
+
+def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig) -> Alert | None:
+    try:
+        signal = Signal.model_validate_json(event.message.value)
+    except ValidationError:
+        log.exception("unreadable issue signal at offset %d", event.message.offset)
+        return None
+    key = f"{signal.group}|{issue_window_start(signal, config.recurring_issue)}".encode()
+    stored = issue_windows.get(key)
+    window = IssueWindow.model_validate_json(stored) if stored else IssueWindow()
+    window, alert = fold_signal(window, signal, event.message.offset, config, _now())
+    issue_windows[key] = window.model_dump_json().encode()
+    return alert
+
+
+def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
+                            metrics: WorkerMetrics, cluster: Cluster, alerts_topic: Any,
+                            conventions: Conventions, windows: tuple[WindowSpec, ...]) -> None:
+    rule = config.segment_drop
+    spec = next((s for s in windows if s.name == rule.window), None)
+    if spec is None:
+        raise ValueError(f"segment_drop.window {rule.window!r} is not one of "
+                         f"{', '.join(s.name for s in windows)}")
+    ticks_topic = app.topic(f"{settings.app_id}-segment-drop-ticks", partitions=1,
+                            internal=True, key_serializer="raw", value_serializer="raw")
+    sent = app.Table("group_alerts_sent", partitions=1, key_type=bytes, value_type=bytes)
+
+    @app.timer(rule.evaluate_every_seconds)
+    async def schedule_segment_drop_check() -> None:
+        if rule.enabled and 0 in cluster.active_partitions():  # one worker schedules
+            await ticks_topic.send(value=_now().isoformat().encode())
+
+    @app.agent(ticks_topic, name="evaluate_segment_drops", concurrency=1)
+    async def evaluate_segment_drops(stream: Any) -> None:
+        async for event in stream.events():
+            now = datetime.fromisoformat(event.message.value.decode())
+            try:
+                alerts = await _segment_drops(cluster, spec, config, conventions, now)
+            except ClusterIncomplete as exc:
+                log.info("segment drops not evaluated: %s", exc)
+                continue
+            for alert in alerts:
+                if sent.get(alert.alert_id.encode()) is None:
+                    await publish_alert(alerts_topic, alert)
+                    sent[alert.alert_id.encode()] = b"1"
+                    metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+
+
+async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig,
+                         conventions: Conventions, now: datetime) -> list[Alert]:
+    rule = config.segment_drop
+    current = window_start(now.timestamp(), spec.seconds)
+    starts = [current - k * spec.seconds for k in range(rule.baseline_windows + 1)]
+    slices = {(spec.name, start) for start in starts}
+    shares = await cluster.gather(
+        "/internal/partials",
+        {"dimension": "segment", "slices": ",".join(f"{w}:{s}" for w, s in sorted(slices))},
+        lambda: cluster.local_partials("segment", slices, None))
+    tallies: Tallies = {}
+    for share in shares:
+        for window, start, key, counts in share["rows"]:
+            slot = (window, int(start), key)
+            tally = Tally.model_validate(counts)
+            tallies[slot] = tallies[slot].merge(tally) if slot in tallies else tally
+    alerts = []
+    for segment in sorted({key for _, _, key in tallies}):
+        now_tally = tallies.get((spec.name, current, segment), Tally())
+        baseline = Tally()
+        for start in starts[1:]:
+            baseline = baseline.merge(tallies.get((spec.name, start, segment), Tally()))
+        alerts += segment_drop_alerts(segment, now_tally, baseline, spec.name, current, config,
+                                      conventions, now)
+    return alerts
+
+
+def _register_sinks(app: Any, settings: Settings, metrics: WorkerMetrics, alerts_topic: Any,
+                    alerts_partitions: int) -> None:
+    @app.agent(alerts_topic, name="log_alerts", concurrency=1)
+    async def log_alerts(stream: Any) -> None:
+        async for value in stream:
+            alert = _parse_alert(value)
+            if alert is not None and alert.occurrences == 1:
+                log.info("ALERT %s", log_line(alert))
+                metrics.alerts_logged.inc()
+
+    if not settings.webhook_url or settings.webhook_secret is None:
+        return
+    sender = WebhookSender(settings.webhook_url, settings.webhook_secret.get_secret_value(),
+                           settings.webhook_format, settings.webhook_timeout_seconds)
+    delivered = app.Table("delivered_alert_ids", partitions=alerts_partitions,
+                          key_type=bytes, value_type=bytes)
+    deadletter_topic = app.topic(settings.topic_alerts_deadletter, key_serializer="raw",
+                                 value_serializer="raw")
+
+    @app.agent(alerts_topic, name="deliver_alerts_to_webhook", concurrency=1)
+    async def deliver_alerts_to_webhook(stream: Any) -> None:
+        async for event in stream.events():
+            alert = _parse_alert(event.message.value)
+            if alert is None or alert.occurrences > 1:
+                continue  # updates of open alerts stay on cx.alerts
+            if delivered.get(alert.alert_id.encode()) is not None:
+                metrics.webhook_deliveries.labels("duplicate").inc()
+                continue
+            refuse = functools.partial(_send_to_deadletter, deadletter_topic, event, alert)
+            outcome = await _deliver(sender, alert, metrics,
+                                     settings.webhook_max_backoff_seconds, refuse)
+            if outcome == "delivered":
+                delivered[alert.alert_id.encode()] = b"1"
+
+
+async def _deliver(sender: WebhookSender, alert: Alert, metrics: WorkerMetrics,
+                   max_backoff: float, on_refused: Callable[[str], Any]) -> str:
+    """Post until delivered (Kafka keeps the undelivered alerts meanwhile) or refused."""
+    backoff = 0.5
+    while True:
+        try:
+            await sender.send(alert)
+            metrics.webhook_deliveries.labels("delivered").inc()
+            return "delivered"
+        except PermanentDeliveryError as exc:
+            metrics.webhook_deliveries.labels("deadlettered").inc()
+            await on_refused(str(exc))
+            return "deadlettered"
+        except TransientDeliveryError as exc:
+            metrics.webhook_deliveries.labels("retried").inc()
+            log.warning("webhook delivery of %s failed (%s); retrying in %.1f s",
+                        alert.alert_id, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+
+
+async def _send_to_deadletter(topic: Any, event: Any, alert: Alert, reason: str) -> None:
+    headers = [("cx.source.topic", event.message.topic.encode()),
+               ("cx.source.offset", str(event.message.offset).encode()),
+               ("cx.error.class", b"webhook_refused"), ("cx.error.reason", reason.encode())]
+    sent = await topic.send(key=event.message.key, value=event.message.value, headers=headers)
+    await sent
+    log.error("webhook refused alert %s for good: %s", alert.alert_id, reason)
+
+
+def _parse_alert(raw: bytes) -> Alert | None:
+    try:
+        return Alert.model_validate_json(raw)
+    except ValidationError:
+        log.exception("unreadable alert message")
+        return None
