@@ -1,0 +1,180 @@
+"""Alert rules at their edges, cooldown folding, routing and replays (no Faust)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from alerts.building import alert_id, route
+from alerts.config import DetractorRule, SocialNegativeRule, load_rules
+from alerts.customer_rules import CustomerAlerts, detractor_trigger, social_negative_trigger
+from alerts.topics import load_tagger
+from schemas.events import CustomerProfile, Feedback, Interaction
+from scoring.customer import (
+    CustomerState,
+    StateRules,
+    apply_feedback,
+    apply_interaction,
+    apply_profile,
+    quadrant,
+)
+from tests.support import feedback, interaction, profile
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+RULES = StateRules()
+CONFIG = load_rules()
+TAGGER = load_tagger()
+
+
+def fb(minutes: float = 0, **overrides: Any) -> Feedback:
+    return Feedback.model_validate(
+        feedback(occurred_at=(T0 + timedelta(minutes=minutes)).isoformat(), **overrides))
+
+
+def ix(minutes: float = 0, **overrides: Any) -> Interaction:
+    return Interaction.model_validate(
+        interaction(occurred_at=(T0 + timedelta(minutes=minutes)).isoformat(), **overrides))
+
+
+@pytest.mark.parametrize(("survey", "fires", "silent"), [("nps", 6, 7), ("csat", 2, 3),
+                                                         ("ces", 2, 3)])
+def test_detractor_fires_at_the_threshold_and_not_one_above(survey: str, fires: int,
+                                                            silent: int) -> None:
+    rule = DetractorRule()
+    assert detractor_trigger(fb(survey=survey, score=fires), False, rule) is not None
+    assert detractor_trigger(fb(survey=survey, score=silent), False, rule) is None
+
+
+def test_detractor_severity_rises_for_high_value_customers() -> None:
+    rule = DetractorRule()
+    assert detractor_trigger(fb(score=0), True, rule).severity == "critical"  # type: ignore[union-attr]
+    assert detractor_trigger(fb(score=0), False, rule).severity == "warning"  # type: ignore[union-attr]
+
+
+def test_detractor_can_be_switched_off_per_survey_or_whole() -> None:
+    assert detractor_trigger(fb(survey="csat", score=1), False,
+                             DetractorRule(csat_max=None)) is None
+    assert detractor_trigger(fb(score=0), False, DetractorRule(enabled=False)) is None
+
+
+def test_social_negative_by_sentiment_or_complaint_wording() -> None:
+    rule = SocialNegativeRule()
+    post = {"channel": "social", "touchpoint": "delivery"}
+    assert social_negative_trigger(ix(sentiment=-0.5, **post), [], rule) is not None
+    assert social_negative_trigger(ix(sentiment=-0.49, **post), [], rule) is None
+    assert social_negative_trigger(ix(text="Worst courier ever", **post),
+                                   ["complaint", "delivery"], rule) is not None
+    assert social_negative_trigger(ix(text="Parcel came", **post), ["delivery"], rule) is None
+    assert social_negative_trigger(ix(sentiment=-0.9, channel="phone"), [], rule) is None
+
+
+class Bands:
+    """High-value decided by a fixed set of customer ids."""
+
+    def __init__(self, high: set[str]) -> None:
+        self.high = high
+
+    def report(self, state: CustomerState) -> dict[str, Any]:
+        from scoring.customer import low_score_reasons, negative_signal_count
+
+        high = state.customer_id in self.high if state.profile else None
+        return {"high_value": high, "quadrant": quadrant(state, high, RULES),
+                "low_experience_reasons": low_score_reasons(state, RULES),
+                "negative_signals_in_window": negative_signal_count(state, RULES)}
+
+
+def alerts_for(high: set[str]) -> CustomerAlerts:
+    return CustomerAlerts(CONFIG, TAGGER, Bands(high).report, lambda: T0)
+
+
+def with_profile(customer_id: str = "c-1", owner: str | None = "am.a") -> CustomerState:
+    return apply_profile(CustomerState(customer_id=customer_id), CustomerProfile.model_validate(
+        profile(customer_id=customer_id, segment="enterprise", owner=owner,
+                updated_at=T0.isoformat())))
+
+
+def answer(engine: CustomerAlerts, state: CustomerState, event: Feedback,
+           offset: int) -> tuple[CustomerState, list[tuple[str, Any]]]:
+    after = apply_feedback(state, event, RULES)
+    return engine.react("feedback", offset, event, state, after, TAGGER.tag(event.comment, "en"))
+
+
+def test_a_detractor_answer_raises_one_alert_with_context_and_routing() -> None:
+    engine = alerts_for(high=set())
+    state, alerts = answer(engine, with_profile(), fb(score=3, comment="Courier was late"), 7)
+    [(status, alert)] = alerts
+    assert status == "new" and alert.rule == "detractor" and alert.owner == "am.a"
+    assert alert.alert_id == alert_id("detractor", "c-1", "f-1")
+    assert alert.context["comment"] == "Courier was late"
+    assert "delivery" in alert.context["topics"]
+    assert alert.context["segment"] == "enterprise" and alert.context["customer_value"] == 100
+    assert alert.reason["score"] == 3 and alert.reason["threshold"] == 6
+    assert alert.act_by == T0 + timedelta(hours=24)
+    assert state.open_alerts["detractor"].alert_id == alert.alert_id
+
+
+def test_repeated_triggers_within_the_cooldown_fold_into_the_open_alert() -> None:
+    engine = alerts_for(high=set())
+    state, [(_, first)] = answer(engine, with_profile(), fb(0, score=3), 1)
+    state, [(status, second)] = answer(engine, state, fb(60, event_id="f-2", score=2), 2)
+    assert status == "folded" and second.alert_id == first.alert_id
+    assert second.occurrences == 2 and second.reason["score"] == 2  # latest evidence
+    state, [(status, third)] = answer(engine, state, fb(25 * 60, event_id="f-3", score=1), 3)
+    assert status == "new" and third.alert_id != first.alert_id  # cooldown over
+
+
+def test_a_high_value_detractor_gets_one_critical_alert_not_two() -> None:
+    engine = alerts_for(high={"c-1"})
+    _, alerts = answer(engine, with_profile(), fb(score=2), 1)
+    [(status, alert)] = alerts
+    assert alert.severity == "critical" and alert.rule == "high_value_at_risk"
+    assert set(alert.reason["rules_fired"]) == {"high_value_at_risk", "detractor"}
+
+
+def test_a_silent_high_value_customer_turns_at_risk_after_bad_interactions() -> None:
+    engine = alerts_for(high={"c-1"})
+    state = with_profile()
+    raised = []
+    for n in range(3):
+        event = ix(n, event_id=f"i{n}", outcome="escalated")
+        after = apply_interaction(state, event, RULES)
+        state, alerts = engine.react("interaction", n, event, state, after, [])
+        raised += alerts
+    [(status, alert)] = raised
+    assert alert.rule == "high_value_at_risk" and alert.severity == "critical"
+    assert alert.reason["quadrant"] == "at-risk"
+    assert len(alert.context["recent_interactions"]) == 3
+
+
+def test_low_value_customers_never_raise_the_high_value_rule() -> None:
+    engine = alerts_for(high=set())
+    state = with_profile()
+    for n in range(5):
+        event = ix(n, event_id=f"i{n}", outcome="failure")
+        state, alerts = engine.react("interaction", n, event, state,
+                                     apply_interaction(state, event, RULES), [])
+        assert alerts == []
+
+
+def test_a_replayed_event_sends_the_same_alert_again() -> None:
+    engine = alerts_for(high=set())
+    state, [(_, alert)] = answer(engine, with_profile(), fb(score=0), 42)
+    assert engine.replayed("feedback", 42, state) == [("replayed", alert)]
+    assert engine.replayed("feedback", 41, state) == []
+    assert engine.replayed("interaction", 42, state) == []
+
+
+def test_routing_owner_then_segment_team_then_default() -> None:
+    routing = CONFIG.routing
+    assert route(with_profile(owner="am.b"), routing) == "am.b"
+    assert route(with_profile(owner=None), routing) == "key-accounts"
+    assert route(CustomerState(customer_id="x"), routing) == "customer-care"
+
+
+def test_alert_ids_depend_only_on_rule_subject_and_cause() -> None:
+    assert alert_id("detractor", "c-1", "f-1") == alert_id("detractor", "c-1", "f-1")
+    assert len({alert_id("detractor", "c-1", "f-1"), alert_id("detractor", "c-1", "f-2"),
+                alert_id("detractor", "c-2", "f-1"),
+                alert_id("social_negative", "c-1", "f-1")}) == 4

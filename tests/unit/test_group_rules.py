@@ -1,0 +1,97 @@
+"""Recurring issues and segment drops at their edges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from alerts.config import load_rules
+from alerts.group_rules import IssueWindow, Signal, fold_signal, segment_drop_alerts, signals_of
+from schemas.events import Feedback, Interaction
+from scoring.conventions import Conventions
+from scoring.customer import StateRules
+from scoring.tallies import Tally
+from tests.support import feedback, interaction
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+CONFIG = load_rules()
+CONVENTIONS = Conventions()
+
+
+def signal(customer: str, minutes: float = 0) -> Signal:
+    return Signal(kind="touchpoint", key="delivery", customer_id=customer, event_id=customer,
+                  at=T0 + timedelta(minutes=minutes), detail="NPS 2")
+
+
+def test_recurring_issue_fires_at_the_fifth_distinct_customer_once() -> None:
+    window, raised = IssueWindow(), []
+    for offset, customer in enumerate(["a", "b", "a", "c", "d", "d", "e", "f"]):
+        window, alert = fold_signal(window, signal(customer), offset, CONFIG, T0)
+        raised.append(alert)
+    assert [offset for offset, alert in enumerate(raised) if alert] == [6]
+    alert = raised[6]
+    assert alert is not None and alert.reason["distinct_customers"] == 5
+    assert alert.owner == "cx-managers" and alert.customer_id is None
+    assert window.count == 6
+
+
+def test_four_customers_are_not_enough() -> None:
+    window = IssueWindow()
+    for offset, customer in enumerate("abcd"):
+        window, alert = fold_signal(window, signal(customer), offset, CONFIG, T0)
+        assert alert is None
+
+
+def test_redelivered_signals_change_nothing_and_resend_their_alert() -> None:
+    window = IssueWindow()
+    for offset, customer in enumerate("abcde"):
+        window, alert = fold_signal(window, signal(customer), offset, CONFIG, T0)
+    assert alert is not None
+    again, resent = fold_signal(window, signal("e"), 4, CONFIG, T0)
+    assert again == window and resent == alert
+    assert fold_signal(window, signal("b"), 1, CONFIG, T0) == (window, None)
+
+
+def test_signals_come_from_negative_answers_and_failed_interactions_with_topics() -> None:
+    rules = StateRules()
+    negative = Feedback.model_validate(feedback(score=2, touchpoint="delivery"))
+    assert [(s.kind, s.key) for s in signals_of(negative, ["delivery", "complaint"], "smb",
+                                                CONFIG, rules)] == [
+        ("touchpoint", "delivery"), ("topic", "delivery")]
+    assert signals_of(Feedback.model_validate(feedback(score=9)), [], None, CONFIG, rules) == []
+    failed = Interaction.model_validate(interaction(outcome="failure", touchpoint="billing"))
+    assert [s.key for s in signals_of(failed, [], None, CONFIG, rules)] == ["billing"]
+    fine = Interaction.model_validate(interaction(outcome="success"))
+    assert signals_of(fine, [], None, CONFIG, rules) == []
+
+
+def tally(promoters: int, passives: int, detractors: int) -> Tally:
+    return Tally(promoters=promoters, passives=passives, detractors=detractors)
+
+
+def test_segment_drop_fires_when_large_and_beyond_the_margin_of_error() -> None:
+    baseline = tally(600, 200, 200)     # NPS 40, n 1000
+    current = tally(20, 20, 60)         # NPS -40, n 100
+    [alert] = segment_drop_alerts("smb", current, baseline, "day", 0, CONFIG, CONVENTIONS, T0)
+    assert alert.rule == "segment_drop" and alert.segment == "smb"
+    assert alert.reason["drop"] == 80.0 and alert.reason["current_n"] == 100
+
+
+def test_segment_drop_is_silent_with_small_samples() -> None:
+    baseline = tally(600, 200, 200)
+    current = tally(2, 2, 25)           # n 29 < 30
+    assert segment_drop_alerts("smb", current, baseline, "day", 0, CONFIG, CONVENTIONS,
+                               T0) == []
+
+
+def test_segment_drop_is_silent_within_the_margin_of_error() -> None:
+    baseline = tally(18, 6, 6)          # NPS 40, n 30
+    current = tally(14, 8, 8)           # NPS 20, n 30: drop 20 > 10 but the error is ~ 40
+    assert segment_drop_alerts("smb", current, baseline, "day", 0, CONFIG, CONVENTIONS,
+                               T0) == []
+
+
+def test_segment_drop_is_silent_below_the_set_margin() -> None:
+    baseline = tally(5_000, 3_000, 2_000)  # NPS 30
+    current = tally(4_600, 3_200, 2_200)   # NPS 24: beyond the error, below the margin 10
+    assert segment_drop_alerts("smb", current, baseline, "day", 0, CONFIG, CONVENTIONS,
+                               T0) == []
