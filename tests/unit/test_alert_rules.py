@@ -128,7 +128,7 @@ def test_repeated_triggers_within_the_cooldown_fold_into_the_open_alert() -> Non
 def test_a_high_value_detractor_gets_one_critical_alert_not_two() -> None:
     engine = alerts_for(high={"c-1"})
     _, alerts = answer(engine, with_profile(), fb(score=2), 1)
-    [(status, alert)] = alerts
+    [(_status, alert)] = alerts
     assert alert.severity == "critical" and alert.rule == "high_value_at_risk"
     assert set(alert.reason["rules_fired"]) == {"high_value_at_risk", "detractor"}
 
@@ -142,7 +142,7 @@ def test_a_silent_high_value_customer_turns_at_risk_after_bad_interactions() -> 
         after = apply_interaction(state, event, RULES)
         state, alerts = engine.react("interaction", n, event, state, after, [])
         raised += alerts
-    [(status, alert)] = raised
+    [(_status, alert)] = raised
     assert alert.rule == "high_value_at_risk" and alert.severity == "critical"
     assert alert.reason["quadrant"] == "at-risk"
     assert len(alert.context["recent_interactions"]) == 3
