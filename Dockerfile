@@ -6,6 +6,7 @@ COPY cxstream ./cxstream
 COPY schemas ./schemas
 COPY streams ./streams
 COPY alerts ./alerts
+COPY scoring ./scoring
 RUN pip install --no-cache-dir . && useradd --create-home cx && mkdir -p /data && chown cx /data
 USER cx
 ENV CXSTREAM_WEB_HOST=0.0.0.0 \

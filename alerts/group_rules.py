@@ -71,7 +71,9 @@ def signals_of(event: Feedback | Interaction, topics: list[str], segment: str | 
               "at": event.occurred_at, "segment": segment, "detail": detail,
               "comment": text[:280] if text else None}
     found = [Signal(kind="touchpoint", key=event.touchpoint, **common)]
-    found += [Signal(kind="topic", key=topic, **common) for topic in topics if topic != COMPLAINT]
+    # a topic named like the touchpoint is the same issue: counted once, as the touchpoint
+    found += [Signal(kind="topic", key=topic, **common) for topic in topics
+              if topic not in {COMPLAINT, event.touchpoint}]
     return found
 
 

@@ -34,6 +34,7 @@ def run_worker(settings: Settings) -> None:
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}"
         ) from exc
     asyncio.set_event_loop(asyncio.new_event_loop())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook call is noise
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         app = build_app(settings, partition_count=counts[settings.topic_feedback],

@@ -51,3 +51,14 @@ def test_worker_image_runs_the_worker_command() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'CMD ["cxstream", "worker"]' in dockerfile
     assert compose()["services"]["worker"]["build"] == "."
+
+
+def test_worker_image_copies_every_package_of_the_project() -> None:
+    import tomllib
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"]["find"]["include"]
+    for pattern in packages:
+        name = pattern.rstrip("*")
+        assert f"COPY {name} ./{name}" in dockerfile, name

@@ -1,0 +1,63 @@
+"""A local webhook receiver for tests: records posts, checks signatures, can be down."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+from alerts.sinks import ALERT_ID_HEADER, SIGNATURE_HEADER, verify
+
+
+@dataclass
+class Received:
+    alert: dict[str, Any]
+    signature_ok: bool
+    alert_id_header: str
+
+
+@dataclass
+class Receiver:
+    """Listens on 127.0.0.1:port while started; ``stop()`` makes it unreachable."""
+
+    port: int
+    secret: str
+    received: list[Received] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append(Received(
+                    alert=orjson.loads(body),
+                    signature_ok=verify(body, receiver.secret,
+                                        self.headers.get(SIGNATURE_HEADER, "")),
+                    alert_id_header=self.headers.get(ALERT_ID_HEADER, "")))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/cx"
+
+    def alert_ids(self) -> list[str]:
+        return [item.alert["alert_id"] for item in self.received]
