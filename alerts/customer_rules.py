@@ -20,7 +20,7 @@ from schemas.outputs import Alert
 from scoring.customer import CustomerState, OpenAlert, SentAlert
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-SENT_ALERTS_KEPT = 10
+SENT_ALERTS_KEPT = 20
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,12 @@ Topics and tables:
 - ``<app_id>-issue-signals`` (internal, keyed by "touchpoint:<name>" or "topic:<name>") and
   table ``issue_windows``: distinct customers per key and window;
 - ``<app_id>-segment-drop-ticks`` (internal, one partition) and table ``group_alerts_sent``;
-- table ``delivered_alert_ids``: alerts the webhook has delivered (partitioned like
-  cx.alerts), so a redelivered alert message is not posted twice.
+- the webhook sink reads cx.alerts with a plain consumer (streams.webhook_sink).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +26,7 @@ from alerts.group_rules import (
     segment_drop_alerts,
 )
 from alerts.reactions import AlertOut, SignalOut
-from alerts.sinks import PermanentDeliveryError, TransientDeliveryError, WebhookSender, log_line
+from alerts.sinks import log_line
 from cxstream.settings import Settings
 from schemas.outputs import Alert
 from scoring.conventions import Conventions
@@ -40,6 +36,7 @@ from scoring.windows import WindowSpec, window_start
 from streams.cluster import Cluster, ClusterIncomplete
 from streams.metrics import WorkerMetrics
 from streams.state import writing_for
+from streams.webhook_sink import start_webhook_sink
 
 log = logging.getLogger(__name__)
 
@@ -201,59 +198,7 @@ def _register_sinks(app: Any, settings: Settings, metrics: WorkerMetrics, alerts
                 log.info("ALERT %s", log_line(alert))
                 metrics.alerts_logged.inc()
 
-    if not settings.webhook_url or settings.webhook_secret is None:
-        return
-    sender = WebhookSender(settings.webhook_url, settings.webhook_secret.get_secret_value(),
-                           settings.webhook_format, settings.webhook_timeout_seconds)
-    delivered = app.Table("delivered_alert_ids", partitions=alerts_partitions,
-                          key_type=bytes, value_type=bytes)
-    deadletter_topic = app.topic(settings.topic_alerts_deadletter, key_serializer="raw",
-                                 value_serializer="raw")
-
-    @app.agent(alerts_topic, name="deliver_alerts_to_webhook", concurrency=1)
-    async def deliver_alerts_to_webhook(stream: Any) -> None:
-        async for event in stream.events():
-            alert = _parse_alert(event.message.value)
-            if alert is None or alert.occurrences > 1:
-                continue  # updates of open alerts stay on cx.alerts
-            if delivered.get(alert.alert_id.encode()) is not None:
-                metrics.webhook_deliveries.labels("duplicate").inc()
-                continue
-            refuse = functools.partial(_send_to_deadletter, deadletter_topic, event, alert)
-            outcome = await _deliver(sender, alert, metrics,
-                                     settings.webhook_max_backoff_seconds, refuse)
-            if outcome == "delivered":
-                delivered[alert.alert_id.encode()] = b"1"
-
-
-async def _deliver(sender: WebhookSender, alert: Alert, metrics: WorkerMetrics,
-                   max_backoff: float, on_refused: Callable[[str], Any]) -> str:
-    """Post until delivered (Kafka keeps the undelivered alerts meanwhile) or refused."""
-    backoff = 0.5
-    while True:
-        try:
-            await sender.send(alert)
-            metrics.webhook_deliveries.labels("delivered").inc()
-            return "delivered"
-        except PermanentDeliveryError as exc:
-            metrics.webhook_deliveries.labels("deadlettered").inc()
-            await on_refused(str(exc))
-            return "deadlettered"
-        except TransientDeliveryError as exc:
-            metrics.webhook_deliveries.labels("retried").inc()
-            log.warning("webhook delivery of %s failed (%s); retrying in %.1f s",
-                        alert.alert_id, exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff)
-
-
-async def _send_to_deadletter(topic: Any, event: Any, alert: Alert, reason: str) -> None:
-    headers = [("cx.source.topic", event.message.topic.encode()),
-               ("cx.source.offset", str(event.message.offset).encode()),
-               ("cx.error.class", b"webhook_refused"), ("cx.error.reason", reason.encode())]
-    sent = await topic.send(key=event.message.key, value=event.message.value, headers=headers)
-    await sent
-    log.error("webhook refused alert %s for good: %s", alert.alert_id, reason)
+    start_webhook_sink(app, settings, metrics)
 
 
 def _parse_alert(raw: bytes) -> Alert | None:

@@ -85,7 +85,7 @@ def scenario(now: datetime) -> dict[str, list[dict[str, Any]]]:
     baseline = []
     for day in (1, 2, 3):
         for n in range(10):
-            for segment, customer in (("drop-seg", f"ds{n}"), ("tiny-seg", f"ts{n}")):
+            for customer in (f"ds{n}", f"ts{n}"):
                 baseline.append(feedback(
                     event_id=f"b{day}-{customer}", customer_id=customer, survey="ces", score=7,
                     occurred_at=(now - timedelta(days=day)).isoformat(), channel="web",
