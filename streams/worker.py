@@ -9,8 +9,8 @@ import os
 import faust
 from aiokafka.errors import KafkaError
 
-from alerts.config import RulesError
-from alerts.topics import LexiconError
+from alerts.config import RulesError, load_rules
+from alerts.topics import LexiconError, load_tagger
 from cxstream.kafka.clients import TopicLayoutError, ensure_topics
 from cxstream.settings import Settings
 from streams.app import FaustEnvironmentError, build_app, check_faust_environment
@@ -26,8 +26,10 @@ def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM or SIGINT (then it commits and stops cleanly)."""
     try:
         check_faust_environment(os.environ)
+        load_rules(settings.rules_file)  # validate before touching Kafka
+        load_tagger(settings.lexicons_dir)
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
-    except (FaustEnvironmentError, TopicLayoutError) as exc:
+    except (FaustEnvironmentError, TopicLayoutError, RulesError, LexiconError) as exc:
         raise WorkerStartError(str(exc)) from exc
     except (KafkaError, OSError, TimeoutError) as exc:
         raise WorkerStartError(

@@ -48,3 +48,19 @@ def test_broker_start_refuses_a_remote_address(tmp_path: Path) -> None:
                                 "CXSTREAM_BROKER_DIR": str(tmp_path)})
     assert result.exit_code == 1
     assert "not a loopback address" in result.output
+
+
+def test_worker_refuses_an_invalid_rules_file_before_touching_kafka(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("detractor:\n  nps_max: 12\n")
+    result = runner.invoke(app, ["worker"], env={"CXSTREAM_RULES_FILE": str(rules),
+                                                 "CXSTREAM_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert result.exit_code == 1
+    assert "detractor.nps_max" in result.output and str(rules) in result.output
+
+
+def test_worker_needs_a_secret_with_a_webhook() -> None:
+    result = runner.invoke(app, ["worker"],
+                           env={"CXSTREAM_WEBHOOK_URL": "http://127.0.0.1:9/hook"})
+    assert result.exit_code == 2
+    assert "CXSTREAM_WEBHOOK_SECRET" in result.output

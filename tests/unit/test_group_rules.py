@@ -53,10 +53,14 @@ def test_redelivered_signals_change_nothing_and_resend_their_alert() -> None:
 
 def test_signals_come_from_negative_answers_and_failed_interactions_with_topics() -> None:
     rules = StateRules()
-    negative = Feedback.model_validate(feedback(score=2, touchpoint="delivery"))
+    negative = Feedback.model_validate(feedback(score=2, touchpoint="checkout"))
     assert [(s.kind, s.key) for s in signals_of(negative, ["delivery", "complaint"], "smb",
                                                 CONFIG, rules)] == [
-        ("touchpoint", "delivery"), ("topic", "delivery")]
+        ("touchpoint", "checkout"), ("topic", "delivery")]
+    # a topic named like the touchpoint is one issue, counted once
+    at_delivery = Feedback.model_validate(feedback(score=2, touchpoint="delivery"))
+    assert [(s.kind, s.key) for s in signals_of(at_delivery, ["delivery"], None, CONFIG,
+                                                rules)] == [("touchpoint", "delivery")]
     assert signals_of(Feedback.model_validate(feedback(score=9)), [], None, CONFIG, rules) == []
     failed = Interaction.model_validate(interaction(outcome="failure", touchpoint="billing"))
     assert [s.key for s in signals_of(failed, [], None, CONFIG, rules)] == ["billing"]
