@@ -43,8 +43,22 @@ async def produce(settings: Settings, records: Iterable[Record]) -> int:
     return len(futures)
 
 
-async def read_topic(settings: Settings, topic: str, timeout_seconds: float = 30.0) -> list[Record]:
-    """Every message now in ``topic``, from the beginning to the current end, in order."""
+async def partitions_of(settings: Settings, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (empty if it does not exist)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for item in described if item["error_code"] == 0
+                  for p in item["partitions"])
+
+
+async def read_topic(settings: Settings, topic: str, timeout_seconds: float = 30.0,
+                     since: float | None = None) -> list[Record]:
+    """Every message now in ``topic`` (stored at or after ``since``, epoch seconds, if
+    given), from the beginning to the current end, in order per partition."""
     consumer = AIOKafkaConsumer(**aiokafka_options(settings), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest")
     await consumer.start()
@@ -54,8 +68,15 @@ async def read_topic(settings: Settings, topic: str, timeout_seconds: float = 30
             return []
         consumer.assign(assigned)
         end = await consumer.end_offsets(assigned)
-        for tp, first in (await consumer.beginning_offsets(assigned)).items():
-            consumer.seek(tp, first)
+        if since is None:
+            for tp, first in (await consumer.beginning_offsets(assigned)).items():
+                consumer.seek(tp, first)
+        else:
+            starts = await consumer.offsets_for_times(
+                {tp: int(since * 1000) for tp in assigned})
+            for tp in assigned:
+                found = starts.get(tp)
+                consumer.seek(tp, found.offset if found is not None else end[tp])
         records: list[Record] = []
         async with asyncio.timeout(timeout_seconds):
             while [tp for tp in assigned if await consumer.position(tp) < end[tp]]:
@@ -69,15 +90,3 @@ async def read_topic(settings: Settings, topic: str, timeout_seconds: float = 30
         return records
     finally:
         await consumer.stop()
-
-
-async def partitions_of(settings: Settings, topic: str) -> list[int]:
-    """The partition numbers of ``topic`` (empty if it does not exist)."""
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for item in described if item["error_code"] == 0
-                  for p in item["partitions"])

@@ -5,7 +5,6 @@ Topics and tables:
 - ``cx.alerts`` (record of truth; key: customer_id, or the group for group alerts);
 - ``<app_id>-issue-signals`` (internal, keyed by "touchpoint:<name>" or "topic:<name>") and
   table ``issue_windows``: distinct customers per key and window;
-- ``<app_id>-segment-drop-ticks`` (internal, one partition) and table ``group_alerts_sent``;
 - the webhook sink reads cx.alerts with a plain consumer (streams.webhook_sink).
 """
 
@@ -27,6 +26,7 @@ from alerts.group_rules import (
 )
 from alerts.reactions import AlertOut, SignalOut
 from alerts.sinks import log_line
+from cxstream.io import read_topic
 from cxstream.settings import Settings
 from schemas.outputs import Alert
 from scoring.conventions import Conventions
@@ -132,33 +132,68 @@ def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
                             metrics: WorkerMetrics, cluster: Cluster, alerts_topic: Any,
                             conventions: Conventions, windows: tuple[WindowSpec, ...]) -> None:
     rule = config.segment_drop
+    if not rule.enabled:
+        return
     spec = next((s for s in windows if s.name == rule.window), None)
     if spec is None:
         raise ValueError(f"segment_drop.window {rule.window!r} is not one of "
                          f"{', '.join(s.name for s in windows)}")
-    ticks_topic = app.topic(f"{settings.app_id}-segment-drop-ticks", partitions=1,
-                            internal=True, key_serializer="raw", value_serializer="raw")
-    sent = app.Table("group_alerts_sent", partitions=1, key_type=bytes, value_type=bytes)
+    raised = RaisedGroupAlerts(settings, "segment_drop")
 
+    # The worker that owns partition 0 evaluates; a timer, not an agent on a one-partition
+    # topic: such a topic and its table stalled a worker's consumption after a rebalance.
     @app.timer(rule.evaluate_every_seconds)
-    async def schedule_segment_drop_check() -> None:
-        if rule.enabled and 0 in cluster.active_partitions():  # one worker schedules
-            await ticks_topic.send(value=_now().isoformat().encode())
+    async def check_segment_drops() -> None:
+        if 0 not in cluster.active_partitions():
+            raised.forget()
+            return
+        now = _now()
+        try:
+            alerts = await _segment_drops(cluster, spec, config, conventions, now)
+            await raised.load_since(window_start(now.timestamp(), spec.seconds))
+        except ClusterIncomplete as exc:
+            log.info("segment drops not evaluated: %s", exc)
+            return
+        for alert in alerts:
+            if raised.add(alert.alert_id):
+                await publish_alert(alerts_topic, alert)
+                metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
 
-    @app.agent(ticks_topic, name="evaluate_segment_drops", concurrency=1)
-    async def evaluate_segment_drops(stream: Any) -> None:
-        async for event in stream.events():
-            now = datetime.fromisoformat(event.message.value.decode())
-            try:
-                alerts = await _segment_drops(cluster, spec, config, conventions, now)
-            except ClusterIncomplete as exc:
-                log.info("segment drops not evaluated: %s", exc)
-                continue
-            for alert in alerts:
-                if sent.get(alert.alert_id.encode()) is None:
-                    await publish_alert(alerts_topic, alert)
-                    sent[alert.alert_id.encode()] = b"1"
-                    metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+
+class RaisedGroupAlerts:
+    """Ids of a group rule's alerts already on cx.alerts since a window start.
+
+    Loaded from the topic when a worker takes over the evaluation, so a restart or a
+    failover does not publish the same alert again.
+    """
+
+    def __init__(self, settings: Settings, rule: str) -> None:
+        self.settings = settings
+        self.rule = rule
+        self.ids: set[str] = set()
+        self.loaded_since: int | None = None
+
+    def forget(self) -> None:
+        self.ids.clear()
+        self.loaded_since = None
+
+    def add(self, alert_id: str) -> bool:
+        """Remember an id; False if it was already raised."""
+        if alert_id in self.ids:
+            return False
+        self.ids.add(alert_id)
+        return True
+
+    async def load_since(self, start: int) -> None:
+        if self.loaded_since is not None and self.loaded_since <= start:
+            return
+        for record in await read_topic(self.settings, self.settings.topic_alerts,
+                                       timeout_seconds=60, since=start):
+            if record.value and f'"rule":"{self.rule}"'.encode() in record.value:
+                alert = _parse_alert(record.value)
+                if alert is not None:
+                    self.ids.add(alert.alert_id)
+        self.loaded_since = start
 
 
 async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig,

@@ -28,7 +28,7 @@ from streams.cluster import Cluster
 from streams.deadletter import DeadLetter
 from streams.ingest import Ingest
 from streams.metrics import WorkerMetrics
-from streams.state import StateWriter, rebuild_value_index
+from streams.state import StateWriter, rebuild_value_index, writing_for
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
     writer = StateWriter(customers, partials, rules, metrics, value_index,
                          AlertReactions(customer_alerts, rules_config, rules.state),
                          emitter.emit)
-    _register_ingest(app, settings, metrics, writer)
+    _register_ingest(app, settings, metrics, writer, partitions)
 
     @app.timer(settings.value_band_refresh_seconds)
     async def refresh_value_bands() -> None:
@@ -130,7 +130,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
 
 
 def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
-                     writer: StateWriter) -> None:
+                     writer: StateWriter, partitions: int) -> None:
     input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
     deadletter_topic = app.topic(
         settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
@@ -141,6 +141,8 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
                                            headers=record.headers)
         return await sent  # wait for the broker's acknowledgement
 
+    marks_table = app.Table("deadletter_marks", partitions=partitions, key_type=bytes,
+                            value_type=bytes)
     ingest = Ingest(
         kind_of_topic={
             settings.topic_interactions: InputKind.INTERACTION,
@@ -151,6 +153,7 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
         metrics=metrics,
         send_deadletter=send_deadletter,
         handle_batch=writer.handle,
+        marks=TableMarks(marks_table),
     )
 
     # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
@@ -159,6 +162,26 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
         async for events in stream.take_events(settings.batch_size,
                                                within=settings.batch_timeout_seconds):
             await ingest.process(events)
+
+
+class TableMarks:
+    """DeadLetterMarks kept in a Faust table, keyed by "<topic>|<partition>"."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    @staticmethod
+    def _key(event: Any) -> bytes:
+        return f"{event.message.topic}|{event.message.partition}".encode()
+
+    def get(self, source: Any) -> int:
+        raw = self.table.get(self._key(source))
+        return -1 if raw is None else int(raw)
+
+    def set(self, source: Any, offset: int) -> None:
+        if offset > self.get(source):
+            with writing_for(source):
+                self.table[self._key(source)] = str(offset).encode()
 
 
 def _register_metrics_view(app: faust.App, metrics: WorkerMetrics) -> None:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
@@ -39,6 +39,16 @@ BatchHandler = Callable[[Sequence[Accepted]], Awaitable[list[tuple[Accepted, Rej
 DeadLetterSender = Callable[[DeadLetter], Awaitable[Any]]
 
 
+class DeadLetterMarks(Protocol):
+    """Per input partition, the highest offset already dead-lettered (redelivery guard)."""
+
+    def get(self, source: Any) -> int:
+        """The mark of the event's partition (-1: none)."""
+
+    def set(self, source: Any, offset: int) -> None:
+        """Raise the mark of the event's partition."""
+
+
 class Ingest:
     """Validates batches of raw messages and routes every failure to the dead-letter topic."""
 
@@ -49,12 +59,14 @@ class Ingest:
         metrics: WorkerMetrics,
         send_deadletter: DeadLetterSender,
         handle_batch: BatchHandler | None = None,
+        marks: DeadLetterMarks | None = None,
     ) -> None:
         self.kind_of_topic = kind_of_topic
         self.max_event_bytes = max_event_bytes
         self.metrics = metrics
         self.send_deadletter = send_deadletter
         self.handle_batch = handle_batch
+        self.marks = marks
 
     async def process(self, events: Sequence[Any]) -> None:
         """Validate, fold and dead-letter one batch of Faust events."""
@@ -88,6 +100,9 @@ class Ingest:
         return accepted, rejected
 
     async def _deadletter(self, rejected: list[tuple[Any, Rejection]]) -> None:
+        if self.marks is not None:  # a redelivered input was dead-lettered already
+            rejected = [(event, rejection) for event, rejection in rejected
+                        if event.message.offset > self.marks.get(event)]
         if not rejected:
             return
         now = datetime.now(UTC)
@@ -100,6 +115,9 @@ class Ingest:
             log.warning("dead-lettered %s[%d]@%d: %s: %s", message.topic, message.partition,
                         message.offset, rejection.error_class, rejection.reason)
         await asyncio.gather(*(self._deliver(record) for record in records))
+        if self.marks is not None:
+            for event, _ in rejected:
+                self.marks.set(event, event.message.offset)
 
     async def _deliver(self, record: DeadLetter) -> None:
         # Retry until Kafka has the record: the batch's offsets are committed only after

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
@@ -16,6 +18,9 @@ from cxstream.settings import Settings
 from streams.app import FaustEnvironmentError, build_app, check_faust_environment
 
 log = logging.getLogger(__name__)
+
+
+DRAIN_SECONDS = 20.0
 
 
 class WorkerStartError(RuntimeError):
@@ -43,4 +48,38 @@ def run_worker(settings: Settings) -> None:
                         alerts_partition_count=counts[settings.topic_alerts])
     except (RulesError, LexiconError, ValueError) as exc:
         raise WorkerStartError(str(exc)) from exc
-    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    DrainingWorker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+class DrainingWorker(faust.Worker):
+    """On SIGTERM or SIGINT: finish the events already taken, commit, then stop.
+
+    Why: Faust's own stop skips waiting for in-flight events once it is stopping, so a
+    batch finished just before the signal was redelivered (and re-dead-lettered) after a
+    restart.
+    """
+
+    async def _stop_on_signal(self, sig: signal.Signals) -> None:
+        try:
+            await asyncio.wait_for(drain_and_commit(self.app), timeout=DRAIN_SECONDS)
+        except Exception as exc:  # stopping must go on whatever happens here
+            log.warning("could not drain before stopping: %r", exc)
+        await super()._stop_on_signal(sig)
+
+
+async def drain_and_commit(app: Any) -> None:
+    """Stop fetching, wait until every event taken by an agent is acknowledged, commit."""
+    consumer = app.consumer
+    consumer.pause_partitions(consumer.assignment())
+    # Faust offers no public view of in-flight events: this mirrors its own wait_empty(),
+    # without the early exit it takes once the worker is stopping.
+    while True:
+        consumer._clean_unacked_messages()
+        if not consumer._unacked_messages:
+            break
+        await asyncio.sleep(0.05)
+    # a commit already under way makes commit() wait for it and return False: once more
+    for _ in range(3):
+        if await consumer.commit():
+            break
+    log.info("drained in-flight events and committed offsets before stopping")

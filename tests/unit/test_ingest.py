@@ -82,3 +82,27 @@ async def test_failed_dead_letter_sends_are_retried_until_delivered() -> None:
     await ingest.process([event("fb", b"c-1", b"{", 0)])
     assert attempts == [b"{", b"{", b"{"]
     assert sample(registry, "cxstream_deadletter_send_retries_total") == 2
+
+
+class Marks:
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, int], int] = {}
+
+    def get(self, source: Any) -> int:
+        return self.marks.get((source.message.topic, source.message.partition), -1)
+
+    def set(self, source: Any, offset: int) -> None:
+        self.marks[(source.message.topic, source.message.partition)] = offset
+
+
+async def test_a_redelivered_invalid_input_is_not_dead_lettered_twice() -> None:
+    sent: list[DeadLetter] = []
+
+    async def send(record: DeadLetter) -> None:
+        sent.append(record)
+
+    ingest = Ingest(TOPICS, 65_536, WorkerMetrics(CollectorRegistry()), send, marks=Marks())
+    await ingest.process([event("fb", b"c-1", b"bad", 3), event("fb", b"c-1", b"bad2", 4)])
+    await ingest.process([event("fb", b"c-1", b"bad", 3), event("fb", b"c-1", b"bad2", 4),
+                          event("fb", b"c-1", b"bad3", 5)])  # redelivered, then a new one
+    assert [record.value for record in sent] == [b"bad", b"bad2", b"bad3"]
