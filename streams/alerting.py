@@ -75,8 +75,11 @@ class AlertEmitter:
 
 
 async def publish_alert(alerts_topic: Any, alert: Alert) -> None:
+    """Publish to cx.alerts; the log sink writes the first occurrence as one line."""
     subject = alert.customer_id or alert.segment or alert.reason.get("key") or alert.rule
     await alerts_topic.send(key=str(subject).encode(), value=alert.model_dump_json().encode())
+    if alert.occurrences == 1:
+        log.info("ALERT %s", log_line(alert))
 
 
 def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics: WorkerMetrics,
@@ -225,14 +228,6 @@ async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig
 
 def _register_sinks(app: Any, settings: Settings, metrics: WorkerMetrics, alerts_topic: Any,
                     alerts_partitions: int) -> None:
-    @app.agent(alerts_topic, name="log_alerts", concurrency=1)
-    async def log_alerts(stream: Any) -> None:
-        async for value in stream:
-            alert = _parse_alert(value)
-            if alert is not None and alert.occurrences == 1:
-                log.info("ALERT %s", log_line(alert))
-                metrics.alerts_logged.inc()
-
     start_webhook_sink(app, settings, metrics)
 
 

@@ -65,11 +65,6 @@ class WorkerMetrics:
             "(refused for good), duplicate (already delivered, skipped).",
             ["outcome"], registry=registry,
         )
-        self.alerts_logged = Counter(
-            "cxstream_alerts_logged_total",
-            "Alerts written by the log sink.",
-            registry=registry,
-        )
         self.deadletter_send_retries = Counter(
             "cxstream_deadletter_send_retries_total",
             "Failed attempts to write a dead-letter record (retried until delivered).",
