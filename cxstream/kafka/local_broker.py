@@ -97,7 +97,9 @@ def server_properties(settings: Settings, controller_port: int) -> str:
         "offsets.topic.num.partitions=8",
         "transaction.state.log.replication.factor=1",
         "transaction.state.log.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
+        # Kafka's default: workers started together form their group in one rebalance
+        # (a rebalance of a worker already consuming has left it idle; README, Faust)
+        "group.initial.rebalance.delay.ms=3000",
         "log.retention.hours=168",
         "",
     ])
