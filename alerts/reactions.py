@@ -18,6 +18,7 @@ from scoring.fold import SourcedEvent
 class AlertOut:
     status: str  # "new", "folded" (cooldown update) or "replayed" (sent again)
     alert: Alert
+    source_time: float | None = None  # Kafka record time of the input that raised it
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class AlertReactions:
         topics = self.customer_alerts.topics_of(event)
         after, alerts = self.customer_alerts.react(kind, item.offset, event, before, after,
                                                    topics)
-        outputs: list[Any] = [AlertOut(status, alert) for status, alert in alerts]
+        outputs: list[Any] = [AlertOut(status, alert, item.record_time)
+                              for status, alert in alerts]
         return after, outputs + self._signals(event, topics, after)
 
     def on_replayed(self, kind: str, item: SourcedEvent, state: CustomerState) -> list[Any]:

@@ -11,6 +11,7 @@ Topics and tables:
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,9 @@ class AlertEmitter:
             if isinstance(output, AlertOut):
                 await publish_alert(self.alerts_topic, output.alert)
                 self._count(output)
+                if output.source_time is not None and output.status != "replayed":
+                    self.metrics.alert_latency.observe(max(time.time() - output.source_time,
+                                                           0.0))
             elif isinstance(output, SignalOut):
                 signal = output.signal
                 await self.signals_topic.send(key=signal.group.encode(),

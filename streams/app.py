@@ -25,6 +25,7 @@ from streams.alerting import register_alerting
 from streams.api import register_api
 from streams.bands import BandsHolder
 from streams.cluster import Cluster
+from streams.collectors import WorkerCollector
 from streams.deadletter import DeadLetter
 from streams.ingest import Ingest
 from streams.metrics import WorkerMetrics
@@ -106,6 +107,9 @@ def build_app(settings: Settings, partition_count: int | None = None,
         indexed = rebuild_value_index(customers, value_index, cluster.active_partitions())
         log.info("value index rebuilt: %d customers with a profile", indexed)
     metrics.watch_partitions(lambda: len(cluster.active_partitions()))
+    metrics.registry.register(WorkerCollector(
+        app, {"customer_to_state": customers, "group_partials": partials}, partials,
+        cluster.active_partitions, rules.windows))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold)
 

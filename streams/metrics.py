@@ -75,6 +75,19 @@ class WorkerMetrics:
             "Input partitions this worker actively processes.",
             registry=registry,
         )
+        self.event_delay = Histogram(
+            "cxstream_event_delay_seconds",
+            "From an event's own time (occurred_at) to its processing.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+            registry=registry,
+        )
+        self.alert_latency = Histogram(
+            "cxstream_alert_latency_seconds",
+            "From the arrival of the input that raised an alert (Kafka record time) to "
+            "the alert's publication.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "cxstream_batch_events",
             "Input messages per processed batch.",

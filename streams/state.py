@@ -135,6 +135,11 @@ class StateWriter:
             if state.profile is not None:
                 self.value_index.update(partition, customer_id, state.profile.segment,
                                         state.profile.value)
+        now = time.time()
+        for item, _ in result.applied:
+            occurred = getattr(item.event, "occurred_at", None)
+            if occurred is not None:
+                self.metrics.event_delay.observe(max(now - occurred.timestamp(), 0.0))
         for (kind, outcome), count in result.outcomes.items():
             self.metrics.events_folded.labels(kind, outcome).inc(count)
 

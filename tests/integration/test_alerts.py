@@ -16,6 +16,7 @@ import pytest
 
 from cxstream.io import read_topic
 from cxstream.processes import WorkerProcess
+from cxstream.scrape import total
 from cxstream.settings import Settings, load_settings
 from tests.integration.test_scores import send, start
 from tests.receiver import Receiver
@@ -193,6 +194,21 @@ def test_each_rule_fires_exactly_where_it_should_with_context_and_a_signed_webho
         assert sorted(receiver.alert_ids()) == sorted(a["alert_id"] for a in alerts)
         assert all(item.signature_ok for item in receiver.received)
         assert all(item.alert_id_header == item.alert["alert_id"] for item in receiver.received)
+
+        # what ops see: the run's counts, exactly
+        samples = worker.metrics()
+        for rule, count in EXPECTED_RULES.items():
+            assert total(samples, "cxstream_alerts_raised_total", rule=rule) == count, rule
+        assert total(samples, "cxstream_webhook_deliveries_total", outcome="delivered") == 8
+        assert total(samples, "cxstream_alert_latency_seconds_count") == 6  # customer alerts
+        assert total(samples, "cxstream_events_deadlettered_total") == 0
+        assert total(samples, "cxstream_group_answers", dimension="segment", key="drop-seg",
+                     window="day", survey="ces", answer="all") == 30
+        assert total(samples, "cxstream_group_answers", dimension="touchpoint",
+                     key="delivery", window="day", survey="nps", answer="detractors") == 3
+        assert total(samples, "cxstream_consumer_lag_messages",
+                     topic=settings.topic_feedback) == 0
+        assert total(samples, "cxstream_table_keys", table="customer_to_state") > 0
 
         # the same inputs again: nothing new for any cause
         events = scenario(now_in_today())

@@ -1,0 +1,73 @@
+"""Deployment files: promtool accepts them, the dashboard only queries real metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from streams.metrics import WorkerMetrics
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COLLECTED = {"cxstream_consumer_lag_messages", "cxstream_table_keys", "cxstream_group_answers"}
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="promtool is not on PATH (Debian package prometheus; `make test` installs it)")
+
+
+def exposed_metric_names() -> set[str]:
+    """Every sample name a worker can expose (families from the one metrics factory)."""
+    names = set(COLLECTED)
+    for family in WorkerMetrics(CollectorRegistry()).registry.collect():
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names |= {f"{family.name}_{suffix}" for suffix in ("bucket", "count", "sum")}
+        else:
+            names.add(family.name)
+    return names
+
+
+def queried_metric_names(text: str) -> set[str]:
+    return set(re.findall(r"\bcxstream_[a-z_]+", text))
+
+
+@needs_promtool
+def test_promtool_accepts_the_scrape_config_and_rules() -> None:
+    for args in (["check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+                 ["check", "rules", *map(str, (DEPLOY / "prometheus" / "rules").glob("*.yml"))]):
+        result = subprocess.run(["promtool", *args], capture_output=True, text=True,
+                                check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_queries_only_metrics_the_worker_exposes() -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "cxstream.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    queried = set().union(*(queried_metric_names(expr) for expr in exprs))
+    assert queried and queried <= exposed_metric_names(), queried - exposed_metric_names()
+
+
+def test_alert_rules_query_only_metrics_the_worker_exposes() -> None:
+    text = (DEPLOY / "prometheus" / "rules" / "cxstream.rules.yml").read_text()
+    rules = yaml.safe_load(text)
+    assert {group["name"] for group in rules["groups"]} == {"cxstream-ops", "cxstream-cx"}
+    assert queried_metric_names(text) <= exposed_metric_names()
+
+
+def test_compose_mounts_existing_deploy_files_and_provisions_the_dashboard() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for service in ("prometheus", "grafana"):
+        for volume in compose["services"][service]["volumes"]:
+            source = volume.split(":")[0]
+            assert (ROOT / source).exists(), source
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "cxstream.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
