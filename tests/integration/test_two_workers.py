@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from cxstream.processes import WorkerProcess
 from cxstream.scrape import total
 from cxstream.settings import load_settings
 from tests.integration.test_scores import (
+    TOKEN,
     Api,
     base_time,
     configure,
@@ -88,3 +90,68 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
     finally:
         assert first.stop() == 0
         assert second.stop() == 0
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "open bug (README, Faust): in about 1 run in 4 the surviving worker stops fetching after "
+    "it takes over the stopped worker's partitions, so its tallies stay behind the batch "
+    "recomputation; alerts were never duplicated in these runs"))
+def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_alert(
+    isolated: dict[str, str], tmp_path: Path
+) -> None:
+    from cxstream.consistency import batch_tallies, differences, stream_tallies
+    from tests.integration.test_alerts import SECRET, alerts_on_topic, wait_until
+    from tests.receiver import Receiver
+    from tests.support import feedback, profile
+
+    receiver = Receiver(free_port(), SECRET).start()
+    first_map = configure(isolated, partitions="4", session_timeout_seconds="8",
+                          webhook_url=receiver.url, webhook_secret=SECRET,
+                          allowed_lateness_seconds=str(10 * 86_400))
+    second_map = {**first_map, "web_port": str(free_port()),
+                  "data_dir": str(tmp_path / "second")}
+    settings = load_settings({}, **first_map)
+    first = start(first_map, tmp_path, "first")
+    second = start(second_map, tmp_path, "second")
+    t = base_time()
+    customers = [f"m{n}" for n in range(40)]
+    profiles = [profile(customer_id=c, segment=("smb", "enterprise")[n % 2], value=10 + n,
+                        updated_at=t.isoformat()) for n, c in enumerate(customers)]
+    answers = [feedback(event_id=f"e{n}", customer_id=customers[n % 40], score=n % 11,
+                        occurred_at=(t + timedelta(seconds=n)).isoformat())
+               for n in range(800)]
+    try:
+        wait_until_both_own_partitions(first, second, 4)
+        send(settings, settings.topic_customers, profiles)
+        wait_for_sum([first, second], "cxstream_events_folded_total", len(profiles),
+                     kind="customer")
+        send(settings, settings.topic_feedback, answers[:400])
+        wait_for_sum([first, second], "cxstream_events_consumed_total", len(profiles) + 100)
+        assert first.stop() == 0  # mid-stream: its partitions move to the second worker
+        send(settings, settings.topic_feedback, answers[400:])
+        survivor = Api(second.web_port)
+        expected = batch_tallies(settings)
+        found: list[object] = ["not compared yet"]
+        deadline = time.monotonic() + 120
+        while found and time.monotonic() < deadline:
+            time.sleep(2)
+            try:
+                found = differences(expected, stream_tallies(
+                    f"http://127.0.0.1:{second.web_port}", TOKEN))
+            except Exception as exc:
+                found = [repr(exc)]
+        assert found == [], found[:3]
+        assert survivor.get("/api/customers/m0")["customer_id"] == "m0"
+        detractor_customers = {a["customer_id"] for a in answers if a["score"] <= 6}
+        on_topic = alerts_on_topic(settings)
+        first_messages = {a["alert_id"]: a for a in on_topic if a["occurrences"] == 1}
+        # a high-value detractor's one alert is high_value_at_risk, with detractor fired too
+        customer_alerts = [a for a in first_messages.values() if a["customer_id"]]
+        assert {a["customer_id"] for a in customer_alerts
+                if "detractor" in a["reason"]["rules_fired"]} == detractor_customers
+        assert len(customer_alerts) == len(detractor_customers)  # one alert per customer
+        assert wait_until(lambda: set(receiver.alert_ids()) >= set(first_messages), 60)
+        assert len(receiver.received) == len(set(receiver.alert_ids())), "posted twice"
+    finally:
+        assert second.stop() == 0
+        receiver.stop()
