@@ -166,7 +166,10 @@ def test_known_events_give_exact_scores_and_customer_state(
         assert [g["key"] for g in api.get("/api/scores/segment", window="day", at=at,
                                           min_n=2)["groups"]] == ["enterprise"]
 
-        time.sleep(2.5)  # value bands refresh every second
+        # value bands are rebuilt every second from the profiles
+        deadline = time.monotonic() + 30
+        while api.get("/api/value-bands")["customers"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.3)
         c1 = api.get("/api/customers/c1")
         assert (c1["high_value"], c1["quadrant"]) == (True, "at-risk")
         assert c1["last_scores"]["nps"]["score"] == 3 and c1["negative_signals_in_window"] == 3

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cxstream.processes import WorkerProcess
@@ -25,28 +27,38 @@ from tests.support import free_port
 pytestmark = pytest.mark.integration
 
 
+def poll(check: Callable[[], tuple[bool, object]], what: str, timeout: float = 90) -> None:
+    """Call ``check`` until its first value is true; fail with its second otherwise."""
+    def attempt() -> tuple[bool, object]:
+        try:
+            return check()
+        except httpx.HTTPError as exc:  # a worker's web server is not up yet
+            return False, repr(exc)
+
+    deadline = time.monotonic() + timeout
+    done, seen = attempt()
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.3)
+        done, seen = attempt()
+    assert done, f"{what}: {seen}"
+
+
 def wait_until_both_own_partitions(first: WorkerProcess, second: WorkerProcess,
                                    partitions: int) -> None:
-    deadline = time.monotonic() + 90
-    owned = [0.0, 0.0]
-    while time.monotonic() < deadline:
-        owned = [w.wait_for("cxstream_partitions_assigned", 0) for w in (first, second)]
-        if min(owned) >= 1 and sum(owned) == partitions:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"partitions owned: {owned}")
+    def owned() -> tuple[bool, object]:
+        counts = [total(w.metrics(), "cxstream_partitions_assigned") for w in (first, second)]
+        return min(counts) >= 1 and sum(counts) == partitions, counts
+
+    poll(owned, "partitions owned")
 
 
 def wait_for_sum(workers: list[WorkerProcess], name: str, expected: float,
                  **labels: str) -> None:
-    deadline = time.monotonic() + 90
-    reached = 0.0
-    while time.monotonic() < deadline:
-        reached = sum(total(w.metrics(), name, **labels) for w in workers)
-        if reached >= expected:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{name}{labels}: {reached} of {expected}")
+    def reached() -> tuple[bool, object]:
+        value = sum(total(w.metrics(), name, **labels) for w in workers)
+        return value >= expected, f"{value} of {expected}"
+
+    poll(reached, f"{name}{labels}")
 
 
 def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_path: Path) -> None:
