@@ -90,6 +90,9 @@ class RulesConfig(BaseModel):
     routing: Routing = Routing()
     response_hours: dict[Severity, float] = {"critical": 4, "warning": 24, "info": 72}
     context_interactions: int = Field(default=5, ge=0, le=50)
+    #: customer alerts only for events at most this old when processed: a backfill of
+    #: last month's surveys must not page anyone (the scores still count them)
+    max_event_age_hours: float = Field(default=48, gt=0)
 
 
 def load_rules(path: Path | None = None) -> RulesConfig:

@@ -110,6 +110,8 @@ class CustomerAlerts:
               before: CustomerState, after: CustomerState, topics: list[str]
               ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
         """The state with cooldowns updated, and ("new" | "folded", alert) if any fired."""
+        if self.now() - event.occurred_at > timedelta(hours=self.config.max_event_age_hours):
+            return after, []  # too old to act on
         report_before, report_after = self.report_of(before), self.report_of(after)
         triggers = [trigger for trigger in (
             high_value_at_risk_trigger(report_before.get("quadrant"), report_after.get("quadrant"),

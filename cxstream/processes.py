@@ -59,8 +59,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         value = -1.0
         while time.monotonic() < deadline:
-            if not self.running:
-                raise WorkerExited(f"worker exited with {self.exit_code}:\n{self.log()}")
+            self.check_running()
             try:
                 value = total(self.metrics(), name, **labels)
             except httpx.HTTPError:
@@ -69,6 +68,11 @@ class WorkerProcess:
                 return value
             time.sleep(0.3)
         raise TimeoutError(f"{name}{labels} reached {value}, expected {expected}\n{self.log()}")
+
+    def check_running(self) -> None:
+        """Raise WorkerExited (with the end of its log) if the worker has stopped."""
+        if not self.running:
+            raise WorkerExited(f"worker exited with {self.exit_code}:\n{self.log()}")
 
     @property
     def exit_code(self) -> int | None:

@@ -10,7 +10,11 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def scrape(url: str, timeout: float = 5.0) -> Samples:
     """Samples at ``url`` as {(name, sorted label pairs): value}."""
-    text = httpx.get(url, timeout=timeout).text
+    return parse_samples(httpx.get(url, timeout=timeout).text)
+
+
+def parse_samples(text: str) -> Samples:
+    """Samples of a Prometheus text exposition as {(name, sorted label pairs): value}."""
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

@@ -74,6 +74,9 @@ class Settings(BaseSettings, Conventions, StateRules):
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
     #: a worker silent this long is considered dead and its partitions move
     session_timeout_seconds: float = Field(default=30, ge=6, le=300)
+    #: input partitions with unread messages whose fetch position has not moved this long
+    #: are resumed; if that does not help the worker exits with code 75 to be restarted
+    stall_seconds: float = Field(default=30, ge=2, le=3600)
     #: host name other workers use to reach this one (default: web_host, or the machine's
     #: name when web_host is 0.0.0.0)
     web_advertised_host: str | None = None

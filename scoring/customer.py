@@ -214,13 +214,19 @@ def low_score_reasons(state: CustomerState, rules: StateRules) -> list[str]:
 def quadrant(state: CustomerState, high_value: bool | None,
              rules: StateRules) -> Quadrant | None:
     """Score against revenue; None until the customer's value and experience are known."""
-    has_evidence = bool(state.last_scores or state.recent_interactions)
-    if high_value is None or not has_evidence:
+    low = experience_is_low(state, rules)
+    if high_value is None or low is None:
         return None
-    low = bool(low_score_reasons(state, rules))
     if high_value:
         return "at-risk" if low else "exemplary"
     return "dangling" if low else "growth"
+
+
+def experience_is_low(state: CustomerState, rules: StateRules) -> bool | None:
+    """Whether the recent experience is low; None before any score or interaction."""
+    if not (state.last_scores or state.recent_interactions):
+        return None
+    return bool(low_score_reasons(state, rules))
 
 
 def _newest(records: tuple, kept: int) -> tuple:  # type: ignore[type-arg]

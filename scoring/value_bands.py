@@ -96,6 +96,12 @@ class ValueBands:
             chosen = in_segment if self.scope == "segment" else overall
         return {"overall": overall, "in_segment": in_segment, "high_value": chosen}
 
+    def threshold(self, segment: str) -> float | None:
+        """The value from which a customer of ``segment`` is high-value (as configured)."""
+        if self.fixed_threshold is not None:
+            return self.fixed_threshold
+        return self.by_segment.get(segment) if self.scope == "segment" else self.overall
+
     def describe(self) -> dict[str, object]:
         return {"top_share": self.top_share, "scope": self.scope,
                 "fixed_threshold": self.fixed_threshold, "customers": self.customers,
@@ -103,17 +109,23 @@ class ValueBands:
 
 
 class ValueIndex:
-    """Each owned customer's (segment, value), with per-partition histograms kept current.
+    """Each owned customer's (segment, value, experience), with per-partition histograms.
 
     Lets a worker answer "value histograms of my partitions" without scanning its table:
-    a profile update moves one count from the old bucket to the new one.
+    a profile update moves one count from the old bucket to the new one. The experience
+    (``low``: True, False, or None before any score or interaction) is kept beside it so
+    customers per quadrant can be counted against the current bands without decoding
+    every state.
     """
 
     def __init__(self) -> None:
         self._customers: dict[int, dict[str, tuple[str, float]]] = {}
         self._histograms: dict[int, dict[str, Histogram]] = {}
+        self._low: dict[int, dict[str, bool | None]] = {}
 
-    def update(self, partition: int, customer_id: str, segment: str, value: float) -> None:
+    def update(self, partition: int, customer_id: str, segment: str, value: float,
+               low: bool | None = None) -> None:
+        self._low.setdefault(partition, {})[customer_id] = low
         customers = self._customers.setdefault(partition, {})
         histograms = self._histograms.setdefault(partition, {})
         old = customers.get(customer_id)
@@ -130,15 +142,34 @@ class ValueIndex:
         bucket = bucket_of(value)
         counts[bucket] = counts.get(bucket, 0) + 1
 
+    def quadrant_counts(self, partitions: set[int], bands: ValueBands
+                        ) -> dict[tuple[str, str], int]:
+        """Customers per (segment, quadrant) over ``partitions``; "unknown" until both the
+        customer's band and experience are known (see scoring.customer.quadrant)."""
+        counts: dict[tuple[str, str], int] = {}
+        thresholds: dict[str, float | None] = {}
+        for partition in partitions & set(self._customers):
+            low_of = self._low.get(partition, {})
+            for customer_id, (segment, value) in self._customers[partition].items():
+                if segment not in thresholds:
+                    thresholds[segment] = bands.threshold(segment)
+                threshold = thresholds[segment]
+                name = quadrant_name(None if threshold is None else value >= threshold,
+                                     low_of.get(customer_id))
+                counts[(segment, name)] = counts.get((segment, name), 0) + 1
+        return counts
+
     def keep_only(self, partitions: set[int]) -> None:
         """Forget partitions this worker no longer owns."""
         for partition in set(self._customers) - partitions:
             del self._customers[partition]
             self._histograms.pop(partition, None)
+            self._low.pop(partition, None)
 
     def clear(self) -> None:
         self._customers.clear()
         self._histograms.clear()
+        self._low.clear()
 
     def histograms(self, partitions: set[int]) -> dict[str, Histogram]:
         """Histograms per segment over ``partitions``."""
@@ -147,3 +178,12 @@ class ValueIndex:
             for segment, counts in self._histograms[partition].items():
                 merged[segment] = merge([merged.get(segment, {}), counts])
         return {segment: counts for segment, counts in merged.items() if counts}
+
+
+def quadrant_name(high_value: bool | None, low: bool | None) -> str:
+    """The quadrant of scoring.customer.quadrant from its two inputs, or "unknown"."""
+    if high_value is None or low is None:
+        return "unknown"
+    if high_value:
+        return "at-risk" if low else "exemplary"
+    return "dangling" if low else "growth"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +23,7 @@ from cxstream.settings import Settings
 from schemas.parsing import InputKind
 from scoring.customer_view import customer_report
 from scoring.value_bands import ValueIndex
+from streams import faust_fixes
 from streams.alerting import register_alerting
 from streams.api import register_api
 from streams.bands import BandsHolder
@@ -30,6 +33,7 @@ from streams.deadletter import DeadLetter
 from streams.ingest import Ingest
 from streams.metrics import WorkerMetrics
 from streams.state import StateWriter, rebuild_value_index, writing_for
+from streams.watchdog import EXIT_STALLED, StallWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
     Raises RulesError or LexiconError when the rules or lexicon files are invalid.
     """
     check_faust_environment(os.environ)
+    faust_fixes.apply()
     partitions = partition_count or settings.partitions
     rules_config = load_rules(settings.rules_file)
     tagger = load_tagger(settings.lexicons_dir)
@@ -104,12 +109,14 @@ def build_app(settings: Settings, partition_count: int | None = None,
 
     @customers.on_recover
     async def index_recovered_customers() -> None:
-        indexed = rebuild_value_index(customers, value_index, cluster.active_partitions())
+        indexed = rebuild_value_index(customers, value_index, cluster.active_partitions(),
+                                      rules.state)
         log.info("value index rebuilt: %d customers with a profile", indexed)
     metrics.watch_partitions(lambda: len(cluster.active_partitions()))
+    quadrants: dict[tuple[str, str], int] = {}  # counted at each value-band refresh
     metrics.registry.register(WorkerCollector(
         app, {"customer_to_state": customers, "group_partials": partials}, partials,
-        cluster.active_partitions, rules.windows))
+        cluster.active_partitions, rules.windows, lambda: quadrants))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold)
 
@@ -124,13 +131,32 @@ def build_app(settings: Settings, partition_count: int | None = None,
                          emitter.emit)
     _register_ingest(app, settings, metrics, writer, partitions)
 
+    _register_watchdog(app, settings, metrics)
+
     @app.timer(settings.value_band_refresh_seconds)
     async def refresh_value_bands() -> None:
         await bands.refresh(cluster)
+        counted = value_index.quadrant_counts(cluster.active_partitions(), bands.current)
+        quadrants.clear()
+        quadrants.update(counted)
 
     register_api(app, customers, cluster, bands, rules, token)
     _register_metrics_view(app, metrics)
     return app
+
+
+def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
+    async def give_up(reason: str) -> None:
+        app.cx_exit_code = EXIT_STALLED  # type: ignore[attr-defined]  # read by run_worker
+        os.kill(os.getpid(), signal.SIGTERM)  # drain and commit, then exit 75
+
+    watchdog = StallWatchdog(app, set(settings.input_topics), settings.stall_seconds,
+                             lambda action: metrics.partition_stalls.labels(action).inc(),
+                             give_up, time.monotonic)
+
+    @app.timer(max(1.0, settings.stall_seconds / 4))
+    async def watch_for_stalls() -> None:
+        await watchdog.check()
 
 
 def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,

@@ -32,8 +32,10 @@ class WorkerCollector(Collector):
     """Gauges computed from Faust's monitor and the worker's tables when scraped."""
 
     def __init__(self, app: Any, tables: dict[str, Any], partials: Any,
-                 owned: Callable[[], set[int]], windows: tuple[WindowSpec, ...]) -> None:
+                 owned: Callable[[], set[int]], windows: tuple[WindowSpec, ...],
+                 quadrants: Callable[[], dict[tuple[str, str], int]] = dict) -> None:
         self.app = app
+        self.quadrants = quadrants
         self.tables = tables
         self.partials = partials
         self.owned = owned
@@ -47,6 +49,20 @@ class WorkerCollector(Collector):
             sizes.add_metric([name], len(table))
         yield sizes
         yield from self._answers()
+        yield self._quadrants()
+
+    def _quadrants(self) -> GaugeMetricFamily:
+        customers = GaugeMetricFamily(
+            "cxstream_customers",
+            "Customers with a profile on this worker's partitions, by segment and quadrant "
+            "(unknown: value band or experience not known yet); sum across workers.",
+            labels=["segment", "quadrant"])
+        segments: set[str] = set()
+        for (segment, quadrant), count in sorted(self.quadrants().items()):
+            segments.add(segment)
+            if len(segments) <= MAX_KEYS_PER_DIMENSION:  # bounded label values
+                customers.add_metric([segment, quadrant], count)
+        return customers
 
     def _lag(self) -> GaugeMetricFamily:
         lag = GaugeMetricFamily("cxstream_consumer_lag_messages",

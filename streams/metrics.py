@@ -70,6 +70,12 @@ class WorkerMetrics:
             "Failed attempts to write a dead-letter record (retried until delivered).",
             registry=registry,
         )
+        self.partition_stalls = Counter(
+            "cxstream_partition_stalls_total",
+            "Input partitions found stalled: resumed in place, or gave_up (worker exits "
+            "to be restarted).",
+            ["action"], registry=registry,
+        )
         self.partitions_assigned = Gauge(
             "cxstream_partitions_assigned",
             "Input partitions this worker actively processes.",

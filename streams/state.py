@@ -19,11 +19,10 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-import orjson
 from faust.streams import _current_event  # Faust only sets it while iterating a stream
 
 from schemas.parsing import ErrorClass, Rejection
-from scoring.customer import CustomerState
+from scoring.customer import CustomerState, StateRules, experience_is_low
 from scoring.fold import (
     FoldResult,
     FoldRules,
@@ -134,7 +133,8 @@ class StateWriter:
             self.customers[customer_id.encode()] = encode_customer(partition, state)
             if state.profile is not None:
                 self.value_index.update(partition, customer_id, state.profile.segment,
-                                        state.profile.value)
+                                        state.profile.value,
+                                        experience_is_low(state, self.rules.state))
         now = time.time()
         for item, _ in result.applied:
             occurred = getattr(item.event, "occurred_at", None)
@@ -174,7 +174,8 @@ def _by_partition(accepted: Sequence[Accepted]) -> dict[int, list[Accepted]]:
     return groups
 
 
-def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int]) -> int:
+def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
+                        rules: StateRules) -> int:
     """Refill the index from the table (after recovery); return the customers indexed."""
     index.clear()
     indexed = 0
@@ -182,8 +183,9 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int]) -> i
         partition = customer_partition(raw)
         if partition not in owned:
             continue
-        profile = orjson.loads(raw[raw.index(b"|") + 1 :]).get("profile")
-        if profile:
-            index.update(partition, key.decode(), profile["segment"], profile["value"])
+        state = decode_customer(raw)
+        if state.profile is not None:
+            index.update(partition, key.decode(), state.profile.segment, state.profile.value,
+                         experience_is_low(state, rules))
             indexed += 1
     return indexed

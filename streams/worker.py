@@ -48,7 +48,12 @@ def run_worker(settings: Settings) -> None:
                         alerts_partition_count=counts[settings.topic_alerts])
     except (RulesError, LexiconError, ValueError) as exc:
         raise WorkerStartError(str(exc)) from exc
-    DrainingWorker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    try:
+        DrainingWorker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    finally:
+        code = getattr(app, "cx_exit_code", None)
+        if code is not None:  # the stall watchdog asked to be restarted
+            raise SystemExit(code)
 
 
 class DrainingWorker(faust.Worker):
@@ -60,15 +65,27 @@ class DrainingWorker(faust.Worker):
     """
 
     async def _stop_on_signal(self, sig: signal.Signals) -> None:
-        try:
-            await asyncio.wait_for(drain_and_commit(self.app), timeout=DRAIN_SECONDS)
-        except Exception as exc:  # stopping must go on whatever happens here
-            log.warning("could not drain before stopping: %r", exc)
+        log.info("signal %s: finishing in-flight events before stopping", sig.name)
+        progress: dict[str, object] = {"step": "starting"}
+        # A task and asyncio.wait, not wait_for: wait_for waits for a cancelled task to
+        # finish, and a commit stuck inside the Kafka client would then block the stop.
+        drain = asyncio.ensure_future(drain_and_commit(self.app, progress))
+        done, _ = await asyncio.wait({drain}, timeout=DRAIN_SECONDS)
+        if not done:
+            drain.cancel()
+            log.warning("could not drain within %.0f s (at: %s); stopping anyway, the "
+                        "uncommitted events will be read again", DRAIN_SECONDS, progress)
+        elif drain.exception() is not None:  # stopping must go on whatever happens here
+            log.warning("could not drain before stopping: %r", drain.exception())
         await super()._stop_on_signal(sig)
 
 
-async def drain_and_commit(app: Any) -> None:
-    """Stop fetching, wait until every event taken by an agent is acknowledged, commit."""
+async def drain_and_commit(app: Any, progress: dict[str, object] | None = None) -> None:
+    """Stop fetching, wait until every event taken by an agent is acknowledged, commit.
+
+    ``progress`` is updated with the current step, for the log line of a stop that takes
+    too long."""
+    progress = {} if progress is None else progress
     consumer = app.consumer
     consumer.pause_partitions(consumer.assignment())
     # Faust offers no public view of in-flight events: this mirrors its own wait_empty(),
@@ -77,9 +94,12 @@ async def drain_and_commit(app: Any) -> None:
         consumer._clean_unacked_messages()
         if not consumer._unacked_messages:
             break
+        progress.update(step="waiting for in-flight events",
+                        in_flight=len(consumer._unacked_messages))
         await asyncio.sleep(0.05)
     # a commit already under way makes commit() wait for it and return False: once more
-    for _ in range(3):
+    for attempt in range(3):
+        progress.update(step="committing", attempt=attempt + 1)
         if await consumer.commit():
             break
     log.info("drained in-flight events and committed offsets before stopping")

@@ -209,6 +209,15 @@ def test_each_rule_fires_exactly_where_it_should_with_context_and_a_signed_webho
         assert total(samples, "cxstream_consumer_lag_messages",
                      topic=settings.topic_feedback) == 0
         assert total(samples, "cxstream_table_keys", table="customer_to_state") > 0
+        # customers per quadrant, counted at the next value-band refresh (every second)
+        worker.wait_for("cxstream_customers", 28)  # every profile sent
+        samples = worker.metrics()
+        enterprise = {q: total(samples, "cxstream_customers", segment="enterprise", quadrant=q)
+                      for q in ("exemplary", "growth", "at-risk", "dangling", "unknown")}
+        # hv1 escalated 3 times (top of its segment), lv1 too, lv2-lv4 never heard from
+        assert enterprise == {"exemplary": 0, "growth": 0, "at-risk": 1, "dangling": 1,
+                              "unknown": 3}
+        assert total(samples, "cxstream_customers", segment="smb", quadrant="dangling") == 1
 
         # the same inputs again: nothing new for any cause
         events = scenario(now_in_today())

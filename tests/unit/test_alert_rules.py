@@ -115,6 +115,15 @@ def test_a_detractor_answer_raises_one_alert_with_context_and_routing() -> None:
     assert state.open_alerts["detractor"].alert_id == alert.alert_id
 
 
+def test_no_customer_alert_for_an_event_older_than_max_event_age() -> None:
+    engine = alerts_for(high=set())
+    age = CONFIG.max_event_age_hours * 60
+    _, alerts = answer(engine, with_profile(), fb(-age - 1, score=0), 1)
+    assert alerts == []  # a backfilled answer: counted in the scores, nobody paged
+    _, alerts = answer(engine, with_profile(), fb(-age, score=0), 2)
+    assert [alert.rule for _, alert in alerts] == ["detractor"]
+
+
 def test_repeated_triggers_within_the_cooldown_fold_into_the_open_alert() -> None:
     engine = alerts_for(high=set())
     state, [(_, first)] = answer(engine, with_profile(), fb(0, score=3), 1)

@@ -7,16 +7,23 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from streams.collectors import WorkerCollector
 from streams.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-COLLECTED = {"cxstream_consumer_lag_messages", "cxstream_table_keys", "cxstream_group_answers"}
+def collected_names() -> set[str]:
+    """Families the scrape-time collector yields (run against an empty worker)."""
+    app = SimpleNamespace(monitor=SimpleNamespace(tp_end_offsets={}, tp_read_offsets={}))
+    collector = WorkerCollector(app, {"customer_to_state": {}}, {}, set, (), dict)
+    return {family.name for family in collector.collect()}
+
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None,
     reason="promtool is not on PATH (Debian package prometheus; `make test` installs it)")
@@ -24,7 +31,7 @@ needs_promtool = pytest.mark.skipif(
 
 def exposed_metric_names() -> set[str]:
     """Every sample name a worker can expose (families from the one metrics factory)."""
-    names = set(COLLECTED)
+    names = collected_names()
     for family in WorkerMetrics(CollectorRegistry()).registry.collect():
         if family.type == "counter":
             names.add(f"{family.name}_total")

@@ -86,3 +86,28 @@ def test_value_index_moves_a_customer_between_buckets_and_segments() -> None:
     assert index.histograms({1}) == {"enterprise": histogram_of([5_000])}
     index.keep_only({1})
     assert index.histograms({0, 1}) == {"enterprise": histogram_of([5_000])}
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+                          st.sampled_from(["smb", "enterprise"]),
+                          st.floats(0, 1e6, allow_nan=False),
+                          st.sampled_from([True, False, None])), max_size=30),
+       st.sampled_from(["segment", "overall"]), st.sampled_from([None, 500.0]))
+def test_quadrant_counts_match_each_customers_flags(
+    updates: list[tuple[int, str, str, float, bool | None]], scope: str,
+    fixed: float | None,
+) -> None:
+    from scoring.value_bands import ValueIndex, quadrant_name
+
+    index = ValueIndex()
+    latest: dict[tuple[int, str], tuple[str, float, bool | None]] = {}
+    for partition, customer, segment, value, low in updates:
+        index.update(partition, customer, segment, value, low)
+        latest[(partition, customer)] = (segment, value, low)
+    bands = ValueBands(index.histograms({0, 1, 2, 3}), 0.2, scope, fixed)
+    expected: dict[tuple[str, str], int] = {}
+    for (partition, _), (segment, value, low) in latest.items():
+        if partition in {0, 1}:
+            key = (segment, quadrant_name(bands.flags(segment, value)["high_value"], low))
+            expected[key] = expected.get(key, 0) + 1
+    assert index.quadrant_counts({0, 1}, bands) == expected
