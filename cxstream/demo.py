@@ -61,6 +61,9 @@ class DemoRun:
     """What the run saw; becomes the summary."""
 
     expectations: list[Expectation]
+    run_id: str = ""
+    settings: Settings | None = None
+    worker_pid: int | None = None
     malformed_sent: int = 0
     sent: Counter[str] = field(default_factory=Counter)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # first message per id
@@ -77,7 +80,11 @@ class DemoRun:
                 and self.deadlettered == self.malformed_sent)
 
     def summary(self) -> dict[str, Any]:
+        topics = {} if self.settings is None else {
+            "alerts": self.settings.topic_alerts, "deadletter": self.settings.topic_deadletter,
+            "feedback": self.settings.topic_feedback}
         return {
+            "run_id": self.run_id, "topics": topics, "worker_pid": self.worker_pid,
             "events_sent": dict(self.sent), "malformed_sent": self.malformed_sent,
             "deadlettered": self.deadlettered, "consumed": self.consumed,
             "alerts_per_rule": dict(Counter(a["rule"] for a in self.alerts.values())),
@@ -91,7 +98,7 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
     """Run the demo; return the process exit code (0: every incident caught)."""
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     started_broker = _ensure_broker(settings, console)
-    run_id = datetime.now(UTC).strftime("demo%Y%m%d%H%M%S")
+    run_id = datetime.now(UTC).strftime("demo%Y%m%d%H%M%S") + secrets.token_hex(2)
     demo = _demo_settings(settings, run_id)
     start = datetime.now(UTC).replace(microsecond=0)
     simulation = simulate(options.config, start)
@@ -99,11 +106,12 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
     rules_file = _write_rules(demo, records)
     demo = load_settings({}, **{**_as_strings(demo), "rules_file": str(rules_file)})
     worker = WorkerProcess(_worker_env(demo), demo.data_dir / "worker.log", demo.web_port)
-    run = DemoRun(simulation.expectations,
+    run = DemoRun(simulation.expectations, run_id, demo,
                   malformed_sent=sum(1 for r in records if r.malformed))
     try:
         asyncio.run(ensure_topics(demo))
         worker.start()
+        run.worker_pid = worker.process.pid if worker.process else None
         console.print(f"run [bold]{run_id}[/]: topics {run_id}.cx.*, worker log "
                       f"{worker.log_path}")
         _wait_until_ready(worker, demo, console)
