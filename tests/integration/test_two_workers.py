@@ -153,7 +153,8 @@ def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_
                     f"http://127.0.0.1:{second.web_port}", TOKEN))
             except Exception as exc:
                 found = [repr(exc)]
-        assert found == [], (found[:3], missing_by_partition(settings, survivor, customers))
+        assert found == [], (found[:3], missing_by_partition(settings, survivor, customers),
+                             answers_per_partition(settings))
         assert survivor.get("/api/customers/m0")["customer_id"] == "m0"
         detractor_customers = {a["customer_id"] for a in answers if a["score"] <= 6}
         on_topic = alerts_on_topic(settings)
@@ -187,3 +188,29 @@ def missing_by_partition(settings: Any, api: Api, customers: list[str]) -> dict[
         if event_id not in applied:
             missing.setdefault(partition, []).append(offset)
     return missing
+
+
+def answers_per_partition(settings: Any) -> dict[str, dict[int, int]]:
+    """NPS answers per input partition: on the topic, and in the last changelog value of
+    each group_partials key of one slot (channel web, long window): where a count went."""
+    import asyncio
+    import json
+
+    from cxstream.io import read_topic
+
+    on_topic: dict[int, int] = {}
+    for record in asyncio.run(read_topic(settings, settings.topic_feedback)):
+        on_topic[record.partition] = on_topic.get(record.partition, 0) + 1
+    latest: dict[str, Any] = {}
+    changelog = f"{settings.app_id}-group_partials-changelog"
+    for record in asyncio.run(read_topic(settings, changelog)):
+        latest[(record.key or b"").decode()] = record.value
+    in_changelog: dict[int, int] = {}
+    for key, value in latest.items():
+        parts = key.split("|")
+        if value and len(parts) == 5 and parts[1:3] == ["channel", "7d"] and parts[4] == "web":
+            try:
+                in_changelog[int(parts[0])] = json.loads(value)["tally"]["nps_n"]
+            except (ValueError, KeyError) as exc:
+                return {"unreadable changelog value": {0: len(value)}, "error": {0: str(exc)}}
+    return {"on_topic": on_topic, "in_changelog": in_changelog}
