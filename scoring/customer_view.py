@@ -14,19 +14,26 @@ from scoring.customer import (
 from scoring.value_bands import ValueBands
 
 
-def customer_report(state: CustomerState, bands: ValueBands,
-                    rules: StateRules) -> dict[str, Any]:
-    """The customer's state with derived fields: high-value flags, quadrant, signals."""
+def customer_flags(state: CustomerState, bands: ValueBands,
+                   rules: StateRules) -> dict[str, Any]:
+    """What the rules derive from a customer's state: high-value flags, quadrant, signals
+    (no copy of the state itself: the alert rules read only these)."""
     flags: dict[str, bool | None] = {"overall": None, "in_segment": None, "high_value": None}
     if state.profile is not None:
         flags = bands.flags(state.profile.segment, state.profile.value)
+    return {
+        "high_value": flags["high_value"],
+        "high_value_overall": flags["overall"],
+        "high_value_in_segment": flags["in_segment"],
+        "quadrant": quadrant(state, flags["high_value"], rules),
+        "negative_signals_in_window": negative_signal_count(state, rules),
+        "low_experience_reasons": low_score_reasons(state, rules),
+    }
+
+
+def customer_report(state: CustomerState, bands: ValueBands,
+                    rules: StateRules) -> dict[str, Any]:
+    """The customer's state with derived fields: high-value flags, quadrant, signals."""
     report = state.model_dump(mode="json", exclude={"seen", "counted"})
-    report.update(
-        high_value=flags["high_value"],
-        high_value_overall=flags["overall"],
-        high_value_in_segment=flags["in_segment"],
-        quadrant=quadrant(state, flags["high_value"], rules),
-        negative_signals_in_window=negative_signal_count(state, rules),
-        low_experience_reasons=low_score_reasons(state, rules),
-    )
+    report.update(customer_flags(state, bands, rules))
     return report

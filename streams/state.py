@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -41,6 +42,9 @@ from streams.metrics import WorkerMetrics
 log = logging.getLogger(__name__)
 
 EXPIRY_INTERVAL_SECONDS = 60.0
+#: decoded states kept beside the table (their bytes checked by identity): decoding JSON
+#: was the largest cost of a profile of the worker after Kafka itself
+DECODED_KEPT = 50_000
 
 
 def encode_customer(partition: int, state: CustomerState) -> bytes:
@@ -78,6 +82,7 @@ class StateWriter:
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None) -> None:
         self.customers = customers
         self.value_index = value_index
+        self._decoded: OrderedDict[str, tuple[bytes, CustomerState]] = OrderedDict()
         self.reactions = reactions
         self.emit = emit
         self.partials = partials
@@ -130,7 +135,12 @@ class StateWriter:
             self.partials[key.encode()] = partial.model_dump(mode="json")
         self.partials[watermark_key(partition).encode()] = result.watermark.model_dump()
         for customer_id, state in result.states.items():
-            self.customers[customer_id.encode()] = encode_customer(partition, state)
+            raw = encode_customer(partition, state)
+            self.customers[customer_id.encode()] = raw
+            self._decoded[customer_id] = (raw, state)
+            self._decoded.move_to_end(customer_id)
+            if len(self._decoded) > DECODED_KEPT:
+                self._decoded.popitem(last=False)
             if state.profile is not None:
                 self.value_index.update(partition, customer_id, state.profile.segment,
                                         state.profile.value,
@@ -156,7 +166,12 @@ class StateWriter:
 
     def _load_state(self, customer_id: str) -> CustomerState | None:
         raw = self.customers.get(customer_id.encode())
-        return None if raw is None else decode_customer(raw)
+        if raw is None:
+            return None
+        cached = self._decoded.get(customer_id)
+        if cached is not None and cached[0] is raw:  # the very bytes this worker wrote
+            return cached[1]
+        return decode_customer(raw)
 
     def _load_partial(self, key: str) -> PartialTally | None:
         raw = self.partials.get(key.encode())

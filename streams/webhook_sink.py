@@ -14,7 +14,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
 
 from alerts.sinks import PermanentDeliveryError, TransientDeliveryError, WebhookSender
@@ -34,23 +34,31 @@ class WebhookSink:
         self.settings = settings
         self.sender = sender
         self.metrics = metrics
-        self.delivered: OrderedDict[str, None] = OrderedDict()  # ids posted by this process
+        self.delivered: OrderedDict[str, None] = OrderedDict()  # ids posted or learnt
+        self.scanned: dict[TopicPartition, int] = {}  # where learn_delivered stopped
+        self.ready: set[TopicPartition] = set()  # learnt since their last assignment
 
     async def run(self) -> None:
         options = aiokafka_options(self.settings)
         consumer = AIOKafkaConsumer(
-            self.settings.topic_alerts, **options, group_id=f"{self.settings.app_id}-webhook",
+            **options, group_id=f"{self.settings.app_id}-webhook",
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=int(self.settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(min(3.0, self.settings.session_timeout_seconds / 3)
                                       * 1000))
         producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=True)
+        reader = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
+        await reader.start()
+        self.ready.clear()
+        consumer.subscribe([self.settings.topic_alerts], listener=_ForgetRevoked(self))
         await consumer.start()
         await producer.start()
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=100)
                 for tp, messages in batches.items():
+                    if tp not in self.ready:  # before the first delivery from tp
+                        await self._learn(consumer, reader, tp)
                     for message in messages:
                         if tp not in consumer.assignment():
                             break  # revoked meanwhile: its new owner delivers the rest
@@ -58,6 +66,7 @@ class WebhookSink:
                             await consumer.commit({tp: message.offset + 1})
         finally:
             await consumer.stop()
+            await reader.stop()
             await producer.stop()
             await self.sender.close()
 
@@ -103,6 +112,45 @@ class WebhookSink:
             consumer.resume(*consumer.assignment())
         return tp in consumer.assignment()
 
+    async def learn_delivered(self, reader: AIOKafkaConsumer, tp: TopicPartition,
+                              committed: int) -> int:
+        """Remember the ids of the alerts before ``committed`` in ``tp``: delivered (or
+        settled) by whichever process committed them. Returns how many were read.
+
+        Why: a worker that restarts after a crash publishes its last alerts again (with
+        occurrences 1); without this, the sink of the new process would post them twice.
+        """
+        start = self.scanned.get(tp)
+        if start is None:
+            start = (await reader.beginning_offsets([tp]))[tp]
+        if start >= committed:
+            return 0
+        reader.assign([tp])
+        reader.seek(tp, start)
+        read = 0
+        while start < committed:
+            batches = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
+            for message in batches.get(tp, []):
+                if message.offset >= committed:
+                    break
+                try:
+                    self._remember(Alert.model_validate_json(message.value).alert_id)
+                except ValidationError:
+                    pass  # dead-lettered when it was first read
+                read += 1
+            start = await reader.position(tp)
+        self.scanned[tp] = min(start, committed)
+        return read
+
+    async def _learn(self, consumer: AIOKafkaConsumer, reader: AIOKafkaConsumer,
+                     tp: TopicPartition) -> None:
+        committed = await consumer.committed(tp)
+        read = await self.learn_delivered(reader, tp, committed or 0)
+        if read:
+            log.info("webhook sink: %d alerts of %s[%d] already settled", read, tp.topic,
+                     tp.partition)
+        self.ready.add(tp)
+
     def _remember(self, alert_id: str) -> None:
         self.delivered[alert_id] = None
         while len(self.delivered) > REMEMBERED_IDS:
@@ -118,6 +166,20 @@ class WebhookSink:
                                      value=message.value, headers=headers)
         log.error("alert at %s[%d]@%d not delivered for good: %s", message.topic,
                   message.partition, message.offset, reason)
+
+
+class _ForgetRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A partition assigned again is learnt again (from where learning stopped): another
+    process may have delivered alerts of it meanwhile."""
+
+    def __init__(self, sink: WebhookSink) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.sink.ready.difference_update(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
 
 
 def start_webhook_sink(app: Any, settings: Settings, metrics: WorkerMetrics) -> None:

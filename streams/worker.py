@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 
 from alerts.config import RulesError, load_rules
 from alerts.topics import LexiconError, load_tagger
-from cxstream.kafka.clients import TopicLayoutError, ensure_topics
+from cxstream.kafka.clients import TopicLayoutError, ensure_topics, ensure_worker_topics
 from cxstream.settings import Settings
 from streams.app import FaustEnvironmentError, build_app, check_faust_environment
 
@@ -34,6 +34,8 @@ def run_worker(settings: Settings) -> None:
         load_rules(settings.rules_file)  # validate before touching Kafka
         load_tagger(settings.lexicons_dir)
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
+        asyncio.run(asyncio.wait_for(
+            ensure_worker_topics(settings, counts[settings.topic_feedback]), timeout=60))
     except (FaustEnvironmentError, TopicLayoutError, RulesError, LexiconError) as exc:
         raise WorkerStartError(str(exc)) from exc
     except (KafkaError, OSError, TimeoutError) as exc:
@@ -49,7 +51,11 @@ def run_worker(settings: Settings) -> None:
     except (RulesError, LexiconError, ValueError) as exc:
         raise WorkerStartError(str(exc)) from exc
     try:
-        DrainingWorker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+        worker = DrainingWorker(app, loglevel=settings.log_level, quiet=True)
+        # Faust's terminal spinner sets the root logger to DEBUG at levels warn and above,
+        # so every debug call of Faust and aiokafka builds a record: 6 % of a profile
+        worker.spinner = None
+        worker.execute_from_commandline()
     finally:
         code = getattr(app, "cx_exit_code", None)
         if code is not None:  # the stall watchdog asked to be restarted

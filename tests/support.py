@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from typing import Any
+
+from cxstream.processes import free_port  # noqa: F401  (re-exported for the tests)
 
 NOW = "2026-11-23T10:00:00+00:00"
 
@@ -34,10 +35,6 @@ def to_bytes(event: dict[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False).encode("utf-8")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_env(**settings: str) -> dict[str, str]:

@@ -65,6 +65,38 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
+#: the worker's tables (each has a compacted changelog topic named after the app)
+WORKER_TABLES = ("customer_to_state", "group_partials", "deadletter_marks", "issue_windows")
+
+
+def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """The worker's own topics and their configs: the recurring-issue signals and the
+    tables' changelogs. Created before the worker starts because Faust creates them only
+    while it joins its group, and a topic created that late can be missing from the first
+    assignment and from the producer's metadata for minutes (a worker stalled so)."""
+    topics: dict[str, dict[str, str]] = {f"{settings.app_id}-issue-signals": {}}
+    for table in WORKER_TABLES:
+        topics[f"{settings.app_id}-{table}-changelog"] = {"cleanup.policy": "compact"}
+    return topics
+
+
+async def ensure_worker_topics(settings: Settings, partitions: int) -> None:
+    """Create the missing worker topics with ``partitions`` (that of the input topics)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = {name: config for name, config in worker_topics(settings).items()
+                   if name not in existing}
+        if missing:
+            log.info("creating worker topics %s", sorted(missing))
+            await admin.create_topics(
+                [NewTopic(name, partitions, settings.replication_factor, topic_configs=config)
+                 for name, config in missing.items()], timeout_ms=30_000)
+    finally:
+        await admin.close()
+
+
 def contract_topics(settings: Settings) -> list[str]:
     """Every topic of the contract: the three inputs, alerts and the dead-letter topic."""
     return [*settings.input_topics, settings.topic_alerts, settings.topic_deadletter,

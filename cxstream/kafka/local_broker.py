@@ -14,14 +14,16 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cxstream.settings import Settings
+from cxstream.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -240,3 +242,21 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def scratch_broker(prefix: str, heap: str = "1g") -> Iterator[tuple[str, Path]]:
+    """A throw-away broker on free loopback ports in a temporary folder, for the bench
+    scripts: yields (bootstrap servers, the folder); stops it and removes the folder."""
+    from cxstream.processes import free_port
+
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        work = Path(folder)
+        settings = load_settings({}, bootstrap_servers=f"127.0.0.1:{free_port()}",
+                                 broker_dir=work / "broker", broker_heap=heap)
+        start(settings, controller_port=free_port())
+        try:
+            yield settings.bootstrap_servers, work
+        finally:
+            stop(settings)

@@ -16,10 +16,10 @@ import pytest
 
 from cxstream.io import read_topic
 from cxstream.processes import WorkerProcess
+from cxstream.receiver import Receiver
 from cxstream.scrape import total
 from cxstream.settings import Settings, load_settings
 from tests.integration.test_scores import send, start
-from tests.receiver import Receiver
 from tests.support import feedback, free_port, interaction, profile
 
 pytestmark = pytest.mark.integration

@@ -113,8 +113,8 @@ def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_
     isolated: dict[str, str], tmp_path: Path
 ) -> None:
     from cxstream.consistency import batch_tallies, differences, stream_tallies
+    from cxstream.receiver import Receiver
     from tests.integration.test_alerts import SECRET, alerts_on_topic, wait_until
-    from tests.receiver import Receiver
     from tests.support import feedback, profile
 
     receiver = Receiver(free_port(), SECRET).start()
@@ -154,7 +154,9 @@ def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_
             except Exception as exc:
                 found = [repr(exc)]
         assert found == [], (found[:3], missing_by_partition(settings, survivor, customers),
-                             answers_per_partition(settings))
+                             answers_per_partition(settings),
+                             {key: value for key, value in second.metrics().items()
+                              if key[0] == "cxstream_events_folded_total"})
         assert survivor.get("/api/customers/m0")["customer_id"] == "m0"
         detractor_customers = {a["customer_id"] for a in answers if a["score"] <= 6}
         on_topic = alerts_on_topic(settings)

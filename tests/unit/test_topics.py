@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alerts.topics import LexiconError, TopicTagger, load_tagger
 
@@ -123,3 +126,29 @@ def test_an_edited_lexicon_is_used(tmp_path: Path) -> None:
     (tmp_path / "en.yaml").write_text("language: en\ntopics: {loyalty: [points, 'gold card$']}\n")
     tagger = load_tagger(tmp_path)
     assert tagger.tag("My gold card points vanished", "en") == ["loyalty"]
+
+
+def _reference_tag(tagger: Any, text: str, language: str) -> list[str]:
+    """The plain definition: some pattern's words match consecutive tokens."""
+    from alerts.topics import tokens_of
+
+    tokens = tokens_of(text)
+    chosen = [language, "en"] if language in tagger.lexicons else list(tagger.lexicons)
+    return sorted({topic for code in dict.fromkeys(chosen)
+                   for topic, patterns in tagger.lexicons.get(code, {}).items()
+                   if any(p.matches(tokens) for p in patterns)})
+
+
+_TAGGER = load_tagger()
+_VOCABULARY = sorted({word.rstrip("$") + suffix
+                      for topics in _TAGGER.lexicons.values() for patterns in topics.values()
+                      for pattern in patterns for word, _ in pattern.words
+                      for suffix in ("", "as", "ing")} | {"and", "the", "very", "no"})
+
+
+@given(st.lists(st.sampled_from(_VOCABULARY), max_size=12),
+       st.sampled_from(["en", "lt", "et", "pl", "ru", "fr"]))
+def test_compiled_tagging_matches_the_word_by_word_definition(words: list[str],
+                                                              language: str) -> None:
+    text = " ".join(words)
+    assert _TAGGER.tag(text, language) == _reference_tag(_TAGGER, text, language)

@@ -1,8 +1,9 @@
-"""A local webhook receiver for tests: records posts, checks signatures, can be down."""
+"""A local webhook receiver: records posts, checks signatures, can be down (tests, fault runs)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +18,7 @@ class Received:
     alert: dict[str, Any]
     signature_ok: bool
     alert_id_header: str
+    received_at: float = 0.0  # time.time() on arrival
 
 
 @dataclass
@@ -38,7 +40,8 @@ class Receiver:
                     alert=orjson.loads(body),
                     signature_ok=verify(body, receiver.secret,
                                         self.headers.get(SIGNATURE_HEADER, "")),
-                    alert_id_header=self.headers.get(ALERT_ID_HEADER, "")))
+                    alert_id_header=self.headers.get(ALERT_ID_HEADER, ""),
+                    received_at=time.time()))
                 self.send_response(204)
                 self.end_headers()
 

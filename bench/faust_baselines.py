@@ -1,0 +1,81 @@
+"""Two Faust baselines for bench/throughput.py, run as their own worker process.
+
+    python bench/faust_baselines.py bare|naive COUNT   (settings from CXSTREAM_* variables)
+
+- bare: an agent that reads the input events one by one and does nothing else (Faust's
+  own cost per event: the ceiling for any Faust agent);
+- naive: what a typical first version does: per event, validate it with the same pydantic
+  models and write the customer's running state to a table (one changelog write per event).
+
+Prints one JSON line when COUNT events have been seen: {"mode", "count", "seconds"}, the
+time from the first event to the last; then exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import faust
+
+from cxstream.settings import load_settings
+from schemas.events import Feedback
+from schemas.parsing import InputKind, Rejection, parse_input
+
+
+def main() -> None:
+    mode, count = sys.argv[1], int(sys.argv[2])
+    settings = load_settings(os.environ)
+    app = faust.App(
+        settings.app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
+        datadir=str(settings.data_dir), topic_partitions=settings.partitions,
+        topic_disable_leader=True, consumer_auto_offset_reset="earliest", web_enabled=False,
+        key_serializer="raw", value_serializer="raw", autodiscover=False,
+    )
+    topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
+    kinds = {settings.topic_interactions: InputKind.INTERACTION,
+             settings.topic_feedback: InputKind.FEEDBACK,
+             settings.topic_customers: InputKind.CUSTOMER}
+    states = app.Table("naive_state", partitions=settings.partitions, key_type=bytes,
+                       value_type=bytes)
+    seen = {"n": 0, "first": 0.0}
+
+    def tick() -> None:
+        if seen["n"] == 0:
+            seen["first"] = time.monotonic()
+        seen["n"] += 1
+        if seen["n"] == count:
+            print(json.dumps({"mode": mode, "count": count,
+                              "seconds": time.monotonic() - seen["first"]}), flush=True)
+            os._exit(0)  # the measurement is done; skip Faust's shutdown
+
+    @app.agent(topic, concurrency=1)
+    async def consume(stream: Any) -> None:
+        if mode == "bare":
+            async for _ in stream.events():
+                tick()
+            return
+        async for event in stream.events():
+            parsed = parse_input(kinds[event.message.topic], event.key, event.value,
+                                 settings.max_event_bytes)
+            if not isinstance(parsed, Rejection):
+                key = parsed.customer_id.encode()
+                state = json.loads(states.get(key) or b'{"events": 0}')
+                state["events"] += 1
+                if isinstance(parsed, Feedback):
+                    state[parsed.survey] = parsed.score
+                states[key] = json.dumps(state).encode()
+            tick()
+
+    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

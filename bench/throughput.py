@@ -1,0 +1,309 @@
+"""Throughput, latency, memory and recovery of the full pipeline next to its baselines.
+
+    .venv/bin/python bench/throughput.py [--events 200000] [--customers 20000]
+        [--latency-seconds 30] [--recovery-customers 1000000]
+
+Everything runs in one go on one local Kafka broker this script starts (free loopback
+ports), on the same simulated events (valid ones only, profiles first):
+1. the raw aiokafka consumer reading and validating them (pydantic): the Python ceiling;
+2. Faust's bare stream iteration, one event at a time, no work (bench/faust_baselines.py);
+3. a naive Faust agent: validate, then one table write per event (same file);
+4. the full cxstream pipeline (a `cxstream worker`: validation, customer state, group
+   tallies, rules, alerts);
+5. p50/p99 from produce to alert on the full pipeline while it runs at half its
+   sustained rate (answers from new customers, a fifth of them detractors);
+6. worker memory per million customers (resident memory of the worker of step 4 against
+   an idle worker, per customer in its table);
+7. recovery: a worker holding --recovery-customers customers is restarted; the time until
+   its table holds them all again.
+Each rate is events per second from the first event processed to the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from cxstream.io import partitions_of
+from cxstream.kafka import local_broker
+from cxstream.kafka.clients import aiokafka_options, ensure_topics
+from cxstream.processes import WorkerProcess, free_port
+from cxstream.settings import Settings, load_settings
+from cxstream.simulator.generator import SimConfig, SimRecord, simulate
+from cxstream.simulator.sending import send_records
+from schemas.parsing import InputKind, Rejection, parse_input
+from tests.support import base_env, feedback, to_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+def topics_for(run: str) -> dict[str, str]:
+    return {"topic_interactions": f"{run}.cx.interactions", "topic_feedback": f"{run}.cx.feedback",
+            "topic_customers": f"{run}.cx.customers", "topic_alerts": f"{run}.cx.alerts",
+            "topic_deadletter": f"{run}.cx.deadletter",
+            "topic_alerts_deadletter": f"{run}.cx.alerts.deadletter"}
+
+
+def bench_records(events: int, customers: int) -> list[SimRecord]:
+    live = max(events - customers, 1)
+    config = SimConfig(customers=customers, rate=live / 600, duration=600, history_days=0,
+                       malformed_share=0, incidents=False, seed=5)
+    return list(simulate(config, datetime.now(UTC).replace(microsecond=0)).records())
+
+
+async def raw_consumer(settings: Settings, count: int) -> float:
+    """Read and validate every input message with a plain aiokafka consumer."""
+    kinds = {settings.topic_interactions: InputKind.INTERACTION,
+             settings.topic_feedback: InputKind.FEEDBACK,
+             settings.topic_customers: InputKind.CUSTOMER}
+    consumer = AIOKafkaConsumer(**aiokafka_options(settings), group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for topic in settings.input_topics
+               for p in await partitions_of(settings, topic)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, first = 0, 0.0
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if batches and not first:
+                first = time.monotonic()
+            for tp, messages in batches.items():
+                for message in messages:
+                    parsed = parse_input(kinds[tp.topic], message.key, message.value, 65_536)
+                    assert not isinstance(parsed, Rejection), parsed
+                    seen += 1
+        return time.monotonic() - first
+    finally:
+        await consumer.stop()
+
+
+def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path) -> float:
+    env = base_env(**values, app_id=f"bench-{mode}", data_dir=str(workdir / mode))
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "faust_baselines.py"), mode,
+                             str(count)], env=env, capture_output=True, text=True,
+                            timeout=3600, check=False)
+    # Faust's worker sends stdout through its logger: find the JSON inside the line
+    output = result.stdout + result.stderr
+    found = [line[line.index('{"mode"'):] for line in output.splitlines() if '{"mode"' in line]
+    if not found:
+        raise RuntimeError(f"{mode} baseline failed:\n{output[-3000:]}")
+    return float(json.loads(found[-1])["seconds"])
+
+
+def full_pipeline(worker: WorkerProcess, count: int) -> float:
+    """Seconds from the first consumed event to the last, polling /metrics every 50 ms."""
+    from cxstream.scrape import total
+
+    first = 0.0
+    while True:
+        try:
+            consumed = total(worker.metrics(), "cxstream_events_consumed_total")
+        except Exception:
+            consumed = 0
+        now = time.monotonic()
+        if consumed and not first:
+            first = now
+        if consumed >= count:
+            return now - first
+        worker.check_running()
+        time.sleep(0.05)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def latency(settings: Settings, rate: float, seconds: float) -> list[float]:
+    """Answers at ``rate``/s for ``seconds``; produce-to-alert latencies of the detractors."""
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer(settings.topic_alerts, **aiokafka_options(settings),
+                                group_id=None, auto_offset_reset="latest")
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    await consumer.seek_to_end()
+    total_sent = int(rate * seconds)
+
+    async def collect() -> None:
+        async for message in consumer:
+            alert = json.loads(message.value)
+            customer = alert.get("customer_id") or ""
+            if customer in sent_at and alert["occurrences"] == 1:
+                latencies.append(message.timestamp / 1000 - sent_at.pop(customer))
+
+    collector = asyncio.create_task(collect())
+    try:
+        began = time.monotonic()
+        for n in range(total_sent):
+            delay = began + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            customer = f"lat-{n}"
+            score = 3 if n % 5 == 0 else 9
+            event = feedback(event_id=f"lat-{n}", customer_id=customer, score=score,
+                             occurred_at=datetime.now(UTC).isoformat())
+            if score <= 6:
+                sent_at[customer] = time.time()
+            await producer.send(settings.topic_feedback, key=customer.encode(),
+                                value=to_bytes(event))
+        await producer.flush()
+        deadline = time.monotonic() + 30
+        while sent_at and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+    finally:
+        collector.cancel()
+        await producer.stop()
+        await consumer.stop()
+    if sent_at:
+        raise RuntimeError(f"{len(sent_at)} detractors raised no alert")
+    return latencies
+
+
+def recovery(values: dict[str, str], customers: int, workdir: Path) -> tuple[float, int]:
+    """Fill a worker with ``customers`` profiles, restart it, time the restore."""
+    run = {**values, **topics_for("benchrec"), "app_id": "bench-recovery",
+           "data_dir": str(workdir / "recovery"), "web_port": str(free_port())}
+    settings = load_settings({}, **run)
+    asyncio.run(ensure_topics(settings))
+    profiles = [SimRecord(0.0, "customers", f"r-{n:08d}".encode(), to_bytes(
+        {"customer_id": f"r-{n:08d}", "segment": ("smb", "consumer", "enterprise")[n % 3],
+         "value": float(n % 9973), "updated_at": "2026-11-01T00:00:00+00:00"}))
+        for n in range(customers)]
+    asyncio.run(send_records(settings, profiles, speed=None))
+    del profiles
+    worker = WorkerProcess(base_env(**run), workdir / "recovery.log", settings.web_port).start()
+    try:
+        worker.wait_for("cxstream_events_consumed_total", customers, timeout=7200)
+        worker.wait_for("cxstream_table_keys", customers, timeout=600,
+                        table="customer_to_state")
+        worker.stop()
+        began = time.monotonic()
+        worker.start()
+        worker.wait_for("cxstream_table_keys", customers, timeout=3600,
+                        table="customer_to_state")
+        restored = time.monotonic() - began
+        rss = rss_bytes(worker.process.pid) if worker.process else 0
+        return restored, rss
+    finally:
+        worker.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--recovery-customers", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with local_broker.scratch_broker("cxstream-bench-", heap="2g") as (bootstrap, work):
+        return run(args, bootstrap, work)
+
+
+def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
+    values = {"bootstrap_servers": bootstrap, "partitions": "4", **topics_for("bench"),
+              "api_token": "bench", "allowed_lateness_seconds": str(30 * 86_400)}
+    settings = load_settings({}, **values)
+    asyncio.run(ensure_topics(settings))
+    records = bench_records(args.events, args.customers)
+    count = len(records)
+    began = time.monotonic()
+    asyncio.run(send_records(settings, records, speed=None))
+    produce_seconds = time.monotonic() - began
+    del records
+    console.print(f"{count} events produced in {produce_seconds:.1f} s "
+                  f"({count / produce_seconds:,.0f}/s)")
+
+    seconds = {"raw aiokafka consumer + pydantic": asyncio.run(raw_consumer(settings, count))}
+    console.print("raw consumer done")
+    seconds["Faust bare iteration (no work)"] = faust_baseline("bare", values, count, work)
+    console.print("bare Faust done")
+    seconds["naive Faust agent (1 table write per event)"] = faust_baseline(
+        "naive", values, count, work)
+    console.print("naive Faust done")
+
+    idle_values = {**values, **topics_for("benchidle"), "app_id": "bench-idle",
+                   "data_dir": str(work / "idle"), "web_port": str(free_port())}
+    asyncio.run(ensure_topics(load_settings({}, **idle_values)))
+    idle = WorkerProcess(base_env(**idle_values), work / "idle.log",
+                         int(idle_values["web_port"])).start()
+    idle.wait_for("cxstream_partitions_assigned", 4, timeout=120)
+    time.sleep(3)
+    idle_rss = rss_bytes(idle.process.pid) if idle.process else 0
+    idle.stop()
+
+    full_values = {**values, "app_id": "bench-full", "data_dir": str(work / "full"),
+                   "web_port": str(free_port())}
+    worker = WorkerProcess(base_env(**full_values), work / "full.log",
+                           int(full_values["web_port"])).start()
+    try:
+        seconds["cxstream full pipeline"] = full_pipeline(worker, count)
+        console.print("full pipeline done")
+        from cxstream.scrape import total
+
+        keys = total(worker.metrics(), "cxstream_table_keys", table="customer_to_state")
+        full_rss = rss_bytes(worker.process.pid) if worker.process else 0
+        full_rate = count / seconds["cxstream full pipeline"]
+        latencies = asyncio.run(latency(load_settings({}, **full_values), full_rate / 2,
+                                        args.latency_seconds))
+        console.print("latency done")
+    finally:
+        worker.stop()
+    restored, recovery_rss = recovery(values, args.recovery_customers, work)
+    console.print("recovery done")
+    report(count, seconds, latencies, full_rate / 2, idle_rss, full_rss, keys, restored,
+           recovery_rss, args.recovery_customers)
+    return 0
+
+
+def report(count: int, seconds: dict[str, float], latencies: list[float], half_rate: float,
+           idle_rss: int, full_rss: int, keys: float, restored: float, recovery_rss: int,
+           recovery_customers: int) -> None:
+    rates = {name: count / value for name, value in seconds.items()}
+    ceiling = rates["raw aiokafka consumer + pydantic"]
+    naive = rates["naive Faust agent (1 table write per event)"]
+    bare = rates["Faust bare iteration (no work)"]
+    full = rates["cxstream full pipeline"]
+    table = Table("what", "events/s", "vs ceiling", "vs naive",
+                  title=f"{count:,} events, one broker and one worker on this machine")
+    for name, rate in rates.items():
+        table.add_row(name, f"{rate:,.0f}", f"{rate / ceiling:.2f}", f"{rate / naive:.2f}")
+    console.print(table)
+    quantiles = statistics.quantiles(latencies, n=100)
+    per_customer = (full_rss - idle_rss) / keys if keys else float("nan")
+    other = Table("figure", "value", "goal")
+    other.add_row("full pipeline / naive Faust", f"{full / naive:.2f}x", ">= 3x")
+    other.add_row("full pipeline / bare Faust iteration", f"{full / bare:.0%}", ">= 80%")
+    other.add_row(f"produce-to-alert p50 at {half_rate:,.0f} events/s (half load)",
+                  f"{quantiles[49] * 1000:.0f} ms", "")
+    other.add_row(f"produce-to-alert p99 ({len(latencies)} alerts)",
+                  f"{quantiles[98] * 1000:.0f} ms", "< 250 ms")
+    other.add_row("worker memory per million customers (RSS)",
+                  f"{per_customer * 1e6 / 2**30:.2f} GiB", "")
+    other.add_row(f"recovery of {recovery_customers:,} customers after a restart",
+                  f"{restored:.1f} s (RSS then {recovery_rss / 2**30:.2f} GiB)", "")
+    console.print(other)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
