@@ -11,9 +11,11 @@ ports), on the same simulated events (valid ones only, profiles first):
 4. the full cxstream pipeline (a `cxstream worker`: validation, customer state, group
    tallies, rules, alerts);
 5. p50/p99 from produce to alert on the full pipeline while it runs at half its
-   sustained rate (answers from new customers, a fifth of them detractors);
-6. worker memory per million customers (resident memory of the worker of step 4 against
-   an idle worker, per customer in its table);
+   sustained rate (a fifth detractor answers from new customers, each raising an alert,
+   the rest interactions);
+6. worker memory: resident memory of an idle worker, of the worker of step 4, and of the
+   worker of step 7 holding the recovery customers (bench/memory_per_customer.py gives
+   the bytes of one customer's state in the table);
 7. recovery: a worker holding --recovery-customers customers is restarted; the time until
    its table holds them all again.
 Each rate is events per second from the first event processed to the last.
@@ -45,7 +47,7 @@ from cxstream.settings import Settings, load_settings
 from cxstream.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.simulator.sending import send_records
 from schemas.parsing import InputKind, Rejection, parse_input
-from tests.support import base_env, feedback, to_bytes
+from tests.support import base_env, feedback, interaction, to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -159,14 +161,21 @@ async def latency(settings: Settings, rate: float, seconds: float) -> list[float
             delay = began + n / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            # the mix of the throughput run: a fifth answers (here all detractors, each
+            # from a new customer, so each raises one alert), the rest interactions
             customer = f"lat-{n}"
-            score = 3 if n % 5 == 0 else 9
-            event = feedback(event_id=f"lat-{n}", customer_id=customer, score=score,
-                             occurred_at=datetime.now(UTC).isoformat())
-            if score <= 6:
+            now = datetime.now(UTC).isoformat()
+            if n % 5 == 0:
                 sent_at[customer] = time.time()
-            await producer.send(settings.topic_feedback, key=customer.encode(),
-                                value=to_bytes(event))
+                await producer.send(settings.topic_feedback, key=customer.encode(),
+                                    value=to_bytes(feedback(event_id=f"lat-{n}",
+                                                            customer_id=customer, score=3,
+                                                            occurred_at=now)))
+            else:
+                await producer.send(settings.topic_interactions, key=customer.encode(),
+                                    value=to_bytes(interaction(event_id=f"lat-{n}",
+                                                               customer_id=customer,
+                                                               occurred_at=now)))
         await producer.flush()
         deadline = time.monotonic() + 30
         while sent_at and time.monotonic() < deadline:
@@ -290,7 +299,6 @@ def report(count: int, seconds: dict[str, float], latencies: list[float], half_r
         table.add_row(name, f"{rate:,.0f}", f"{rate / ceiling:.2f}", f"{rate / naive:.2f}")
     console.print(table)
     quantiles = statistics.quantiles(latencies, n=100)
-    per_customer = (full_rss - idle_rss) / keys if keys else float("nan")
     other = Table("figure", "value", "goal")
     other.add_row("full pipeline / naive Faust", f"{full / naive:.2f}x", ">= 3x")
     other.add_row("full pipeline / bare Faust iteration", f"{full / bare:.0%}", ">= 80%")
@@ -298,10 +306,14 @@ def report(count: int, seconds: dict[str, float], latencies: list[float], half_r
                   f"{quantiles[49] * 1000:.0f} ms", "")
     other.add_row(f"produce-to-alert p99 ({len(latencies)} alerts)",
                   f"{quantiles[98] * 1000:.0f} ms", "< 250 ms")
-    other.add_row("worker memory per million customers (RSS)",
-                  f"{per_customer * 1e6 / 2**30:.2f} GiB", "")
+    other.add_row(f"worker memory (RSS) holding {recovery_customers:,} customers "
+                  "(profiles only), after recovery",
+                  f"{recovery_rss / 2**30:.2f} GiB (idle worker {idle_rss / 2**30:.2f} GiB)",
+                  "")
+    other.add_row(f"worker memory (RSS) after step 4 ({keys:,.0f} customers, "
+                  f"{count:,} events)", f"{full_rss / 2**30:.2f} GiB", "")
     other.add_row(f"recovery of {recovery_customers:,} customers after a restart",
-                  f"{restored:.1f} s (RSS then {recovery_rss / 2**30:.2f} GiB)", "")
+                  f"{restored:.1f} s", "")
     console.print(other)
 
 
