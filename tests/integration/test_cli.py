@@ -39,13 +39,3 @@ def test_topics_create_and_send_file(isolated: dict[str, str], isolated_settings
     assert [r.value for r in stored if r.key is None] == [b"not json"]
 
 
-def test_demo_shows_accepted_and_dead_lettered_inputs(isolated: dict[str, str]) -> None:
-    result = runner.invoke(app, ["demo"], env=env_of(isolated))
-    assert result.exit_code == 0, result.output
-    assert "sent 9 valid and 6 invalid inputs" in result.output
-    for row in ("interactions │ 4        │ 3        │ 1",
-                "feedback     │ 7        │ 3        │ 4",
-                "customers    │ 4        │ 3        │ 1"):
-        assert row in result.output, result.output
-    for error_class in ("oversized", "json", "encoding", "schema", "key"):
-        assert error_class in result.output
