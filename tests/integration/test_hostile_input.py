@@ -153,6 +153,13 @@ def test_hostile_input_never_stops_the_worker_and_nothing_is_lost(
     sent_invalid = len(batch) - sent_valid
     consumed = total(before, "cxstream_events_consumed_total") + len(batch)
     worker.wait_for("cxstream_events_consumed_total", consumed, timeout=120)
+    # consumed counts a batch when it is taken; its outcomes follow when it is processed
+    worker.wait_for("cxstream_events_accepted_total",
+                    total(before, "cxstream_events_accepted_total") + sent_valid, timeout=60)
+    worker.wait_for("cxstream_events_deadlettered_total",
+                    total(before, "cxstream_events_deadlettered_total") + sent_invalid,
+                    timeout=60)
+    time.sleep(0.5)  # anything beyond the expected counts would show now
     after = worker.metrics()
     assert worker.running
     accepted = (total(after, "cxstream_events_accepted_total")
