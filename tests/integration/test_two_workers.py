@@ -68,7 +68,8 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
                   "data_dir": str(tmp_path / "second")}
     settings = load_settings({}, **first_map)
     # started together, the two form the group in one rebalance (the broker waits 3 s
-    # for members); a rebalance of a worker already consuming has left it idle (README)
+    # for members); a rebalance of a worker already consuming lost messages before the
+    # Faust fix (README, Known Faust risks)
     first = start(first_map, tmp_path, "first")
     second = start(second_map, tmp_path, "second")
     t = base_time()
