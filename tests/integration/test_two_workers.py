@@ -62,16 +62,22 @@ def wait_for_sum(workers: list[WorkerProcess], name: str, expected: float,
     poll(reached, f"{name}{labels}")
 
 
-def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_path: Path) -> None:
-    first_map = configure(isolated, partitions="4", session_timeout_seconds="8")
+def start_two(first_map: dict[str, str], tmp_path: Path
+              ) -> tuple[Any, WorkerProcess, WorkerProcess]:
+    """Settings and two workers of one group, each with its own web port and data folder.
+
+    Started together, the two form the group in one rebalance (the broker waits 3 s for
+    members); a rebalance of a worker already consuming lost messages before the Faust
+    fix (README, Known Faust risks)."""
     second_map = {**first_map, "web_port": str(free_port()),
                   "data_dir": str(tmp_path / "second")}
-    settings = load_settings({}, **first_map)
-    # started together, the two form the group in one rebalance (the broker waits 3 s
-    # for members); a rebalance of a worker already consuming lost messages before the
-    # Faust fix (README, Known Faust risks)
-    first = start(first_map, tmp_path, "first")
-    second = start(second_map, tmp_path, "second")
+    return (load_settings({}, **first_map), start(first_map, tmp_path, "first"),
+            start(second_map, tmp_path, "second"))
+
+
+def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_path: Path) -> None:
+    settings, first, second = start_two(
+        configure(isolated, partitions="4", session_timeout_seconds="8"), tmp_path)
     t = base_time()
     profiles, answers, interactions = known_events(t)
     try:
@@ -121,14 +127,10 @@ def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_
     from tests.support import feedback, profile
 
     receiver = Receiver(free_port(), SECRET).start()
-    first_map = configure(isolated, partitions="4", session_timeout_seconds="8",
-                          webhook_url=receiver.url, webhook_secret=SECRET,
-                          allowed_lateness_seconds=str(10 * 86_400))
-    second_map = {**first_map, "web_port": str(free_port()),
-                  "data_dir": str(tmp_path / "second")}
-    settings = load_settings({}, **first_map)
-    first = start(first_map, tmp_path, "first")
-    second = start(second_map, tmp_path, "second")
+    settings, first, second = start_two(
+        configure(isolated, partitions="4", session_timeout_seconds="8",
+                  webhook_url=receiver.url, webhook_secret=SECRET,
+                  allowed_lateness_seconds=str(10 * 86_400)), tmp_path)
     t = base_time()
     customers = [f"m{n}" for n in range(40)]
     profiles = [profile(customer_id=c, segment=("smb", "enterprise")[n % 2], value=10 + n,
