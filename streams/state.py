@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 EXPIRY_INTERVAL_SECONDS = 60.0
 #: decoded states kept beside the table (their bytes checked by identity): decoding JSON
-#: was the largest cost of a profile of the worker after Kafka itself
+#: stood out in a py-spy profile of the worker (bench/profile_worker.py)
 DECODED_KEPT = 50_000
 
 

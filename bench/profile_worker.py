@@ -1,0 +1,83 @@
+"""Where a worker's time goes: py-spy samples of a `cxstream worker` on simulated traffic.
+
+    .venv/bin/pip install py-spy     # not a project dependency
+    .venv/bin/python bench/profile_worker.py [--events 60000] [--seconds 20]
+
+Starts its own broker, produces the events of bench/throughput.py, records the worker for
+--seconds with py-spy at 100 Hz while it works through them, and prints the share of
+samples per part of the pipeline (a sample can count in several parts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from throughput import bench_records, topics_for
+
+from cxstream.kafka import local_broker
+from cxstream.kafka.clients import ensure_topics
+from cxstream.processes import free_port
+from cxstream.settings import load_settings
+from cxstream.simulator.sending import send_records
+from tests.support import base_env
+
+PARTS = {
+    "fold, rules and alerts (scoring/, alerts/)": ("fold_batch (scoring",),
+    "table writes: encode states, set keys": ("StateWriter._write",),
+    "Faust/aiokafka: fetching and the conductor": ("Fetcher._fetcher",
+                                                   "Conductor._compile_message_handler"),
+    "producing changelog records and alerts": ("ProducerBuffer._handle_pending",
+                                               "Sender._send_produce_req", "Producer.send"),
+    "the consumer thread (aiokafka in its own loop)": ("WorkerThread.run",),
+    "waiting in select (idle)": ("EpollSelector.select",),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)
+        return 2
+    with local_broker.scratch_broker("cxstream-profile-") as (bootstrap, work):
+        values = {"bootstrap_servers": bootstrap, "partitions": "4", **topics_for("prof"),
+                  "app_id": "profile", "data_dir": str(work / "worker"),
+                  "web_port": str(free_port()), "log_level": "info",
+                  "allowed_lateness_seconds": str(30 * 86_400)}
+        settings = load_settings({}, **values)
+        asyncio.run(ensure_topics(settings))
+        asyncio.run(send_records(settings, bench_records(args.events, args.customers),
+                                 speed=None))
+        raw = work / "profile.txt"
+        subprocess.run([spy, "record", "-r", "100", "-d", str(args.seconds), "--format", "raw",
+                        "-o", str(raw), "--", sys.executable, "-m", "cxstream", "worker"],
+                       env=base_env(**values), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False, timeout=args.seconds + 120)
+        shares, total = Counter(), 0
+        for line in raw.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            total += int(count)
+            for part, markers in PARTS.items():
+                if any(marker in stack for marker in markers):
+                    shares[part] += int(count)
+    print(f"{total} samples of a worker over {args.seconds} s (start-up included)")
+    for part in PARTS:
+        print(f"{shares[part] / total:6.1%}  {part}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
