@@ -163,7 +163,9 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         dimension = request.query.get("dimension", "")
         check_dimension(dimension)
         slices = parse_slices(request.query.get("slices", "all"))
-        return cluster.local_partials(dimension, slices, request.query.get("key"))
+        only = request.query.get("partition")
+        return cluster.local_partials(dimension, slices, request.query.get("key"),
+                                      None if only is None else parse_partition(only))
 
     @app.page("/internal/value-histograms")
     @json_view
@@ -179,6 +181,12 @@ def parse_count(raw: str) -> int:
     if value < 1:
         raise BadRequest("min_n: at least 1")
     return value
+
+
+def parse_partition(raw: str) -> int:
+    if not raw.isdigit():
+        raise BadRequest(f"partition: a partition number, not {raw!r}")
+    return int(raw)
 
 
 def check_dimension(dimension: str) -> None:

@@ -52,10 +52,12 @@ class Cluster:
     # -- local shares ------------------------------------------------------------------
 
     def local_partials(self, dimension: str, slices: set[tuple[str, int]] | None,
-                       key: str | None) -> dict[str, Any]:
+                       key: str | None, only: int | None = None) -> dict[str, Any]:
         """Rows (window, start, key, tally) of ``dimension`` in ``slices`` (None: all) of the
-        partitions this worker owns."""
+        partitions this worker owns (only partition ``only`` if given: for diagnosis)."""
         owned = self.active_partitions()
+        if only is not None:
+            owned &= {only}
         rows = []
         for raw_key, value in list(self.partials.items()):
             text = raw_key.decode()

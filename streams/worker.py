@@ -104,8 +104,11 @@ async def drain_and_commit(app: Any, progress: dict[str, object] | None = None) 
                         in_flight=len(consumer._unacked_messages))
         await asyncio.sleep(0.05)
     # a commit already under way makes commit() wait for it and return False: once more
+    committed = False
     for attempt in range(3):
         progress.update(step="committing", attempt=attempt + 1)
         if await consumer.commit():
+            committed = True
             break
-    log.info("drained in-flight events and committed offsets before stopping")
+    log.info("drained in-flight events before stopping; %s", "offsets committed" if committed
+             else "no new offset to commit")

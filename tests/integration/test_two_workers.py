@@ -145,6 +145,8 @@ def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_
                      kind="customer")
         send(settings, settings.topic_feedback, answers[:400])
         wait_for_sum([first, second], "cxstream_events_consumed_total", len(profiles) + 100)
+        folded_by_first = {key: value for key, value in first.metrics().items()
+                           if key[0] == "cxstream_events_folded_total"}  # just before
         assert first.stop() == 0  # mid-stream: its partitions move to the second worker
         send(settings, settings.topic_feedback, answers[400:])
         survivor = Api(second.web_port)
@@ -159,7 +161,8 @@ def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_
             except Exception as exc:
                 found = [repr(exc)]
         assert found == [], (found[:3], missing_by_partition(settings, survivor, customers),
-                             answers_per_partition(settings),
+                             answers_per_partition(settings, survivor),
+                             folded_by_first,
                              {key: value for key, value in second.metrics().items()
                               if key[0] == "cxstream_events_folded_total"})
         assert survivor.get("/api/customers/m0")["customer_id"] == "m0"
@@ -197,27 +200,56 @@ def missing_by_partition(settings: Any, api: Api, customers: list[str]) -> dict[
     return missing
 
 
-def answers_per_partition(settings: Any) -> dict[str, dict[int, int]]:
-    """NPS answers per input partition: on the topic, and in the last changelog value of
-    each group_partials key of one slot (channel web, long window): where a count went."""
+def answers_per_partition(settings: Any, api: Api) -> dict[str, dict[int, Any]]:
+    """Where the NPS answers of one slot (channel web, long window) went, per input
+    partition: on the topic, the group's committed offset, the last changelog value of
+    the slot's partial tally (count and offset) and the survivor's memory of it."""
     import asyncio
     import json
 
-    from cxstream.io import read_topic
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    on_topic: dict[int, int] = {}
+    from cxstream.io import read_topic
+    from cxstream.kafka.clients import aiokafka_options
+
+    report: dict[str, dict[int, Any]] = {"on_topic": {}, "committed": {}, "in_changelog": {},
+                                         "changelog_records": {}, "in_memory": {}}
     for record in asyncio.run(read_topic(settings, settings.topic_feedback)):
-        on_topic[record.partition] = on_topic.get(record.partition, 0) + 1
+        report["on_topic"][record.partition] = report["on_topic"].get(record.partition, 0) + 1
+
+    async def committed() -> dict[int, Any]:
+        consumer = AIOKafkaConsumer(**aiokafka_options(settings), group_id=settings.app_id,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            return {p: await consumer.committed(TopicPartition(settings.topic_feedback, p))
+                    for p in report["on_topic"]}
+        finally:
+            await consumer.stop()
+
+    report["committed"] = asyncio.run(committed())
     latest: dict[str, Any] = {}
     changelog = f"{settings.app_id}-group_partials-changelog"
     for record in asyncio.run(read_topic(settings, changelog)):
         latest[(record.key or b"").decode()] = record.value
-    in_changelog: dict[int, int] = {}
+        report["changelog_records"][record.partition] = (
+            report["changelog_records"].get(record.partition, 0) + 1)
+    slot = None
     for key, value in latest.items():
         parts = key.split("|")
         if value and len(parts) == 5 and parts[1:3] == ["channel", "7d"] and parts[4] == "web":
-            try:
-                in_changelog[int(parts[0])] = json.loads(value)["tally"]["nps_n"]
-            except (ValueError, KeyError) as exc:
-                return {"unreadable changelog value": {0: len(value)}, "error": {0: str(exc)}}
-    return {"on_topic": on_topic, "in_changelog": in_changelog}
+            partial = json.loads(value)
+            report["in_changelog"][int(parts[0])] = (partial["tally"]["promoters"]
+                                                     + partial["tally"]["passives"]
+                                                     + partial["tally"]["detractors"],
+                                                     partial["offset"])
+            slot = f"7d:{parts[3]}"
+    for partition in report["on_topic"]:
+        if slot is None:
+            break
+        share = api.get("/internal/partials", dimension="channel", key="web", slices=slot,
+                        partition=str(partition))
+        report["in_memory"][partition] = [
+            row[3]["promoters"] + row[3]["passives"] + row[3]["detractors"]
+            for row in share["rows"]]
+    return report

@@ -1,0 +1,162 @@
+"""The corrections to Faust in streams/faust_fixes.py, without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from types import SimpleNamespace
+from typing import Any
+
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
+from hypothesis import given
+from hypothesis import strategies as st
+from intervaltree import IntervalTree
+
+from streams import faust_fixes
+
+
+def test_partitions_without_a_committed_offset_are_sought_to_the_start() -> None:
+    committed = {TP("in", 0): None, TP("in", 1): 0, TP("in", 2): 5,
+                 TP("app-table-changelog", 0): None, TP("other", 0): 0}
+    assert faust_fixes.unsought_partitions(committed, {"in", "other"}, "earliest") == [
+        TP("in", 0), TP("in", 1), TP("other", 0)]
+    assert faust_fixes.unsought_partitions(committed, {"in"}, "latest") == []
+
+
+@given(st.dictionaries(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 3)),
+                       st.none() | st.integers(0, 50)),
+       st.sets(st.sampled_from(["a", "b", "c"])))
+def test_exactly_the_acking_partitions_aiokafka_does_not_seek_are_chosen(
+        offsets: dict[tuple[str, int], int | None], acking: set[str]) -> None:
+    committed = {TP(topic, partition): offset for (topic, partition), offset in offsets.items()}
+    chosen = faust_fixes.unsought_partitions(committed, acking, "earliest")
+    for tp, offset in committed.items():
+        # aiokafka seeks only when the committed offset is above 0
+        assert (tp in chosen) == (tp.topic in acking and not (offset and offset > 0))
+
+
+class FakeAiokafkaConsumer:
+    def __init__(self, committed: dict[TP, int | None]) -> None:
+        self.committed = committed
+        self.sought: list[Any] = []
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return self.committed
+
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        self.sought.extend(partitions)
+
+
+def fake_thread(consumer: FakeAiokafkaConsumer, policy: str = "earliest") -> Any:
+    async def call_thread(fun: Any, *args: Any) -> Any:
+        result = fun(*args)
+        return await result if inspect.isawaitable(result) else result
+
+    return SimpleNamespace(
+        app=SimpleNamespace(topics=SimpleNamespace(acking_topics={"in"}),
+                            conf=SimpleNamespace(consumer_auto_offset_reset=policy)),
+        call_thread=call_thread, _ensure_consumer=lambda: consumer)
+
+
+def test_the_patched_seek_moves_unsought_input_partitions_to_their_start() -> None:
+    faust_fixes.apply()
+    committed = {TP("in", 0): None, TP("in", 1): 7, TP("in-changelog", 0): None}
+    consumer = FakeAiokafkaConsumer(committed)
+    returned = asyncio.run(AIOKafkaConsumerThread.seek_to_committed(fake_thread(consumer)))
+    assert returned == committed  # Faust records the committed offsets as before
+    assert consumer.sought == [TP("in", 0)]
+
+    consumer = FakeAiokafkaConsumer(committed)
+    asyncio.run(AIOKafkaConsumerThread.seek_to_committed(fake_thread(consumer, "latest")))
+    assert consumer.sought == []
+
+
+def test_a_message_no_stream_took_is_never_acknowledged() -> None:
+    faust_fixes.apply()
+    faust_fixes.apply()  # idempotent: patched once
+    untouched = SimpleNamespace()  # the original ack would need the consumer's bookkeeping
+    assert Consumer.ack(untouched, SimpleNamespace(tracked=False)) is False  # type: ignore[arg-type]
+    assert vars(untouched) == {}
+
+
+def test_the_message_at_the_committed_offset_holds_the_commit_back() -> None:
+    # Faust's own check let 101, 102 be committed past an unprocessed 100
+    acked, index = [101, 102], {101, 102}
+    assert faust_fixes.commit_offset(acked, index, IntervalTree(), 100) is None
+    assert acked == [101, 102]  # kept for the next commit
+    acked.append(100)
+    index.add(100)
+    assert faust_fixes.commit_offset(acked, index, IntervalTree(), 100) == 103
+    assert acked == [] and index == set()
+
+
+def test_gaps_count_as_processed_and_a_hole_stops_the_run() -> None:
+    acked = [5, 6, 9, 12]
+    gaps = IntervalTree.from_tuples([(7, 9)])  # 7 and 8 never existed (compaction)
+    assert faust_fixes.commit_offset(acked, set(acked), gaps, 5) == 10
+    assert acked == [12]  # 10 and 11 are still to process
+    assert faust_fixes.commit_offset([3, 4], {3, 4}, IntervalTree(), None) == 5
+    assert faust_fixes.commit_offset([], set(), IntervalTree(), 4) is None
+
+
+@given(st.integers(0, 20), st.sets(st.integers(0, 40)),
+       st.lists(st.tuples(st.integers(0, 40), st.integers(1, 4)), max_size=4))
+def test_the_commit_is_the_end_of_the_run_of_processed_offsets_from_the_committed_one(
+        committed: int, acked_offsets: set[int], gap_specs: list[tuple[int, int]]) -> None:
+    acked_offsets = {offset for offset in acked_offsets if offset >= committed}  # as ack()
+    gaps = [(start, start + length) for start, length in gap_specs if start >= committed]
+    acked = sorted(acked_offsets)
+    result = faust_fixes.commit_offset(acked, set(acked_offsets),
+                                       IntervalTree.from_tuples(gaps), committed)
+    if not acked_offsets:
+        assert result is None
+        return
+    top = max(acked_offsets)  # gaps are taken in once the acknowledgements pass them
+    done = acked_offsets | {o for start, end in gaps if start < top for o in range(start, end)}
+    expected = committed
+    while expected in done:
+        expected += 1
+    assert result == (None if expected == committed else expected)
+    assert all(offset >= (result or committed) for offset in acked)  # the rest stays
+
+
+def test_after_a_rebalance_input_partitions_are_sought_before_they_are_resumed() -> None:
+    from faust.tables.recovery import Recovery
+
+    faust_fixes.apply()
+    steps: list[str] = []
+    assignment = {TP("in", 0), TP("app-table-changelog", 0)}
+
+    async def perform_seek() -> None:
+        steps.append("seek")
+
+    async def noop(*_: Any, **__: Any) -> None:
+        return None
+
+    async def wait(coro: Any, timeout: float | None = None) -> None:
+        await coro
+
+    consumer = SimpleNamespace(
+        assignment=lambda: assignment, perform_seek=perform_seek,
+        resume_partitions=lambda tps: steps.append(f"resume {sorted(map(str, tps))}"),
+        resume_flow=lambda: steps.append("flow"))
+    app = SimpleNamespace(
+        consumer=consumer, consumer_generation_id=3,
+        on_rebalance_complete=SimpleNamespace(send=noop),
+        conf=SimpleNamespace(broker_request_timeout=5),
+        flow_control=SimpleNamespace(resume=lambda: steps.append("flow control")),
+        _fetcher=SimpleNamespace(maybe_start=noop), on_rebalance_end=lambda: None)
+    recovery = SimpleNamespace(
+        app=app, log=SimpleNamespace(info=lambda *_: None, warning=lambda *_: None),
+        _wait=wait, _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"),
+        completed=SimpleNamespace(set=lambda: steps.append("completed")),
+        tables=SimpleNamespace(on_actives_ready=lambda: None, on_standbys_ready=lambda: None))
+    asyncio.run(Recovery._resume_streams(recovery, generation_id=3))
+    assert steps[:2] == ["seek", f"resume {[str(TP('in', 0))]}"]
+    assert steps.index("flow") > steps.index("completed")
+
+    steps.clear()
+    asyncio.run(Recovery._resume_streams(recovery, generation_id=2))  # rebalancing again
+    assert steps == []
