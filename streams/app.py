@@ -27,6 +27,7 @@ from streams import faust_fixes
 from streams.alerting import register_alerting
 from streams.api import register_api
 from streams.bands import BandsHolder
+from streams.changelog import BulkChangelog, kafka_sender
 from streams.cluster import Cluster
 from streams.collectors import WorkerCollector
 from streams.deadletter import DeadLetter
@@ -134,7 +135,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
                                 rules.conventions, rules.windows)
     writer = StateWriter(customers, partials, rules, metrics, value_index,
                          AlertReactions(customer_alerts, rules_config, rules.state),
-                         emitter.emit)
+                         emitter.emit, BulkChangelog(kafka_sender(app)))
     _register_ingest(app, settings, metrics, writer, partitions)
 
     _register_watchdog(app, settings, metrics)

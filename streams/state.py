@@ -36,6 +36,7 @@ from scoring.fold import (
 )
 from scoring.value_bands import ValueIndex
 from scoring.windows import Watermark
+from streams.changelog import BulkChangelog
 from streams.ingest import Accepted
 from streams.metrics import WorkerMetrics
 
@@ -79,8 +80,10 @@ class StateWriter:
     def __init__(self, customers: Any, partials: Any, rules: FoldRules,
                  metrics: WorkerMetrics, value_index: ValueIndex,
                  reactions: Reactions | None = None,
-                 emit: Callable[[list[Any]], Awaitable[None]] | None = None) -> None:
+                 emit: Callable[[list[Any]], Awaitable[None]] | None = None,
+                 changelog: BulkChangelog | None = None) -> None:
         self.customers = customers
+        self.changelog = changelog
         self.value_index = value_index
         self._decoded: OrderedDict[str, tuple[bytes, CustomerState]] = OrderedDict()
         self.reactions = reactions
@@ -93,14 +96,28 @@ class StateWriter:
     async def handle(self, accepted: Sequence[Accepted]) -> list[tuple[Accepted, Rejection]]:
         """BatchHandler for Ingest: returns the inputs that could not be folded."""
         failures: list[tuple[Accepted, Rejection]] = []
+        outputs: list[Any] = []
         for partition, items in _by_partition(accepted).items():
             with writing_for(items[-1].source):
-                outputs, failed = self._fold_partition(partition, items)
+                produced, failed = self._fold_partition(partition, items)
                 self._maybe_expire(partition)
             failures += failed
-            if self.emit is not None and outputs:
-                await self.emit(outputs)
+            outputs += produced
+        if self.changelog is not None:
+            await self.changelog.flush()
+        if self.emit is not None and outputs:
+            await self.emit(outputs)
         return failures
+
+    def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
+        if self.changelog is None:
+            table[key] = value  # a Faust write: its changelog record on its own
+        else:
+            self.changelog.set(table, partition, key, value)
+
+    def _get(self, table: Any, key: bytes) -> Any:
+        # the store itself: Faust's table mapping adds a sensor call per read
+        return table.data.get(key) if self.changelog is not None else table.get(key)
 
     def _fold_partition(self, partition: int, items: list[Accepted]
                         ) -> tuple[list[Any], list[tuple[Accepted, Rejection]]]:
@@ -132,11 +149,12 @@ class StateWriter:
     def _write(self, partition: int, result: FoldResult) -> None:
         # Order matters within the partials changelog: tallies before the watermark.
         for key, partial in result.partials.items():
-            self.partials[key.encode()] = partial.model_dump(mode="json")
-        self.partials[watermark_key(partition).encode()] = result.watermark.model_dump()
+            self._set(self.partials, partition, key.encode(), partial.model_dump(mode="json"))
+        self._set(self.partials, partition, watermark_key(partition).encode(),
+                  result.watermark.model_dump())
         for customer_id, state in result.states.items():
             raw = encode_customer(partition, state)
-            self.customers[customer_id.encode()] = raw
+            self._set(self.customers, partition, customer_id.encode(), raw)
             self._decoded[customer_id] = (raw, state)
             self._decoded.move_to_end(customer_id)
             if len(self._decoded) > DECODED_KEPT:
@@ -162,10 +180,13 @@ class StateWriter:
         prefix = f"{partition}|".encode()
         keys = [key.decode() for key in list(self.partials.keys()) if key.startswith(prefix)]
         for key in expired_partial_keys(keys, watermark, self.rules.windows):
-            del self.partials[key.encode()]
+            if self.changelog is None:
+                del self.partials[key.encode()]
+            else:
+                self.changelog.delete(self.partials, partition, key.encode())
 
     def _load_state(self, customer_id: str) -> CustomerState | None:
-        raw = self.customers.get(customer_id.encode())
+        raw = self._get(self.customers, customer_id.encode())
         if raw is None:
             return None
         cached = self._decoded.get(customer_id)
@@ -174,11 +195,11 @@ class StateWriter:
         return decode_customer(raw)
 
     def _load_partial(self, key: str) -> PartialTally | None:
-        raw = self.partials.get(key.encode())
+        raw = self._get(self.partials, key.encode())
         return None if raw is None else PartialTally.model_validate(raw)
 
     def _load_watermark(self, partition: int) -> Watermark:
-        raw = self.partials.get(watermark_key(partition).encode())
+        raw = self._get(self.partials, watermark_key(partition).encode())
         return Watermark() if raw is None else Watermark.model_validate(raw)
 
 
