@@ -74,6 +74,9 @@ def main() -> None:
             tick()
 
     worker = faust.Worker(app, loglevel="warning", quiet=True)
+    # as in `cxstream worker`: Faust's spinner would turn the root logger to DEBUG at level
+    # warning, and every debug call of Faust and aiokafka would then build a log record
+    worker.spinner = None
     worker.execute_from_commandline()
 
 

@@ -6,10 +6,11 @@ capped so a customer's state stays bounded whatever they do.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.events import CustomerProfile, Feedback, Interaction
 from scoring.groups import CountedAnswers
@@ -118,6 +119,11 @@ class CustomerState(BaseModel):
     open_alerts: dict[str, OpenAlert] = {}
     sent_alerts: tuple[SentAlert, ...] = ()
 
+    @field_validator("negative_signals")
+    @classmethod
+    def _in_time_order(cls, signals: tuple[datetime, ...]) -> tuple[datetime, ...]:
+        return tuple(sorted(signals))  # negative_signal_count bisects them
+
     def seen_offset(self, kind: str, event_id: str) -> int | None:
         return self.seen.get(f"{kind}:{event_id}")
 
@@ -193,11 +199,14 @@ def negative_signal_count(state: CustomerState, rules: StateRules) -> int:
     if state.last_event_at is None:
         return 0
     horizon = state.last_event_at - timedelta(hours=rules.signal_window_hours)
-    return sum(1 for at in state.negative_signals if at >= horizon)
+    # negative_signals is kept sorted (apply_interaction)
+    return len(state.negative_signals) - bisect_left(state.negative_signals, horizon)
 
 
-def low_score_reasons(state: CustomerState, rules: StateRules) -> list[str]:
-    """Why the customer's recent experience is low (empty: not low)."""
+def low_score_reasons(state: CustomerState, rules: StateRules,
+                      signals: int | None = None) -> list[str]:
+    """Why the customer's recent experience is low (empty: not low); ``signals``: the
+    negative_signal_count if the caller has it already."""
     reasons = []
     limits = {"nps": rules.nps_low_max, "csat": rules.csat_low_max, "ces": rules.ces_low_max}
     for survey, record in sorted(state.last_scores.items()):
@@ -205,7 +214,8 @@ def low_score_reasons(state: CustomerState, rules: StateRules) -> list[str]:
             state.last_event_at - record.at <= timedelta(days=rules.score_recency_days))
         if recent and record.score <= limits[survey]:
             reasons.append(f"latest {survey.upper()} {record.score} ≤ {limits[survey]}")
-    signals = negative_signal_count(state, rules)
+    if signals is None:
+        signals = negative_signal_count(state, rules)
     if signals >= rules.at_risk_negative_signals:
         reasons.append(f"{signals} negative interactions in {rules.signal_window_hours:g} h")
     return reasons
@@ -214,7 +224,11 @@ def low_score_reasons(state: CustomerState, rules: StateRules) -> list[str]:
 def quadrant(state: CustomerState, high_value: bool | None,
              rules: StateRules) -> Quadrant | None:
     """Score against revenue; None until the customer's value and experience are known."""
-    low = experience_is_low(state, rules)
+    return quadrant_of(high_value, experience_is_low(state, rules))
+
+
+def quadrant_of(high_value: bool | None, low: bool | None) -> Quadrant | None:
+    """The quadrant from its two axes (None while either is unknown)."""
     if high_value is None or low is None:
         return None
     if high_value:
@@ -222,11 +236,13 @@ def quadrant(state: CustomerState, high_value: bool | None,
     return "dangling" if low else "growth"
 
 
-def experience_is_low(state: CustomerState, rules: StateRules) -> bool | None:
-    """Whether the recent experience is low; None before any score or interaction."""
+def experience_is_low(state: CustomerState, rules: StateRules,
+                      reasons: list[str] | None = None) -> bool | None:
+    """Whether the recent experience is low; None before any score or interaction
+    (``reasons``: the low_score_reasons if the caller has them already)."""
     if not (state.last_scores or state.recent_interactions):
         return None
-    return bool(low_score_reasons(state, rules))
+    return bool(low_score_reasons(state, rules) if reasons is None else reasons)
 
 
 def _newest(records: tuple, kept: int) -> tuple:  # type: ignore[type-arg]

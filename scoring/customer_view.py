@@ -7,9 +7,10 @@ from typing import Any
 from scoring.customer import (
     CustomerState,
     StateRules,
+    experience_is_low,
     low_score_reasons,
     negative_signal_count,
-    quadrant,
+    quadrant_of,
 )
 from scoring.value_bands import ValueBands
 
@@ -21,13 +22,15 @@ def customer_flags(state: CustomerState, bands: ValueBands,
     flags: dict[str, bool | None] = {"overall": None, "in_segment": None, "high_value": None}
     if state.profile is not None:
         flags = bands.flags(state.profile.segment, state.profile.value)
+    signals = negative_signal_count(state, rules)
+    reasons = low_score_reasons(state, rules, signals)
     return {
         "high_value": flags["high_value"],
         "high_value_overall": flags["overall"],
         "high_value_in_segment": flags["in_segment"],
-        "quadrant": quadrant(state, flags["high_value"], rules),
-        "negative_signals_in_window": negative_signal_count(state, rules),
-        "low_experience_reasons": low_score_reasons(state, rules),
+        "quadrant": quadrant_of(flags["high_value"], experience_is_low(state, rules, reasons)),
+        "negative_signals_in_window": signals,
+        "low_experience_reasons": reasons,
     }
 
 

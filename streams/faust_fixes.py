@@ -41,7 +41,8 @@ by hand because no release of faust-streaming has these fixes.
 
    The fix: the same computation with the head check corrected (``commit_offset``).
 
-4. Fetching before seeking (``Recovery._resume_streams``). After a rebalance Faust
+4. Fetching before seeking (``Recovery.on_recovery_completed``, and
+   ``Recovery._resume_streams`` when there is nothing to recover). After a rebalance Faust
    resumes the input partitions and only then seeks them to their committed offsets; the
    fetcher runs all along, so records read from the old position could be delivered
    while the seek was under way. The seek resets the "last read" offsets, and the rest of
@@ -50,12 +51,19 @@ by hand because no release of faust-streaming has these fixes.
 
    The fix: the same steps with the seek first, while the partitions are still paused.
 
+5. Acknowledgements forgotten at a revocation (``Consumer.on_partitions_revoked``): Faust
+   drops the acknowledged offsets of revoked partitions before its revocation handler
+   commits, so everything processed since the last periodic commit was read and
+   processed again after every rebalance (harmless, see below, but wasted). The fix
+   commits what is acknowledged first.
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -129,7 +137,48 @@ def apply() -> None:
         app.on_rebalance_end()
         self.log.info("Worker ready")
 
+    async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+        app = self.app
+        consumer = app.consumer
+        self.log.info("Restore complete!")
+        await app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        callbacks = [asyncio.ensure_future(table.on_recovery_completed(
+            self.actives_for_table[table], self.standbys_for_table[table]))
+            for table in self.tables.values()]
+        if callbacks:
+            await asyncio.wait(callbacks)
+        assignment = consumer.assignment()
+        if app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again app id %s param %s",
+                             app.consumer_generation_id, generation_id)
+            return
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        self.completed.set()
+        app.flow_control.resume()
+        consumer.resume_flow()
+        await app._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if not app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    original_revoked = Consumer.on_partitions_revoked
+
+    async def on_partitions_revoked(self: Any, revoked: Any) -> None:
+        try:
+            await self.commit()  # before Faust forgets what was acknowledged
+        except Exception as exc:  # the revocation must go on: the events are read again
+            log.warning("could not commit before the revocation: %r", exc)
+        await original_revoked(self, revoked)
+
+    Consumer.on_partitions_revoked = on_partitions_revoked  # type: ignore[method-assign]
     Recovery._resume_streams = resume_streams  # type: ignore[method-assign]
+    Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
     Consumer._new_offset = new_offset  # type: ignore[method-assign]
     Consumer._add_gap = add_gap  # type: ignore[method-assign]
     Consumer.ack = ack  # type: ignore[method-assign]

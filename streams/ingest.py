@@ -78,9 +78,13 @@ class Ingest:
                 for item, rejection in await self.handle_batch(accepted):
                     rejected.append((item.source, rejection))
                     failed.add(id(item))
+            accepted_per_topic: dict[str, int] = {}
             for item in accepted:
                 if id(item) not in failed:
-                    self.metrics.events_accepted.labels(item.source.message.topic).inc()
+                    topic = item.source.message.topic
+                    accepted_per_topic[topic] = accepted_per_topic.get(topic, 0) + 1
+            for topic, count in accepted_per_topic.items():  # one labels() call per topic
+                self.metrics.events_accepted.labels(topic).inc(count)
             await self._deadletter(rejected)
 
     def _validate(
@@ -88,15 +92,18 @@ class Ingest:
     ) -> tuple[list[Accepted], list[tuple[Any, Rejection]]]:
         accepted: list[Accepted] = []
         rejected: list[tuple[Any, Rejection]] = []
+        consumed: dict[str, int] = {}
         for event in events:
             message = event.message
-            self.metrics.events_consumed.labels(message.topic).inc()
+            consumed[message.topic] = consumed.get(message.topic, 0) + 1
             kind = self.kind_of_topic[message.topic]
             result = parse_input(kind, message.key, message.value, self.max_event_bytes)
             if isinstance(result, Rejection):
                 rejected.append((event, result))
             else:
                 accepted.append(Accepted(kind, result, event))
+        for topic, count in consumed.items():
+            self.metrics.events_consumed.labels(topic).inc(count)
         return accepted, rejected
 
     async def _deadletter(self, rejected: list[tuple[Any, Rejection]]) -> None:

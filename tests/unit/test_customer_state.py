@@ -130,3 +130,16 @@ def test_old_scores_stop_counting_after_the_recency_period() -> None:
     state = apply_feedback(EMPTY, fb(0, score=2), RULES)
     state = apply_interaction(state, ix(91 * 24 * 60, outcome="success"), RULES)
     assert low_score_reasons(state, RULES) == []
+
+
+@given(st.lists(st.integers(0, 200), max_size=30), st.integers(0, 200),
+       st.floats(1, 100))
+def test_negative_signals_in_the_window_are_counted_whatever_their_order(
+        hours_ago: list[int], last_hours_ago: int, window_hours: float) -> None:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    signals = tuple(now - timedelta(hours=h) for h in hours_ago)  # any order
+    last = now - timedelta(hours=last_hours_ago)
+    state = CustomerState(customer_id="c", negative_signals=signals, last_event_at=last)
+    rules = StateRules(signal_window_hours=window_hours)
+    horizon = last - timedelta(hours=window_hours)
+    assert negative_signal_count(state, rules) == sum(1 for at in signals if at >= horizon)
