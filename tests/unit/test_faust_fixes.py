@@ -7,7 +7,6 @@ import inspect
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
@@ -121,62 +120,3 @@ def test_the_commit_is_the_end_of_the_run_of_processed_offsets_from_the_committe
         expected += 1
     assert result == (None if expected == committed else expected)
     assert all(offset >= (result or committed) for offset in acked)  # the rest stays
-
-
-def fake_recovery(steps: list[str], generation: int) -> Any:
-    """A Recovery's collaborators, each step recorded in ``steps``."""
-    assignment = {TP("in", 0), TP("app-table-changelog", 0)}
-
-    async def perform_seek() -> None:
-        steps.append("seek")
-
-    async def noop(*_: Any, **__: Any) -> None:
-        return None
-
-    async def wait(coro: Any, timeout: float | None = None) -> None:
-        await coro
-
-    async def table_recovered(*_: Any) -> None:
-        steps.append("table recovered")
-
-    consumer = SimpleNamespace(
-        assignment=lambda: assignment, perform_seek=perform_seek,
-        resume_partitions=lambda tps: steps.append(f"resume {sorted(map(str, tps))}"),
-        resume_flow=lambda: steps.append("flow"))
-    app = SimpleNamespace(
-        consumer=consumer, consumer_generation_id=generation,
-        on_rebalance_complete=SimpleNamespace(send=noop),
-        conf=SimpleNamespace(broker_request_timeout=5),
-        flow_control=SimpleNamespace(resume=lambda: steps.append("flow control")),
-        _fetcher=SimpleNamespace(maybe_start=noop), on_rebalance_end=lambda: None,
-        assignor=SimpleNamespace(assigned_standbys=lambda: set()))
-    class Table:  # hashable, as Faust's tables are
-        on_recovery_completed = staticmethod(table_recovered)
-
-    table = Table()
-    return SimpleNamespace(
-        app=app, log=SimpleNamespace(info=lambda *_: None, warning=lambda *_: None),
-        _wait=wait, _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"),
-        _set_recovery_ended=lambda: None, actives_for_table={table: set()},
-        standbys_for_table={table: set()},
-        completed=SimpleNamespace(set=lambda: steps.append("completed")),
-        tables=SimpleNamespace(on_actives_ready=lambda: None, on_standbys_ready=lambda: None,
-                               values=lambda: [table]))
-
-
-@pytest.mark.parametrize("method", ["_resume_streams", "on_recovery_completed"])
-def test_after_a_rebalance_input_partitions_are_sought_before_they_are_resumed(
-        method: str) -> None:
-    from faust.tables.recovery import Recovery
-
-    faust_fixes.apply()
-    steps: list[str] = []
-    asyncio.run(getattr(Recovery, method)(fake_recovery(steps, 3), generation_id=3))
-    seek = steps.index("seek")
-    assert steps[seek + 1] == f"resume {[str(TP('in', 0))]}"  # the input, not the changelog
-    assert not [step for step in steps[:seek] if step.startswith("resume") or "flow" in step]
-    assert steps.index("flow") > steps.index("completed")
-
-    steps.clear()
-    asyncio.run(getattr(Recovery, method)(fake_recovery(steps, 3), generation_id=2))
-    assert "seek" not in steps and not [s for s in steps if s.startswith("resume")]
