@@ -31,12 +31,17 @@ from cxstream.simulator.sending import send_records
 from tests.support import base_env
 
 PARTS = {
+    "validation (pydantic parsing of the raw messages)": ("Ingest._validate",),
     "fold, rules and alerts (scoring/, alerts/)": ("fold_batch (scoring",),
-    "table writes: encode states, set keys": ("StateWriter._write",),
+    "table values and changelog records (encode, batch, send)": ("StateWriter._write",
+                                                                 "BulkChangelog.flush"),
+    "publishing alerts": ("AlertEmitter.emit",),
+    "Faust: stream iteration and batching, per event": ("Stream._py_aiter",
+                                                        "add_to_buffer"),
     "Faust/aiokafka: fetching and the conductor": ("Fetcher._fetcher",
                                                    "Conductor._compile_message_handler"),
-    "producing changelog records and alerts": ("ProducerBuffer._handle_pending",
-                                               "Sender._send_produce_req", "Producer.send"),
+    "aiokafka: producer sending": ("Sender._send_produce_req",
+                                   "ProducerBuffer._handle_pending"),
     "the consumer thread (aiokafka in its own loop)": ("WorkerThread.run",),
     "waiting in select (idle)": ("EpollSelector.select",),
 }
@@ -66,7 +71,8 @@ def main() -> int:
                         "-o", str(raw), "--", sys.executable, "-m", "cxstream", "worker"],
                        env=base_env(**values), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False, timeout=args.seconds + 120)
-        shares, total = Counter(), 0
+        shares: Counter[str] = Counter()
+        total = 0
         for line in raw.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             total += int(count)
