@@ -7,12 +7,15 @@
 - naive: what a typical first version does: per event, validate it with the same pydantic
   models and write the customer's running state to a table (one changelog write per event).
 
-Prints one JSON line when COUNT events have been seen: {"mode", "count", "seconds"}, the
+Both run on the worker's event loop (CXSTREAM_EVENT_LOOP, uvloop by default) and without
+Faust's terminal spinner, as a `cxstream worker` does, so the ratios compare work, not
+set-up. Prints one JSON line when COUNT events have been seen: {"mode", "count", "seconds"}, the
 time from the first event to the last; then exits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -23,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import faust
+import uvloop
 
 from cxstream.settings import load_settings
 from schemas.events import Feedback
@@ -32,6 +36,9 @@ from schemas.parsing import InputKind, Rejection, parse_input
 def main() -> None:
     mode, count = sys.argv[1], int(sys.argv[2])
     settings = load_settings(os.environ)
+    if settings.event_loop == "uvloop":  # the same event loop as the pipeline's worker
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.set_event_loop(asyncio.new_event_loop())
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
         datadir=str(settings.data_dir), topic_partitions=settings.partitions,

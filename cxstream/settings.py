@@ -72,6 +72,8 @@ class Settings(BaseSettings, Conventions, StateRules):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+    #: the asyncio event loop of a worker (both of its threads): uvloop is faster
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     #: a worker silent this long is considered dead and its partitions move
     session_timeout_seconds: float = Field(default=30, ge=6, le=300)
     #: input partitions with unread messages whose fetch position has not moved this long

@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 import faust
+import uvloop
 from aiokafka.errors import KafkaError
 
 from alerts.config import RulesError, load_rules
@@ -42,6 +43,9 @@ def run_worker(settings: Settings) -> None:
         raise WorkerStartError(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}"
         ) from exc
+    if settings.event_loop == "uvloop":
+        # a policy, not just a loop: the consumer thread creates its own loop from it
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook call is noise
     settings.data_dir.mkdir(parents=True, exist_ok=True)

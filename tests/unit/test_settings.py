@@ -104,3 +104,10 @@ def test_faust_variables_that_would_override_settings_stop_start_up() -> None:
     with pytest.raises(FaustEnvironmentError, match="BROKER_URL"):
         check_faust_environment({"BROKER_URL": "kafka://elsewhere:9092", "HOME": "/"})
     check_faust_environment({"HOME": "/", "CXSTREAM_BOOTSTRAP_SERVERS": "x:1"})
+
+
+def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
+    assert load_settings({}).event_loop == "uvloop"
+    assert load_settings({"CXSTREAM_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(SettingsError, match="CXSTREAM_EVENT_LOOP"):
+        load_settings({"CXSTREAM_EVENT_LOOP": "trio"})
