@@ -70,7 +70,7 @@ class Settings(BaseSettings, Conventions, StateRules):
     web_port: int = Field(default=6066, ge=1, le=65535)
     max_event_bytes: int = Field(default=65_536, ge=1_024, le=10_485_760)
     batch_size: int = Field(default=500, ge=1, le=100_000)
-    batch_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
+    batch_timeout_seconds: float = Field(default=0.02, gt=0, le=60)
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
     #: the asyncio event loop of a worker (both of its threads): uvloop is faster
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 DRAIN_SECONDS = 20.0
+GC_THRESHOLDS = (100_000, 50, 1_000)
 
 
 class WorkerStartError(RuntimeError):
@@ -43,6 +45,10 @@ def run_worker(settings: Settings) -> None:
         raise WorkerStartError(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}"
         ) from exc
+    # A worker allocates many short-lived objects per event next to a large long-lived
+    # heap (decoded states, value index): fewer young collections. With the default
+    # thresholds the fold ran about 8 % slower in an in-process run with grown states.
+    gc.set_threshold(*GC_THRESHOLDS)
     if settings.event_loop == "uvloop":
         # a policy, not just a loop: the consumer thread creates its own loop from it
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
