@@ -6,7 +6,7 @@ capped so a customer's state stays bounded whatever they do.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -124,6 +124,11 @@ class CustomerState(BaseModel):
     def _in_time_order(cls, signals: tuple[datetime, ...]) -> tuple[datetime, ...]:
         return tuple(sorted(signals))  # negative_signal_count bisects them
 
+    @field_validator("recent_scores", "recent_interactions")
+    @classmethod
+    def _records_in_time_order(cls, records: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(sorted(records, key=_at))  # _with_newest inserts into the order
+
     def seen_offset(self, kind: str, event_id: str) -> int | None:
         return self.seen.get(f"{kind}:{event_id}")
 
@@ -166,7 +171,8 @@ def apply_interaction(state: CustomerState, event: Interaction,
         sentiment=event.sentiment, text=event.text[:TEXT_KEPT] if event.text else None,
         negative=negative,
     )
-    interactions = _newest((*state.recent_interactions, record), rules.recent_interactions_kept)
+    interactions = _with_newest(state.recent_interactions, record,
+                                rules.recent_interactions_kept)
     update: dict[str, object] = {"recent_interactions": interactions,
                                  "last_event_at": _later(state.last_event_at, event.occurred_at)}
     if negative:
@@ -189,7 +195,7 @@ def apply_feedback(state: CustomerState, event: Feedback, rules: StateRules) -> 
         last[event.survey] = record
     return state.model_copy(update={
         "last_scores": last,
-        "recent_scores": _newest((*state.recent_scores, record), rules.recent_scores_kept),
+        "recent_scores": _with_newest(state.recent_scores, record, rules.recent_scores_kept),
         "last_event_at": _later(state.last_event_at, event.occurred_at),
     })
 
@@ -245,8 +251,16 @@ def experience_is_low(state: CustomerState, rules: StateRules,
     return bool(low_score_reasons(state, rules) if reasons is None else reasons)
 
 
-def _newest(records: tuple, kept: int) -> tuple:  # type: ignore[type-arg]
-    return tuple(sorted(records, key=lambda record: record.at)[-kept:])
+def _with_newest(records: tuple, record: Any, kept: int) -> tuple:  # type: ignore[type-arg]
+    """``records`` (in time order) with ``record`` inserted after those at the same time or
+    earlier, keeping the ``kept`` latest."""
+    merged = list(records)
+    insort(merged, record, key=_at)
+    return tuple(merged[-kept:])
+
+
+def _at(record: Any) -> datetime:
+    return record.at  # type: ignore[no-any-return]
 
 
 def _later(current: datetime | None, candidate: datetime) -> datetime:

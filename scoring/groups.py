@@ -6,8 +6,8 @@ Shape: (answer, customer's segment, what was counted for them before)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,8 +19,7 @@ DIMENSIONS = ("segment", "channel", "touchpoint")
 UNKNOWN_SEGMENT = "unknown"
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):  # a tuple: built for every answer, window and group
     dimension: str
     key: str
     window: str

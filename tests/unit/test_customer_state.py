@@ -143,3 +143,20 @@ def test_negative_signals_in_the_window_are_counted_whatever_their_order(
     rules = StateRules(signal_window_hours=window_hours)
     horizon = last - timedelta(hours=window_hours)
     assert negative_signal_count(state, rules) == sum(1 for at in signals if at >= horizon)
+
+
+@given(st.lists(st.integers(0, 50), max_size=40), st.integers(1, 10))
+def test_recent_answers_are_the_latest_in_time_order_whatever_the_arrival_order(
+        minutes: list[int], kept: int) -> None:
+    rules = StateRules(recent_scores_kept=kept)
+    state = CustomerState(customer_id="c1")
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    for n, minute in enumerate(minutes):
+        event = Feedback.model_validate(feedback(
+            event_id=f"e{n}", score=n % 11, occurred_at=(base + timedelta(minutes=minute))
+            .isoformat()))
+        state = apply_feedback(state, event, rules)
+    # the reference: a stable sort by time of everything, the last ``kept``
+    arrivals = sorted(enumerate(minutes), key=lambda pair: pair[1])[-kept:]
+    assert [record.event_id for record in state.recent_scores] == [
+        f"e{n}" for n, _ in arrivals]

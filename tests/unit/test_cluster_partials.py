@@ -1,0 +1,39 @@
+"""A worker's own share of the group tallies, as /internal/partials serves it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from faust.types import TP
+
+from scoring.value_bands import ValueIndex
+from streams.api import BadRequest, parse_partition
+from streams.cluster import Cluster
+
+
+def cluster_owning(partitions: set[int], partials: dict[bytes, dict]) -> Cluster:
+    assignor = SimpleNamespace(assigned_actives=lambda: {TP("fb", p) for p in partitions})
+    return Cluster(SimpleNamespace(assignor=assignor), "fb", 4, partials, ValueIndex(),
+                   "http://me", None)
+
+
+def test_rows_come_from_owned_partitions_and_one_partition_can_be_asked_for() -> None:
+    tally = {"promoters": 1}
+    partials = {f"{p}|channel|7d|100|web".encode(): {"tally": tally, "offset": 1}
+                for p in range(4)}
+    partials[b"0|~watermark"] = {"at": 0}
+    cluster = cluster_owning({0, 2}, partials)
+    assert cluster.local_partials("channel", None, "web") == {
+        "partitions": [0, 2], "rows": [["7d", 100, "web", tally]] * 2}
+    assert cluster.local_partials("channel", None, "web", only=2) == {
+        "partitions": [2], "rows": [["7d", 100, "web", tally]]}
+    assert cluster.local_partials("channel", None, "web", only=1) == {
+        "partitions": [], "rows": []}  # not this worker's
+
+
+def test_a_partition_number_is_a_whole_number() -> None:
+    assert parse_partition("3") == 3
+    for bad in ("-1", "x", ""):
+        with pytest.raises(BadRequest, match="partition"):
+            parse_partition(bad)
