@@ -11,8 +11,9 @@ ports), on the same simulated events (valid ones only, profiles first):
 4. the full cxstream pipeline (a `cxstream worker`: validation, customer state, group
    tallies, rules, alerts);
 5. p50/p99 from produce to alert on the full pipeline while it runs at half its
-   sustained rate: simulated traffic (new events of the same customers) with one probe
-   in 20 messages, a detractor answer from a new customer that raises one alert;
+   sustained rate: once the worker is idle, simulated traffic (new events of the same
+   customers) for a 3 s warm-up, then with one probe in 20 messages, a detractor answer
+   from a new customer that raises one alert;
 6. worker memory: resident memory of an idle worker, of the worker of step 4, and of the
    worker of step 7 holding the recovery customers (bench/memory_per_customer.py gives
    the bytes of one customer's state in the table);
@@ -215,6 +216,18 @@ def full_pipeline(worker: WorkerProcess, count: int) -> float:
         time.sleep(0.05)
 
 
+def wait_until_idle(worker: WorkerProcess, quiet_seconds: float = 2.0) -> None:
+    """Until the worker's folded-event count has not moved for ``quiet_seconds``."""
+    from cxstream.scrape import total
+
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() - since < quiet_seconds:
+        folded = total(worker.metrics(), "cxstream_events_folded_total")
+        if folded != last:
+            last, since = folded, time.monotonic()
+        time.sleep(0.2)
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -225,11 +238,14 @@ def rss_bytes(pid: int) -> int:
 PROBE_EVERY = 20  # one latency probe among this many messages of simulated traffic
 
 
+WARM_UP_SECONDS = 3.0  # traffic at the same rate before the first probe
+
+
 async def latency(settings: Settings, rate: float, seconds: float,
                   background: list[SimRecord]) -> list[float]:
-    """Simulated traffic at ``rate``/s for ``seconds``; one message in PROBE_EVERY is a
-    probe instead, a detractor answer from a new customer (each raises one alert).
-    Returns the produce-to-alert latencies of the probes."""
+    """Simulated traffic at ``rate``/s for WARM_UP_SECONDS + ``seconds``; after the warm-up
+    one message in PROBE_EVERY is a probe instead, a detractor answer from a new customer
+    (each raises one alert). Returns the produce-to-alert latencies of the probes."""
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     consumer = AIOKafkaConsumer(settings.topic_alerts, **aiokafka_options(settings),
@@ -238,7 +254,8 @@ async def latency(settings: Settings, rate: float, seconds: float,
     await consumer.start()
     await producer.start()
     await consumer.seek_to_end()
-    total_sent = int(rate * seconds)
+    warm_up = int(rate * WARM_UP_SECONDS)
+    total_sent = warm_up + int(rate * seconds)
     topics = {"customers": settings.topic_customers,
               "interactions": settings.topic_interactions, "feedback": settings.topic_feedback}
 
@@ -256,7 +273,7 @@ async def latency(settings: Settings, rate: float, seconds: float,
             delay = began + n / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if n % PROBE_EVERY == 0 or not background:
+            if n >= warm_up and (n % PROBE_EVERY == 0 or not background):
                 customer = f"lat-{n}"
                 sent_at[customer] = time.time()
                 await producer.send(settings.topic_feedback, key=customer.encode(),
@@ -360,6 +377,7 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     try:
         seconds["cxstream full pipeline"] = full_pipeline(worker, count)
         console.print("full pipeline done")
+        wait_until_idle(worker)  # the last batches taken are still being folded
         from cxstream.scrape import total
 
         keys = total(worker.metrics(), "cxstream_table_keys", table="customer_to_state")
