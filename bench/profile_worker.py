@@ -36,15 +36,22 @@ PARTS = {
     "table values and changelog records (encode, batch, send)": ("StateWriter._write",
                                                                  "BulkChangelog.flush"),
     "publishing alerts": ("AlertEmitter.emit",),
-    "Faust: stream iteration and batching, per event": ("Stream._py_aiter",
+    "Faust: stream iteration and batching, per event": ("Stream._c_aiter",
+                                                        "Stream._py_aiter",
                                                         "add_to_buffer"),
     "Faust/aiokafka: fetching and the conductor": ("Fetcher._fetcher",
                                                    "Conductor._compile_message_handler"),
     "aiokafka: producer sending": ("Sender._send_produce_req",
                                    "ProducerBuffer._handle_pending"),
     "the consumer thread (aiokafka in its own loop)": ("WorkerThread.run",),
-    "waiting in select (idle)": ("EpollSelector.select",),
 }
+#: where a thread waits for I/O: uvloop runs its loop in C, so an idle thread's sample
+#: ends in the Python frame that started the loop (the asyncio loop: in select)
+IDLE_LEAVES = ("EpollSelector.select", "Worker.execute_from_commandline",
+               "ServiceThread._start_thread")
+
+
+IDLE = "waiting for I/O (idle), either thread"
 
 
 def main() -> int:
@@ -79,8 +86,10 @@ def main() -> int:
             for part, markers in PARTS.items():
                 if any(marker in stack for marker in markers):
                     shares[part] += int(count)
+            if any(leaf in stack.rsplit(";", 1)[-1] for leaf in IDLE_LEAVES):
+                shares[IDLE] += int(count)
     print(f"{total} samples of a worker over {args.seconds} s (start-up included)")
-    for part in PARTS:
+    for part in (*PARTS, IDLE):
         print(f"{shares[part] / total:6.1%}  {part}")
     return 0
 
