@@ -50,8 +50,7 @@ last one saves work). Written by hand because no release of faust-streaming has 
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless.
 
-Left as it is, and logged (INFO when the offsets had been processed by this worker,
-WARNING otherwise): after a rebalance Faust resumes the input partitions before it
+Left as it is, and logged: after a rebalance Faust resumes the input partitions before it
 seeks them to the committed offsets, so records fetched in between are delivered and
 processed, and the rest of that fetch then looks like a jump over offsets, which Faust
 counts as processed (a gap, as for a compacted topic). In the runs looked at, the offsets
@@ -72,7 +71,6 @@ from intervaltree import IntervalTree
 log = logging.getLogger(__name__)
 
 _APPLIED = "_cxstream_fixes_applied"
-_PROCESSED = "_cxstream_processed"  # per partition, the highest offset acknowledged
 
 
 def apply() -> None:
@@ -84,12 +82,6 @@ def apply() -> None:
     def ack(self: Any, message: Any) -> bool:
         if not message.tracked:
             return False  # skipped without being processed: leave it to be read again
-        processed = getattr(self, _PROCESSED, None)
-        if processed is None:
-            processed = {}
-            setattr(self, _PROCESSED, processed)
-        if message.offset > processed.get(message.tp, -1):
-            processed[message.tp] = message.offset  # for add_gap's log level
         return original_ack(self, message)
 
     original_seek = AIOKafkaConsumerThread.seek_to_committed
@@ -106,15 +98,12 @@ def apply() -> None:
 
     async def add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
         # offsets Faust will count as done without reading them since its last seek:
-        # right for compacted or transactional topics, and after a rebalance when they
-        # were processed before the seek (see above); a loss anywhere else, so say it
-        processed = getattr(self, _PROCESSED, {}).get(tp, -1)
-        log.log(gap_level(offset_to - 1, processed),
-                "Faust counts offsets %d..%d of %s[%d] as processed without a delivery "
-                "since its last seek (highest offset this worker processed: %d)",
-                offset_from, offset_to - 1, tp.topic, tp.partition, processed)
+        # right for compacted or transactional topics and after a rebalance (see above),
+        # a loss anywhere else, so say it
+        log.warning("Faust counts offsets %d..%d of %s[%d] as processed without a "
+                    "delivery since its last seek", offset_from, offset_to - 1, tp.topic,
+                    tp.partition)
         await original_add_gap(self, tp, offset_from, offset_to)
-
 
     def new_offset(self: Any, tp: Any) -> int | None:
         return commit_offset(self._acked[tp], self._acked_index[tp], self._gap[tp],
@@ -135,13 +124,6 @@ def apply() -> None:
     Consumer.ack = ack  # type: ignore[method-assign]
     AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
     setattr(Consumer, _APPLIED, True)
-
-
-def gap_level(last_skipped: int, processed: int) -> int:
-    """INFO when the jump ends at or below the highest offset this worker processed (the
-    jump that follows the seek after a rebalance), WARNING otherwise: those offsets may
-    never have been processed."""
-    return logging.INFO if last_skipped <= processed else logging.WARNING
 
 
 def unsought_partitions(committed: Mapping[Any, int | None], acking_topics: set[str],

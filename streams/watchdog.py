@@ -88,11 +88,21 @@ class StallWatchdog:
         self.give_up = give_up
         self.clock = clock
         self.remedied: set[Any] = set()
+        # the same decision for the changelog partitions a table recovery reads
+        self.recovery_tracker = StallTracker(stall_seconds)
+        self.recovery_remedied: set[Any] = set()
 
     async def check(self) -> None:
         app = self.app
-        if (app.should_stop or app.rebalancing
-                or not app.tables.recovery.completed.is_set()):
+        recovery = app.tables.recovery
+        if not app.should_stop and recovery.in_recovery:
+            self.tracker.reset()
+            self.remedied.clear()
+            await self._check_recovery(recovery)
+            return
+        self.recovery_tracker.reset()
+        self.recovery_remedied.clear()
+        if app.should_stop or app.rebalancing or not recovery.completed.is_set():
             self.tracker.reset()
             self.remedied.clear()
             return
@@ -118,6 +128,39 @@ class StallWatchdog:
         await resume(app, stalled)
         self.remedied |= set(stalled)
         self.tracker.restart_clock(stalled, self.clock())
+
+
+    async def _check_recovery(self, recovery: Any) -> None:
+        """A table recovery whose changelog partitions stop being read (Faust logs "No
+        event received for active tp ... since recovery start" and waits for ever)."""
+        read, last = recovery_progress(recovery.active_offsets, recovery.active_highwaters)
+        stalled = self.recovery_tracker.find_stalls(self.clock(), read, last)
+        if not stalled:
+            self.recovery_remedied.clear()
+            return
+        described = ", ".join(f"{tp.topic}[{tp.partition}] at {read[tp]} of {last[tp]}"
+                              for tp in stalled)
+        if set(stalled) <= self.recovery_remedied:
+            log.error("table recovery still stalled after resuming it: %s", described)
+            self.on_stall("gave_up")
+            await self.give_up(f"table recovery stalled: {described}")
+            return
+        log.warning("table recovery stalled, resuming its changelog partitions: %s", described)
+        self.on_stall("resumed")
+        consumer = self.app.consumer
+        consumer.resume_partitions(stalled)
+        for tp in stalled:
+            await consumer.seek(tp, (read[tp] or 0) + 1)  # the next record to apply
+        self.recovery_remedied |= set(stalled)
+        self.recovery_tracker.restart_clock(stalled, self.clock())
+
+
+def recovery_progress(offsets: Mapping[Any, int | None], highwaters: Mapping[Any, int | None]
+                      ) -> tuple[dict[Any, int | None], dict[Any, int]]:
+    """(last changelog offset applied, last offset to apply) per partition being recovered,
+    from Faust's recovery bookkeeping; a partition with nothing to read is left out."""
+    last = {tp: end for tp, end in highwaters.items() if end is not None and end >= 0}
+    return {tp: offsets.get(tp) for tp in last}, last
 
 
 async def resume(app: Any, tps: list[Any]) -> None:

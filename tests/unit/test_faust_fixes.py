@@ -136,12 +136,3 @@ def test_a_revocation_commits_what_is_acknowledged_before_faust_forgets_it() -> 
     except AttributeError:
         steps.append("faust's revocation")
     assert steps == ["commit", "faust's revocation"]
-
-
-def test_a_jump_over_offsets_this_worker_processed_is_not_a_warning() -> None:
-    import logging
-
-    assert faust_fixes.gap_level(last_skipped=122, processed=122) == logging.INFO
-    assert faust_fixes.gap_level(last_skipped=122, processed=130) == logging.INFO
-    assert faust_fixes.gap_level(last_skipped=122, processed=121) == logging.WARNING
-    assert faust_fixes.gap_level(last_skipped=0, processed=-1) == logging.WARNING

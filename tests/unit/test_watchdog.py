@@ -66,3 +66,60 @@ def test_a_partition_is_reported_exactly_when_behind_and_unmoved_for_the_whole_p
         position = moved
         expected = ["p"] if since is not None and second - since >= 3 else []
         assert tracker.find_stalls(second, {"p": position}, {"p": end}) == expected
+
+
+def test_recovery_progress_reads_faust_bookkeeping() -> None:
+    from streams.watchdog import recovery_progress
+
+    read, last = recovery_progress({"a": -1, "b": 26, "c": None, "empty": -1},
+                                   {"a": 26, "b": 26, "c": 3, "empty": -1})
+    assert last == {"a": 26, "b": 26, "c": 3}  # nothing to read in "empty"
+    assert read == {"a": -1, "b": 26, "c": None}
+
+
+def test_a_stalled_table_recovery_is_resumed_then_given_up() -> None:
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    from faust.types import TP
+
+    from streams.watchdog import StallWatchdog
+
+    log0, log1 = TP("app-t-changelog", 0), TP("app-t-changelog", 1)
+
+    actions: list[Any] = []
+    now = [0.0]
+
+    async def seek(tp: Any, offset: int) -> None:
+        actions.append(("seek", tp, offset))
+
+    async def give_up(reason: str) -> None:
+        actions.append(("give up", reason))
+
+    recovery = SimpleNamespace(in_recovery=True, active_offsets={log0: 4, log1: 9},
+                               active_highwaters={log0: 26, log1: 9},
+                               completed=SimpleNamespace(is_set=lambda: False))
+    consumer = SimpleNamespace(seek=seek,
+                               resume_partitions=lambda tps: actions.append(("resume", tps)))
+    app = SimpleNamespace(should_stop=False, rebalancing=True, consumer=consumer,
+                          tables=SimpleNamespace(recovery=recovery))
+    watchdog = StallWatchdog(app, {"in"}, 10, actions.append, give_up, lambda: now[0])
+    for second in (0, 5, 9.9):
+        now[0] = second
+        asyncio.run(watchdog.check())
+    assert actions == []  # log1 is done; log0 not stalled for 10 s yet
+    now[0] = 10
+    asyncio.run(watchdog.check())
+    assert actions == ["resumed", ("resume", [log0]), ("seek", log0, 5)]
+    actions.clear()
+    now[0] = 20
+    asyncio.run(watchdog.check())
+    assert actions[0] == "gave_up" and actions[1][0] == "give up"
+    assert "app-t-changelog[0] at 4 of 26" in actions[1][1]
+
+    actions.clear()
+    recovery.active_offsets[log0] = 5  # progress: a new period
+    now[0] = 25
+    asyncio.run(watchdog.check())
+    assert actions == []
