@@ -117,18 +117,24 @@ class StallWatchdog:
         if not stalled:
             self.remedied.clear()
             return
-        described = describe(app, stalled, positions, highwaters)
-        if set(stalled) <= self.remedied:
-            log.error("input partitions still stalled after resuming them: %s", described)
-            self.on_stall("gave_up")
-            await self.give_up(f"input partitions stalled: {described}")
-            return
-        log.warning("input partitions stalled, resuming them: %s", described)
-        self.on_stall("resumed")
-        await resume(app, stalled)
-        self.remedied |= set(stalled)
-        self.tracker.restart_clock(stalled, self.clock())
+        await self._remedy("input partitions", stalled,
+                           describe(app, stalled, positions, highwaters),
+                           self.remedied, self.tracker, lambda: resume(app, stalled))
 
+    async def _remedy(self, what: str, stalled: list[Any], described: str,
+                      remedied: set[Any], tracker: StallTracker,
+                      resume_them: Callable[[], Awaitable[None]]) -> None:
+        """Resume stalled partitions once; give up if the same ones stall again."""
+        if set(stalled) <= remedied:
+            log.error("%s still stalled after resuming them: %s", what, described)
+            self.on_stall("gave_up")
+            await self.give_up(f"{what} stalled: {described}")
+            return
+        log.warning("%s stalled, resuming them: %s", what, described)
+        self.on_stall("resumed")
+        await resume_them()
+        remedied |= set(stalled)
+        tracker.restart_clock(stalled, self.clock())
 
     async def _check_recovery(self, recovery: Any) -> None:
         """A table recovery whose changelog partitions stop being read (Faust logs "No
@@ -140,19 +146,15 @@ class StallWatchdog:
             return
         described = ", ".join(f"{tp.topic}[{tp.partition}] at {read[tp]} of {last[tp]}"
                               for tp in stalled)
-        if set(stalled) <= self.recovery_remedied:
-            log.error("table recovery still stalled after resuming it: %s", described)
-            self.on_stall("gave_up")
-            await self.give_up(f"table recovery stalled: {described}")
-            return
-        log.warning("table recovery stalled, resuming its changelog partitions: %s", described)
-        self.on_stall("resumed")
-        consumer = self.app.consumer
-        consumer.resume_partitions(stalled)
-        for tp in stalled:
-            await consumer.seek(tp, (read[tp] or 0) + 1)  # the next record to apply
-        self.recovery_remedied |= set(stalled)
-        self.recovery_tracker.restart_clock(stalled, self.clock())
+
+        async def resume_reading() -> None:
+            consumer = self.app.consumer
+            consumer.resume_partitions(stalled)
+            for tp in stalled:
+                await consumer.seek(tp, (read[tp] or 0) + 1)  # the next record to apply
+
+        await self._remedy("changelog partitions of a table recovery", stalled, described,
+                           self.recovery_remedied, self.recovery_tracker, resume_reading)
 
 
 def recovery_progress(offsets: Mapping[Any, int | None], highwaters: Mapping[Any, int | None]
