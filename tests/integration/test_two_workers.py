@@ -114,7 +114,7 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
 
 @pytest.mark.xfail(strict=False, reason=(
     "open bug, rare: since streams/faust_fixes.py corrects three Faust loss paths this "
-    "passed 30 of 31 runs (29 repeated runs here and a clean-clone CI run); the 31st, in "
+    "passed 31 of 32 runs (29 repeated runs here and 2 clean-clone CI runs); the other, in "
     "CI, lost one answer after the handover, next to offsets Faust counted as processed "
     "when the survivor sought its partitions after resuming them (README, Known Faust "
     "risks). Its per-partition report is printed on failure"))
