@@ -133,13 +133,11 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
     from prometheus_client import CollectorRegistry
 
     from alerts.config import load_rules
-    from alerts.customer_rules import CustomerAlerts
     from alerts.reactions import AlertReactions
     from alerts.topics import load_tagger
     from cxstream.consistency import kind_of_topic
-    from scoring.customer_view import customer_flags
     from scoring.value_bands import ValueIndex
-    from streams.app import RecentReports
+    from streams.app import build_customer_alerts
     from streams.bands import BandsHolder
     from streams.changelog import BulkChangelog
     from streams.ingest import Ingest
@@ -150,9 +148,8 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
     config = load_rules(settings.rules_file)
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold)
-    alerts = CustomerAlerts(config, load_tagger(settings.lexicons_dir), RecentReports(
-        lambda state: customer_flags(state, bands.current, rules.state),
-        lambda: bands.current), lambda: datetime.now(UTC))
+    alerts = build_customer_alerts(config, load_tagger(settings.lexicons_dir), bands,
+                                   rules.state)
     metrics = WorkerMetrics(CollectorRegistry())
 
     async def drop(*_: Any) -> None:

@@ -125,11 +125,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold)
 
-    customer_alerts = CustomerAlerts(
-        rules_config, tagger, RecentReports(
-            lambda state: customer_flags(state, bands.current, rules.state),
-            lambda: bands.current),
-        lambda: datetime.now(UTC))
+    customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
     emitter = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
                                 alerts_partition_count or settings.partitions,
                                 rules.conventions, rules.windows)
@@ -199,6 +195,17 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
         async for events in stream.take_events(settings.batch_size,
                                                within=settings.batch_timeout_seconds):
             await ingest.process(events)
+
+
+def build_customer_alerts(rules_config: Any, tagger: Any, bands: BandsHolder,
+                          state_rules: Any) -> CustomerAlerts:
+    """The customer rules as a worker runs them: flags from the current value bands,
+    memoised per state, and the wall clock for event age."""
+    return CustomerAlerts(
+        rules_config, tagger, RecentReports(
+            lambda state: customer_flags(state, bands.current, state_rules),
+            lambda: bands.current),
+        lambda: datetime.now(UTC))
 
 
 class RecentReports:

@@ -46,8 +46,7 @@ def run_worker(settings: Settings) -> None:
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}"
         ) from exc
     # A worker allocates many short-lived objects per event next to a large long-lived
-    # heap (decoded states, value index): fewer young collections. With the default
-    # thresholds the fold ran about 8 % slower in an in-process run with grown states.
+    # heap (decoded states, value index): fewer collections of the young generations.
     gc.set_threshold(*GC_THRESHOLDS)
     if settings.event_loop == "uvloop":
         # a policy, not just a loop: the consumer thread creates its own loop from it
