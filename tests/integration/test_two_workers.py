@@ -112,12 +112,6 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
         assert second.stop() == 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open bug, rare: since streams/faust_fixes.py corrects three Faust loss paths this "
-    "passed 31 of 32 runs (29 repeated runs here and 2 clean-clone CI runs); the other, in "
-    "CI, lost one answer after the handover, next to offsets Faust counted as processed "
-    "when the survivor sought its partitions after resuming them (README, Known Faust "
-    "risks). Its per-partition report is printed on failure"))
 def test_stopping_one_of_two_workers_mid_stream_loses_nothing_and_duplicates_no_alert(
     isolated: dict[str, str], tmp_path: Path
 ) -> None:

@@ -136,3 +136,100 @@ def test_a_revocation_commits_what_is_acknowledged_before_faust_forgets_it() -> 
     except AttributeError:
         steps.append("faust's revocation")
     assert steps == ["commit", "faust's revocation"]
+
+
+IN, CHANGELOG = TP("in", 0), TP("in-changelog", 0)
+
+
+def test_input_fetched_before_a_seek_is_not_delivered_once_the_seek_begins() -> None:
+    batch = faust_fixes.SeekOverlap(2, {"in"})
+    assert batch.deliver(IN, 2)  # no seek yet
+    assert not batch.needs_seek(2)
+    assert not batch.deliver(IN, 3)  # a seek began: the rest was read before it
+    assert batch.deliver(CHANGELOG, 4)  # the table recovery positions changelogs itself
+    assert not batch.deliver(IN, 4)
+    assert batch.dropped == {IN: 2}
+    assert batch.needs_seek(4)
+
+
+def test_a_batch_fetched_while_a_seek_runs_delivers_no_input() -> None:
+    batch = faust_fixes.SeekOverlap(5, {"in"})
+    assert not batch.deliver(IN, 5)
+    assert batch.needs_seek(5)
+    only_changelogs = faust_fixes.SeekOverlap(5, {"in"})
+    assert only_changelogs.deliver(CHANGELOG, 6)
+    assert not only_changelogs.needs_seek(6)  # no input read: nothing to read again
+
+
+@given(st.integers(0, 6),
+       st.lists(st.tuples(st.booleans(), st.integers(0, 2)), max_size=30))
+def test_input_is_delivered_exactly_while_no_seek_has_touched_the_batch(
+        start: int, steps: list[tuple[bool, int]]) -> None:
+    batch = faust_fixes.SeekOverlap(start, {"in"})
+    seeks, delivered, dropped, saw_input = start, [], 0, False
+    for n, (is_input, seeks_since) in enumerate(steps):
+        seeks += seeks_since
+        tp = IN if is_input else CHANGELOG
+        saw_input = saw_input or is_input
+        if batch.deliver(tp, seeks):
+            delivered.append(n)
+        else:
+            dropped += 1
+    touched = seeks != start or start % 2 == 1
+    expected = [n for n, (is_input, _) in enumerate(steps)
+                if not is_input or (start % 2 == 0
+                                    and sum(s for _, s in steps[:n + 1]) == 0)]
+    assert delivered == expected
+    assert sum(batch.dropped.values()) == dropped
+    assert batch.needs_seek(seeks) == (saw_input and touched)
+
+
+def fake_consumer(batch: dict[TP, list[int]], committed: dict[TP, int]) -> Any:
+    """Just what Faust's getmany and perform_seek use of a consumer."""
+    async def wait_next_records(timeout: float) -> tuple[dict[TP, list[int]], set[TP]]:
+        return batch, set(batch)
+
+    async def seek_to_committed() -> dict[TP, int]:
+        fake.sought += 1
+        return committed
+
+    def iterate(records: dict[TP, list[int]]) -> Any:
+        return ((tp, offset) for tp, offsets in records.items() for offset in offsets)
+
+    fake = SimpleNamespace(
+        sought=0, flow_active=True, should_stop=False, _buffered_partitions=set(),
+        _read_offset={}, _committed_offset={},
+        app=SimpleNamespace(consumer_generation_id=1,
+                            topics=SimpleNamespace(acking_topics={"in"}),
+                            monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: None)),
+        scheduler=SimpleNamespace(iterate=iterate), highwater=lambda tp: None,
+        log=SimpleNamespace(dev=lambda *args: None), _wait_next_records=wait_next_records,
+        _to_message=lambda tp, offset: SimpleNamespace(offset=offset),
+        seek_to_committed=seek_to_committed)
+    fake.perform_seek = lambda: Consumer.perform_seek(fake)  # type: ignore[arg-type]
+    return fake
+
+
+def test_a_seek_during_a_batch_makes_the_consumer_read_again_from_the_committed_offsets() -> None:
+    faust_fixes.apply()
+    fake = fake_consumer({IN: [5, 6, 7], CHANGELOG: [1, 2]}, {IN: 5})
+
+    async def drain() -> list[tuple[str, int]]:
+        delivered = []
+        async for tp, message in Consumer.getmany(fake, 1.0):  # type: ignore[arg-type]
+            delivered.append((tp.topic, message.offset))
+            if len(delivered) == 1:
+                await fake.perform_seek()  # the recovery seeks while the batch is delivered
+        return delivered
+
+    assert asyncio.run(drain()) == [("in", 5), ("in-changelog", 1), ("in-changelog", 2)]
+    assert fake.sought == 2  # the recovery's seek, then once more after the batch
+    assert fake._read_offset == {IN: 5}  # the next record read is the committed one
+
+    untouched = fake_consumer({IN: [5, 6]}, {IN: 5})
+    assert [m.offset for _, m in asyncio.run(collect(Consumer.getmany(untouched, 1.0)))] == [5, 6]
+    assert untouched.sought == 0
+
+
+async def collect(iterator: Any) -> list[Any]:
+    return [item async for item in iterator]
