@@ -7,6 +7,7 @@ import inspect
 from types import SimpleNamespace
 from typing import Any
 
+from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
@@ -45,8 +46,11 @@ class FakeAiokafkaConsumer:
     async def seek_to_committed(self) -> dict[TP, int | None]:
         return self.committed
 
-    async def seek_to_beginning(self, *partitions: TP) -> None:
-        self.sought.extend(partitions)
+    async def beginning_offsets(self, partitions: list[TP]) -> dict[TP, int]:
+        return {tp: 10 * tp.partition for tp in partitions}  # the log may start later than 0
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
 
 
 def fake_thread(consumer: FakeAiokafkaConsumer, policy: str = "earliest") -> Any:
@@ -66,7 +70,7 @@ def test_the_patched_seek_moves_unsought_input_partitions_to_their_start() -> No
     consumer = FakeAiokafkaConsumer(committed)
     returned = asyncio.run(AIOKafkaConsumerThread.seek_to_committed(fake_thread(consumer)))
     assert returned == committed  # Faust records the committed offsets as before
-    assert consumer.sought == [TP("in", 0)]
+    assert consumer.sought == [(TP("in", 0), 0)]  # a known position, not a pending reset
 
     consumer = FakeAiokafkaConsumer(committed)
     asyncio.run(AIOKafkaConsumerThread.seek_to_committed(fake_thread(consumer, "latest")))
@@ -233,3 +237,30 @@ def test_a_seek_during_a_batch_makes_the_consumer_read_again_from_the_committed_
 
 async def collect(iterator: Any) -> list[Any]:
     return [item async for item in iterator]
+
+
+def fake_aiokafka(states: dict[TopicPartition, Any] | None) -> Any:
+    assignment = None if states is None else SimpleNamespace(state_value=states.get)
+    return SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=SimpleNamespace(
+        subscription=SimpleNamespace(assignment=assignment))))
+
+
+def test_the_livelock_check_skips_a_partition_whose_fetch_position_is_unknown() -> None:
+    faust_fixes.apply()
+    states = {TopicPartition("in", 0): SimpleNamespace(has_valid_position=False),
+              TopicPartition("in", 1): SimpleNamespace(has_valid_position=True)}
+    consumer = fake_aiokafka(states)
+    assert not faust_fixes.has_fetch_position(consumer, IN)
+    assert faust_fixes.has_fetch_position(consumer, TP("in", 1))
+    assert faust_fixes.has_fetch_position(consumer, TP("in", 2))  # not assigned: Faust's call
+    assert faust_fixes.has_fetch_position(fake_aiokafka(None), IN)
+
+    thread = SimpleNamespace(_ensure_consumer=lambda: consumer)
+    # Faust's own check raises AttributeError on this fake: skipped, it is not reached
+    AIOKafkaConsumerThread.verify_event_path(thread, 0.0, IN)  # type: ignore[arg-type]
+    try:
+        AIOKafkaConsumerThread.verify_event_path(thread, 0.0, TP("in", 1))  # type: ignore[arg-type]
+    except AttributeError:
+        pass  # reached Faust's own check, which needs a real consumer
+    else:
+        raise AssertionError("a partition with a known position must be checked by Faust")
