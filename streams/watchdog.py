@@ -145,7 +145,7 @@ class StallWatchdog:
             self.recovery_remedied.clear()
             return
         described = ", ".join(f"{tp.topic}[{tp.partition}] at {read[tp]} of {last[tp]}"
-                              for tp in stalled)
+                              for tp in stalled) + " | " + consumer_state(self.app, stalled)
 
         async def resume_reading() -> None:
             consumer = self.app.consumer
@@ -177,9 +177,14 @@ async def resume(app: Any, tps: list[Any]) -> None:
 def describe(app: Any, stalled: list[Any], positions: Mapping[Any, int | None],
              highwaters: Mapping[Any, int]) -> str:
     """One line with what an operator (or a Faust bug report) needs."""
-    consumer = app.consumer
     parts = [f"{tp.topic}[{tp.partition}] at {positions[tp]} of {highwaters[tp]}"
              for tp in stalled]
+    return "; ".join(parts) + " | " + consumer_state(app, stalled)
+
+
+def consumer_state(app: Any, stalled: list[Any]) -> str:
+    """What Faust's consumer says about flow and pauses, for the stall log line."""
+    consumer = app.consumer
     paused: set[Any] = getattr(consumer, "_paused_partitions", set())
     active = consumer._get_active_partitions() if hasattr(
         consumer, "_get_active_partitions") else set()
@@ -188,4 +193,4 @@ def describe(app: Any, stalled: list[Any], positions: Mapping[Any, int | None],
              f"flow_control_active={app.flow_control.is_active()} "
              f"paused_by_faust={sorted(f'{t.topic}[{t.partition}]' for t in paused)} "
              f"stalled_not_active={sorted(str(t.partition) for t in stalled if t not in active)}")
-    return "; ".join(parts) + " | " + state
+    return state

@@ -46,11 +46,8 @@ class FakeAiokafkaConsumer:
     async def seek_to_committed(self) -> dict[TP, int | None]:
         return self.committed
 
-    async def beginning_offsets(self, partitions: list[TP]) -> dict[TP, int]:
-        return {tp: 10 * tp.partition for tp in partitions}  # the log may start later than 0
-
-    def seek(self, tp: TP, offset: int) -> None:
-        self.sought.append((tp, offset))
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        self.sought.extend(partitions)
 
 
 def fake_thread(consumer: FakeAiokafkaConsumer, policy: str = "earliest") -> Any:
@@ -70,7 +67,7 @@ def test_the_patched_seek_moves_unsought_input_partitions_to_their_start() -> No
     consumer = FakeAiokafkaConsumer(committed)
     returned = asyncio.run(AIOKafkaConsumerThread.seek_to_committed(fake_thread(consumer)))
     assert returned == committed  # Faust records the committed offsets as before
-    assert consumer.sought == [(TP("in", 0), 0)]  # a known position, not a pending reset
+    assert consumer.sought == [TP("in", 0)]
 
     consumer = FakeAiokafkaConsumer(committed)
     asyncio.run(AIOKafkaConsumerThread.seek_to_committed(fake_thread(consumer, "latest")))

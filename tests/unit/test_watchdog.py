@@ -100,10 +100,11 @@ def test_a_stalled_table_recovery_is_resumed_then_given_up() -> None:
     recovery = SimpleNamespace(in_recovery=True, active_offsets={log0: 4, log1: 9},
                                active_highwaters={log0: 26, log1: 9},
                                completed=SimpleNamespace(is_set=lambda: False))
-    consumer = SimpleNamespace(seek=seek,
+    consumer = SimpleNamespace(seek=seek, flow_active=True, _paused_partitions={log0},
                                resume_partitions=lambda tps: actions.append(("resume", tps)))
     app = SimpleNamespace(should_stop=False, rebalancing=True, consumer=consumer,
-                          tables=SimpleNamespace(recovery=recovery))
+                          tables=SimpleNamespace(recovery=recovery), consumer_generation_id=3,
+                          flow_control=SimpleNamespace(is_active=lambda: True))
     watchdog = StallWatchdog(app, {"in"}, 10, actions.append, give_up, lambda: now[0])
     for second in (0, 5, 9.9):
         now[0] = second
@@ -117,6 +118,9 @@ def test_a_stalled_table_recovery_is_resumed_then_given_up() -> None:
     asyncio.run(watchdog.check())
     assert actions[0] == "gave_up" and actions[1][0] == "give up"
     assert "app-t-changelog[0] at 4 of 26" in actions[1][1]
+    # what Faust's consumer said of flow and pauses, for a bug report
+    assert "generation=3 flow_active=True" in actions[1][1]
+    assert "paused_by_faust=['app-t-changelog[0]']" in actions[1][1]
 
     actions.clear()
     recovery.active_offsets[log0] = 5  # progress: a new period
