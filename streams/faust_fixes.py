@@ -1,7 +1,8 @@
 """Corrections to faust-streaming 0.15.3 that the worker cannot do without.
 
-Each closes a way for an input message to be skipped for good around a rebalance (the
-last one saves work). Written by hand because no release of faust-streaming has them.
+Each closes a way for an input message to be skipped for good around a rebalance, except
+the fifth, which keeps the consumer from crashing, and the last, which saves work.
+Written by hand because no release of faust-streaming has them.
 
 1. Acknowledged skips (``Consumer.ack``). When a stream takes a message from its queue
    while flow control is suspended (a rebalance, or the worker stopping) or while the
@@ -41,13 +42,7 @@ last one saves work). Written by hand because no release of faust-streaming has 
 
    The fix: the same computation with the head check corrected (``commit_offset``).
 
-4. Acknowledgements forgotten at a revocation (``Consumer.on_partitions_revoked``): Faust
-   drops the acknowledged offsets of revoked partitions before its revocation handler
-   commits, so everything processed since the last periodic commit was read and
-   processed again after every rebalance (harmless, see below, but wasted). The fix
-   commits what is acknowledged first.
-
-5. Records fetched before a seek, delivered after it (``Consumer.getmany``). After a
+4. Records fetched before a seek, delivered after it (``Consumer.getmany``). After a
    rebalance Faust resumes the input partitions and then seeks them to the committed
    offsets, with the flow already running for the table recovery. A batch fetched before
    that seek is still delivered after it: its first record lies beyond the committed
@@ -63,17 +58,23 @@ last one saves work). Written by hand because no release of faust-streaming has 
    of other topics (changelogs) are delivered as before: the table recovery positions
    those itself.
 
-6. A crash on an unknown fetch position (``AIOKafkaConsumerThread.verify_event_path``).
+5. A crash on an unknown fetch position (``AIOKafkaConsumerThread.verify_event_path``).
    Faust's livelock check reads each assigned partition's fetch position, which aiokafka
    0.14 asserts is known; it is not for a partition just assigned or marked to be reset
    (fix 2 marks partitions without a committed offset so). The check then raised an
    AssertionError that crashed the survivor's consumer right after a handover (once in
-   6 runs of the two-worker test with fix 5, which seeks once more). The check now skips
+   6 runs of the two-worker test with fix 4, which seeks once more). The check now skips
    such a partition until aiokafka knows its position. (Seeking those partitions to
    broker-given start offsets instead, known at once, was tried: a table recovery then
    read nothing for 35 s in 1 of 7 runs, until the stall watchdog resumed it. The
    mechanism is not known; Faust's consumer thread runs at most two calls at a time, and
    that seek adds a broker request to them.)
+
+6. Acknowledgements forgotten at a revocation (``Consumer.on_partitions_revoked``): Faust
+   drops the acknowledged offsets of revoked partitions before its revocation handler
+   commits, so everything processed since the last periodic commit was read and
+   processed again after every rebalance (harmless, see below, but wasted). The fix
+   commits what is acknowledged first.
 
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
@@ -206,7 +207,7 @@ def seeks_of(consumer: Any) -> int:
 
 
 class SeekOverlap:
-    """One fetched batch, against the seeks to the committed offsets (fix 5).
+    """One fetched batch, against the seeks to the committed offsets (fix 4).
 
     ``seeks``: the consumer's seek count when the batch was fetched (odd: a seek was
     running). Once a seek has begun or ended since, the batch's input records (``acking``
