@@ -63,7 +63,7 @@ Written by hand because no release of faust-streaming has them.
    0.14 asserts is known; it is not for a partition just assigned or marked to be reset
    (fix 2 marks partitions without a committed offset so). The check then raised an
    AssertionError that crashed the survivor's consumer right after a handover (once in
-   6 runs of the two-worker test with fix 4, which seeks once more). The check now skips
+   25 runs of the two-worker test with fix 4, which seeks once more). The check now skips
    such a partition until aiokafka knows its position. (Seeking those partitions to
    broker-given start offsets instead, known at once, was tried: a table recovery then
    read nothing for 35 s in 1 of 7 runs, until the stall watchdog resumed it. The
