@@ -219,6 +219,7 @@ def wait_until_idle(worker: WorkerProcess, quiet_seconds: float = 2.0) -> None:
 
     last, since = -1.0, time.monotonic()
     while time.monotonic() - since < quiet_seconds:
+        worker.check_running()  # a worker that died says so, instead of a refused scrape
         folded = total(worker.metrics(), "cxstream_events_folded_total")
         if folded != last:
             last, since = folded, time.monotonic()
