@@ -42,3 +42,34 @@ def base_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXSTREAM_")}
     env.update({f"CXSTREAM_{k.upper()}": v for k, v in settings.items()})
     return env
+
+
+def fake_consumer(batch: dict[Any, list[int]], committed: dict[Any, int]) -> Any:
+    """Just what Faust's getmany and perform_seek use of a Faust consumer: one fetch
+    returns ``batch`` (offsets per partition), a seek finds ``committed``; input topic "in"."""
+    from types import SimpleNamespace
+
+    from faust.transport.consumer import Consumer
+
+    async def wait_next_records(timeout: float) -> tuple[dict[Any, list[int]], set[Any]]:
+        return batch, set(batch)
+
+    async def seek_to_committed() -> dict[Any, int]:
+        fake.sought += 1
+        return committed
+
+    def iterate(records: dict[Any, list[int]]) -> Any:
+        return ((tp, offset) for tp, offsets in records.items() for offset in offsets)
+
+    fake = SimpleNamespace(
+        sought=0, flow_active=True, should_stop=False, _buffered_partitions=set(),
+        _read_offset={}, _committed_offset={},
+        app=SimpleNamespace(consumer_generation_id=1,
+                            topics=SimpleNamespace(acking_topics={"in"}),
+                            monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: None)),
+        scheduler=SimpleNamespace(iterate=iterate), highwater=lambda tp: None,
+        log=SimpleNamespace(dev=lambda *args: None), _wait_next_records=wait_next_records,
+        _to_message=lambda tp, offset: SimpleNamespace(offset=offset),
+        seek_to_committed=seek_to_committed)
+    fake.perform_seek = lambda: Consumer.perform_seek(fake)  # type: ignore[arg-type]
+    return fake

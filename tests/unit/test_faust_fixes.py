@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from intervaltree import IntervalTree
 
 from streams import faust_fixes
+from tests.support import fake_consumer
 
 
 def test_partitions_without_a_committed_offset_are_sought_to_the_start() -> None:
@@ -183,32 +184,6 @@ def test_input_is_delivered_exactly_while_no_seek_has_touched_the_batch(
     assert delivered == expected
     assert sum(batch.dropped.values()) == dropped
     assert batch.needs_seek(seeks) == (saw_input and touched)
-
-
-def fake_consumer(batch: dict[TP, list[int]], committed: dict[TP, int]) -> Any:
-    """Just what Faust's getmany and perform_seek use of a consumer."""
-    async def wait_next_records(timeout: float) -> tuple[dict[TP, list[int]], set[TP]]:
-        return batch, set(batch)
-
-    async def seek_to_committed() -> dict[TP, int]:
-        fake.sought += 1
-        return committed
-
-    def iterate(records: dict[TP, list[int]]) -> Any:
-        return ((tp, offset) for tp, offsets in records.items() for offset in offsets)
-
-    fake = SimpleNamespace(
-        sought=0, flow_active=True, should_stop=False, _buffered_partitions=set(),
-        _read_offset={}, _committed_offset={},
-        app=SimpleNamespace(consumer_generation_id=1,
-                            topics=SimpleNamespace(acking_topics={"in"}),
-                            monitor=SimpleNamespace(track_tp_end_offset=lambda tp, hw: None)),
-        scheduler=SimpleNamespace(iterate=iterate), highwater=lambda tp: None,
-        log=SimpleNamespace(dev=lambda *args: None), _wait_next_records=wait_next_records,
-        _to_message=lambda tp, offset: SimpleNamespace(offset=offset),
-        seek_to_committed=seek_to_committed)
-    fake.perform_seek = lambda: Consumer.perform_seek(fake)  # type: ignore[arg-type]
-    return fake
 
 
 def test_a_seek_during_a_batch_makes_the_consumer_read_again_from_the_committed_offsets() -> None:
