@@ -69,6 +69,11 @@ class Settings(BaseSettings, Conventions, StateRules):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     max_event_bytes: int = Field(default=65_536, ge=1_024, le=10_485_760)
+    #: the largest produce request of the worker's producers (a dead-letter copy of an
+    #: input must fit: max_event_bytes is checked against it at start-up)
+    producer_max_request_bytes: int = Field(default=1_048_576, ge=65_536, le=104_857_600)
+    #: on SIGTERM, how long finishing the batch in hand and committing may take
+    drain_timeout_seconds: float = Field(default=20, gt=0, le=600)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     batch_timeout_seconds: float = Field(default=0.02, gt=0, le=60)
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
@@ -98,7 +103,10 @@ class Settings(BaseSettings, Conventions, StateRules):
     # Windows and event time
     long_window_days: int = Field(default=7, ge=2, le=366)
     allowed_lateness_seconds: float = Field(default=86_400, ge=0)
-    max_clock_skew_seconds: float = Field(default=300, ge=0)
+    #: how far an event time may be ahead of the worker's clock or of its Kafka record's
+    #: timestamp; beyond it the input is dead-lettered (schema), and no watermark or
+    #: customer clock moves past the worker's clock plus this
+    max_clock_skew_seconds: float = Field(default=600, ge=0, le=86_400)
 
     # High-value band
     high_value_share: float = Field(default=0.2, gt=0, lt=1)

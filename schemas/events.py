@@ -30,7 +30,10 @@ MAX_TEXT_CHARS = 10_000
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: before year 1 in UTC
+        raise ValueError(f"{value.isoformat()} is out of range once in UTC") from None
 
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]

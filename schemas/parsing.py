@@ -6,6 +6,7 @@ Pure: no Faust, no I/O. Every possible input ends as exactly one of the two.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ValidationError
@@ -46,14 +47,49 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True)
+class Clocks:
+    """What an event time is checked against: the worker's clock and the Kafka record's
+    timestamp (epoch seconds; None: unknown), and how far ahead of either it may be."""
+
+    now: float
+    record_time: float | None
+    max_ahead_seconds: float
+
+
 def parse_input(
-    kind: InputKind, key: bytes | None, raw: bytes | None, max_bytes: int
+    kind: InputKind, key: bytes | None, raw: bytes | None, max_bytes: int,
+    clocks: Clocks | None = None,
 ) -> InputEvent | Rejection:
-    """Validate one message of ``kind``; never raises."""
+    """Validate one message of ``kind``; never raises. With ``clocks``, an event time
+    (``occurred_at``, or a profile's ``updated_at``) too far ahead is a schema error."""
     try:
-        return _parse(kind, key, raw, max_bytes)
+        event = _parse(kind, key, raw, max_bytes)
+        if clocks is not None and not isinstance(event, Rejection):
+            return _check_event_time(event, clocks) or event
+        return event
     except Exception as exc:  # a defect must not stop the stream; the input is kept
         return Rejection(ErrorClass.INTERNAL, _clip(f"{type(exc).__name__}: {exc}"))
+
+
+def event_time_field(event: InputEvent) -> str:
+    return "updated_at" if isinstance(event, CustomerProfile) else "occurred_at"
+
+
+def _check_event_time(event: InputEvent, clocks: Clocks) -> Rejection | None:
+    name = event_time_field(event)
+    at: datetime = getattr(event, name)
+    seconds = at.timestamp()
+    limits = [(clocks.now, "the worker's clock")]
+    if clocks.record_time is not None and clocks.record_time > 0:
+        limits.append((clocks.record_time, "the Kafka record's timestamp"))
+    for reference, what in limits:
+        if seconds > reference + clocks.max_ahead_seconds:
+            shown = datetime.fromtimestamp(reference, UTC).isoformat()
+            return Rejection(ErrorClass.SCHEMA, _clip(
+                f"{name}: {at.isoformat()} is more than {clocks.max_ahead_seconds:g} s ahead "
+                f"of {what} ({shown})"))
+    return None
 
 
 def _parse(kind: InputKind, key: bytes | None, raw: bytes | None,

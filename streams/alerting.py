@@ -10,6 +10,7 @@ Topics and tables:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -55,18 +56,26 @@ class AlertEmitter:
         self.metrics = metrics
 
     async def emit(self, outputs: list[Any]) -> None:
+        """Send every output, then wait until Kafka acknowledged them all (the batch's
+        offsets must not be committed before); safe to call again after a failure: alert
+        ids and signals are idempotent downstream."""
+        acks = []
         for output in outputs:
             if isinstance(output, AlertOut):
-                await publish_alert(self.alerts_topic, output.alert)
+                acks.append(await publish_alert(self.alerts_topic, output.alert))
+            elif isinstance(output, SignalOut):
+                signal = output.signal
+                acks.append(await self.signals_topic.send(
+                    key=signal.group.encode(), value=signal.model_dump_json().encode()))
+        await asyncio.gather(*acks)
+        for output in outputs:
+            if isinstance(output, AlertOut):
                 self._count(output)
                 if output.source_time is not None and output.status != "replayed":
                     self.metrics.alert_latency.observe(max(time.time() - output.source_time,
                                                            0.0))
             elif isinstance(output, SignalOut):
-                signal = output.signal
-                await self.signals_topic.send(key=signal.group.encode(),
-                                              value=signal.model_dump_json().encode())
-                self.metrics.signals_emitted.labels(signal.kind).inc()
+                self.metrics.signals_emitted.labels(output.signal.kind).inc()
 
     def _count(self, output: AlertOut) -> None:
         alert = output.alert
@@ -78,12 +87,15 @@ class AlertEmitter:
             self.metrics.alerts_resent.inc()
 
 
-async def publish_alert(alerts_topic: Any, alert: Alert) -> None:
-    """Publish to cx.alerts; the log sink writes the first occurrence as one line."""
+async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:
+    """Publish to cx.alerts; the log sink writes the first occurrence as one line.
+    Returns what to await for Kafka's acknowledgement."""
     subject = alert.customer_id or alert.segment or alert.reason.get("key") or alert.rule
-    await alerts_topic.send(key=str(subject).encode(), value=alert.model_dump_json().encode())
+    ack = await alerts_topic.send(key=str(subject).encode(),
+                                  value=alert.model_dump_json().encode())
     if alert.occurrences == 1:
         log.info("ALERT %s", log_line(alert))
+    return ack
 
 
 def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics: WorkerMetrics,
@@ -117,7 +129,7 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
                 with writing_for(event):
                     alert = _fold_signal_event(event, issue_windows, config)
                 if alert is not None:
-                    await publish_alert(alerts_topic, alert)
+                    await (await publish_alert(alerts_topic, alert))
                     metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
 
 
@@ -163,7 +175,7 @@ def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
             return
         for alert in alerts:
             if raised.add(alert.alert_id):
-                await publish_alert(alerts_topic, alert)
+                await (await publish_alert(alerts_topic, alert))
                 metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
 
 

@@ -18,22 +18,24 @@ from alerts.config import load_rules
 from alerts.customer_rules import CustomerAlerts
 from alerts.reactions import AlertReactions
 from alerts.topics import load_tagger
-from cxstream.kafka.clients import faust_credentials
+from cxstream.kafka.clients import aiokafka_options, faust_credentials
 from cxstream.settings import Settings
 from schemas.parsing import InputKind
 from scoring.customer_view import customer_flags
 from scoring.value_bands import ValueIndex
-from streams import faust_fixes
+from streams import delivery, faust_fixes
 from streams.alerting import register_alerting
 from streams.api import register_api
 from streams.bands import BandsHolder
 from streams.changelog import BulkChangelog, kafka_sender
 from streams.cluster import Cluster
 from streams.collectors import WorkerCollector
-from streams.deadletter import DeadLetter
-from streams.ingest import Ingest
+from streams.deadletter import copy_limit
+from streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
+from streams.delivery import BatchGuard
+from streams.ingest import Ingest, IngestLimits
 from streams.metrics import WorkerMetrics
-from streams.state import StateWriter, rebuild_value_index, writing_for
+from streams.state import StateWriter, rebuild_value_index
 from streams.watchdog import EXIT_STALLED, StallWatchdog
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,9 @@ def check_faust_environment(environ: Mapping[str, str]) -> None:
 
 def build_app(settings: Settings, partition_count: int | None = None,
               alerts_partition_count: int | None = None,
-              registry: CollectorRegistry | None = None) -> faust.App:
+              registry: CollectorRegistry | None = None,
+              deadletter_partition_count: int | None = None,
+              deadletter_max_message_bytes: int | None = None) -> faust.App:
     """Create the worker's Faust app with its tables, agents and views.
 
     ``partition_count`` is that of the input topics and ``alerts_partition_count`` that of
@@ -87,6 +91,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
         # instead of one per record (socket writes stood out in a py-spy profile)
         producer_linger=0.005,
         producer_max_batch_size=262_144,
+        producer_max_request_size=settings.producer_max_request_bytes,
         web_enabled=True,
         web_host=settings.web_host,
         web_bind=settings.web_host,
@@ -129,10 +134,20 @@ def build_app(settings: Settings, partition_count: int | None = None,
     emitter = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
                                 alerts_partition_count or settings.partitions,
                                 rules.conventions, rules.windows)
+    guard = BatchGuard()
+    app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
+
+    def deliver(send: Any, what: str) -> Any:
+        return delivery.deliver(send, guard, what)
+
+    changelog = BulkChangelog(kafka_sender(app))
     writer = StateWriter(customers, partials, rules, metrics, value_index,
                          AlertReactions(customer_alerts, rules_config, rules.state),
-                         emitter.emit, BulkChangelog(kafka_sender(app)))
-    _register_ingest(app, settings, metrics, writer, partitions)
+                         emitter.emit, changelog, deliver)
+    _register_ingest(app, settings, metrics, writer, partitions,
+                     deadletter_partition_count or settings.partitions, guard, changelog,
+                     copy_limit(settings.producer_max_request_bytes,
+                                deadletter_max_message_bytes))
 
     _register_watchdog(app, settings, metrics)
 
@@ -163,30 +178,39 @@ def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetric
 
 
 def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
-                     writer: StateWriter, partitions: int) -> None:
+                     writer: StateWriter, partitions: int, deadletter_partitions: int,
+                     guard: BatchGuard, changelog: BulkChangelog,
+                     deadletter_copy_limit: int) -> None:
     input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
-    deadletter_topic = app.topic(
-        settings.topic_deadletter, key_serializer="raw", value_serializer="raw"
-    )
 
-    async def send_deadletter(record: DeadLetter) -> Any:
-        sent = await deadletter_topic.send(key=record.key, value=record.value,
-                                           headers=record.headers)
-        return await sent  # wait for the broker's acknowledgement
+    def deliver(send: Any, what: str) -> Any:
+        return delivery.deliver(send, guard, what,
+                                on_retry=metrics.deadletter_send_retries.inc)
 
     marks_table = app.Table("deadletter_marks", partitions=partitions, key_type=bytes,
                             value_type=bytes)
+    deadletters = ExactlyOnceDeadLetters(
+        KafkaDeadLetterTopic(aiokafka_options(settings), settings.topic_deadletter,
+                             deadletter_partitions, settings.producer_max_request_bytes),
+        TableMarks(marks_table, changelog), deliver)
+
+    @app.on_partitions_assigned.connect
+    async def read_back_deadletters_after_assignment(app: Any, assigned: Any,
+                                                      **kwargs: Any) -> None:
+        deadletters.forget_verified()
+
     ingest = Ingest(
         kind_of_topic={
             settings.topic_interactions: InputKind.INTERACTION,
             settings.topic_feedback: InputKind.FEEDBACK,
             settings.topic_customers: InputKind.CUSTOMER,
         },
-        max_event_bytes=settings.max_event_bytes,
+        limits=IngestLimits(settings.max_event_bytes, deadletter_copy_limit,
+                            settings.max_clock_skew_seconds),
         metrics=metrics,
-        send_deadletter=send_deadletter,
+        deadletters=deadletters,
         handle_batch=writer.handle,
-        marks=TableMarks(marks_table),
+        finish=writer.finish,
     )
 
     # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
@@ -194,7 +218,10 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
     async def ingest_events(stream: Any) -> None:  # faust.Stream: take_events is untyped
         async for events in stream.take_events(settings.batch_size,
                                                within=settings.batch_timeout_seconds):
-            await ingest.process(events)
+            try:
+                await ingest.process(events)
+            except Exception as exc:  # leaving the batch would acknowledge it
+                await guard.fail(exc)
 
 
 def build_customer_alerts(rules_config: Any, tagger: Any, bands: BandsHolder,
@@ -232,23 +259,24 @@ class RecentReports:
 
 
 class TableMarks:
-    """DeadLetterMarks kept in a Faust table, keyed by "<topic>|<partition>"."""
+    """Dead-letter marks (streams.deadletter_log.Mark) in a Faust table, keyed by
+    "<topic>|<partition>" and written with the batch's other changelog records."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, changelog: BulkChangelog) -> None:
         self.table = table
+        self.changelog = changelog
 
     @staticmethod
-    def _key(event: Any) -> bytes:
-        return f"{event.message.topic}|{event.message.partition}".encode()
+    def _key(topic: str, partition: int) -> bytes:
+        return f"{topic}|{partition}".encode()
 
-    def get(self, source: Any) -> int:
-        raw = self.table.get(self._key(source))
-        return -1 if raw is None else int(raw)
+    def get(self, topic: str, partition: int) -> Mark:
+        return Mark.decode(self.table.data.get(self._key(topic, partition)))
 
-    def set(self, source: Any, offset: int) -> None:
-        if offset > self.get(source):
-            with writing_for(source):
-                self.table[self._key(source)] = str(offset).encode()
+    def set(self, topic: str, partition: int, mark: Mark) -> None:
+        if mark.offset >= self.get(topic, partition).offset:
+            self.changelog.set(self.table, partition, self._key(topic, partition),
+                               mark.encode())
 
 
 def _register_metrics_view(app: faust.App, metrics: WorkerMetrics) -> None:

@@ -16,11 +16,13 @@ commit: an input offset is committed only once the changelog holds what it cause
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-#: how the records of one (topic, partition) are sent: (topic, partition, records) -> None
-Send = Callable[[str, int, list[tuple[bytes, bytes | None]]], Any]
+#: how the records of one (topic, partition) are sent: (topic, partition, records) ->
+#: what to await for Kafka's acknowledgement of them all (or None)
+Send = Callable[[str, int, list[tuple[bytes, bytes | None]]], Awaitable[Any]]
 
 
 class BulkChangelog:
@@ -45,10 +47,27 @@ class BulkChangelog:
         self.pending.setdefault((topic, partition), {})[
             _encode(table.key_serializer, key)] = value
 
-    async def flush(self) -> None:
+    def take(self) -> dict[tuple[str, int], dict[bytes, bytes | None]]:
+        """The records collected so far (and a fresh collection for the next batch)."""
         pending, self.pending = self.pending, {}
-        for (topic, partition), records in pending.items():
-            await self.send(topic, partition, list(records.items()))
+        return pending
+
+    async def send_all(self, pending: dict[tuple[str, int], dict[bytes, bytes | None]]
+                       ) -> None:
+        """Send ``pending`` (from ``take``), one record batch per changelog partition at a
+        time, and return once Kafka acknowledged every one (safe to call again)."""
+        acks = [await self.send(topic, partition, list(records.items()))
+                for (topic, partition), records in pending.items()]
+        for ack in acks:
+            if ack is not None:
+                await ack
+
+    async def flush(self) -> None:
+        await self.send_all(self.take())
+
+
+class RecordTooLargeError(ValueError):
+    """A table value is larger than a producer batch can hold (retrying cannot help)."""
 
 
 def _encode(serializer: str, value: Any) -> bytes:
@@ -66,17 +85,20 @@ def kafka_sender(app: Any) -> Send:
     """Send records through the app's aiokafka producer as record batches."""
 
     async def send(topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
-                   ) -> None:
+                   ) -> Awaitable[Any]:
         producer = app.producer._ensure_producer()  # Faust's aiokafka producer
+        acks = []  # send_batch queues a batch and returns the future of its acknowledgement
         batch = producer.create_batch()
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
-                await producer.send_batch(batch, topic, partition=partition)
+                acks.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a changelog record of {len(value or b'')} bytes "
-                                     "does not fit in a producer batch")
+                    raise RecordTooLargeError(
+                        f"a changelog record of {len(value or b'')} bytes does not fit in a "
+                        f"producer batch of {topic}")
         if batch.record_count():
-            await producer.send_batch(batch, topic, partition=partition)
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+        return asyncio.gather(*acks)
 
     return send

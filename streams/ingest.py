@@ -2,23 +2,22 @@
 
 Shape of what flows: Kafka message (bytes) -> ``parse_input`` -> event model, or a
 ``Rejection`` that becomes a dead-letter record. Batches come from ``take_events`` and are
-acknowledged only after this module returns, so a dead-letter record is delivered to Kafka
-before the offset of its input can be committed.
+acknowledged only after this module returns, so a dead-letter record, like every other
+record a batch causes, is acknowledged by Kafka before the offset of its input can be
+committed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
-
 from schemas.events import InputEvent
-from schemas.parsing import InputKind, Rejection, parse_input
+from schemas.parsing import Clocks, InputKind, Rejection, parse_input
 from streams.deadletter import DeadLetter, SourcePosition, build_deadletter
 from streams.metrics import WorkerMetrics
 
@@ -36,37 +35,51 @@ class Accepted:
 
 #: Folds a batch of accepted inputs into state; returns the inputs it could not process.
 BatchHandler = Callable[[Sequence[Accepted]], Awaitable[list[tuple[Accepted, Rejection]]]]
-DeadLetterSender = Callable[[DeadLetter], Awaitable[Any]]
+#: Sends what the batch caused (state changelog, alerts) and waits for Kafka's acks.
+Finisher = Callable[[], Awaitable[None]]
 
 
-class DeadLetterMarks(Protocol):
-    """Per input partition, the highest offset already dead-lettered (redelivery guard)."""
+class DeadLetters(Protocol):
+    """Where rejected inputs go (streams.deadletter_log.ExactlyOnceDeadLetters)."""
 
-    def get(self, source: Any) -> int:
-        """The mark of the event's partition (-1: none)."""
+    async def write(self, topic: str, partition: int,
+                    rejected: Sequence[tuple[int, DeadLetter]]) -> list[int]:
+        """Dead-letter one input partition's rejected inputs; return the offsets sent."""
 
-    def set(self, source: Any, offset: int) -> None:
-        """Raise the mark of the event's partition."""
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """How large an input may be, how much of a refused one is copied, and how far ahead
+    of the worker's clock (or the record's timestamp) an event time may be."""
+
+    max_event_bytes: int
+    copy_limit: int | None = None
+    max_ahead_seconds: float | None = None
 
 
 class Ingest:
-    """Validates batches of raw messages and routes every failure to the dead-letter topic."""
+    """Validates batches of raw messages and routes every failure to the dead-letter topic.
+
+    Nothing of a batch is acknowledged before everything it caused is confirmed by Kafka:
+    dead letters, state changelog records and alerts (``finish``)."""
 
     def __init__(
         self,
         kind_of_topic: dict[str, InputKind],
-        max_event_bytes: int,
+        limits: IngestLimits,
         metrics: WorkerMetrics,
-        send_deadletter: DeadLetterSender,
+        deadletters: DeadLetters,
         handle_batch: BatchHandler | None = None,
-        marks: DeadLetterMarks | None = None,
+        finish: Finisher | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.kind_of_topic = kind_of_topic
-        self.max_event_bytes = max_event_bytes
+        self.limits = limits
         self.metrics = metrics
-        self.send_deadletter = send_deadletter
+        self.deadletters = deadletters
         self.handle_batch = handle_batch
-        self.marks = marks
+        self.finish = finish
+        self.clock = clock
 
     async def process(self, events: Sequence[Any]) -> None:
         """Validate, fold and dead-letter one batch of Faust events."""
@@ -86,6 +99,8 @@ class Ingest:
             for topic, count in accepted_per_topic.items():  # one labels() call per topic
                 self.metrics.events_accepted.labels(topic).inc(count)
             await self._deadletter(rejected)
+            if self.finish is not None:
+                await self.finish()
 
     def _validate(
         self, events: Sequence[Any]
@@ -93,11 +108,15 @@ class Ingest:
         accepted: list[Accepted] = []
         rejected: list[tuple[Any, Rejection]] = []
         consumed: dict[str, int] = {}
+        now = self.clock()
+        ahead = self.limits.max_ahead_seconds
         for event in events:
             message = event.message
             consumed[message.topic] = consumed.get(message.topic, 0) + 1
             kind = self.kind_of_topic[message.topic]
-            result = parse_input(kind, message.key, message.value, self.max_event_bytes)
+            clocks = None if ahead is None else Clocks(now, _record_seconds(message), ahead)
+            result = parse_input(kind, message.key, message.value,
+                                 self.limits.max_event_bytes, clocks)
             if isinstance(result, Rejection):
                 rejected.append((event, result))
             else:
@@ -107,32 +126,29 @@ class Ingest:
         return accepted, rejected
 
     async def _deadletter(self, rejected: list[tuple[Any, Rejection]]) -> None:
-        if self.marks is not None:  # a redelivered input was dead-lettered already
-            rejected = [(event, rejection) for event, rejection in rejected
-                        if event.message.offset > self.marks.get(event)]
         if not rejected:
             return
         now = datetime.now(UTC)
-        records = []
+        per_partition: dict[tuple[str, int], list[tuple[int, DeadLetter]]] = {}
+        reasons: dict[tuple[str, int, int], Rejection] = {}
         for event, rejection in rejected:
             message = event.message
             source = SourcePosition(message.topic, message.partition, message.offset)
-            records.append(build_deadletter(message.key, message.value, source, rejection, now))
-            self.metrics.events_deadlettered.labels(message.topic, rejection.error_class).inc()
-            log.warning("dead-lettered %s[%d]@%d: %s: %s", message.topic, message.partition,
-                        message.offset, rejection.error_class, rejection.reason)
-        await asyncio.gather(*(self._deliver(record) for record in records))
-        if self.marks is not None:
-            for event, _ in rejected:
-                self.marks.set(event, event.message.offset)
+            record = build_deadletter(message.key, message.value, source, rejection, now,
+                                      self.limits.copy_limit)
+            per_partition.setdefault((message.topic, message.partition), []).append(
+                (message.offset, record))
+            reasons[(message.topic, message.partition, message.offset)] = rejection
+        for (topic, partition), records in per_partition.items():
+            records.sort(key=lambda item: item[0])
+            for offset in await self.deadletters.write(topic, partition, records):
+                rejection = reasons[(topic, partition, offset)]
+                self.metrics.events_deadlettered.labels(topic, rejection.error_class).inc()
+                log.warning("dead-lettered %s[%d]@%d: %s: %s", topic, partition, offset,
+                            rejection.error_class, rejection.reason)
 
-    async def _deliver(self, record: DeadLetter) -> None:
-        # Retry until Kafka has the record: the batch's offsets are committed only after
-        # this returns, so giving up here would lose the input.
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential(multiplier=0.2, max=10),
-            retry=retry_if_exception_type(Exception),
-            before_sleep=lambda _: self.metrics.deadletter_send_retries.inc(),
-        ):
-            with attempt:
-                await self.send_deadletter(record)
+
+def _record_seconds(message: Any) -> float | None:
+    """The Kafka record timestamp in epoch seconds (Faust gives seconds), if any."""
+    stamp = getattr(message, "timestamp", None)
+    return float(stamp) if stamp else None

@@ -18,7 +18,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from faust.streams import _current_event  # Faust only sets it while iterating a stream
 
@@ -41,6 +41,14 @@ from streams.ingest import Accepted
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: runs a send until Kafka confirms it (streams.delivery.deliver with the worker's stop)
+Deliver = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
+
+
+async def _deliver_once(send: Callable[[], Awaitable[Any]], what: str) -> Any:
+    return await send()
 
 EXPIRY_INTERVAL_SECONDS = 60.0
 #: decoded states kept beside the table (their bytes checked by identity): decoding JSON
@@ -81,8 +89,11 @@ class StateWriter:
                  metrics: WorkerMetrics, value_index: ValueIndex,
                  reactions: Reactions | None = None,
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None,
-                 changelog: BulkChangelog | None = None) -> None:
+                 changelog: BulkChangelog | None = None,
+                 deliver: Deliver | None = None) -> None:
         self.customers = customers
+        self.deliver: Deliver = deliver or _deliver_once
+        self._outputs: list[Any] = []
         self.changelog = changelog
         self.value_index = value_index
         self._decoded: OrderedDict[str, tuple[bytes, CustomerState]] = OrderedDict()
@@ -94,20 +105,27 @@ class StateWriter:
         self._last_expiry: dict[int, float] = {}
 
     async def handle(self, accepted: Sequence[Accepted]) -> list[tuple[Accepted, Rejection]]:
-        """BatchHandler for Ingest: returns the inputs that could not be folded."""
+        """BatchHandler for Ingest: returns the inputs that could not be folded. What they
+        caused is sent by ``finish``."""
         failures: list[tuple[Accepted, Rejection]] = []
-        outputs: list[Any] = []
         for partition, items in _by_partition(accepted).items():
             with writing_for(items[-1].source):
                 produced, failed = self._fold_partition(partition, items)
                 self._maybe_expire(partition)
             failures += failed
-            outputs += produced
-        if self.changelog is not None:
-            await self.changelog.flush()
-        if self.emit is not None and outputs:
-            await self.emit(outputs)
+            self._outputs += produced
         return failures
+
+    async def finish(self) -> None:
+        """Send the batch's changelog records and alerts; return once Kafka has them all."""
+        if self.changelog is not None and self.changelog.pending:
+            changelog = self.changelog
+            pending = changelog.take()
+            await self.deliver(lambda: changelog.send_all(pending), "writing table changelogs")
+        outputs, self._outputs = self._outputs, []
+        if self.emit is not None and outputs:
+            emit = self.emit
+            await self.deliver(lambda: emit(outputs), "publishing alerts and signals")
 
     def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
         if self.changelog is None:
@@ -141,8 +159,11 @@ class StateWriter:
         return outputs, failures
 
     def _fold(self, partition: int, items: list[Accepted]) -> FoldResult:
+        # a record time ahead of the worker's clock counts as now: no producer clock can
+        # move the watermark past the worker's clock plus the allowed skew
+        now = time.time()
         sourced = [SourcedEvent(item.event, item.source.message.offset,
-                                item.source.message.timestamp) for item in items]
+                                min(item.source.message.timestamp, now)) for item in items]
         return fold_batch(partition, sourced, self._load_state, self._load_partial,
                           self._load_watermark(partition), self.rules, self.reactions)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.helpers import create_ssl_context
 
 from cxstream.settings import Settings
@@ -131,3 +132,20 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             + ", ".join(f"{name}={n}" for name, n in input_counts.items())
         )
     return counts
+
+
+async def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
+    """The topic's effective ``max.message.bytes`` (None if the broker does not say)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})])
+    finally:
+        await admin.close()
+    for response in responses:
+        for resource in response.resources:
+            for entry in resource[4]:  # (name, value, read_only, is_default, sensitive...)
+                if entry[0] == "max.message.bytes" and entry[1] is not None:
+                    return int(entry[1])
+    return None

@@ -110,3 +110,31 @@ def test_arbitrary_bytes_never_raise(key: bytes | None, raw: bytes | None) -> No
     assert isinstance(result, Rejection | Feedback)
     if isinstance(result, Rejection):
         assert result.reason and result.error_class is not ErrorClass.INTERNAL
+
+
+def test_dates_out_of_range_in_utc_are_schema_errors_not_internal() -> None:
+    for moment in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        result = rejection(InputKind.FEEDBACK, b"c-1", to_bytes(feedback(occurred_at=moment)))
+        assert result.error_class is ErrorClass.SCHEMA, result
+        assert "out of range" in result.reason
+
+
+def test_event_times_ahead_of_either_clock_are_schema_errors() -> None:
+    from datetime import datetime
+
+    from schemas.parsing import Clocks
+    from tests.support import NOW, profile
+
+    now = datetime.fromisoformat(NOW).timestamp()
+    ahead = to_bytes(feedback(occurred_at="2026-11-23T10:10:01+00:00"))  # 601 s
+    within = to_bytes(feedback(occurred_at="2026-11-23T10:10:00+00:00"))  # 600 s
+    for clocks in (Clocks(now, None, 600), Clocks(now + 3_600, now, 600),
+                   Clocks(now, now + 3_600, 600)):
+        result = parse_input(InputKind.FEEDBACK, b"c-1", ahead, LIMIT, clocks)
+        assert isinstance(result, Rejection) and result.error_class is ErrorClass.SCHEMA
+        assert isinstance(parse_input(InputKind.FEEDBACK, b"c-1", within, LIMIT, clocks),
+                          Feedback)
+    future_profile = to_bytes(profile(updated_at="9999-01-01T00:00:00+00:00"))
+    result = parse_input(InputKind.CUSTOMER, b"c-1", future_profile, LIMIT,
+                         Clocks(now, now, 600))
+    assert isinstance(result, Rejection) and result.reason.startswith("updated_at")
