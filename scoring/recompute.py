@@ -6,7 +6,11 @@ changelogs, offset gates, restarts, partition shares). It shares only the contra
 validation, the window maths and the per-answer counting rule (scoring.groups).
 
 Rules, as documented in the README:
-- inputs that fail validation are ignored (they are dead-lettered);
+- inputs that fail validation are ignored (they are dead-lettered), among them those whose
+  event time is more than the max clock skew ahead of their record's timestamp (the
+  stream also refuses event times that far ahead of the worker's clock, which only the
+  stream knows: a record whose own timestamp runs ahead of the worker by more than the
+  skew can count here and not in the stream);
 - an answer whose (customer, event_id) was seen before is a duplicate and ignored;
 - per partition of the feedback topic, in offset order, the watermark is the latest
   min(occurred_at, record time + max clock skew) of the answers before; an answer older
@@ -20,11 +24,12 @@ remembers that many ids per customer for de-duplication).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from schemas.events import CustomerProfile, Feedback
-from schemas.parsing import InputKind, parse_input
+from schemas.parsing import Clocks, InputKind, parse_input
 from scoring.fold import FoldRules
 from scoring.groups import CountedAnswers, contributions
 from scoring.tallies import Tally
@@ -53,7 +58,8 @@ def recompute(inputs: Iterable[RawInput], kind_of_topic: dict[str, InputKind],
         kind = kind_of_topic.get(raw.topic)
         if kind is None or kind is InputKind.INTERACTION:
             continue
-        event = parse_input(kind, raw.key, raw.value, max_event_bytes)
+        event = parse_input(kind, raw.key, raw.value, max_event_bytes,
+                            Clocks(math.inf, raw.timestamp, rules.max_clock_skew_seconds))
         if isinstance(event, CustomerProfile):
             profiles.setdefault(event.customer_id, []).append((raw.timestamp, raw.offset, event))
         elif isinstance(event, Feedback):

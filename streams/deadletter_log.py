@@ -142,14 +142,18 @@ class KafkaDeadLetterTopic:
     async def _clients(self) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
         async with self._lock:
             if self._producer is None:
+                # a failure surfaces after 10 s (the client's own retries included) and is
+                # retried by streams.delivery, which reads the partition back first
                 producer = AIOKafkaProducer(**self.options, acks="all", enable_idempotence=True,
-                                            max_request_size=self.max_request_bytes)
+                                            max_request_size=self.max_request_bytes,
+                                            request_timeout_ms=10_000)
                 await producer.start()
                 self._producer = producer
             if self._reader is None:
                 reader = AIOKafkaConsumer(**self.options, group_id=None,
                                           enable_auto_commit=False,
-                                          auto_offset_reset="earliest")
+                                          auto_offset_reset="earliest",
+                                          request_timeout_ms=10_000)
                 await reader.start()
                 self._reader = reader
             return self._producer, self._reader
