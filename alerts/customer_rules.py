@@ -24,6 +24,25 @@ SENT_ALERTS_KEPT = 20
 
 
 @dataclass(frozen=True)
+class Cause:
+    """What an alert is raised for: an event of the customer, or a change of their value
+    (their profile, or the band thresholds) while their experience is low."""
+
+    customer_id: str
+    at: datetime  # event time: the event's, or the customer's latest experience
+    cause_id: str  # deterministic: the same cause gives the same alert id
+    comment: str | None = None
+    language: str | None = None
+
+    @staticmethod
+    def of_event(event: Feedback | Interaction) -> Cause:
+        if isinstance(event, Feedback):
+            return Cause(event.customer_id, event.occurred_at, event.event_id, event.comment,
+                         event.language)
+        return Cause(event.customer_id, event.occurred_at, event.event_id, event.text)
+
+
+@dataclass(frozen=True)
 class Trigger:
     rule: str
     severity: str
@@ -124,7 +143,35 @@ class CustomerAlerts:
         ) if trigger is not None]
         if not triggers:
             return after, []
-        status, alert, state = self._raise_or_fold(triggers, event, after, report_after, topics)
+        return self._raise(kind, offset, triggers, Cause.of_event(event), after, report_after,
+                           topics)
+
+    def react_to_value(self, kind: str, offset: int, cause_id: str, before: CustomerState,
+                       after: CustomerState, report_before: dict[str, Any],
+                       only_new: bool = False
+                       ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
+        """The high-value-at-risk rule after a change of the customer's value: their own
+        profile (``before`` -> ``after``), or the band thresholds (``report_before`` was
+        made with the old bands). ``only_new``: no update of an open alert."""
+        if after.last_event_at is None or self.now() - after.last_event_at > timedelta(
+                hours=self.config.max_event_age_hours):
+            return after, []  # no recent experience to act on
+        report_after = self.report_of(after)
+        trigger = high_value_at_risk_trigger(
+            report_before.get("quadrant"), report_after.get("quadrant"), report_after,
+            after.customer_id, self.config.high_value_at_risk)
+        if trigger is None:
+            return after, []
+        current = after.open_alerts.get(trigger.rule)
+        if only_new and current is not None and after.last_event_at < current.until:
+            return after, []
+        cause = Cause(after.customer_id, after.last_event_at, cause_id)
+        return self._raise(kind, offset, [trigger], cause, after, report_after, [])
+
+    def _raise(self, kind: str, offset: int, triggers: list[Trigger], cause: Cause,
+               state: CustomerState, report: dict[str, Any], topics: list[str]
+               ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
+        status, alert, state = self._raise_or_fold(triggers, cause, state, report, topics)
         sent = SentAlert(offset=offset, kind=kind, alert=alert.model_dump(mode="json"))
         state = state.model_copy(update={
             "sent_alerts": (*state.sent_alerts, sent)[-SENT_ALERTS_KEPT:]})
@@ -135,10 +182,10 @@ class CustomerAlerts:
         return [("replayed", Alert.model_validate(sent.alert)) for sent in state.sent_alerts
                 if sent.kind == kind and sent.offset == offset]
 
-    def _raise_or_fold(self, triggers: list[Trigger], event: Feedback | Interaction,
+    def _raise_or_fold(self, triggers: list[Trigger], cause: Cause,
                        state: CustomerState, report: dict[str, Any], topics: list[str]
                        ) -> tuple[str, Alert, CustomerState]:
-        at = event.occurred_at
+        at = cause.at
         open_alerts = dict(state.open_alerts)
         active = [open_alerts[t.rule] for t in triggers
                   if t.rule in open_alerts and at < open_alerts[t.rule].until]
@@ -150,7 +197,7 @@ class CustomerAlerts:
             key, occurrences, created = target.alert_id, target.occurrences + 1, target.created_at
             status = "folded"
         else:
-            key = alert_id(lead.rule, event.customer_id, event.event_id)
+            key = alert_id(lead.rule, cause.customer_id, cause.cause_id)
             occurrences, created, status = 1, self.now(), "new"
         for trigger in triggers:
             current = open_alerts.get(trigger.rule)
@@ -162,19 +209,18 @@ class CustomerAlerts:
                     alert_id=key, rule=trigger.rule, severity=severity,
                     until=at + timedelta(hours=trigger.cooldown_hours),
                     occurrences=occurrences, first_event_time=at, created_at=created)
-        comment = event.comment if isinstance(event, Feedback) else event.text
-        language = event.language if isinstance(event, Feedback) else None
         alert = build_alert(
             rule=lead.rule if status == "new" else next(
                 (a.rule for a in active if a.alert_id == key), lead.rule),
             severity=severity,  # type: ignore[arg-type]
-            alert_key=key, customer_id=event.customer_id,
+            alert_key=key, customer_id=cause.customer_id,
             segment=state.profile.segment if state.profile else None,
             owner=route(state, self.config.routing),
             summary=lead.summary if occurrences == 1
             else f"{lead.summary} ({occurrences} triggers folded into this alert)",
             reason={**lead.reason, "rules_fired": [t.rule for t in triggers],
                     "occurrences": occurrences},
-            context=customer_context(state, report, self.config, comment, topics, language),
+            context=customer_context(state, report, self.config, cause.comment, topics,
+                                     cause.language),
             event_time=at, created_at=created, occurrences=occurrences, config=self.config)
         return status, alert, state.model_copy(update={"open_alerts": open_alerts})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from alerts.customer_rules import CustomerAlerts
 from alerts.group_rules import Signal, signals_of
 from schemas.events import Feedback, Interaction
 from schemas.outputs import Alert
-from scoring.customer import CustomerState, StateRules
+from scoring.customer import CustomerState, StateRules, experience_is_low
 from scoring.fold import SourcedEvent
 
 
@@ -26,14 +27,38 @@ class SignalOut:
     signal: Signal
 
 
+#: told of every profile folded, before the rules look at it: (partition, state after it)
+ProfileListener = Callable[[int, CustomerState], None]
+
+
 class AlertReactions:
     """scoring.fold.Reactions for the alert rules."""
 
     def __init__(self, customer_alerts: CustomerAlerts, config: RulesConfig,
-                 state_rules: StateRules) -> None:
+                 state_rules: StateRules, note_profile: ProfileListener | None = None) -> None:
         self.customer_alerts = customer_alerts
         self.config = config
         self.state_rules = state_rules
+        self.note_profile = note_profile
+
+    def on_profile(self, partition: int, item: SourcedEvent, before: CustomerState,
+                   after: CustomerState) -> tuple[CustomerState, list[Any]]:
+        if after.profile is None:
+            return after, []
+        if after.profile == before.profile:  # read again (after a crash): send again
+            return after, [AlertOut(status, alert) for status, alert in
+                           self.customer_alerts.replayed("customer", item.offset, after)]
+        low = experience_is_low(after, self.state_rules)
+        # the bands before this profile, for the quadrant the customer was in
+        report_before = self.customer_alerts.report_of(before) if low else {}
+        if self.note_profile is not None:  # the bands from now on count the new value
+            self.note_profile(partition, after)
+        if not low:
+            return after, []
+        cause = f"profile:{after.profile.updated_at.isoformat()}:{after.profile.value:g}"
+        after, alerts = self.customer_alerts.react_to_value("customer", item.offset, cause,
+                                                            before, after, report_before)
+        return after, [AlertOut(status, alert, item.record_time) for status, alert in alerts]
 
     def on_applied(self, kind: str, item: SourcedEvent, before: CustomerState,
                    after: CustomerState) -> tuple[CustomerState, list[Any]]:

@@ -72,6 +72,11 @@ class Reactions(Protocol):
     def on_replayed(self, kind: str, item: SourcedEvent, state: CustomerState) -> list[Any]:
         """Outputs to send again for an event redelivered after a crash."""
 
+    def on_profile(self, partition: int, item: SourcedEvent, before: CustomerState,
+                   after: CustomerState) -> tuple[CustomerState, list[Any]]:
+        """Outputs of a profile applied now (the customer's value may put them in the
+        high-value band while their experience is low)."""
+
 
 @dataclass
 class FoldResult:
@@ -120,7 +125,10 @@ def fold_batch(
         state = result.states.get(customer_id) or load_state(customer_id) or CustomerState(
             customer_id=customer_id)
         after = _fold_one(partition, item, state, load_partial, result, rules)
-        if reactions is not None and not isinstance(item.event, CustomerProfile):
+        if reactions is not None and isinstance(item.event, CustomerProfile):
+            after, outputs = reactions.on_profile(partition, item, state, after)
+            result.outputs += outputs
+        elif reactions is not None:
             after = _react(reactions, item, state, after, result)
         result.states[customer_id] = after
     return result

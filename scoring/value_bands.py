@@ -122,6 +122,11 @@ class ValueIndex:
         self._customers: dict[int, dict[str, tuple[str, float]]] = {}
         self._histograms: dict[int, dict[str, Histogram]] = {}
         self._low: dict[int, dict[str, bool | None]] = {}
+        #: customers whose experience is low, per segment: (partition, value) by id; the
+        #: candidates when a threshold falls (``newly_high``)
+        self._low_by_segment: dict[str, dict[str, tuple[int, float]]] = {}
+        #: bumped whenever a histogram changes (readers rebuild their bands then)
+        self.version = 0
 
     def update(self, partition: int, customer_id: str, segment: str, value: float,
                low: bool | None = None) -> None:
@@ -129,8 +134,15 @@ class ValueIndex:
         customers = self._customers.setdefault(partition, {})
         histograms = self._histograms.setdefault(partition, {})
         old = customers.get(customer_id)
+        if old is not None and old[0] != segment:
+            self._low_by_segment.get(old[0], {}).pop(customer_id, None)
+        if low:
+            self._low_by_segment.setdefault(segment, {})[customer_id] = (partition, value)
+        else:
+            self._low_by_segment.get(segment, {}).pop(customer_id, None)
         if old == (segment, value):
             return
+        self.version += 1
         if old is not None:
             counts = histograms[old[0]]
             bucket = bucket_of(old[1])
@@ -159,17 +171,50 @@ class ValueIndex:
                 counts[(segment, name)] = counts.get((segment, name), 0) + 1
         return counts
 
+    def newly_high(self, before: ValueBands, after: ValueBands, partitions: set[int]
+                   ) -> list[tuple[int, str]]:
+        """(partition, customer_id) of the customers with a low experience in
+        ``partitions`` that are high-value with ``after`` and were not with ``before``."""
+        found = []
+        for segment, members in self._low_by_segment.items():
+            old, new = before.threshold(segment), after.threshold(segment)
+            if new is None or (old is not None and new >= old):
+                continue  # nobody of the segment crossed into the band
+            for customer_id, (partition, value) in members.items():
+                if partition in partitions and value >= new and (old is None or value < old):
+                    found.append((partition, customer_id))
+        return sorted(found)
+
+    def forget(self, partition: int, customer_id: str) -> None:
+        """Remove one customer (erasure)."""
+        old = self._customers.get(partition, {}).pop(customer_id, None)
+        self._low.get(partition, {}).pop(customer_id, None)
+        if old is None:
+            return
+        self._low_by_segment.get(old[0], {}).pop(customer_id, None)
+        counts = self._histograms[partition][old[0]]
+        bucket = bucket_of(old[1])
+        counts[bucket] -= 1
+        if counts[bucket] == 0:
+            del counts[bucket]
+        self.version += 1
+
     def keep_only(self, partitions: set[int]) -> None:
         """Forget partitions this worker no longer owns."""
         for partition in set(self._customers) - partitions:
+            for customer_id, (segment, _) in self._customers[partition].items():
+                self._low_by_segment.get(segment, {}).pop(customer_id, None)
             del self._customers[partition]
             self._histograms.pop(partition, None)
             self._low.pop(partition, None)
+        self.version += 1
 
     def clear(self) -> None:
         self._customers.clear()
         self._histograms.clear()
         self._low.clear()
+        self._low_by_segment.clear()
+        self.version += 1
 
     def histograms(self, partitions: set[int]) -> dict[str, Histogram]:
         """Histograms per segment over ``partitions``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from alerts.topics import load_tagger
 from cxstream.kafka.clients import aiokafka_options, faust_credentials
 from cxstream.settings import Settings
 from schemas.parsing import InputKind
+from scoring.customer import experience_is_low
 from scoring.customer_view import customer_flags
 from scoring.value_bands import ValueIndex
 from streams import delivery, faust_fixes
@@ -35,6 +37,7 @@ from streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic,
 from streams.delivery import BatchGuard
 from streams.ingest import Ingest, IngestLimits
 from streams.metrics import WorkerMetrics
+from streams.revaluation import Revaluator
 from streams.state import StateWriter, rebuild_value_index
 from streams.watchdog import EXIT_STALLED, StallWatchdog
 
@@ -128,7 +131,11 @@ def build_app(settings: Settings, partition_count: int | None = None,
         app, {"customer_to_state": customers, "group_partials": partials}, partials,
         cluster.active_partitions, rules.windows, lambda: quadrants))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
-                        settings.high_value_threshold)
+                        settings.high_value_threshold, value_index, cluster.active_partitions)
+
+    def note_profile(partition: int, state: Any) -> None:
+        value_index.update(partition, state.customer_id, state.profile.segment,
+                           state.profile.value, experience_is_low(state, rules.state))
 
     customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
     emitter = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
@@ -142,18 +149,29 @@ def build_app(settings: Settings, partition_count: int | None = None,
 
     changelog = BulkChangelog(kafka_sender(app))
     writer = StateWriter(customers, partials, rules, metrics, value_index,
-                         AlertReactions(customer_alerts, rules_config, rules.state),
+                         AlertReactions(customer_alerts, rules_config, rules.state,
+                                        note_profile),
                          emitter.emit, changelog, deliver)
+    state_lock = asyncio.Lock()  # batches and revaluations change states one at a time
+    revaluator = Revaluator(bands, value_index, cluster.active_partitions, writer,
+                            customer_alerts)
+
+    @app.on_partitions_assigned.connect
+    async def recount_bands_after_assignment(app: Any, assigned: Any, **kwargs: Any) -> None:
+        bands.ownership_changed()
+
     _register_ingest(app, settings, metrics, writer, partitions,
                      deadletter_partition_count or settings.partitions, guard, changelog,
                      copy_limit(settings.producer_max_request_bytes,
-                                deadletter_max_message_bytes))
+                                deadletter_max_message_bytes), state_lock, revaluator)
 
     _register_watchdog(app, settings, metrics)
 
     @app.timer(settings.value_band_refresh_seconds)
     async def refresh_value_bands() -> None:
         await bands.refresh(cluster)
+        async with state_lock:
+            await _revaluate(revaluator, guard)
         counted = value_index.quadrant_counts(cluster.active_partitions(), bands.current)
         quadrants.clear()
         quadrants.update(counted)
@@ -180,7 +198,8 @@ def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetric
 def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
                      writer: StateWriter, partitions: int, deadletter_partitions: int,
                      guard: BatchGuard, changelog: BulkChangelog,
-                     deadletter_copy_limit: int) -> None:
+                     deadletter_copy_limit: int, state_lock: asyncio.Lock,
+                     revaluator: Revaluator) -> None:
     input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
 
     def deliver(send: Any, what: str) -> Any:
@@ -218,10 +237,25 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
     async def ingest_events(stream: Any) -> None:  # faust.Stream: take_events is untyped
         async for events in stream.take_events(settings.batch_size,
                                                within=settings.batch_timeout_seconds):
-            try:
-                await ingest.process(events)
-            except Exception as exc:  # leaving the batch would acknowledge it
-                await guard.fail(exc)
+            async with state_lock:
+                try:
+                    await ingest.process(events)
+                except Exception as exc:  # leaving the batch would acknowledge it
+                    await guard.fail(exc)
+                await _revaluate(revaluator, guard)
+
+
+async def _revaluate(revaluator: Revaluator, guard: BatchGuard) -> None:
+    """Customers who entered the high-value band; a failure leaves them for the next run
+    (nothing of an input is lost), unless sending failed for good."""
+    try:
+        await revaluator.run()
+    except delivery.SendFailed as exc:
+        await guard.fail(exc)
+    except delivery.BatchAbandoned:
+        pass
+    except Exception:
+        log.exception("evaluating customers who entered the high-value band failed")
 
 
 def build_customer_alerts(rules_config: Any, tagger: Any, bands: BandsHolder,

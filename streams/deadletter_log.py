@@ -97,6 +97,9 @@ class ExactlyOnceDeadLetters:
             return []
         target = self.topic.partition_for(topic, partition)
         sent: list[int] = []
+        # records of one input partition are written in offset order, so an input found
+        # on the topic means every bad input before it is there too
+        highest_found = -1
 
         async def attempt() -> int:
             nonlocal pending
@@ -104,6 +107,8 @@ class ExactlyOnceDeadLetters:
             if (topic, partition) not in self.verified:
                 found, next_offset = await self.topic.sources_since(target, mark.next, topic,
                                                                     partition)
+                nonlocal highest_found
+                highest_found = max(found, default=highest_found)
                 self.skipped_found += sum(1 for offset, _ in pending if offset in found)
                 pending = [(offset, record) for offset, record in pending
                            if offset not in found]
@@ -119,7 +124,8 @@ class ExactlyOnceDeadLetters:
 
         next_offset = await self.deliver(attempt, f"dead-lettering {topic}[{partition}]")
         self.marks.set(topic, partition, Mark(
-            offset=rejected[-1][0], next=None if next_offset < 0 else next_offset))
+            offset=max(rejected[-1][0], highest_found),
+            next=None if next_offset < 0 else next_offset))
         return sent
 
 

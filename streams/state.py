@@ -127,6 +127,19 @@ class StateWriter:
             emit = self.emit
             await self.deliver(lambda: emit(outputs), "publishing alerts and signals")
 
+    def load_state(self, customer_id: str) -> CustomerState | None:
+        """The customer's current state (None: unknown here)."""
+        return self._load_state(customer_id)
+
+    def put_state(self, partition: int, customer_id: str, state: CustomerState,
+                  outputs: list[Any]) -> None:
+        """Write one state outside a batch of events, with what it caused (sent by
+        ``finish``)."""
+        raw = encode_customer(partition, state)
+        self._set(self.customers, partition, customer_id.encode(), raw)
+        self._decoded[customer_id] = (raw, state)
+        self._outputs += outputs
+
     def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
         if self.changelog is None:
             table[key] = value  # a Faust write: its changelog record on its own

@@ -116,7 +116,7 @@ async def test_after_an_assignment_the_topic_is_read_back_from_the_mark() -> Non
     assert topic.reads == reads + 1
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.sets(st.integers(0, 40), min_size=1),
        st.lists(st.tuples(st.sampled_from([0, 1]), st.integers(0, 15), st.integers(1, 12),
                           st.booleans()), min_size=1, max_size=15))
