@@ -27,7 +27,8 @@ def main() -> int:
     with local_broker.scratch_broker("cxstream-faults-") as (bootstrap, work):
         values = {"bootstrap_servers": bootstrap, "app_id": "cxstream-faults",
                   "partitions": "4", "data_dir": str(work / "worker"),
-                  "web_port": str(free_port()), "api_token": "fault-token"}
+                  "web_port": str(free_port()),
+                  "api_token": "fault-run-token-of-32-characters-or-more"}
         report = run_fault_test(values, base_env(), work, events=args.events,
                                 seed=args.seed, timeout=1800)
     print(f"fault injection: {report.line()}")

@@ -165,12 +165,13 @@ def _demo_settings(settings: Settings, run_id: str) -> Settings:
         "topic_deadletter": f"{run_id}.cx.deadletter",
         "topic_alerts_deadletter": f"{run_id}.cx.alerts.deadletter",
         "value_band_refresh_seconds": "5",
+        "metrics_group_detail": "true",  # the dashboard shows scores per segment
         # the history goes back history_days; the worker must not call it late
         "allowed_lateness_seconds": str(86_400 * 60),
         "web_port": str(_free_port_or(settings.web_host, settings.web_port)),
     }
     if settings.api_token is None:
-        overrides["api_token"] = secrets.token_urlsafe(16)
+        overrides["api_token"] = secrets.token_urlsafe(32)
     return load_settings({}, **{**_as_strings(settings), **overrides})
 
 

@@ -30,6 +30,14 @@ _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 
 
+MIN_TOKEN_CHARS = 32
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine's loopback (localhost, 127.0.0.0/8, ::1)."""
+    return host in {"localhost", "::1", "[::1]"} or host.startswith("127.")
+
+
 class SettingsError(ValueError):
     """Raised when the configuration is invalid; the message names every bad setting."""
 
@@ -87,8 +95,13 @@ class Settings(BaseSettings, Conventions, StateRules):
     #: host name other workers use to reach this one (default: web_host, or the machine's
     #: name when web_host is 0.0.0.0)
     web_advertised_host: str | None = None
-    #: bearer token required by the HTTP API (customer data); unset: the API answers 401
+    #: bearer token required by the HTTP API (customer data) and between workers; at least
+    #: 32 characters; required when web_host is not a loopback address; unset: the API
+    #: answers 401
     api_token: SecretStr | None = None
+    #: export per-group answer counts and per-segment customer counts on /metrics (off:
+    #: /metrics carries no customer or group data, only the worker's own health)
+    metrics_group_detail: bool = False
 
     # Alerts
     rules_file: Path | None = None
@@ -176,6 +189,14 @@ class Settings(BaseSettings, Conventions, StateRules):
             raise ValueError("the topic names must all be different")
         if self.webhook_url and self.webhook_secret is None:
             raise ValueError("webhook_url needs webhook_secret (the HMAC signing key)")
+        token = self.api_token.get_secret_value() if self.api_token else None
+        if token is not None and len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(f"api_token must be at least {MIN_TOKEN_CHARS} characters "
+                             f"(got {len(token)}); e.g. python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'")
+        if token is None and not is_loopback(self.web_host):
+            raise ValueError(f"web_host {self.web_host} is reachable from other machines: "
+                             "set api_token (other workers and API clients send it)")
         return self
 
     @property
@@ -205,8 +226,7 @@ class Settings(BaseSettings, Conventions, StateRules):
     @property
     def uses_local_broker(self) -> bool:
         """True when the bootstrap address is this machine's loopback."""
-        host = self.bootstrap_servers.split(",")[0].rsplit(":", 1)[0]
-        return host in {"localhost", "127.0.0.1", "[::1]", "::1"}
+        return is_loopback(self.bootstrap_servers.split(",")[0].rsplit(":", 1)[0])
 
     @property
     def bootstrap_port(self) -> int:

@@ -96,6 +96,10 @@ def build_app(settings: Settings, partition_count: int | None = None,
         producer_max_batch_size=262_144,
         producer_max_request_size=settings.producer_max_request_bytes,
         web_enabled=True,
+        # Faust's own views would serve table contents and routing to anyone
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
@@ -118,7 +122,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
     value_index = ValueIndex()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
-                      settings.canonical_url, token)
+                      settings.canonical_url, token,
+                      lambda reason: metrics.cluster_request_failures.labels(reason).inc())
 
     @customers.on_recover
     async def index_recovered_customers() -> None:
@@ -129,7 +134,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
     quadrants: dict[tuple[str, str], int] = {}  # counted at each value-band refresh
     metrics.registry.register(WorkerCollector(
         app, {"customer_to_state": customers, "group_partials": partials}, partials,
-        cluster.active_partitions, rules.windows, lambda: quadrants))
+        cluster.active_partitions, rules.windows, lambda: quadrants,
+        group_detail=settings.metrics_group_detail))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold, value_index, cluster.active_partitions)
 
@@ -145,7 +151,9 @@ def build_app(settings: Settings, partition_count: int | None = None,
     app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
 
     def deliver(send: Any, what: str) -> Any:
-        return delivery.deliver(send, guard, what)
+        kind = "changelog" if "changelog" in what else "alerts"
+        return delivery.deliver(send, guard, what,
+                                on_retry=metrics.send_retries.labels(kind).inc)
 
     changelog = BulkChangelog(kafka_sender(app))
     writer = StateWriter(customers, partials, rules, metrics, value_index,

@@ -30,7 +30,9 @@ class Cluster:
 
     def __init__(self, app: Any, source_topic: str, partition_count: int,
                  partials: Any, value_index: ValueIndex, own_url: str,
-                 token: str | None) -> None:
+                 token: str | None,
+                 on_failure: Callable[[str], None] = lambda reason: None) -> None:
+        self.on_failure = on_failure
         self.app = app
         self.source_topic = source_topic
         self.partition_count = partition_count
@@ -96,9 +98,19 @@ class Cluster:
         try:
             async with httpx.AsyncClient(timeout=10) as client:
                 response = await client.get(url, params=params, headers=headers)
-                response.raise_for_status()
-                share: dict[str, Any] = response.json()
-                return share
         except httpx.HTTPError as exc:
             log.warning("worker %s did not answer: %r", url, exc)
+            self.on_failure("unreachable")
             return {"partitions": []}
+        if response.status_code in (401, 403):
+            log.error("worker %s refused this worker's API token (HTTP %d): every worker "
+                      "needs the same CXSTREAM_API_TOKEN%s", url, response.status_code,
+                      "" if self.token else ", and this one has none")
+            self.on_failure("unauthorized")
+            return {"partitions": []}
+        if response.status_code != 200:
+            log.warning("worker %s answered HTTP %d", url, response.status_code)
+            self.on_failure("error")
+            return {"partitions": []}
+        share: dict[str, Any] = response.json()
+        return share

@@ -33,7 +33,9 @@ class WorkerCollector(Collector):
 
     def __init__(self, app: Any, tables: dict[str, Any], partials: Any,
                  owned: Callable[[], set[int]], windows: tuple[WindowSpec, ...],
-                 quadrants: Callable[[], dict[tuple[str, str], int]] = dict) -> None:
+                 quadrants: Callable[[], dict[tuple[str, str], int]] = dict,
+                 group_detail: bool = False) -> None:
+        self.group_detail = group_detail
         self.app = app
         self.quadrants = quadrants
         self.tables = tables
@@ -48,7 +50,8 @@ class WorkerCollector(Collector):
         for name, table in self.tables.items():
             sizes.add_metric([name], len(table))
         yield sizes
-        yield from self._answers()
+        if self.group_detail:  # per-group data only when the operator asks for it
+            yield from self._answers()
         yield self._quadrants()
 
     def _quadrants(self) -> GaugeMetricFamily:
@@ -58,6 +61,13 @@ class WorkerCollector(Collector):
             "(unknown: value band or experience not known yet); sum across workers.",
             labels=["segment", "quadrant"])
         segments: set[str] = set()
+        if not self.group_detail:  # one total per quadrant, no segment names
+            totals: dict[str, int] = {}
+            for (_, quadrant), count in self.quadrants().items():
+                totals[quadrant] = totals.get(quadrant, 0) + count
+            for quadrant, count in sorted(totals.items()):
+                customers.add_metric(["all", quadrant], count)
+            return customers
         for (segment, quadrant), count in sorted(self.quadrants().items()):
             segments.add(segment)
             if len(segments) <= MAX_KEYS_PER_DIMENSION:  # bounded label values

@@ -67,9 +67,19 @@ class WorkerMetrics:
         )
         self.deadletter_send_retries = Counter(
             "cxstream_deadletter_send_retries_total",
-            "Failed attempts to write a dead-letter record (retried until delivered).",
+            "Failed attempts to write a dead-letter record (retried while the worker runs; "
+            "a record Kafka refuses for good stops the worker, exit 74).",
             registry=registry,
         )
+        self.send_retries = Counter(
+            "cxstream_send_retries_total",
+            "Failed attempts to write what a batch caused, by what (changelog, alerts), "
+            "retried while the worker runs.", ["what"], registry=registry)
+        self.cluster_request_failures = Counter(
+            "cxstream_cluster_request_failures_total",
+            "Requests to another worker's API that failed, by reason (unauthorized: the "
+            "workers' CXSTREAM_API_TOKEN differ or one has none).",
+            ["reason"], registry=registry)
         self.partition_stalls = Counter(
             "cxstream_partition_stalls_total",
             "Input partitions found stalled: resumed in place, or gave_up (worker exits "

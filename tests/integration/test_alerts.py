@@ -44,7 +44,8 @@ def alert_settings(isolated: dict[str, str], tmp_path: Path, receiver: Receiver,
                    **extra: str) -> dict[str, str]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
-    return {**isolated, "api_token": "t", "value_band_refresh_seconds": "1",
+    return {**isolated, "api_token": "alert-test-token-of-32-characters-or-more",
+            "value_band_refresh_seconds": "1", "metrics_group_detail": "true",
             "allowed_lateness_seconds": str(10 * 86_400), "rules_file": str(rules),
             "webhook_url": receiver.url, "webhook_secret": SECRET,
             "webhook_max_backoff_seconds": "1", "session_timeout_seconds": "8", **extra}

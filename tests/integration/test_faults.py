@@ -20,7 +20,7 @@ EVENTS = 20_000
 def test_sigkill_every_5_to_20_seconds_loses_nothing_and_duplicates_no_alert(
     isolated: dict[str, str], tmp_path: Path
 ) -> None:
-    values = {**isolated, "api_token": "fault-token", "partitions": "4"}
+    values = {**isolated, "api_token": "fault-run-token-of-32-characters-or-more", "partitions": "4"}
     report = run_fault_test(values, base_env(), tmp_path, events=EVENTS)
     print(f"\nfault injection: {report.line()}; kills at {report.kill_times} s")
     if report.difference_examples:

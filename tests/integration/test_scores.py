@@ -29,7 +29,7 @@ from cxstream.settings import Settings, load_settings
 from tests.support import base_env, feedback, interaction, profile, to_bytes
 
 pytestmark = pytest.mark.integration
-TOKEN = "test-token"
+TOKEN = "test-token-for-the-api-of-32-chars-or-more"
 runner = CliRunner()
 
 
@@ -205,7 +205,7 @@ def check_cli(settings_map: dict[str, str], at: str) -> None:
     assert group.exit_code == 0 and "25 (4," in group.output, group.output
     checked = runner.invoke(app, ["recompute"], env=env)
     assert checked.exit_code == 0 and "agree on all" in checked.output, checked.output
-    denied = runner.invoke(app, ["customer", "c1"], env={**env, "CXSTREAM_API_TOKEN": "wrong"})
+    denied = runner.invoke(app, ["customer", "c1"], env={**env, "CXSTREAM_API_TOKEN": "a-wrong-token-of-32-characters-or-more"})
     assert denied.exit_code == 1 and "401" in denied.output
 
 

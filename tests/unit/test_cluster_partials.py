@@ -37,3 +37,37 @@ def test_a_partition_number_is_a_whole_number() -> None:
     for bad in ("-1", "x", ""):
         with pytest.raises(BadRequest, match="partition"):
             parse_partition(bad)
+
+
+async def test_a_worker_refusing_the_token_is_an_error_and_a_metric_not_a_silent_gap(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from aiohttp import web
+
+    from streams.cluster import ClusterIncomplete
+    from tests.support import free_port
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+
+    server = web.Application()
+    server.router.add_get("/internal/value-histograms", refuse)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    failures: list[str] = []
+    try:
+        assignor = SimpleNamespace(assigned_actives=lambda: {TP("fb", 0), TP("fb", 1)})
+        router = SimpleNamespace(table_metadata=lambda name: {
+            f"http://127.0.0.1:{port}": {"fb": {2, 3}}})
+        cluster = Cluster(SimpleNamespace(assignor=assignor, router=router), "fb", 4,
+                          SimpleNamespace(name="partials"), ValueIndex(), "http://me", None,
+                          failures.append)
+        with pytest.raises(ClusterIncomplete):
+            await cluster.gather("/internal/value-histograms", {},
+                                 cluster.local_value_histograms)
+    finally:
+        await runner.cleanup()
+    assert failures == ["unauthorized"]
+    assert any("CXSTREAM_API_TOKEN" in r.message and r.levelname == "ERROR"
+               for r in caplog.records)

@@ -33,10 +33,25 @@ def test_kafka_is_published_on_the_default_bootstrap_port() -> None:
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
 
+def interpolated(value: str, variables: dict[str, str]) -> str:
+    """Compose's ${NAME:?message} and ${NAME} forms, as `docker compose` fills them."""
+    import re
+
+    def fill(match: re.Match[str]) -> str:
+        name, _, _ = match.group(1).partition(":?")
+        return variables[name]
+
+    return re.sub(r"\$\{([^}]+)\}", fill, value)
+
+
 def test_worker_settings_are_valid_and_use_the_contract_topics() -> None:
     worker = compose()["services"]["worker"]
-    env = {k: str(v) for k, v in worker["environment"].items()}
+    token = "a-token-the-operator-sets-of-32-characters"
+    env = {k: interpolated(str(v), {"CXSTREAM_API_TOKEN": token})
+           for k, v in worker["environment"].items()}
     settings = load_settings(env)  # every variable is a known, valid setting
+    assert settings.api_token is not None and settings.api_token.get_secret_value() == token
+    assert worker["environment"]["CXSTREAM_API_TOKEN"].startswith("${CXSTREAM_API_TOKEN:?")
     defaults = load_settings({})
     assert settings.input_topics == defaults.input_topics
     assert (settings.topic_alerts, settings.topic_deadletter) == (

@@ -18,11 +18,16 @@ from streams.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+
+
 def collected_names() -> set[str]:
-    """Families the scrape-time collector yields (run against an empty worker)."""
+    """Families the scrape-time collector yields (run against an empty worker), with the
+    per-group detail that the compose stack turns on for its dashboard."""
     app = SimpleNamespace(monitor=SimpleNamespace(tp_end_offsets={}, tp_read_offsets={}))
-    collector = WorkerCollector(app, {"customer_to_state": {}}, {}, set, (), dict)
+    collector = WorkerCollector(app, {"customer_to_state": {}}, {}, set, (), dict,
+                                group_detail=True)
     return {family.name for family in collector.collect()}
+
 
 needs_promtool = pytest.mark.skipif(
     shutil.which("promtool") is None,
@@ -78,3 +83,25 @@ def test_compose_mounts_existing_deploy_files_and_provisions_the_dashboard() -> 
     provider = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "cxstream.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_without_group_detail_metrics_carry_no_group_names() -> None:
+    import time
+
+    from scoring.fold import partial_key
+    from scoring.windows import window_specs, window_start
+
+    app = SimpleNamespace(monitor=SimpleNamespace(tp_end_offsets={}, tp_read_offsets={}))
+    key = partial_key(0, "segment", "day", window_start(time.time(), 86_400), "smb")
+    partials = {key.encode(): {"tally": {"promoters": 3}}}
+    quadrants = {("enterprise", "at-risk"): 2, ("smb", "at-risk"): 1}
+    for detail, has_groups in ((False, False), (True, True)):
+        collector = WorkerCollector(app, {"group_partials": partials}, partials, lambda: {0},
+                                    window_specs(7), lambda: quadrants, group_detail=detail)
+        families = {family.name: family for family in collector.collect()}
+        assert ("cxstream_group_answers" in families) is has_groups
+        labels = [sample.labels for sample in families["cxstream_customers"].samples]
+        segments = {label["segment"] for label in labels}
+        assert segments == ({"enterprise", "smb"} if detail else {"all"})
+        if not detail:
+            assert [s.value for s in families["cxstream_customers"].samples] == [3]

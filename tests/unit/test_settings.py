@@ -111,3 +111,28 @@ def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
     assert load_settings({"CXSTREAM_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(SettingsError, match="CXSTREAM_EVENT_LOOP"):
         load_settings({"CXSTREAM_EVENT_LOOP": "trio"})
+
+
+def test_a_worker_reachable_from_other_machines_needs_a_token() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"CXSTREAM_WEB_HOST": "0.0.0.0"})
+    assert "CXSTREAM_WEB_HOST" in str(caught.value) and "CXSTREAM_API_TOKEN" in str(caught.value)
+    token = "x" * 32
+    assert load_settings({"CXSTREAM_WEB_HOST": "0.0.0.0", "CXSTREAM_API_TOKEN": token})
+    for loopback in ("127.0.0.1", "localhost", "::1"):
+        assert load_settings({"CXSTREAM_WEB_HOST": loopback}).api_token is None
+
+
+def test_short_tokens_are_refused() -> None:
+    with pytest.raises(SettingsError, match="CXSTREAM_API_TOKEN must be at least 32"):
+        load_settings({"CXSTREAM_API_TOKEN": "x" * 31})
+
+
+def test_max_event_bytes_beyond_the_producer_limit_is_named() -> None:
+    from streams.deadletter import message_limit_problem
+
+    settings = load_settings({"CXSTREAM_MAX_EVENT_BYTES": "2000000",
+                              "CXSTREAM_PRODUCER_MAX_REQUEST_BYTES": "1048576"})
+    problem = message_limit_problem(settings.max_event_bytes,
+                                    settings.producer_max_request_bytes, "cx.deadletter", None)
+    assert problem is not None and "CXSTREAM_MAX_EVENT_BYTES=2000000" in problem
