@@ -6,11 +6,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from alerts.sinks import ALERT_ID_HEADER, SIGNATURE_HEADER, verify
+from alerts.sinks import ID_HEADER, verify
 
 
 @dataclass
@@ -28,6 +29,9 @@ class Receiver:
     port: int
     secret: str
     received: list[Received] = field(default_factory=list)
+    #: the HTTP status to answer an alert with instead of 204 (None: accept it)
+    answer: Callable[[dict[str, Any]], int | None] = lambda alert: None
+    refused: list[str] = field(default_factory=list)  # alert ids answered with an error
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> Receiver:
@@ -36,11 +40,18 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                alert = orjson.loads(body)
+                status = receiver.answer(alert)
+                if status is not None:
+                    receiver.refused.append(alert["alert_id"])
+                    self.send_response(status)
+                    self.end_headers()
+                    return
                 receiver.received.append(Received(
                     alert=orjson.loads(body),
-                    signature_ok=verify(body, receiver.secret,
-                                        self.headers.get(SIGNATURE_HEADER, "")),
-                    alert_id_header=self.headers.get(ALERT_ID_HEADER, ""),
+                    signature_ok=verify(body, receiver.secret, headers),
+                    alert_id_header=headers.get(ID_HEADER, ""),
                     received_at=time.time()))
                 self.send_response(204)
                 self.end_headers()

@@ -108,7 +108,13 @@ class Settings(BaseSettings, Conventions, StateRules):
     lexicons_dir: Path | None = None
     topic_alerts_deadletter: str = "cx.alerts.deadletter"
     webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    #: the Standard Webhooks signing key (``whsec_<base64>``, or any string: its bytes)
     webhook_secret: SecretStr | None = None
+    #: during a rotation, the key receivers may still hold: requests carry both signatures
+    webhook_previous_secret: SecretStr | None = None
+    #: an alert the receiver keeps refusing (5xx, 408, 429, unreachable) is retried until
+    #: it is this old (from its created_at), then moved to topic_alerts_deadletter
+    webhook_retry_max_age_seconds: float = Field(default=86_400, gt=0)
     webhook_format: Literal["json", "slack"] = "json"
     webhook_timeout_seconds: float = Field(default=5, gt=0, le=120)
     webhook_max_backoff_seconds: float = Field(default=60, gt=0, le=3600)
@@ -188,7 +194,7 @@ class Settings(BaseSettings, Conventions, StateRules):
         if len(set(topics)) != len(topics):
             raise ValueError("the topic names must all be different")
         if self.webhook_url and self.webhook_secret is None:
-            raise ValueError("webhook_url needs webhook_secret (the HMAC signing key)")
+            raise ValueError("webhook_url needs webhook_secret (the signing key)")
         token = self.api_token.get_secret_value() if self.api_token else None
         if token is not None and len(token) < MIN_TOKEN_CHARS:
             raise ValueError(f"api_token must be at least {MIN_TOKEN_CHARS} characters "

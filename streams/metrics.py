@@ -62,9 +62,14 @@ class WorkerMetrics:
         self.webhook_deliveries = Counter(
             "cxstream_webhook_deliveries_total",
             "Webhook outcomes: delivered, retried (a failed attempt), deadlettered "
-            "(refused for good), duplicate (already delivered, skipped).",
+            "(refused for good), expired (retried past webhook_retry_max_age_seconds, "
+            "dead-lettered), duplicate (already delivered, skipped).",
             ["outcome"], registry=registry,
         )
+        self.webhook_alerts_expired = Counter(
+            "cxstream_webhook_alerts_expired_total",
+            "Alerts deleted by the alerts topic's retention before the webhook got them.",
+            registry=registry)
         self.deadletter_send_retries = Counter(
             "cxstream_deadletter_send_retries_total",
             "Failed attempts to write a dead-letter record (retried while the worker runs; "

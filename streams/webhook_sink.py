@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -21,6 +24,7 @@ from alerts.sinks import PermanentDeliveryError, TransientDeliveryError, Webhook
 from cxstream.kafka.clients import aiokafka_options
 from cxstream.settings import Settings
 from schemas.outputs import Alert
+from streams.delivery import backoff_seconds
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -30,7 +34,10 @@ REMEMBERED_IDS = 100_000
 class WebhookSink:
     """Posts each alert once (its first message, occurrences == 1)."""
 
-    def __init__(self, settings: Settings, sender: WebhookSender, metrics: WorkerMetrics) -> None:
+    def __init__(self, settings: Settings, sender: WebhookSender, metrics: WorkerMetrics,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.rng = random.Random()
         self.settings = settings
         self.sender = sender
         self.metrics = metrics
@@ -81,7 +88,7 @@ class WebhookSink:
         if alert.occurrences > 1 or alert.alert_id in self.delivered:
             self.metrics.webhook_deliveries.labels("duplicate").inc()
             return True
-        backoff = 0.5
+        attempt = 0
         while True:
             try:
                 await self.sender.send(alert)
@@ -90,12 +97,21 @@ class WebhookSink:
                 await self._deadletter(producer, message, str(exc))
                 return True
             except TransientDeliveryError as exc:
+                age = self.clock() - alert.created_at.timestamp()
+                if age > self.settings.webhook_retry_max_age_seconds:
+                    self.metrics.webhook_deliveries.labels("expired").inc()
+                    await self._deadletter(producer, message, (
+                        f"not delivered within {self.settings.webhook_retry_max_age_seconds:g}"
+                        f" s of being raised (age {age:.0f} s); last failure: {exc}")[:1000])
+                    return True
                 self.metrics.webhook_deliveries.labels("retried").inc()
+                wait = retry_wait(attempt, exc.retry_after,
+                                  self.settings.webhook_max_backoff_seconds, self.rng)
                 log.warning("webhook delivery of %s failed (%s); retrying in %.1f s",
-                            alert.alert_id, exc, backoff)
-                if not await self._wait(consumer, tp, backoff):
+                            alert.alert_id, exc, wait)
+                if not await self._wait(consumer, tp, wait):
                     return False
-                backoff = min(backoff * 2, self.settings.webhook_max_backoff_seconds)
+                attempt += 1
                 continue
             self.metrics.webhook_deliveries.labels("delivered").inc()
             self._remember(alert.alert_id)
@@ -145,6 +161,14 @@ class WebhookSink:
     async def _learn(self, consumer: AIOKafkaConsumer, reader: AIOKafkaConsumer,
                      tp: TopicPartition) -> None:
         committed = await consumer.committed(tp)
+        first = (await reader.beginning_offsets([tp]))[tp]
+        if committed is not None and committed < first:  # retention deleted them unsent
+            lost = first - committed
+            self.metrics.webhook_alerts_expired.inc(lost)
+            log.error("%d alerts of %s[%d] were deleted by the topic's retention before the "
+                      "webhook received them (offsets %d-%d): raise retention.ms of %s above "
+                      "the longest receiver outage", lost, tp.topic, tp.partition, committed,
+                      first - 1, tp.topic)
         read = await self.learn_delivered(reader, tp, committed or 0)
         if read:
             log.info("webhook sink: %d alerts of %s[%d] already settled", read, tp.topic,
@@ -168,6 +192,15 @@ class WebhookSink:
                   message.partition, message.offset, reason)
 
 
+def retry_wait(attempt: int, retry_after: float | None, cap: float,
+               rng: random.Random) -> float:
+    """Seconds before the next attempt: what the receiver asked for (Retry-After, up to an
+    hour), else exponential backoff with full jitter from 0.5 s up to ``cap``."""
+    if retry_after is not None:
+        return min(retry_after, 3_600.0)
+    return backoff_seconds(attempt, 0.5, cap, rng)
+
+
 class _ForgetRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
     """A partition assigned again is learnt again (from where learning stopped): another
     process may have delivered alerts of it meanwhile."""
@@ -186,8 +219,11 @@ def start_webhook_sink(app: Any, settings: Settings, metrics: WorkerMetrics) -> 
     """Run the sink as a background task of the worker (no-op without a webhook URL)."""
     if not settings.webhook_url or settings.webhook_secret is None:
         return
-    sender = WebhookSender(settings.webhook_url, settings.webhook_secret.get_secret_value(),
-                           settings.webhook_format, settings.webhook_timeout_seconds)
+    secrets = [settings.webhook_secret.get_secret_value()]
+    if settings.webhook_previous_secret is not None:
+        secrets.append(settings.webhook_previous_secret.get_secret_value())
+    sender = WebhookSender(settings.webhook_url, secrets, settings.webhook_format,
+                           settings.webhook_timeout_seconds)
     sink = WebhookSink(settings, sender, metrics)
 
     @app.task
