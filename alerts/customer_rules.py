@@ -20,7 +20,23 @@ from schemas.outputs import Alert
 from scoring.customer import CustomerState, OpenAlert, SentAlert
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-SENT_ALERTS_KEPT = 20
+#: alert messages kept in a customer's state to send again when their event is read again
+#: after a crash: only events after the last commit can be, a few batches at most
+SENT_ALERTS_KEPT = 5
+#: free text kept in those copies (the message itself carries the whole comment)
+RESEND_TEXT_KEPT = 280
+
+
+def for_resending(alert: Alert) -> dict[str, Any]:
+    """The alert as kept in state for a re-send: its free texts cut to RESEND_TEXT_KEPT."""
+    data = alert.model_dump(mode="json")
+    context, reason = dict(data["context"]), dict(data["reason"])
+    if isinstance(context.get("comment"), str):
+        context["comment"] = context["comment"][:RESEND_TEXT_KEPT]
+    if isinstance(reason.get("text"), str):
+        reason["text"] = reason["text"][:RESEND_TEXT_KEPT]
+    data["context"], data["reason"] = context, reason
+    return data
 
 
 @dataclass(frozen=True)
@@ -172,7 +188,7 @@ class CustomerAlerts:
                state: CustomerState, report: dict[str, Any], topics: list[str]
                ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
         status, alert, state = self._raise_or_fold(triggers, cause, state, report, topics)
-        sent = SentAlert(offset=offset, kind=kind, alert=alert.model_dump(mode="json"))
+        sent = SentAlert(offset=offset, kind=kind, alert=for_resending(alert))
         state = state.model_copy(update={
             "sent_alerts": (*state.sent_alerts, sent)[-SENT_ALERTS_KEPT:]})
         return state, [(status, alert)]

@@ -119,6 +119,11 @@ class Settings(BaseSettings, Conventions, StateRules):
     webhook_timeout_seconds: float = Field(default=5, gt=0, le=120)
     webhook_max_backoff_seconds: float = Field(default=60, gt=0, le=3600)
 
+    #: distinct group keys (segments, channels, touchpoints) each dimension keeps per
+    #: partition; answers of further keys count under "(other)"; bounds tallies, windows
+    #: and /metrics series whatever producers send
+    max_group_keys: int = Field(default=1_000, ge=1, le=100_000)
+
     # Windows and event time
     long_window_days: int = Field(default=7, ge=2, le=366)
     allowed_lateness_seconds: float = Field(default=86_400, ge=0)
@@ -219,6 +224,7 @@ class Settings(BaseSettings, Conventions, StateRules):
             windows=window_specs(self.long_window_days),
             allowed_lateness_seconds=self.allowed_lateness_seconds,
             max_clock_skew_seconds=self.max_clock_skew_seconds,
+            max_group_keys=self.max_group_keys,
         )
 
     @property

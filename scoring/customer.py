@@ -112,6 +112,10 @@ class CustomerState(BaseModel):
     #: "<kind>:<event_id>" -> offset of the message that first brought it (bounded, oldest
     #: dropped first): a resend has another offset, a replay after a crash the same one.
     seen: dict[str, int] = {}
+    #: kind -> highest input offset applied: all of a customer's events of one kind are in
+    #: one partition (keyed by customer), so an event at or below it was applied before,
+    #: even once its id is no longer remembered (a re-read of the topics from the start)
+    applied_up_to: dict[str, int] = {}
     last_event_at: datetime | None = None
     #: what counts for the customer per window (score_basis = latest_per_customer only)
     counted: CountedAnswers = {}
@@ -132,6 +136,14 @@ class CustomerState(BaseModel):
     def seen_offset(self, kind: str, event_id: str) -> int | None:
         return self.seen.get(f"{kind}:{event_id}")
 
+    def delivery_of(self, kind: str, event_id: str, offset: int) -> str:
+        """"new" (apply it), "replay" (applied from this very offset: a redelivery after
+        a crash) or "duplicate" (a resend, or an old event read again)."""
+        seen_at = self.seen_offset(kind, event_id)
+        if seen_at is not None:
+            return "replay" if seen_at == offset else "duplicate"
+        return "duplicate" if offset <= self.applied_up_to.get(kind, -1) else "new"
+
 
 def remember(state: CustomerState, kind: str, event_id: str, offset: int,
              rules: StateRules) -> CustomerState:
@@ -140,7 +152,10 @@ def remember(state: CustomerState, kind: str, event_id: str, offset: int,
     seen[f"{kind}:{event_id}"] = offset
     while len(seen) > rules.seen_event_ids_kept:
         del seen[next(iter(seen))]
-    return state.model_copy(update={"seen": seen})
+    applied = state.applied_up_to
+    if offset > applied.get(kind, -1):
+        applied = {**applied, kind: offset}
+    return state.model_copy(update={"seen": seen, "applied_up_to": applied})
 
 
 def apply_profile(state: CustomerState, event: CustomerProfile) -> CustomerState:

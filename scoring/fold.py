@@ -29,11 +29,12 @@ from scoring.customer import (
     apply_profile,
     remember,
 )
-from scoring.groups import contributions
+from scoring.groups import GroupKeys, contributions
 from scoring.tallies import Tally
 from scoring.windows import Watermark, WindowSpec, is_expired
 
 WATERMARK_SUFFIX = "~watermark"
+GROUP_KEYS_MARK = "~keys"
 
 
 class FoldRules(BaseModel):
@@ -44,6 +45,8 @@ class FoldRules(BaseModel):
     windows: tuple[WindowSpec, ...]
     allowed_lateness_seconds: float
     max_clock_skew_seconds: float
+    #: distinct keys per group dimension and partition (None: no cap)
+    max_group_keys: int | None = None
 
 
 class PartialTally(BaseModel):
@@ -89,6 +92,8 @@ class FoldResult:
     applied: list[tuple[SourcedEvent, CustomerState]] = field(default_factory=list)
     #: what the reactions produced, in event order
     outputs: list[Any] = field(default_factory=list)
+    #: the partition's admitted group keys (None: uncapped)
+    keys: GroupKeys | None = None
 
 
 def partial_key(partition: int, dimension: str, window: str, start: int, key: str) -> str:
@@ -105,8 +110,14 @@ def watermark_key(partition: int) -> str:
     return f"{partition}|{WATERMARK_SUFFIX}"
 
 
-def is_watermark_key(raw: str) -> bool:
-    return raw.endswith("|" + WATERMARK_SUFFIX)
+def group_keys_key(partition: int, dimension: str) -> str:
+    """Where a partition's admitted keys of a dimension are kept, beside its tallies."""
+    return f"{partition}|{GROUP_KEYS_MARK}|{dimension}"
+
+
+def is_bookkeeping_key(raw: str) -> bool:
+    """True for the partials table's keys that are not tallies (watermark, group keys)."""
+    return raw.endswith("|" + WATERMARK_SUFFIX) or f"|{GROUP_KEYS_MARK}|" in raw
 
 
 def fold_batch(
@@ -117,9 +128,11 @@ def fold_batch(
     watermark: Watermark,
     rules: FoldRules,
     reactions: Reactions | None = None,
+    keys: GroupKeys | None = None,
 ) -> FoldResult:
-    """Apply ``items`` of ``partition`` in order; return what changed."""
-    result = FoldResult(watermark=watermark)
+    """Apply ``items`` of ``partition`` in order; return what changed. ``keys``: the group
+    keys the partition admits (updated in place)."""
+    result = FoldResult(watermark=watermark, keys=keys)
     for item in items:
         customer_id = item.event.customer_id
         state = result.states.get(customer_id) or load_state(customer_id) or CustomerState(
@@ -137,11 +150,11 @@ def fold_batch(
 def _react(reactions: Reactions, item: SourcedEvent, before: CustomerState,
            after: CustomerState, result: FoldResult) -> CustomerState:
     kind = "feedback" if isinstance(item.event, Feedback) else "interaction"
-    seen_at = before.seen_offset(kind, item.event.event_id)  # type: ignore[union-attr]
-    if seen_at is None:
+    delivery = before.delivery_of(kind, item.event.event_id, item.offset)  # type: ignore[union-attr]
+    if delivery == "new":
         after, outputs = reactions.on_applied(kind, item, before, after)
         result.outputs += outputs
-    elif seen_at == item.offset:
+    elif delivery == "replay":
         result.outputs += reactions.on_replayed(kind, item, before)
     return after
 
@@ -156,10 +169,11 @@ def _fold_one(partition: int, item: SourcedEvent, state: CustomerState,
         result.applied.append((item, new_state))
         return new_state
     kind = "feedback" if isinstance(event, Feedback) else "interaction"
-    seen_at = state.seen_offset(kind, event.event_id)
-    if seen_at is not None and seen_at != item.offset:
+    delivery = state.delivery_of(kind, event.event_id, item.offset)
+    if delivery == "duplicate":
         result.outcomes[kind, "duplicate"] += 1
         return state
+    seen_at = item.offset if delivery == "replay" else None
     if isinstance(event, Interaction):
         if seen_at is not None:
             result.outcomes[kind, "replayed"] += 1
@@ -191,7 +205,7 @@ def _fold_feedback(partition: int, item: SourcedEvent, event: Feedback, state: C
         return state
     segment = state.profile.segment if state.profile else None
     changes, counted_after = contributions(event, segment, counted_before, rules.windows,
-                                           rules.conventions)
+                                           rules.conventions, result.keys)
     already_in: dict[str, bool] = {}  # decided once per key: an answer may touch it twice
     for change in changes:
         key = partial_key(partition, change.dimension, change.window, change.start, change.key)
@@ -211,7 +225,7 @@ def expired_partial_keys(keys: Sequence[str], watermark: Watermark,
     spec_of = {spec.name: spec for spec in windows}
     expired = []
     for raw in keys:
-        if is_watermark_key(raw):
+        if is_bookkeeping_key(raw):
             continue
         _, _, window, start, _ = parse_partial_key(raw)
         spec = spec_of.get(window)

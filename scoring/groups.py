@@ -17,6 +17,39 @@ from scoring.windows import WindowSpec, window_start
 
 DIMENSIONS = ("segment", "channel", "touchpoint")
 UNKNOWN_SEGMENT = "unknown"
+#: where answers of keys beyond the cap of a dimension count (not a valid name: names
+#: from the contract are 1-128 characters, this one is reserved by its parentheses)
+OTHER_KEY = "(other)"
+
+
+class GroupKeys:
+    """The group keys one partition admits, per dimension, up to ``cap`` each: the first
+    ``cap`` distinct keys in the partition's order of answers. An answer of any other key
+    counts under OTHER_KEY, so tallies, windows and metric series stay bounded whatever
+    producers send. Plain data: kept beside the partition's tallies."""
+
+    __slots__ = ("admitted", "cap", "changed", "overflow")
+
+    def __init__(self, cap: int, admitted: dict[str, list[str]] | None = None) -> None:
+        self.cap = cap
+        self.admitted: dict[str, dict[str, None]] = {
+            dimension: dict.fromkeys(keys) for dimension, keys in (admitted or {}).items()}
+        self.changed: set[str] = set()
+        self.overflow: dict[str, int] = {}
+
+    def key(self, dimension: str, key: str) -> str:
+        known = self.admitted.setdefault(dimension, {})
+        if key in known:
+            return key
+        if len(known) < self.cap:
+            known[key] = None
+            self.changed.add(dimension)
+            return key
+        self.overflow[dimension] = self.overflow.get(dimension, 0) + 1
+        return OTHER_KEY
+
+    def keys_of(self, dimension: str) -> list[str]:
+        return list(self.admitted.get(dimension, {}))
 
 
 class Contribution(NamedTuple):  # a tuple: built for every answer, window and group
@@ -44,10 +77,14 @@ class Counted(BaseModel):
 CountedAnswers = dict[str, dict[str, Counted]]
 
 
-def group_keys(event: Feedback, segment: str | None) -> tuple[tuple[str, str], ...]:
-    """(dimension, key) of every group the answer belongs to."""
-    return (("segment", segment or UNKNOWN_SEGMENT), ("channel", event.channel),
-            ("touchpoint", event.touchpoint))
+def group_keys(event: Feedback, segment: str | None,
+               keys: GroupKeys | None = None) -> tuple[tuple[str, str], ...]:
+    """(dimension, key) of every group the answer belongs to (capped by ``keys``)."""
+    groups = (("segment", segment or UNKNOWN_SEGMENT), ("channel", event.channel),
+              ("touchpoint", event.touchpoint))
+    if keys is None:
+        return groups
+    return tuple((dimension, keys.key(dimension, key)) for dimension, key in groups)
 
 
 def contributions(
@@ -56,9 +93,10 @@ def contributions(
     counted: CountedAnswers,
     specs: tuple[WindowSpec, ...],
     conventions: Conventions,
+    keys: GroupKeys | None = None,
 ) -> tuple[list[Contribution], CountedAnswers]:
     """The tally changes an answer makes, and what is counted for the customer afterwards."""
-    groups = group_keys(event, segment)
+    groups = group_keys(event, segment, keys)
     at = event.occurred_at.timestamp()
     changes: list[Contribution] = []
     after = {name: dict(per_survey) for name, per_survey in counted.items()}

@@ -16,7 +16,10 @@ Rules, as documented in the README:
   min(occurred_at, record time + max clock skew) of the answers before; an answer older
   than watermark - allowed lateness is late and left out of the group windows;
 - an answer counts in the segment of the customer's latest profile (by updated_at) among
-  the profiles stored before it (record time); with none, in "unknown".
+  the profiles stored before it (record time); with none, in "unknown";
+- per partition of the feedback topic, the first max_group_keys distinct keys of each
+  dimension (in offset order, among answers that are not late) count as themselves, any
+  later key as "(other)".
 
 Assumption: fewer than ``seen_event_ids_kept`` distinct events per customer (the stream
 remembers that many ids per customer for de-duplication).
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from schemas.events import CustomerProfile, Feedback
 from schemas.parsing import Clocks, InputKind, parse_input
 from scoring.fold import FoldRules
-from scoring.groups import CountedAnswers, contributions
+from scoring.groups import CountedAnswers, GroupKeys, contributions
 from scoring.tallies import Tally
 from scoring.windows import is_expired
 
@@ -68,6 +71,7 @@ def recompute(inputs: Iterable[RawInput], kind_of_topic: dict[str, InputKind],
     seen: set[tuple[str, str]] = set()
     counted: dict[str, CountedAnswers] = {}
     for partition_answers in answers.values():
+        keys = None if rules.max_group_keys is None else GroupKeys(rules.max_group_keys)
         watermark = 0.0
         for _, record_time, answer in sorted(partition_answers, key=lambda item: item[0]):
             if (answer.customer_id, answer.event_id) in seen:
@@ -81,7 +85,7 @@ def recompute(inputs: Iterable[RawInput], kind_of_topic: dict[str, InputKind],
             segment = _segment_at(profiles.get(answer.customer_id, []), record_time)
             changes, counted[answer.customer_id] = contributions(
                 answer, segment, counted.get(answer.customer_id, {}), rules.windows,
-                rules.conventions)
+                rules.conventions, keys)
             for change in changes:
                 slot = (change.dimension, change.window, change.start, change.key)
                 tally = tallies.get(slot, Tally())

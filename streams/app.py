@@ -135,7 +135,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
     metrics.registry.register(WorkerCollector(
         app, {"customer_to_state": customers, "group_partials": partials}, partials,
         cluster.active_partitions, rules.windows, lambda: quadrants,
-        group_detail=settings.metrics_group_detail))
+        group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold, value_index, cluster.active_partitions)
 

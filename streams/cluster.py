@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from scoring.fold import is_watermark_key, parse_partial_key
+from scoring.fold import is_bookkeeping_key, parse_partial_key
 from scoring.value_bands import ValueIndex
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Cluster:
         rows = []
         for raw_key, value in list(self.partials.items()):
             text = raw_key.decode()
-            if is_watermark_key(text):
+            if is_bookkeeping_key(text):
                 continue
             partition, row_dimension, window, start, group = parse_partial_key(text)
             if (partition in owned and row_dimension == dimension

@@ -16,11 +16,13 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from scoring.fold import is_watermark_key, parse_partial_key
+from scoring.fold import is_bookkeeping_key, parse_partial_key
 from scoring.tallies import Tally
 from scoring.windows import WindowSpec, window_start
 
-MAX_KEYS_PER_DIMENSION = 200
+#: label values per dimension when no cap is given (the worker passes max_group_keys,
+#: the cap of group keys itself, plus one for "(other)")
+MAX_KEYS_PER_DIMENSION = 1_000
 _ANSWERS = {
     "nps": ("promoters", "passives", "detractors"),
     "csat": ("csat_satisfied",),
@@ -34,8 +36,10 @@ class WorkerCollector(Collector):
     def __init__(self, app: Any, tables: dict[str, Any], partials: Any,
                  owned: Callable[[], set[int]], windows: tuple[WindowSpec, ...],
                  quadrants: Callable[[], dict[tuple[str, str], int]] = dict,
-                 group_detail: bool = False) -> None:
+                 group_detail: bool = False,
+                 max_keys: int = MAX_KEYS_PER_DIMENSION) -> None:
         self.group_detail = group_detail
+        self.max_keys = max_keys
         self.app = app
         self.quadrants = quadrants
         self.tables = tables
@@ -70,7 +74,7 @@ class WorkerCollector(Collector):
             return customers
         for (segment, quadrant), count in sorted(self.quadrants().items()):
             segments.add(segment)
-            if len(segments) <= MAX_KEYS_PER_DIMENSION:  # bounded label values
+            if len(segments) <= self.max_keys + 1:  # bounded label values
                 customers.add_metric([segment, quadrant], count)
         return customers
 
@@ -95,7 +99,7 @@ class WorkerCollector(Collector):
         owned = self.owned()
         for raw_key, value in list(self.partials.items()):
             text = raw_key.decode()
-            if is_watermark_key(text):
+            if is_bookkeeping_key(text):
                 continue
             partition, dimension, window, start, key = parse_partial_key(text)
             if partition not in owned or current.get(window) != start:
@@ -106,7 +110,7 @@ class WorkerCollector(Collector):
         per_dimension: dict[str, int] = {}
         for (dimension, key, window), tally in sorted(totals.items()):
             per_dimension[dimension] = per_dimension.get(dimension, 0) + 1
-            if per_dimension[dimension] > MAX_KEYS_PER_DIMENSION * len(self.windows):
+            if per_dimension[dimension] > (self.max_keys + 1) * len(self.windows):
                 continue  # bounded label values
             counts = tally.model_dump()
             for survey, classes in _ANSWERS.items():

@@ -76,6 +76,11 @@ class WorkerMetrics:
             "a record Kafka refuses for good stops the worker, exit 74).",
             registry=registry,
         )
+        self.group_keys_overflow = Counter(
+            "cxstream_group_keys_overflow_total",
+            "Answers counted under the group key \"(other)\": their key came after "
+            "CXSTREAM_MAX_GROUP_KEYS distinct keys of its dimension in its partition.",
+            ["dimension"], registry=registry)
         self.send_retries = Counter(
             "cxstream_send_retries_total",
             "Failed attempts to write what a batch caused, by what (changelog, alerts), "

@@ -32,8 +32,10 @@ from scoring.fold import (
     SourcedEvent,
     expired_partial_keys,
     fold_batch,
+    group_keys_key,
     watermark_key,
 )
+from scoring.groups import DIMENSIONS, GroupKeys
 from scoring.value_bands import ValueIndex
 from scoring.windows import Watermark
 from streams.changelog import BulkChangelog
@@ -178,12 +180,28 @@ class StateWriter:
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 min(item.source.message.timestamp, now)) for item in items]
         return fold_batch(partition, sourced, self._load_state, self._load_partial,
-                          self._load_watermark(partition), self.rules, self.reactions)
+                          self._load_watermark(partition), self.rules, self.reactions,
+                          self._load_keys(partition))
+
+    def _load_keys(self, partition: int) -> GroupKeys | None:
+        cap = self.rules.max_group_keys
+        if cap is None:
+            return None
+        return GroupKeys(cap, {dimension: self._get(
+            self.partials, group_keys_key(partition, dimension).encode()) or []
+            for dimension in DIMENSIONS})
 
     def _write(self, partition: int, result: FoldResult) -> None:
         # Order matters within the partials changelog: tallies before the watermark.
         for key, partial in result.partials.items():
             self._set(self.partials, partition, key.encode(), partial.model_dump(mode="json"))
+        if result.keys is not None:
+            for dimension in sorted(result.keys.changed):
+                self._set(self.partials, partition,
+                          group_keys_key(partition, dimension).encode(),
+                          result.keys.keys_of(dimension))
+            for dimension, count in result.keys.overflow.items():
+                self.metrics.group_keys_overflow.labels(dimension).inc(count)
         self._set(self.partials, partition, watermark_key(partition).encode(),
                   result.watermark.model_dump())
         for customer_id, state in result.states.items():

@@ -139,3 +139,69 @@ def test_watermark_advances_and_old_windows_expire() -> None:
     assert watermark_key(0) not in expired
     assert not any(str(window_start((T0 + timedelta(days=70)).timestamp(), 3_600)) in k
                    for k in expired)
+
+
+def test_reading_the_topics_again_from_the_start_changes_no_state_and_no_tally() -> None:
+    """More events per customer than ids are remembered: the offset high-water mark still
+    tells that they were applied."""
+    rules = FoldRules(state=StateRules(seen_event_ids_kept=10), conventions=Conventions(),
+                      windows=window_specs(7), allowed_lateness_seconds=30 * 86_400,
+                      max_clock_skew_seconds=300)
+    store = Store()
+    events = [answer(n, minutes=n, event_id=f"f-{n}", score=n % 11) for n in range(40)]
+    calls = [SourcedEvent(Interaction.model_validate(interaction(
+        event_id=f"i-{n}", outcome="failure",
+        occurred_at=(T0 + timedelta(minutes=n)).isoformat())), n, T0.timestamp())
+        for n in range(30)]
+    for batch in (events[:20], events[20:], calls):
+        store.fold(batch, rules)
+    states, partials = dict(store.states), dict(store.partials)
+    for _ in range(3):  # any number of re-reads, in any batch sizes
+        result = store.fold(events + calls, rules)
+        assert result.outcomes[("feedback", "duplicate")] == 40  # ids forgotten: all old
+        assert result.outcomes[("interaction", "duplicate")] == 20  # 10 remembered: replays
+    assert store.states == states and store.partials == partials
+
+
+def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation() -> None:
+    from scoring.groups import OTHER_KEY, GroupKeys
+    from scoring.recompute import RawInput, recompute
+    from schemas.parsing import InputKind
+    from tests.support import to_bytes
+
+    rules = FoldRules(state=StateRules(), conventions=Conventions(), windows=window_specs(7),
+                      allowed_lateness_seconds=30 * 86_400, max_clock_skew_seconds=300,
+                      max_group_keys=3)
+    raw = [feedback(event_id=f"f-{n}", customer_id=f"c{n}", touchpoint=f"tp-{n % 7}",
+                    occurred_at=(T0 + timedelta(minutes=n)).isoformat()) for n in range(21)]
+    store = Store()
+    keys = GroupKeys(3)
+    for n, event in enumerate(raw):
+        result = fold_batch(0, [SourcedEvent(Feedback.model_validate(event), n,
+                                             T0.timestamp() + 3_600)],
+                            store.states.get, store.partials.get, store.watermark, rules,
+                            keys=keys)
+        store.partials.update(result.partials)
+        store.states.update(result.states)
+        store.watermark = result.watermark
+    touchpoints = {key.split("|")[4] for key in store.partials if "|touchpoint|day|" in key}
+    assert touchpoints == {"tp-0", "tp-1", "tp-2", OTHER_KEY}
+    assert keys.overflow == {"touchpoint": 12}
+    assert store.day_tally("touchpoint", OTHER_KEY).nps_n == 12
+    batch = recompute([RawInput("fb", 0, n, T0.timestamp() + 3_600, f"c{n}".encode(),
+                                to_bytes(event)) for n, event in enumerate(raw)],
+                      {"fb": InputKind.FEEDBACK}, 65_536, rules)
+    assert {slot[3] for slot in batch if slot[0] == "touchpoint"} == touchpoints
+    start = window_start(T0.timestamp(), 86_400)
+    assert batch[("touchpoint", "day", start, OTHER_KEY)].nps_n == 12
+
+
+def test_group_keys_remembered_across_batches_keep_their_order() -> None:
+    from scoring.groups import OTHER_KEY, GroupKeys
+
+    keys = GroupKeys(2)
+    assert [keys.key("channel", k) for k in ("web", "app", "web", "phone")] == [
+        "web", "app", "web", OTHER_KEY]
+    again = GroupKeys(2, {"channel": keys.keys_of("channel")})
+    assert again.key("phone", "x") == "x" and again.key("channel", "phone") == OTHER_KEY
+    assert again.changed == {"phone"}
