@@ -94,6 +94,24 @@ def issue_window_start(signal: Signal, rule: RecurringIssueRule) -> int:
     return window_start(signal.at.timestamp(), rule.window_minutes * 60)
 
 
+def issue_window_key(group: str, start: int) -> bytes:
+    return f"{group}|{start}".encode()
+
+
+def parse_issue_window_key(raw: bytes) -> tuple[str, int]:
+    """(group, window start) of an issue-window key (a group may itself hold "|")."""
+    group, start = raw.decode().rsplit("|", 1)
+    return group, int(start)
+
+
+def issue_window_expired(start: int, rule: RecurringIssueRule, now: float,
+                         retention_seconds: float) -> bool:
+    """A window is kept while a signal may still land in it: until ``retention_seconds``
+    (the longest an event may be late and still act on) after its end. A signal for an
+    expired window is ignored, so an expired window is never counted again."""
+    return start + rule.window_minutes * 60 + retention_seconds < now
+
+
 def fold_signal(window: IssueWindow, signal: Signal, offset: int, config: RulesConfig,
                 now: datetime) -> tuple[IssueWindow, Alert | None]:
     """Count a signal; the alert, when this signal is the one that reaches the threshold.

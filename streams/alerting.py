@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from alerts.config import RulesConfig
@@ -23,7 +25,10 @@ from alerts.group_rules import (
     IssueWindow,
     Signal,
     fold_signal,
+    issue_window_expired,
+    issue_window_key,
     issue_window_start,
+    parse_issue_window_key,
     segment_drop_alerts,
 )
 from alerts.reactions import AlertOut, SignalOut
@@ -35,6 +40,7 @@ from scoring.conventions import Conventions
 from scoring.reports import Tallies
 from scoring.tallies import Tally
 from scoring.windows import WindowSpec, window_start
+from streams.changelog import BulkChangelog, kafka_sender
 from streams.cluster import Cluster, ClusterIncomplete
 from streams.metrics import WorkerMetrics
 from streams.state import writing_for
@@ -120,6 +126,12 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
                                partitions: int) -> None:
     issue_windows = app.Table("issue_windows", partitions=partitions, key_type=bytes,
                               value_type=bytes)
+    # a late event may still raise alerts (and signals) this long after its time
+    retention = max(settings.allowed_lateness_seconds, config.max_event_age_hours * 3_600)
+    expiry = IssueWindowExpiry(issue_windows, config, retention, partitions,
+                               BulkChangelog(kafka_sender(app)),
+                               lambda: {tp.partition for tp in app.assignor.assigned_actives()
+                                        if tp.topic == signals_topic.get_topic_name()})
 
     @app.agent(signals_topic, name="count_recurring_issues", concurrency=1)
     async def count_recurring_issues(stream: Any) -> None:
@@ -127,19 +139,65 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
                                                within=settings.batch_timeout_seconds):
             for event in events:
                 with writing_for(event):
-                    alert = _fold_signal_event(event, issue_windows, config)
+                    alert = _fold_signal_event(event, issue_windows, config, retention)
                 if alert is not None:
                     await (await publish_alert(alerts_topic, alert))
                     metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+            await expiry.maybe_sweep(time.time())
 
 
-def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig) -> Alert | None:
+class IssueWindowExpiry:
+    """Deletes issue windows past their retention, from the partitions this worker owns,
+    at most once a minute (tombstones in the table's changelog)."""
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(self, table: Any, config: RulesConfig, retention: float, partitions: int,
+                 changelog: BulkChangelog, owned: Callable[[], set[int]]) -> None:
+        self.table = table
+        self.config = config
+        self.retention = retention
+        self.partitions = list(range(partitions))
+        self.changelog = changelog
+        self.owned = owned
+        self.partitioner = DefaultPartitioner()  # the producer's: where a group's key went
+        self.last_sweep = 0.0
+        self.expired = 0
+
+    def partition_of(self, group: str) -> int:
+        return int(self.partitioner(group.encode(), self.partitions, self.partitions))
+
+    async def maybe_sweep(self, now: float) -> int:
+        if now - self.last_sweep < self.EVERY_SECONDS:
+            return 0
+        self.last_sweep = now
+        owned = self.owned()
+        deleted = 0
+        for key in list(self.table.keys()):
+            group, start = parse_issue_window_key(key)
+            partition = self.partition_of(group)
+            if partition in owned and issue_window_expired(
+                    start, self.config.recurring_issue, now, self.retention):
+                self.changelog.delete(self.table, partition, key)
+                deleted += 1
+        if deleted:
+            await self.changelog.flush()
+            self.expired += deleted
+            log.info("%d issue windows expired", deleted)
+        return deleted
+
+
+def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig,
+                       retention: float) -> Alert | None:
     try:
         signal = Signal.model_validate_json(event.message.value)
     except ValidationError:
         log.exception("unreadable issue signal at offset %d", event.message.offset)
         return None
-    key = f"{signal.group}|{issue_window_start(signal, config.recurring_issue)}".encode()
+    start = issue_window_start(signal, config.recurring_issue)
+    if issue_window_expired(start, config.recurring_issue, time.time(), retention):
+        return None  # its window is gone: it must not be counted again from zero
+    key = issue_window_key(signal.group, start)
     stored = issue_windows.get(key)
     window = IssueWindow.model_validate_json(stored) if stored else IssueWindow()
     window, alert = fold_signal(window, signal, event.message.offset, config, _now())

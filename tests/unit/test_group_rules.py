@@ -99,3 +99,42 @@ def test_segment_drop_is_silent_below_the_set_margin() -> None:
     current = tally(4_600, 3_200, 2_200)   # NPS 24: beyond the error, below the margin 10
     assert segment_drop_alerts("smb", current, baseline, "day", 0, CONFIG, CONVENTIONS,
                                T0) == []
+
+
+async def test_issue_windows_expire_after_their_retention_from_owned_partitions_only() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from alerts.config import load_rules
+    from alerts.group_rules import issue_window_expired, issue_window_key
+    from streams.alerting import IssueWindowExpiry
+    from streams.changelog import BulkChangelog
+
+    config = load_rules()
+    hour = config.recurring_issue.window_minutes * 60
+    now = 1_800_000_000.0
+    sent: list[tuple[str, int, list[Any]]] = []
+
+    async def send(topic: str, partition: int, records: list[Any]) -> None:
+        sent.append((topic, partition, records))
+
+    table = SimpleNamespace(data={}, key_serializer="raw", value_serializer="raw",
+                            changelog_topic=SimpleNamespace(get_topic_name=lambda: "cl"))
+    table.keys = lambda: list(table.data)
+    groups = [f"touchpoint:tp-{n}" for n in range(12)]
+    old, recent = int(now - 3 * 86_400) // hour * hour, int(now) // hour * hour
+    for group in groups:
+        table.data[issue_window_key(group, old)] = b"{}"
+        table.data[issue_window_key(group, recent)] = b"{}"
+    expiry = IssueWindowExpiry(table, config, 86_400, 3, BulkChangelog(send), lambda: {0, 1})
+    owned = [g for g in groups if expiry.partition_of(g) in {0, 1}]
+    assert 0 < len(owned) < len(groups)
+    assert await expiry.maybe_sweep(now) == len(owned)
+    assert await expiry.maybe_sweep(now + 1) == 0  # once a minute at most
+    remaining = set(table.data)
+    assert all(issue_window_key(g, recent) in remaining for g in groups)
+    assert {issue_window_key(g, old) for g in groups} - remaining == {
+        issue_window_key(g, old) for g in owned}
+    assert all(value is None for _, _, records in sent for _, value in records)  # tombstones
+    assert issue_window_expired(old, config.recurring_issue, now, 86_400)
+    assert not issue_window_expired(recent, config.recurring_issue, now, 86_400)
