@@ -34,11 +34,14 @@ topics_app = typer.Typer(help="The contract's Kafka topics.", no_args_is_help=Tr
 schemas_app = typer.Typer(help="JSON Schemas of the event contract.", no_args_is_help=True)
 send_app = typer.Typer(help="Send events to the input topics.", no_args_is_help=True)
 deadletter_app = typer.Typer(help="Inspect the dead-letter topic.", no_args_is_help=True)
+customer_app = typer.Typer(help="One customer: show their state, or erase them.",
+                           no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(send_app, name="send")
 app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(customer_app, name="customer")
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
@@ -212,13 +215,19 @@ UrlOption = Annotated[str | None, typer.Option(
 
 def _api_get(settings: Settings, url: str | None, path: str,
              params: dict[str, str] | None = None) -> Any:
+    return _api_request(settings, url, path, params)
+
+
+def _api_request(settings: Settings, url: str | None, path: str,
+                 params: dict[str, str] | None = None, method: str = "GET") -> Any:
     import httpx
 
     token = settings.api_token.get_secret_value() if settings.api_token else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url or f"http://{settings.web_host}:{settings.web_port}"
     try:
-        response = httpx.get(base + path, params=params, headers=headers, timeout=30)
+        response = httpx.request(method, base + path, params=params, headers=headers,
+                                 timeout=30)
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach a worker at {base}: {exc}") from exc
     if response.status_code != 200:
@@ -226,8 +235,8 @@ def _api_get(settings: Settings, url: str | None, path: str,
     return response.json()
 
 
-@app.command()
-def customer(
+@customer_app.command("show")
+def customer_show(
     customer_id: Annotated[str, typer.Argument(help="The customer_id")],
     url: UrlOption = None,
 ) -> None:
@@ -237,6 +246,24 @@ def customer(
     settings = settings_or_exit()
     path = f"/api/customers/{quote(customer_id, safe='')}"
     console.print_json(data=_api_get(settings, url, path))
+
+
+@customer_app.command("erase")
+def customer_erase(
+    customer_id: Annotated[str, typer.Argument(help="The customer_id")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    url: UrlOption = None,
+) -> None:
+    """Erase a customer (right to erasure): their state, value and remembered event ids
+    are removed through the changelog; their past answers stay in the group tallies,
+    which hold no ids. Events of theirs read again later are not applied again."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit()
+    if not yes and not typer.confirm(f"Erase customer {customer_id!r}?"):
+        raise typer.Exit(1)
+    path = f"/api/customers/{quote(customer_id, safe='')}/erase"
+    console.print_json(data=_api_request(settings, url, path, method="POST"))
 
 
 @app.command()

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import faust
+
 from scoring.customer_view import customer_report
 from scoring.fold import FoldRules
 from scoring.groups import DIMENSIONS
@@ -73,7 +75,8 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
-                 rules: FoldRules, token: str | None) -> None:
+                 rules: FoldRules, token: str | None,
+                 erase: Callable[[str], Awaitable[bool]] | None = None) -> None:
     """Add the API's views to the Faust app."""
 
     def json_view(fun: Handler) -> Handler:
@@ -114,6 +117,21 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         if raw is None:
             raise NotFound(f"no customer {customer_id!r}")
         return customer_report(decode_customer(raw), bands.current, rules.state)
+
+    @json_view
+    async def erase_customer(request: Any, customer_id: str) -> Any:
+        if erase is None or not await erase(customer_id):
+            raise NotFound(f"no customer {customer_id!r}")
+        return {"erased": customer_id}
+
+    class EraseCustomer(faust.web.View):
+        """POST /api/customers/{customer_id}/erase, answered by the worker that owns it."""
+
+        @app.table_route(table=customers, match_info="customer_id")
+        async def post(self, request: Any, customer_id: str) -> Any:
+            return await erase_customer(self, request, customer_id=customer_id)
+
+    app.page("/api/customers/{customer_id}/erase")(EraseCustomer)
 
     @app.page("/api/scores/{dimension}")
     @json_view

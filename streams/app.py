@@ -156,11 +156,21 @@ def build_app(settings: Settings, partition_count: int | None = None,
                                 on_retry=metrics.send_retries.labels(kind).inc)
 
     changelog = BulkChangelog(kafka_sender(app))
+    erased = app.Table("erased_customers", partitions=partitions, key_type=bytes,
+                       value_type=bytes)
     writer = StateWriter(customers, partials, rules, metrics, value_index,
                          AlertReactions(customer_alerts, rules_config, rules.state,
                                         note_profile),
-                         emitter.emit, changelog, deliver)
-    state_lock = asyncio.Lock()  # batches and revaluations change states one at a time
+                         emitter.emit, changelog, deliver, erased)
+    state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
+
+    async def erase_customer(customer_id: str) -> bool:
+        async with state_lock:
+            if not writer.erase(customer_id):
+                return False
+            await writer.finish()  # the tombstones are in Kafka before the answer
+        log.info("customer erased (state, remembered ids and value removed)")
+        return True
     revaluator = Revaluator(bands, value_index, cluster.active_partitions, writer,
                             customer_alerts)
 
@@ -184,7 +194,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
         quadrants.clear()
         quadrants.update(counted)
 
-    register_api(app, customers, cluster, bands, rules, token)
+    register_api(app, customers, cluster, bands, rules, token, erase_customer)
     _register_metrics_view(app, metrics)
     return app
 

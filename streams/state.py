@@ -13,11 +13,14 @@ Tables (all changelogged to Kafka, partitioned like the input topics):
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from faust.streams import _current_event  # Faust only sets it while iterating a stream
@@ -84,6 +87,11 @@ def writing_for(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def erased_key(customer_id: str) -> bytes:
+    """Key of an erased customer's marker: a digest, not the id."""
+    return hashlib.sha256(customer_id.encode()).hexdigest().encode()
+
+
 class StateWriter:
     """Folds accepted inputs into the tables, partition by partition."""
 
@@ -92,9 +100,13 @@ class StateWriter:
                  reactions: Reactions | None = None,
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None,
                  changelog: BulkChangelog | None = None,
-                 deliver: Deliver | None = None) -> None:
+                 deliver: Deliver | None = None, erased: Any = None) -> None:
         self.customers = customers
+        #: table erased_customers: SHA-256 of an erased id -> what keeps its old events
+        #: from being applied again ({"applied_up_to": {kind: offset}, "erased_at": ...})
+        self.erased = erased
         self.deliver: Deliver = deliver or _deliver_once
+        self._loaded: dict[str, CustomerState] = {}  # states as loaded for the current fold
         self._outputs: list[Any] = []
         self.changelog = changelog
         self.value_index = value_index
@@ -128,6 +140,27 @@ class StateWriter:
         if self.emit is not None and outputs:
             emit = self.emit
             await self.deliver(lambda: emit(outputs), "publishing alerts and signals")
+
+    def erase(self, customer_id: str) -> bool:
+        """Remove a customer's state and remembered ids through the changelog (right to
+        erasure); their old events stay ignored if read again. False: unknown here."""
+        key = customer_id.encode()
+        raw = self._get(self.customers, key)
+        if raw is None:
+            return False
+        partition = customer_partition(raw)
+        state = decode_customer(raw)
+        if self.changelog is None:
+            del self.customers[key]
+        else:
+            self.changelog.delete(self.customers, partition, key)
+        if self.erased is not None:
+            marker = json.dumps({"applied_up_to": state.applied_up_to,
+                                 "erased_at": datetime.now(UTC).isoformat()}).encode()
+            self._set(self.erased, partition, erased_key(customer_id), marker)
+        self._decoded.pop(customer_id, None)
+        self.value_index.forget(partition, customer_id)
+        return True
 
     def load_state(self, customer_id: str) -> CustomerState | None:
         """The customer's current state (None: unknown here)."""
@@ -177,6 +210,7 @@ class StateWriter:
         # a record time ahead of the worker's clock counts as now: no producer clock can
         # move the watermark past the worker's clock plus the allowed skew
         now = time.time()
+        self._loaded.clear()
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 min(item.source.message.timestamp, now)) for item in items]
         return fold_batch(partition, sourced, self._load_state, self._load_partial,
@@ -205,6 +239,8 @@ class StateWriter:
         self._set(self.partials, partition, watermark_key(partition).encode(),
                   result.watermark.model_dump())
         for customer_id, state in result.states.items():
+            if self._loaded.get(customer_id) is state:
+                continue  # unchanged (only duplicates): nothing to write, no state to create
             raw = encode_customer(partition, state)
             self._set(self.customers, partition, customer_id.encode(), raw)
             self._decoded[customer_id] = (raw, state)
@@ -238,13 +274,30 @@ class StateWriter:
                 self.changelog.delete(self.partials, partition, key.encode())
 
     def _load_state(self, customer_id: str) -> CustomerState | None:
+        state = self._decode_state(customer_id)
+        if state is not None:
+            self._loaded[customer_id] = state
+        return state
+
+    def _decode_state(self, customer_id: str) -> CustomerState | None:
         raw = self._get(self.customers, customer_id.encode())
         if raw is None:
-            return None
+            return self._after_erasure(customer_id)
         cached = self._decoded.get(customer_id)
         if cached is not None and cached[0] is raw:  # the very bytes this worker wrote
             return cached[1]
         return decode_customer(raw)
+
+    def _after_erasure(self, customer_id: str) -> CustomerState | None:
+        """A new state for an erased customer that knows which of their events were
+        applied before (None: never erased)."""
+        if self.erased is None:
+            return None
+        marker = self._get(self.erased, erased_key(customer_id))
+        if marker is None:
+            return None
+        applied = json.loads(marker)["applied_up_to"]
+        return CustomerState(customer_id=customer_id, applied_up_to=applied)
 
     def _load_partial(self, key: str) -> PartialTally | None:
         raw = self._get(self.partials, key.encode())

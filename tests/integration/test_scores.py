@@ -194,7 +194,7 @@ def test_known_events_give_exact_scores_and_customer_state(
 def check_cli(settings_map: dict[str, str], at: str) -> None:
     """The same answers through `cxstream customer`, `scores` and `recompute`."""
     env = {f"CXSTREAM_{name.upper()}": value for name, value in settings_map.items()}
-    customer = runner.invoke(app, ["customer", "c1"], env=env)
+    customer = runner.invoke(app, ["customer", "show", "c1"], env=env)
     assert customer.exit_code == 0, customer.output
     assert '"quadrant": "at-risk"' in customer.output
     ranked = runner.invoke(app, ["scores", "segment", "--at", at], env=env)
@@ -205,7 +205,9 @@ def check_cli(settings_map: dict[str, str], at: str) -> None:
     assert group.exit_code == 0 and "25 (4," in group.output, group.output
     checked = runner.invoke(app, ["recompute"], env=env)
     assert checked.exit_code == 0 and "agree on all" in checked.output, checked.output
-    denied = runner.invoke(app, ["customer", "c1"], env={**env, "CXSTREAM_API_TOKEN": "a-wrong-token-of-32-characters-or-more"})
+    wrong = "a-wrong-token-of-32-characters-or-more"
+    denied = runner.invoke(app, ["customer", "show", "c1"],
+                           env={**env, "CXSTREAM_API_TOKEN": wrong})
     assert denied.exit_code == 1 and "401" in denied.output
 
 

@@ -1,0 +1,87 @@
+"""Right to erasure on the real broker: `cxstream customer erase` removes a customer's
+state and remembered ids through the changelog, the API answers 404 afterwards (after a
+restart too), and the group tallies keep their answers, which hold no id."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cxstream.cli import app
+from cxstream.consistency import batch_tallies, differences, stream_tallies
+from cxstream.io import read_topic
+from cxstream.settings import load_settings
+from tests.integration.test_scores import send, start
+from tests.support import feedback, interaction, profile
+
+pytestmark = pytest.mark.integration
+TOKEN = "erasure-test-token-of-32-characters-or-more"
+
+
+def test_an_erased_customer_is_gone_from_state_and_api_and_stays_in_the_tallies(
+        isolated: dict[str, str], tmp_path: Path) -> None:
+    import httpx
+
+    values = {**isolated, "api_token": TOKEN}
+    settings = load_settings({}, **values)
+    worker = start(values, tmp_path, "worker")
+    base = f"http://127.0.0.1:{settings.web_port}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    env = {f"CXSTREAM_{k.upper()}": v for k, v in values.items()}
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        worker.wait_for("cxstream_partitions_assigned", 3, timeout=120)
+        send(settings, settings.topic_customers, [profile(customer_id=c, value=v)
+                                                  for c, v in (("e1", 500.0), ("e2", 50.0))])
+        worker.wait_for("cxstream_events_folded_total", 2, kind="customer")
+        send(settings, settings.topic_feedback, [feedback(
+            event_id=f"{c}-{n}", customer_id=c, score=n,
+            occurred_at=(now - timedelta(minutes=n)).isoformat())
+            for c in ("e1", "e2") for n in range(3)])
+        send(settings, settings.topic_interactions, [interaction(
+            event_id="e1-call", customer_id="e1", text="Call me at +370 600 00000")])
+        worker.wait_for("cxstream_events_folded_total", 6, kind="feedback")
+        worker.wait_for("cxstream_events_folded_total", 1, kind="interaction")
+        assert httpx.get(f"{base}/api/customers/e1", headers=auth).status_code == 200
+        before = stream_tallies(base, TOKEN)
+
+        result = CliRunner().invoke(app, ["customer", "erase", "e1", "--yes"], env=env)
+        assert result.exit_code == 0, result.output
+        assert httpx.get(f"{base}/api/customers/e1", headers=auth).status_code == 404
+        assert httpx.get(f"{base}/api/customers/e2", headers=auth).status_code == 200
+        again = CliRunner().invoke(app, ["customer", "erase", "e1", "--yes"], env=env)
+        assert again.exit_code == 1 and "404" in again.output
+        assert stream_tallies(base, TOKEN) == before  # answers stay counted, without ids
+        assert differences(batch_tallies(settings), before) == []
+
+        latest: dict[bytes, bytes | None] = {}
+        for record in asyncio.run(read_topic(
+                settings, f"{settings.app_id}-customer_to_state-changelog")):
+            latest[record.key or b""] = record.value
+        assert latest[b"e1"] is None  # a tombstone: compaction drops every older value
+        assert latest[b"e2"] is not None and b"e2-0" in latest[b"e2"]
+
+        assert worker.stop() == 0, worker.log()
+        worker.start()  # recovery from the changelog: still gone
+        worker.wait_for("cxstream_partitions_assigned", 3, timeout=120)
+        deadline = asyncio.run(_status_after_recovery(base, auth))
+        assert deadline == (404, 200)
+    finally:
+        if worker.running:
+            assert worker.stop() == 0, worker.log()
+
+
+async def _status_after_recovery(base: str, auth: dict[str, str]) -> tuple[int, int]:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as client:
+        for _ in range(60):
+            known = (await client.get("/api/customers/e2")).status_code
+            if known == 200:
+                return (await client.get("/api/customers/e1")).status_code, known
+            await asyncio.sleep(1)
+    return -1, -1
