@@ -56,9 +56,51 @@ def customer_state(n: int, interactions: int, answers: int, rules: StateRules) -
     return state
 
 
+def worst_state(n: int, rules: StateRules) -> CustomerState:
+    """Every list at its cap with the longest ids and texts the contract allows, an open
+    alert of each customer rule and the alert copies kept for re-sending."""
+    from alerts.config import load_rules
+    from alerts.customer_rules import CustomerAlerts
+    from alerts.topics import load_tagger
+    from scoring.customer_view import customer_flags
+    from scoring.value_bands import ValueBands
+
+    customer_id = f"{n:09d}".rjust(128, "c")
+    text = "Kurjeris vėl vėlavo, paskambinkite man. " * 250  # 10,000 characters
+    state = apply_profile(CustomerState(customer_id=customer_id), CustomerProfile(
+        customer_id=customer_id, segment="s" * 128, value=1e9, owner="o" * 128,
+        region="r" * 128, updated_at=T0))
+    bands = ValueBands({}, 0.2, fixed_threshold=1.0)
+    clock = [T0]
+    alerts = CustomerAlerts(load_rules(), load_tagger(),
+                            lambda s: customer_flags(s, bands, rules), lambda: clock[0])
+    events = max(rules.seen_event_ids_kept, rules.negative_signals_kept,
+                 rules.recent_interactions_kept)
+    for i in range(events):
+        at = T0 + timedelta(hours=i * 25)  # past every cooldown: each alert a new one
+        clock[0] = at
+        event = Interaction(event_id=f"{i:06d}".rjust(128, "i"), customer_id=customer_id,
+                            occurred_at=at, channel="social", touchpoint="t" * 128,
+                            outcome="escalated", sentiment=-0.9, text=text)
+        after = remember(apply_interaction(state, event, rules), "interaction",
+                         event.event_id, i, rules)
+        state, _ = alerts.react("interaction", i, event, state, after, ["delivery"])
+        answer = Feedback(event_id=f"{i:06d}".rjust(128, "f"), customer_id=customer_id,
+                          occurred_at=at, survey=("nps", "csat", "ces")[i % 3], score=1,
+                          channel="c" * 128, touchpoint="t" * 128, comment=text,
+                          language="lt")
+        after = remember(apply_feedback(state, answer, rules), "feedback", answer.event_id,
+                         i, rules)
+        state, _ = alerts.react("feedback", i, answer, state, after, ["delivery"])
+    return state
+
+
 def bytes_per_customer(count: int, interactions: int, answers: int, rules: StateRules,
                        as_dicts: bool = False) -> float:
-    states = [customer_state(n, interactions, answers, rules) for n in range(50)]
+    if interactions < 0:  # the worst case
+        states = [worst_state(n, rules) for n in range(50)]
+    else:
+        states = [customer_state(n, interactions, answers, rules) for n in range(50)]
     encoded = [encode_customer(n % 8, state) for n, state in enumerate(states)]
     gc.collect()
     tracemalloc.start()
@@ -67,7 +109,7 @@ def bytes_per_customer(count: int, interactions: int, answers: int, rules: State
     for n in range(count):
         # fresh copies, as the store holds them after changelog recovery
         raw = bytes(bytearray(encoded[n % 50]))
-        table[f"customer-{n:09d}".encode()] = json.loads(raw[raw.index(b"|") + 1:]) \
+        table[f"{n:09d}".rjust(128 if interactions < 0 else 18, "c").encode()] = json.loads(raw[raw.index(b"|") + 1:]) \
             if as_dicts else raw
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
@@ -87,6 +129,7 @@ def main() -> None:
         ("busy: 20 interactions, 10 answers", 20, 10),
         (f"at every cap: {rules.seen_event_ids_kept} ids remembered", rules.seen_event_ids_kept,
          rules.recent_scores_kept),
+        ("worst: every cap, longest ids and texts, alerts", -1, -1),
     ]
     print(f"{args.customers} customers per case; bytes per customer as stored (compact JSON "
           "bytes) and, for comparison, as Python dicts")

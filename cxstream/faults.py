@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 import random
 import signal
 import threading
@@ -47,7 +48,13 @@ class FaultReport:
     seconds: float = 0.0
     lost_valid: int = 0
     unexpected_valid: int = 0
+    #: valid events applied twice: an event id twice among a customer's recent records
+    doubled_valid: int = 0
     missing_deadletters: int = 0
+    #: dead-letter records beyond the first for the same input (topic, partition, offset)
+    doubled_deadletters: int = 0
+    #: alert ids on the alerts topic that never reached the webhook
+    missing_alerts: int = 0
     tally_differences: int = 0
     webhook_posts: int = 0
     webhook_duplicates: int = 0
@@ -65,13 +72,16 @@ class FaultReport:
 
     def ok(self) -> bool:
         return (self.lost_valid == self.unexpected_valid == self.missing_deadletters
+                == self.doubled_deadletters == self.doubled_valid == self.missing_alerts
                 == self.tally_differences == self.unexplained_duplicates == 0)
 
     def line(self) -> str:
         return (f"events {self.events} (valid {self.valid}, invalid {self.invalid}), "
                 f"SIGKILLs {self.kills}, {self.seconds:.0f} s; lost {self.lost_valid}, "
-                f"dead-letters missing {self.missing_deadletters}, tally differences "
-                f"{self.tally_differences}; alerts {self.alerts}, webhook posts "
+                f"doubled {self.doubled_valid}, dead-letters missing "
+                f"{self.missing_deadletters}, doubled {self.doubled_deadletters}, tally "
+                f"differences {self.tally_differences}; alerts {self.alerts}, missing at the "
+                f"webhook {self.missing_alerts}, webhook posts "
                 f"{self.webhook_posts}, duplicates {self.webhook_duplicates} (of which "
                 f"{self.in_flight_duplicates} posted in the {IN_FLIGHT_SECONDS} s before a "
                 "SIGKILL, their commit cut off)")
@@ -80,7 +90,7 @@ class FaultReport:
 def in_flight_reposts(received: list[Any], kill_wall_times: list[float]) -> int:
     """Posts of an alert already posted in the IN_FLIGHT_SECONDS before a SIGKILL: the
     kill cut off the webhook consumer's commit, so the next owner delivers it again (with
-    the same X-CX-Alert-Id, for the receiver to drop)."""
+    the same webhook-id, for the receiver to drop)."""
     first_post: dict[str, float] = {}
     reposts = 0
     for item in received:
@@ -175,14 +185,15 @@ def _check(settings: Settings, records: list[SimRecord], report: FaultReport,
            receiver: Receiver) -> None:
     sent_ids = {json.loads(r.value)["event_id"] for r in records
                 if not r.malformed and r.kind != "customers"}
-    seen = _seen_event_ids(settings)
+    seen, report.doubled_valid = _seen_event_ids(settings)
     report.lost_valid = len(sent_ids - seen)
     report.unexpected_valid = len(seen - sent_ids)
     deadletters = asyncio.run(read_topic(settings, settings.topic_deadletter,
                                          timeout_seconds=300))
-    sources = {(meta["source.topic"], meta["source.partition"], meta["source.offset"])
-               for meta in (read_headers(list(r.headers)) for r in deadletters)}
+    sources = Counter((meta["source.topic"], meta["source.partition"], meta["source.offset"])
+                      for meta in (read_headers(list(r.headers)) for r in deadletters))
     report.missing_deadletters = report.invalid - len(sources)
+    report.doubled_deadletters = sum(count - 1 for count in sources.values())
     token = settings.api_token.get_secret_value() if settings.api_token else None
     expected = batch_tallies(settings)
     found: list[Any] = ["not compared"]
@@ -203,6 +214,7 @@ def _check(settings: Settings, records: list[SimRecord], report: FaultReport,
     while set(receiver.alert_ids()) < alerts and time.monotonic() < deadline:
         time.sleep(0.5)
     ids = receiver.alert_ids()
+    report.missing_alerts = len(alerts - set(ids))
     report.webhook_posts = len(ids)
     report.webhook_duplicates = len(ids) - len(set(ids))
     report.in_flight_duplicates = in_flight_reposts(receiver.received, report.kill_wall_times)
@@ -217,16 +229,21 @@ def _check(settings: Settings, records: list[SimRecord], report: FaultReport,
             for item in receiver.received if item.alert["alert_id"] in sorted(twice)[:3]]
 
 
-def _seen_event_ids(settings: Settings) -> set[str]:
-    """Event ids in the latest state of every customer (the state changelog's last values)."""
+def _seen_event_ids(settings: Settings) -> tuple[set[str], int]:
+    """Event ids in the latest state of every customer (the state changelog's last values),
+    and how many events appear twice among a customer's recent scores or interactions."""
     latest: dict[bytes, bytes | None] = {}
     for record in asyncio.run(read_topic(settings, f"{settings.app_id}-customer_to_state"
                                          "-changelog", timeout_seconds=300)):
         latest[record.key or b""] = record.value
     seen: set[str] = set()
+    doubled = 0
     for raw in latest.values():
         if raw is None:
             continue
         state = json.loads(raw[raw.index(b"|") + 1:])
         seen |= {name.split(":", 1)[1] for name in state.get("seen", {})}
-    return seen
+        for records in (state.get("recent_scores", []), state.get("recent_interactions", [])):
+            counts = Counter(record["event_id"] for record in records)
+            doubled += sum(count - 1 for count in counts.values())
+    return seen, doubled
