@@ -109,7 +109,8 @@ def bytes_per_customer(count: int, interactions: int, answers: int, rules: State
     for n in range(count):
         # fresh copies, as the store holds them after changelog recovery
         raw = bytes(bytearray(encoded[n % 50]))
-        table[f"{n:09d}".rjust(128 if interactions < 0 else 18, "c").encode()] = json.loads(raw[raw.index(b"|") + 1:]) \
+        width = 128 if interactions < 0 else 18
+        table[f"{n:09d}".rjust(width, "c").encode()] = json.loads(raw[raw.index(b"|") + 1:]) \
             if as_dicts else raw
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()

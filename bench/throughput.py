@@ -336,7 +336,8 @@ def main() -> int:
 
 def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     values = {"bootstrap_servers": bootstrap, "partitions": "4", **topics_for("bench"),
-              "api_token": "bench-token-of-32-characters-or-more", "allowed_lateness_seconds": str(30 * 86_400)}
+              "api_token": "bench-token-of-32-characters-or-more",
+              "allowed_lateness_seconds": str(30 * 86_400)}
     settings = load_settings({}, **values)
     asyncio.run(ensure_topics(settings))
     records = bench_records(args.events, args.customers)

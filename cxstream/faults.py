@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 import random
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path

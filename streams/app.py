@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types.settings import Settings as FaustSettings
@@ -174,9 +174,11 @@ def build_app(settings: Settings, partition_count: int | None = None,
     revaluator = Revaluator(bands, value_index, cluster.active_partitions, writer,
                             customer_alerts)
 
-    @app.on_partitions_assigned.connect
-    async def recount_bands_after_assignment(app: Any, assigned: Any, **kwargs: Any) -> None:
+    def recount_bands_after_assignment(sender: Any, *args: Any, **kwargs: Any) -> None:
         bands.ownership_changed()
+
+    # cast: mode types the handler as a union of callables, which mypy cannot match
+    app.on_partitions_assigned.connect(cast(Any, recount_bands_after_assignment))
 
     _register_ingest(app, settings, metrics, writer, partitions,
                      deadletter_partition_count or settings.partitions, guard, changelog,
@@ -231,10 +233,11 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
                              deadletter_partitions, settings.producer_max_request_bytes),
         TableMarks(marks_table, changelog), deliver)
 
-    @app.on_partitions_assigned.connect
-    async def read_back_deadletters_after_assignment(app: Any, assigned: Any,
-                                                      **kwargs: Any) -> None:
+    def read_back_deadletters_after_assignment(sender: Any, *args: Any,
+                                                **kwargs: Any) -> None:
         deadletters.forget_verified()
+
+    app.on_partitions_assigned.connect(cast(Any, read_back_deadletters_after_assignment))
 
     ingest = Ingest(
         kind_of_topic={

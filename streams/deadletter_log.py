@@ -85,6 +85,9 @@ class ExactlyOnceDeadLetters:
 
     def forget_verified(self) -> None:
         """After a rebalance: another process may have dead-lettered meanwhile."""
+        if self.verified:
+            log.info("partitions assigned: the dead letters of %d input partitions will be "
+                     "read back before the next is written", len(self.verified))
         self.verified.clear()
 
     async def write(self, topic: str, partition: int,

@@ -164,9 +164,9 @@ def test_reading_the_topics_again_from_the_start_changes_no_state_and_no_tally()
 
 
 def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation() -> None:
+    from schemas.parsing import InputKind
     from scoring.groups import OTHER_KEY, GroupKeys
     from scoring.recompute import RawInput, recompute
-    from schemas.parsing import InputKind
     from tests.support import to_bytes
 
     rules = FoldRules(state=StateRules(), conventions=Conventions(), windows=window_specs(7),

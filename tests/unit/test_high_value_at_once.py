@@ -77,7 +77,7 @@ def test_the_bands_count_a_local_profile_at_once() -> None:
 
 
 def test_other_workers_shares_count_until_their_partitions_move_here() -> None:
-    index, bands = world()
+    _index, bands = world()
     bands.remote = [{"partitions": [2], "segments": {"smb": {
         str(k): v for k, v in histogram_of([90_000.0] * 100).items()}}}]
     bands._remote_version += 1
@@ -125,7 +125,7 @@ def test_a_profile_that_puts_an_at_risk_customer_in_the_band_alerts_once() -> No
                                           apply_profile(state, upsell))
     alerts = [out.alert for out in outputs if isinstance(out, AlertOut)]
     assert [(a.rule, a.severity) for a in alerts] == [("high_value_at_risk", "critical")]
-    again, outputs = reactions.on_profile(1, item(upsell, 6), after, after)  # read again
+    _again, outputs = reactions.on_profile(1, item(upsell, 6), after, after)  # read again
     assert [out.status for out in outputs] == ["replayed"]
     assert [out.alert.alert_id for out in outputs] == [alerts[0].alert_id]
 
