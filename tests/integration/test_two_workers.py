@@ -186,7 +186,7 @@ def test_one_of_two_workers_leaving_mid_stream_loses_nothing_and_duplicates_no_a
         assert wait_until(lambda: set(receiver.alert_ids()) >= set(first_messages), 60)
         reposts = len(receiver.received) - len(set(receiver.alert_ids()))
         # a SIGKILL can cut off the webhook consumer's commit of an alert it had just
-        # posted: posted again, with the same X-CX-Alert-Id; any other repost is a defect
+        # posted: posted again, with the same webhook-id; any other repost is a defect
         explained = in_flight_reposts(receiver.received, [killed_at]) if how == "killed" else 0
         assert reposts == explained, "posted twice"
     finally:
