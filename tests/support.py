@@ -73,3 +73,23 @@ def fake_consumer(batch: dict[Any, list[int]], committed: dict[Any, int]) -> Any
         seek_to_committed=seek_to_committed)
     fake.perform_seek = lambda: Consumer.perform_seek(fake)  # type: ignore[arg-type]
     return fake
+
+
+def settled_differences(base_url: str, token: str | None, expected: Any,
+                        timeout: float = 60) -> list[Any]:
+    """The workers' tallies against ``expected`` (the batch recomputation), asked again
+    while partitions settle (503) or differ, until they agree or ``timeout`` passes."""
+    import time
+
+    from cxstream.consistency import differences, stream_tallies
+
+    found: list[Any] = ["not compared yet"]
+    deadline = time.monotonic() + timeout
+    while found and time.monotonic() < deadline:
+        try:
+            found = list(differences(expected, stream_tallies(base_url, token)))
+        except Exception as exc:  # 503 while partitions settle
+            found = [repr(exc)]
+        if found:
+            time.sleep(0.5)
+    return found

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from cxstream.consistency import batch_tallies, differences, stream_tallies
+from cxstream.consistency import batch_tallies
 from cxstream.io import Record, produce, read_topic
 from cxstream.processes import WorkerProcess
 from cxstream.settings import load_settings
 from streams.deadletter import read_headers
-from tests.support import base_env, feedback, profile, to_bytes
+from tests.support import base_env, feedback, profile, settled_differences, to_bytes
 
 pytestmark = pytest.mark.integration
 TOKEN = "a-test-token-of-at-least-32-characters"
@@ -57,15 +56,7 @@ def test_a_1_mb_input_and_a_future_dated_answer_are_dead_lettered_and_later_answ
         schema = read_headers(list(by_class["schema"].headers))
         assert "ahead of the worker's clock" in schema["error.reason"]
         expected = batch_tallies(settings)
-        found: list[object] = ["not compared"]
-        deadline = time.monotonic() + 60
-        while found and time.monotonic() < deadline:
-            try:
-                found = list(differences(expected, stream_tallies(
-                    f"http://127.0.0.1:{settings.web_port}", TOKEN)))
-            except Exception as exc:  # 503 while partitions settle
-                found = [repr(exc)]
-            time.sleep(0.5)
+        found = settled_differences(f"http://127.0.0.1:{settings.web_port}", TOKEN, expected)
         assert found == [], found[:3]
         hour = [tally for (dimension, window, _, name), tally in expected.items()
                 if (dimension, window, name) == ("segment", "hour", "smb")]

@@ -18,14 +18,14 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from cxstream.consistency import batch_tallies, differences, stream_tallies
+from cxstream.consistency import batch_tallies
 from cxstream.io import Record, produce, read_topic
 from cxstream.kafka.clients import aiokafka_options, ensure_topics
 from cxstream.processes import WorkerProcess
 from cxstream.settings import Settings, load_settings
 from streams.deadletter import read_headers
 from streams.delivery import EXIT_SEND_FAILED
-from tests.support import base_env, feedback, profile, to_bytes
+from tests.support import base_env, feedback, profile, settled_differences, to_bytes
 
 pytestmark = pytest.mark.integration
 TOKEN = "a-test-token-of-at-least-32-characters"
@@ -103,7 +103,8 @@ def test_a_send_refused_for_good_stops_the_worker_unacknowledged_and_a_restart_l
         worker.wait_for("cxstream_partitions_assigned", 3, timeout=120)
         assert asyncio.run(_wait_committed(settings, 100))
         expected = batch_tallies(settings)
-        found = _differences_settled(settings, expected)
+        found = settled_differences(f"http://127.0.0.1:{settings.web_port}", TOKEN,
+                                    expected)
         assert found == [], found[:3]
         assert sum(t.promoters + t.passives + t.detractors for key, t in expected.items()
                    if key[0] == "channel" and key[1] == "day") == 100
@@ -148,16 +149,3 @@ async def _wait_committed(settings: Settings, total: int, timeout: float = 90) -
             return True
         await asyncio.sleep(0.5)
     return False
-
-
-def _differences_settled(settings: Settings, expected: object) -> list[object]:
-    found: list[object] = ["not compared yet"]
-    deadline = time.monotonic() + 60
-    while found and time.monotonic() < deadline:
-        try:
-            found = list(differences(expected, stream_tallies(  # type: ignore[arg-type]
-                f"http://127.0.0.1:{settings.web_port}", TOKEN)))
-        except Exception as exc:  # 503 while partitions settle
-            found = [repr(exc)]
-        time.sleep(1)
-    return found
