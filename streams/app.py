@@ -238,6 +238,7 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
         deadletters.forget_verified()
 
     app.on_partitions_assigned.connect(cast(Any, read_back_deadletters_after_assignment))
+    app.cx_deadletters = deadletters  # type: ignore[attr-defined]  # for inspection
 
     ingest = Ingest(
         kind_of_topic={

@@ -1,0 +1,18 @@
+"""The worker's app as built (no broker is contacted): what a rebalance resets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cxstream.settings import load_settings
+from streams.app import build_app
+
+
+async def test_an_assignment_makes_dead_letters_be_read_back_again(tmp_path: Path) -> None:
+    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3")
+    app = build_app(settings, partition_count=3, alerts_partition_count=3,
+                    deadletter_partition_count=3)
+    deadletters = app.cx_deadletters  # type: ignore[attr-defined]
+    deadletters.verified.update({("cx.feedback", 0), ("cx.feedback", 1)})
+    await app.on_partitions_assigned.send(set())
+    assert deadletters.verified == set()
