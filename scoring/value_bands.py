@@ -127,6 +127,14 @@ class ValueIndex:
         self._low_by_segment: dict[str, dict[str, tuple[int, float]]] = {}
         #: bumped whenever a histogram changes (readers rebuild their bands then)
         self.version = 0
+        #: partitions whose customers are all in the index (set once a recovery of the
+        #: table has been read into it): only those count as known
+        self.indexed: set[int] = set()
+
+    def mark_indexed(self, partitions: set[int]) -> None:
+        """The index now holds every customer of ``partitions`` (and of no others)."""
+        self.indexed = set(partitions)
+        self.version += 1
 
     def update(self, partition: int, customer_id: str, segment: str, value: float,
                low: bool | None = None) -> None:
@@ -207,6 +215,7 @@ class ValueIndex:
             del self._customers[partition]
             self._histograms.pop(partition, None)
             self._low.pop(partition, None)
+        self.indexed &= partitions
         self.version += 1
 
     def clear(self) -> None:
@@ -214,6 +223,7 @@ class ValueIndex:
         self._histograms.clear()
         self._low.clear()
         self._low_by_segment.clear()
+        self.indexed = set()
         self.version += 1
 
     def histograms(self, partitions: set[int]) -> dict[str, Histogram]:

@@ -137,7 +137,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
         cluster.active_partitions, rules.windows, lambda: quadrants,
         group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
-                        settings.high_value_threshold, value_index, cluster.active_partitions)
+                        settings.high_value_threshold, value_index, cluster.active_partitions,
+                        partitions)
 
     def note_profile(partition: int, state: Any) -> None:
         value_index.update(partition, state.customer_id, state.profile.segment,

@@ -31,7 +31,12 @@ class BandsHolder:
 
     def __init__(self, top_share: float, scope: str, fixed_threshold: float | None,
                  index: ValueIndex | None = None,
-                 owned: Callable[[], set[int]] = set) -> None:
+                 owned: Callable[[], set[int]] = set,
+                 partition_count: int | None = None) -> None:
+        self.partition_count = partition_count
+        #: whether the last bands built counted every partition (this worker's indexed
+        #: ones and the other workers' shares); False while partitions are recovering
+        self.complete = True
         self.top_share = top_share
         self.scope = scope
         self.fixed_threshold = fixed_threshold
@@ -59,13 +64,18 @@ class BandsHolder:
     def _build(self) -> ValueBands:
         owned = self.owned()
         assert self.index is not None
+        known = owned & self.index.indexed
         per_segment: dict[str, list[Histogram]] = {
-            segment: [counts] for segment, counts in self.index.histograms(owned).items()}
+            segment: [counts] for segment, counts in self.index.histograms(known).items()}
+        covered = set(known)
         for share in self.remote:
             if set(share["partitions"]) & owned:
                 continue  # a share from before a rebalance: those partitions are here now
+            covered |= set(share["partitions"])
             for segment, histogram in share["segments"].items():
                 per_segment.setdefault(segment, []).append(histogram)
+        wanted = owned if self.partition_count is None else set(range(self.partition_count))
+        self.complete = covered >= wanted
         return ValueBands({segment: merge(parts) for segment, parts in per_segment.items()},
                           self.top_share, self.scope, self.fixed_threshold)
 

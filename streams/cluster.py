@@ -73,8 +73,9 @@ class Cluster:
         return {"partitions": sorted(owned), "rows": rows}
 
     def local_value_histograms(self) -> dict[str, Any]:
-        """Value histograms per segment of the customers in owned partitions."""
-        owned = self.active_partitions()
+        """Value histograms per segment of the customers in owned partitions (only those
+        read into the index: a partition still recovering is not claimed)."""
+        owned = self.active_partitions() & self.value_index.indexed
         return {"partitions": sorted(owned), "segments": self.value_index.histograms(owned)}
 
     # -- gathering -----------------------------------------------------------------------

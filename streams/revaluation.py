@@ -39,6 +39,8 @@ class Revaluator:
         """Evaluate the customers who entered the band since the last run; return the
         number of alerts raised."""
         current = self.bands.current
+        if not self.bands.complete:
+            return 0  # partitions recovering: thresholds of part of the customers only
         if current is not self.last:
             self.pending.update(self.index.newly_high(self.last, current, self.owned()))
             self.last = current

@@ -329,4 +329,5 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
             index.update(partition, key.decode(), state.profile.segment, state.profile.value,
                          experience_is_low(state, rules))
             indexed += 1
+    index.mark_indexed(owned)
     return indexed

@@ -33,7 +33,8 @@ def world(customers: int = 50) -> tuple[ValueIndex, BandsHolder]:
     index = ValueIndex()
     for n in range(customers):
         index.update(0, f"base-{n}", "smb", 100.0 + 100 * n, False)
-    return index, BandsHolder(0.2, "segment", None, index, lambda: {0, 1})
+    index.mark_indexed({0, 1})  # as after the recovery of both partitions
+    return index, BandsHolder(0.2, "segment", None, index, lambda: {0, 1}, 2)
 
 
 def alerts_on(bands: BandsHolder) -> CustomerAlerts:
@@ -77,7 +78,8 @@ def test_the_bands_count_a_local_profile_at_once() -> None:
 
 
 def test_other_workers_shares_count_until_their_partitions_move_here() -> None:
-    _index, bands = world()
+    index, bands = world()
+    bands.partition_count = 3
     bands.remote = [{"partitions": [2], "segments": {"smb": {
         str(k): v for k, v in histogram_of([90_000.0] * 100).items()}}}]
     bands._remote_version += 1
@@ -85,6 +87,9 @@ def test_other_workers_shares_count_until_their_partitions_move_here() -> None:
     bands.owned = lambda: {0, 1, 2}  # partition 2 is here now: its old share is dropped
     bands.ownership_changed()
     assert bands.current.flags("smb", 10_000)["high_value"] is True
+    assert not bands.complete  # partition 2 is not read into the index yet
+    index.mark_indexed({0, 1, 2})
+    assert bands.current.flags("smb", 10_000)["high_value"] is True and bands.complete
 
 
 def test_a_key_accounts_profile_a_second_before_their_detractor_answer_makes_it_critical(
@@ -190,3 +195,30 @@ def test_newly_high_is_exactly_the_low_customers_whose_flag_turned_true(
         and not before.flags("smb", value)["high_value"])
     assert index.newly_high(before, after, {0, 1}) == expected
     assert index.newly_high(before, after, {0}) == [e for e in expected if e[0] == 0]
+
+
+def test_no_revaluation_while_partitions_recover() -> None:
+    """A rebalance moves a partition here before its customers are read into the index:
+    bands of part of the customers must not look like a fall of the thresholds."""
+    from scoring.customer import apply_profile
+    index = ValueIndex()
+    state = bad_calls(CustomerState(customer_id="mid-1"), "mid-1")
+    state = apply_profile(state, CustomerProfile.model_validate(profile(
+        customer_id="mid-1", value=3_000.0, updated_at=NOW.isoformat())))
+    index.update(1, "mid-1", "smb", 3_000.0, True)
+    index.mark_indexed({1})
+    owned = {1}
+    bands = BandsHolder(0.2, "segment", None, index, lambda: set(owned), 2)
+    rich = [100.0 + 100 * n for n in range(50)]  # partition 0, on another worker
+    bands.remote = [{"partitions": [0], "segments": {"smb": histogram_of(rich)}}]
+    bands._remote_version += 1
+    writer = Writer({"mid-1": state})
+    revaluator = Revaluator(bands, index, lambda: set(owned), writer, alerts_on(bands))
+    assert asyncio.run(revaluator.run()) == 0  # mid-1 is below the band
+    owned.add(0)  # the other worker left: partition 0 is here, still recovering
+    bands.ownership_changed()
+    assert asyncio.run(revaluator.run()) == 0 and writer.outputs == []
+    for n, value in enumerate(rich):  # recovered: the same customers as before
+        index.update(0, f"base-{n}", "smb", value, False)
+    index.mark_indexed({0, 1})
+    assert asyncio.run(revaluator.run()) == 0 and writer.outputs == []
