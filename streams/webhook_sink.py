@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
 from alerts.sinks import PermanentDeliveryError, TransientDeliveryError, WebhookSender
@@ -69,13 +70,19 @@ class WebhookSink:
                     for message in messages:
                         if tp not in consumer.assignment():
                             break  # revoked meanwhile: its new owner delivers the rest
-                        if await self._handle(consumer, producer, tp, message):
+                        if not await self._handle(consumer, producer, tp, message):
+                            break
+                        try:
                             await consumer.commit({tp: message.offset + 1})
+                        except CommitFailedError:  # a rebalance took tp meanwhile
+                            log.info("webhook sink: %s[%d] moved before its commit; its new "
+                                     "owner posts from the last commit (receivers drop the "
+                                     "repeated webhook-id)", tp.topic, tp.partition)
+                            break
         finally:
             await consumer.stop()
             await reader.stop()
             await producer.stop()
-            await self.sender.close()
 
     async def _handle(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
                       tp: TopicPartition, message: Any) -> bool:
@@ -228,11 +235,14 @@ def start_webhook_sink(app: Any, settings: Settings, metrics: WorkerMetrics) -> 
 
     @app.task
     async def deliver_alerts_to_webhook() -> None:
-        while True:
-            try:
-                await sink.run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook sink failed; restarting in 5 s")
-                await asyncio.sleep(5)
+        try:
+            while True:
+                try:
+                    await sink.run()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("webhook sink failed; restarting in 5 s")
+                    await asyncio.sleep(5)
+        finally:  # the HTTP client serves every run of the sink: closed once, at the end
+            await sender.close()
