@@ -178,16 +178,24 @@ class CustomerAlerts:
             after.customer_id, self.config.high_value_at_risk)
         if trigger is None:
             return after, []
+        at = after.last_event_at
         current = after.open_alerts.get(trigger.rule)
-        if only_new and current is not None and after.last_event_at < current.until:
+        if only_new and current is not None and at < current.until:
             return after, []
-        cause = Cause(after.customer_id, after.last_event_at, cause_id)
-        return self._raise(kind, offset, [trigger], cause, after, report_after, [])
+        # one unhappy customer, one alert: an open alert of another rule (a detractor
+        # answered while the customer was not yet in the band) takes this trigger in
+        open_now = [alert for alert in after.open_alerts.values() if at < alert.until]
+        fold_into = max(open_now, key=lambda alert: alert.created_at) if open_now else None
+        cause = Cause(after.customer_id, at, cause_id)
+        return self._raise(kind, offset, [trigger], cause, after, report_after, [],
+                           fold_into)
 
     def _raise(self, kind: str, offset: int, triggers: list[Trigger], cause: Cause,
-               state: CustomerState, report: dict[str, Any], topics: list[str]
+               state: CustomerState, report: dict[str, Any], topics: list[str],
+               fold_into: OpenAlert | None = None
                ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
-        status, alert, state = self._raise_or_fold(triggers, cause, state, report, topics)
+        status, alert, state = self._raise_or_fold(triggers, cause, state, report, topics,
+                                                   fold_into)
         sent = SentAlert(offset=offset, kind=kind, alert=for_resending(alert))
         state = state.model_copy(update={
             "sent_alerts": (*state.sent_alerts, sent)[-SENT_ALERTS_KEPT:]})
@@ -199,12 +207,15 @@ class CustomerAlerts:
                 if sent.kind == kind and sent.offset == offset]
 
     def _raise_or_fold(self, triggers: list[Trigger], cause: Cause,
-                       state: CustomerState, report: dict[str, Any], topics: list[str]
+                       state: CustomerState, report: dict[str, Any], topics: list[str],
+                       fold_into: OpenAlert | None = None
                        ) -> tuple[str, Alert, CustomerState]:
         at = cause.at
         open_alerts = dict(state.open_alerts)
         active = [open_alerts[t.rule] for t in triggers
                   if t.rule in open_alerts and at < open_alerts[t.rule].until]
+        if not active and fold_into is not None:
+            active = [fold_into]
         lead = triggers[0]
         severity = max((t.severity for t in triggers), key=SEVERITY_RANK.__getitem__)
         if active:

@@ -222,3 +222,28 @@ def test_no_revaluation_while_partitions_recover() -> None:
         index.update(0, f"base-{n}", "smb", value, False)
     index.mark_indexed({0, 1})
     assert asyncio.run(revaluator.run()) == 0 and writer.outputs == []
+
+
+def test_a_customer_alerted_as_a_detractor_who_enters_the_band_gets_no_second_alert() -> None:
+    """One unhappy customer, one alert: the open detractor alert takes the at-risk trigger
+    in (same id, critical, both rules fired)."""
+    from scoring.customer import apply_feedback, apply_profile
+    index, bands = world()
+    alerts = alerts_on(bands)
+    state = apply_profile(CustomerState(customer_id="mid-2"), CustomerProfile.model_validate(
+        profile(customer_id="mid-2", value=3_000.0, updated_at=NOW.isoformat())))
+    answer = Feedback.model_validate(feedback(event_id="mid-2-nps", customer_id="mid-2",
+                                              score=2, occurred_at=NOW.isoformat()))
+    after = apply_feedback(state, answer, RULES)
+    state, raised = alerts.react("feedback", 0, answer, state, after, [])
+    assert [(s, a.rule, a.severity) for s, a in raised] == [("new", "detractor", "warning")]
+    index.update(1, "mid-2", "smb", 3_000.0, True)
+    writer = Writer({"mid-2": state})
+    revaluator = Revaluator(bands, index, lambda: {0, 1}, writer, alerts)
+    for n in range(30, 50):  # the threshold falls below mid-2's value
+        index.forget(0, f"base-{n}")
+    assert asyncio.run(revaluator.run()) == 1
+    [out] = writer.outputs
+    assert (out.status, out.alert.alert_id) == ("folded", raised[0][1].alert_id)
+    assert out.alert.severity == "critical" and out.alert.occurrences == 2
+    assert "high_value_at_risk" in out.alert.reason["rules_fired"]
