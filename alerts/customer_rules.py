@@ -17,26 +17,9 @@ from alerts.config import DetractorRule, HighValueAtRiskRule, RulesConfig, Socia
 from alerts.topics import COMPLAINT, TopicTagger
 from schemas.events import Feedback, Interaction
 from schemas.outputs import Alert
-from scoring.customer import CustomerState, OpenAlert, SentAlert
+from scoring.customer import CustomerState, OpenAlert
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-#: alert messages kept in a customer's state to send again when their event is read again
-#: after a crash: only events after the last commit can be, a few batches at most
-SENT_ALERTS_KEPT = 5
-#: free text kept in those copies (the message itself carries the whole comment)
-RESEND_TEXT_KEPT = 280
-
-
-def for_resending(alert: Alert) -> dict[str, Any]:
-    """The alert as kept in state for a re-send: its free texts cut to RESEND_TEXT_KEPT."""
-    data = alert.model_dump(mode="json")
-    context, reason = dict(data["context"]), dict(data["reason"])
-    if isinstance(context.get("comment"), str):
-        context["comment"] = context["comment"][:RESEND_TEXT_KEPT]
-    if isinstance(reason.get("text"), str):
-        reason["text"] = reason["text"][:RESEND_TEXT_KEPT]
-    data["context"], data["reason"] = context, reason
-    return data
 
 
 @dataclass(frozen=True)
@@ -141,8 +124,8 @@ class CustomerAlerts:
             return self.tagger.tag(event.text)
         return []
 
-    def react(self, kind: str, offset: int, event: Feedback | Interaction,
-              before: CustomerState, after: CustomerState, topics: list[str]
+    def react(self, event: Feedback | Interaction, before: CustomerState,
+              after: CustomerState, topics: list[str]
               ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
         """The state with cooldowns updated, and ("new" | "folded", alert) if any fired."""
         if self.now() - event.occurred_at > timedelta(hours=self.config.max_event_age_hours):
@@ -159,12 +142,10 @@ class CustomerAlerts:
         ) if trigger is not None]
         if not triggers:
             return after, []
-        return self._raise(kind, offset, triggers, Cause.of_event(event), after, report_after,
-                           topics)
+        return self._raise(triggers, Cause.of_event(event), after, report_after, topics)
 
-    def react_to_value(self, kind: str, offset: int, cause_id: str, before: CustomerState,
-                       after: CustomerState, report_before: dict[str, Any],
-                       only_new: bool = False
+    def react_to_value(self, cause_id: str, before: CustomerState, after: CustomerState,
+                       report_before: dict[str, Any], only_new: bool = False
                        ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
         """The high-value-at-risk rule after a change of the customer's value: their own
         profile (``before`` -> ``after``), or the band thresholds (``report_before`` was
@@ -187,24 +168,15 @@ class CustomerAlerts:
         open_now = [alert for alert in after.open_alerts.values() if at < alert.until]
         fold_into = max(open_now, key=lambda alert: alert.created_at) if open_now else None
         cause = Cause(after.customer_id, at, cause_id)
-        return self._raise(kind, offset, [trigger], cause, after, report_after, [],
-                           fold_into)
+        return self._raise([trigger], cause, after, report_after, [], fold_into)
 
-    def _raise(self, kind: str, offset: int, triggers: list[Trigger], cause: Cause,
+    def _raise(self, triggers: list[Trigger], cause: Cause,
                state: CustomerState, report: dict[str, Any], topics: list[str],
                fold_into: OpenAlert | None = None
                ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
         status, alert, state = self._raise_or_fold(triggers, cause, state, report, topics,
                                                    fold_into)
-        sent = SentAlert(offset=offset, kind=kind, alert=for_resending(alert))
-        state = state.model_copy(update={
-            "sent_alerts": (*state.sent_alerts, sent)[-SENT_ALERTS_KEPT:]})
         return state, [(status, alert)]
-
-    def replayed(self, kind: str, offset: int, state: CustomerState) -> list[tuple[str, Alert]]:
-        """The alert messages an already applied event produced (to send again)."""
-        return [("replayed", Alert.model_validate(sent.alert)) for sent in state.sent_alerts
-                if sent.kind == kind and sent.offset == offset]
 
     def _raise_or_fold(self, triggers: list[Trigger], cause: Cause,
                        state: CustomerState, report: dict[str, Any], topics: list[str],

@@ -17,7 +17,7 @@ from scoring.fold import SourcedEvent
 
 @dataclass(frozen=True)
 class AlertOut:
-    status: str  # "new", "folded" (cooldown update) or "replayed" (sent again)
+    status: str  # "new" or "folded" (cooldown update)
     alert: Alert
     source_time: float | None = None  # Kafka record time of the input that raised it
 
@@ -45,9 +45,8 @@ class AlertReactions:
                    after: CustomerState) -> tuple[CustomerState, list[Any]]:
         if after.profile is None:
             return after, []
-        if after.profile == before.profile:  # read again (after a crash): send again
-            return after, [AlertOut(status, alert) for status, alert in
-                           self.customer_alerts.replayed("customer", item.offset, after)]
+        if after.profile == before.profile:  # read again: what it caused is in Kafka
+            return after, []
         low = experience_is_low(after, self.state_rules)
         # the bands before this profile, for the quadrant the customer was in
         report_before = self.customer_alerts.report_of(before) if low else {}
@@ -56,27 +55,19 @@ class AlertReactions:
         if not low:
             return after, []
         cause = f"profile:{after.profile.updated_at.isoformat()}:{after.profile.value:g}"
-        after, alerts = self.customer_alerts.react_to_value("customer", item.offset, cause,
-                                                            before, after, report_before)
+        after, alerts = self.customer_alerts.react_to_value(cause, before, after,
+                                                            report_before)
         return after, [AlertOut(status, alert, item.record_time) for status, alert in alerts]
 
-    def on_applied(self, kind: str, item: SourcedEvent, before: CustomerState,
+    def on_applied(self, item: SourcedEvent, before: CustomerState,
                    after: CustomerState) -> tuple[CustomerState, list[Any]]:
         event = item.event
         assert isinstance(event, Feedback | Interaction)
         topics = self.customer_alerts.topics_of(event)
-        after, alerts = self.customer_alerts.react(kind, item.offset, event, before, after,
-                                                   topics)
+        after, alerts = self.customer_alerts.react(event, before, after, topics)
         outputs: list[Any] = [AlertOut(status, alert, item.record_time)
                               for status, alert in alerts]
         return after, outputs + self._signals(event, topics, after)
-
-    def on_replayed(self, kind: str, item: SourcedEvent, state: CustomerState) -> list[Any]:
-        event = item.event
-        assert isinstance(event, Feedback | Interaction)
-        outputs: list[Any] = [AlertOut(status, alert) for status, alert in
-                              self.customer_alerts.replayed(kind, item.offset, state)]
-        return outputs + self._signals(event, self.customer_alerts.topics_of(event), state)
 
     def _signals(self, event: Feedback | Interaction, topics: list[str],
                  state: CustomerState) -> list[Any]:

@@ -58,7 +58,7 @@ def customer_state(n: int, interactions: int, answers: int, rules: StateRules) -
 
 def worst_state(n: int, rules: StateRules) -> CustomerState:
     """Every list at its cap with the longest ids and texts the contract allows, an open
-    alert of each customer rule and the alert copies kept for re-sending."""
+    alert of each customer rule."""
     from alerts.config import load_rules
     from alerts.customer_rules import CustomerAlerts
     from alerts.topics import load_tagger
@@ -84,14 +84,14 @@ def worst_state(n: int, rules: StateRules) -> CustomerState:
                             outcome="escalated", sentiment=-0.9, text=text)
         after = remember(apply_interaction(state, event, rules), "interaction",
                          event.event_id, i, rules)
-        state, _ = alerts.react("interaction", i, event, state, after, ["delivery"])
+        state, _ = alerts.react(event, state, after, ["delivery"])
         answer = Feedback(event_id=f"{i:06d}".rjust(128, "f"), customer_id=customer_id,
                           occurred_at=at, survey=("nps", "csat", "ces")[i % 3], score=1,
                           channel="c" * 128, touchpoint="t" * 128, comment=text,
                           language="lt")
         after = remember(apply_feedback(state, answer, rules), "feedback", answer.event_id,
                          i, rules)
-        state, _ = alerts.react("feedback", i, answer, state, after, ["delivery"])
+        state, _ = alerts.react(answer, state, after, ["delivery"])
     return state
 
 

@@ -88,16 +88,6 @@ class OpenAlert(BaseModel):
     created_at: datetime
 
 
-class SentAlert(BaseModel):
-    """An alert message the customer's events produced, kept to re-send on a replay."""
-
-    model_config = ConfigDict(frozen=True)
-
-    offset: int
-    kind: str
-    alert: dict[str, Any]
-
-
 class CustomerState(BaseModel):
     """Everything known about one customer; a JSON-friendly table value."""
 
@@ -119,9 +109,8 @@ class CustomerState(BaseModel):
     last_event_at: datetime | None = None
     #: what counts for the customer per window (score_basis = latest_per_customer only)
     counted: CountedAnswers = {}
-    #: rule -> open alert (cooldown), and the last alert messages sent (bounded)
+    #: rule -> open alert (cooldown)
     open_alerts: dict[str, OpenAlert] = {}
-    sent_alerts: tuple[SentAlert, ...] = ()
 
     @field_validator("negative_signals")
     @classmethod

@@ -68,12 +68,11 @@ class SourcedEvent:
 class Reactions(Protocol):
     """What else an event causes (alerts, signals), evaluated inside the fold."""
 
-    def on_applied(self, kind: str, item: SourcedEvent, before: CustomerState,
+    def on_applied(self, item: SourcedEvent, before: CustomerState,
                    after: CustomerState) -> tuple[CustomerState, list[Any]]:
-        """Outputs of an event applied now; may update the state (e.g. cooldowns)."""
-
-    def on_replayed(self, kind: str, item: SourcedEvent, state: CustomerState) -> list[Any]:
-        """Outputs to send again for an event redelivered after a crash."""
+        """Outputs of an event applied now; may update the state (e.g. cooldowns). Nothing
+        is sent again for an event read again: its outputs reached Kafka before its state
+        did (``StateWriter.finish``)."""
 
     def on_profile(self, partition: int, item: SourcedEvent, before: CustomerState,
                    after: CustomerState) -> tuple[CustomerState, list[Any]]:
@@ -152,10 +151,8 @@ def _react(reactions: Reactions, item: SourcedEvent, before: CustomerState,
     kind = "feedback" if isinstance(item.event, Feedback) else "interaction"
     delivery = before.delivery_of(kind, item.event.event_id, item.offset)  # type: ignore[union-attr]
     if delivery == "new":
-        after, outputs = reactions.on_applied(kind, item, before, after)
+        after, outputs = reactions.on_applied(item, before, after)
         result.outputs += outputs
-    elif delivery == "replay":
-        result.outputs += reactions.on_replayed(kind, item, before)
     return after
 
 

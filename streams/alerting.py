@@ -63,8 +63,8 @@ class AlertEmitter:
 
     async def emit(self, outputs: list[Any]) -> None:
         """Send every output, then wait until Kafka acknowledged them all (the batch's
-        offsets must not be committed before); safe to call again after a failure: alert
-        ids and signals are idempotent downstream."""
+        state and offsets must not be written before); safe to call again after a
+        failure: alert ids and signals are idempotent downstream."""
         acks = []
         for output in outputs:
             if isinstance(output, AlertOut):
@@ -77,7 +77,7 @@ class AlertEmitter:
         for output in outputs:
             if isinstance(output, AlertOut):
                 self._count(output)
-                if output.source_time is not None and output.status != "replayed":
+                if output.source_time is not None:
                     self.metrics.alert_latency.observe(max(time.time() - output.source_time,
                                                            0.0))
             elif isinstance(output, SignalOut):
@@ -87,10 +87,8 @@ class AlertEmitter:
         alert = output.alert
         if output.status == "new":
             self.metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
-        elif output.status == "folded":
-            self.metrics.alerts_folded.labels(alert.rule).inc()
         else:
-            self.metrics.alerts_resent.inc()
+            self.metrics.alerts_folded.labels(alert.rule).inc()
 
 
 async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:

@@ -49,11 +49,6 @@ class WorkerMetrics:
             "Triggers folded into an open alert by its cooldown (an update is published).",
             ["rule"], registry=registry,
         )
-        self.alerts_resent = Counter(
-            "cxstream_alerts_resent_total",
-            "Alert messages published again because their cause was redelivered.",
-            registry=registry,
-        )
         self.signals_emitted = Counter(
             "cxstream_issue_signals_total",
             "Negative experiences sent to recurring-issue counting, by kind.",

@@ -58,8 +58,7 @@ class Revaluator:
             self.evaluated += 1
             cause = f"band:{state.last_event_at.isoformat()}"
             after, alerts = self.customer_alerts.react_to_value(
-                "revaluation", -1, cause, state, state, {"quadrant": "dangling"},
-                only_new=True)
+                cause, state, state, {"quadrant": "dangling"}, only_new=True)
             if alerts:
                 self.writer.put_state(partition, customer_id, after,
                                       [AlertOut(status, alert) for status, alert in alerts])

@@ -131,15 +131,23 @@ class StateWriter:
         return failures
 
     async def finish(self) -> None:
-        """Send the batch's changelog records and alerts; return once Kafka has them all."""
-        if self.changelog is not None and self.changelog.pending:
-            changelog = self.changelog
-            pending = changelog.take()
-            await self.deliver(lambda: changelog.send_all(pending), "writing table changelogs")
+        """Send the batch's alerts and signals, then its changelog records; return once
+        Kafka has them all.
+
+        The order is what makes a crash harmless: a state in the changelog means that what
+        its events caused is in Kafka already. A worker killed between the two leaves the
+        old state, so the events are read again as new and raise the same alerts (ids are
+        deterministic; the webhook sink posts an id once); a worker killed after both
+        leaves nothing to send again.
+        """
         outputs, self._outputs = self._outputs, []
         if self.emit is not None and outputs:
             emit = self.emit
             await self.deliver(lambda: emit(outputs), "publishing alerts and signals")
+        if self.changelog is not None and self.changelog.pending:
+            changelog = self.changelog
+            pending = changelog.take()
+            await self.deliver(lambda: changelog.send_all(pending), "writing table changelogs")
 
     def erase(self, customer_id: str) -> bool:
         """Remove a customer's state and remembered ids through the changelog (right to

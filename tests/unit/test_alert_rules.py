@@ -95,15 +95,15 @@ def with_profile(customer_id: str = "c-1", owner: str | None = "am.a") -> Custom
                 updated_at=T0.isoformat())))
 
 
-def answer(engine: CustomerAlerts, state: CustomerState, event: Feedback,
-           offset: int) -> tuple[CustomerState, list[tuple[str, Any]]]:
+def answer(engine: CustomerAlerts, state: CustomerState,
+           event: Feedback) -> tuple[CustomerState, list[tuple[str, Any]]]:
     after = apply_feedback(state, event, RULES)
-    return engine.react("feedback", offset, event, state, after, TAGGER.tag(event.comment, "en"))
+    return engine.react(event, state, after, TAGGER.tag(event.comment, "en"))
 
 
 def test_a_detractor_answer_raises_one_alert_with_context_and_routing() -> None:
     engine = alerts_for(high=set())
-    state, alerts = answer(engine, with_profile(), fb(score=3, comment="Courier was late"), 7)
+    state, alerts = answer(engine, with_profile(), fb(score=3, comment="Courier was late"))
     [(status, alert)] = alerts
     assert status == "new" and alert.rule == "detractor" and alert.owner == "am.a"
     assert alert.alert_id == alert_id("detractor", "c-1", "f-1")
@@ -118,25 +118,25 @@ def test_a_detractor_answer_raises_one_alert_with_context_and_routing() -> None:
 def test_no_customer_alert_for_an_event_older_than_max_event_age() -> None:
     engine = alerts_for(high=set())
     age = CONFIG.max_event_age_hours * 60
-    _, alerts = answer(engine, with_profile(), fb(-age - 1, score=0), 1)
+    _, alerts = answer(engine, with_profile(), fb(-age - 1, score=0))
     assert alerts == []  # a backfilled answer: counted in the scores, nobody paged
-    _, alerts = answer(engine, with_profile(), fb(-age, score=0), 2)
+    _, alerts = answer(engine, with_profile(), fb(-age, score=0))
     assert [alert.rule for _, alert in alerts] == ["detractor"]
 
 
 def test_repeated_triggers_within_the_cooldown_fold_into_the_open_alert() -> None:
     engine = alerts_for(high=set())
-    state, [(_, first)] = answer(engine, with_profile(), fb(0, score=3), 1)
-    state, [(status, second)] = answer(engine, state, fb(60, event_id="f-2", score=2), 2)
+    state, [(_, first)] = answer(engine, with_profile(), fb(0, score=3))
+    state, [(status, second)] = answer(engine, state, fb(60, event_id="f-2", score=2))
     assert status == "folded" and second.alert_id == first.alert_id
     assert second.occurrences == 2 and second.reason["score"] == 2  # latest evidence
-    state, [(status, third)] = answer(engine, state, fb(25 * 60, event_id="f-3", score=1), 3)
+    state, [(status, third)] = answer(engine, state, fb(25 * 60, event_id="f-3", score=1))
     assert status == "new" and third.alert_id != first.alert_id  # cooldown over
 
 
 def test_a_high_value_detractor_gets_one_critical_alert_not_two() -> None:
     engine = alerts_for(high={"c-1"})
-    _, alerts = answer(engine, with_profile(), fb(score=2), 1)
+    _, alerts = answer(engine, with_profile(), fb(score=2))
     [(_status, alert)] = alerts
     assert alert.severity == "critical" and alert.rule == "high_value_at_risk"
     assert set(alert.reason["rules_fired"]) == {"high_value_at_risk", "detractor"}
@@ -149,7 +149,7 @@ def test_a_silent_high_value_customer_turns_at_risk_after_bad_interactions() -> 
     for n in range(3):
         event = ix(n, event_id=f"i{n}", outcome="escalated")
         after = apply_interaction(state, event, RULES)
-        state, alerts = engine.react("interaction", n, event, state, after, [])
+        state, alerts = engine.react(event, state, after, [])
         raised += alerts
     [(_status, alert)] = raised
     assert alert.rule == "high_value_at_risk" and alert.severity == "critical"
@@ -162,17 +162,9 @@ def test_low_value_customers_never_raise_the_high_value_rule() -> None:
     state = with_profile()
     for n in range(5):
         event = ix(n, event_id=f"i{n}", outcome="failure")
-        state, alerts = engine.react("interaction", n, event, state,
+        state, alerts = engine.react(event, state,
                                      apply_interaction(state, event, RULES), [])
         assert alerts == []
-
-
-def test_a_replayed_event_sends_the_same_alert_again() -> None:
-    engine = alerts_for(high=set())
-    state, [(_, alert)] = answer(engine, with_profile(), fb(score=0), 42)
-    assert engine.replayed("feedback", 42, state) == [("replayed", alert)]
-    assert engine.replayed("feedback", 41, state) == []
-    assert engine.replayed("interaction", 42, state) == []
 
 
 def test_routing_owner_then_segment_team_then_default() -> None:
