@@ -3,10 +3,6 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY cxstream ./cxstream
-COPY schemas ./schemas
-COPY streams ./streams
-COPY alerts ./alerts
-COPY scoring ./scoring
 RUN pip install --no-cache-dir . && useradd --create-home cx && mkdir -p /data && chown cx /data
 USER cx
 ENV CXSTREAM_WEB_HOST=0.0.0.0 \

@@ -20,8 +20,14 @@ install: $(STAMP)
 demo: install
 	$(BIN)/cxstream demo
 
-test: install promtool
+test: install promtool lint
 	$(BIN)/pytest
+
+# style, the layers (import-linter, contract in pyproject.toml) and types
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy cxstream
 
 # promtool checks the Prometheus files in deploy/ (Debian's prometheus package ships it)
 promtool:

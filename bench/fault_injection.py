@@ -1,6 +1,6 @@
 """Fault injection, full size: ~100,000 events while the worker is SIGKILLed every 5-20 s.
 
-Usage: .venv/bin/python bench/fault_injection.py [--events 100000] [--seed 11]
+Usage: .venv/bin/python -m bench.fault_injection [--events 100000] [--seed 11]
 Starts its own Kafka broker on free loopback ports (jars from `cxstream broker fetch`),
 prints what it checked, and exits 1 if anything was lost or duplicated.
 """
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cxstream.faults import run_fault_test
-from cxstream.kafka import local_broker
-from cxstream.processes import free_port
+from cxstream.cli.kafka import local_broker
+from cxstream.cli.processes import free_port
+from tests.faults import run_fault_test
 from tests.support import base_env
 
 

@@ -1,6 +1,6 @@
 """Two Faust baselines for bench/throughput.py, run as their own worker process.
 
-    python bench/faust_baselines.py bare|naive COUNT   (settings from CXSTREAM_* variables)
+    python -m bench.faust_baselines bare|naive COUNT   (settings from CXSTREAM_* variables)
 
 - bare: an agent that reads the input events one by one and does nothing else (Faust's
   own cost per event: the ceiling for any Faust agent);
@@ -20,17 +20,14 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import faust
 import uvloop
 
-from cxstream.settings import load_settings
-from schemas.events import Feedback
-from schemas.parsing import InputKind, Rejection, parse_input
+from cxstream.schemas.events import Feedback
+from cxstream.schemas.parsing import InputKind, Rejection, parse_input
+from cxstream.streams.settings import load_settings
 
 
 def main() -> None:

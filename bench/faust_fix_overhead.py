@@ -5,25 +5,21 @@ batch, on a stand-in consumer (no broker, so only the Python work is timed), and
 microseconds per record for both and what the patch adds. Compare the added time with the
 full pipeline's time per event in bench/throughput.py.
 
-    .venv/bin/python bench/faust_fix_overhead.py --records 200000
+    .venv/bin/python -m bench.faust_fix_overhead --records 200000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from streams import faust_fixes
+from cxstream.streams import faust_fixes
 from tests.support import fake_consumer
 
 

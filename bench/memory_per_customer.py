@@ -6,7 +6,7 @@ such values with the real fold functions and measures key + value with tracemall
 typical customer and for one at every cap (recent lists full, de-duplication memory full),
 and, for comparison, the same state held as Python dicts.
 
-    .venv/bin/python bench/memory_per_customer.py --customers 20000
+    .venv/bin/python -m bench.memory_per_customer --customers 20000
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cxstream.settings import load_settings
-from schemas.events import CustomerProfile, Feedback, Interaction
-from scoring.customer import (
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.customer import (
     CustomerState,
     StateRules,
     apply_feedback,
@@ -28,7 +27,8 @@ from scoring.customer import (
     apply_profile,
     remember,
 )
-from streams.state import encode_customer
+from cxstream.streams.settings import load_settings
+from cxstream.streams.state import encode_customer
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -59,11 +59,11 @@ def customer_state(n: int, interactions: int, answers: int, rules: StateRules) -
 def worst_state(n: int, rules: StateRules) -> CustomerState:
     """Every list at its cap with the longest ids and texts the contract allows, an open
     alert of each customer rule."""
-    from alerts.config import load_rules
-    from alerts.customer_rules import CustomerAlerts
-    from alerts.topics import load_tagger
-    from scoring.customer_view import customer_flags
-    from scoring.value_bands import ValueBands
+    from cxstream.alerts.config import load_rules
+    from cxstream.alerts.customer_rules import CustomerAlerts
+    from cxstream.alerts.topics import load_tagger
+    from cxstream.scoring.customer_view import customer_flags
+    from cxstream.scoring.value_bands import ValueBands
 
     customer_id = f"{n:09d}".rjust(128, "c")
     text = "Kurjeris vėl vėlavo, paskambinkite man. " * 250  # 10,000 characters

@@ -1,7 +1,7 @@
 """Where a worker's time goes: py-spy samples of a `cxstream worker` on simulated traffic.
 
     .venv/bin/pip install py-spy     # not a project dependency
-    .venv/bin/python bench/profile_worker.py [--events 60000] [--seconds 20]
+    .venv/bin/python -m bench.profile_worker [--events 60000] [--seconds 20]
 
 Starts its own broker, produces the events of bench/throughput.py, records the worker for
 --seconds with py-spy at 100 Hz while it works through them, and prints the share of
@@ -18,16 +18,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from throughput import bench_records, topics_for
-
-from cxstream.kafka import local_broker
-from cxstream.kafka.clients import ensure_topics
-from cxstream.processes import free_port
-from cxstream.settings import load_settings
-from cxstream.simulator.sending import send_records
+from bench.throughput import bench_records, topics_for
+from cxstream.cli.kafka import local_broker
+from cxstream.cli.processes import free_port
+from cxstream.cli.simulator.sending import send_records
+from cxstream.streams.clients import ensure_topics
+from cxstream.streams.settings import load_settings
 from tests.support import base_env
 
 PARTS = {

@@ -1,6 +1,6 @@
 """Throughput, latency, memory and recovery of the full pipeline next to its baselines.
 
-    .venv/bin/python bench/throughput.py [--events 200000] [--customers 20000]
+    .venv/bin/python -m bench.throughput [--events 200000] [--customers 20000]
         [--latency-seconds 30] [--recovery-customers 1000000]
 
 Everything runs in one go on one local Kafka broker this script starts (free loopback
@@ -40,20 +40,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from cxstream.io import partitions_of
-from cxstream.kafka import local_broker
-from cxstream.kafka.clients import aiokafka_options, ensure_topics
-from cxstream.processes import WorkerProcess, free_port
-from cxstream.settings import Settings, load_settings
-from cxstream.simulator.generator import SimConfig, SimRecord, simulate
-from cxstream.simulator.sending import send_records
-from schemas.parsing import InputKind, Rejection, parse_input
+from cxstream.cli.kafka import local_broker
+from cxstream.cli.processes import WorkerProcess, free_port
+from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
+from cxstream.cli.simulator.sending import send_records
+from cxstream.schemas.parsing import InputKind, Rejection, parse_input
+from cxstream.streams.clients import aiokafka_options, ensure_topics
+from cxstream.streams.io import partitions_of
+from cxstream.streams.settings import Settings, load_settings
 from tests.support import base_env, feedback, to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,17 +130,17 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
     if Faust and Kafka were free."""
     from prometheus_client import CollectorRegistry
 
-    from alerts.config import load_rules
-    from alerts.reactions import AlertReactions
-    from alerts.topics import load_tagger
-    from cxstream.consistency import kind_of_topic
-    from scoring.value_bands import ValueIndex
-    from streams.app import build_customer_alerts
-    from streams.bands import BandsHolder
-    from streams.changelog import BulkChangelog
-    from streams.ingest import Ingest
-    from streams.metrics import WorkerMetrics
-    from streams.state import StateWriter
+    from cxstream.alerts.config import load_rules
+    from cxstream.alerts.reactions import AlertReactions
+    from cxstream.alerts.topics import load_tagger
+    from cxstream.cli.consistency import kind_of_topic
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.app import build_customer_alerts
+    from cxstream.streams.bands import BandsHolder
+    from cxstream.streams.changelog import BulkChangelog
+    from cxstream.streams.ingest import Ingest
+    from cxstream.streams.metrics import WorkerMetrics
+    from cxstream.streams.state import StateWriter
 
     rules = settings.fold_rules()
     config = load_rules(settings.rules_file)
@@ -183,8 +181,8 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
 
 def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path) -> float:
     env = base_env(**values, app_id=f"bench-{mode}", data_dir=str(workdir / mode))
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "faust_baselines.py"), mode,
-                             str(count)], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "bench.faust_baselines", mode,
+                             str(count)], env=env, cwd=ROOT, capture_output=True, text=True,
                             timeout=3600, check=False)
     # Faust's worker sends stdout through its logger: find the JSON inside the line
     output = result.stdout + result.stderr
@@ -196,7 +194,7 @@ def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path)
 
 def full_pipeline(worker: WorkerProcess, count: int) -> float:
     """Seconds from the first consumed event to the last, polling /metrics every 50 ms."""
-    from cxstream.scrape import total
+    from cxstream.cli.scrape import total
 
     first = 0.0
     while True:
@@ -215,7 +213,7 @@ def full_pipeline(worker: WorkerProcess, count: int) -> float:
 
 def wait_until_idle(worker: WorkerProcess, quiet_seconds: float = 2.0) -> None:
     """Until the worker's folded-event count has not moved for ``quiet_seconds``."""
-    from cxstream.scrape import total
+    from cxstream.cli.scrape import total
 
     last, since = -1.0, time.monotonic()
     while time.monotonic() - since < quiet_seconds:
@@ -377,7 +375,7 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
         seconds["cxstream full pipeline"] = full_pipeline(worker, count)
         console.print("full pipeline done")
         wait_until_idle(worker)  # the last batches taken are still being folded
-        from cxstream.scrape import total
+        from cxstream.cli.scrape import total
 
         keys = total(worker.metrics(), "cxstream_table_keys", table="customer_to_state")
         full_rss = rss_bytes(worker.process.pid) if worker.process else 0

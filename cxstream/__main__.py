@@ -1,3 +1,3 @@
-from cxstream.cli import main
+from cxstream.cli.main import main
 
 main()

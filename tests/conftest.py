@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.kafka import local_broker
-from cxstream.settings import Settings, load_settings
+from cxstream.cli.kafka import local_broker
+from cxstream.streams.settings import Settings, load_settings
 from tests.support import free_port
 
 _counter = itertools.count()

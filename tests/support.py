@@ -1,12 +1,23 @@
-"""Helpers shared by the test layers: event builders, ports, environments."""
+"""The one helper module of the tests: event builders, ports, environments, and what the
+integration tests share (a worker started on the test broker, its API, the alerts topic)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from cxstream.processes import free_port  # noqa: F401  (re-exported for the tests)
+import httpx
+import orjson
+
+from cxstream.cli.processes import WorkerProcess, free_port  # noqa: F401  (re-exported)
+from cxstream.streams.clients import ensure_topics
+from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.settings import Settings, load_settings
 
 NOW = "2026-11-23T10:00:00+00:00"
 
@@ -81,7 +92,7 @@ def settled_differences(base_url: str, token: str | None, expected: Any,
     while partitions settle (503) or differ, until they agree or ``timeout`` passes."""
     import time
 
-    from cxstream.consistency import differences, stream_tallies
+    from cxstream.cli.consistency import differences, stream_tallies
 
     found: list[Any] = ["not compared yet"]
     deadline = time.monotonic() + timeout
@@ -93,3 +104,58 @@ def settled_differences(base_url: str, token: str | None, expected: Any,
         if found:
             time.sleep(0.5)
     return found
+
+
+SECRET = "webhook-secret"
+
+
+def alerts_on_topic(settings: Settings) -> list[dict[str, Any]]:
+    records = asyncio.run(read_topic(settings, settings.topic_alerts))
+    return [orjson.loads(record.value) for record in records if record.value]
+
+
+def wait_until(check: Any, timeout: float = 90, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(every)
+        value = check()
+    return value
+
+
+TOKEN = "test-token-for-the-api-of-32-chars-or-more"
+
+
+def base_time() -> datetime:
+    """hh:30 some hours ago, away from day and week boundaries."""
+    at = (datetime.now(UTC) - timedelta(hours=10)).replace(minute=30, second=0, microsecond=0)
+    while at.hour < 3 or at.hour > 21:
+        at -= timedelta(hours=4)
+    return at
+
+
+def configure(isolated: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**isolated, "api_token": TOKEN, "value_band_refresh_seconds": "1",
+            "allowed_lateness_seconds": "3600", **extra}
+
+
+class Api:
+    def __init__(self, port: int) -> None:
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                   headers={"Authorization": f"Bearer {TOKEN}"})
+
+    def get(self, path: str, **params: str) -> Any:
+        response = self.client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def start(settings: dict[str, str], tmp_path: Path, name: str) -> WorkerProcess:
+    asyncio.run(ensure_topics(load_settings({}, **settings)))
+    return WorkerProcess(base_env(**settings), tmp_path / f"{name}.log",
+                         int(settings["web_port"])).start()
+
+
+def send(settings: Settings, topic: str, events: list[dict[str, Any]]) -> None:
+    asyncio.run(produce(settings, [Record(topic, e["customer_id"].encode(), to_bytes(e))
+                                   for e in events]))

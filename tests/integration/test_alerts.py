@@ -3,7 +3,6 @@ context, once per cause, and reaches a signing-checked webhook even after an out
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from collections import Counter
@@ -11,19 +10,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from cxstream.io import read_topic
-from cxstream.processes import WorkerProcess
-from cxstream.receiver import Receiver
-from cxstream.scrape import total
-from cxstream.settings import Settings, load_settings
-from tests.integration.test_scores import send, start
-from tests.support import feedback, free_port, interaction, profile
+from cxstream.cli.processes import WorkerProcess
+from cxstream.cli.scrape import total
+from cxstream.streams.settings import Settings, load_settings
+from tests.receiver import Receiver
+from tests.support import (
+    SECRET,
+    alerts_on_topic,
+    feedback,
+    free_port,
+    interaction,
+    profile,
+    send,
+    start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-SECRET = "webhook-secret"
 RULES = """
 recurring_issue: {min_customers: 3, window_minutes: 60}
 segment_drop:
@@ -49,20 +54,6 @@ def alert_settings(isolated: dict[str, str], tmp_path: Path, receiver: Receiver,
             "allowed_lateness_seconds": str(10 * 86_400), "rules_file": str(rules),
             "webhook_url": receiver.url, "webhook_secret": SECRET,
             "webhook_max_backoff_seconds": "1", "session_timeout_seconds": "8", **extra}
-
-
-def alerts_on_topic(settings: Settings) -> list[dict[str, Any]]:
-    records = asyncio.run(read_topic(settings, settings.topic_alerts))
-    return [orjson.loads(record.value) for record in records if record.value]
-
-
-def wait_until(check: Any, timeout: float = 90, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(every)
-        value = check()
-    return value
 
 
 def now_in_today() -> datetime:

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.consistency import batch_tallies, differences, stream_tallies
-from cxstream.io import Record, produce, read_topic
-from cxstream.kafka import local_broker
-from cxstream.kafka.clients import ensure_topics
-from cxstream.processes import WorkerProcess
-from cxstream.settings import load_settings
-from tests.integration.test_scores import TOKEN, base_time
-from tests.support import base_env, feedback, free_port, profile, to_bytes
+from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
+from cxstream.cli.kafka import local_broker
+from cxstream.cli.processes import WorkerProcess
+from cxstream.streams.clients import ensure_topics
+from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.settings import load_settings
+from tests.support import TOKEN, base_env, base_time, feedback, free_port, profile, to_bytes
 
 pytestmark = pytest.mark.integration
 

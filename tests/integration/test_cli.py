@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cxstream.cli import app
-from cxstream.io import read_topic
-from cxstream.settings import Settings
+from cxstream.cli.main import app
+from cxstream.streams.io import read_topic
+from cxstream.streams.settings import Settings
 from tests.support import feedback
 
 pytestmark = pytest.mark.integration

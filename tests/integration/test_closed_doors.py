@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cxstream.settings import load_settings
-from tests.integration.test_scores import send, start
-from tests.support import feedback, profile
+from cxstream.streams.settings import load_settings
+from tests.support import feedback, profile, send, start
 
 pytestmark = pytest.mark.integration
 TOKEN = "closed-doors-token-of-32-characters-or-more"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.io import read_topic
-from cxstream.settings import load_settings
-from streams.deadletter import read_headers
+from cxstream.streams.deadletter import read_headers
+from cxstream.streams.io import read_topic
+from cxstream.streams.settings import load_settings
 from tests.support import base_env, free_port
 
 pytestmark = pytest.mark.integration

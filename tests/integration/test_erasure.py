@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cxstream.cli import app
-from cxstream.consistency import batch_tallies, differences, stream_tallies
-from cxstream.io import read_topic
-from cxstream.settings import load_settings
-from tests.integration.test_scores import send, start
-from tests.support import feedback, interaction, profile
+from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
+from cxstream.cli.main import app
+from cxstream.streams.io import read_topic
+from cxstream.streams.settings import load_settings
+from tests.support import feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 TOKEN = "erasure-test-token-of-32-characters-or-more"

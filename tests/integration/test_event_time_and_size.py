@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.consistency import batch_tallies
-from cxstream.io import Record, produce, read_topic
-from cxstream.processes import WorkerProcess
-from cxstream.settings import load_settings
-from streams.deadletter import read_headers
+from cxstream.cli.consistency import batch_tallies
+from cxstream.cli.processes import WorkerProcess
+from cxstream.streams.deadletter import read_headers
+from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.settings import load_settings
 from tests.support import base_env, feedback, profile, settled_differences, to_bytes
 
 pytestmark = pytest.mark.integration

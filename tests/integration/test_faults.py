@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.faults import run_fault_test
+from tests.faults import run_fault_test
 from tests.support import base_env
 
 pytestmark = pytest.mark.integration

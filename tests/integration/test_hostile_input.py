@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxstream.io import Record, produce, read_topic
-from cxstream.processes import WorkerProcess
-from cxstream.scrape import total
-from cxstream.settings import Settings, load_settings
-from streams.deadletter import read_headers
+from cxstream.cli.processes import WorkerProcess
+from cxstream.cli.scrape import total
+from cxstream.streams.deadletter import read_headers
+from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.settings import Settings, load_settings
 from tests.support import base_env, feedback, free_port, interaction, to_bytes
 
 pytestmark = pytest.mark.integration

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.io import Record, produce, read_topic
-from cxstream.processes import WorkerProcess
-from cxstream.samples import sample_records
-from cxstream.scrape import total as metric
-from cxstream.settings import Settings
-from streams.deadletter import read_headers
+from cxstream.cli.processes import WorkerProcess
+from cxstream.cli.samples import sample_records
+from cxstream.cli.scrape import total as metric
+from cxstream.streams.deadletter import read_headers
+from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.settings import Settings
 from tests.support import base_env, feedback, interaction, profile, to_bytes
 
 pytestmark = pytest.mark.integration

@@ -14,11 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-from cxstream.io import read_topic
-from cxstream.processes import WorkerProcess
-from cxstream.settings import Settings, load_settings
-from tests.integration.test_scores import send, start
-from tests.support import feedback, interaction, profile
+from cxstream.cli.processes import WorkerProcess
+from cxstream.streams.io import read_topic
+from cxstream.streams.settings import Settings, load_settings
+from tests.support import feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,10 @@ must survive a SIGKILL of the worker mid-stream.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,53 +18,24 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cxstream.cli import app
-from cxstream.consistency import batch_tallies, differences, stream_tallies
-from cxstream.io import Record, produce
-from cxstream.kafka.clients import ensure_topics
-from cxstream.processes import WorkerProcess
-from cxstream.scrape import total
-from cxstream.settings import Settings, load_settings
-from tests.support import base_env, feedback, interaction, profile, to_bytes
+from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
+from cxstream.cli.main import app
+from cxstream.cli.scrape import total
+from cxstream.streams.settings import Settings, load_settings
+from tests.support import (
+    TOKEN,
+    Api,
+    base_time,
+    configure,
+    feedback,
+    interaction,
+    profile,
+    send,
+    start,
+)
 
 pytestmark = pytest.mark.integration
-TOKEN = "test-token-for-the-api-of-32-chars-or-more"
 runner = CliRunner()
-
-
-def base_time() -> datetime:
-    """hh:30 some hours ago, away from day and week boundaries."""
-    at = (datetime.now(UTC) - timedelta(hours=10)).replace(minute=30, second=0, microsecond=0)
-    while at.hour < 3 or at.hour > 21:
-        at -= timedelta(hours=4)
-    return at
-
-
-def configure(isolated: dict[str, str], **extra: str) -> dict[str, str]:
-    return {**isolated, "api_token": TOKEN, "value_band_refresh_seconds": "1",
-            "allowed_lateness_seconds": "3600", **extra}
-
-
-class Api:
-    def __init__(self, port: int) -> None:
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                   headers={"Authorization": f"Bearer {TOKEN}"})
-
-    def get(self, path: str, **params: str) -> Any:
-        response = self.client.get(path, params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
-def start(settings: dict[str, str], tmp_path: Path, name: str) -> WorkerProcess:
-    asyncio.run(ensure_topics(load_settings({}, **settings)))
-    return WorkerProcess(base_env(**settings), tmp_path / f"{name}.log",
-                         int(settings["web_port"])).start()
-
-
-def send(settings: Settings, topic: str, events: list[dict[str, Any]]) -> None:
-    asyncio.run(produce(settings, [Record(topic, e["customer_id"].encode(), to_bytes(e))
-                                   for e in events]))
 
 
 def known_events(t: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]],

@@ -18,13 +18,13 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from cxstream.consistency import batch_tallies
-from cxstream.io import Record, produce, read_topic
-from cxstream.kafka.clients import aiokafka_options, ensure_topics
-from cxstream.processes import WorkerProcess
-from cxstream.settings import Settings, load_settings
-from streams.deadletter import read_headers
-from streams.delivery import EXIT_SEND_FAILED
+from cxstream.cli.consistency import batch_tallies
+from cxstream.cli.processes import WorkerProcess
+from cxstream.streams.clients import aiokafka_options, ensure_topics
+from cxstream.streams.deadletter import read_headers
+from cxstream.streams.delivery import EXIT_SEND_FAILED
+from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.settings import Settings, load_settings
 from tests.support import base_env, feedback, profile, settled_differences, to_bytes
 
 pytestmark = pytest.mark.integration

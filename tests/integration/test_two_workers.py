@@ -12,19 +12,19 @@ from typing import Any
 import httpx
 import pytest
 
-from cxstream.processes import WorkerProcess
-from cxstream.scrape import total
-from cxstream.settings import load_settings
-from tests.integration.test_scores import (
+from cxstream.cli.processes import WorkerProcess
+from cxstream.cli.scrape import total
+from cxstream.streams.settings import load_settings
+from tests.support import (
     TOKEN,
     Api,
     base_time,
     configure,
+    free_port,
     known_events,
     send,
     start,
 )
-from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -120,11 +120,10 @@ def test_one_of_two_workers_leaving_mid_stream_loses_nothing_and_duplicates_no_a
     """Stopped: it drains and commits before leaving. Killed (SIGKILL): it commits nothing
     more, the survivor takes over after the session timeout and reads again what the
     killed worker processed since its last commit."""
-    from cxstream.consistency import batch_tallies, differences, stream_tallies
-    from cxstream.faults import in_flight_reposts
-    from cxstream.receiver import Receiver
-    from tests.integration.test_alerts import SECRET, alerts_on_topic, wait_until
-    from tests.support import feedback, profile
+    from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
+    from tests.faults import in_flight_reposts
+    from tests.receiver import Receiver
+    from tests.support import SECRET, alerts_on_topic, feedback, profile, wait_until
 
     receiver = Receiver(free_port(), SECRET).start()
     settings, first, second = start_two(
@@ -200,7 +199,7 @@ def missing_by_partition(settings: Any, api: Api, customers: list[str]) -> dict[
     import asyncio
     import json
 
-    from cxstream.io import read_topic
+    from cxstream.streams.io import read_topic
 
     where = {json.loads(record.value)["event_id"]: (record.partition, record.offset)
              for record in asyncio.run(read_topic(settings, settings.topic_feedback))}
@@ -222,8 +221,8 @@ def answers_per_partition(settings: Any, api: Api) -> dict[str, dict[int, Any]]:
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from cxstream.io import read_topic
-    from cxstream.kafka.clients import aiokafka_options
+    from cxstream.streams.clients import aiokafka_options
+    from cxstream.streams.io import read_topic
 
     report: dict[str, dict[int, Any]] = {"on_topic": {}, "committed": {}, "in_changelog": {},
                                          "changelog_records": {}, "in_memory": {}}

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from cxstream.io import read_topic
-from cxstream.receiver import Receiver
-from cxstream.settings import load_settings
-from streams.deadletter import read_headers
-from tests.integration.test_scores import send, start
-from tests.support import feedback, free_port, profile
+from cxstream.streams.deadletter import read_headers
+from cxstream.streams.io import read_topic
+from cxstream.streams.settings import load_settings
+from tests.receiver import Receiver
+from tests.support import feedback, free_port, profile, send, start
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtd2ViaG9vay10ZXN0cw=="

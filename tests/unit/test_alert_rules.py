@@ -7,12 +7,16 @@ from typing import Any
 
 import pytest
 
-from alerts.building import alert_id, route
-from alerts.config import DetractorRule, SocialNegativeRule, load_rules
-from alerts.customer_rules import CustomerAlerts, detractor_trigger, social_negative_trigger
-from alerts.topics import load_tagger
-from schemas.events import CustomerProfile, Feedback, Interaction
-from scoring.customer import (
+from cxstream.alerts.building import alert_id, route
+from cxstream.alerts.config import DetractorRule, SocialNegativeRule, load_rules
+from cxstream.alerts.customer_rules import (
+    CustomerAlerts,
+    detractor_trigger,
+    social_negative_trigger,
+)
+from cxstream.alerts.topics import load_tagger
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.customer import (
     CustomerState,
     StateRules,
     apply_feedback,
@@ -77,7 +81,7 @@ class Bands:
         self.high = high
 
     def report(self, state: CustomerState) -> dict[str, Any]:
-        from scoring.customer import low_score_reasons, negative_signal_count
+        from cxstream.scoring.customer import low_score_reasons, negative_signal_count
 
         high = state.customer_id in self.high if state.profile else None
         return {"high_value": high, "quadrant": quadrant(state, high, RULES),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxstream.settings import load_settings
-from streams.app import build_app
+from cxstream.streams.app import build_app
+from cxstream.streams.settings import load_settings
 
 
 async def test_an_assignment_makes_dead_letters_be_read_back_again(tmp_path: Path) -> None:

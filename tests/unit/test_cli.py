@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cxstream.cli import app
+from cxstream.cli.main import app
 
 runner = CliRunner()
 

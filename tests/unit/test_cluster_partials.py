@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 from faust.types import TP
 
-from scoring.value_bands import ValueIndex
-from streams.api import BadRequest, parse_partition
-from streams.cluster import Cluster
+from cxstream.scoring.value_bands import ValueIndex
+from cxstream.streams.api import BadRequest, parse_partition
+from cxstream.streams.cluster import Cluster
 
 
 def cluster_owning(partitions: set[int], partials: dict[bytes, dict]) -> Cluster:
@@ -43,7 +43,7 @@ async def test_a_worker_refusing_the_token_is_an_error_and_a_metric_not_a_silent
         caplog: pytest.LogCaptureFixture) -> None:
     from aiohttp import web
 
-    from streams.cluster import ClusterIncomplete
+    from cxstream.streams.cluster import ClusterIncomplete
     from tests.support import free_port
 
     async def refuse(request: web.Request) -> web.Response:

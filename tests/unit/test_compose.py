@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from cxstream.settings import load_settings
+from cxstream.streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

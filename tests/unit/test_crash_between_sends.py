@@ -13,22 +13,22 @@ import pytest
 from faust.serializers import codecs
 from prometheus_client import CollectorRegistry
 
-from alerts.config import load_rules
-from alerts.customer_rules import CustomerAlerts
-from alerts.reactions import AlertOut, AlertReactions
-from alerts.topics import load_tagger
-from schemas.events import Feedback
-from schemas.parsing import InputKind
-from scoring.conventions import Conventions
-from scoring.customer import StateRules
-from scoring.customer_view import customer_flags
-from scoring.fold import FoldRules
-from scoring.value_bands import ValueBands, ValueIndex
-from scoring.windows import window_specs
-from streams.changelog import BulkChangelog
-from streams.ingest import Accepted
-from streams.metrics import WorkerMetrics
-from streams.state import StateWriter
+from cxstream.alerts.config import load_rules
+from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.reactions import AlertOut, AlertReactions
+from cxstream.alerts.topics import load_tagger
+from cxstream.schemas.events import Feedback
+from cxstream.schemas.parsing import InputKind
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.customer import StateRules
+from cxstream.scoring.customer_view import customer_flags
+from cxstream.scoring.fold import FoldRules
+from cxstream.scoring.value_bands import ValueBands, ValueIndex
+from cxstream.scoring.windows import window_specs
+from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.ingest import Accepted
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.state import StateWriter
 from tests.support import feedback
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.events import CustomerProfile, Feedback, Interaction
-from scoring.customer import (
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.customer import (
     CustomerState,
     StateRules,
     apply_feedback,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.parsing import ErrorClass, Rejection
-from streams.deadletter import (
+from cxstream.schemas.parsing import ErrorClass, Rejection
+from cxstream.streams.deadletter import (
     KEY_COPY_LIMIT,
     RECORD_HEADROOM,
     SourcePosition,

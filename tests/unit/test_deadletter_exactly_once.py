@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.deadletter import DeadLetter, deadletter_partition, read_headers
-from streams.deadletter_log import ExactlyOnceDeadLetters, Mark
+from cxstream.streams.deadletter import DeadLetter, deadletter_partition, read_headers
+from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, Mark
 
 
 class MemoryTopic:

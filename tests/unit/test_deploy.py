@@ -13,8 +13,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from streams.collectors import WorkerCollector
-from streams.metrics import WorkerMetrics
+from cxstream.streams.collectors import WorkerCollector
+from cxstream.streams.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -88,8 +88,8 @@ def test_compose_mounts_existing_deploy_files_and_provisions_the_dashboard() -> 
 def test_without_group_detail_metrics_carry_no_group_names() -> None:
     import time
 
-    from scoring.fold import partial_key
-    from scoring.windows import window_specs, window_start
+    from cxstream.scoring.fold import partial_key
+    from cxstream.scoring.windows import window_specs, window_start
 
     app = SimpleNamespace(monitor=SimpleNamespace(tp_end_offsets={}, tp_read_offsets={}))
     key = partial_key(0, "segment", "day", window_start(time.time(), 86_400), "smb")

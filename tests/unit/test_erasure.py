@@ -9,16 +9,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from schemas.events import Feedback
-from schemas.parsing import InputKind
-from scoring.conventions import Conventions
-from scoring.customer import StateRules
-from scoring.fold import FoldRules
-from scoring.value_bands import ValueIndex
-from scoring.windows import window_specs
-from streams.ingest import Accepted
-from streams.metrics import WorkerMetrics
-from streams.state import StateWriter, erased_key
+from cxstream.schemas.events import Feedback
+from cxstream.schemas.parsing import InputKind
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.customer import StateRules
+from cxstream.scoring.fold import FoldRules
+from cxstream.scoring.value_bands import ValueIndex
+from cxstream.scoring.windows import window_specs
+from cxstream.streams.ingest import Accepted
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.state import StateWriter, erased_key
 from tests.support import feedback
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.events import SCORE_RANGES, CustomerProfile, Feedback, Interaction
+from cxstream.schemas.events import SCORE_RANGES, CustomerProfile, Feedback, Interaction
 from tests.support import feedback, interaction, profile, to_bytes
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cxstream.faults import IN_FLIGHT_SECONDS, in_flight_reposts
-from cxstream.receiver import Received
+from tests.faults import IN_FLIGHT_SECONDS, in_flight_reposts
+from tests.receiver import Received
 
 
 def post(alert_id: str, at: float) -> Received:

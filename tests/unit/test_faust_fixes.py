@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import IntervalTree
 
-from streams import faust_fixes
+from cxstream.streams import faust_fixes
 from tests.support import fake_consumer
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.events import CustomerProfile, Feedback, Interaction
-from scoring.conventions import Conventions
-from scoring.customer import CustomerState, StateRules
-from scoring.fold import (
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.customer import CustomerState, StateRules
+from cxstream.scoring.fold import (
     FoldResult,
     FoldRules,
     PartialTally,
@@ -18,7 +18,7 @@ from scoring.fold import (
     partial_key,
     watermark_key,
 )
-from scoring.windows import Watermark, window_specs, window_start
+from cxstream.scoring.windows import Watermark, window_specs, window_start
 from tests.support import feedback, interaction, profile
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -164,9 +164,9 @@ def test_reading_the_topics_again_from_the_start_changes_no_state_and_no_tally()
 
 
 def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation() -> None:
-    from schemas.parsing import InputKind
-    from scoring.groups import OTHER_KEY, GroupKeys
-    from scoring.recompute import RawInput, recompute
+    from cxstream.schemas.parsing import InputKind
+    from cxstream.scoring.groups import OTHER_KEY, GroupKeys
+    from cxstream.scoring.recompute import RawInput, recompute
     from tests.support import to_bytes
 
     rules = FoldRules(state=StateRules(), conventions=Conventions(), windows=window_specs(7),
@@ -197,7 +197,7 @@ def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation
 
 
 def test_group_keys_remembered_across_batches_keep_their_order() -> None:
-    from scoring.groups import OTHER_KEY, GroupKeys
+    from cxstream.scoring.groups import OTHER_KEY, GroupKeys
 
     keys = GroupKeys(2)
     assert [keys.key("channel", k) for k in ("web", "app", "web", "phone")] == [

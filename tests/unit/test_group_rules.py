@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alerts.config import load_rules
-from alerts.group_rules import IssueWindow, Signal, fold_signal, segment_drop_alerts, signals_of
-from schemas.events import Feedback, Interaction
-from scoring.conventions import Conventions
-from scoring.customer import StateRules
-from scoring.tallies import Tally
+from cxstream.alerts.config import load_rules
+from cxstream.alerts.group_rules import (
+    IssueWindow,
+    Signal,
+    fold_signal,
+    segment_drop_alerts,
+    signals_of,
+)
+from cxstream.schemas.events import Feedback, Interaction
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.customer import StateRules
+from cxstream.scoring.tallies import Tally
 from tests.support import feedback, interaction
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -105,10 +111,10 @@ async def test_issue_windows_expire_after_their_retention_from_owned_partitions_
     from types import SimpleNamespace
     from typing import Any
 
-    from alerts.config import load_rules
-    from alerts.group_rules import issue_window_expired, issue_window_key
-    from streams.alerting import IssueWindowExpiry
-    from streams.changelog import BulkChangelog
+    from cxstream.alerts.config import load_rules
+    from cxstream.alerts.group_rules import issue_window_expired, issue_window_key
+    from cxstream.streams.alerting import IssueWindowExpiry
+    from cxstream.streams.changelog import BulkChangelog
 
     config = load_rules()
     hour = config.recurring_issue.window_minutes * 60

@@ -10,17 +10,17 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.config import load_rules
-from alerts.customer_rules import CustomerAlerts
-from alerts.reactions import AlertOut, AlertReactions
-from alerts.topics import load_tagger
-from schemas.events import CustomerProfile, Feedback, Interaction
-from scoring.customer import CustomerState, StateRules, experience_is_low
-from scoring.customer_view import customer_flags
-from scoring.fold import SourcedEvent
-from scoring.value_bands import ValueBands, ValueIndex, histogram_of
-from streams.bands import BandsHolder
-from streams.revaluation import Revaluator
+from cxstream.alerts.config import load_rules
+from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.reactions import AlertOut, AlertReactions
+from cxstream.alerts.topics import load_tagger
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
+from cxstream.scoring.customer_view import customer_flags
+from cxstream.scoring.fold import SourcedEvent
+from cxstream.scoring.value_bands import ValueBands, ValueIndex, histogram_of
+from cxstream.streams.bands import BandsHolder
+from cxstream.streams.revaluation import Revaluator
 from tests.support import feedback, interaction, profile
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -56,7 +56,7 @@ def item(event: Any, offset: int) -> SourcedEvent:
 
 
 def bad_calls(state: CustomerState, customer: str, count: int = 3) -> CustomerState:
-    from scoring.customer import apply_interaction, remember
+    from cxstream.scoring.customer import apply_interaction, remember
     for n in range(count):
         event = Interaction.model_validate(interaction(
             event_id=f"{customer}-call-{n}", customer_id=customer, outcome="escalated",
@@ -100,7 +100,7 @@ def test_a_key_accounts_profile_a_second_before_their_detractor_answer_makes_it_
     account = CustomerProfile.model_validate(profile(
         customer_id="key-1", segment="smb", value=250_000.0,
         updated_at=(NOW - timedelta(seconds=1)).isoformat()))
-    from scoring.customer import apply_feedback, apply_profile
+    from cxstream.scoring.customer import apply_feedback, apply_profile
     after_profile, outputs = reactions.on_profile(1, item(account, 0), empty,
                                                   apply_profile(empty, account))
     assert outputs == []  # no experience yet: nothing to alert on
@@ -116,7 +116,7 @@ def test_a_key_accounts_profile_a_second_before_their_detractor_answer_makes_it_
 def test_a_profile_that_puts_an_at_risk_customer_in_the_band_alerts_once() -> None:
     index, bands = world()
     reactions = reactions_on(index, bands)
-    from scoring.customer import apply_profile
+    from cxstream.scoring.customer import apply_profile
     state = bad_calls(CustomerState(customer_id="up-1"), "up-1")
     small = CustomerProfile.model_validate(profile(customer_id="up-1", value=150.0,
                                                    updated_at=NOW.isoformat()))
@@ -154,7 +154,7 @@ class Writer:
 
 def test_a_fall_of_the_threshold_alerts_for_an_at_risk_customer_now_in_the_band() -> None:
     index, bands = world()
-    from scoring.customer import apply_profile
+    from cxstream.scoring.customer import apply_profile
     state = bad_calls(CustomerState(customer_id="mid-1"), "mid-1")
     state = apply_profile(state, CustomerProfile.model_validate(profile(
         customer_id="mid-1", value=3_000.0, updated_at=NOW.isoformat())))
@@ -199,7 +199,7 @@ def test_newly_high_is_exactly_the_low_customers_whose_flag_turned_true(
 def test_no_revaluation_while_partitions_recover() -> None:
     """A rebalance moves a partition here before its customers are read into the index:
     bands of part of the customers must not look like a fall of the thresholds."""
-    from scoring.customer import apply_profile
+    from cxstream.scoring.customer import apply_profile
     index = ValueIndex()
     state = bad_calls(CustomerState(customer_id="mid-1"), "mid-1")
     state = apply_profile(state, CustomerProfile.model_validate(profile(
@@ -226,7 +226,7 @@ def test_no_revaluation_while_partitions_recover() -> None:
 def test_a_customer_alerted_as_a_detractor_who_enters_the_band_gets_no_second_alert() -> None:
     """One unhappy customer, one alert: the open detractor alert takes the at-risk trigger
     in (same id, critical, both rules fired)."""
-    from scoring.customer import apply_feedback, apply_profile
+    from cxstream.scoring.customer import apply_feedback, apply_profile
     index, bands = world()
     alerts = alerts_on(bands)
     state = apply_profile(CustomerState(customer_id="mid-2"), CustomerProfile.model_validate(

@@ -8,10 +8,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from schemas.parsing import ErrorClass, InputKind, Rejection
-from streams.deadletter import DeadLetter, read_headers
-from streams.ingest import Accepted, Ingest, IngestLimits
-from streams.metrics import WorkerMetrics
+from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection
+from cxstream.streams.deadletter import DeadLetter, read_headers
+from cxstream.streams.ingest import Accepted, Ingest, IngestLimits
+from cxstream.streams.metrics import WorkerMetrics
 from tests.support import feedback, profile, to_bytes
 
 TOPICS = {"fb": InputKind.FEEDBACK, "cu": InputKind.CUSTOMER}

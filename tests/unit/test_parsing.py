@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import Feedback, Interaction
-from schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
+from cxstream.schemas.events import Feedback, Interaction
+from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
 from tests.support import feedback, interaction, to_bytes
 
 LIMIT = 65_536
@@ -122,7 +122,7 @@ def test_dates_out_of_range_in_utc_are_schema_errors_not_internal() -> None:
 def test_event_times_ahead_of_either_clock_are_schema_errors() -> None:
     from datetime import datetime
 
-    from schemas.parsing import Clocks
+    from cxstream.schemas.parsing import Clocks
     from tests.support import NOW, profile
 
     now = datetime.fromisoformat(NOW).timestamp()

@@ -10,14 +10,20 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import CustomerProfile, Feedback
-from schemas.parsing import InputKind, parse_input
-from scoring.conventions import Conventions
-from scoring.customer import StateRules
-from scoring.fold import FoldRules, PartialTally, SourcedEvent, fold_batch, parse_partial_key
-from scoring.recompute import GroupTallies, RawInput, recompute
-from scoring.tallies import Tally
-from scoring.windows import Watermark, window_specs
+from cxstream.schemas.events import CustomerProfile, Feedback
+from cxstream.schemas.parsing import InputKind, parse_input
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.customer import StateRules
+from cxstream.scoring.fold import (
+    FoldRules,
+    PartialTally,
+    SourcedEvent,
+    fold_batch,
+    parse_partial_key,
+)
+from cxstream.scoring.recompute import GroupTallies, RawInput, recompute
+from cxstream.scoring.tallies import Tally
+from cxstream.scoring.windows import Watermark, window_specs
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 KINDS = {"fb": InputKind.FEEDBACK, "cu": InputKind.CUSTOMER, "ix": InputKind.INTERACTION}

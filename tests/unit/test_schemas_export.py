@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schemas.export import SCHEMAS, export_schemas
+from cxstream.schemas.export import SCHEMAS, export_schemas
 
 
 def test_export_writes_one_schema_per_topic(tmp_path: Path) -> None:

@@ -14,14 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cxstream.cli import app
-from cxstream.simulator.generator import SimConfig, SimRecord, simulate
-from cxstream.simulator.incidents import Expectation
-from cxstream.simulator.malformed import MISTAKES
-from cxstream.simulator.population import build_population, top_share_of_value
-from cxstream.simulator.sending import ReplayFileError, read_jsonl, to_json_line, write_jsonl
-from schemas.events import CustomerProfile, Feedback
-from schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
+from cxstream.cli.main import app
+from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
+from cxstream.cli.simulator.incidents import Expectation
+from cxstream.cli.simulator.malformed import MISTAKES
+from cxstream.cli.simulator.population import build_population, top_share_of_value
+from cxstream.cli.simulator.sending import ReplayFileError, read_jsonl, to_json_line, write_jsonl
+from cxstream.schemas.events import CustomerProfile, Feedback
+from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SMALL = SimConfig(customers=300, rate=60, duration=30, history_days=2, history_per_day=200)

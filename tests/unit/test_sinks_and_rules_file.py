@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alerts.config import RulesError, load_rules
-from alerts.sinks import (
+from cxstream.alerts.config import RulesError, load_rules
+from cxstream.alerts.sinks import (
     PermanentDeliveryError,
     TransientDeliveryError,
     WebhookSender,
@@ -20,7 +20,7 @@ from alerts.sinks import (
     verify,
     webhook_body,
 )
-from schemas.outputs import Alert
+from cxstream.schemas.outputs import Alert
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ALERT = Alert(alert_id="detractor-1", rule="detractor", severity="warning", customer_id="c-1",
@@ -143,7 +143,7 @@ def test_rule_mistakes_name_the_file_and_key(tmp_path: Path) -> None:
 def test_retry_waits_honour_retry_after_and_jitter_within_the_cap() -> None:
     import random
 
-    from streams.webhook_sink import retry_wait
+    from cxstream.streams.webhook_sink import retry_wait
 
     rng = random.Random(3)
     assert retry_wait(0, 42.0, 1.0, rng) == 42.0  # the receiver's word, not the cap

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.conventions import Conventions
-from scoring.tallies import Tally, ces_score, csat_score, nps_group, nps_score
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.tallies import Tally, ces_score, csat_score, nps_group, nps_score
 
 DEFAULT = Conventions()
 

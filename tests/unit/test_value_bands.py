@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.value_bands import (
+from cxstream.scoring.value_bands import (
     GROWTH,
     ValueBands,
     bucket_of,
@@ -73,7 +73,7 @@ def test_bands_flag_overall_and_in_segment_and_a_fixed_threshold_wins() -> None:
 
 
 def test_value_index_moves_a_customer_between_buckets_and_segments() -> None:
-    from scoring.value_bands import ValueIndex
+    from cxstream.scoring.value_bands import ValueIndex
 
     index = ValueIndex()
     index.update(0, "a", "smb", 100)
@@ -97,7 +97,7 @@ def test_quadrant_counts_match_each_customers_flags(
     updates: list[tuple[int, str, str, float, bool | None]], scope: str,
     fixed: float | None,
 ) -> None:
-    from scoring.value_bands import ValueIndex, quadrant_name
+    from cxstream.scoring.value_bands import ValueIndex, quadrant_name
 
     index = ValueIndex()
     latest: dict[tuple[int, str], tuple[str, float, bool | None]] = {}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.windows import Watermark, is_expired, window_specs, window_start
+from cxstream.scoring.windows import Watermark, is_expired, window_specs, window_start
 
 DAY = 86_400
 

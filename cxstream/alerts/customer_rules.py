@@ -1,0 +1,225 @@
+"""Customer rules: detractor, high-value customer at risk, negative social post.
+
+Shape: (event, customer state before and after it) -> triggers -> one alert message per
+event at most: a new alert, or an update of the customer's open alert (cooldown), with
+the count of triggers folded into it and the latest evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cxstream.alerts.building import alert_id, build_alert, customer_context, route
+from cxstream.alerts.config import DetractorRule, HighValueAtRiskRule, RulesConfig, SocialNegativeRule
+from cxstream.alerts.topics import COMPLAINT, TopicTagger
+from cxstream.schemas.events import Feedback, Interaction
+from cxstream.schemas.outputs import Alert
+from cxstream.scoring.customer import CustomerState, OpenAlert
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What an alert is raised for: an event of the customer, or a change of their value
+    (their profile, or the band thresholds) while their experience is low."""
+
+    customer_id: str
+    at: datetime  # event time: the event's, or the customer's latest experience
+    cause_id: str  # deterministic: the same cause gives the same alert id
+    comment: str | None = None
+    language: str | None = None
+
+    @staticmethod
+    def of_event(event: Feedback | Interaction) -> Cause:
+        if isinstance(event, Feedback):
+            return Cause(event.customer_id, event.occurred_at, event.event_id, event.comment,
+                         event.language)
+        return Cause(event.customer_id, event.occurred_at, event.event_id, event.text)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    rule: str
+    severity: str
+    summary: str
+    reason: dict[str, Any]
+    cooldown_hours: float
+
+
+def detractor_trigger(event: Feedback, high_value: bool | None,
+                      rule: DetractorRule) -> Trigger | None:
+    """NPS 0-6 (and very low CSAT or CES, as configured); critical for high-value."""
+    limit = {"nps": rule.nps_max, "csat": rule.csat_max, "ces": rule.ces_max}[event.survey]
+    if not rule.enabled or limit is None or event.score > limit:
+        return None
+    severity = "critical" if high_value else rule.severity
+    return Trigger(
+        rule="detractor", severity=severity, cooldown_hours=rule.cooldown_hours,
+        summary=f"{event.survey.upper()} {event.score} from {event.customer_id} "
+                f"about {event.touchpoint} ({event.channel})",
+        reason={"survey": event.survey, "score": event.score, "threshold": limit,
+                "touchpoint": event.touchpoint, "channel": event.channel,
+                "high_value": high_value, "event_id": event.event_id},
+    )
+
+
+def high_value_at_risk_trigger(quadrant_before: str | None, quadrant_after: str | None,
+                               report: dict[str, Any], customer_id: str,
+                               rule: HighValueAtRiskRule) -> Trigger | None:
+    """A high-value customer enters the at-risk quadrant (survey or not)."""
+    if not (rule.enabled and report.get("high_value") and quadrant_after == "at-risk"
+            and quadrant_before != "at-risk"):
+        return None
+    reasons = report.get("low_experience_reasons", [])
+    return Trigger(
+        rule="high_value_at_risk", severity=rule.severity, cooldown_hours=rule.cooldown_hours,
+        summary=f"High-value customer {customer_id} is at risk: {'; '.join(reasons)}",
+        reason={"low_experience_reasons": reasons, "quadrant_before": quadrant_before,
+                "quadrant": quadrant_after,
+                "negative_signals_in_window": report.get("negative_signals_in_window")},
+    )
+
+
+def social_negative_trigger(event: Interaction, topics: list[str],
+                            rule: SocialNegativeRule) -> Trigger | None:
+    """A post on the social channel with negative sentiment (or complaint wording)."""
+    if not rule.enabled or event.channel != "social":
+        return None
+    if event.sentiment is not None:
+        negative = event.sentiment <= rule.sentiment_max
+    else:
+        negative = COMPLAINT in topics
+    if not negative:
+        return None
+    issues = [topic for topic in topics if topic != COMPLAINT]
+    return Trigger(
+        rule="social_negative", severity=rule.severity, cooldown_hours=rule.cooldown_hours,
+        summary=f"Negative social post by {event.customer_id}"
+                + (f" about {', '.join(issues)}" if issues else ""),
+        reason={"sentiment": event.sentiment, "threshold": rule.sentiment_max,
+                "topics": topics, "text": (event.text or "")[:500],
+                "event_id": event.event_id},
+    )
+
+
+class CustomerAlerts:
+    """Evaluates the customer rules after each event and keeps the cooldowns in state."""
+
+    def __init__(self, config: RulesConfig, tagger: TopicTagger,
+                 report_of: Callable[[CustomerState], dict[str, Any]],
+                 now: Callable[[], datetime]) -> None:
+        self.config = config
+        self.tagger = tagger
+        self.report_of = report_of
+        self.now = now
+
+    def topics_of(self, event: Any) -> list[str]:
+        if isinstance(event, Feedback):
+            return self.tagger.tag(event.comment, event.language)
+        if isinstance(event, Interaction):
+            return self.tagger.tag(event.text)
+        return []
+
+    def react(self, event: Feedback | Interaction, before: CustomerState,
+              after: CustomerState, topics: list[str]
+              ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
+        """The state with cooldowns updated, and ("new" | "folded", alert) if any fired."""
+        if self.now() - event.occurred_at > timedelta(hours=self.config.max_event_age_hours):
+            return after, []  # too old to act on
+        report_before, report_after = self.report_of(before), self.report_of(after)
+        triggers = [trigger for trigger in (
+            high_value_at_risk_trigger(report_before.get("quadrant"), report_after.get("quadrant"),
+                                       report_after, event.customer_id,
+                                       self.config.high_value_at_risk),
+            detractor_trigger(event, report_after.get("high_value"), self.config.detractor)
+            if isinstance(event, Feedback) else None,
+            social_negative_trigger(event, topics, self.config.social_negative)
+            if isinstance(event, Interaction) else None,
+        ) if trigger is not None]
+        if not triggers:
+            return after, []
+        return self._raise(triggers, Cause.of_event(event), after, report_after, topics)
+
+    def react_to_value(self, cause_id: str, before: CustomerState, after: CustomerState,
+                       report_before: dict[str, Any], only_new: bool = False
+                       ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
+        """The high-value-at-risk rule after a change of the customer's value: their own
+        profile (``before`` -> ``after``), or the band thresholds (``report_before`` was
+        made with the old bands). ``only_new``: no update of an open alert."""
+        if after.last_event_at is None or self.now() - after.last_event_at > timedelta(
+                hours=self.config.max_event_age_hours):
+            return after, []  # no recent experience to act on
+        report_after = self.report_of(after)
+        trigger = high_value_at_risk_trigger(
+            report_before.get("quadrant"), report_after.get("quadrant"), report_after,
+            after.customer_id, self.config.high_value_at_risk)
+        if trigger is None:
+            return after, []
+        at = after.last_event_at
+        current = after.open_alerts.get(trigger.rule)
+        if only_new and current is not None and at < current.until:
+            return after, []
+        # one unhappy customer, one alert: an open alert of another rule (a detractor
+        # answered while the customer was not yet in the band) takes this trigger in
+        open_now = [alert for alert in after.open_alerts.values() if at < alert.until]
+        fold_into = max(open_now, key=lambda alert: alert.created_at) if open_now else None
+        cause = Cause(after.customer_id, at, cause_id)
+        return self._raise([trigger], cause, after, report_after, [], fold_into)
+
+    def _raise(self, triggers: list[Trigger], cause: Cause,
+               state: CustomerState, report: dict[str, Any], topics: list[str],
+               fold_into: OpenAlert | None = None
+               ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
+        status, alert, state = self._raise_or_fold(triggers, cause, state, report, topics,
+                                                   fold_into)
+        return state, [(status, alert)]
+
+    def _raise_or_fold(self, triggers: list[Trigger], cause: Cause,
+                       state: CustomerState, report: dict[str, Any], topics: list[str],
+                       fold_into: OpenAlert | None = None
+                       ) -> tuple[str, Alert, CustomerState]:
+        at = cause.at
+        open_alerts = dict(state.open_alerts)
+        active = [open_alerts[t.rule] for t in triggers
+                  if t.rule in open_alerts and at < open_alerts[t.rule].until]
+        if not active and fold_into is not None:
+            active = [fold_into]
+        lead = triggers[0]
+        severity = max((t.severity for t in triggers), key=SEVERITY_RANK.__getitem__)
+        if active:
+            target = active[0]
+            severity = max(severity, target.severity, key=SEVERITY_RANK.__getitem__)
+            key, occurrences, created = target.alert_id, target.occurrences + 1, target.created_at
+            status = "folded"
+        else:
+            key = alert_id(lead.rule, cause.customer_id, cause.cause_id)
+            occurrences, created, status = 1, self.now(), "new"
+        for trigger in triggers:
+            current = open_alerts.get(trigger.rule)
+            if current is not None and current.alert_id == key:
+                open_alerts[trigger.rule] = current.model_copy(
+                    update={"occurrences": occurrences, "severity": severity})
+            elif current is None or at >= current.until:
+                open_alerts[trigger.rule] = OpenAlert(
+                    alert_id=key, rule=trigger.rule, severity=severity,
+                    until=at + timedelta(hours=trigger.cooldown_hours),
+                    occurrences=occurrences, first_event_time=at, created_at=created)
+        alert = build_alert(
+            rule=lead.rule if status == "new" else next(
+                (a.rule for a in active if a.alert_id == key), lead.rule),
+            severity=severity,  # type: ignore[arg-type]
+            alert_key=key, customer_id=cause.customer_id,
+            segment=state.profile.segment if state.profile else None,
+            owner=route(state, self.config.routing),
+            summary=lead.summary if occurrences == 1
+            else f"{lead.summary} ({occurrences} triggers folded into this alert)",
+            reason={**lead.reason, "rules_fired": [t.rule for t in triggers],
+                    "occurrences": occurrences},
+            context=customer_context(state, report, self.config, cause.comment, topics,
+                                     cause.language),
+            event_time=at, created_at=created, occurrences=occurrences, config=self.config)
+        return status, alert, state.model_copy(update={"open_alerts": open_alerts})

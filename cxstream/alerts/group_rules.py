@@ -1,0 +1,199 @@
+"""Group rules: the same issue for many customers, and a segment's score dropping.
+
+Recurring issues, shape: customer events -> signals keyed by touchpoint or topic
+(repartitioned, so one worker counts each key) -> per key and window, the distinct
+customers -> one alert when they reach min_customers.
+Segment drops, shape: merged tallies of a segment (current window, baseline windows) ->
+an alert when the drop is larger than the set margin and the margin of error.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from cxstream.alerts.building import alert_id, build_alert
+from cxstream.alerts.config import RecurringIssueRule, RulesConfig
+from cxstream.alerts.topics import COMPLAINT
+from cxstream.schemas.events import Feedback, Interaction
+from cxstream.schemas.outputs import Alert
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.customer import StateRules
+from cxstream.scoring.customer import is_negative as is_negative_interaction
+from cxstream.scoring.tallies import Tally, scores
+from cxstream.scoring.windows import from_epoch, window_start
+
+EXAMPLES_KEPT = 5
+CUSTOMERS_KEPT = 200
+
+
+class Signal(BaseModel):
+    """A customer's negative experience at a touchpoint or about a topic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["touchpoint", "topic"]
+    key: str
+    customer_id: str
+    event_id: str
+    at: datetime
+    segment: str | None = None
+    detail: str
+    comment: str | None = None
+
+    @property
+    def group(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+def is_negative_feedback(event: Feedback, config: RulesConfig) -> bool:
+    rule = config.detractor
+    limit = {"nps": rule.nps_max, "csat": rule.csat_max, "ces": rule.ces_max}[event.survey]
+    return limit is not None and event.score <= limit
+
+
+def signals_of(event: Feedback | Interaction, topics: list[str], segment: str | None,
+               config: RulesConfig, state_rules: StateRules) -> list[Signal]:
+    """The signals one event gives: its touchpoint, and each issue topic of its text."""
+    if isinstance(event, Feedback):
+        if not is_negative_feedback(event, config):
+            return []
+        detail, text = f"{event.survey.upper()} {event.score}", event.comment
+    else:
+        failed = event.outcome in {"failure", "abandoned", "escalated"}
+        if not (failed or is_negative_interaction(event, state_rules)):
+            return []
+        detail, text = (event.outcome or "negative interaction"), event.text
+    common: dict[str, Any] = {"customer_id": event.customer_id, "event_id": event.event_id,
+              "at": event.occurred_at, "segment": segment, "detail": detail,
+              "comment": text[:280] if text else None}
+    found = [Signal(kind="touchpoint", key=event.touchpoint, **common)]
+    # a topic named like the touchpoint is the same issue: counted once, as the touchpoint
+    found += [Signal(kind="topic", key=topic, **common) for topic in topics
+              if topic not in {COMPLAINT, event.touchpoint}]
+    return found
+
+
+class IssueWindow(BaseModel):
+    """Distinct customers with a signal for one key in one window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customers: tuple[str, ...] = ()
+    count: int = 0
+    examples: tuple[dict[str, Any], ...] = ()
+    alert: dict[str, Any] | None = None
+    alert_offset: int = -1
+    last_offset: int = -1
+
+
+def issue_window_start(signal: Signal, rule: RecurringIssueRule) -> int:
+    return window_start(signal.at.timestamp(), rule.window_minutes * 60)
+
+
+def issue_window_key(group: str, start: int) -> bytes:
+    return f"{group}|{start}".encode()
+
+
+def parse_issue_window_key(raw: bytes) -> tuple[str, int]:
+    """(group, window start) of an issue-window key (a group may itself hold "|")."""
+    group, start = raw.decode().rsplit("|", 1)
+    return group, int(start)
+
+
+def issue_window_expired(start: int, rule: RecurringIssueRule, now: float,
+                         retention_seconds: float) -> bool:
+    """A window is kept while a signal may still land in it: until ``retention_seconds``
+    (the longest an event may be late and still act on) after its end. A signal for an
+    expired window is ignored, so an expired window is never counted again."""
+    return start + rule.window_minutes * 60 + retention_seconds < now
+
+
+def fold_signal(window: IssueWindow, signal: Signal, offset: int, config: RulesConfig,
+                now: datetime) -> tuple[IssueWindow, Alert | None]:
+    """Count a signal; the alert, when this signal is the one that reaches the threshold.
+
+    A signal at or below the window's last offset is a redelivery: it changes nothing,
+    and the alert it raised (if it raised one) is returned again to be re-sent.
+    """
+    if offset <= window.last_offset:
+        again = window.alert if offset == window.alert_offset else None
+        return window, (Alert.model_validate(again) if again else None)
+    update: dict[str, Any] = {"last_offset": offset}
+    if signal.customer_id not in window.customers:
+        update["count"] = window.count + 1
+        update["customers"] = (*window.customers, signal.customer_id)[-CUSTOMERS_KEPT:]
+        update["examples"] = (*window.examples, signal.model_dump(mode="json"))[-EXAMPLES_KEPT:]
+    window = window.model_copy(update=update)
+    rule = config.recurring_issue
+    if window.alert is not None or window.count < rule.min_customers or not rule.enabled:
+        return window, None
+    alert = recurring_issue_alert(window, signal, config, now)
+    return window.model_copy(update={"alert": alert.model_dump(mode="json"),
+                                     "alert_offset": offset}), alert
+
+
+def recurring_issue_alert(window: IssueWindow, signal: Signal, config: RulesConfig,
+                          now: datetime) -> Alert:
+    rule = config.recurring_issue
+    start = issue_window_start(signal, rule)
+    subject = "touchpoint" if signal.kind == "touchpoint" else "topic"
+    return build_alert(
+        rule="recurring_issue", severity=rule.severity,
+        alert_key=alert_id("recurring_issue", signal.group, str(start)),
+        customer_id=None, segment=None, owner=config.routing.cx_team,
+        summary=f"{window.count} customers reported problems with {subject} "
+                f"'{signal.key}' within {rule.window_minutes} minutes",
+        reason={"kind": signal.kind, "key": signal.key, "distinct_customers": window.count,
+                "min_customers": rule.min_customers, "window_minutes": rule.window_minutes,
+                "window_start": from_epoch(start).isoformat()},
+        context={"customers": list(window.customers), "examples": list(window.examples)},
+        event_time=signal.at, created_at=now, occurrences=1, config=config)
+
+
+def segment_drop_alerts(segment: str, current: Tally, baseline: Tally, window: str,
+                        window_start_at: int, config: RulesConfig, conventions: Conventions,
+                        now: datetime) -> list[Alert]:
+    """An alert per metric whose current score is clearly below the segment's baseline."""
+    rule = config.segment_drop
+    if not rule.enabled:
+        return []
+    now_scores, base_scores = scores(current, conventions), scores(baseline, conventions)
+    alerts = []
+    for metric in rule.metrics:
+        found = _drop(now_scores[metric], base_scores[metric], rule.min_sample,
+                      rule.margins[metric])
+        if found is None:
+            continue
+        alerts.append(build_alert(
+            rule="segment_drop", severity=rule.severity,
+            alert_key=alert_id("segment_drop", f"{segment}:{metric}",
+                               f"{window}:{window_start_at}"),
+            customer_id=None, segment=segment, owner=config.routing.cx_team,
+            summary=f"{metric.upper()} of segment {segment} fell to {found['current']:g} "
+                    f"from {found['baseline']:g} ({window} window)",
+            reason={"metric": metric, "window": window,
+                    "window_start": from_epoch(window_start_at).isoformat(), **found},
+            context={"current": now_scores[metric], "baseline": base_scores[metric],
+                     "baseline_windows": rule.baseline_windows},
+            event_time=from_epoch(window_start_at), created_at=now, occurrences=1,
+            config=config))
+    return alerts
+
+
+def _drop(current: dict[str, Any] | None, baseline: dict[str, Any] | None, min_sample: int,
+          margin: float) -> dict[str, Any] | None:
+    if current is None or baseline is None:
+        return None
+    if current["n"] < min_sample or baseline["n"] < min_sample:
+        return None
+    drop = baseline["score"] - current["score"]
+    error = math.hypot(current["margin_of_error"] or 0, baseline["margin_of_error"] or 0)
+    if drop <= margin or drop <= error:
+        return None
+    return {"current": current["score"], "baseline": baseline["score"],
+            "drop": round(drop, 3), "margin": margin, "margin_of_error": round(error, 3),
+            "current_n": current["n"], "baseline_n": baseline["n"]}

@@ -1,0 +1,76 @@
+"""What a customer event causes besides state: alert messages and issue signals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.group_rules import Signal, signals_of
+from cxstream.schemas.events import Feedback, Interaction
+from cxstream.schemas.outputs import Alert
+from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
+from cxstream.scoring.fold import SourcedEvent
+
+
+@dataclass(frozen=True)
+class AlertOut:
+    status: str  # "new" or "folded" (cooldown update)
+    alert: Alert
+    source_time: float | None = None  # Kafka record time of the input that raised it
+
+
+@dataclass(frozen=True)
+class SignalOut:
+    signal: Signal
+
+
+#: told of every profile folded, before the rules look at it: (partition, state after it)
+ProfileListener = Callable[[int, CustomerState], None]
+
+
+class AlertReactions:
+    """scoring.fold.Reactions for the alert rules."""
+
+    def __init__(self, customer_alerts: CustomerAlerts, config: RulesConfig,
+                 state_rules: StateRules, note_profile: ProfileListener | None = None) -> None:
+        self.customer_alerts = customer_alerts
+        self.config = config
+        self.state_rules = state_rules
+        self.note_profile = note_profile
+
+    def on_profile(self, partition: int, item: SourcedEvent, before: CustomerState,
+                   after: CustomerState) -> tuple[CustomerState, list[Any]]:
+        if after.profile is None:
+            return after, []
+        if after.profile == before.profile:  # read again: what it caused is in Kafka
+            return after, []
+        low = experience_is_low(after, self.state_rules)
+        # the bands before this profile, for the quadrant the customer was in
+        report_before = self.customer_alerts.report_of(before) if low else {}
+        if self.note_profile is not None:  # the bands from now on count the new value
+            self.note_profile(partition, after)
+        if not low:
+            return after, []
+        cause = f"profile:{after.profile.updated_at.isoformat()}:{after.profile.value:g}"
+        after, alerts = self.customer_alerts.react_to_value(cause, before, after,
+                                                            report_before)
+        return after, [AlertOut(status, alert, item.record_time) for status, alert in alerts]
+
+    def on_applied(self, item: SourcedEvent, before: CustomerState,
+                   after: CustomerState) -> tuple[CustomerState, list[Any]]:
+        event = item.event
+        assert isinstance(event, Feedback | Interaction)
+        topics = self.customer_alerts.topics_of(event)
+        after, alerts = self.customer_alerts.react(event, before, after, topics)
+        outputs: list[Any] = [AlertOut(status, alert, item.record_time)
+                              for status, alert in alerts]
+        return after, outputs + self._signals(event, topics, after)
+
+    def _signals(self, event: Feedback | Interaction, topics: list[str],
+                 state: CustomerState) -> list[Any]:
+        segment = state.profile.segment if state.profile else None
+        return [SignalOut(signal) for signal in
+                signals_of(event, topics, segment, self.config, self.state_rules)]

@@ -1,0 +1,1 @@
+"""The command line: the cxstream command, the demo, the simulator and the local broker."""

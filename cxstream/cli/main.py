@@ -1,0 +1,513 @@
+"""The ``cxstream`` command: broker, topics, worker, schemas, sending and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cxstream.streams.settings import Settings, SettingsError, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help="Real-time customer-experience stream processing on Kafka and Faust.\n\n"
+    "Every setting is an environment variable CXSTREAM_<NAME> (see README.md), for "
+    "example CXSTREAM_BOOTSTRAP_SERVERS=localhost:9092, or a key in the TOML/YAML file "
+    "named by CXSTREAM_CONFIG_FILE.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+broker_app = typer.Typer(help="A local single-node Apache Kafka broker (KRaft, no Docker).",
+                         no_args_is_help=True)
+topics_app = typer.Typer(help="The contract's Kafka topics.", no_args_is_help=True)
+schemas_app = typer.Typer(help="JSON Schemas of the event contract.", no_args_is_help=True)
+send_app = typer.Typer(help="Send events to the input topics.", no_args_is_help=True)
+deadletter_app = typer.Typer(help="Inspect the dead-letter topic.", no_args_is_help=True)
+customer_app = typer.Typer(help="One customer: show their state, or erase them.",
+                           no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(send_app, name="send")
+app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(customer_app, name="customer")
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """Load the settings from the environment; print every mistake and exit 2 if invalid."""
+    try:
+        return load_settings(os.environ, **overrides)
+    except SettingsError as exc:
+        err_console.print(f"[bold red]cxstream:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]cxstream:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+# -- broker -------------------------------------------------------------------------------
+
+@broker_app.command("fetch")
+def broker_fetch() -> None:
+    """Download Apache Kafka's jars from Maven Central (once; cached afterwards)."""
+    from cxstream.cli.kafka import local_broker
+
+    settings = settings_or_exit()
+    try:
+        path = local_broker.fetch_jars(settings)
+    except local_broker.BrokerError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Kafka {settings.kafka_version} jars in {path}")
+
+
+@broker_app.command("start")
+def broker_start() -> None:
+    """Start the local broker on CXSTREAM_BOOTSTRAP_SERVERS and wait until it serves."""
+    from cxstream.cli.kafka import local_broker
+
+    settings = settings_or_exit()
+    try:
+        state = local_broker.start(settings)
+    except local_broker.BrokerError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Kafka {settings.kafka_version} serving on {state.bootstrap_servers} "
+                  f"(pid {state.pid}, log {state.log_file})")
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    """Stop the local broker cleanly."""
+    from cxstream.cli.kafka import local_broker
+
+    stopped = local_broker.stop(settings_or_exit())
+    console.print("broker stopped" if stopped else "broker was not running")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Say whether the local broker runs (exit 0) or not (exit 3)."""
+    from cxstream.cli.kafka import local_broker
+
+    state = local_broker.status(settings_or_exit())
+    if not state.running:
+        console.print("broker is not running")
+        raise typer.Exit(3)
+    console.print(f"broker running on {state.bootstrap_servers} (pid {state.pid})")
+
+
+# -- topics, schemas ---------------------------------------------------------------------
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the missing contract topics with CXSTREAM_PARTITIONS partitions."""
+    from cxstream.streams.clients import TopicLayoutError, ensure_topics
+
+    settings = settings_or_exit()
+    try:
+        counts = asyncio.run(ensure_topics(settings))
+    except TopicLayoutError as exc:
+        raise _fail(str(exc)) from exc
+    for name, partitions in counts.items():
+        console.print(f"{name}: {partitions} partitions")
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Annotated[Path, typer.Argument(help="Output folder")]) -> None:
+    """Write one JSON Schema per topic of the contract into DIRECTORY."""
+    from cxstream.schemas.export import export_schemas
+
+    for path in export_schemas(directory):
+        console.print(str(path))
+
+
+# -- worker -------------------------------------------------------------------------------
+
+@app.command()
+def worker(
+    web_port: Annotated[int | None, typer.Option(help="HTTP port (CXSTREAM_WEB_PORT)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (CXSTREAM_DATA_DIR)")] = None,
+) -> None:
+    """Run a stream worker: ingest, state, scores, alerts; /metrics on its web port."""
+    overrides = {k: v for k, v in {"web_port": web_port, "data_dir": data_dir}.items() if v}
+    settings = settings_or_exit(**overrides)
+    from cxstream.streams.worker import WorkerStartError, run_worker
+
+    try:
+        run_worker(settings)
+    except WorkerStartError as exc:
+        raise _fail(str(exc)) from exc
+
+
+# -- sending and reading ---------------------------------------------------------------------
+
+@send_app.command("sample")
+def send_sample() -> None:
+    """Send a few valid events of every kind and one input of each kind of mistake."""
+    from cxstream.cli.samples import sample_records
+    from cxstream.streams.io import produce
+
+    settings = settings_or_exit()
+    samples = sample_records(settings, datetime.now(UTC))
+    asyncio.run(produce(settings, samples.records))
+    console.print(f"sent {samples.valid} valid and {samples.invalid} invalid inputs")
+
+
+@send_app.command("file")
+def send_file(
+    path: Annotated[Path, typer.Argument(help="JSON Lines file, one event per line", exists=True,
+                                         dir_okay=False)],
+    topic: Annotated[str, typer.Option(help="Topic to send to, e.g. cx.feedback")],
+) -> None:
+    """Send each line of PATH as one message; its key is the line's customer_id."""
+    from cxstream.streams.io import Record, produce
+
+    settings = settings_or_exit()
+    records = [Record(topic, _customer_key(line), line)
+               for line in path.read_bytes().splitlines() if line.strip()]
+    sent = asyncio.run(produce(settings, records))
+    console.print(f"sent {sent} messages to {topic}")
+
+
+def _customer_key(line: bytes) -> bytes | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None  # sent anyway: the worker dead-letters it with the reason
+    customer_id = value.get("customer_id") if isinstance(value, dict) else None
+    return customer_id.encode("utf-8") if isinstance(customer_id, str) else None
+
+
+@deadletter_app.command("show")
+def deadletter_show(limit: Annotated[int, typer.Option(help="Most recent N")] = 50) -> None:
+    """List the dead-letter records: source, error class and reason."""
+    from cxstream.streams.deadletter import read_headers
+    from cxstream.streams.io import read_topic
+
+    settings = settings_or_exit()
+    records = asyncio.run(read_topic(settings, settings.topic_deadletter))
+    table = Table("source", "class", "reason", title=f"{len(records)} dead-letter records")
+    for record in records[-limit:]:
+        meta = read_headers(list(record.headers))
+        table.add_row(f"{meta.get('source.topic')}[{meta.get('source.partition')}]"
+                      f"@{meta.get('source.offset')}", meta.get("error.class"),
+                      meta.get("error.reason"))
+    console.print(table)
+
+
+# -- queries -------------------------------------------------------------------------------
+
+UrlOption = Annotated[str | None, typer.Option(
+    help="A worker's base URL (default: this machine's CXSTREAM_WEB_HOST:CXSTREAM_WEB_PORT)")]
+
+
+def _api_get(settings: Settings, url: str | None, path: str,
+             params: dict[str, str] | None = None) -> Any:
+    return _api_request(settings, url, path, params)
+
+
+def _api_request(settings: Settings, url: str | None, path: str,
+                 params: dict[str, str] | None = None, method: str = "GET") -> Any:
+    import httpx
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    base = url or f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        response = httpx.request(method, base + path, params=params, headers=headers,
+                                 timeout=30)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach a worker at {base}: {exc}") from exc
+    if response.status_code != 200:
+        raise _fail(f"{response.status_code}: {response.json().get('error', response.text)}")
+    return response.json()
+
+
+@customer_app.command("show")
+def customer_show(
+    customer_id: Annotated[str, typer.Argument(help="The customer_id")],
+    url: UrlOption = None,
+) -> None:
+    """Show a customer's state: profile, value band, quadrant, scores, interactions."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit()
+    path = f"/api/customers/{quote(customer_id, safe='')}"
+    console.print_json(data=_api_get(settings, url, path))
+
+
+@customer_app.command("erase")
+def customer_erase(
+    customer_id: Annotated[str, typer.Argument(help="The customer_id")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    url: UrlOption = None,
+) -> None:
+    """Erase a customer (right to erasure): their state, value and remembered event ids
+    are removed through the changelog; their past answers stay in the group tallies,
+    which hold no ids. Events of theirs read again later are not applied again."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit()
+    if not yes and not typer.confirm(f"Erase customer {customer_id!r}?"):
+        raise typer.Exit(1)
+    path = f"/api/customers/{quote(customer_id, safe='')}/erase"
+    console.print_json(data=_api_request(settings, url, path, method="POST"))
+
+
+@app.command()
+def scores(
+    dimension: Annotated[str, typer.Argument(help="segment, channel or touchpoint")],
+    key: Annotated[str | None, typer.Argument(help="One group; omit to rank all groups")] = None,
+    window: Annotated[str, typer.Option(help="hour, day or the long window, e.g. 7d")] = "day",
+    metric: Annotated[str, typer.Option(help="nps, csat or ces (ranking)")] = "nps",
+    min_n: Annotated[int, typer.Option(help="Leave out groups with fewer answers")] = 1,
+    at: Annotated[str | None, typer.Option(help="ISO time with offset (default: now)")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Scores of one group (current and previous windows), or groups ranked by a metric."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit()
+    params = {"window": window, "metric": metric, "min_n": str(min_n)}
+    if at:
+        params["at"] = at
+    if key is not None:
+        report = _api_get(settings, url, f"/api/scores/{dimension}/{quote(key, safe='')}",
+                          {"at": at} if at else None)
+        _print_group(report)
+        return
+    ranked = _api_get(settings, url, f"/api/scores/{dimension}", params)
+    table = Table("rank", dimension, metric.upper(), "n", "± (95 %)",
+                  title=f"{dimension} by {metric.upper()}, {window} from {ranked['start']}")
+    for rank, row in enumerate(ranked["groups"], 1):
+        table.add_row(str(rank), row["key"], f"{row['score']:g}", str(row["n"]),
+                      "" if row["margin_of_error"] is None else f"{row['margin_of_error']:g}")
+    console.print(table)
+
+
+def _print_group(report: dict[str, Any]) -> None:
+    table = Table("window", "start", "NPS (n, ±)", "CSAT % (n, ±)", "CES mean (n, ±)",
+                  title=f"{report['dimension']} {report['key']}")
+    for name, pair in report["windows"].items():
+        for which in ("current", "previous"):
+            row = pair[which]
+            table.add_row(f"{name} {which}", row["start"][:16].replace("T", " "),
+                          *(_cell(row[metric]) for metric in ("nps", "csat", "ces")))
+    console.print(table)
+
+
+def _cell(score: dict[str, Any] | None) -> str:
+    if score is None:
+        return "-"
+    margin = score["margin_of_error"]
+    return f"{score['score']:g} ({score['n']}, ±{'?' if margin is None else f'{margin:g}'})"
+
+
+@app.command()
+def recompute(
+    compare: Annotated[bool, typer.Option(help="Compare with the running workers' tallies")]
+    = True,
+    url: UrlOption = None,
+) -> None:
+    """Recompute every group tally from the input topics (no Faust) and compare.
+
+    Exit 0 when the stream and the batch agree exactly, 1 with the differences otherwise.
+    """
+    from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
+
+    settings = settings_or_exit()
+    expected = batch_tallies(settings)
+    if not compare:
+        console.print_json(data=[[*slot, tally.model_dump()] for slot, tally in
+                                 sorted(expected.items())])
+        return
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    actual = stream_tallies(url or f"http://{settings.web_host}:{settings.web_port}", token)
+    found = differences(expected, actual)
+    if found:
+        console.print_json(data=found)
+        raise _fail(f"{len(found)} of {len(set(expected) | set(actual))} group windows differ")
+    console.print(f"stream and batch agree on all {len(expected)} group windows")
+
+
+CustomersOption = Annotated[int, typer.Option(help="Customers in the base")]
+RateOption = Annotated[float, typer.Option(help="Live events per second (mean)")]
+DurationOption = Annotated[float, typer.Option(help="Seconds of live traffic")]
+SeedOption = Annotated[int, typer.Option(help="Same seed and start: same events")]
+HistoryDaysOption = Annotated[int, typer.Option(help="Days of past traffic sent first")]
+
+
+def _sim_config_or_exit(**values: Any) -> Any:
+    from pydantic import ValidationError
+
+    from cxstream.cli.simulator.generator import SimConfig
+
+    try:
+        return SimConfig(**values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "--" + "-".join(str(part) for part in error["loc"]).replace("_", "-")
+            err_console.print(f"[bold red]cxstream:[/] {field}: {error['msg']}",
+                              highlight=False)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def simulate(
+    customers: CustomersOption = 2000,
+    rate: RateOption = 40.0,
+    duration: DurationOption = 180.0,
+    seed: SeedOption = 7,
+    start: Annotated[datetime | None, typer.Option(
+        help="Event time of the live start, ISO 8601 with offset (default: now)",
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"])] = None,
+    history_days: HistoryDaysOption = 7,
+    history_per_day: Annotated[int, typer.Option(help="Past events per day")] = 400,
+    malformed_share: Annotated[float, typer.Option(help="Share of malformed messages")] = 0.02,
+    incidents: Annotated[bool, typer.Option(help="Play the scripted incidents")] = True,
+    out: Annotated[Path | None, typer.Option(
+        help="Write JSON Lines here instead of sending ('-': standard output)")] = None,
+    fast: Annotated[bool, typer.Option(
+        help="Send as fast as possible instead of at the simulated pace")] = False,
+) -> None:
+    """Simulate a customer base and its traffic, with incidents the alerts should catch.
+
+    Profiles go first (the command waits until the workers have read them, up to 60 s),
+    then the history, then live traffic at its pace. With --out nothing is sent."""
+    from cxstream.cli.simulator.generator import simulate as build
+
+    config = _sim_config_or_exit(
+        customers=customers, rate=rate, duration=duration, seed=seed, start=start,
+        history_days=history_days, history_per_day=history_per_day,
+        malformed_share=malformed_share, incidents=incidents)
+    simulation = build(config, datetime.now(UTC).replace(microsecond=0))
+    estimate = (config.customers + config.history_days * config.history_per_day
+                + round(config.rate * config.duration))
+    if out is not None:
+        _write_simulation(simulation, out, estimate)
+    else:
+        _send_simulation(settings_or_exit(), simulation.records(), estimate,
+                         None if fast else 1.0)
+    for expectation in simulation.expectations:
+        err_console.print(f"scripted: {expectation.incident} -> {expectation.rule}",
+                          highlight=False)
+
+
+def _write_simulation(simulation: Any, out: Path, estimate: int) -> None:
+    from cxstream.cli.simulator.sending import write_jsonl
+
+    if str(out) == "-":
+        write_jsonl(simulation.records(), sys.stdout)
+        return
+    with _progress(estimate, f"writing {out}") as advance, out.open("w",
+                                                                   encoding="utf-8") as file:
+        written = write_jsonl(simulation.records(), file, lambda record: advance())
+    err_console.print(f"wrote {written} records to {out}")
+
+
+def _send_simulation(settings: Settings, records: Any, estimate: int,
+                     speed: float | None) -> None:
+    from cxstream.cli.simulator.sending import send_records, wait_for_group
+    from cxstream.streams.clients import ensure_topics
+
+    async def profiles_read() -> None:
+        if not await wait_for_group(settings, settings.topic_customers, timeout=60):
+            err_console.print(f"no worker of group {settings.app_id} read the profiles "
+                              "within 60 s; sending the rest anyway")
+
+    async def run(advance: Any) -> Any:
+        await ensure_topics(settings)
+        return await send_records(settings, records, speed, profiles_read,
+                                  lambda record: advance())
+
+    with _progress(estimate, "sending") as advance:
+        stats = asyncio.run(run(advance))
+    err_console.print(f"sent {stats.sent} messages ({stats.malformed} malformed): "
+                      + ", ".join(f"{kind} {count}" for kind, count in
+                                  sorted(stats.per_kind.items())))
+
+
+class _progress:
+    """A rich progress bar when the output is a terminal; nothing otherwise."""
+
+    def __init__(self, total: int, description: str) -> None:
+        from rich.progress import Progress
+
+        self.bar = Progress(console=err_console, transient=False,
+                            disable=not err_console.is_terminal)
+        self.task = self.bar.add_task(description, total=total)
+
+    def __enter__(self) -> Any:
+        self.bar.start()
+        return lambda: self.bar.advance(self.task)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+@app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(help="JSON Lines from cxstream simulate --out",
+                                         exists=True, dir_okay=False)],
+    speed: Annotated[float, typer.Option(help="1: original pace, 10: ten times faster")] = 1.0,
+    fast: Annotated[bool, typer.Option(help="As fast as possible")] = False,
+) -> None:
+    """Send a simulated file at its original pace, faster, or as fast as possible."""
+    from cxstream.cli.simulator.sending import ReplayFileError, read_jsonl
+
+    if speed <= 0:
+        raise _fail("--speed: must be greater than 0", 2)
+    settings = settings_or_exit()
+    try:
+        count = sum(1 for _ in read_jsonl(path))  # every line checked before sending any
+    except ReplayFileError as exc:
+        raise _fail(str(exc), 2) from exc
+    _send_simulation(settings, read_jsonl(path), count, None if fast else speed)
+
+
+@app.command()
+def demo(
+    customers: CustomersOption = 2000,
+    rate: RateOption = 40.0,
+    duration: DurationOption = 180.0,
+    seed: SeedOption = 7,
+    history_days: HistoryDaysOption = 7,
+    keep_broker: Annotated[bool, typer.Option(
+        help="Leave a broker the demo started running")] = False,
+    summary_json: Annotated[Path | None, typer.Option(
+        help="Also write the summary as JSON here")] = None,
+) -> None:
+    """Start Kafka (unless one is configured), a worker and the simulator; show alerts as
+    they fire and a scoreboard per segment; end with what was caught. Exit code 0 when
+    every scripted incident raised its alert and every malformed message was
+    dead-lettered. Ctrl-C stops everything it started."""
+    from cxstream.cli.demo import DemoOptions, run_demo
+
+    settings = settings_or_exit()
+    config = _sim_config_or_exit(customers=customers, rate=rate, duration=duration,
+                                 seed=seed, history_days=history_days)
+    sys.exit(run_demo(settings, console, DemoOptions(config, keep_broker=keep_broker,
+                                                     summary_file=summary_json)))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cxstream").setLevel(logging.INFO)
+    app()
+
+
+if __name__ == "__main__":
+    main()

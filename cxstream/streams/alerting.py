@@ -1,0 +1,311 @@
+"""Wire the alert rules to Faust: publish alerts, count recurring issues, watch segment
+scores, and deliver alerts to the webhook and the log.
+
+Topics and tables:
+- ``cx.alerts`` (record of truth; key: customer_id, or the group for group alerts);
+- ``<app_id>-issue-signals`` (internal, keyed by "touchpoint:<name>" or "topic:<name>") and
+  table ``issue_windows``: distinct customers per key and window;
+- the webhook sink reads cx.alerts with a plain consumer (streams.webhook_sink).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
+from pydantic import ValidationError
+
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.group_rules import (
+    IssueWindow,
+    Signal,
+    fold_signal,
+    issue_window_expired,
+    issue_window_key,
+    issue_window_start,
+    parse_issue_window_key,
+    segment_drop_alerts,
+)
+from cxstream.alerts.reactions import AlertOut, SignalOut
+from cxstream.alerts.sinks import log_line
+from cxstream.streams.io import read_topic
+from cxstream.streams.settings import Settings
+from cxstream.schemas.outputs import Alert
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.reports import Tallies
+from cxstream.scoring.tallies import Tally
+from cxstream.scoring.windows import WindowSpec, window_start
+from cxstream.streams.changelog import BulkChangelog, kafka_sender
+from cxstream.streams.cluster import Cluster, ClusterIncomplete
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.state import writing_for
+from cxstream.streams.webhook_sink import start_webhook_sink
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertEmitter:
+    """Publishes what the fold's reactions produced."""
+
+    def __init__(self, alerts_topic: Any, signals_topic: Any, metrics: WorkerMetrics) -> None:
+        self.alerts_topic = alerts_topic
+        self.signals_topic = signals_topic
+        self.metrics = metrics
+
+    async def emit(self, outputs: list[Any]) -> None:
+        """Send every output, then wait until Kafka acknowledged them all (the batch's
+        state and offsets must not be written before); safe to call again after a
+        failure: alert ids and signals are idempotent downstream."""
+        acks = []
+        for output in outputs:
+            if isinstance(output, AlertOut):
+                acks.append(await publish_alert(self.alerts_topic, output.alert))
+            elif isinstance(output, SignalOut):
+                signal = output.signal
+                acks.append(await self.signals_topic.send(
+                    key=signal.group.encode(), value=signal.model_dump_json().encode()))
+        await asyncio.gather(*acks)
+        for output in outputs:
+            if isinstance(output, AlertOut):
+                self._count(output)
+                if output.source_time is not None:
+                    self.metrics.alert_latency.observe(max(time.time() - output.source_time,
+                                                           0.0))
+            elif isinstance(output, SignalOut):
+                self.metrics.signals_emitted.labels(output.signal.kind).inc()
+
+    def _count(self, output: AlertOut) -> None:
+        alert = output.alert
+        if output.status == "new":
+            self.metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+        else:
+            self.metrics.alerts_folded.labels(alert.rule).inc()
+
+
+async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:
+    """Publish to cx.alerts; the log sink writes the first occurrence as one line.
+    Returns what to await for Kafka's acknowledgement."""
+    subject = alert.customer_id or alert.segment or alert.reason.get("key") or alert.rule
+    ack = await alerts_topic.send(key=str(subject).encode(),
+                                  value=alert.model_dump_json().encode())
+    if alert.occurrences == 1:
+        log.info("ALERT %s", log_line(alert))
+    return ack
+
+
+def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics: WorkerMetrics,
+                      cluster: Cluster, partitions: int, alerts_partitions: int,
+                      conventions: Conventions, windows: tuple[WindowSpec, ...]
+                      ) -> AlertEmitter:
+    """Add the alert topics, tables and agents; return the emitter for the state writer."""
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    alerts_topic = app.topic(settings.topic_alerts, **raw)
+    signals_topic = app.topic(f"{settings.app_id}-issue-signals", partitions=partitions,
+                              internal=True, **raw)
+    _register_recurring_issues(app, settings, config, metrics, alerts_topic, signals_topic,
+                               partitions)
+    _register_segment_drops(app, settings, config, metrics, cluster, alerts_topic,
+                            conventions, windows)
+    _register_sinks(app, settings, metrics, alerts_topic, alerts_partitions)
+    return AlertEmitter(alerts_topic, signals_topic, metrics)
+
+
+def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig,
+                               metrics: WorkerMetrics, alerts_topic: Any, signals_topic: Any,
+                               partitions: int) -> None:
+    issue_windows = app.Table("issue_windows", partitions=partitions, key_type=bytes,
+                              value_type=bytes)
+    # a late event may still raise alerts (and signals) this long after its time
+    retention = max(settings.allowed_lateness_seconds, config.max_event_age_hours * 3_600)
+    expiry = IssueWindowExpiry(issue_windows, config, retention, partitions,
+                               BulkChangelog(kafka_sender(app)),
+                               lambda: {tp.partition for tp in app.assignor.assigned_actives()
+                                        if tp.topic == signals_topic.get_topic_name()})
+
+    @app.agent(signals_topic, name="count_recurring_issues", concurrency=1)
+    async def count_recurring_issues(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size,
+                                               within=settings.batch_timeout_seconds):
+            for event in events:
+                with writing_for(event):
+                    alert = _fold_signal_event(event, issue_windows, config, retention)
+                if alert is not None:
+                    await (await publish_alert(alerts_topic, alert))
+                    metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+            await expiry.maybe_sweep(time.time())
+
+
+class IssueWindowExpiry:
+    """Deletes issue windows past their retention, from the partitions this worker owns,
+    at most once a minute (tombstones in the table's changelog)."""
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(self, table: Any, config: RulesConfig, retention: float, partitions: int,
+                 changelog: BulkChangelog, owned: Callable[[], set[int]]) -> None:
+        self.table = table
+        self.config = config
+        self.retention = retention
+        self.partitions = list(range(partitions))
+        self.changelog = changelog
+        self.owned = owned
+        self.partitioner = DefaultPartitioner()  # the producer's: where a group's key went
+        self.last_sweep = 0.0
+        self.expired = 0
+
+    def partition_of(self, group: str) -> int:
+        return int(self.partitioner(group.encode(), self.partitions, self.partitions))
+
+    async def maybe_sweep(self, now: float) -> int:
+        if now - self.last_sweep < self.EVERY_SECONDS:
+            return 0
+        self.last_sweep = now
+        owned = self.owned()
+        deleted = 0
+        for key in list(self.table.keys()):
+            group, start = parse_issue_window_key(key)
+            partition = self.partition_of(group)
+            if partition in owned and issue_window_expired(
+                    start, self.config.recurring_issue, now, self.retention):
+                self.changelog.delete(self.table, partition, key)
+                deleted += 1
+        if deleted:
+            await self.changelog.flush()
+            self.expired += deleted
+            log.info("%d issue windows expired", deleted)
+        return deleted
+
+
+def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig,
+                       retention: float) -> Alert | None:
+    try:
+        signal = Signal.model_validate_json(event.message.value)
+    except ValidationError:
+        log.exception("unreadable issue signal at offset %d", event.message.offset)
+        return None
+    start = issue_window_start(signal, config.recurring_issue)
+    if issue_window_expired(start, config.recurring_issue, time.time(), retention):
+        return None  # its window is gone: it must not be counted again from zero
+    key = issue_window_key(signal.group, start)
+    stored = issue_windows.get(key)
+    window = IssueWindow.model_validate_json(stored) if stored else IssueWindow()
+    window, alert = fold_signal(window, signal, event.message.offset, config, _now())
+    issue_windows[key] = window.model_dump_json().encode()
+    return alert
+
+
+def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
+                            metrics: WorkerMetrics, cluster: Cluster, alerts_topic: Any,
+                            conventions: Conventions, windows: tuple[WindowSpec, ...]) -> None:
+    rule = config.segment_drop
+    if not rule.enabled:
+        return
+    spec = next((s for s in windows if s.name == rule.window), None)
+    if spec is None:
+        raise ValueError(f"segment_drop.window {rule.window!r} is not one of "
+                         f"{', '.join(s.name for s in windows)}")
+    raised = RaisedGroupAlerts(settings, "segment_drop")
+
+    # The worker that owns partition 0 evaluates; a timer, not an agent on a one-partition
+    # topic: such a topic and its table stalled a worker's consumption after a rebalance.
+    @app.timer(rule.evaluate_every_seconds)
+    async def check_segment_drops() -> None:
+        if 0 not in cluster.active_partitions():
+            raised.forget()
+            return
+        now = _now()
+        try:
+            alerts = await _segment_drops(cluster, spec, config, conventions, now)
+            await raised.load_since(window_start(now.timestamp(), spec.seconds))
+        except ClusterIncomplete as exc:
+            log.info("segment drops not evaluated: %s", exc)
+            return
+        for alert in alerts:
+            if raised.add(alert.alert_id):
+                await (await publish_alert(alerts_topic, alert))
+                metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+
+
+class RaisedGroupAlerts:
+    """Ids of a group rule's alerts already on cx.alerts since a window start.
+
+    Loaded from the topic when a worker takes over the evaluation, so a restart or a
+    failover does not publish the same alert again.
+    """
+
+    def __init__(self, settings: Settings, rule: str) -> None:
+        self.settings = settings
+        self.rule = rule
+        self.ids: set[str] = set()
+        self.loaded_since: int | None = None
+
+    def forget(self) -> None:
+        self.ids.clear()
+        self.loaded_since = None
+
+    def add(self, alert_id: str) -> bool:
+        """Remember an id; False if it was already raised."""
+        if alert_id in self.ids:
+            return False
+        self.ids.add(alert_id)
+        return True
+
+    async def load_since(self, start: int) -> None:
+        if self.loaded_since is not None and self.loaded_since <= start:
+            return
+        for record in await read_topic(self.settings, self.settings.topic_alerts,
+                                       timeout_seconds=60, since=start):
+            if record.value and f'"rule":"{self.rule}"'.encode() in record.value:
+                alert = _parse_alert(record.value)
+                if alert is not None:
+                    self.ids.add(alert.alert_id)
+        self.loaded_since = start
+
+
+async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig,
+                         conventions: Conventions, now: datetime) -> list[Alert]:
+    rule = config.segment_drop
+    current = window_start(now.timestamp(), spec.seconds)
+    starts = [current - k * spec.seconds for k in range(rule.baseline_windows + 1)]
+    slices = {(spec.name, start) for start in starts}
+    shares = await cluster.gather(
+        "/internal/partials",
+        {"dimension": "segment", "slices": ",".join(f"{w}:{s}" for w, s in sorted(slices))},
+        lambda: cluster.local_partials("segment", slices, None))
+    tallies: Tallies = {}
+    for share in shares:
+        for window, start, key, counts in share["rows"]:
+            slot = (window, int(start), key)
+            tally = Tally.model_validate(counts)
+            tallies[slot] = tallies[slot].merge(tally) if slot in tallies else tally
+    alerts = []
+    for segment in sorted({key for _, _, key in tallies}):
+        now_tally = tallies.get((spec.name, current, segment), Tally())
+        baseline = Tally()
+        for start in starts[1:]:
+            baseline = baseline.merge(tallies.get((spec.name, start, segment), Tally()))
+        alerts += segment_drop_alerts(segment, now_tally, baseline, spec.name, current, config,
+                                      conventions, now)
+    return alerts
+
+
+def _register_sinks(app: Any, settings: Settings, metrics: WorkerMetrics, alerts_topic: Any,
+                    alerts_partitions: int) -> None:
+    start_webhook_sink(app, settings, metrics)
+
+
+def _parse_alert(raw: bytes) -> Alert | None:
+    try:
+        return Alert.model_validate_json(raw)
+    except ValidationError:
+        log.exception("unreadable alert message")
+        return None

@@ -1,0 +1,343 @@
+"""The Faust application, built from the settings: topics, agents and web views."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import faust
+from faust.types.settings import Settings as FaustSettings
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from cxstream.alerts.config import load_rules
+from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.reactions import AlertReactions
+from cxstream.alerts.topics import load_tagger
+from cxstream.streams.clients import aiokafka_options, faust_credentials
+from cxstream.streams.settings import Settings
+from cxstream.schemas.parsing import InputKind
+from cxstream.scoring.customer import experience_is_low
+from cxstream.scoring.customer_view import customer_flags
+from cxstream.scoring.value_bands import ValueIndex
+from cxstream.streams import delivery, faust_fixes
+from cxstream.streams.alerting import register_alerting
+from cxstream.streams.api import register_api
+from cxstream.streams.bands import BandsHolder
+from cxstream.streams.changelog import BulkChangelog, kafka_sender
+from cxstream.streams.cluster import Cluster
+from cxstream.streams.collectors import WorkerCollector
+from cxstream.streams.deadletter import copy_limit
+from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
+from cxstream.streams.delivery import BatchGuard
+from cxstream.streams.ingest import Ingest, IngestLimits
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.revaluation import Revaluator
+from cxstream.streams.state import StateWriter, rebuild_value_index
+from cxstream.streams.watchdog import EXIT_STALLED, StallWatchdog
+
+log = logging.getLogger(__name__)
+
+
+class FaustEnvironmentError(RuntimeError):
+    """Faust's own environment variables are set; they would override cxstream's settings."""
+
+
+def check_faust_environment(environ: Mapping[str, str]) -> None:
+    """Refuse to start when Faust's variables (``BROKER_URL``, ``APP_DATADIR``...) are set.
+
+    Faust reads them itself and they win over the settings passed to the app, which would
+    silently send a worker to another cluster or data folder.
+    """
+    names = {param.env_name for param in FaustSettings.SETTINGS.values() if param.env_name}
+    present = sorted(name for name in names if name in environ)
+    if present:
+        raise FaustEnvironmentError(
+            "unset Faust's own variables " + ", ".join(present)
+            + "; configure cxstream with CXSTREAM_* settings instead"
+        )
+
+
+def build_app(settings: Settings, partition_count: int | None = None,
+              alerts_partition_count: int | None = None,
+              registry: CollectorRegistry | None = None,
+              deadletter_partition_count: int | None = None,
+              deadletter_max_message_bytes: int | None = None) -> faust.App:
+    """Create the worker's Faust app with its tables, agents and views.
+
+    ``partition_count`` is that of the input topics and ``alerts_partition_count`` that of
+    the alerts topic (tables' changelogs must match their source topics).
+    Raises RulesError or LexiconError when the rules or lexicon files are invalid.
+    """
+    check_faust_environment(os.environ)
+    faust_fixes.apply()
+    partitions = partition_count or settings.partitions
+    rules_config = load_rules(settings.rules_file)
+    tagger = load_tagger(settings.lexicons_dir)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # changelog writes and alerts batched for up to 5 ms: one produce request per batch
+        # instead of one per record (socket writes stood out in a py-spy profile)
+        producer_linger=0.005,
+        producer_max_batch_size=262_144,
+        producer_max_request_size=settings.producer_max_request_bytes,
+        web_enabled=True,
+        # Faust's own views would serve table contents and routing to anyone
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=settings.canonical_url,
+        # Standbys would double the changelog reads on two cores; a worker that takes over
+        # a partition restores it from the changelog instead.
+        table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    metrics = WorkerMetrics(registry or CollectorRegistry())
+    rules = settings.fold_rules()
+    # bytes keys use the raw codec, so a customer key routes like the producers' keys
+    customers = app.Table("customer_to_state", partitions=partitions, key_type=bytes,
+                          value_type=bytes)
+    partials = app.Table("group_partials", partitions=partitions, key_type=bytes)
+    value_index = ValueIndex()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
+                      settings.canonical_url, token,
+                      lambda reason: metrics.cluster_request_failures.labels(reason).inc())
+
+    @customers.on_recover
+    async def index_recovered_customers() -> None:
+        indexed = rebuild_value_index(customers, value_index, cluster.active_partitions(),
+                                      rules.state)
+        log.info("value index rebuilt: %d customers with a profile", indexed)
+    metrics.watch_partitions(lambda: len(cluster.active_partitions()))
+    quadrants: dict[tuple[str, str], int] = {}  # counted at each value-band refresh
+    metrics.registry.register(WorkerCollector(
+        app, {"customer_to_state": customers, "group_partials": partials}, partials,
+        cluster.active_partitions, rules.windows, lambda: quadrants,
+        group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys))
+    bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
+                        settings.high_value_threshold, value_index, cluster.active_partitions,
+                        partitions)
+
+    def note_profile(partition: int, state: Any) -> None:
+        value_index.update(partition, state.customer_id, state.profile.segment,
+                           state.profile.value, experience_is_low(state, rules.state))
+
+    customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
+    emitter = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
+                                alerts_partition_count or settings.partitions,
+                                rules.conventions, rules.windows)
+    guard = BatchGuard()
+    app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
+
+    def deliver(send: Any, what: str) -> Any:
+        kind = "changelog" if "changelog" in what else "alerts"
+        return delivery.deliver(send, guard, what,
+                                on_retry=metrics.send_retries.labels(kind).inc)
+
+    changelog = BulkChangelog(kafka_sender(app))
+    erased = app.Table("erased_customers", partitions=partitions, key_type=bytes,
+                       value_type=bytes)
+    writer = StateWriter(customers, partials, rules, metrics, value_index,
+                         AlertReactions(customer_alerts, rules_config, rules.state,
+                                        note_profile),
+                         emitter.emit, changelog, deliver, erased)
+    state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
+
+    async def erase_customer(customer_id: str) -> bool:
+        async with state_lock:
+            if not writer.erase(customer_id):
+                return False
+            await writer.finish()  # the tombstones are in Kafka before the answer
+        log.info("customer erased (state, remembered ids and value removed)")
+        return True
+    revaluator = Revaluator(bands, value_index, cluster.active_partitions, writer,
+                            customer_alerts)
+
+    def recount_bands_after_assignment(sender: Any, *args: Any, **kwargs: Any) -> None:
+        bands.ownership_changed()
+
+    # cast: mode types the handler as a union of callables, which mypy cannot match
+    app.on_partitions_assigned.connect(cast(Any, recount_bands_after_assignment))
+
+    _register_ingest(app, settings, metrics, writer, partitions,
+                     deadletter_partition_count or settings.partitions, guard, changelog,
+                     copy_limit(settings.producer_max_request_bytes,
+                                deadletter_max_message_bytes), state_lock, revaluator)
+
+    _register_watchdog(app, settings, metrics)
+
+    @app.timer(settings.value_band_refresh_seconds)
+    async def refresh_value_bands() -> None:
+        await bands.refresh(cluster)
+        async with state_lock:
+            await _revaluate(revaluator, guard)
+        counted = value_index.quadrant_counts(cluster.active_partitions(), bands.current)
+        quadrants.clear()
+        quadrants.update(counted)
+
+    register_api(app, customers, cluster, bands, rules, token, erase_customer)
+    _register_metrics_view(app, metrics)
+    return app
+
+
+def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
+    async def give_up(reason: str) -> None:
+        app.cx_exit_code = EXIT_STALLED  # type: ignore[attr-defined]  # read by run_worker
+        os.kill(os.getpid(), signal.SIGTERM)  # drain and commit, then exit 75
+
+    watchdog = StallWatchdog(app, set(settings.input_topics), settings.stall_seconds,
+                             lambda action: metrics.partition_stalls.labels(action).inc(),
+                             give_up, time.monotonic)
+
+    @app.timer(max(1.0, settings.stall_seconds / 4))
+    async def watch_for_stalls() -> None:
+        await watchdog.check()
+
+
+def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
+                     writer: StateWriter, partitions: int, deadletter_partitions: int,
+                     guard: BatchGuard, changelog: BulkChangelog,
+                     deadletter_copy_limit: int, state_lock: asyncio.Lock,
+                     revaluator: Revaluator) -> None:
+    input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
+
+    def deliver(send: Any, what: str) -> Any:
+        return delivery.deliver(send, guard, what,
+                                on_retry=metrics.deadletter_send_retries.inc)
+
+    marks_table = app.Table("deadletter_marks", partitions=partitions, key_type=bytes,
+                            value_type=bytes)
+    deadletters = ExactlyOnceDeadLetters(
+        KafkaDeadLetterTopic(aiokafka_options(settings), settings.topic_deadletter,
+                             deadletter_partitions, settings.producer_max_request_bytes),
+        TableMarks(marks_table, changelog), deliver)
+
+    def read_back_deadletters_after_assignment(sender: Any, *args: Any,
+                                                **kwargs: Any) -> None:
+        deadletters.forget_verified()
+
+    app.on_partitions_assigned.connect(cast(Any, read_back_deadletters_after_assignment))
+    app.cx_deadletters = deadletters  # type: ignore[attr-defined]  # for inspection
+
+    ingest = Ingest(
+        kind_of_topic={
+            settings.topic_interactions: InputKind.INTERACTION,
+            settings.topic_feedback: InputKind.FEEDBACK,
+            settings.topic_customers: InputKind.CUSTOMER,
+        },
+        limits=IngestLimits(settings.max_event_bytes, deadletter_copy_limit,
+                            settings.max_clock_skew_seconds),
+        metrics=metrics,
+        deadletters=deadletters,
+        handle_batch=writer.handle,
+        finish=writer.finish,
+    )
+
+    # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
+    @app.agent(input_topic, name="ingest_events", concurrency=1)
+    async def ingest_events(stream: Any) -> None:  # faust.Stream: take_events is untyped
+        async for events in stream.take_events(settings.batch_size,
+                                               within=settings.batch_timeout_seconds):
+            async with state_lock:
+                try:
+                    await ingest.process(events)
+                except Exception as exc:  # leaving the batch would acknowledge it
+                    await guard.fail(exc)
+                await _revaluate(revaluator, guard)
+
+
+async def _revaluate(revaluator: Revaluator, guard: BatchGuard) -> None:
+    """Customers who entered the high-value band; a failure leaves them for the next run
+    (nothing of an input is lost), unless sending failed for good."""
+    try:
+        await revaluator.run()
+    except delivery.SendFailed as exc:
+        await guard.fail(exc)
+    except delivery.BatchAbandoned:
+        pass
+    except Exception:
+        log.exception("evaluating customers who entered the high-value band failed")
+
+
+def build_customer_alerts(rules_config: Any, tagger: Any, bands: BandsHolder,
+                          state_rules: Any) -> CustomerAlerts:
+    """The customer rules as a worker runs them: flags from the current value bands,
+    memoised per state, and the wall clock for event age."""
+    return CustomerAlerts(
+        rules_config, tagger, RecentReports(
+            lambda state: customer_flags(state, bands.current, state_rules),
+            lambda: bands.current),
+        lambda: datetime.now(UTC))
+
+
+class RecentReports:
+    """customer_flags for the last few states, by identity (and the bands they used).
+
+    Each event needs the report of the state before it, which is usually the state after
+    the customer's previous event: computed once instead of twice."""
+
+    KEPT = 8
+
+    def __init__(self, report: Any, bands: Any) -> None:
+        self.report = report
+        self.bands = bands
+        self.recent: list[tuple[Any, Any, dict[str, Any]]] = []
+
+    def __call__(self, state: Any) -> dict[str, Any]:
+        bands = self.bands()
+        for known, known_bands, report in self.recent:
+            if known is state and known_bands is bands:
+                return report
+        report = self.report(state)
+        self.recent = [(state, bands, report), *self.recent[: self.KEPT - 1]]
+        return report
+
+
+class TableMarks:
+    """Dead-letter marks (streams.deadletter_log.Mark) in a Faust table, keyed by
+    "<topic>|<partition>" and written with the batch's other changelog records."""
+
+    def __init__(self, table: Any, changelog: BulkChangelog) -> None:
+        self.table = table
+        self.changelog = changelog
+
+    @staticmethod
+    def _key(topic: str, partition: int) -> bytes:
+        return f"{topic}|{partition}".encode()
+
+    def get(self, topic: str, partition: int) -> Mark:
+        return Mark.decode(self.table.data.get(self._key(topic, partition)))
+
+    def set(self, topic: str, partition: int, mark: Mark) -> None:
+        if mark.offset >= self.get(topic, partition).offset:
+            self.changelog.set(self.table, partition, self._key(topic, partition),
+                               mark.encode())
+
+
+def _register_metrics_view(app: faust.App, metrics: WorkerMetrics) -> None:
+    @app.page("/metrics")
+    async def serve_metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry),
+                         content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -1,0 +1,152 @@
+"""Kafka client options from the settings, and creation of the contract's topics."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.helpers import create_ssl_context
+
+from cxstream.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicLayoutError(RuntimeError):
+    """The existing topics cannot be used as they are (for example not co-partitioned)."""
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL or SASL_SSL, or None for plaintext protocols."""
+    if not settings.security_protocol.endswith("SSL"):
+        return None
+    password = settings.ssl_keyfile_password
+    return create_ssl_context(
+        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+        certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        password=password.get_secret_value() if password else None,
+    )
+
+
+def aiokafka_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments shared by every aiokafka client the project creates."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+        "ssl_context": ssl_context(settings),
+    }
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None  # checked by Settings
+        options.update(
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password.get_secret_value(),
+        )
+    return options
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's credentials object for the configured protocol (None for PLAINTEXT)."""
+    context = ssl_context(settings)
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None and settings.sasl_mechanism is not None
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+#: the worker's tables (each has a compacted changelog topic named after the app)
+WORKER_TABLES = ("customer_to_state", "group_partials", "deadletter_marks", "issue_windows",
+                 "erased_customers")
+
+
+def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """The worker's own topics and their configs: the recurring-issue signals and the
+    tables' changelogs. Created before the worker starts because Faust creates them only
+    while it joins its group, and a topic created that late can be missing from the first
+    assignment and from the producer's metadata for minutes (a worker stalled so)."""
+    topics: dict[str, dict[str, str]] = {f"{settings.app_id}-issue-signals": {}}
+    for table in WORKER_TABLES:
+        topics[f"{settings.app_id}-{table}-changelog"] = {"cleanup.policy": "compact"}
+    return topics
+
+
+async def ensure_worker_topics(settings: Settings, partitions: int) -> None:
+    """Create the missing worker topics with ``partitions`` (that of the input topics)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = {name: config for name, config in worker_topics(settings).items()
+                   if name not in existing}
+        if missing:
+            log.info("creating worker topics %s", sorted(missing))
+            await admin.create_topics(
+                [NewTopic(name, partitions, settings.replication_factor, topic_configs=config)
+                 for name, config in missing.items()], timeout_ms=30_000)
+    finally:
+        await admin.close()
+
+
+def contract_topics(settings: Settings) -> list[str]:
+    """Every topic of the contract: the three inputs, alerts and the dead-letter topic."""
+    return [*settings.input_topics, settings.topic_alerts, settings.topic_deadletter,
+            settings.topic_alerts_deadletter]
+
+
+async def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create the contract's missing topics; return each topic's partition count.
+
+    Input topics must be co-partitioned (same partition count), because every input is
+    keyed by customer_id and one worker owns a customer across all three.
+    """
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        wanted = contract_topics(settings)
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            log.info("creating topics %s with %d partitions", missing, settings.partitions)
+            new = [NewTopic(name, settings.partitions, settings.replication_factor)
+                   for name in missing]
+            await admin.create_topics(new, timeout_ms=30_000)
+        described = await admin.describe_topics(wanted)
+    finally:
+        await admin.close()
+    counts = {item["topic"]: len(item["partitions"]) for item in described}
+    input_counts = {name: counts[name] for name in settings.input_topics}
+    if len(set(input_counts.values())) != 1:
+        raise TopicLayoutError(
+            "input topics must have the same number of partitions, found "
+            + ", ".join(f"{name}={n}" for name, n in input_counts.items())
+        )
+    return counts
+
+
+async def topic_max_message_bytes(settings: Settings, topic: str) -> int | None:
+    """The topic's effective ``max.message.bytes`` (None if the broker does not say)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})])
+    finally:
+        await admin.close()
+    for response in responses:
+        for resource in response.resources:
+            for entry in resource[4]:  # (name, value, read_only, is_default, sensitive...)
+                if entry[0] == "max.message.bytes" and entry[1] is not None:
+                    return int(entry[1])
+    return None

@@ -1,0 +1,117 @@
+"""Answers that need every partition: each worker adds up the partitions it owns, and the
+worker asked gathers the other workers' shares over HTTP.
+
+Shape: {"partitions": [owned partition numbers], ...data summed over them} per worker;
+the union must cover every partition exactly once, else the answer is incomplete (a
+rebalance is under way) and the caller says so (HTTP 503) rather than answer wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from cxstream.scoring.fold import is_bookkeeping_key, parse_partial_key
+from cxstream.scoring.value_bands import ValueIndex
+
+log = logging.getLogger(__name__)
+
+
+class ClusterIncomplete(RuntimeError):
+    """Some partitions have no active owner right now."""
+
+
+class Cluster:
+    """This worker's view of partition ownership and the other workers' addresses."""
+
+    def __init__(self, app: Any, source_topic: str, partition_count: int,
+                 partials: Any, value_index: ValueIndex, own_url: str,
+                 token: str | None,
+                 on_failure: Callable[[str], None] = lambda reason: None) -> None:
+        self.on_failure = on_failure
+        self.app = app
+        self.source_topic = source_topic
+        self.partition_count = partition_count
+        self.partials = partials
+        self.value_index = value_index
+        self.own_url = own_url.rstrip("/")
+        self.token = token
+
+    def active_partitions(self) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives()
+                if tp.topic == self.source_topic}
+
+    def worker_urls(self) -> list[str]:
+        metadata = self.app.router.table_metadata(self.partials.name)
+        urls = {str(url).rstrip("/") for url, topics in metadata.items()
+                if any(topics.values())}
+        return sorted(urls | {self.own_url})
+
+    # -- local shares ------------------------------------------------------------------
+
+    def local_partials(self, dimension: str, slices: set[tuple[str, int]] | None,
+                       key: str | None, only: int | None = None) -> dict[str, Any]:
+        """Rows (window, start, key, tally) of ``dimension`` in ``slices`` (None: all) of the
+        partitions this worker owns (only partition ``only`` if given: for diagnosis)."""
+        owned = self.active_partitions()
+        if only is not None:
+            owned &= {only}
+        rows = []
+        for raw_key, value in list(self.partials.items()):
+            text = raw_key.decode()
+            if is_bookkeeping_key(text):
+                continue
+            partition, row_dimension, window, start, group = parse_partial_key(text)
+            if (partition in owned and row_dimension == dimension
+                    and (slices is None or (window, start) in slices)
+                    and (key is None or group == key)):
+                rows.append([window, start, group, value["tally"]])
+        return {"partitions": sorted(owned), "rows": rows}
+
+    def local_value_histograms(self) -> dict[str, Any]:
+        """Value histograms per segment of the customers in owned partitions (only those
+        read into the index: a partition still recovering is not claimed)."""
+        owned = self.active_partitions() & self.value_index.indexed
+        return {"partitions": sorted(owned), "segments": self.value_index.histograms(owned)}
+
+    # -- gathering -----------------------------------------------------------------------
+
+    async def gather(self, path: str, params: dict[str, str],
+                     local: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every worker's share (this one's computed locally); raise if any is missing."""
+        urls = [url for url in self.worker_urls() if url != self.own_url]
+        shares = [local()]
+        if urls:
+            shares += await asyncio.gather(*(self._fetch(url + path, params) for url in urls))
+        seen: list[int] = [p for share in shares for p in share["partitions"]]
+        if sorted(seen) != list(range(self.partition_count)):
+            raise ClusterIncomplete(
+                f"partitions owned: {sorted(seen)} of {self.partition_count}; "
+                "a rebalance is under way, retry shortly")
+        return shares
+
+    async def _fetch(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.get(url, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("worker %s did not answer: %r", url, exc)
+            self.on_failure("unreachable")
+            return {"partitions": []}
+        if response.status_code in (401, 403):
+            log.error("worker %s refused this worker's API token (HTTP %d): every worker "
+                      "needs the same CXSTREAM_API_TOKEN%s", url, response.status_code,
+                      "" if self.token else ", and this one has none")
+            self.on_failure("unauthorized")
+            return {"partitions": []}
+        if response.status_code != 200:
+            log.warning("worker %s answered HTTP %d", url, response.status_code)
+            self.on_failure("error")
+            return {"partitions": []}
+        share: dict[str, Any] = response.json()
+        return share

@@ -1,0 +1,122 @@
+"""Metrics read at scrape time: consumer lag, table sizes, and answer counts per group.
+
+Answer counts are this worker's share (the partitions it owns) of the current window, as
+counters Prometheus can add across workers; PromQL then computes NPS and CSAT, e.g.
+100 * (sum by (key) (cxstream_group_answers{dimension="segment",window="day",
+answer="promoters"}) - sum by (key) (...answer="detractors"...)) / sum by (key)
+(cxstream_group_answers{dimension="segment",window="day",survey="nps"}).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from cxstream.scoring.fold import is_bookkeeping_key, parse_partial_key
+from cxstream.scoring.tallies import Tally
+from cxstream.scoring.windows import WindowSpec, window_start
+
+#: label values per dimension when no cap is given (the worker passes max_group_keys,
+#: the cap of group keys itself, plus one for "(other)")
+MAX_KEYS_PER_DIMENSION = 1_000
+_ANSWERS = {
+    "nps": ("promoters", "passives", "detractors"),
+    "csat": ("csat_satisfied",),
+    "ces": ("ces_easy", "ces_hard"),
+}
+
+
+class WorkerCollector(Collector):
+    """Gauges computed from Faust's monitor and the worker's tables when scraped."""
+
+    def __init__(self, app: Any, tables: dict[str, Any], partials: Any,
+                 owned: Callable[[], set[int]], windows: tuple[WindowSpec, ...],
+                 quadrants: Callable[[], dict[tuple[str, str], int]] = dict,
+                 group_detail: bool = False,
+                 max_keys: int = MAX_KEYS_PER_DIMENSION) -> None:
+        self.group_detail = group_detail
+        self.max_keys = max_keys
+        self.app = app
+        self.quadrants = quadrants
+        self.tables = tables
+        self.partials = partials
+        self.owned = owned
+        self.windows = windows
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield self._lag()
+        sizes = GaugeMetricFamily("cxstream_table_keys", "Keys in each table of this worker.",
+                                  labels=["table"])
+        for name, table in self.tables.items():
+            sizes.add_metric([name], len(table))
+        yield sizes
+        if self.group_detail:  # per-group data only when the operator asks for it
+            yield from self._answers()
+        yield self._quadrants()
+
+    def _quadrants(self) -> GaugeMetricFamily:
+        customers = GaugeMetricFamily(
+            "cxstream_customers",
+            "Customers with a profile on this worker's partitions, by segment and quadrant "
+            "(unknown: value band or experience not known yet); sum across workers.",
+            labels=["segment", "quadrant"])
+        segments: set[str] = set()
+        if not self.group_detail:  # one total per quadrant, no segment names
+            totals: dict[str, int] = {}
+            for (_, quadrant), count in self.quadrants().items():
+                totals[quadrant] = totals.get(quadrant, 0) + count
+            for quadrant, count in sorted(totals.items()):
+                customers.add_metric(["all", quadrant], count)
+            return customers
+        for (segment, quadrant), count in sorted(self.quadrants().items()):
+            segments.add(segment)
+            if len(segments) <= self.max_keys + 1:  # bounded label values
+                customers.add_metric([segment, quadrant], count)
+        return customers
+
+    def _lag(self) -> GaugeMetricFamily:
+        lag = GaugeMetricFamily("cxstream_consumer_lag_messages",
+                                "Messages not yet read, per input topic and partition.",
+                                labels=["topic", "partition"])
+        monitor = self.app.monitor
+        for tp, end in dict(monitor.tp_end_offsets).items():
+            read = monitor.tp_read_offsets.get(tp)
+            behind = end - (read + 1) if read is not None else end
+            lag.add_metric([tp.topic, str(tp.partition)], max(behind, 0))
+        return lag
+
+    def _answers(self) -> Iterator[GaugeMetricFamily]:
+        answers = GaugeMetricFamily(
+            "cxstream_group_answers",
+            "Answers in the current window, this worker's share, by group and answer class.",
+            labels=["dimension", "key", "window", "survey", "answer"])
+        totals: dict[tuple[str, str, str], Tally] = {}
+        current = {spec.name: window_start(time.time(), spec.seconds) for spec in self.windows}
+        owned = self.owned()
+        for raw_key, value in list(self.partials.items()):
+            text = raw_key.decode()
+            if is_bookkeeping_key(text):
+                continue
+            partition, dimension, window, start, key = parse_partial_key(text)
+            if partition not in owned or current.get(window) != start:
+                continue
+            slot = (dimension, key, window)
+            tally = Tally.model_validate(value["tally"])
+            totals[slot] = totals[slot].merge(tally) if slot in totals else tally
+        per_dimension: dict[str, int] = {}
+        for (dimension, key, window), tally in sorted(totals.items()):
+            per_dimension[dimension] = per_dimension.get(dimension, 0) + 1
+            if per_dimension[dimension] > (self.max_keys + 1) * len(self.windows):
+                continue  # bounded label values
+            counts = tally.model_dump()
+            for survey, classes in _ANSWERS.items():
+                total = tally.nps_n if survey == "nps" else counts[f"{survey}_n"]
+                answers.add_metric([dimension, key, window, survey, "all"], total)
+                for answer in classes:
+                    answers.add_metric([dimension, key, window, survey,
+                                        answer.removeprefix(f"{survey}_")], counts[answer])
+        yield answers

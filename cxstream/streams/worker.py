@@ -1,0 +1,174 @@
+"""Start a worker process: check the environment, create topics, run the Faust app."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+import faust
+import uvloop
+from aiokafka.errors import KafkaError
+
+from cxstream.alerts.config import RulesError, load_rules
+from cxstream.alerts.topics import LexiconError, load_tagger
+from cxstream.streams.clients import (
+    TopicLayoutError,
+    ensure_topics,
+    ensure_worker_topics,
+    topic_max_message_bytes,
+)
+from cxstream.streams.settings import Settings
+from cxstream.streams.app import FaustEnvironmentError, build_app, check_faust_environment
+from cxstream.streams.deadletter import message_limit_problem
+from cxstream.streams.delivery import EXIT_STOP_TIMEOUT, BatchGuard
+
+log = logging.getLogger(__name__)
+
+
+DRAIN_SECONDS = 20.0
+#: time Faust's own stop may take after the drain before the process is ended
+STOP_GRACE_SECONDS = 10.0
+GC_THRESHOLDS = (100_000, 50, 1_000)
+
+
+class WorkerStartError(RuntimeError):
+    """The worker cannot start; the message says why."""
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGTERM or SIGINT (then it commits and stops cleanly)."""
+    try:
+        check_faust_environment(os.environ)
+        load_rules(settings.rules_file)  # validate before touching Kafka
+        load_tagger(settings.lexicons_dir)
+        counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
+        asyncio.run(asyncio.wait_for(
+            ensure_worker_topics(settings, counts[settings.topic_feedback]), timeout=60))
+        deadletter_limit = asyncio.run(asyncio.wait_for(
+            topic_max_message_bytes(settings, settings.topic_deadletter), timeout=60))
+        problem = message_limit_problem(settings.max_event_bytes,
+                                        settings.producer_max_request_bytes,
+                                        settings.topic_deadletter, deadletter_limit)
+        if problem is not None:
+            raise WorkerStartError(problem)
+    except (FaustEnvironmentError, TopicLayoutError, RulesError, LexiconError) as exc:
+        raise WorkerStartError(str(exc)) from exc
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise WorkerStartError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}"
+        ) from exc
+    # A worker allocates many short-lived objects per event next to a large long-lived
+    # heap (decoded states, value index): fewer collections of the young generations.
+    gc.set_threshold(*GC_THRESHOLDS)
+    if settings.event_loop == "uvloop":
+        # a policy, not just a loop: the consumer thread creates its own loop from it
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook call is noise
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        app = build_app(settings, partition_count=counts[settings.topic_feedback],
+                        alerts_partition_count=counts[settings.topic_alerts],
+                        deadletter_partition_count=counts[settings.topic_deadletter],
+                        deadletter_max_message_bytes=deadletter_limit)
+    except (RulesError, LexiconError, ValueError) as exc:
+        raise WorkerStartError(str(exc)) from exc
+    try:
+        worker = DrainingWorker(app, loglevel=settings.log_level, quiet=True)
+        worker.drain_timeout = settings.drain_timeout_seconds
+        # Faust's terminal spinner sets the root logger to DEBUG at levels warn and above,
+        # so every debug call of Faust and aiokafka builds a log record
+        worker.spinner = None
+        worker.execute_from_commandline()
+    finally:
+        code = getattr(app, "cx_exit_code", None)
+        if code is not None:  # the stall watchdog asked to be restarted
+            raise SystemExit(code)
+
+
+class DrainingWorker(faust.Worker):
+    """On SIGTERM or SIGINT: finish the events already taken, commit, then stop.
+
+    Why: Faust's own stop skips waiting for in-flight events once it is stopping, so a
+    batch finished just before the signal was redelivered (and re-dead-lettered) after a
+    restart. A batch whose sends keep failing is given up (left unacknowledged) once the
+    stop begins, and a batch that failed for good ends the process without Faust's own
+    stop, which would acknowledge it: what was acknowledged before is committed, the rest
+    is read again by the next owner. Either way the process is gone within the drain
+    timeout (plus a few seconds for Faust's own stop).
+    """
+
+    drain_timeout = DRAIN_SECONDS
+
+    async def _stop_on_signal(self, sig: signal.Signals) -> None:
+        log.info("signal %s: finishing in-flight events before stopping", sig.name)
+        guard: BatchGuard | None = getattr(self.app, "cx_batch_guard", None)
+        if guard is not None:  # sends under way may finish within half the drain timeout
+            guard.request_stop(self.drain_timeout / 2)
+        _exit_after(self.drain_timeout + STOP_GRACE_SECONDS, EXIT_STOP_TIMEOUT)
+        progress: dict[str, object] = {"step": "starting"}
+        # A task and asyncio.wait, not wait_for: wait_for waits for a cancelled task to
+        # finish, and a commit stuck inside the Kafka client would then block the stop.
+        drain = asyncio.ensure_future(drain_and_commit(self.app, progress, guard))
+        done, _ = await asyncio.wait({drain}, timeout=self.drain_timeout)
+        if not done:
+            drain.cancel()
+            log.warning("could not drain within %.0f s (at: %s); stopping anyway, the "
+                        "uncommitted events will be read again", self.drain_timeout, progress)
+        elif drain.exception() is not None:  # stopping must go on whatever happens here
+            log.warning("could not drain before stopping: %r", drain.exception())
+        if guard is not None and guard.failed is not None:
+            code = guard.exit_code or 0
+            log.warning("a batch was left unacknowledged; exiting with code %d", code)
+            logging.shutdown()
+            os._exit(code)  # Faust's stop would acknowledge the failed batch
+        await super()._stop_on_signal(sig)
+
+
+def _exit_after(seconds: float, code: int) -> None:
+    """End the process if the stop is still going on after ``seconds`` (a thread: the
+    event loop itself may be what is stuck)."""
+    def hard_exit() -> None:
+        log.error("the stop did not finish within %.0f s; exiting with code %d", seconds,
+                  code)
+        logging.shutdown()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, hard_exit)
+    timer.daemon = True
+    timer.start()
+
+
+async def drain_and_commit(app: Any, progress: dict[str, object] | None = None,
+                           guard: BatchGuard | None = None) -> None:
+    """Stop fetching, wait until every event taken by an agent is acknowledged (or its
+    batch failed), commit.
+
+    ``progress`` is updated with the current step, for the log line of a stop that takes
+    too long."""
+    progress = {} if progress is None else progress
+    consumer = app.consumer
+    consumer.pause_partitions(consumer.assignment())
+    # Faust offers no public view of in-flight events: this mirrors its own wait_empty(),
+    # without the early exit it takes once the worker is stopping.
+    while guard is None or guard.failed is None:
+        consumer._clean_unacked_messages()
+        if not consumer._unacked_messages:
+            break
+        progress.update(step="waiting for in-flight events",
+                        in_flight=len(consumer._unacked_messages))
+        await asyncio.sleep(0.05)
+    # a commit already under way makes commit() wait for it and return False: once more
+    committed = False
+    for attempt in range(3):
+        progress.update(step="committing", attempt=attempt + 1)
+        if await consumer.commit():
+            committed = True
+            break
+    log.info("drained in-flight events before stopping; %s", "offsets committed" if committed
+             else "no new offset to commit")
