@@ -1,4 +1,4 @@
-"""What the seek guard of streams/faust_fixes.py (fix 4) adds per record Faust fetches.
+"""What the seek guard of streams/faust_compat/fixes.py (fix 4) adds per record Faust fetches.
 
 Iterates Faust's own ``Consumer.getmany`` and the patched one over the same fetched
 batch, on a stand-in consumer (no broker, so only the Python work is timed), and prints
@@ -19,7 +19,7 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from cxstream.streams import faust_fixes
+from cxstream.streams.faust_compat import fixes as faust_fixes
 from tests.support import fake_consumer
 
 

@@ -43,7 +43,7 @@ from cxstream.scoring.windows import WindowSpec, window_start
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.state import writing_for
+from cxstream.streams.faust_compat.access import writing_for
 from cxstream.streams.webhook_sink import start_webhook_sink
 
 log = logging.getLogger(__name__)

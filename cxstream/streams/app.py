@@ -25,7 +25,7 @@ from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.customer import experience_is_low
 from cxstream.scoring.customer_view import customer_flags
 from cxstream.scoring.value_bands import ValueIndex
-from cxstream.streams import delivery, faust_fixes
+from cxstream.streams import delivery
 from cxstream.streams.alerting import register_alerting
 from cxstream.streams.api import register_api
 from cxstream.streams.bands import BandsHolder
@@ -35,6 +35,8 @@ from cxstream.streams.collectors import WorkerCollector
 from cxstream.streams.deadletter import copy_limit
 from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
 from cxstream.streams.delivery import BatchGuard
+from cxstream.streams.faust_compat import fixes
+from cxstream.streams.faust_compat.access import table_store
 from cxstream.streams.ingest import Ingest, IngestLimits
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.revaluation import Revaluator
@@ -75,7 +77,9 @@ def build_app(settings: Settings, partition_count: int | None = None,
     Raises RulesError or LexiconError when the rules or lexicon files are invalid.
     """
     check_faust_environment(os.environ)
-    faust_fixes.apply()
+    if not fixes.is_applied():  # without them input messages can be skipped for good
+        raise RuntimeError("apply the Faust fixes first: cxstream.streams.faust_compat."
+                           "install() (the worker does)")
     partitions = partition_count or settings.partitions
     rules_config = load_rules(settings.rules_file)
     tagger = load_tagger(settings.lexicons_dir)
@@ -328,7 +332,7 @@ class TableMarks:
         return f"{topic}|{partition}".encode()
 
     def get(self, topic: str, partition: int) -> Mark:
-        return Mark.decode(self.table.data.get(self._key(topic, partition)))
+        return Mark.decode(table_store(self.table).get(self._key(topic, partition)))
 
     def set(self, topic: str, partition: int, mark: Mark) -> None:
         if mark.offset >= self.get(topic, partition).offset:

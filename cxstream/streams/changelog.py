@@ -20,6 +20,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cxstream.streams.faust_compat.access import aiokafka_producer, table_store
+
 #: how the records of one (topic, partition) are sent: (topic, partition, records) ->
 #: what to await for Kafka's acknowledgement of them all (or None)
 Send = Callable[[str, int, list[tuple[bytes, bytes | None]]], Awaitable[Any]]
@@ -34,11 +36,11 @@ class BulkChangelog:
 
     def set(self, table: Any, partition: int, key: Any, value: Any) -> None:
         encoded = _encode(table.value_serializer, value)
-        table.data[key] = value
+        table_store(table)[key] = value
         self._add(table, partition, key, encoded)
 
     def delete(self, table: Any, partition: int, key: Any) -> None:
-        table.data.pop(key, None)
+        table_store(table).pop(key, None)
         self._add(table, partition, key, None)  # a tombstone: compaction drops the key
 
     def _add(self, table: Any, partition: int, key: Any, value: bytes | None) -> None:
@@ -86,7 +88,7 @@ def kafka_sender(app: Any) -> Send:
 
     async def send(topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
                    ) -> Awaitable[Any]:
-        producer = app.producer._ensure_producer()  # Faust's aiokafka producer
+        producer = aiokafka_producer(app)
         acks = []  # send_batch queues a batch and returns the future of its acknowledgement
         batch = producer.create_batch()
         for key, value in records:

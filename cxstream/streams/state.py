@@ -23,8 +23,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from faust.streams import _current_event  # Faust only sets it while iterating a stream
-
 from cxstream.schemas.parsing import ErrorClass, Rejection
 from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
 from cxstream.scoring.fold import (
@@ -42,6 +40,7 @@ from cxstream.scoring.groups import DIMENSIONS, GroupKeys
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.scoring.windows import Watermark
 from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.faust_compat.access import table_store, writing_for
 from cxstream.streams.ingest import Accepted
 from cxstream.streams.metrics import WorkerMetrics
 
@@ -71,20 +70,6 @@ def customer_partition(raw: bytes) -> int:
 
 def decode_customer(raw: bytes) -> CustomerState:
     return CustomerState.model_validate_json(raw[raw.index(b"|") + 1 :])
-
-
-@contextlib.contextmanager
-def writing_for(event: Any) -> Iterator[None]:
-    """Make ``event`` the current one, so table writes go to its changelog partition.
-
-    ``take_events`` hands over a batch after iteration, when Faust no longer has a current
-    event; Faust has no public way to name the partition of a table write.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def erased_key(customer_id: str) -> bytes:
@@ -191,7 +176,7 @@ class StateWriter:
 
     def _get(self, table: Any, key: bytes) -> Any:
         # the store itself: Faust's table mapping adds a sensor call per read
-        return table.data.get(key) if self.changelog is not None else table.get(key)
+        return table_store(table).get(key) if self.changelog is not None else table.get(key)
 
     def _fold_partition(self, partition: int, items: list[Accepted]
                         ) -> tuple[list[Any], list[tuple[Accepted, Rejection]]]:

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxstream.streams.faust_compat.access import active_partitions, paused_partitions
+
 log = logging.getLogger(__name__)
 
 EXIT_STALLED = 75  # EX_TEMPFAIL: restart me
@@ -185,9 +187,8 @@ def describe(app: Any, stalled: list[Any], positions: Mapping[Any, int | None],
 def consumer_state(app: Any, stalled: list[Any]) -> str:
     """What Faust's consumer says about flow and pauses, for the stall log line."""
     consumer = app.consumer
-    paused: set[Any] = getattr(consumer, "_paused_partitions", set())
-    active = consumer._get_active_partitions() if hasattr(
-        consumer, "_get_active_partitions") else set()
+    paused = paused_partitions(consumer)
+    active = active_partitions(consumer)
     state = (f"generation={getattr(app, 'consumer_generation_id', '?')} "
              f"flow_active={getattr(consumer, 'flow_active', '?')} "
              f"flow_control_active={app.flow_control.is_active()} "

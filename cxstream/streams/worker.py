@@ -26,6 +26,9 @@ from cxstream.streams.settings import Settings
 from cxstream.streams.app import FaustEnvironmentError, build_app, check_faust_environment
 from cxstream.streams.deadletter import message_limit_problem
 from cxstream.streams.delivery import EXIT_STOP_TIMEOUT, BatchGuard
+from cxstream.streams.faust_compat import FaustVersionError, install
+from cxstream.streams.faust_compat.access import in_flight_events
+from cxstream.streams.faust_compat.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM or SIGINT (then it commits and stops cleanly)."""
     try:
         check_faust_environment(os.environ)
+        install()  # the supported Faust and aiokafka, with cxstream's fixes
         load_rules(settings.rules_file)  # validate before touching Kafka
         load_tagger(settings.lexicons_dir)
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
@@ -56,7 +60,8 @@ def run_worker(settings: Settings) -> None:
                                         settings.topic_deadletter, deadletter_limit)
         if problem is not None:
             raise WorkerStartError(problem)
-    except (FaustEnvironmentError, TopicLayoutError, RulesError, LexiconError) as exc:
+    except (FaustEnvironmentError, FaustVersionError, TopicLayoutError, RulesError,
+            LexiconError) as exc:
         raise WorkerStartError(str(exc)) from exc
     except (KafkaError, OSError, TimeoutError) as exc:
         raise WorkerStartError(
@@ -91,7 +96,7 @@ def run_worker(settings: Settings) -> None:
             raise SystemExit(code)
 
 
-class DrainingWorker(faust.Worker):
+class DrainingWorker(Worker):
     """On SIGTERM or SIGINT: finish the events already taken, commit, then stop.
 
     Why: Faust's own stop skips waiting for in-flight events once it is stopping, so a
@@ -105,7 +110,7 @@ class DrainingWorker(faust.Worker):
 
     drain_timeout = DRAIN_SECONDS
 
-    async def _stop_on_signal(self, sig: signal.Signals) -> None:
+    async def before_stop_on_signal(self, sig: signal.Signals) -> None:
         log.info("signal %s: finishing in-flight events before stopping", sig.name)
         guard: BatchGuard | None = getattr(self.app, "cx_batch_guard", None)
         if guard is not None:  # sends under way may finish within half the drain timeout
@@ -127,7 +132,6 @@ class DrainingWorker(faust.Worker):
             log.warning("a batch was left unacknowledged; exiting with code %d", code)
             logging.shutdown()
             os._exit(code)  # Faust's stop would acknowledge the failed batch
-        await super()._stop_on_signal(sig)
 
 
 def _exit_after(seconds: float, code: int) -> None:
@@ -154,14 +158,11 @@ async def drain_and_commit(app: Any, progress: dict[str, object] | None = None,
     progress = {} if progress is None else progress
     consumer = app.consumer
     consumer.pause_partitions(consumer.assignment())
-    # Faust offers no public view of in-flight events: this mirrors its own wait_empty(),
-    # without the early exit it takes once the worker is stopping.
     while guard is None or guard.failed is None:
-        consumer._clean_unacked_messages()
-        if not consumer._unacked_messages:
+        in_flight = in_flight_events(consumer)
+        if not in_flight:
             break
-        progress.update(step="waiting for in-flight events",
-                        in_flight=len(consumer._unacked_messages))
+        progress.update(step="waiting for in-flight events", in_flight=in_flight)
         await asyncio.sleep(0.05)
     # a commit already under way makes commit() wait for it and return False: once more
     committed = False

@@ -1,12 +1,14 @@
-"""The corrections to Faust in streams/faust_fixes.py, without a broker."""
+"""The corrections to Faust in streams/faust_compat/fixes.py, without a broker."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -15,8 +17,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import IntervalTree
 
-from cxstream.streams import faust_fixes
+from cxstream.streams.faust_compat import fixes as faust_fixes
 from tests.support import fake_consumer
+
+
+@pytest.fixture(autouse=True)
+def fixed_faust() -> Iterator[None]:
+    """Each test with the fixes applied, and Faust as it was afterwards."""
+    with faust_fixes.applied():
+        yield
+
+
+def test_undo_puts_fausts_own_methods_back() -> None:
+    patched = Consumer.ack
+    faust_fixes.undo()
+    try:
+        assert Consumer.ack is not patched and not faust_fixes.is_applied()
+        assert Consumer.ack.__module__ == "faust.transport.consumer"
+    finally:
+        faust_fixes.apply()  # as the fixture left it, for its own undo
+
 
 
 def test_partitions_without_a_committed_offset_are_sought_to_the_start() -> None:
@@ -63,7 +83,6 @@ def fake_thread(consumer: FakeAiokafkaConsumer, policy: str = "earliest") -> Any
 
 
 def test_the_patched_seek_moves_unsought_input_partitions_to_their_start() -> None:
-    faust_fixes.apply()
     committed = {TP("in", 0): None, TP("in", 1): 7, TP("in-changelog", 0): None}
     consumer = FakeAiokafkaConsumer(committed)
     returned = asyncio.run(AIOKafkaConsumerThread.seek_to_committed(fake_thread(consumer)))
@@ -76,8 +95,7 @@ def test_the_patched_seek_moves_unsought_input_partitions_to_their_start() -> No
 
 
 def test_a_message_no_stream_took_is_never_acknowledged() -> None:
-    faust_fixes.apply()
-    faust_fixes.apply()  # idempotent: patched once
+    faust_fixes.apply()  # idempotent: patched once (the fixture applied them)
     untouched = SimpleNamespace()  # the original ack would need the consumer's bookkeeping
     assert Consumer.ack(untouched, SimpleNamespace(tracked=False)) is False  # type: ignore[arg-type]
     assert vars(untouched) == {}
@@ -125,7 +143,6 @@ def test_the_commit_is_the_end_of_the_run_of_processed_offsets_from_the_committe
 
 
 def test_a_revocation_commits_what_is_acknowledged_before_faust_forgets_it() -> None:
-    faust_fixes.apply()
     steps: list[str] = []
 
     async def commit() -> bool:
@@ -187,7 +204,6 @@ def test_input_is_delivered_exactly_while_no_seek_has_touched_the_batch(
 
 
 def test_a_seek_during_a_batch_makes_the_consumer_read_again_from_the_committed_offsets() -> None:
-    faust_fixes.apply()
     fake = fake_consumer({IN: [5, 6, 7], CHANGELOG: [1, 2]}, {IN: 5})
 
     async def drain() -> list[tuple[str, int]]:
@@ -218,7 +234,6 @@ def fake_aiokafka(states: dict[TopicPartition, Any] | None) -> Any:
 
 
 def test_the_livelock_check_skips_a_partition_whose_fetch_position_is_unknown() -> None:
-    faust_fixes.apply()
     states = {TopicPartition("in", 0): SimpleNamespace(has_valid_position=False),
               TopicPartition("in", 1): SimpleNamespace(has_valid_position=True)}
     consumer = fake_aiokafka(states)

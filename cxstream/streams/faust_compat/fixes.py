@@ -1,4 +1,5 @@
-"""Corrections to faust-streaming 0.15.3 that the worker cannot do without.
+"""Corrections to faust-streaming 0.15.3 that the worker cannot do without
+(docs/faust-fixes.md gives each as a bug report).
 
 Each closes a way for an input message to be skipped for good around a rebalance, except
 the fifth, which keeps the consumer from crashing, and the last, which saves work.
@@ -84,8 +85,9 @@ there should be none.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -95,12 +97,40 @@ from intervaltree import IntervalTree
 
 log = logging.getLogger(__name__)
 
-_APPLIED = "_cxstream_fixes_applied"
+#: (class, attribute) -> what Faust had there before ``apply``
+_ORIGINALS: dict[tuple[type, str], Any] = {}
+_INHERITED = object()  # the class had no attribute of its own there
+
+
+def is_applied() -> bool:
+    return bool(_ORIGINALS)
+
+
+def undo() -> None:
+    """Put Faust's own methods back (tests)."""
+    for (owner, name), original in _ORIGINALS.items():
+        if original is _INHERITED:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
+    _ORIGINALS.clear()
+
+
+@contextlib.contextmanager
+def applied() -> Iterator[None]:
+    """The fixes for the duration of a block, then Faust as it was (tests)."""
+    already = is_applied()
+    apply()
+    try:
+        yield
+    finally:
+        if not already:
+            undo()
 
 
 def apply() -> None:
     """Patch Faust once per process."""
-    if getattr(Consumer, _APPLIED, False):
+    if is_applied():
         return
     original_ack = Consumer.ack
 
@@ -179,15 +209,19 @@ def apply() -> None:
             except Exception as exc:  # a rebalance is under way: it seeks when it ends
                 log.warning("could not seek to the committed offsets again: %r", exc)
 
-    Consumer.getmany = getmany  # type: ignore[method-assign]
-    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
-    Consumer.on_partitions_revoked = on_partitions_revoked  # type: ignore[method-assign]
-    Consumer._new_offset = new_offset  # type: ignore[method-assign]
-    Consumer._add_gap = add_gap  # type: ignore[method-assign]
-    Consumer.ack = ack  # type: ignore[method-assign]
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
-    AIOKafkaConsumerThread.verify_event_path = verify_event_path  # type: ignore[method-assign]
-    setattr(Consumer, _APPLIED, True)
+    replacements: dict[tuple[type, str], Any] = {
+        (Consumer, "getmany"): getmany,
+        (Consumer, "perform_seek"): perform_seek,
+        (Consumer, "on_partitions_revoked"): on_partitions_revoked,
+        (Consumer, "_new_offset"): new_offset,
+        (Consumer, "_add_gap"): add_gap,
+        (Consumer, "ack"): ack,
+        (AIOKafkaConsumerThread, "seek_to_committed"): seek_to_committed,
+        (AIOKafkaConsumerThread, "verify_event_path"): verify_event_path,
+    }
+    for (owner, name), replacement in replacements.items():
+        _ORIGINALS[owner, name] = owner.__dict__.get(name, _INHERITED)
+        setattr(owner, name, replacement)
 
 
 def has_fetch_position(consumer: Any, tp: Any) -> bool:
