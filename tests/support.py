@@ -159,3 +159,46 @@ def start(settings: dict[str, str], tmp_path: Path, name: str) -> WorkerProcess:
 def send(settings: Settings, topic: str, events: list[dict[str, Any]]) -> None:
     asyncio.run(produce(settings, [Record(topic, e["customer_id"].encode(), to_bytes(e))
                                    for e in events]))
+
+
+def known_events(t: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                       list[dict[str, Any]]]:
+    def at(minutes: int) -> str:
+        return (t + timedelta(minutes=minutes)).isoformat()
+
+    profiles = [
+        profile(customer_id="c1", segment="enterprise", value=100_000, owner="am.a",
+                updated_at=at(-600)),
+        profile(customer_id="c2", segment="smb", value=500, updated_at=at(-600)),
+        profile(customer_id="c4", segment="enterprise", value=200, updated_at=at(-600)),
+    ]
+    answers = [
+        # first: an hour behind what follows, within the allowed lateness of 1 h
+        feedback(event_id="f10", customer_id="c1", score=10, occurred_at=at(-60),
+                 touchpoint="support"),  # previous hour
+        feedback(event_id="f1", customer_id="c1", score=9, occurred_at=at(0)),
+        feedback(event_id="f2", customer_id="c1", score=3, occurred_at=at(5), channel="phone",
+                 touchpoint="support"),
+        feedback(event_id="f1", customer_id="c1", score=9, occurred_at=at(0)),  # resent
+        feedback(event_id="f3", customer_id="c2", score=10, occurred_at=at(1)),
+        feedback(event_id="f4", customer_id="c3", score=0, occurred_at=at(2),
+                 touchpoint="support"),
+        feedback(event_id="f5", customer_id="c4", score=8, occurred_at=at(-10),
+                 touchpoint="support"),  # out of order
+        feedback(event_id="f6", customer_id="c2", survey="csat", score=5, occurred_at=at(0)),
+        feedback(event_id="f7", customer_id="c2", survey="csat", score=2, occurred_at=at(3)),
+        feedback(event_id="f8", customer_id="c4", survey="ces", score=6, occurred_at=at(0),
+                 touchpoint="support"),
+        feedback(event_id="f9", customer_id="c1", survey="ces", score=2, occurred_at=at(1),
+                 channel="phone", touchpoint="support"),
+        feedback(event_id="f11", customer_id="c3", score=1, occurred_at=at(-180),
+                 touchpoint="support"),  # 3 h behind c3's partition: late
+    ]
+    for answer in answers:
+        if answer["event_id"] in {"f1", "f2"}:
+            answer["touchpoint"] = "support"
+    interactions = [
+        interaction(event_id=f"i{n}", customer_id="c1", occurred_at=at(n), outcome="escalated")
+        for n in range(3)
+    ]
+    return profiles, answers, interactions

@@ -17,7 +17,8 @@ from cxstream.alerts.config import DetractorRule, HighValueAtRiskRule, RulesConf
 from cxstream.alerts.topics import COMPLAINT, TopicTagger
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.schemas.outputs import Alert
-from cxstream.scoring.customer import CustomerState, OpenAlert
+from cxstream.alerts.state import OpenAlert, open_alerts, with_open_alerts
+from cxstream.scoring.customer import CustomerState
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -160,12 +161,13 @@ class CustomerAlerts:
         if trigger is None:
             return after, []
         at = after.last_event_at
-        current = after.open_alerts.get(trigger.rule)
+        cooling = open_alerts(after)
+        current = cooling.get(trigger.rule)
         if only_new and current is not None and at < current.until:
             return after, []
         # one unhappy customer, one alert: an open alert of another rule (a detractor
         # answered while the customer was not yet in the band) takes this trigger in
-        open_now = [alert for alert in after.open_alerts.values() if at < alert.until]
+        open_now = [alert for alert in cooling.values() if at < alert.until]
         fold_into = max(open_now, key=lambda alert: alert.created_at) if open_now else None
         cause = Cause(after.customer_id, at, cause_id)
         return self._raise([trigger], cause, after, report_after, [], fold_into)
@@ -183,9 +185,9 @@ class CustomerAlerts:
                        fold_into: OpenAlert | None = None
                        ) -> tuple[str, Alert, CustomerState]:
         at = cause.at
-        open_alerts = dict(state.open_alerts)
-        active = [open_alerts[t.rule] for t in triggers
-                  if t.rule in open_alerts and at < open_alerts[t.rule].until]
+        cooling = open_alerts(state)
+        active = [cooling[t.rule] for t in triggers
+                  if t.rule in cooling and at < cooling[t.rule].until]
         if not active and fold_into is not None:
             active = [fold_into]
         lead = triggers[0]
@@ -199,12 +201,12 @@ class CustomerAlerts:
             key = alert_id(lead.rule, cause.customer_id, cause.cause_id)
             occurrences, created, status = 1, self.now(), "new"
         for trigger in triggers:
-            current = open_alerts.get(trigger.rule)
+            current = cooling.get(trigger.rule)
             if current is not None and current.alert_id == key:
-                open_alerts[trigger.rule] = current.model_copy(
+                cooling[trigger.rule] = current.model_copy(
                     update={"occurrences": occurrences, "severity": severity})
             elif current is None or at >= current.until:
-                open_alerts[trigger.rule] = OpenAlert(
+                cooling[trigger.rule] = OpenAlert(
                     alert_id=key, rule=trigger.rule, severity=severity,
                     until=at + timedelta(hours=trigger.cooldown_hours),
                     occurrences=occurrences, first_event_time=at, created_at=created)
@@ -222,4 +224,4 @@ class CustomerAlerts:
             context=customer_context(state, report, self.config, cause.comment, topics,
                                      cause.language),
             event_time=at, created_at=created, occurrences=occurrences, config=self.config)
-        return status, alert, state.model_copy(update={"open_alerts": open_alerts})
+        return status, alert, with_open_alerts(state, cooling)

@@ -1,4 +1,8 @@
-"""What a customer event causes besides state: alert messages and issue signals."""
+"""What a customer event causes besides state: alert messages and issue signals.
+
+The rules run after the fold, on what it applied (``on_batch``): the fold knows nothing of
+alerts, and the alert rules' own state (cooldowns) is carried from event to event here.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from typing import Any
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.group_rules import Signal, signals_of
-from cxstream.schemas.events import Feedback, Interaction
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
-from cxstream.scoring.fold import SourcedEvent
+from cxstream.scoring.fold import Applied, SourcedEvent
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,28 @@ class AlertReactions:
         self.config = config
         self.state_rules = state_rules
         self.note_profile = note_profile
+
+    def on_batch(self, partition: int, applied: list[Applied]
+                 ) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+        """Customer -> their alert state after the batch (only those that changed), and
+        the outputs in event order. ``applied``: what the fold applied, in order."""
+        changed: dict[str, dict[str, Any]] = {}  # customer -> alert state carried along
+        outputs: list[Any] = []
+        for change in applied:
+            customer_id = change.after.customer_id
+            before, after = change.before, change.after
+            carried = changed.get(customer_id)
+            if carried is not None:  # set by an earlier event of this batch
+                before = before.model_copy(update={"alerts": carried})
+                after = after.model_copy(update={"alerts": carried})
+            if isinstance(change.item.event, CustomerProfile):
+                reacted, produced = self.on_profile(partition, change.item, before, after)
+            else:
+                reacted, produced = self.on_applied(change.item, before, after)
+            outputs += produced
+            if reacted.alerts is not after.alerts:
+                changed[customer_id] = reacted.alerts
+        return changed, outputs
 
     def on_profile(self, partition: int, item: SourcedEvent, before: CustomerState,
                    after: CustomerState) -> tuple[CustomerState, list[Any]]:

@@ -10,7 +10,7 @@ from bisect import bisect_left, insort
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.groups import CountedAnswers
@@ -74,20 +74,6 @@ class InteractionRecord(BaseModel):
     negative: bool = False
 
 
-class OpenAlert(BaseModel):
-    """An alert raised for the customer whose cooldown has not ended (event time)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    alert_id: str
-    rule: str
-    severity: str
-    until: datetime
-    occurrences: int = 1
-    first_event_time: datetime
-    created_at: datetime
-
-
 class CustomerState(BaseModel):
     """Everything known about one customer; a JSON-friendly table value."""
 
@@ -109,8 +95,18 @@ class CustomerState(BaseModel):
     last_event_at: datetime | None = None
     #: what counts for the customer per window (score_basis = latest_per_customer only)
     counted: CountedAnswers = {}
-    #: rule -> open alert (cooldown)
-    open_alerts: dict[str, OpenAlert] = {}
+    #: the alert rules' own state (cooldowns: cxstream.alerts.state), kept in the
+    #: customer's record so one changelog write holds both; the fold never reads it
+    alerts: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cooldowns_of_earlier_releases(cls, data: Any) -> Any:
+        """States written before 0.2.0 kept the cooldowns in ``open_alerts``."""
+        if isinstance(data, dict) and "open_alerts" in data:
+            data = dict(data)
+            data["alerts"] = {**data.get("alerts", {}), "open": data.pop("open_alerts")}
+        return data
 
     @field_validator("negative_signals")
     @classmethod

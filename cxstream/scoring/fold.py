@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -65,19 +64,14 @@ class SourcedEvent:
     record_time: float  # Kafka record timestamp, epoch seconds
 
 
-class Reactions(Protocol):
-    """What else an event causes (alerts, signals), evaluated inside the fold."""
+@dataclass(frozen=True)
+class Applied:
+    """An event applied for the first time, with the customer's state around it: what the
+    alert rules look at once the fold is done."""
 
-    def on_applied(self, item: SourcedEvent, before: CustomerState,
-                   after: CustomerState) -> tuple[CustomerState, list[Any]]:
-        """Outputs of an event applied now; may update the state (e.g. cooldowns). Nothing
-        is sent again for an event read again: its outputs reached Kafka before its state
-        did (``StateWriter.finish``)."""
-
-    def on_profile(self, partition: int, item: SourcedEvent, before: CustomerState,
-                   after: CustomerState) -> tuple[CustomerState, list[Any]]:
-        """Outputs of a profile applied now (the customer's value may put them in the
-        high-value band while their experience is low)."""
+    item: SourcedEvent
+    before: CustomerState
+    after: CustomerState
 
 
 @dataclass
@@ -87,10 +81,8 @@ class FoldResult:
     watermark: Watermark = field(default_factory=Watermark)
     #: (kind, outcome) -> count; outcomes: applied, duplicate, replayed, late
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: events applied for the first time, with the customer's state right after each
-    applied: list[tuple[SourcedEvent, CustomerState]] = field(default_factory=list)
-    #: what the reactions produced, in event order
-    outputs: list[Any] = field(default_factory=list)
+    #: events applied for the first time, in order, with the customer's state around each
+    applied: list[Applied] = field(default_factory=list)
     #: the partition's admitted group keys (None: uncapped)
     keys: GroupKeys | None = None
 
@@ -126,7 +118,6 @@ def fold_batch(
     load_partial: Callable[[str], PartialTally | None],
     watermark: Watermark,
     rules: FoldRules,
-    reactions: Reactions | None = None,
     keys: GroupKeys | None = None,
 ) -> FoldResult:
     """Apply ``items`` of ``partition`` in order; return what changed. ``keys``: the group
@@ -136,51 +127,37 @@ def fold_batch(
         customer_id = item.event.customer_id
         state = result.states.get(customer_id) or load_state(customer_id) or CustomerState(
             customer_id=customer_id)
-        after = _fold_one(partition, item, state, load_partial, result, rules)
-        if reactions is not None and isinstance(item.event, CustomerProfile):
-            after, outputs = reactions.on_profile(partition, item, state, after)
-            result.outputs += outputs
-        elif reactions is not None:
-            after = _react(reactions, item, state, after, result)
+        after, applied = _fold_one(partition, item, state, load_partial, result, rules)
+        if applied:
+            result.applied.append(Applied(item, state, after))
         result.states[customer_id] = after
     return result
 
 
-def _react(reactions: Reactions, item: SourcedEvent, before: CustomerState,
-           after: CustomerState, result: FoldResult) -> CustomerState:
-    kind = "feedback" if isinstance(item.event, Feedback) else "interaction"
-    delivery = before.delivery_of(kind, item.event.event_id, item.offset)  # type: ignore[union-attr]
-    if delivery == "new":
-        after, outputs = reactions.on_applied(item, before, after)
-        result.outputs += outputs
-    return after
-
-
 def _fold_one(partition: int, item: SourcedEvent, state: CustomerState,
               load_partial: Callable[[str], PartialTally | None], result: FoldResult,
-              rules: FoldRules) -> CustomerState:
+              rules: FoldRules) -> tuple[CustomerState, bool]:
+    """The state after ``item``, and whether it was applied now (not a duplicate or a
+    replay)."""
     event = item.event
     if isinstance(event, CustomerProfile):
         result.outcomes["customer", "applied"] += 1
-        new_state = apply_profile(state, event)
-        result.applied.append((item, new_state))
-        return new_state
+        return apply_profile(state, event), True
     kind = "feedback" if isinstance(event, Feedback) else "interaction"
     delivery = state.delivery_of(kind, event.event_id, item.offset)
     if delivery == "duplicate":
         result.outcomes[kind, "duplicate"] += 1
-        return state
+        return state, False
     seen_at = item.offset if delivery == "replay" else None
     if isinstance(event, Interaction):
         if seen_at is not None:
             result.outcomes[kind, "replayed"] += 1
-            return state
+            return state, False
         result.outcomes[kind, "applied"] += 1
-        new_state = remember(apply_interaction(state, event, rules.state), kind,
-                             event.event_id, item.offset, rules.state)
-        result.applied.append((item, new_state))
-        return new_state
-    return _fold_feedback(partition, item, event, state, seen_at, load_partial, result, rules)
+        return remember(apply_interaction(state, event, rules.state), kind,
+                        event.event_id, item.offset, rules.state), True
+    after = _fold_feedback(partition, item, event, state, seen_at, load_partial, result, rules)
+    return after, seen_at is None
 
 
 def _fold_feedback(partition: int, item: SourcedEvent, event: Feedback, state: CustomerState,
@@ -195,7 +172,6 @@ def _fold_feedback(partition: int, item: SourcedEvent, event: Feedback, state: C
     if seen_at is None:
         state = remember(apply_feedback(state, event, rules.state), "feedback", event.event_id,
                          item.offset, rules.state)
-        result.applied.append((item, state))
     result.outcomes["feedback", "late" if late else "applied" if seen_at is None
                     else "replayed"] += 1
     if late:

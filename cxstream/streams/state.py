@@ -23,13 +23,13 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from cxstream.alerts.reactions import AlertReactions
 from cxstream.schemas.parsing import ErrorClass, Rejection
 from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
 from cxstream.scoring.fold import (
     FoldResult,
     FoldRules,
     PartialTally,
-    Reactions,
     SourcedEvent,
     expired_partial_keys,
     fold_batch,
@@ -82,7 +82,7 @@ class StateWriter:
 
     def __init__(self, customers: Any, partials: Any, rules: FoldRules,
                  metrics: WorkerMetrics, value_index: ValueIndex,
-                 reactions: Reactions | None = None,
+                 reactions: AlertReactions | None = None,
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None,
                  changelog: BulkChangelog | None = None,
                  deliver: Deliver | None = None, erased: Any = None) -> None:
@@ -182,8 +182,9 @@ class StateWriter:
                         ) -> tuple[list[Any], list[tuple[Accepted, Rejection]]]:
         try:
             result = self._fold(partition, items)
+            produced = self._react(partition, result)
             self._write(partition, result)
-            return result.outputs, []
+            return produced, []
         except Exception:
             log.exception("folding a batch of partition %d failed; retrying one by one",
                           partition)
@@ -192,8 +193,9 @@ class StateWriter:
         for item in items:  # isolate the input that breaks the fold
             try:
                 result = self._fold(partition, [item])
+                produced = self._react(partition, result)
                 self._write(partition, result)
-                outputs += result.outputs
+                outputs += produced
             except Exception as exc:
                 failures.append((item, Rejection(ErrorClass.INTERNAL,
                                                  f"{type(exc).__name__}: {exc}"[:1000])))
@@ -207,8 +209,19 @@ class StateWriter:
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 min(item.source.message.timestamp, now)) for item in items]
         return fold_batch(partition, sourced, self._load_state, self._load_partial,
-                          self._load_watermark(partition), self.rules, self.reactions,
+                          self._load_watermark(partition), self.rules,
                           self._load_keys(partition))
+
+    def _react(self, partition: int, result: FoldResult) -> list[Any]:
+        """The alert rules on what the fold applied: their outputs; the cooldowns they set
+        go into the states to write."""
+        if self.reactions is None or not result.applied:
+            return []
+        alerts, outputs = self.reactions.on_batch(partition, result.applied)
+        for customer_id, alert_state in alerts.items():
+            result.states[customer_id] = result.states[customer_id].model_copy(
+                update={"alerts": alert_state})
+        return outputs
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
         cap = self.rules.max_group_keys
@@ -245,8 +258,8 @@ class StateWriter:
                                         state.profile.value,
                                         experience_is_low(state, self.rules.state))
         now = time.time()
-        for item, _ in result.applied:
-            occurred = getattr(item.event, "occurred_at", None)
+        for change in result.applied:
+            occurred = getattr(change.item.event, "occurred_at", None)
             if occurred is not None:
                 self.metrics.event_delay.observe(max(now - occurred.timestamp(), 0.0))
         for (kind, outcome), count in result.outcomes.items():

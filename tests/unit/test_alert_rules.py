@@ -14,6 +14,7 @@ from cxstream.alerts.customer_rules import (
     detractor_trigger,
     social_negative_trigger,
 )
+from cxstream.alerts.state import open_alerts
 from cxstream.alerts.topics import load_tagger
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import (
@@ -116,7 +117,7 @@ def test_a_detractor_answer_raises_one_alert_with_context_and_routing() -> None:
     assert alert.context["segment"] == "enterprise" and alert.context["customer_value"] == 100
     assert alert.reason["score"] == 3 and alert.reason["threshold"] == 6
     assert alert.act_by == T0 + timedelta(hours=24)
-    assert state.open_alerts["detractor"].alert_id == alert.alert_id
+    assert open_alerts(state)["detractor"].alert_id == alert.alert_id
 
 
 def test_no_customer_alert_for_an_event_older_than_max_event_age() -> None:
