@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,16 +16,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cxstream.streams.settings import Settings, SettingsError, load_settings
+from cxstream import __version__
+from cxstream.streams.settings import CONFIG_FILE_VARIABLE, Settings, SettingsError, load_settings
 
 console = Console()
 err_console = Console(stderr=True)
 
 app = typer.Typer(
     help="Real-time customer-experience stream processing on Kafka and Faust.\n\n"
-    "Every setting is an environment variable CXSTREAM_<NAME> (see README.md), for "
-    "example CXSTREAM_BOOTSTRAP_SERVERS=localhost:9092, or a key in the TOML/YAML file "
-    "named by CXSTREAM_CONFIG_FILE.",
+    "Every setting is an environment variable CXSTREAM_<NAME> (docs/configuration.md), "
+    "for example CXSTREAM_BOOTSTRAP_SERVERS=localhost:9092, or a key in the TOML/YAML "
+    "file named by --config or CXSTREAM_CONFIG_FILE.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -36,18 +38,55 @@ send_app = typer.Typer(help="Send events to the input topics.", no_args_is_help=
 deadletter_app = typer.Typer(help="Inspect the dead-letter topic.", no_args_is_help=True)
 customer_app = typer.Typer(help="One customer: show their state, or erase them.",
                            no_args_is_help=True)
+config_app = typer.Typer(help="The settings: check them, or print their reference.",
+                         no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(send_app, name="send")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(customer_app, name="customer")
+app.add_typer(config_app, name="config")
 
 
-def settings_or_exit(**overrides: Any) -> Settings:
-    """Load the settings from the environment; print every mistake and exit 2 if invalid."""
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"cxstream {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit", callback=_print_version,
+        is_eager=True)] = False) -> None:
+    """Real-time customer-experience stream processing on Kafka and Faust."""
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+BootstrapOption = Annotated[str | None, typer.Option(
+    "-b", "--bootstrap-servers", help="Kafka brokers, host:port[,host:port]",
+    envvar="CXSTREAM_BOOTSTRAP_SERVERS", show_envvar=True)]
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="Settings file (TOML or YAML); the environment wins over it",
+    envvar=CONFIG_FILE_VARIABLE, show_envvar=True, dir_okay=False)]
+OutputOption = Annotated[Output, typer.Option("-o", "--output", help="text or json")]
+
+
+def settings_or_exit(bootstrap_servers: str | None = None, config: Path | None = None,
+                     **overrides: Any) -> Settings:
+    """Load the settings from the environment, the file ``config`` and the command's
+    options; print every mistake and exit 2 if invalid."""
+    environ = dict(os.environ)
+    if config is not None:
+        environ[CONFIG_FILE_VARIABLE] = str(config)
+    if bootstrap_servers:
+        overrides["bootstrap_servers"] = bootstrap_servers
     try:
-        return load_settings(os.environ, **overrides)
+        return load_settings(environ, **overrides)
     except SettingsError as exc:
         err_console.print(f"[bold red]cxstream:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
@@ -58,14 +97,19 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _print_json(data: Any) -> None:
+    """Machine-readable output (-o json): one JSON document on standard output."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
 # -- broker -------------------------------------------------------------------------------
 
 @broker_app.command("fetch")
-def broker_fetch() -> None:
+def broker_fetch(config: ConfigOption = None) -> None:
     """Download Apache Kafka's jars from Maven Central (once; cached afterwards)."""
     from cxstream.cli.kafka import local_broker
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(config=config)
     try:
         path = local_broker.fetch_jars(settings)
     except local_broker.BrokerError as exc:
@@ -74,11 +118,12 @@ def broker_fetch() -> None:
 
 
 @broker_app.command("start")
-def broker_start() -> None:
+def broker_start(bootstrap_servers: BootstrapOption = None,
+                 config: ConfigOption = None) -> None:
     """Start the local broker on CXSTREAM_BOOTSTRAP_SERVERS and wait until it serves."""
     from cxstream.cli.kafka import local_broker
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config)
     try:
         state = local_broker.start(settings)
     except local_broker.BrokerError as exc:
@@ -88,38 +133,49 @@ def broker_start() -> None:
 
 
 @broker_app.command("stop")
-def broker_stop() -> None:
+def broker_stop(bootstrap_servers: BootstrapOption = None,
+                config: ConfigOption = None) -> None:
     """Stop the local broker cleanly."""
     from cxstream.cli.kafka import local_broker
 
-    stopped = local_broker.stop(settings_or_exit())
+    stopped = local_broker.stop(settings_or_exit(bootstrap_servers, config))
     console.print("broker stopped" if stopped else "broker was not running")
 
 
 @broker_app.command("status")
-def broker_status() -> None:
+def broker_status(bootstrap_servers: BootstrapOption = None, config: ConfigOption = None,
+                  output: OutputOption = Output.text) -> None:
     """Say whether the local broker runs (exit 0) or not (exit 3)."""
     from cxstream.cli.kafka import local_broker
 
-    state = local_broker.status(settings_or_exit())
-    if not state.running:
+    state = local_broker.status(settings_or_exit(bootstrap_servers, config))
+    if output is Output.json:
+        _print_json({"running": state.running, "bootstrap_servers": state.bootstrap_servers,
+                     "pid": state.pid})
+    elif state.running:
+        console.print(f"broker running on {state.bootstrap_servers} (pid {state.pid})")
+    else:
         console.print("broker is not running")
+    if not state.running:
         raise typer.Exit(3)
-    console.print(f"broker running on {state.bootstrap_servers} (pid {state.pid})")
 
 
 # -- topics, schemas ---------------------------------------------------------------------
 
 @topics_app.command("create")
-def topics_create() -> None:
+def topics_create(bootstrap_servers: BootstrapOption = None, config: ConfigOption = None,
+                  output: OutputOption = Output.text) -> None:
     """Create the missing contract topics with CXSTREAM_PARTITIONS partitions."""
     from cxstream.streams.clients import TopicLayoutError, ensure_topics
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config)
     try:
         counts = asyncio.run(ensure_topics(settings))
     except TopicLayoutError as exc:
         raise _fail(str(exc)) from exc
+    if output is Output.json:
+        _print_json({"partitions": counts})
+        return
     for name, partitions in counts.items():
         console.print(f"{name}: {partitions} partitions")
 
@@ -133,16 +189,53 @@ def schemas_export(directory: Annotated[Path, typer.Argument(help="Output folder
         console.print(str(path))
 
 
+# -- config ----------------------------------------------------------------------------
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None, output: OutputOption = Output.text) -> None:
+    """Check the settings, the rules file and the lexicons (exit 2 on a mistake); print the
+    effective configuration, secrets masked."""
+    from cxstream.alerts.config import RulesError, load_rules
+    from cxstream.alerts.topics import LexiconError, load_tagger
+
+    settings = settings_or_exit(config=config)
+    try:
+        load_rules(settings.rules_file)
+        load_tagger(settings.lexicons_dir)
+    except (RulesError, LexiconError) as exc:
+        raise _fail(str(exc), 2) from exc
+    effective = settings.model_dump(mode="json")  # SecretStr values come out masked
+    if output is Output.json:
+        _print_json(effective)
+        return
+    table = Table("variable", "value", title="effective configuration")
+    for name, value in effective.items():
+        table.add_row(f"CXSTREAM_{name.upper()}", "" if value is None else str(value))
+    console.print(table)
+    err_console.print("settings, rules and lexicons are valid")
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print every setting with its default, allowed values and meaning (Markdown: the
+    content of docs/configuration.md)."""
+    from cxstream.cli.reference import configuration_reference
+
+    sys.stdout.write(configuration_reference())
+
+
 # -- worker -------------------------------------------------------------------------------
 
 @app.command()
 def worker(
     web_port: Annotated[int | None, typer.Option(help="HTTP port (CXSTREAM_WEB_PORT)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data folder (CXSTREAM_DATA_DIR)")] = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run a stream worker: ingest, state, scores, alerts; /metrics on its web port."""
     overrides = {k: v for k, v in {"web_port": web_port, "data_dir": data_dir}.items() if v}
-    settings = settings_or_exit(**overrides)
+    settings = settings_or_exit(bootstrap_servers, config, **overrides)
     from cxstream.streams.worker import WorkerStartError, run_worker
 
     try:
@@ -154,12 +247,13 @@ def worker(
 # -- sending and reading ---------------------------------------------------------------------
 
 @send_app.command("sample")
-def send_sample() -> None:
+def send_sample(bootstrap_servers: BootstrapOption = None,
+                config: ConfigOption = None) -> None:
     """Send a few valid events of every kind and one input of each kind of mistake."""
     from cxstream.cli.samples import sample_records
     from cxstream.streams.io import produce
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config)
     samples = sample_records(settings, datetime.now(UTC))
     asyncio.run(produce(settings, samples.records))
     console.print(f"sent {samples.valid} valid and {samples.invalid} invalid inputs")
@@ -170,11 +264,13 @@ def send_file(
     path: Annotated[Path, typer.Argument(help="JSON Lines file, one event per line", exists=True,
                                          dir_okay=False)],
     topic: Annotated[str, typer.Option(help="Topic to send to, e.g. cx.feedback")],
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Send each line of PATH as one message; its key is the line's customer_id."""
     from cxstream.streams.io import Record, produce
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config)
     records = [Record(topic, _customer_key(line), line)
                for line in path.read_bytes().splitlines() if line.strip()]
     sent = asyncio.run(produce(settings, records))
@@ -191,13 +287,20 @@ def _customer_key(line: bytes) -> bytes | None:
 
 
 @deadletter_app.command("show")
-def deadletter_show(limit: Annotated[int, typer.Option(help="Most recent N")] = 50) -> None:
+def deadletter_show(limit: Annotated[int, typer.Option(help="Most recent N", min=1)] = 50,
+                    bootstrap_servers: BootstrapOption = None, config: ConfigOption = None,
+                    output: OutputOption = Output.text) -> None:
     """List the dead-letter records: source, error class and reason."""
     from cxstream.streams.deadletter import read_headers
     from cxstream.streams.io import read_topic
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config)
     records = asyncio.run(read_topic(settings, settings.topic_deadletter))
+    if output is Output.json:
+        _print_json({"total": len(records), "records": [
+            {key: value for key, value in read_headers(list(record.headers)).items()}
+            for record in records[-limit:]]})
+        return
     table = Table("source", "class", "reason", title=f"{len(records)} dead-letter records")
     for record in records[-limit:]:
         meta = read_headers(list(record.headers))
@@ -239,13 +342,19 @@ def _api_request(settings: Settings, url: str | None, path: str,
 def customer_show(
     customer_id: Annotated[str, typer.Argument(help="The customer_id")],
     url: UrlOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
 ) -> None:
     """Show a customer's state: profile, value band, quadrant, scores, interactions."""
     from urllib.parse import quote
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(config=config)
     path = f"/api/customers/{quote(customer_id, safe='')}"
-    console.print_json(data=_api_get(settings, url, path))
+    data = _api_get(settings, url, path)
+    if output is Output.json:
+        _print_json(data)
+    else:
+        console.print_json(data=data)
 
 
 @customer_app.command("erase")
@@ -253,44 +362,80 @@ def customer_erase(
     customer_id: Annotated[str, typer.Argument(help="The customer_id")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
     url: UrlOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
 ) -> None:
     """Erase a customer (right to erasure): their state, value and remembered event ids
     are removed through the changelog; their past answers stay in the group tallies,
     which hold no ids. Events of theirs read again later are not applied again."""
     from urllib.parse import quote
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(config=config)
     if not yes and not typer.confirm(f"Erase customer {customer_id!r}?"):
         raise typer.Exit(1)
     path = f"/api/customers/{quote(customer_id, safe='')}/erase"
-    console.print_json(data=_api_request(settings, url, path, method="POST"))
+    data = _api_request(settings, url, path, method="POST")
+    if output is Output.json:
+        _print_json(data)
+    else:
+        console.print_json(data=data)
+
+
+class Dimension(StrEnum):
+    segment = "segment"
+    channel = "channel"
+    touchpoint = "touchpoint"
+
+
+class Metric(StrEnum):
+    nps = "nps"
+    csat = "csat"
+    ces = "ces"
 
 
 @app.command()
 def scores(
-    dimension: Annotated[str, typer.Argument(help="segment, channel or touchpoint")],
+    dimension: Annotated[Dimension, typer.Argument(help="The group dimension")],
     key: Annotated[str | None, typer.Argument(help="One group; omit to rank all groups")] = None,
-    window: Annotated[str, typer.Option(help="hour, day or the long window, e.g. 7d")] = "day",
-    metric: Annotated[str, typer.Option(help="nps, csat or ces (ranking)")] = "nps",
-    min_n: Annotated[int, typer.Option(help="Leave out groups with fewer answers")] = 1,
-    at: Annotated[str | None, typer.Option(help="ISO time with offset (default: now)")] = None,
+    window: Annotated[str, typer.Option(
+        help="hour, day or the long window (CXSTREAM_LONG_WINDOW_DAYS, e.g. 7d)")] = "day",
+    metric: Annotated[Metric, typer.Option(help="The ranking's metric")] = Metric.nps,
+    min_n: Annotated[int, typer.Option(help="Leave out groups with fewer answers",
+                                       min=1)] = 1,
+    at: Annotated[datetime | None, typer.Option(
+        help="ISO time with offset (default: now)",
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])] = None,
     url: UrlOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
 ) -> None:
     """Scores of one group (current and previous windows), or groups ranked by a metric."""
     from urllib.parse import quote
 
-    settings = settings_or_exit()
-    params = {"window": window, "metric": metric, "min_n": str(min_n)}
+    settings = settings_or_exit(config=config)
+    windows = ("hour", "day", f"{settings.long_window_days}d")
+    if window not in windows:  # checked before any request
+        raise _fail(f"--window: {window!r} is not one of {', '.join(windows)}", 2)
+    params = {"window": window, "metric": metric.value, "min_n": str(min_n)}
     if at:
-        params["at"] = at
+        params["at"] = at.isoformat()
     if key is not None:
-        report = _api_get(settings, url, f"/api/scores/{dimension}/{quote(key, safe='')}",
-                          {"at": at} if at else None)
-        _print_group(report)
+        report = _api_get(settings, url,
+                          f"/api/scores/{dimension.value}/{quote(key, safe='')}",
+                          {"at": params["at"]} if at else None)
+        if output is Output.json:
+            _print_json(report)
+        else:
+            _print_group(report)
         return
-    ranked = _api_get(settings, url, f"/api/scores/{dimension}", params)
-    table = Table("rank", dimension, metric.upper(), "n", "± (95 %)",
-                  title=f"{dimension} by {metric.upper()}, {window} from {ranked['start']}")
+    ranked = _api_get(settings, url, f"/api/scores/{dimension.value}", params)
+    if output is Output.json:
+        _print_json(ranked)
+        return
+    dimension_name, metric_name = dimension.value, metric.value
+    table = Table("rank", dimension_name, metric_name.upper(), "n", "± (95 %)",
+                  title=f"{dimension_name} by {metric_name.upper()}, {window} from "
+                  f"{ranked['start']}")
     for rank, row in enumerate(ranked["groups"], 1):
         table.add_row(str(rank), row["key"], f"{row['score']:g}", str(row["n"]),
                       "" if row["margin_of_error"] is None else f"{row['margin_of_error']:g}")
@@ -320,6 +465,9 @@ def recompute(
     compare: Annotated[bool, typer.Option(help="Compare with the running workers' tallies")]
     = True,
     url: UrlOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
 ) -> None:
     """Recompute every group tally from the input topics (no Faust) and compare.
 
@@ -327,15 +475,23 @@ def recompute(
     """
     from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config)
     expected = batch_tallies(settings)
     if not compare:
-        console.print_json(data=[[*slot, tally.model_dump()] for slot, tally in
-                                 sorted(expected.items())])
+        tallies = [[*slot, tally.model_dump()] for slot, tally in sorted(expected.items())]
+        if output is Output.json:
+            _print_json(tallies)
+        else:
+            console.print_json(data=tallies)
         return
     token = settings.api_token.get_secret_value() if settings.api_token else None
     actual = stream_tallies(url or f"http://{settings.web_host}:{settings.web_port}", token)
     found = differences(expected, actual)
+    if output is Output.json:
+        _print_json({"group_windows": len(set(expected) | set(actual)), "differences": found})
+        if found:
+            raise typer.Exit(1)
+        return
     if found:
         console.print_json(data=found)
         raise _fail(f"{len(found)} of {len(set(expected) | set(actual))} group windows differ")
@@ -381,6 +537,8 @@ def simulate(
         help="Write JSON Lines here instead of sending ('-': standard output)")] = None,
     fast: Annotated[bool, typer.Option(
         help="Send as fast as possible instead of at the simulated pace")] = False,
+    bootstrap_servers: BootstrapOption = None,
+    config_file: ConfigOption = None,
 ) -> None:
     """Simulate a customer base and its traffic, with incidents the alerts should catch.
 
@@ -398,7 +556,8 @@ def simulate(
     if out is not None:
         _write_simulation(simulation, out, estimate)
     else:
-        _send_simulation(settings_or_exit(), simulation.records(), estimate,
+        _send_simulation(settings_or_exit(bootstrap_servers, config_file), simulation.records(),
+                         estimate,
                          None if fast else 1.0)
     for expectation in simulation.expectations:
         err_console.print(f"scripted: {expectation.incident} -> {expectation.rule}",
@@ -463,13 +622,15 @@ def replay(
                                          exists=True, dir_okay=False)],
     speed: Annotated[float, typer.Option(help="1: original pace, 10: ten times faster")] = 1.0,
     fast: Annotated[bool, typer.Option(help="As fast as possible")] = False,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Send a simulated file at its original pace, faster, or as fast as possible."""
     from cxstream.cli.simulator.sending import ReplayFileError, read_jsonl
 
     if speed <= 0:
         raise _fail("--speed: must be greater than 0", 2)
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config)
     try:
         count = sum(1 for _ in read_jsonl(path))  # every line checked before sending any
     except ReplayFileError as exc:
@@ -488,6 +649,8 @@ def demo(
         help="Leave a broker the demo started running")] = False,
     summary_json: Annotated[Path | None, typer.Option(
         help="Also write the summary as JSON here")] = None,
+    bootstrap_servers: BootstrapOption = None,
+    config_file: ConfigOption = None,
 ) -> None:
     """Start Kafka (unless one is configured), a worker and the simulator; show alerts as
     they fire and a scoreboard per segment; end with what was caught. Exit code 0 when
@@ -495,7 +658,7 @@ def demo(
     dead-lettered. Ctrl-C stops everything it started."""
     from cxstream.cli.demo import DemoOptions, run_demo
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(bootstrap_servers, config_file)
     config = _sim_config_or_exit(customers=customers, rate=rate, duration=duration,
                                  seed=seed, history_days=history_days)
     sys.exit(run_demo(settings, console, DemoOptions(config, keep_broker=keep_broker,

@@ -10,23 +10,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class Conventions(BaseModel):
     """How answers become group scores; every field is a CXSTREAM_* setting."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
-    #: "all_responses": NPS = (P - D) / (P + passives + D), the usual definition;
-    #: "promoters_and_detractors": passives are left out of the denominator.
     nps_denominator: Literal["all_responses", "promoters_and_detractors"] = "all_responses"
-    #: "all_answers": every answer counts; "latest_per_customer": in each window only a
-    #: customer's latest answer (by event time) per survey counts.
+    """NPS = % promoters (9-10) − % detractors (0-6) over all answers;
+    `promoters_and_detractors` leaves passives out of the denominator
+    """
     score_basis: Literal["all_answers", "latest_per_customer"] = "all_answers"
-    #: CSAT answers at or above this count as satisfied (top-2-box on 1-5).
+    """every answer counts; `latest_per_customer`: in each window only a customer's latest
+    answer (by event time) per survey counts, an earlier one in the same window is
+    retracted, an older one arriving later is ignored
+    """
     csat_satisfied_min: int = Field(default=4, ge=1, le=5)
-    #: CES: the contract's scale has 7 = very easy; set False for a source where 1 = easy.
+    """CSAT score = % of answers at or above this (top-2-box on 1-5); the mean is reported too."""
     ces_high_is_easy: bool = True
-    #: CES answers (after direction) at or above this are "easy", at or below this "hard".
+    """the contract's CES has 7 = very easy; `false` flips a source where 1 = easy."""
     ces_easy_min: int = Field(default=5, ge=1, le=7)
+    """CES answers (in the contract's direction) at or above this count as easy."""
     ces_hard_max: int = Field(default=3, ge=1, le=7)
-    #: z of the confidence level used for margins of error (1.96: 95 %).
+    """CES answers at or below this count as hard; the CES score is the mean, with % hard."""
     confidence_z: float = Field(default=1.96, gt=0, le=5)
+    """z of the margins of error (95 %)."""
 
     @model_validator(mode="after")
     def _check_ces_bands(self) -> Conventions:

@@ -22,20 +22,32 @@ TEXT_KEPT = 280
 class StateRules(BaseModel):
     """Bounds of the state and what counts as a bad experience (CXSTREAM_* settings)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     recent_interactions_kept: int = Field(default=20, ge=1, le=1000)
+    """interactions kept per customer."""
     recent_scores_kept: int = Field(default=20, ge=1, le=1000)
+    """answers kept per customer."""
     seen_event_ids_kept: int = Field(default=100, ge=10, le=100_000)
+    """per-customer memory of event ids for de-duplication."""
     negative_signals_kept: int = Field(default=100, ge=1, le=10_000)
+    """per-customer negative interactions kept."""
     long_wait_seconds: float = Field(default=600, gt=0)
+    """a wait at least this long is a negative signal."""
     negative_sentiment_max: float = Field(default=-0.3, ge=-1, le=1)
+    """sentiment at or below this is a negative signal."""
     signal_window_hours: float = Field(default=72, gt=0)
+    """negative signals count within this time before the customer's latest event."""
     score_recency_days: float = Field(default=90, gt=0)
+    """older answers no longer decide the quadrant."""
     nps_low_max: int = Field(default=6, ge=0, le=10)
+    """a customer's latest NPS answer at or below this makes their experience low."""
     csat_low_max: int = Field(default=2, ge=1, le=5)
+    """a customer's latest CSAT answer at or below this makes their experience low."""
     ces_low_max: int = Field(default=3, ge=1, le=7)
+    """a customer's latest CES answer at or below this makes their experience low."""
     at_risk_negative_signals: int = Field(default=3, ge=1)
+    """this many negative signals in the window make the experience low."""
 
 
 class Profile(BaseModel):

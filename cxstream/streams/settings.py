@@ -26,6 +26,8 @@ from cxstream.scoring.windows import window_specs
 
 ENV_PREFIX = "CXSTREAM_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
+#: variables of cxstream's own test suite (CXSTREAM_TEST_BOOTSTRAP_SERVERS...), not settings
+TEST_PREFIX = f"{ENV_PREFIX}TEST_"
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 
@@ -49,100 +51,154 @@ class Settings(BaseSettings, Conventions, StateRules):
     are settings too: their fields are inherited here.
     """
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     # Kafka cluster
     bootstrap_servers: str = "localhost:9092"
+    """Kafka brokers, `host:port[,host:port]`."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """how the clients connect to the brokers."""
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism (required with a SASL protocol)."""
     sasl_username: str | None = None
+    """SASL user name (required with SASL)."""
     sasl_password: SecretStr | None = None
+    """SASL password (kept secret in logs)."""
     ssl_cafile: Path | None = None
+    """CA bundle that verifies the brokers (the file must exist)."""
     ssl_certfile: Path | None = None
+    """client certificate for TLS (the file must exist)."""
     ssl_keyfile: Path | None = None
+    """client key for TLS (the file must exist)."""
     ssl_keyfile_password: SecretStr | None = None
+    """password of the client key (kept secret in logs)."""
 
     # Topics (names from the event contract) and how they are created
     topic_interactions: str = "cx.interactions"
+    """input topic of interactions."""
     topic_feedback: str = "cx.feedback"
+    """input topic of survey answers."""
     topic_customers: str = "cx.customers"
+    """input topic of CRM profiles."""
     topic_alerts: str = "cx.alerts"
+    """output topic of alerts, the record of truth."""
     topic_deadletter: str = "cx.deadletter"
+    """output topic of rejected inputs, each with its reason."""
     partitions: int = Field(default=4, ge=1, le=10_000)
+    """partitions of topics cxstream creates; input topics must all have the same count."""
     replication_factor: int = Field(default=1, ge=1, le=32)
+    """replication of topics cxstream creates (3 on a production cluster)."""
 
     # Worker
     app_id: str = Field(default="cxstream", min_length=1, max_length=200)
+    """consumer group and prefix of internal topics."""
     data_dir: Path = Path(".cxstream/worker")
+    """worker's local folder."""
     web_host: str = "127.0.0.1"
+    """address of the HTTP endpoint (`/metrics`, `/api`)."""
     web_port: int = Field(default=6066, ge=1, le=65535)
+    """port of the HTTP endpoint."""
     max_event_bytes: int = Field(default=65_536, ge=1_024, le=10_485_760)
-    #: the largest produce request of the worker's producers (a dead-letter copy of an
-    #: input must fit: max_event_bytes is checked against it at start-up)
+    """larger inputs are dead-lettered as `oversized`; must leave 4,096 bytes of room under
+    both the producer request limit and the dead-letter topic's `max.message.bytes` (checked
+    at start-up)
+    """
     producer_max_request_bytes: int = Field(default=1_048_576, ge=65_536, le=104_857_600)
-    #: on SIGTERM, how long finishing the batch in hand and committing may take
+    """largest produce request of the worker's producers."""
     drain_timeout_seconds: float = Field(default=20, gt=0, le=600)
+    """on SIGTERM, how long finishing the batch in hand and committing may take (the process is
+    gone 10 s after it at the latest)
+    """
     batch_size: int = Field(default=500, ge=1, le=100_000)
+    """events per processed batch."""
     batch_timeout_seconds: float = Field(default=0.02, gt=0, le=60)
+    """longest wait to fill a batch (a backlog fills batches at once; live traffic waits at
+    most this long)
+    """
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
-    #: the asyncio event loop of a worker (both of its threads): uvloop is faster
+    """the worker's log level."""
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-    #: a worker silent this long is considered dead and its partitions move
+    """the worker's event loop."""
     session_timeout_seconds: float = Field(default=30, ge=6, le=300)
-    #: input partitions with unread messages whose fetch position has not moved this long
-    #: are resumed; if that does not help the worker exits with code 75 to be restarted
+    """a worker silent this long loses its partitions to the others."""
     stall_seconds: float = Field(default=30, ge=2, le=3600)
-    #: host name other workers use to reach this one (default: web_host, or the machine's
-    #: name when web_host is 0.0.0.0)
+    """assigned input partitions with unread messages whose fetch position has not moved this
+    long are resumed; if that fails the worker exits with code 75 to be restarted
+    """
     web_advertised_host: str | None = None
-    #: bearer token required by the HTTP API (customer data) and between workers; at least
-    #: 32 characters; required when web_host is not a loopback address; unset: the API
-    #: answers 401
+    """host name other workers use to reach this one."""
     api_token: SecretStr | None = None
-    #: export per-group answer counts and per-segment customer counts on /metrics (off:
-    #: /metrics carries no customer or group data, only the worker's own health)
+    """bearer token of the HTTP API and between workers, at least 32 characters; required when
+    `CXSTREAM_WEB_HOST` is not a loopback address; unset, `/api` answers 401
+    """
     metrics_group_detail: bool = False
+    """export per-group answer counts and per-segment customer counts on `/metrics`."""
 
     # Alerts
     rules_file: Path | None = None
+    """the alert rules file (YAML or TOML)."""
     lexicons_dir: Path | None = None
+    """folder of `<language>.yaml` topic lexicons."""
     topic_alerts_deadletter: str = "cx.alerts.deadletter"
+    """alerts the webhook refused for good."""
     webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
-    #: the Standard Webhooks signing key (``whsec_<base64>``, or any string: its bytes)
+    """URL the alerts are posted to (unset: no webhook)."""
     webhook_secret: SecretStr | None = None
-    #: during a rotation, the key receivers may still hold: requests carry both signatures
+    """the webhook's Standard Webhooks signing key (`whsec_<base64>`, or any string)."""
     webhook_previous_secret: SecretStr | None = None
-    #: an alert the receiver keeps refusing (5xx, 408, 429, unreachable) is retried until
-    #: it is this old (from its created_at), then moved to topic_alerts_deadletter
+    """during a key rotation, the key receivers may still hold: requests carry a signature for
+    each
+    """
     webhook_retry_max_age_seconds: float = Field(default=86_400, gt=0)
+    """an alert the receiver keeps refusing (5xx, 408, 429, unreachable) is retried until it is
+    this old, then moved to the alerts dead-letter topic
+    """
     webhook_format: Literal["json", "slack"] = "json"
+    """the webhook body: the alert as JSON, or a Slack message."""
     webhook_timeout_seconds: float = Field(default=5, gt=0, le=120)
+    """timeout of one webhook request."""
     webhook_max_backoff_seconds: float = Field(default=60, gt=0, le=3600)
+    """longest wait between webhook retries (jittered; a `Retry-After` of the receiver wins)."""
 
-    #: distinct group keys (segments, channels, touchpoints) each dimension keeps per
-    #: partition; answers of further keys count under "(other)"; bounds tallies, windows
-    #: and /metrics series whatever producers send
     max_group_keys: int = Field(default=1_000, ge=1, le=100_000)
+    """distinct keys (segments, channels, touchpoints) each dimension keeps per partition;
+    further keys count under `(other)`
+    """
 
     # Windows and event time
     long_window_days: int = Field(default=7, ge=2, le=366)
+    """the long window beside hour and day."""
     allowed_lateness_seconds: float = Field(default=86_400, ge=0)
-    #: how far an event time may be ahead of the worker's clock or of its Kafka record's
-    #: timestamp; beyond it the input is dead-lettered (schema), and no watermark or
-    #: customer clock moves past the worker's clock plus this
+    """answers older than the watermark minus this are late."""
     max_clock_skew_seconds: float = Field(default=600, ge=0, le=86_400)
+    """an event time (`occurred_at`, a profile's `updated_at`) further ahead of the worker's
+    clock or of its Kafka record's timestamp is dead-lettered as `schema`; no watermark or
+    customer clock moves past the worker's clock plus this
+    """
 
     # High-value band
     high_value_share: float = Field(default=0.2, gt=0, lt=1)
+    """the top share of customers by value that is "high-value"."""
     high_value_scope: Literal["segment", "overall"] = "segment"
+    """`segment`: the top share within the customer's segment; `overall`: among all
+    customers.
+    """
     high_value_threshold: float | None = Field(default=None, ge=0)
+    """a fixed value threshold instead of the top share."""
     value_band_refresh_seconds: float = Field(default=30, gt=0)
+    """how often the other workers' value histograms are gathered (a worker counts its own
+    customers' profiles at once)
+    """
 
     # Local broker started by `cxstream broker start` (development, tests, demo)
     kafka_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    """Kafka version of the local broker (jars from Maven Central)."""
     kafka_cache_dir: Path = Path.home() / ".cache" / "cxstream"
+    """where the jars are cached."""
     broker_dir: Path = Path(".cxstream/broker")
+    """local broker's data, log and pid file."""
     broker_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
+    """local broker's Java heap."""
 
     @classmethod
     def settings_customise_sources(
@@ -281,7 +337,8 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
             else:
                 problems.append(f"{config_path}: unknown setting {key!r}")
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_VARIABLE:
+        if (not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_VARIABLE
+                or name.startswith(TEST_PREFIX)):
             continue
         field = name[len(ENV_PREFIX):].lower()
         if field in known:
