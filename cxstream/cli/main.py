@@ -224,6 +224,15 @@ def config_reference() -> None:
     sys.stdout.write(configuration_reference())
 
 
+@schemas_app.command("examples")
+def schemas_examples(directory: Annotated[Path, typer.Argument(help="Output folder")]) -> None:
+    """Write one example event per input topic and the alert the rules raise on them."""
+    from cxstream.cli.examples import write_examples
+
+    for path in write_examples(directory):
+        console.print(str(path))
+
+
 # -- worker -------------------------------------------------------------------------------
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Pydantic v2 models of the event contract (../shared/contract.md, version 1)."""
+"""Pydantic v2 models of the event contract (docs/contract.md, version 1)."""
 
 from cxstream.schemas.events import (
     CustomerProfile,

@@ -1,4 +1,4 @@
-"""The choices that vendors make differently, made explicit (see README, "Conventions")."""
+"""The choices that vendors make differently, made explicit (docs/scoring.md, "Conventions")."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cxstream.scoring.customer import (
@@ -40,3 +41,27 @@ def customer_report(state: CustomerState, bands: ValueBands,
     report = state.model_dump(mode="json", exclude={"seen", "counted"})
     report.update(customer_flags(state, bands, rules))
     return report
+
+
+class RecentFlags:
+    """customer_flags with the current value bands, remembered for the last few states by
+    identity (and the bands they used).
+
+    Each event needs the flags of the state before it, which is usually the state after
+    the customer's previous event: computed once instead of twice."""
+
+    KEPT = 8
+
+    def __init__(self, bands: Callable[[], ValueBands], rules: StateRules) -> None:
+        self.bands = bands
+        self.rules = rules
+        self.recent: list[tuple[CustomerState, ValueBands, dict[str, Any]]] = []
+
+    def __call__(self, state: CustomerState) -> dict[str, Any]:
+        bands = self.bands()
+        for known, known_bands, report in self.recent:
+            if known is state and known_bands is bands:
+                return report
+        report = customer_flags(state, bands, self.rules)
+        self.recent = [(state, bands, report), *self.recent[: self.KEPT - 1]]
+        return report

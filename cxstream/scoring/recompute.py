@@ -5,7 +5,7 @@ documented rules directly, with none of the stream's machinery (batches, tables,
 changelogs, offset gates, restarts, partition shares). It shares only the contract's
 validation, the window maths and the per-answer counting rule (scoring.groups).
 
-Rules, as documented in the README:
+Rules, as documented in docs/scoring.md:
 - inputs that fail validation are ignored (they are dead-lettered), among them those whose
   event time is more than the max clock skew ahead of their record's timestamp (the
   stream also refuses event times that far ahead of the worker's clock, which only the

@@ -23,7 +23,7 @@ from cxstream.streams.clients import aiokafka_options, faust_credentials
 from cxstream.streams.settings import Settings
 from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.customer import experience_is_low
-from cxstream.scoring.customer_view import customer_flags
+from cxstream.scoring.customer_view import RecentFlags
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams import delivery
 from cxstream.streams.alerting import register_alerting
@@ -289,34 +289,8 @@ def build_customer_alerts(rules_config: Any, tagger: Any, bands: BandsHolder,
                           state_rules: Any) -> CustomerAlerts:
     """The customer rules as a worker runs them: flags from the current value bands,
     memoised per state, and the wall clock for event age."""
-    return CustomerAlerts(
-        rules_config, tagger, RecentReports(
-            lambda state: customer_flags(state, bands.current, state_rules),
-            lambda: bands.current),
-        lambda: datetime.now(UTC))
-
-
-class RecentReports:
-    """customer_flags for the last few states, by identity (and the bands they used).
-
-    Each event needs the report of the state before it, which is usually the state after
-    the customer's previous event: computed once instead of twice."""
-
-    KEPT = 8
-
-    def __init__(self, report: Any, bands: Any) -> None:
-        self.report = report
-        self.bands = bands
-        self.recent: list[tuple[Any, Any, dict[str, Any]]] = []
-
-    def __call__(self, state: Any) -> dict[str, Any]:
-        bands = self.bands()
-        for known, known_bands, report in self.recent:
-            if known is state and known_bands is bands:
-                return report
-        report = self.report(state)
-        self.recent = [(state, bands, report), *self.recent[: self.KEPT - 1]]
-        return report
+    return CustomerAlerts(rules_config, tagger, RecentFlags(lambda: bands.current, state_rules),
+                          lambda: datetime.now(UTC))
 
 
 class TableMarks:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: exit codes of a worker (see docs in README "Exit codes")
+#: exit codes of a worker (docs/operations.md, "Exit codes")
 EXIT_SEND_FAILED = 74  # EX_IOERR: a record could not be written for good; batch not acked
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE: an unexpected error escaped a batch; batch not acked
 EXIT_STOP_TIMEOUT = 73  # the stop did not finish within the drain timeout

@@ -2,7 +2,7 @@
 
 Why this exists: with faust-streaming 0.15.3 a worker whose assignment changes sometimes
 keeps its new partitions paused after the rebalance; it stays in the group, heartbeats
-and answers HTTP, but never fetches them again (README, "Known Faust risks"). Kafka sees
+and answers HTTP, but never fetches them again (docs/faust-risks.md). Kafka sees
 a healthy member, so nothing else would ever move those partitions.
 
 A partition is *stalled* when the broker holds messages beyond this worker's fetch

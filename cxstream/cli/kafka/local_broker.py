@@ -100,7 +100,7 @@ def server_properties(settings: Settings, controller_port: int) -> str:
         "transaction.state.log.replication.factor=1",
         "transaction.state.log.min.isr=1",
         # Kafka's default: workers started together form their group in one rebalance
-        # (a rebalance of a worker already consuming has left it idle; README, Faust)
+        # (a rebalance of a worker already consuming has left it idle; docs/faust-risks.md)
         "group.initial.rebalance.delay.ms=3000",
         "log.retention.hours=168",
         "",
