@@ -133,12 +133,11 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
     from cxstream.alerts.config import load_rules
     from cxstream.alerts.reactions import AlertReactions
     from cxstream.alerts.topics import load_tagger
-    from cxstream.cli.consistency import kind_of_topic
     from cxstream.scoring.value_bands import ValueIndex
     from cxstream.streams.app import build_customer_alerts
     from cxstream.streams.bands import BandsHolder
     from cxstream.streams.changelog import BulkChangelog
-    from cxstream.streams.ingest import Ingest
+    from cxstream.streams.ingest import Ingest, IngestLimits
     from cxstream.streams.metrics import WorkerMetrics
     from cxstream.streams.state import StateWriter
 
@@ -156,8 +155,13 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
     writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
                          metrics, ValueIndex(), AlertReactions(alerts, config, rules.state),
                          drop, BulkChangelog(drop))
-    ingest = Ingest(kind_of_topic(settings), settings.max_event_bytes, metrics, drop,
-                    writer.handle)
+    class NoDeadLetters:  # the bench's events are all valid
+        async def write(self, topic: str, partition: int, rejected: Any) -> list[int]:
+            return []
+
+    ingest = Ingest(settings.input_kinds(),
+                    IngestLimits(settings.max_event_bytes, None, settings.max_clock_skew_seconds),
+                    metrics, NoDeadLetters(), writer.handle, writer.finish)
     topics = {"customers": settings.topic_customers,
               "interactions": settings.topic_interactions, "feedback": settings.topic_feedback}
     next_offset: dict[tuple[str, int], int] = {}

@@ -98,7 +98,8 @@ class RulesConfig(BaseModel):
 def load_rules(path: Path | None = None) -> RulesConfig:
     """Read and validate a rules file (default: the shipped default_rules.yaml)."""
     if path is None:
-        with resources.as_file(resources.files("cxstream.alerts") / "default_rules.yaml") as shipped:
+        shipped_rules = resources.files("cxstream.alerts") / "default_rules.yaml"
+        with resources.as_file(shipped_rules) as shipped:
             return _parse(shipped)
     if not path.is_file():
         raise RulesError(f"CXSTREAM_RULES_FILE: file not found: {path}")

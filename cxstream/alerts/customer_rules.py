@@ -13,11 +13,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cxstream.alerts.building import alert_id, build_alert, customer_context, route
-from cxstream.alerts.config import DetractorRule, HighValueAtRiskRule, RulesConfig, SocialNegativeRule
+from cxstream.alerts.config import (
+    DetractorRule,
+    HighValueAtRiskRule,
+    RulesConfig,
+    SocialNegativeRule,
+)
+from cxstream.alerts.state import OpenAlert, open_alerts, with_open_alerts
 from cxstream.alerts.topics import COMPLAINT, TopicTagger
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.schemas.outputs import Alert
-from cxstream.alerts.state import OpenAlert, open_alerts, with_open_alerts
 from cxstream.scoring.customer import CustomerState
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}

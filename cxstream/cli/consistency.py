@@ -7,18 +7,11 @@ from typing import Any
 
 import httpx
 
-from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.groups import DIMENSIONS
 from cxstream.scoring.recompute import GroupTallies, RawInput, recompute
 from cxstream.scoring.tallies import Tally
 from cxstream.streams.io import read_topic
 from cxstream.streams.settings import Settings
-
-
-def kind_of_topic(settings: Settings) -> dict[str, InputKind]:
-    return {settings.topic_interactions: InputKind.INTERACTION,
-            settings.topic_feedback: InputKind.FEEDBACK,
-            settings.topic_customers: InputKind.CUSTOMER}
 
 
 async def read_inputs(settings: Settings) -> list[RawInput]:
@@ -34,7 +27,7 @@ async def read_inputs(settings: Settings) -> list[RawInput]:
 def batch_tallies(settings: Settings) -> GroupTallies:
     """The tallies recomputed from the topics (see scoring.recompute for the rules)."""
     inputs = asyncio.run(read_inputs(settings))
-    return recompute(inputs, kind_of_topic(settings), settings.max_event_bytes,
+    return recompute(inputs, settings.input_kinds(), settings.max_event_bytes,
                      settings.fold_rules())
 
 

@@ -13,7 +13,7 @@ class Conventions(BaseModel):
     model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     nps_denominator: Literal["all_responses", "promoters_and_detractors"] = "all_responses"
-    """NPS = % promoters (9-10) − % detractors (0-6) over all answers;
+    """NPS = % promoters (9-10) minus % detractors (0-6) over all answers;
     `promoters_and_detractors` leaves passives out of the denominator
     """
     score_basis: Literal["all_answers", "latest_per_customer"] = "all_answers"

@@ -13,8 +13,9 @@ Exactly-once effects on top of at-least-once delivery:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -192,16 +193,39 @@ def _fold_feedback(partition: int, item: SourcedEvent, event: Feedback, state: C
     return state
 
 
+@dataclass(frozen=True)
+class PartialSlot:
+    """Where a partial tally of the partials table belongs (its key, parsed)."""
+
+    raw: str
+    partition: int
+    dimension: str
+    window: str
+    start: int
+    key: str
+
+
+def partial_slots(items: Iterable[tuple[bytes, Any]], partitions: Container[int] | None = None
+                  ) -> Iterator[tuple[PartialSlot, Any]]:
+    """The partial tallies among a partials table's (key, value) items, with their values:
+    bookkeeping keys (watermarks, group keys) left out, and partitions outside
+    ``partitions`` (None: all)."""
+    for raw_key, value in items:
+        raw = raw_key.decode()
+        if is_bookkeeping_key(raw):
+            continue
+        slot = PartialSlot(raw, *parse_partial_key(raw))
+        if partitions is None or slot.partition in partitions:
+            yield slot, value
+
+
 def expired_partial_keys(keys: Sequence[str], watermark: Watermark,
                          windows: tuple[WindowSpec, ...]) -> list[str]:
     """Partial tallies whose window has fallen out of retention at this watermark."""
     spec_of = {spec.name: spec for spec in windows}
     expired = []
-    for raw in keys:
-        if is_bookkeeping_key(raw):
-            continue
-        _, _, window, start, _ = parse_partial_key(raw)
-        spec = spec_of.get(window)
-        if spec is None or is_expired(start, spec, watermark.at):
-            expired.append(raw)
+    for slot, _ in partial_slots((raw.encode(), None) for raw in keys):
+        spec = spec_of.get(slot.window)
+        if spec is None or is_expired(slot.start, spec, watermark.at):
+            expired.append(slot.raw)
     return expired

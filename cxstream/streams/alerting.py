@@ -33,20 +33,25 @@ from cxstream.alerts.group_rules import (
 )
 from cxstream.alerts.reactions import AlertOut, SignalOut
 from cxstream.alerts.sinks import log_line
-from cxstream.streams.io import read_topic
-from cxstream.streams.settings import Settings
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions
-from cxstream.scoring.reports import Tallies
+from cxstream.scoring.reports import merge_rows
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import WindowSpec, window_start
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
-from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.faust_compat.access import writing_for
+from cxstream.streams.io import read_topic
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.settings import Settings
 from cxstream.streams.webhook_sink import start_webhook_sink
 
 log = logging.getLogger(__name__)
+
+
+#: header of every alert record: its rule, so a reader looking for one rule parses only
+#: those records
+RULE_HEADER = "cx.rule"
 
 
 def _now() -> datetime:
@@ -96,7 +101,8 @@ async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:
     Returns what to await for Kafka's acknowledgement."""
     subject = alert.customer_id or alert.segment or alert.reason.get("key") or alert.rule
     ack = await alerts_topic.send(key=str(subject).encode(),
-                                  value=alert.model_dump_json().encode())
+                                  value=alert.model_dump_json().encode(),
+                                  headers={RULE_HEADER: alert.rule.encode()})
     if alert.occurrences == 1:
         log.info("ALERT %s", log_line(alert))
     return ack
@@ -264,10 +270,12 @@ class RaisedGroupAlerts:
             return
         for record in await read_topic(self.settings, self.settings.topic_alerts,
                                        timeout_seconds=60, since=start):
-            if record.value and f'"rule":"{self.rule}"'.encode() in record.value:
-                alert = _parse_alert(record.value)
-                if alert is not None:
-                    self.ids.add(alert.alert_id)
+            rule = dict(record.headers or ()).get(RULE_HEADER)
+            if not record.value or (rule is not None and rule != self.rule.encode()):
+                continue
+            alert = _parse_alert(record.value)  # a record without the header: by its body
+            if alert is not None and alert.rule == self.rule:
+                self.ids.add(alert.alert_id)
         self.loaded_since = start
 
 
@@ -281,12 +289,7 @@ async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig
         "/internal/partials",
         {"dimension": "segment", "slices": ",".join(f"{w}:{s}" for w, s in sorted(slices))},
         lambda: cluster.local_partials("segment", slices, None))
-    tallies: Tallies = {}
-    for share in shares:
-        for window, start, key, counts in share["rows"]:
-            slot = (window, int(start), key)
-            tally = Tally.model_validate(counts)
-            tallies[slot] = tallies[slot].merge(tally) if slot in tallies else tally
+    tallies = merge_rows(tuple(row) for share in shares for row in share["rows"])
     alerts = []
     for segment in sorted({key for _, _, key in tallies}):
         now_tally = tallies.get((spec.name, current, segment), Tally())

@@ -19,9 +19,6 @@ from cxstream.alerts.config import load_rules
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.alerts.topics import load_tagger
-from cxstream.streams.clients import aiokafka_options, faust_credentials
-from cxstream.streams.settings import Settings
-from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.customer import experience_is_low
 from cxstream.scoring.customer_view import RecentFlags
 from cxstream.scoring.value_bands import ValueIndex
@@ -30,6 +27,7 @@ from cxstream.streams.alerting import register_alerting
 from cxstream.streams.api import register_api
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
+from cxstream.streams.clients import aiokafka_options, faust_credentials
 from cxstream.streams.cluster import Cluster
 from cxstream.streams.collectors import WorkerCollector
 from cxstream.streams.deadletter import copy_limit
@@ -40,6 +38,7 @@ from cxstream.streams.faust_compat.access import table_store
 from cxstream.streams.ingest import Ingest, IngestLimits
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.revaluation import Revaluator
+from cxstream.streams.settings import Settings
 from cxstream.streams.state import StateWriter, rebuild_value_index
 from cxstream.streams.watchdog import EXIT_STALLED, StallWatchdog
 
@@ -246,11 +245,7 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
     app.cx_deadletters = deadletters  # type: ignore[attr-defined]  # for inspection
 
     ingest = Ingest(
-        kind_of_topic={
-            settings.topic_interactions: InputKind.INTERACTION,
-            settings.topic_feedback: InputKind.FEEDBACK,
-            settings.topic_customers: InputKind.CUSTOMER,
-        },
+        kind_of_topic=settings.input_kinds(),
         limits=IngestLimits(settings.max_event_bytes, deadletter_copy_limit,
                             settings.max_clock_skew_seconds),
         metrics=metrics,

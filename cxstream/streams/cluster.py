@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cxstream.scoring.fold import is_bookkeeping_key, parse_partial_key
+from cxstream.scoring.fold import partial_slots
 from cxstream.scoring.value_bands import ValueIndex
 
 log = logging.getLogger(__name__)
@@ -60,16 +60,11 @@ class Cluster:
         owned = self.active_partitions()
         if only is not None:
             owned &= {only}
-        rows = []
-        for raw_key, value in list(self.partials.items()):
-            text = raw_key.decode()
-            if is_bookkeeping_key(text):
-                continue
-            partition, row_dimension, window, start, group = parse_partial_key(text)
-            if (partition in owned and row_dimension == dimension
-                    and (slices is None or (window, start) in slices)
-                    and (key is None or group == key)):
-                rows.append([window, start, group, value["tally"]])
+        rows = [[slot.window, slot.start, slot.key, value["tally"]]
+                for slot, value in partial_slots(list(self.partials.items()), owned)
+                if slot.dimension == dimension
+                and (slices is None or (slot.window, slot.start) in slices)
+                and (key is None or slot.key == key)]
         return {"partitions": sorted(owned), "rows": rows}
 
     def local_value_histograms(self) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from cxstream.scoring.fold import is_bookkeeping_key, parse_partial_key
-from cxstream.scoring.tallies import Tally
+from cxstream.scoring.fold import partial_slots
+from cxstream.scoring.reports import Tallies, merge_rows
 from cxstream.scoring.windows import WindowSpec, window_start
 
 #: label values per dimension when no cap is given (the worker passes max_group_keys,
@@ -94,21 +94,19 @@ class WorkerCollector(Collector):
             "cxstream_group_answers",
             "Answers in the current window, this worker's share, by group and answer class.",
             labels=["dimension", "key", "window", "survey", "answer"])
-        totals: dict[tuple[str, str, str], Tally] = {}
         current = {spec.name: window_start(time.time(), spec.seconds) for spec in self.windows}
-        owned = self.owned()
-        for raw_key, value in list(self.partials.items()):
-            text = raw_key.decode()
-            if is_bookkeeping_key(text):
-                continue
-            partition, dimension, window, start, key = parse_partial_key(text)
-            if partition not in owned or current.get(window) != start:
-                continue
-            slot = (dimension, key, window)
-            tally = Tally.model_validate(value["tally"])
-            totals[slot] = totals[slot].merge(tally) if slot in totals else tally
+        totals: dict[str, Tallies] = {}  # dimension -> (window, start, key) -> tally
+        rows: dict[str, list[tuple[str, int, str, Any]]] = {}
+        for slot, value in partial_slots(list(self.partials.items()), self.owned()):
+            if current.get(slot.window) == slot.start:
+                rows.setdefault(slot.dimension, []).append(
+                    (slot.window, slot.start, slot.key, value["tally"]))
+        for dimension, dimension_rows in rows.items():
+            totals[dimension] = merge_rows(dimension_rows)
         per_dimension: dict[str, int] = {}
-        for (dimension, key, window), tally in sorted(totals.items()):
+        for dimension, key, window, tally in sorted(
+                (dimension, key, window, tally) for dimension, merged in totals.items()
+                for (window, _, key), tally in merged.items()):
             per_dimension[dimension] = per_dimension.get(dimension, 0) + 1
             if per_dimension[dimension] > (self.max_keys + 1) * len(self.windows):
                 continue  # bounded label values

@@ -43,6 +43,14 @@ class SourcePosition:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why an output, not an input, is dead-lettered (an alert the webhook refused)."""
+
+    error_class: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     key: bytes | None
     value: bytes
@@ -53,7 +61,7 @@ def build_deadletter(
     key: bytes | None,
     raw: bytes | None,
     source: SourcePosition,
-    rejection: Rejection,
+    rejection: Rejection | Refusal,
     failed_at: datetime,
     copy_limit: int | None = None,
 ) -> DeadLetter:
@@ -64,7 +72,7 @@ def build_deadletter(
         "source.topic": source.topic,
         "source.partition": str(source.partition),
         "source.offset": str(source.offset),
-        "error.class": rejection.error_class.value,
+        "error.class": str(getattr(rejection.error_class, "value", rejection.error_class)),
         "error.reason": rejection.reason,
         "failed_at": failed_at.isoformat(),
     }

@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import FoldRules
@@ -270,6 +271,12 @@ class Settings(BaseSettings, Conventions, StateRules):
     def input_topics(self) -> tuple[str, str, str]:
         """The contract's input topics: interactions, feedback, customers."""
         return (self.topic_interactions, self.topic_feedback, self.topic_customers)
+
+    def input_kinds(self) -> dict[str, InputKind]:
+        """Input topic -> the kind of event it carries."""
+        return {self.topic_interactions: InputKind.INTERACTION,
+                self.topic_feedback: InputKind.FEEDBACK,
+                self.topic_customers: InputKind.CUSTOMER}
 
     def fold_rules(self) -> FoldRules:
         """The rules the stream fold (and the batch recomputation) apply."""

@@ -12,14 +12,12 @@ Tables (all changelogged to Kafka, partitioned like the input topics):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -34,6 +32,7 @@ from cxstream.scoring.fold import (
     expired_partial_keys,
     fold_batch,
     group_keys_key,
+    partial_slots,
     watermark_key,
 )
 from cxstream.scoring.groups import DIMENSIONS, GroupKeys
@@ -271,8 +270,8 @@ class StateWriter:
             return
         self._last_expiry[partition] = now
         watermark = self._load_watermark(partition)
-        prefix = f"{partition}|".encode()
-        keys = [key.decode() for key in list(self.partials.keys()) if key.startswith(prefix)]
+        keys = [slot.raw for slot, _ in partial_slots(
+            ((key, None) for key in list(self.partials.keys())), {partition})]
         for key in expired_partial_keys(keys, watermark, self.rules.windows):
             if self.changelog is None:
                 del self.partials[key.encode()]

@@ -15,6 +15,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -22,11 +23,12 @@ from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
 from cxstream.alerts.sinks import PermanentDeliveryError, TransientDeliveryError, WebhookSender
-from cxstream.streams.clients import aiokafka_options
-from cxstream.streams.settings import Settings
 from cxstream.schemas.outputs import Alert
+from cxstream.streams.clients import aiokafka_options
+from cxstream.streams.deadletter import Refusal, SourcePosition, build_deadletter
 from cxstream.streams.delivery import backoff_seconds
 from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 REMEMBERED_IDS = 100_000
@@ -188,13 +190,12 @@ class WebhookSink:
             self.delivered.popitem(last=False)
 
     async def _deadletter(self, producer: AIOKafkaProducer, message: Any, reason: str) -> None:
-        headers = [("cx.source.topic", message.topic.encode()),
-                   ("cx.source.partition", str(message.partition).encode()),
-                   ("cx.source.offset", str(message.offset).encode()),
-                   ("cx.error.class", b"webhook_refused"),
-                   ("cx.error.reason", reason.encode())]
-        await producer.send_and_wait(self.settings.topic_alerts_deadletter, key=message.key,
-                                     value=message.value, headers=headers)
+        record = build_deadletter(
+            message.key, message.value,
+            SourcePosition(message.topic, message.partition, message.offset),
+            Refusal("webhook_refused", reason), datetime.now(UTC))
+        await producer.send_and_wait(self.settings.topic_alerts_deadletter, key=record.key,
+                                     value=record.value, headers=record.headers)
         log.error("alert at %s[%d]@%d not delivered for good: %s", message.topic,
                   message.partition, message.offset, reason)
 

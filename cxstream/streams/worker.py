@@ -10,25 +10,24 @@ import signal
 import threading
 from typing import Any
 
-import faust
 import uvloop
 from aiokafka.errors import KafkaError
 
 from cxstream.alerts.config import RulesError, load_rules
 from cxstream.alerts.topics import LexiconError, load_tagger
+from cxstream.streams.app import FaustEnvironmentError, build_app, check_faust_environment
 from cxstream.streams.clients import (
     TopicLayoutError,
     ensure_topics,
     ensure_worker_topics,
     topic_max_message_bytes,
 )
-from cxstream.streams.settings import Settings
-from cxstream.streams.app import FaustEnvironmentError, build_app, check_faust_environment
 from cxstream.streams.deadletter import message_limit_problem
 from cxstream.streams.delivery import EXIT_STOP_TIMEOUT, BatchGuard
 from cxstream.streams.faust_compat import FaustVersionError, install
 from cxstream.streams.faust_compat.access import in_flight_events
 from cxstream.streams.faust_compat.worker import Worker
+from cxstream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -71,3 +71,18 @@ async def test_a_worker_refusing_the_token_is_an_error_and_a_metric_not_a_silent
     assert failures == ["unauthorized"]
     assert any("CXSTREAM_API_TOKEN" in r.message and r.levelname == "ERROR"
                for r in caplog.records)
+
+
+def test_one_scan_of_the_partials_table_skips_bookkeeping_and_other_partitions() -> None:
+    from cxstream.scoring.fold import group_keys_key, partial_key, partial_slots, watermark_key
+
+    items = [(partial_key(0, "segment", "day", 100, "smb").encode(), {"n": 1}),
+             (partial_key(1, "channel", "hour", 200, "web|app").encode(), {"n": 2}),
+             (watermark_key(0).encode(), {"at": 5}),
+             (group_keys_key(1, "segment").encode(), ["smb"])]
+    every = [(slot.partition, slot.dimension, slot.window, slot.start, slot.key, value)
+             for slot, value in partial_slots(items)]
+    assert every == [(0, "segment", "day", 100, "smb", {"n": 1}),
+                     (1, "channel", "hour", 200, "web|app", {"n": 2})]
+    assert [slot.raw for slot, _ in partial_slots(items, {1})] == [
+        partial_key(1, "channel", "hour", 200, "web|app")]
