@@ -14,7 +14,18 @@ from typing import Any
 import httpx
 import orjson
 
+from cxstream.alerts.config import load_rules
+from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.topics import load_tagger
 from cxstream.cli.processes import WorkerProcess, free_port  # noqa: F401  (re-exported)
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.customer import (
+    CustomerState,
+    StateRules,
+    apply_feedback,
+    apply_profile,
+    quadrant,
+)
 from cxstream.streams.clients import ensure_topics
 from cxstream.streams.io import Record, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
@@ -202,3 +213,52 @@ def known_events(t: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]
         for n in range(3)
     ]
     return profiles, answers, interactions
+
+
+# -- customer rules: events at a fixed time, high value by a set of ids ---------------------
+
+RULES_T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+STATE_RULES = StateRules()
+RULES_CONFIG = load_rules()
+TAGGER = load_tagger()
+
+
+def fb(minutes: float = 0, **overrides: Any) -> Feedback:
+    return Feedback.model_validate(
+        feedback(occurred_at=(RULES_T0 + timedelta(minutes=minutes)).isoformat(), **overrides))
+
+
+def ix(minutes: float = 0, **overrides: Any) -> Interaction:
+    return Interaction.model_validate(
+        interaction(occurred_at=(RULES_T0 + timedelta(minutes=minutes)).isoformat(), **overrides))
+
+
+class Bands:
+    """High-value decided by a fixed set of customer ids."""
+
+    def __init__(self, high: set[str]) -> None:
+        self.high = high
+
+    def report(self, state: CustomerState) -> dict[str, Any]:
+        from cxstream.scoring.customer import low_score_reasons, negative_signal_count
+
+        high = state.customer_id in self.high if state.profile else None
+        return {"high_value": high, "quadrant": quadrant(state, high, STATE_RULES),
+                "low_experience_reasons": low_score_reasons(state, STATE_RULES),
+                "negative_signals_in_window": negative_signal_count(state, STATE_RULES)}
+
+
+def alerts_for(high: set[str]) -> CustomerAlerts:
+    return CustomerAlerts(RULES_CONFIG, TAGGER, Bands(high).report, lambda: RULES_T0)
+
+
+def with_profile(customer_id: str = "c-1", owner: str | None = "am.a") -> CustomerState:
+    return apply_profile(CustomerState(customer_id=customer_id), CustomerProfile.model_validate(
+        profile(customer_id=customer_id, segment="enterprise", owner=owner,
+                updated_at=RULES_T0.isoformat())))
+
+
+def answer(engine: CustomerAlerts, state: CustomerState,
+           event: Feedback) -> tuple[CustomerState, list[tuple[str, Any]]]:
+    after = apply_feedback(state, event, STATE_RULES)
+    return engine.react(event, state, after, TAGGER.tag(event.comment, "en"))

@@ -28,6 +28,16 @@ def route(state: CustomerState | None, routing: Any) -> str:
     return str(routing.default_team)
 
 
+def team_of(state: CustomerState | None, routing: Any) -> str:
+    """The team a customer's alerts go to: their segment's team, else the default team
+    (a named owner is a person of that team)."""
+    if state is not None and state.profile is not None:
+        team = routing.segment_teams.get(state.profile.segment)
+        if team:
+            return str(team)
+    return str(routing.default_team)
+
+
 def act_by(created_at: datetime, severity: Severity, config: RulesConfig) -> datetime:
     return created_at + timedelta(hours=config.response_hours.get(severity, 24))
 
@@ -62,8 +72,10 @@ def customer_context(state: CustomerState, report: dict[str, Any], config: Rules
 def build_alert(*, rule: str, severity: Severity, alert_key: str, customer_id: str | None,
                 segment: str | None, owner: str, summary: str, reason: dict[str, Any],
                 context: dict[str, Any], event_time: datetime, created_at: datetime,
-                occurrences: int, config: RulesConfig) -> Alert:
-    return Alert(alert_id=alert_key, rule=rule, severity=severity, customer_id=customer_id,
+                occurrences: int, config: RulesConfig,
+                team: str | None = None) -> Alert:
+    return Alert(team=team or owner, alert_id=alert_key, rule=rule, severity=severity,
+                 customer_id=customer_id,
                  segment=segment, owner=owner, summary=summary, reason=reason,
                  context=context, occurrences=occurrences, event_time=event_time,
                  created_at=created_at, act_by=act_by(created_at, severity, config))

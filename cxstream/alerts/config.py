@@ -6,13 +6,23 @@ default_rules.yaml); a mistake stops the worker with the file and the key that i
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Severity = Literal["info", "warning", "critical"]
 RULE_NAMES = ("detractor", "high_value_at_risk", "recurring_issue", "segment_drop",
@@ -28,6 +38,8 @@ class _Rule(BaseModel):
 
     enabled: bool = True
     severity: Severity = "warning"
+    #: resolve the rule's alerts by themselves once the cause is gone
+    auto_resolve: bool = True
 
 
 class DetractorRule(_Rule):
@@ -35,6 +47,10 @@ class DetractorRule(_Rule):
     csat_max: int | None = Field(default=2, ge=1, le=5)
     ces_max: int | None = Field(default=2, ge=1, le=7)
     cooldown_hours: float = Field(default=24, ge=0)
+    #: a later answer of the same survey at or above these resolves the alert
+    recovered_nps_min: int = Field(default=9, ge=0, le=10)
+    recovered_csat_min: int = Field(default=4, ge=1, le=5)
+    recovered_ces_min: int = Field(default=5, ge=1, le=7)
 
 
 class HighValueAtRiskRule(_Rule):
@@ -67,6 +83,8 @@ class SegmentDropRule(_Rule):
 class SocialNegativeRule(_Rule):
     sentiment_max: float = Field(default=-0.5, ge=-1, le=1)
     cooldown_hours: float = Field(default=24, ge=0)
+    #: a later social post at or above this sentiment resolves the alert
+    recovered_sentiment_min: float = Field(default=0.5, ge=-1, le=1)
 
 
 class Routing(BaseModel):
@@ -75,6 +93,76 @@ class Routing(BaseModel):
     segment_teams: dict[str, str] = {}
     default_team: str = Field(default="customer-care", min_length=1)
     cx_team: str = Field(default="cx-managers", min_length=1)
+
+
+class Lifecycle(BaseModel):
+    """Deadlines, escalation and resolution of alerts (alerts.lifecycle)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: an acknowledged alert is resolved within this (else it escalates)
+    resolve_hours: dict[Severity, float] = {"critical": 24, "warning": 72, "info": 168}
+    #: team -> who takes its alerts when a deadline passes
+    escalation_targets: dict[str, str] = {}
+    #: for a team without a target (null: the alert stays with its team, one step up)
+    default_escalation_target: str | None = None
+    max_escalations: int = Field(default=2, ge=0, le=10)
+    resolution_categories: list[str] = Field(
+        default=["fixed", "contacted", "compensated", "no_action_needed", "duplicate"],
+        min_length=1)
+    snooze_max_hours: float = Field(default=168, gt=0)
+    #: after a snooze, this long before the deadline can escalate
+    snooze_grace_minutes: float = Field(default=60, ge=0)
+    #: how often deadlines and snoozes are checked
+    check_every_seconds: float = Field(default=30, gt=0, le=3_600)
+
+    @model_validator(mode="after")
+    def _auto_is_reserved(self) -> Lifecycle:
+        if "auto" in self.resolution_categories:
+            raise ValueError("resolution_categories: 'auto' is reserved for auto-resolve")
+        return self
+
+
+class Notifications(BaseModel):
+    """Where alert messages go, who is mentioned, and how many one recipient gets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: team -> webhook URL (a secret: write "env:NAME" to read it from the environment)
+    destinations: dict[str, SecretStr] = {}
+    #: for teams without a destination (null: CXSTREAM_WEBHOOK_URL)
+    default_destination: SecretStr | None = None
+    #: owner or team -> Slack user or group id, mentioned in the message
+    slack_users: dict[str, str] = {}
+    #: warning and info alerts posted one by one per recipient in a rolling hour; the rest
+    #: wait for the digest (critical alerts never wait)
+    budget_per_hour: int = Field(default=20, ge=0)
+    digest_every_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    comment_max_chars: int = Field(default=300, ge=20, le=2_000)
+    signals_shown: int = Field(default=3, ge=0, le=10)
+
+    @field_validator("destinations", "default_destination", mode="before")
+    @classmethod
+    def _from_environment(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {team: _secret_value(url) for team, url in value.items()}
+        return None if value is None else _secret_value(value)
+
+    def destination(self, team: str) -> str | None:
+        secret = self.destinations.get(team) or self.default_destination
+        return secret.get_secret_value() if secret is not None else None
+
+
+def _secret_value(value: Any) -> Any:
+    """"env:NAME" -> the variable's value (an error naming it when unset)."""
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value.removeprefix("env:")
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        value = os.environ[name]
+    if isinstance(value, str) and not re.fullmatch(r"https?://\S+", value):
+        raise ValueError("a destination is an http(s) URL")
+    return value
 
 
 class RulesConfig(BaseModel):
@@ -88,6 +176,8 @@ class RulesConfig(BaseModel):
     segment_drop: SegmentDropRule = SegmentDropRule()
     social_negative: SocialNegativeRule = SocialNegativeRule()
     routing: Routing = Routing()
+    lifecycle: Lifecycle = Lifecycle()
+    notifications: Notifications = Notifications()
     response_hours: dict[Severity, float] = {"critical": 4, "warning": 24, "info": 72}
     context_interactions: int = Field(default=5, ge=0, le=50)
     #: customer alerts only for events at most this old when processed: a backfill of

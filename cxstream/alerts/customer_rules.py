@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cxstream.alerts.building import alert_id, build_alert, customer_context, route
+from cxstream.alerts.building import alert_id, build_alert, customer_context, route, team_of
 from cxstream.alerts.config import (
     DetractorRule,
     HighValueAtRiskRule,
@@ -112,6 +112,69 @@ def social_negative_trigger(event: Interaction, topics: list[str],
     )
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """An open alert whose rule no longer holds for the customer: resolved by itself."""
+
+    alert_id: str
+    rule: str
+    customer_id: str
+    reason: str
+    at: datetime
+
+
+def recovered(rule: str, event: Feedback | Interaction | None, report: dict[str, Any],
+              config: RulesConfig) -> str | None:
+    """Why an open alert of ``rule`` no longer holds after ``event`` (None: it holds)."""
+    if rule == "detractor" and isinstance(event, Feedback):
+        detractor = config.detractor
+        floor = {"nps": detractor.recovered_nps_min, "csat": detractor.recovered_csat_min,
+                 "ces": detractor.recovered_ces_min}[event.survey]
+        if event.score >= floor:
+            return f"later {event.survey.upper()} answer of {event.score} ({event.event_id})"
+    elif rule == "high_value_at_risk":
+        quadrant = report.get("quadrant")
+        if quadrant != "at-risk":
+            return f"no longer at risk (quadrant {quadrant or 'unknown'})"
+    elif (rule == "social_negative" and isinstance(event, Interaction)
+          and event.channel == "social" and event.sentiment is not None
+          and event.sentiment >= config.social_negative.recovered_sentiment_min):
+        return f"later social post with sentiment {event.sentiment:g} ({event.event_id})"
+    return None
+
+
+def settle(state: CustomerState, event: Feedback | Interaction | None,
+           report: dict[str, Any], config: RulesConfig
+           ) -> tuple[CustomerState, list[Resolution]]:
+    """Resolve the customer's open alerts whose every rule has recovered, and end their
+    cooldowns, so the next trigger raises a new alert. ``state``: after the event."""
+    cooling = open_alerts(state)
+    if not cooling:
+        return state, []
+    at = event.occurred_at if event is not None else state.last_event_at
+    if at is None:
+        return state, []
+    by_id: dict[str, list[str]] = {}
+    for rule, alert in cooling.items():
+        if at < alert.until:  # still cooling: still open on the customer
+            by_id.setdefault(alert.alert_id, []).append(rule)
+    done: list[Resolution] = []
+    for alert_key, rules in by_id.items():
+        if not all(getattr(config, rule).auto_resolve for rule in rules):
+            continue
+        if any(at <= cooling[rule].first_event_time for rule in rules):
+            continue  # not later than what raised it
+        reasons = [recovered(rule, event, report, config) for rule in rules]
+        if all(reasons):
+            done.append(Resolution(alert_key, rules[0], state.customer_id,
+                                   "; ".join(r for r in reasons if r), at))
+            for rule in rules:
+                del cooling[rule]
+    if not done:
+        return state, []
+    return with_open_alerts(state, cooling), done
+
+
 class CustomerAlerts:
     """Evaluates the customer rules after each event and keeps the cooldowns in state."""
 
@@ -149,6 +212,17 @@ class CustomerAlerts:
         if not triggers:
             return after, []
         return self._raise(triggers, Cause.of_event(event), after, report_after, topics)
+
+    def settle(self, event: Feedback | Interaction | None, state: CustomerState
+               ) -> tuple[CustomerState, list[Resolution]]:
+        """Open alerts of the customer resolved by ``event`` (or by their value changing:
+        ``event`` None); events too old to act on resolve nothing."""
+        if not open_alerts(state):
+            return state, []
+        at = event.occurred_at if event is not None else state.last_event_at
+        if at is None or self.now() - at > timedelta(hours=self.config.max_event_age_hours):
+            return state, []
+        return settle(state, event, self.report_of(state), self.config)
 
     def react_to_value(self, cause_id: str, before: CustomerState, after: CustomerState,
                        report_before: dict[str, Any], only_new: bool = False
@@ -228,5 +302,6 @@ class CustomerAlerts:
                     "occurrences": occurrences},
             context=customer_context(state, report, self.config, cause.comment, topics,
                                      cause.language),
-            event_time=at, created_at=created, occurrences=occurrences, config=self.config)
+            event_time=at, created_at=created, occurrences=occurrences, config=self.config,
+            team=team_of(state, self.config.routing))
         return status, alert, with_open_alerts(state, cooling)

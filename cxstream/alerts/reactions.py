@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cxstream.alerts.config import RulesConfig
-from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.customer_rules import CustomerAlerts, Resolution
 from cxstream.alerts.group_rules import Signal, signals_of
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.schemas.outputs import Alert
@@ -29,6 +29,13 @@ class AlertOut:
 @dataclass(frozen=True)
 class SignalOut:
     signal: Signal
+
+
+@dataclass(frozen=True)
+class ResolveOut:
+    """An alert resolved by itself: its cause is gone (alerts.customer_rules.settle)."""
+
+    resolution: Resolution
 
 
 #: told of every profile folded, before the rules look at it: (partition, state after it)
@@ -78,12 +85,17 @@ class AlertReactions:
         report_before = self.customer_alerts.report_of(before) if low else {}
         if self.note_profile is not None:  # the bands from now on count the new value
             self.note_profile(partition, after)
-        if not low:
-            return after, []
-        cause = f"profile:{after.profile.updated_at.isoformat()}:{after.profile.value:g}"
-        after, alerts = self.customer_alerts.react_to_value(cause, before, after,
-                                                            report_before)
-        return after, [AlertOut(status, alert, item.record_time) for status, alert in alerts]
+        profile = after.profile
+        alerts: list[tuple[str, Alert]] = []
+        if low:
+            cause = f"profile:{profile.updated_at.isoformat()}:{profile.value:g}"
+            after, alerts = self.customer_alerts.react_to_value(cause, before, after,
+                                                                report_before)
+        if alerts:
+            return after, [AlertOut(status, alert, item.record_time) for status, alert in alerts]
+        # a value that left the high band, or a profile of a customer doing well again
+        after, resolved = self.customer_alerts.settle(None, after)
+        return after, [ResolveOut(r) for r in resolved]
 
     def on_applied(self, item: SourcedEvent, before: CustomerState,
                    after: CustomerState) -> tuple[CustomerState, list[Any]]:
@@ -93,6 +105,9 @@ class AlertReactions:
         after, alerts = self.customer_alerts.react(event, before, after, topics)
         outputs: list[Any] = [AlertOut(status, alert, item.record_time)
                               for status, alert in alerts]
+        if not alerts:  # an event that raises an alert does not also resolve one
+            after, resolved = self.customer_alerts.settle(event, after)
+            outputs += [ResolveOut(r) for r in resolved]
         return after, outputs + self._signals(event, topics, after)
 
     def _signals(self, event: Feedback | Interaction, topics: list[str],

@@ -39,3 +39,11 @@ class Alert(BaseModel):
     created_at: AwareDatetime
     act_by: datetime | None = Field(default=None,
                                     description="When someone should have acted.")
+    team: str | None = Field(default=None, description="The team the alert is routed to.")
+    notice: Literal["escalated", "resolved"] | None = Field(
+        default=None, description="Set on a follow-up message: the alert escalated (a "
+        "deadline passed) or was resolved; null on the messages that raise it.")
+    escalations: int = Field(default=0, ge=0, description="Times a deadline passed.")
+    resolution: str | None = Field(default=None, description="How it was resolved.")
+    notice_reason: str | None = Field(default=None, description="Why, on a follow-up.")
+    notice_at: AwareDatetime | None = Field(default=None, description="When, on a follow-up.")

@@ -3,44 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from cxstream.alerts.building import alert_id, route
 from cxstream.alerts.config import DetractorRule, SocialNegativeRule, load_rules
 from cxstream.alerts.customer_rules import (
-    CustomerAlerts,
     detractor_trigger,
     social_negative_trigger,
 )
 from cxstream.alerts.state import open_alerts
 from cxstream.alerts.topics import load_tagger
-from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import (
     CustomerState,
     StateRules,
-    apply_feedback,
     apply_interaction,
-    apply_profile,
-    quadrant,
 )
-from tests.support import feedback, interaction, profile
+from tests.support import alerts_for, answer, fb, ix, with_profile
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 RULES = StateRules()
 CONFIG = load_rules()
 TAGGER = load_tagger()
-
-
-def fb(minutes: float = 0, **overrides: Any) -> Feedback:
-    return Feedback.model_validate(
-        feedback(occurred_at=(T0 + timedelta(minutes=minutes)).isoformat(), **overrides))
-
-
-def ix(minutes: float = 0, **overrides: Any) -> Interaction:
-    return Interaction.model_validate(
-        interaction(occurred_at=(T0 + timedelta(minutes=minutes)).isoformat(), **overrides))
 
 
 @pytest.mark.parametrize(("survey", "fires", "silent"), [("nps", 6, 7), ("csat", 2, 3),
@@ -73,37 +57,6 @@ def test_social_negative_by_sentiment_or_complaint_wording() -> None:
                                    ["complaint", "delivery"], rule) is not None
     assert social_negative_trigger(ix(text="Parcel came", **post), ["delivery"], rule) is None
     assert social_negative_trigger(ix(sentiment=-0.9, channel="phone"), [], rule) is None
-
-
-class Bands:
-    """High-value decided by a fixed set of customer ids."""
-
-    def __init__(self, high: set[str]) -> None:
-        self.high = high
-
-    def report(self, state: CustomerState) -> dict[str, Any]:
-        from cxstream.scoring.customer import low_score_reasons, negative_signal_count
-
-        high = state.customer_id in self.high if state.profile else None
-        return {"high_value": high, "quadrant": quadrant(state, high, RULES),
-                "low_experience_reasons": low_score_reasons(state, RULES),
-                "negative_signals_in_window": negative_signal_count(state, RULES)}
-
-
-def alerts_for(high: set[str]) -> CustomerAlerts:
-    return CustomerAlerts(CONFIG, TAGGER, Bands(high).report, lambda: T0)
-
-
-def with_profile(customer_id: str = "c-1", owner: str | None = "am.a") -> CustomerState:
-    return apply_profile(CustomerState(customer_id=customer_id), CustomerProfile.model_validate(
-        profile(customer_id=customer_id, segment="enterprise", owner=owner,
-                updated_at=T0.isoformat())))
-
-
-def answer(engine: CustomerAlerts, state: CustomerState,
-           event: Feedback) -> tuple[CustomerState, list[tuple[str, Any]]]:
-    after = apply_feedback(state, event, RULES)
-    return engine.react(event, state, after, TAGGER.tag(event.comment, "en"))
 
 
 def test_a_detractor_answer_raises_one_alert_with_context_and_routing() -> None:

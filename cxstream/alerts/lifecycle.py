@@ -1,0 +1,294 @@
+"""An alert's life after it is raised: who has it, what was done, and by when.
+
+Shape: (case, command, now) -> case with one more change in its history, or a refusal.
+Every change is a record on the lifecycle topic (the ``alert_cases`` table's compacted
+changelog, keyed by alert id), so the latest record of an alert is its whole case.
+
+    raise ─▶ open ──ack──▶ acknowledged ──resolve──▶ resolved
+              │  ▲            │                         ▲
+        snooze│  │wake  assign/note (any open status)   │ raised again (a new trigger
+              ▼  │            │                         │ folded into it): open again
+            snoozed ──────────┴── escalate when a deadline passes (severity +1 step)
+
+Deadlines: ``act_by`` (to acknowledge; from the severity's ``response_hours``) and, once
+acknowledged, ``resolve_by`` (``lifecycle.resolve_hours``). A deadline that passes
+escalates the alert: one step up in severity, to the escalation target of its team, with
+a new deadline; at most ``lifecycle.max_escalations`` times.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from cxstream.alerts.config import RulesConfig, Severity
+from cxstream.schemas.outputs import Alert
+
+CaseStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
+Action = Literal["raised", "updated", "reopened", "acknowledged", "assigned", "noted",
+                 "snoozed", "woke", "resolved", "escalated", "auto_resolved"]
+STEP_UP: dict[str, Severity] = {"info": "warning", "warning": "critical",
+                                "critical": "critical"}
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+#: the system's own name in a case's history (escalations, auto-resolve, wake-ups)
+SYSTEM = "cxstream"
+HISTORY_KEPT = 100
+NOTE_MAX = 2_000
+
+
+class TransitionRefused(ValueError):
+    """The alert's status does not allow this change (HTTP 409)."""
+
+
+class InvalidCommand(ValueError):
+    """The command itself is wrong: an unknown category, a time in the past (HTTP 400)."""
+
+
+class Change(BaseModel):
+    """One entry of a case's history: what was done, by whom, when and why."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    action: Action
+    actor: str
+    at: AwareDatetime
+    reason: str | None = None
+    details: dict[str, Any] = {}
+
+
+class AlertCase(BaseModel):
+    """An alert as the support team works it (the value of the lifecycle topic)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert: Alert = Field(description="The latest alert message the pipeline raised.")
+    status: CaseStatus = "open"
+    severity: Severity = Field(description="The alert's severity after escalations.")
+    team: str = Field(description="The team the alert is routed to (escalations move it).")
+    owner: str = Field(description="Who has it: the routed owner, an assignee, or the "
+                                   "escalation target.")
+    escalations: int = 0
+    act_by: AwareDatetime | None = None
+    resolve_by: AwareDatetime | None = None
+    snoozed_until: AwareDatetime | None = None
+    snoozed_from: CaseStatus | None = None
+    acknowledged_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+    resolution: str | None = None
+    updated_at: AwareDatetime
+    history: tuple[Change, ...] = ()
+
+    @property
+    def alert_id(self) -> str:
+        return self.alert.alert_id
+
+    @property
+    def last_change(self) -> Change:
+        return self.history[-1]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "resolved"
+
+    def deadline(self) -> datetime | None:
+        """The deadline that applies now (None while snoozed or resolved)."""
+        if self.status == "open":
+            return self.act_by
+        if self.status == "acknowledged":
+            return self.resolve_by
+        return None
+
+
+def _hours(config: RulesConfig, which: Literal["act", "resolve"], severity: str) -> float:
+    table = config.response_hours if which == "act" else config.lifecycle.resolve_hours
+    return float(table.get(severity, 24))  # type: ignore[call-overload]
+
+
+def _changed(case: AlertCase, change: Change, **update: Any) -> AlertCase:
+    history = (*case.history, change)[-HISTORY_KEPT:]
+    return case.model_copy(update={**update, "history": history, "updated_at": change.at})
+
+
+def open_case(alert: Alert, team: str, now: datetime, config: RulesConfig) -> AlertCase:
+    """The case of a newly raised alert."""
+    change = Change(action="raised", actor=SYSTEM, at=now, reason=alert.summary,
+                    details={"severity": alert.severity, "owner": alert.owner,
+                             "occurrences": alert.occurrences})
+    return AlertCase(alert=alert, severity=alert.severity, team=team, owner=alert.owner,
+                     act_by=alert.act_by or now + timedelta(
+                         hours=_hours(config, "act", alert.severity)),
+                     updated_at=now, history=(change,))
+
+
+def take_alert(case: AlertCase | None, alert: Alert, team: str, now: datetime,
+               config: RulesConfig) -> AlertCase | None:
+    """Fold an alert message from the pipeline into its case; None when it changes
+    nothing (a message read again). A new trigger folded into a resolved alert opens it
+    again: the customer needs attention once more."""
+    if case is None:
+        return open_case(alert, team, now, config)
+    if alert.occurrences <= case.alert.occurrences:
+        return None
+    severity = max(case.severity, alert.severity, key=SEVERITY_RANK.__getitem__)
+    details = {"occurrences": alert.occurrences, "severity": severity}
+    if case.status == "resolved":
+        change = Change(action="reopened", actor=SYSTEM, at=now,
+                        reason=f"triggered again ({alert.occurrences} triggers)",
+                        details=details)
+        return _changed(case, change, alert=alert, severity=severity, status="open",
+                        resolved_at=None, resolution=None, resolve_by=None,
+                        acknowledged_at=None,
+                        act_by=now + timedelta(hours=_hours(config, "act", severity)))
+    change = Change(action="updated", actor=SYSTEM, at=now,
+                    reason=f"{alert.occurrences} triggers folded in", details=details)
+    return _changed(case, change, alert=alert, severity=severity)
+
+
+def _require(case: AlertCase, allowed: set[str], what: str) -> None:
+    if case.status not in allowed:
+        raise TransitionRefused(f"cannot {what} an alert that is {case.status}")
+
+
+def acknowledge(case: AlertCase, actor: str, now: datetime, config: RulesConfig
+                ) -> AlertCase:
+    _require(case, {"open", "snoozed"}, "acknowledge")
+    change = Change(action="acknowledged", actor=actor, at=now)
+    return _changed(case, change, status="acknowledged", acknowledged_at=now,
+                    snoozed_until=None, snoozed_from=None,
+                    resolve_by=now + timedelta(hours=_hours(config, "resolve", case.severity)))
+
+
+def assign(case: AlertCase, actor: str, to: str, now: datetime) -> AlertCase:
+    _require(case, {"open", "acknowledged", "snoozed"}, "assign")
+    to = to.strip()
+    if not to or len(to) > 128:
+        raise InvalidCommand("assign: name whom to assign to (1-128 characters)")
+    change = Change(action="assigned", actor=actor, at=now, details={"from": case.owner,
+                                                                      "to": to})
+    return _changed(case, change, owner=to)
+
+
+def note(case: AlertCase, actor: str, text: str, now: datetime) -> AlertCase:
+    text = text.strip()
+    if not text:
+        raise InvalidCommand("note: the note is empty")
+    if len(text) > NOTE_MAX:
+        raise InvalidCommand(f"note: at most {NOTE_MAX} characters")
+    return _changed(case, Change(action="noted", actor=actor, at=now, reason=text))
+
+
+def snooze(case: AlertCase, actor: str, until: datetime, now: datetime,
+           config: RulesConfig) -> AlertCase:
+    _require(case, {"open", "acknowledged"}, "snooze")
+    if until.tzinfo is None:
+        raise InvalidCommand("snooze: the time needs a UTC offset")
+    if until <= now:
+        raise InvalidCommand("snooze: the time is not in the future")
+    if until - now > timedelta(hours=config.lifecycle.snooze_max_hours):
+        raise InvalidCommand(f"snooze: at most {config.lifecycle.snooze_max_hours:g} hours")
+    change = Change(action="snoozed", actor=actor, at=now,
+                    details={"until": until.isoformat()})
+    return _changed(case, change, status="snoozed", snoozed_until=until,
+                    snoozed_from=case.status)
+
+
+def resolve(case: AlertCase, actor: str, category: str, text: str | None, now: datetime,
+            config: RulesConfig) -> AlertCase:
+    _require(case, {"open", "acknowledged", "snoozed"}, "resolve")
+    categories = config.lifecycle.resolution_categories
+    if category not in categories:
+        raise InvalidCommand(f"resolve: category is one of {', '.join(categories)}, "
+                             f"not {category!r}")
+    if text is not None and len(text) > NOTE_MAX:
+        raise InvalidCommand(f"resolve: the note has at most {NOTE_MAX} characters")
+    change = Change(action="resolved", actor=actor, at=now, reason=text or None,
+                    details={"category": category})
+    return _changed(case, change, status="resolved", resolved_at=now, resolution=category,
+                    snoozed_until=None, snoozed_from=None)
+
+
+def auto_resolve(case: AlertCase, reason: str, now: datetime) -> AlertCase | None:
+    """Resolve because the rule no longer holds; None if the case is resolved already."""
+    if case.status == "resolved":
+        return None
+    change = Change(action="auto_resolved", actor=SYSTEM, at=now, reason=reason,
+                    details={"category": "auto"})
+    return _changed(case, change, status="resolved", resolved_at=now, resolution="auto",
+                    snoozed_until=None, snoozed_from=None)
+
+
+def escalation_target(team: str, config: RulesConfig) -> str:
+    lifecycle = config.lifecycle
+    return lifecycle.escalation_targets.get(team) or lifecycle.default_escalation_target or team
+
+
+def tick(case: AlertCase, now: datetime, config: RulesConfig) -> AlertCase | None:
+    """What time alone does to a case: a snooze ends, a deadline passes. None: nothing."""
+    if case.status == "snoozed" and case.snoozed_until is not None:
+        if now < case.snoozed_until:
+            return None
+        back: CaseStatus = case.snoozed_from or "open"
+        grace = timedelta(minutes=config.lifecycle.snooze_grace_minutes)
+        moved = {"act_by": max(case.act_by or now, now + grace)} if back == "open" else {
+            "resolve_by": max(case.resolve_by or now, now + grace)}
+        change = Change(action="woke", actor=SYSTEM, at=now, reason="the snooze ended")
+        return _changed(case, change, status=back, snoozed_until=None, snoozed_from=None,
+                        **moved)
+    deadline = case.deadline()
+    if deadline is None or now < deadline:
+        return None
+    if case.escalations >= config.lifecycle.max_escalations:
+        return None  # escalated as far as it goes: the breach stays visible in the API
+    return escalate(case, now, config)
+
+
+def escalate(case: AlertCase, now: datetime, config: RulesConfig) -> AlertCase:
+    missed = "acknowledged" if case.status == "open" else "resolved"
+    severity = STEP_UP[case.severity]
+    target = escalation_target(case.team, config)
+    change = Change(action="escalated", actor=SYSTEM, at=now,
+                    reason=f"not {missed} by {case.deadline().isoformat()}"  # type: ignore[union-attr]
+                    , details={"missed": missed, "severity": severity,
+                               "from": case.owner, "to": target})
+    update: dict[str, Any] = {"severity": severity, "owner": target, "team": target,
+                              "escalations": case.escalations + 1}
+    if case.status == "open":
+        update["act_by"] = now + timedelta(hours=_hours(config, "act", severity))
+    else:
+        update["resolve_by"] = now + timedelta(hours=_hours(config, "resolve", severity))
+    return _changed(case, change, **update)
+
+
+def missed_deadline(change: Change) -> str | None:
+    """"acknowledged" or "resolved" for an escalation: which deadline was missed."""
+    if change.action != "escalated":
+        return None
+    return str(change.details.get("missed"))
+
+
+def age_band(case: AlertCase, now: datetime) -> str:
+    """How long an open alert has been open, in the bands of the metric."""
+    age = (now - case.alert.created_at).total_seconds()
+    for limit, band in ((3_600, "lt_1h"), (4 * 3_600, "1h_4h"), (24 * 3_600, "4h_24h")):
+        if age < limit:
+            return band
+    return "gt_24h"
+
+
+AGE_BANDS = ("lt_1h", "1h_4h", "4h_24h", "gt_24h")
+
+
+def as_notice(case: AlertCase) -> Alert:
+    """The alert message that tells the sinks of an escalation or a resolution (on the
+    alerts topic, after the raise: consumers keep the latest message per alert id)."""
+    change = case.last_change
+    notice = "escalated" if change.action == "escalated" else "resolved"
+    return case.alert.model_copy(update={
+        "severity": case.severity, "owner": case.owner, "team": case.team,
+        "status": "resolved" if case.status == "resolved" else (
+            "acknowledged" if case.status == "acknowledged" else "open"),
+        "notice": notice, "escalations": case.escalations, "resolution": case.resolution,
+        "act_by": case.deadline() or case.alert.act_by, "notice_reason": change.reason,
+        "notice_at": change.at})
