@@ -45,6 +45,7 @@ def isolated(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
         "topic_customers": f"{run}.cx.customers",
         "topic_alerts": f"{run}.cx.alerts",
         "topic_deadletter": f"{run}.cx.deadletter",
+        "topic_alert_lifecycle": f"{run}.cx.alert-lifecycle",
         "partitions": "3",
         "data_dir": str(tmp_path / "worker"),
         "web_port": str(free_port()),

@@ -88,6 +88,7 @@ class IssueWindow(BaseModel):
     alert: dict[str, Any] | None = None
     alert_offset: int = -1
     last_offset: int = -1
+    resolved: bool = False  # its alert was resolved: the next window stayed below the bar
 
 
 def issue_window_start(signal: Signal, rule: RecurringIssueRule) -> int:
@@ -197,3 +198,30 @@ def _drop(current: dict[str, Any] | None, baseline: dict[str, Any] | None, min_s
     return {"current": current["score"], "baseline": baseline["score"],
             "drop": round(drop, 3), "margin": margin, "margin_of_error": round(error, 3),
             "current_n": current["n"], "baseline_n": baseline["n"]}
+
+
+def issue_recovered(start: int, following: IssueWindow | None, rule: RecurringIssueRule,
+                    now: float) -> bool:
+    """The alert of the window at ``start`` resolves once the whole next window has passed
+    with fewer than ``min_customers`` customers (``following``: that window, if any)."""
+    width = rule.window_minutes * 60
+    if now < start + 2 * width:
+        return False
+    return following is None or following.count < rule.min_customers
+
+
+def segment_recovered(metric: Literal["nps", "csat", "ces"], current: Tally, baseline: Tally,
+                      config: RulesConfig,
+                      conventions: Conventions) -> dict[str, Any] | None:
+    """The figures, when a segment's score is back at or above its baseline minus the
+    margin (with enough answers in the current window to say so); else None."""
+    rule = config.segment_drop
+    now_score = scores(current, conventions)[metric]
+    base_score = scores(baseline, conventions)[metric]
+    if now_score is None or base_score is None or now_score["n"] < rule.min_sample:
+        return None
+    floor = base_score["score"] - rule.margins[metric]
+    if now_score["score"] < floor:
+        return None
+    return {"current": now_score["score"], "baseline": base_score["score"],
+            "floor": round(floor, 3), "current_n": now_score["n"]}

@@ -23,13 +23,12 @@ from typing import Any, Literal
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from cxstream.alerts.slack import alert_message, digest_message, follow_up_message
 from cxstream.schemas.outputs import Alert
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
-SEVERITY_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
-                 "info": ":large_blue_circle:"}
 
 
 class PermanentDeliveryError(RuntimeError):
@@ -95,25 +94,47 @@ def classify(status: int, retry_after: str | None, text: str, now: float) -> Non
     raise TransientDeliveryError(message, retry_after_seconds(retry_after, now))
 
 
-def webhook_body(alert: Alert, body_format: Literal["json", "slack"]) -> bytes:
-    """The request body: the alert itself, or a Slack message that carries it."""
+def delivery_id(alert: Alert) -> str:
+    """The webhook id of an alert message: the alert id for the message that raises it,
+    with the follow-up for an escalation or a resolution (each posted once)."""
+    if alert.notice == "escalated":
+        return f"{alert.alert_id}.escalated.{alert.escalations}"
+    if alert.notice == "resolved":
+        return f"{alert.alert_id}.resolved"
+    return alert.alert_id
+
+
+def is_notification(alert: Alert) -> bool:
+    """Messages that notify: the first of an alert, and its follow-ups (not the updates
+    a cooldown folds in)."""
+    return alert.notice is not None or alert.occurrences == 1
+
+
+def _encode(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def webhook_body(alert: Alert, body_format: Literal["json", "slack"],
+                 console_url: str | None = None, users: dict[str, str] | None = None,
+                 comment_max: int = 300, signals_shown: int = 3) -> bytes:
+    """The request body: the alert itself, or a Slack message (Block Kit) that carries it."""
     data = alert.model_dump(mode="json")
     if body_format == "slack":
-        who = alert.customer_id or alert.segment or "group"
-        data = {
-            "text": f"[{alert.severity}] {alert.summary}",
-            "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text":
-                    f"{SEVERITY_ICON[alert.severity]} *{alert.rule}* for *{who}* "
-                    f"→ {alert.owner}\n{alert.summary}"}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text":
-                    f"alert `{alert.alert_id}` · act by {alert.act_by} · "
-                    f"value {alert.context.get('customer_value')} · "
-                    f"quadrant {alert.context.get('quadrant')}"}]},
-            ],
-            "cxstream_alert": data,
-        }
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        message = (follow_up_message(alert, console_url, users or {}) if alert.notice
+                   else alert_message(alert, console_url, users or {}, comment_max,
+                                      signals_shown))
+        data = {**message.model_dump(mode="json", exclude_none=True), "cxstream_alert": data}
+    return _encode(data)
+
+
+def digest_body(alerts: list[Alert], recipient: str, body_format: Literal["json", "slack"],
+                console_url: str | None = None) -> bytes:
+    """One message for the alerts a recipient's budget held."""
+    if body_format == "slack":
+        return _encode(digest_message(alerts, console_url, recipient).model_dump(
+            mode="json", exclude_none=True))
+    return _encode({"digest": recipient, "alerts": [a.model_dump(mode="json")
+                                                    for a in alerts]})
 
 
 def log_line(alert: Alert) -> str:
@@ -135,11 +156,15 @@ class WebhookSender:
         self.clock = clock
         self.client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
 
-    async def send(self, alert: Alert) -> None:
-        body = webhook_body(alert, self.body_format)
+    async def send(self, alert: Alert, body: bytes | None = None) -> None:
+        await self.post(delivery_id(alert), body or webhook_body(alert, self.body_format))
+
+    async def post(self, webhook_id: str, body: bytes) -> None:
         now = self.clock()
-        headers: dict[str, Any] = {"Content-Type": "application/json", **signed_headers(
-            alert.alert_id, body, self.secrets, datetime.fromtimestamp(now, UTC))}
+        headers: dict[str, Any] = {"Content-Type": "application/json"}
+        if self.secrets:
+            headers.update(signed_headers(webhook_id, body, self.secrets,
+                                          datetime.fromtimestamp(now, UTC)))
         try:
             response = await self.client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -70,6 +70,7 @@ class ScoreRecord(BaseModel):
     channel: str
     touchpoint: str
     comment: str | None = None
+    language: str | None = None
 
 
 class InteractionRecord(BaseModel):
@@ -200,7 +201,8 @@ def apply_feedback(state: CustomerState, event: Feedback, rules: StateRules) -> 
     record = ScoreRecord(event_id=event.event_id, survey=event.survey, score=event.score,
                          at=event.occurred_at, channel=event.channel,
                          touchpoint=event.touchpoint,
-                         comment=event.comment[:TEXT_KEPT] if event.comment else None)
+                         comment=event.comment[:TEXT_KEPT] if event.comment else None,
+                         language=event.language if event.comment else None)
     last = dict(state.last_scores)
     previous = last.get(event.survey)
     if previous is None or event.occurred_at >= previous.at:

@@ -25,20 +25,24 @@ from cxstream.alerts.group_rules import (
     IssueWindow,
     Signal,
     fold_signal,
+    issue_recovered,
     issue_window_expired,
     issue_window_key,
     issue_window_start,
     parse_issue_window_key,
     segment_drop_alerts,
+    segment_recovered,
 )
-from cxstream.alerts.reactions import AlertOut, SignalOut
+from cxstream.alerts.reactions import AlertOut, ResolveOut, SignalOut
 from cxstream.alerts.sinks import log_line
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.reports import merge_rows
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import WindowSpec, window_start
+from cxstream.streams.alert_cases import AlertCases, AlertEvent, subject_key
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
+from cxstream.streams.clients import alert_event_topic
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 from cxstream.streams.faust_compat.access import writing_for
 from cxstream.streams.io import read_topic
@@ -58,11 +62,41 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class AlertPublisher:
+    """Where alert messages go: ``cx.alerts`` (keyed by subject, the record of truth for
+    consumers) and the alert events topic (keyed by alert id: the cases are kept from it).
+    Each method returns what to await for Kafka's acknowledgement."""
+
+    def __init__(self, alerts_topic: Any, events_topic: Any) -> None:
+        self.alerts_topic = alerts_topic
+        self.events_topic = events_topic
+
+    async def alert(self, alert: Alert) -> Any:
+        first = await publish_alert(self.alerts_topic, alert)
+        second = await self.events_topic.send(
+            key=alert.alert_id.encode(),
+            value=AlertEvent(alert=alert).model_dump_json(exclude_none=True).encode())
+        return asyncio.gather(first, second)
+
+    async def follow_up(self, alert: Alert) -> Any:
+        """An escalation or a resolution, for the sinks (cx.alerts only)."""
+        log.info("ALERT %s %s", (alert.notice or "").upper(), log_line(alert))
+        return await self.alerts_topic.send(key=subject_key(alert),
+                                            value=alert.model_dump_json().encode(),
+                                            headers={RULE_HEADER: alert.rule.encode()})
+
+    async def resolution(self, alert_id: str, reason: str, at: datetime) -> Any:
+        event = AlertEvent(resolve=alert_id, reason=reason, at=at)
+        return await self.events_topic.send(
+            key=alert_id.encode(), value=event.model_dump_json(exclude_none=True).encode())
+
+
 class AlertEmitter:
     """Publishes what the fold's reactions produced."""
 
-    def __init__(self, alerts_topic: Any, signals_topic: Any, metrics: WorkerMetrics) -> None:
-        self.alerts_topic = alerts_topic
+    def __init__(self, publisher: AlertPublisher, signals_topic: Any,
+                 metrics: WorkerMetrics) -> None:
+        self.publisher = publisher
         self.signals_topic = signals_topic
         self.metrics = metrics
 
@@ -73,7 +107,11 @@ class AlertEmitter:
         acks = []
         for output in outputs:
             if isinstance(output, AlertOut):
-                acks.append(await publish_alert(self.alerts_topic, output.alert))
+                acks.append(await self.publisher.alert(output.alert))
+            elif isinstance(output, ResolveOut):
+                resolution = output.resolution
+                acks.append(await self.publisher.resolution(
+                    resolution.alert_id, resolution.reason, resolution.at))
             elif isinstance(output, SignalOut):
                 signal = output.signal
                 acks.append(await self.signals_topic.send(
@@ -99,8 +137,7 @@ class AlertEmitter:
 async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:
     """Publish to cx.alerts; the log sink writes the first occurrence as one line.
     Returns what to await for Kafka's acknowledgement."""
-    subject = alert.customer_id or alert.segment or alert.reason.get("key") or alert.rule
-    ack = await alerts_topic.send(key=str(subject).encode(),
+    ack = await alerts_topic.send(key=subject_key(alert),
                                   value=alert.model_dump_json().encode(),
                                   headers={RULE_HEADER: alert.rule.encode()})
     if alert.occurrences == 1:
@@ -111,23 +148,59 @@ async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:
 def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics: WorkerMetrics,
                       cluster: Cluster, partitions: int, alerts_partitions: int,
                       conventions: Conventions, windows: tuple[WindowSpec, ...]
-                      ) -> AlertEmitter:
+                      ) -> tuple[AlertEmitter, AlertCases]:
     """Add the alert topics, tables and agents; return the emitter for the state writer."""
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     alerts_topic = app.topic(settings.topic_alerts, **raw)
     signals_topic = app.topic(f"{settings.app_id}-issue-signals", partitions=partitions,
                               internal=True, **raw)
-    _register_recurring_issues(app, settings, config, metrics, alerts_topic, signals_topic,
+    events_topic = app.topic(alert_event_topic(settings), partitions=alerts_partitions,
+                             internal=True, **raw)
+    publisher = AlertPublisher(alerts_topic, events_topic)
+    cases = _register_alert_cases(app, settings, config, metrics, publisher, events_topic,
+                                  alerts_partitions)
+    _register_recurring_issues(app, settings, config, metrics, publisher, signals_topic,
                                partitions)
-    _register_segment_drops(app, settings, config, metrics, cluster, alerts_topic,
+    _register_segment_drops(app, settings, config, metrics, cluster, publisher,
                             conventions, windows)
-    _register_sinks(app, settings, metrics, alerts_topic, alerts_partitions)
-    return AlertEmitter(alerts_topic, signals_topic, metrics)
+    _register_sinks(app, settings, config, metrics)
+    return AlertEmitter(publisher, signals_topic, metrics), cases
+
+
+def _register_alert_cases(app: Any, settings: Settings, config: RulesConfig,
+                          metrics: WorkerMetrics, publisher: AlertPublisher, events_topic: Any,
+                          partitions: int) -> AlertCases:
+    # the table's changelog is the lifecycle topic of the contract (compacted, created
+    # with as many partitions as cx.alerts by ensure_topics)
+    lifecycle_topic = app.topic(settings.topic_alert_lifecycle, partitions=partitions,
+                                key_serializer="raw", value_serializer="raw")
+    table = app.Table("alert_cases", partitions=partitions, key_type=bytes,
+                      value_type=bytes, changelog_topic=lifecycle_topic)
+    cases = AlertCases(table, config, metrics, partitions, BulkChangelog(kafka_sender(app)),
+                       lambda: {tp.partition for tp in app.assignor.assigned_actives()
+                                if tp.topic == events_topic.get_topic_name()},
+                       publisher.follow_up)
+    app.cx_alert_cases = cases  # type: ignore[attr-defined]  # for the API and inspection
+
+    @app.agent(events_topic, name="track_alert_cases", concurrency=1)
+    async def track_alert_cases(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size,
+                                               within=settings.batch_timeout_seconds):
+            await cases.take_events([event.message.value for event in events])
+
+    @app.timer(config.lifecycle.check_every_seconds)
+    async def check_alert_deadlines() -> None:
+        try:
+            await cases.check_deadlines()
+        except Exception:  # the next check tries again; nothing is lost meanwhile
+            log.exception("checking alert deadlines failed")
+
+    return cases
 
 
 def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig,
-                               metrics: WorkerMetrics, alerts_topic: Any, signals_topic: Any,
-                               partitions: int) -> None:
+                               metrics: WorkerMetrics, publisher: AlertPublisher,
+                               signals_topic: Any, partitions: int) -> None:
     issue_windows = app.Table("issue_windows", partitions=partitions, key_type=bytes,
                               value_type=bytes)
     # a late event may still raise alerts (and signals) this long after its time
@@ -145,9 +218,14 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
                 with writing_for(event):
                     alert = _fold_signal_event(event, issue_windows, config, retention)
                 if alert is not None:
-                    await (await publish_alert(alerts_topic, alert))
+                    await (await publisher.alert(alert))
                     metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
             await expiry.maybe_sweep(time.time())
+
+    if config.recurring_issue.auto_resolve:
+        @app.timer(min(60.0, config.recurring_issue.window_minutes * 15.0))
+        async def resolve_recovered_issues() -> None:
+            await expiry.resolve_recovered(time.time(), publisher)
 
 
 class IssueWindowExpiry:
@@ -170,6 +248,37 @@ class IssueWindowExpiry:
 
     def partition_of(self, group: str) -> int:
         return int(self.partitioner(group.encode(), self.partitions, self.partitions))
+
+    async def resolve_recovered(self, now: float, publisher: AlertPublisher) -> int:
+        """Resolve the alerts of issue windows whose next whole window stayed below the
+        threshold (alerts.group_rules.issue_recovered); returns how many."""
+        owned = self.owned()
+        rule = self.config.recurring_issue
+        resolved = 0
+        for key in list(self.table.keys()):
+            group, start = parse_issue_window_key(key)
+            partition = self.partition_of(group)
+            if partition not in owned:
+                continue
+            window = IssueWindow.model_validate_json(self.table[key])
+            if window.alert is None or window.resolved:
+                continue
+            following_raw = self.table.get(issue_window_key(group,
+                                                            start + rule.window_minutes * 60))
+            following = (IssueWindow.model_validate_json(following_raw) if following_raw
+                         else None)
+            if not issue_recovered(start, following, rule, now):
+                continue
+            reason = (f"fewer than {rule.min_customers} customers in the next "
+                      f"{rule.window_minutes} minutes ({following.count if following else 0})")
+            await (await publisher.resolution(str(window.alert["alert_id"]), reason,
+                                              _now()))
+            self.changelog.set(self.table, partition, key, window.model_copy(
+                update={"resolved": True}).model_dump_json().encode())
+            resolved += 1
+        if resolved:
+            await self.changelog.flush()
+        return resolved
 
     async def maybe_sweep(self, now: float) -> int:
         if now - self.last_sweep < self.EVERY_SECONDS:
@@ -210,7 +319,7 @@ def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig,
 
 
 def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
-                            metrics: WorkerMetrics, cluster: Cluster, alerts_topic: Any,
+                            metrics: WorkerMetrics, cluster: Cluster, publisher: AlertPublisher,
                             conventions: Conventions, windows: tuple[WindowSpec, ...]) -> None:
     rule = config.segment_drop
     if not rule.enabled:
@@ -230,15 +339,26 @@ def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
             return
         now = _now()
         try:
-            alerts = await _segment_drops(cluster, spec, config, conventions, now)
-            await raised.load_since(window_start(now.timestamp(), spec.seconds))
+            alerts, recovered = await _segment_drops(cluster, spec, config, conventions, now)
+            # this window's alerts and the previous one's: both may still be open
+            await raised.load_since(window_start(now.timestamp(), spec.seconds)
+                                    - spec.seconds)
         except ClusterIncomplete as exc:
             log.info("segment drops not evaluated: %s", exc)
             return
         for alert in alerts:
-            if raised.add(alert.alert_id):
-                await (await publish_alert(alerts_topic, alert))
+            if raised.add(alert.alert_id, alert):
+                await (await publisher.alert(alert))
                 metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
+        if not rule.auto_resolve:
+            return
+        for alert_key, (segment, metric) in list(raised.subjects.items()):
+            figures = recovered.get((segment, metric))
+            if figures is not None and raised.resolve(alert_key):
+                await (await publisher.resolution(
+                    alert_key, f"{metric.upper()} of segment {segment} is back at "
+                    f"{figures['current']:g} (baseline {figures['baseline']:g}, floor "
+                    f"{figures['floor']:g}, n={figures['current_n']})", now))
 
 
 class RaisedGroupAlerts:
@@ -252,17 +372,30 @@ class RaisedGroupAlerts:
         self.settings = settings
         self.rule = rule
         self.ids: set[str] = set()
+        self.subjects: dict[str, tuple[str, str]] = {}  # id -> (segment, metric)
+        self.resolved: set[str] = set()
         self.loaded_since: int | None = None
 
     def forget(self) -> None:
         self.ids.clear()
+        self.subjects.clear()
+        self.resolved.clear()
         self.loaded_since = None
 
-    def add(self, alert_id: str) -> bool:
+    def add(self, alert_id: str, alert: Alert | None = None) -> bool:
         """Remember an id; False if it was already raised."""
+        if alert is not None and alert.segment and alert.reason.get("metric"):
+            self.subjects[alert_id] = (alert.segment, str(alert.reason["metric"]))
         if alert_id in self.ids:
             return False
         self.ids.add(alert_id)
+        return True
+
+    def resolve(self, alert_id: str) -> bool:
+        """Remember a resolution sent; False if it was sent already (by this worker)."""
+        if alert_id in self.resolved:
+            return False
+        self.resolved.add(alert_id)
         return True
 
     async def load_since(self, start: int) -> None:
@@ -275,12 +408,16 @@ class RaisedGroupAlerts:
                 continue
             alert = _parse_alert(record.value)  # a record without the header: by its body
             if alert is not None and alert.rule == self.rule:
-                self.ids.add(alert.alert_id)
+                self.add(alert.alert_id, alert)
+                if alert.notice == "resolved":
+                    self.resolved.add(alert.alert_id)
         self.loaded_since = start
 
 
 async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig,
-                         conventions: Conventions, now: datetime) -> list[Alert]:
+                         conventions: Conventions, now: datetime
+                         ) -> tuple[list[Alert], dict[tuple[str, str], dict[str, Any]]]:
+    """The drops to raise, and the (segment, metric) pairs recovered (with figures)."""
     rule = config.segment_drop
     current = window_start(now.timestamp(), spec.seconds)
     starts = [current - k * spec.seconds for k in range(rule.baseline_windows + 1)]
@@ -291,6 +428,7 @@ async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig
         lambda: cluster.local_partials("segment", slices, None))
     tallies = merge_rows(tuple(row) for share in shares for row in share["rows"])
     alerts = []
+    recovered: dict[tuple[str, str], dict[str, Any]] = {}
     for segment in sorted({key for _, _, key in tallies}):
         now_tally = tallies.get((spec.name, current, segment), Tally())
         baseline = Tally()
@@ -298,12 +436,16 @@ async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig
             baseline = baseline.merge(tallies.get((spec.name, start, segment), Tally()))
         alerts += segment_drop_alerts(segment, now_tally, baseline, spec.name, current, config,
                                       conventions, now)
-    return alerts
+        for metric in rule.metrics:
+            figures = segment_recovered(metric, now_tally, baseline, config, conventions)
+            if figures is not None:
+                recovered[(segment, metric)] = figures
+    return alerts, recovered
 
 
-def _register_sinks(app: Any, settings: Settings, metrics: WorkerMetrics, alerts_topic: Any,
-                    alerts_partitions: int) -> None:
-    start_webhook_sink(app, settings, metrics)
+def _register_sinks(app: Any, settings: Settings, config: RulesConfig,
+                    metrics: WorkerMetrics) -> None:
+    start_webhook_sink(app, settings, config, metrics)
 
 
 def _parse_alert(raw: bytes) -> Alert | None:

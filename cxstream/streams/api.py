@@ -1,27 +1,37 @@
-"""The worker's HTTP API: customers, group scores, rankings, and the shares behind them.
+"""The worker's HTTP API: customers, group scores, rankings, alerts and their lifecycle,
+and the shares behind them.
 
-Every /api and /internal endpoint needs ``Authorization: Bearer <CXSTREAM_API_TOKEN>``;
-without a configured token they all answer 401. /metrics stays open for Prometheus.
+Every /api endpoint needs ``Authorization: Bearer <token>``: the shared
+CXSTREAM_API_TOKEN (machines; sees every alert) or a user's token from the users file
+(acts as that user). /internal endpoints take the shared token only. Without any token
+configured they all answer 401. /metrics stays open for Prometheus.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
+import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import httpx
+from yarl import URL
 
+from cxstream.alerts.lifecycle import InvalidCommand, TransitionRefused
 from cxstream.scoring.customer_view import customer_report
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.groups import DIMENSIONS
 from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
 from cxstream.scoring.windows import WindowSpec
+from cxstream.streams.alert_cases import AlertCases, CaseNotFound, case_row, sort_rows
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 from cxstream.streams.state import decode_customer
+from cxstream.streams.users import MACHINE, Principal, Users
 
 METRICS = ("nps", "csat", "ces")
 
@@ -71,33 +81,108 @@ class NotFound(LookupError):
     """The requested customer or group does not exist."""
 
 
+class Conflict(ValueError):
+    """The alert's status does not allow the change (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class AlertsApi:
+    """What the alert endpoints need: the cases, the users, the lifecycle partitions."""
+
+    cases: AlertCases
+    users: Users
+    partitions: int
+
+
+ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
+ACTIONS = ("ack", "assign", "note", "snooze", "resolve")
+MAX_PAGE = 500
+
+
+def filter_rows(rows: list[dict[str, Any]], query: Any, principal: Principal
+                ) -> list[dict[str, Any]]:
+    """The rows the principal may see that match every filter given (``status=unresolved``:
+    every status but resolved)."""
+    kept = []
+    for row in rows:
+        if not principal.can_see(row["owner"], row["team"]):
+            continue
+        if all(_matches(row, name, query.get(name)) for name in ALERT_FILTERS):
+            kept.append(row)
+    return sort_rows(kept)
+
+
+def _matches(row: dict[str, Any], name: str, wanted: str | None) -> bool:
+    if wanted is None or wanted == "":
+        return True
+    values = set(wanted.split(","))  # a comma-separated filter matches any of its values
+    if name == "status" and "unresolved" in values:
+        values |= {"open", "acknowledged", "snoozed"}
+    return str(row.get(name)) in values
+
+
+def page(rows: list[dict[str, Any]], query: Any) -> dict[str, Any]:
+    limit = parse_bounded(query.get("limit", "50"), "limit", 1, MAX_PAGE)
+    offset = parse_bounded(query.get("offset", "0"), "offset", 0, 10**9)
+    chunk = rows[offset:offset + limit]
+    following = offset + limit if offset + limit < len(rows) else None
+    return {"total": len(rows), "offset": offset, "limit": limit, "next_offset": following,
+            "alerts": chunk}
+
+
+def parse_bounded(raw: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: a whole number, not {raw!r}") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{name}: from {low} to {high}")
+    return value
+
+
 Handler = Callable[..., Awaitable[Any]]
 
 
 def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                  rules: FoldRules, token: str | None,
-                 erase: Callable[[str], Awaitable[bool]] | None = None) -> None:
+                 erase: Callable[[str], Awaitable[bool]] | None = None,
+                 alerts: AlertsApi | None = None) -> None:
     """Add the API's views to the Faust app."""
 
-    def json_view(fun: Handler) -> Handler:
+    def principal_of(request: Any) -> Principal | None:
+        if alerts is not None:
+            return alerts.users.from_request(request.headers, {})
+        return MACHINE if is_authorized(request.headers, token) else None
+
+    def json_view(fun: Handler | None = None, *, machine_only: bool = False,
+                  with_principal: bool = False) -> Any:
         """Check the token, run ``fun``, and turn its result or error into a JSON reply."""
 
-        @functools.wraps(fun)
-        async def view(web: Any, request: Any, **match: str) -> Any:
-            if not is_authorized(request.headers, token):
-                reason = ("missing or wrong bearer token" if token
-                          else "no CXSTREAM_API_TOKEN configured")
-                return web.json({"error": reason}, status=401)
-            try:
-                return web.json(await fun(request, **match))
-            except BadRequest as exc:
-                return web.json({"error": str(exc)}, status=400)
-            except NotFound as exc:
-                return web.json({"error": str(exc)}, status=404)
-            except ClusterIncomplete as exc:
-                return web.json({"error": str(exc)}, status=503)
+        def wrap(fun: Handler) -> Handler:
+            @functools.wraps(fun)
+            async def view(web: Any, request: Any, **match: str) -> Any:
+                principal = principal_of(request)
+                if principal is None or (machine_only and not principal.machine):
+                    reason = ("no CXSTREAM_API_TOKEN configured" if not token and (
+                        alerts is None or not alerts.users.by_digest)
+                        else "missing or wrong bearer token")
+                    return web.json({"error": reason}, status=401)
+                if with_principal:
+                    match = {**match, "principal": principal}  # type: ignore[dict-item]
+                try:
+                    return web.json(await fun(request, **match))
+                except (BadRequest, InvalidCommand) as exc:
+                    return web.json({"error": str(exc)}, status=400)
+                except (NotFound, CaseNotFound) as exc:
+                    return web.json({"error": str(exc)}, status=404)
+                except (Conflict, TransitionRefused) as exc:
+                    return web.json({"error": str(exc)}, status=409)
+                except ClusterIncomplete as exc:
+                    return web.json({"error": str(exc)}, status=503)
 
-        return view
+            return view
+
+        return wrap(fun) if fun is not None else wrap
 
     async def gathered(dimension: str, slices: set[tuple[str, int]] | None,
                        key: str | None) -> Any:
@@ -175,8 +260,11 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
     async def get_value_bands(request: Any) -> Any:
         return bands.current.describe()
 
+    if alerts is not None:
+        _register_alert_views(app, cluster, alerts, json_view)
+
     @app.page("/internal/partials")
-    @json_view
+    @json_view(machine_only=True)
     async def serve_partials(request: Any) -> Any:
         dimension = request.query.get("dimension", "")
         check_dimension(dimension)
@@ -186,7 +274,7 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                                       None if only is None else parse_partition(only))
 
     @app.page("/internal/value-histograms")
-    @json_view
+    @json_view(machine_only=True)
     async def serve_value_histograms(request: Any) -> Any:
         return cluster.local_value_histograms()
 
@@ -214,3 +302,113 @@ def check_dimension(dimension: str) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
+                          json_view: Any) -> None:
+    cases = alerts.cases
+
+    @app.page("/api/alerts")
+    @json_view(with_principal=True)
+    async def list_alerts(request: Any, principal: Principal) -> Any:
+        query = request.query
+        for name in query:
+            if name not in (*ALERT_FILTERS, "limit", "offset"):
+                raise BadRequest(f"{name}: not a filter; filters are "
+                                 f"{', '.join(ALERT_FILTERS)}, with limit and offset")
+        now = _now()
+        shares = await cluster.gather(
+            "/internal/alerts", {},
+            lambda: {"partitions": sorted(cases.owned()),
+                     "alerts": [case_row(case, now) for case in cases.local()]},
+            partition_count=alerts.partitions)
+        rows = [row for share in shares for row in share["alerts"]]
+        return page(filter_rows(rows, query, principal), query)
+
+    @app.page("/internal/alerts")
+    @json_view(machine_only=True)
+    async def serve_alerts(request: Any) -> Any:
+        now = _now()
+        return {"partitions": sorted(cases.owned()),
+                "alerts": [case_row(case, now) for case in cases.local()]}
+
+    async def on_owner(web: Any, request: Any, alert_id: str,
+                       local: Callable[[], Awaitable[Any]]) -> Any:
+        """Answer here if this worker owns the alert's partition, else ask its owner (with
+        the same method, headers and body: Faust's own routing drops the body)."""
+        try:
+            owner = URL(str(app.router.key_store(cases.table.name, alert_id.encode())))
+        except KeyError:
+            return web.json({"error": "the alert's partition has no owner right now (a "
+                                      "rebalance is under way); retry shortly"}, status=503)
+        own = URL(str(app.conf.canonical_url))
+        if (owner.host, owner.port) == (own.host, own.port):
+            return await local()
+        target = str(request.url.with_host(owner.host).with_port(owner.port))
+        headers = {name: value for name, value in request.headers.items()
+                   if name.lower() in {"authorization", "content-type", "accept"}}
+        async with httpx.AsyncClient(timeout=15) as client:
+            response = await client.request(request.method, target, headers=headers,
+                                            content=await request.read())
+        return web.bytes(response.content, content_type=response.headers.get(
+            "content-type", "application/json").split(";")[0], status=response.status_code)
+
+    @json_view(with_principal=True)
+    async def show_alert(request: Any, alert_id: str, principal: Principal) -> Any:
+        case = cases.get(alert_id)
+        if case is None or not principal.can_see(case.owner, case.team):
+            raise NotFound(f"no alert {alert_id!r}")
+        customer = None
+        if case.alert.customer_id:
+            customer = await _customer_report(app, request, case.alert.customer_id)
+        return {"alert": {**case_row(case, _now()),
+                          **case.model_dump(mode="json", exclude={"history"})},
+                "history": [change.model_dump(mode="json") for change in case.history],
+                "customer": customer}
+
+    class AlertView(faust.web.View):
+        """GET /api/alerts/{alert_id}: the alert, its history, the customer's state."""
+
+        async def get(self, request: Any, alert_id: str) -> Any:
+            return await on_owner(self.web, request, alert_id,
+                                  lambda: show_alert(self, request, alert_id=alert_id))
+
+    app.page("/api/alerts/{alert_id}")(AlertView)
+
+    @json_view(with_principal=True)
+    async def act(request: Any, alert_id: str, action: str, principal: Principal) -> Any:
+        if action not in ACTIONS:
+            raise NotFound(f"no action {action!r}; actions are {', '.join(ACTIONS)}")
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError as exc:
+            raise BadRequest(f"the body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("the body is a JSON object")
+        case = await cases.command(alert_id, action, principal, body)
+        return {"alert": {**case_row(case, _now()),
+                          **case.model_dump(mode="json", exclude={"history"})},
+                "change": case.last_change.model_dump(mode="json")}
+
+    class AlertAction(faust.web.View):
+        """POST /api/alerts/{alert_id}/{action}: ack, assign, note, snooze, resolve."""
+
+        async def post(self, request: Any, alert_id: str, action: str) -> Any:
+            return await on_owner(self.web, request, alert_id, lambda: act(
+                self, request, alert_id=alert_id, action=action))
+
+    app.page("/api/alerts/{alert_id}/{action}")(AlertAction)
+
+
+async def _customer_report(app: Any, request: Any, customer_id: str) -> Any:
+    """The customer's current report, from whichever worker owns them (through the API,
+    with the caller's own token)."""
+    url = str(URL(str(app.conf.canonical_url)).with_path(f"/api/customers/{customer_id}"))
+    headers = {"Authorization": request.headers.get("Authorization", "")}
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(url, headers=headers)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None

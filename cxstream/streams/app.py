@@ -24,12 +24,13 @@ from cxstream.scoring.customer_view import RecentFlags
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams import delivery
 from cxstream.streams.alerting import register_alerting
-from cxstream.streams.api import register_api
+from cxstream.streams.api import AlertsApi, register_api
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
 from cxstream.streams.clients import aiokafka_options, faust_credentials
 from cxstream.streams.cluster import Cluster
 from cxstream.streams.collectors import WorkerCollector
+from cxstream.streams.console import register_console
 from cxstream.streams.deadletter import copy_limit
 from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
 from cxstream.streams.delivery import BatchGuard
@@ -40,6 +41,7 @@ from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.settings import Settings
 from cxstream.streams.state import StateWriter, rebuild_value_index
+from cxstream.streams.users import load_users
 from cxstream.streams.watchdog import EXIT_STALLED, StallWatchdog
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
                            state.profile.value, experience_is_low(state, rules.state))
 
     customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
-    emitter = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
+    emitter, cases = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
                                 alerts_partition_count or settings.partitions,
                                 rules.conventions, rules.windows)
     guard = BatchGuard()
@@ -200,7 +202,10 @@ def build_app(settings: Settings, partition_count: int | None = None,
         quadrants.clear()
         quadrants.update(counted)
 
-    register_api(app, customers, cluster, bands, rules, token, erase_customer)
+    users = load_users(settings.users_file, token)
+    register_api(app, customers, cluster, bands, rules, token, erase_customer,
+                 AlertsApi(cases, users, alerts_partition_count or settings.partitions))
+    register_console(app, settings, users, rules_config, rules.windows)
     _register_metrics_view(app, metrics)
     return app
 

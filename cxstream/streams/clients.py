@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
@@ -82,19 +83,28 @@ def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
     return topics
 
 
-async def ensure_worker_topics(settings: Settings, partitions: int) -> None:
-    """Create the missing worker topics with ``partitions`` (that of the input topics)."""
+def alert_event_topic(settings: Settings) -> str:
+    """The internal topic of alert messages and resolutions keyed by alert id, from which
+    the alert cases (the lifecycle topic) are kept."""
+    return f"{settings.app_id}-alert-events"
+
+
+async def ensure_worker_topics(settings: Settings, partitions: int,
+                               alerts_partitions: int | None = None) -> None:
+    """Create the missing worker topics with ``partitions`` (that of the input topics);
+    the alert events topic gets ``alerts_partitions`` (that of the lifecycle topic)."""
     admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = {name: config for name, config in worker_topics(settings).items()
-                   if name not in existing}
+        wanted = {name: (partitions, config) for name, config in worker_topics(settings).items()}
+        wanted[alert_event_topic(settings)] = (alerts_partitions or partitions, {})
+        missing = {name: spec for name, spec in wanted.items() if name not in existing}
         if missing:
             log.info("creating worker topics %s", sorted(missing))
             await admin.create_topics(
-                [NewTopic(name, partitions, settings.replication_factor, topic_configs=config)
-                 for name, config in missing.items()], timeout_ms=30_000)
+                [NewTopic(name, count, settings.replication_factor, topic_configs=config)
+                 for name, (count, config) in missing.items()], timeout_ms=30_000)
     finally:
         await admin.close()
 
@@ -102,7 +112,7 @@ async def ensure_worker_topics(settings: Settings, partitions: int) -> None:
 def contract_topics(settings: Settings) -> list[str]:
     """Every topic of the contract: the three inputs, alerts and the dead-letter topic."""
     return [*settings.input_topics, settings.topic_alerts, settings.topic_deadletter,
-            settings.topic_alerts_deadletter]
+            settings.topic_alerts_deadletter, settings.topic_alert_lifecycle]
 
 
 async def ensure_topics(settings: Settings) -> dict[str, int]:
@@ -117,12 +127,28 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         wanted = contract_topics(settings)
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
+        lifecycle = settings.topic_alert_lifecycle
+        make_lifecycle = lifecycle in missing
+        if make_lifecycle:
+            missing.remove(lifecycle)
+        alerts_existed = settings.topic_alerts not in missing
         if missing:
             log.info("creating topics %s with %d partitions", missing, settings.partitions)
             new = [NewTopic(name, settings.partitions, settings.replication_factor)
                    for name in missing]
             await admin.create_topics(new, timeout_ms=30_000)
-        described = await admin.describe_topics(wanted)
+        if make_lifecycle:  # as many partitions as the alerts, compacted
+            count = settings.partitions if not alerts_existed else len(
+                (await admin.describe_topics([settings.topic_alerts]))[0]["partitions"])
+            log.info("creating topic %s with %d partitions (compacted)", lifecycle, count)
+            await admin.create_topics([NewTopic(
+                lifecycle, count, settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"})], timeout_ms=30_000)
+        for _ in range(20):  # topics just created may not be described in full yet
+            described = await admin.describe_topics(wanted)
+            if all(item["partitions"] for item in described):
+                break
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
     counts = {item["topic"]: len(item["partitions"]) for item in described}
@@ -132,6 +158,11 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             "input topics must have the same number of partitions, found "
             + ", ".join(f"{name}={n}" for name, n in input_counts.items())
         )
+    alerts, lifecycle = settings.topic_alerts, settings.topic_alert_lifecycle
+    if counts[lifecycle] != counts[alerts]:
+        raise TopicLayoutError(
+            f"{lifecycle} must have as many partitions as {alerts}: found {counts[lifecycle]} "
+            f"and {counts[alerts]}")
     return counts
 
 

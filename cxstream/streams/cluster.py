@@ -76,16 +76,19 @@ class Cluster:
     # -- gathering -----------------------------------------------------------------------
 
     async def gather(self, path: str, params: dict[str, str],
-                     local: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
-        """Every worker's share (this one's computed locally); raise if any is missing."""
+                     local: Callable[[], dict[str, Any]],
+                     partition_count: int | None = None) -> list[dict[str, Any]]:
+        """Every worker's share (this one's computed locally); raise if any is missing.
+        ``partition_count``: of the topic the shares cover (default: the input topics)."""
         urls = [url for url in self.worker_urls() if url != self.own_url]
         shares = [local()]
         if urls:
             shares += await asyncio.gather(*(self._fetch(url + path, params) for url in urls))
         seen: list[int] = [p for share in shares for p in share["partitions"]]
-        if sorted(seen) != list(range(self.partition_count)):
+        expected = partition_count or self.partition_count
+        if sorted(seen) != list(range(expected)):
             raise ClusterIncomplete(
-                f"partitions owned: {sorted(seen)} of {self.partition_count}; "
+                f"partitions owned: {sorted(seen)} of {expected}; "
                 "a rebalance is under way, retry shortly")
         return shares
 

@@ -122,6 +122,31 @@ class WorkerMetrics:
             registry=registry,
         )
 
+        hours = (60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 24 * 3600, 72 * 3600,
+                 7 * 24 * 3600)
+        self.alert_time_to_acknowledge = Histogram(
+            "cxstream_alert_time_to_acknowledge_seconds",
+            "From an alert's creation to its acknowledgement.",
+            ["rule", "severity"], buckets=hours, registry=registry)
+        self.alert_time_to_resolve = Histogram(
+            "cxstream_alert_time_to_resolve_seconds",
+            "From an alert's creation to its resolution (by a person or by itself).",
+            ["rule", "severity", "how"], buckets=hours, registry=registry)
+        self.alert_sla_breaches = Counter(
+            "cxstream_alert_sla_breaches_total",
+            "Deadlines missed, by which: acknowledged (act_by) or resolved (resolve_by); "
+            "each one escalates the alert (up to lifecycle.max_escalations).",
+            ["rule", "missed"], registry=registry)
+        self.alert_changes = Counter(
+            "cxstream_alert_lifecycle_changes_total",
+            "Changes written to the alert lifecycle topic, by action.",
+            ["action"], registry=registry)
+        self.alert_notifications = Counter(
+            "cxstream_alert_notifications_total",
+            "Messages to receivers, by kind (alert, follow_up, digest) and outcome "
+            "(posted, held: waiting for the recipient's digest).",
+            ["kind", "outcome"], registry=registry)
+
     def watch_partitions(self, count: Callable[[], int]) -> None:
         """Read the assigned partition count at each scrape."""
         self.partitions_assigned.set_function(count)

@@ -85,6 +85,10 @@ class Settings(BaseSettings, Conventions, StateRules):
     """output topic of alerts, the record of truth."""
     topic_deadletter: str = "cx.deadletter"
     """output topic of rejected inputs, each with its reason."""
+    topic_alert_lifecycle: str = "cx.alert-lifecycle"
+    """compacted topic of alert cases, keyed by alert id: every change (raised, acknowledged,
+    escalated, resolved...) is a record holding the whole case with its history
+    """
     partitions: int = Field(default=4, ge=1, le=10_000)
     """partitions of topics cxstream creates; input topics must all have the same count."""
     replication_factor: int = Field(default=1, ge=1, le=32)
@@ -138,6 +142,10 @@ class Settings(BaseSettings, Conventions, StateRules):
     # Alerts
     rules_file: Path | None = None
     """the alert rules file (YAML or TOML)."""
+    users_file: Path | None = None
+    """YAML file of the console's and API's users: token (or its SHA-256), name, teams, role
+    (`agent` or `lead`), time zone; unset: only the shared API token
+    """
     lexicons_dir: Path | None = None
     """folder of `<language>.yaml` topic lexicons."""
     topic_alerts_deadletter: str = "cx.alerts.deadletter"
@@ -224,7 +232,7 @@ class Settings(BaseSettings, Conventions, StateRules):
 
     @field_validator(
         "topic_interactions", "topic_feedback", "topic_customers", "topic_alerts",
-        "topic_deadletter", "topic_alerts_deadletter",
+        "topic_deadletter", "topic_alerts_deadletter", "topic_alert_lifecycle",
     )
     @classmethod
     def _check_topic(cls, value: str) -> str:
@@ -232,7 +240,7 @@ class Settings(BaseSettings, Conventions, StateRules):
             raise ValueError(f"not a valid Kafka topic name: {value!r}")
         return value
 
-    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "rules_file")
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "rules_file", "users_file")
     @classmethod
     def _check_file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -252,7 +260,8 @@ class Settings(BaseSettings, Conventions, StateRules):
                     f"security_protocol {self.security_protocol} needs " + ", ".join(missing)
                 )
         topics = [self.topic_interactions, self.topic_feedback, self.topic_customers,
-                  self.topic_alerts, self.topic_deadletter, self.topic_alerts_deadletter]
+                  self.topic_alerts, self.topic_deadletter, self.topic_alerts_deadletter,
+                  self.topic_alert_lifecycle]
         if len(set(topics)) != len(topics):
             raise ValueError("the topic names must all be different")
         if self.webhook_url and self.webhook_secret is None:

@@ -10,11 +10,13 @@ partitions are paused and polled, so the consumer stays in its group.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +24,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 
-from cxstream.alerts.sinks import PermanentDeliveryError, TransientDeliveryError, WebhookSender
+from cxstream.alerts.budget import AlertBudget
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.sinks import (
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    WebhookSender,
+    delivery_id,
+    digest_body,
+    is_notification,
+    webhook_body,
+)
 from cxstream.schemas.outputs import Alert
 from cxstream.streams.clients import aiokafka_options
 from cxstream.streams.deadletter import Refusal, SourcePosition, build_deadletter
@@ -34,19 +46,94 @@ log = logging.getLogger(__name__)
 REMEMBERED_IDS = 100_000
 
 
+@dataclass(frozen=True)
+class Held:
+    """An alert the recipient's budget holds for the digest: its offset is not committed
+    before the digest is posted."""
+
+    tp: TopicPartition
+    offset: int
+    alert: Alert
+
+
 class WebhookSink:
-    """Posts each alert once (its first message, occurrences == 1)."""
+    """Posts each alert once (its first message) and each follow-up once, to its team's
+    destination, within each recipient's budget (the rest in digests)."""
 
     def __init__(self, settings: Settings, sender: WebhookSender, metrics: WorkerMetrics,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, config: RulesConfig | None = None,
+                 senders: dict[str, WebhookSender] | None = None) -> None:
         self.clock = clock
         self.rng = random.Random()
         self.settings = settings
-        self.sender = sender
+        self.sender = sender  # to CXSTREAM_WEBHOOK_URL
+        self.senders = senders or {}  # destination URL -> sender
+        self.config = config
+        notifications = config.notifications if config else None
+        self.budget: AlertBudget[Held] = AlertBudget(
+            notifications.budget_per_hour if notifications else 1_000_000,
+            notifications.digest_every_minutes if notifications else 15)
         self.metrics = metrics
         self.delivered: OrderedDict[str, None] = OrderedDict()  # ids posted or learnt
         self.scanned: dict[TopicPartition, int] = {}  # where learn_delivered stopped
         self.ready: set[TopicPartition] = set()  # learnt since their last assignment
+        self.held_offsets: dict[TopicPartition, set[int]] = {}
+
+    def route(self, alert: Alert) -> tuple[str, WebhookSender | None]:
+        """(recipient team, the sender to its destination); None: nowhere to post."""
+        team = alert.team or alert.owner
+        url = self.config.notifications.destination(team) if self.config else None
+        if url is None:
+            return team, self.sender
+        return team, self.senders.get(url, self.sender)
+
+    def commit_point(self, tp: TopicPartition, after: int) -> int:
+        """The offset to commit once ``after`` is done: not past an alert still held."""
+        held = self.held_offsets.get(tp)
+        return min(min(held), after) if held else after
+
+    def forget_held(self, revoked: Any) -> None:
+        for recipient, state in self.budget.recipients.items():
+            mine = [item for item in state.held if item.tp in revoked]
+            if mine:
+                self.budget.posted(recipient, mine)  # the new owner reads them again
+        for tp in revoked:
+            self.held_offsets.pop(tp, None)
+
+    async def post_digests(self, consumer: AIOKafkaConsumer) -> int:
+        """Post the digests that are due; returns how many alerts they carried."""
+        carried = 0
+        for recipient, items in self.budget.due(self.clock()):
+            _, sender = self.route(items[0].alert)
+            if sender is None:
+                continue
+            alerts = [item.alert for item in items]
+            console = self.settings.canonical_url
+            body = digest_body(alerts, recipient, sender.body_format, console)
+            digest_id = "digest-" + hashlib.sha256(
+                "\x1f".join(delivery_id(a) for a in alerts).encode()).hexdigest()[:24]
+            try:
+                await sender.post(digest_id, body)
+            except (TransientDeliveryError, PermanentDeliveryError) as exc:
+                log.warning("digest of %d alerts for %s not delivered (%s); trying again "
+                            "at the next check", len(items), recipient, exc)
+                continue
+            self.budget.posted(recipient, items)
+            self.metrics.alert_notifications.labels("digest", "posted").inc()
+            for item in items:
+                self.held_offsets.get(item.tp, set()).discard(item.offset)
+                self._remember(delivery_id(item.alert))
+            carried += len(items)
+            commits = {}
+            for tp in {item.tp for item in items} & consumer.assignment():
+                position = await consumer.position(tp)
+                commits[tp] = self.commit_point(tp, position)
+            if commits:
+                try:
+                    await consumer.commit(commits)
+                except CommitFailedError:
+                    log.info("webhook sink: a rebalance moved partitions before the commit")
+        return carried
 
     async def run(self) -> None:
         options = aiokafka_options(self.settings)
@@ -66,6 +153,7 @@ class WebhookSink:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=100)
+                await self.post_digests(consumer)
                 for tp, messages in batches.items():
                     if tp not in self.ready:  # before the first delivery from tp
                         await self._learn(consumer, reader, tp)
@@ -75,7 +163,8 @@ class WebhookSink:
                         if not await self._handle(consumer, producer, tp, message):
                             break
                         try:
-                            await consumer.commit({tp: message.offset + 1})
+                            await consumer.commit(
+                                {tp: self.commit_point(tp, message.offset + 1)})
                         except CommitFailedError:  # a rebalance took tp meanwhile
                             log.info("webhook sink: %s[%d] moved before its commit; its new "
                                      "owner posts from the last commit (receivers drop the "
@@ -94,13 +183,28 @@ class WebhookSink:
         except ValidationError as exc:
             await self._deadletter(producer, message, f"not an alert: {exc}"[:1000])
             return True
-        if alert.occurrences > 1 or alert.alert_id in self.delivered:
+        webhook_id = delivery_id(alert)
+        if not is_notification(alert) or webhook_id in self.delivered:
             self.metrics.webhook_deliveries.labels("duplicate").inc()
             return True
+        recipient, sender = self.route(alert)
+        if sender is None:
+            return True  # no destination for this team and no default
+        kind = "follow_up" if alert.notice else "alert"
+        if alert.notice is None and not self.budget.admit(
+                recipient, alert.severity, Held(tp, message.offset, alert), self.clock()):
+            self.held_offsets.setdefault(tp, set()).add(message.offset)
+            self.metrics.alert_notifications.labels(kind, "held").inc()
+            return True
+        notifications = self.config.notifications if self.config else None
+        body = webhook_body(alert, sender.body_format, self.settings.canonical_url,
+                            notifications.slack_users if notifications else {},
+                            notifications.comment_max_chars if notifications else 300,
+                            notifications.signals_shown if notifications else 3)
         attempt = 0
         while True:
             try:
-                await self.sender.send(alert)
+                await sender.send(alert, body)
             except PermanentDeliveryError as exc:
                 self.metrics.webhook_deliveries.labels("deadlettered").inc()
                 await self._deadletter(producer, message, str(exc))
@@ -123,7 +227,8 @@ class WebhookSink:
                 attempt += 1
                 continue
             self.metrics.webhook_deliveries.labels("delivered").inc()
-            self._remember(alert.alert_id)
+            self.metrics.alert_notifications.labels(kind, "posted").inc()
+            self._remember(webhook_id)
             return True
 
     async def _wait(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
@@ -159,7 +264,7 @@ class WebhookSink:
                 if message.offset >= committed:
                     break
                 try:
-                    self._remember(Alert.model_validate_json(message.value).alert_id)
+                    self._remember(delivery_id(Alert.model_validate_json(message.value)))
                 except ValidationError:
                     pass  # dead-lettered when it was first read
                 read += 1
@@ -218,21 +323,35 @@ class _ForgetRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self.sink.ready.difference_update(revoked)
+        self.sink.forget_held(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
 
 
-def start_webhook_sink(app: Any, settings: Settings, metrics: WorkerMetrics) -> None:
-    """Run the sink as a background task of the worker (no-op without a webhook URL)."""
-    if not settings.webhook_url or settings.webhook_secret is None:
+def start_webhook_sink(app: Any, settings: Settings, config: RulesConfig,
+                       metrics: WorkerMetrics) -> None:
+    """Run the sink as a background task of the worker (no-op without a destination:
+    CXSTREAM_WEBHOOK_URL or the rules file's notifications.destinations)."""
+    notifications = config.notifications
+    urls = {secret.get_secret_value() for secret in notifications.destinations.values()}
+    if notifications.default_destination is not None:
+        urls.add(notifications.default_destination.get_secret_value())
+    if not settings.webhook_url and not urls:
         return
-    secrets = [settings.webhook_secret.get_secret_value()]
-    if settings.webhook_previous_secret is not None:
-        secrets.append(settings.webhook_previous_secret.get_secret_value())
-    sender = WebhookSender(settings.webhook_url, secrets, settings.webhook_format,
-                           settings.webhook_timeout_seconds)
-    sink = WebhookSink(settings, sender, metrics)
+    secrets = []
+    if settings.webhook_secret is not None:
+        secrets.append(settings.webhook_secret.get_secret_value())
+        if settings.webhook_previous_secret is not None:
+            secrets.append(settings.webhook_previous_secret.get_secret_value())
+
+    def sender_to(url: str) -> WebhookSender:
+        return WebhookSender(url, secrets, settings.webhook_format,
+                             settings.webhook_timeout_seconds)
+    senders = {url: sender_to(url) for url in urls}
+    default = sender_to(settings.webhook_url) if settings.webhook_url else None
+    sink = WebhookSink(settings, default, metrics, config=config,  # type: ignore[arg-type]
+                       senders=senders)
 
     @app.task
     async def deliver_alerts_to_webhook() -> None:
@@ -245,5 +364,6 @@ def start_webhook_sink(app: Any, settings: Settings, metrics: WorkerMetrics) -> 
                 except Exception:
                     log.exception("webhook sink failed; restarting in 5 s")
                     await asyncio.sleep(5)
-        finally:  # the HTTP client serves every run of the sink: closed once, at the end
-            await sender.close()
+        finally:  # the HTTP clients serve every run of the sink: closed once, at the end
+            for each in {*senders.values(), *([default] if default else [])}:
+                await each.close()

@@ -51,7 +51,8 @@ def run_worker(settings: Settings) -> None:
         load_tagger(settings.lexicons_dir)
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
         asyncio.run(asyncio.wait_for(
-            ensure_worker_topics(settings, counts[settings.topic_feedback]), timeout=60))
+            ensure_worker_topics(settings, counts[settings.topic_feedback],
+                                 counts[settings.topic_alerts]), timeout=60))
         deadletter_limit = asyncio.run(asyncio.wait_for(
             topic_max_message_bytes(settings, settings.topic_deadletter), timeout=60))
         problem = message_limit_problem(settings.max_event_bytes,

@@ -74,7 +74,7 @@ def test_json_body_is_the_alert_and_slack_body_carries_it() -> None:
     assert json.loads(webhook_body(ALERT, "json"))["alert_id"] == "detractor-1"
     slack = json.loads(webhook_body(ALERT, "slack"))
     assert slack["text"] == "[warning] NPS 2 from c-1"
-    assert slack["blocks"][0]["type"] == "section"
+    assert slack["blocks"][0]["type"] == "header"
     assert slack["cxstream_alert"]["owner"] == "am.a"
 
 

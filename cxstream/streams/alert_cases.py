@@ -1,0 +1,237 @@
+"""The alert cases: a table kept from the alert events, whose changelog is the lifecycle
+topic, plus the deadline checks and the commands of the API.
+
+Shape: alert messages and resolutions, keyed by alert id (``<app_id>-alert-events``) ->
+agent ``track_alert_cases`` -> table ``alert_cases`` (alert id -> case JSON), changelog
+= ``cx.alert-lifecycle`` (compacted: the latest record of an alert is its whole case)
+-> follow-ups (escalated, resolved) on ``cx.alerts`` for the sinks.
+
+Order of writes, as for customer state: follow-ups first, then the case. A worker killed
+between the two applies the same events again (same alert ids: the sinks post a
+follow-up once); a case in the changelog always has its follow-ups published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cxstream.alerts import lifecycle as lc
+from cxstream.alerts.config import RulesConfig
+from cxstream.schemas.outputs import Alert
+from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.faust_compat.access import table_store
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.users import Principal
+
+log = logging.getLogger(__name__)
+
+
+class AlertEvent(BaseModel):
+    """A record of the alert events topic: an alert message, or a resolution."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert: Alert | None = None
+    resolve: str | None = None  # alert id whose cause is gone
+    reason: str | None = None
+    at: datetime | None = None
+
+
+class CaseNotFound(LookupError):
+    """No alert with this id (HTTP 404)."""
+
+
+def subject_key(alert: Alert) -> bytes:
+    """The key of an alert's messages on cx.alerts: its customer, segment or group."""
+    return str(alert.customer_id or alert.segment or alert.reason.get("key")
+               or alert.rule).encode()
+
+
+Publish = Callable[[Alert], Awaitable[Any]]
+
+
+class AlertCases:
+    """The cases of the partitions this worker owns, and every change made to them."""
+
+    def __init__(self, table: Any, config: RulesConfig, metrics: WorkerMetrics,
+                 partitions: int, changelog: BulkChangelog, owned: Callable[[], set[int]],
+                 publish_follow_up: Publish,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.table = table
+        self.config = config
+        self.metrics = metrics
+        self.partitions = list(range(partitions))
+        self.changelog = changelog
+        self.owned = owned
+        self.publish_follow_up = publish_follow_up
+        self.now = now
+        self.lock = asyncio.Lock()  # events, deadline checks and commands, one at a time
+        self.partitioner = DefaultPartitioner()  # the producer's: where an alert id went
+        self.listeners: list[Callable[[lc.AlertCase], None]] = []
+
+    def partition_of(self, alert_id: str) -> int:
+        return int(self.partitioner(alert_id.encode(), self.partitions, self.partitions))
+
+    def get(self, alert_id: str) -> lc.AlertCase | None:
+        raw = table_store(self.table).get(alert_id.encode())
+        return None if raw is None else lc.AlertCase.model_validate_json(raw)
+
+    def local(self) -> list[lc.AlertCase]:
+        """Every case of the partitions this worker owns."""
+        owned = self.owned()
+        cases = []
+        for key, raw in list(table_store(self.table).items()):
+            if self.partition_of(key.decode()) in owned:
+                cases.append(lc.AlertCase.model_validate_json(raw))
+        return cases
+
+    # -- changes ---------------------------------------------------------------------
+
+    def _record(self, before: lc.AlertCase | None, case: lc.AlertCase,
+                follow_ups: list[lc.AlertCase]) -> None:
+        self.changelog.set(self.table, self.partition_of(case.alert_id),
+                           case.alert_id.encode(), case.model_dump_json().encode())
+        change = case.last_change
+        self.metrics.alert_changes.labels(change.action).inc()
+        created = case.alert.created_at
+        rule, severity = case.alert.rule, case.severity
+        if change.action == "acknowledged":
+            self.metrics.alert_time_to_acknowledge.labels(rule, severity).observe(
+                max((change.at - created).total_seconds(), 0.0))
+        elif change.action in {"resolved", "auto_resolved"}:
+            how = "auto" if change.action == "auto_resolved" else "person"
+            self.metrics.alert_time_to_resolve.labels(rule, severity, how).observe(
+                max((change.at - created).total_seconds(), 0.0))
+            follow_ups.append(case)
+        elif change.action == "escalated":
+            self.metrics.alert_sla_breaches.labels(rule, lc.missed_deadline(change)).inc()
+            follow_ups.append(case)
+        for listener in self.listeners:
+            listener(case)
+
+    async def _finish(self, follow_ups: list[lc.AlertCase]) -> None:
+        acks = [await self.publish_follow_up(lc.as_notice(case)) for case in follow_ups]
+        for ack in acks:
+            await ack
+        await self.changelog.flush()
+
+    async def take_events(self, values: list[bytes]) -> int:
+        """Fold a batch of alert events into their cases; returns the changes made."""
+        async with self.lock:
+            follow_ups: list[lc.AlertCase] = []
+            changed = 0
+            pending: dict[str, lc.AlertCase | None] = {}
+            for value in values:
+                try:
+                    event = AlertEvent.model_validate_json(value)
+                except ValidationError:
+                    log.exception("unreadable alert event")
+                    continue
+                alert_id = event.alert.alert_id if event.alert else event.resolve
+                if alert_id is None:
+                    continue
+                case = pending[alert_id] if alert_id in pending else self.get(alert_id)
+                now = self.now()
+                if event.alert is not None:
+                    new = lc.take_alert(case, event.alert, event.alert.team or
+                                        event.alert.owner, now, self.config)
+                elif case is not None:
+                    new = lc.auto_resolve(case, event.reason or "the cause is gone", now)
+                else:
+                    new = None  # resolved before its case exists: nothing to resolve
+                if new is not None:
+                    self._record(case, new, follow_ups)
+                    pending[alert_id] = new
+                    changed += 1
+            await self._finish(follow_ups)
+            return changed
+
+    async def check_deadlines(self) -> int:
+        """Escalate what missed its deadline and wake what was snoozed until now."""
+        async with self.lock:
+            now = self.now()
+            follow_ups: list[lc.AlertCase] = []
+            changed = 0
+            for case in self.local():
+                new = lc.tick(case, now, self.config)
+                if new is not None:
+                    self._record(case, new, follow_ups)
+                    changed += 1
+            await self._finish(follow_ups)
+            return changed
+
+    async def command(self, alert_id: str, verb: str, actor: Principal,
+                      body: dict[str, Any]) -> lc.AlertCase:
+        """An action of a person on an alert (raises CaseNotFound, TransitionRefused,
+        InvalidCommand)."""
+        async with self.lock:
+            case = self.get(alert_id)
+            if case is None or not actor.can_see(case.owner, case.team):
+                raise CaseNotFound(f"no alert {alert_id!r}")
+            now = self.now()
+            who = actor.name
+            if verb == "ack":
+                new = lc.acknowledge(case, who, now, self.config)
+            elif verb == "assign":
+                new = lc.assign(case, who, str(body.get("to") or ""), now)
+            elif verb == "note":
+                new = lc.note(case, who, str(body.get("text") or ""), now)
+            elif verb == "snooze":
+                new = lc.snooze(case, who, parse_time(body.get("until")), now, self.config)
+            elif verb == "resolve":
+                text = body.get("note")
+                new = lc.resolve(case, who, str(body.get("category") or ""),
+                                 None if text is None else str(text), now, self.config)
+            else:
+                raise lc.InvalidCommand(f"unknown action {verb!r}")
+            follow_ups: list[lc.AlertCase] = []
+            self._record(case, new, follow_ups)
+            await self._finish(follow_ups)
+            return new
+
+
+def parse_time(raw: Any) -> datetime:
+    if not isinstance(raw, str):
+        raise lc.InvalidCommand("until: an ISO 8601 time with a UTC offset")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise lc.InvalidCommand(f"until: not an ISO 8601 time: {raw!r}") from exc
+    if moment.tzinfo is None:
+        raise lc.InvalidCommand("until: needs a UTC offset, e.g. 2026-11-23T10:00:00+00:00")
+    return moment.astimezone(UTC)
+
+
+def case_row(case: lc.AlertCase, now: datetime) -> dict[str, Any]:
+    """One line of the alert list: what the inbox shows and the API sorts on."""
+    alert = case.alert
+    deadline = case.deadline()
+    return {
+        "alert_id": case.alert_id, "rule": alert.rule, "severity": case.severity,
+        "status": case.status, "owner": case.owner, "team": case.team,
+        "customer_id": alert.customer_id, "segment": alert.segment,
+        "summary": alert.summary, "occurrences": alert.occurrences,
+        "customer_value": alert.context.get("customer_value"),
+        "high_value": alert.context.get("high_value"),
+        "created_at": alert.created_at.isoformat(),
+        "due": deadline.isoformat() if deadline else None,
+        "due_in_seconds": None if deadline is None else round(
+            (deadline - now).total_seconds()),
+        "escalations": case.escalations, "resolution": case.resolution,
+        "updated_at": case.updated_at.isoformat(),
+    }
+
+
+def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """By deadline (soonest first, none last), then severity, then customer value."""
+    return sorted(rows, key=lambda row: (
+        row["due_in_seconds"] is None, row["due_in_seconds"] or 0,
+        -lc.SEVERITY_RANK.get(row["severity"], 0),
+        -(row["customer_value"] or 0), row["alert_id"]))

@@ -1,0 +1,390 @@
+"""The support console: server-rendered pages at /console, worked with plain HTML forms,
+enhanced by one small script (live inbox by server-sent events, times in the browser's
+zone). No build step, no CDN.
+
+Pages read and act through the worker's own HTTP API with the signed-in user's token, so
+they see and do exactly what that user may (and reach any worker's partitions). The token
+is kept in an HttpOnly, SameSite=Strict cookie; forms also carry a token derived from it,
+checked on every POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+import faust
+import httpx
+import jinja2
+from aiohttp import web as aioweb
+from aiohttp_sse import sse_response
+from yarl import URL
+
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.topics import TopicTagger, load_tagger
+from cxstream.scoring.windows import WindowSpec
+from cxstream.streams.settings import Settings
+from cxstream.streams.users import COOKIE, Principal, Users
+
+log = logging.getLogger(__name__)
+LIVE_EVERY_SECONDS = 2.0
+INBOX_LIMIT = 200
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cxstream.streams.console", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["due"] = due_text
+    env.filters["label"] = label
+    env.filters["money"] = money
+    env.filters["value_text"] = value_text
+    return env
+
+
+def label(name: Any) -> str:
+    """A field name for people: ``low_experience_reasons`` -> "Low experience reasons"."""
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def money(value: Any) -> str:
+    if isinstance(value, int | float):
+        return f"{value:,.0f}"
+    return "—"
+
+
+def value_text(value: Any) -> str:
+    """Any figure of a rule as text (lists joined, nested maps as "key value")."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(value_text(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{label(k)} {value_text(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def due_text(seconds: int | None) -> str:
+    """Time left to the deadline: "2 h 5 min left", "overdue by 12 min"."""
+    if seconds is None:
+        return "no deadline"
+    late = seconds < 0
+    left = abs(int(seconds))
+    days, rest = divmod(left, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = max(rest // 60, 0 if days or hours else 1)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "",
+             f"{minutes} min" if minutes and not days else ""]
+    text = " ".join(p for p in parts if p) or "1 min"
+    return f"overdue by {text}" if late else f"{text} left"
+
+
+def local_time(iso: str | None, zone: str | None) -> str:
+    """An ISO time in the user's zone (UTC without one: the script shows the browser's)."""
+    if not iso:
+        return "—"
+    moment = datetime.fromisoformat(iso)
+    tz = ZoneInfo(zone) if zone else UTC
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M ") + (zone or "UTC")
+
+
+def form_token(token: str) -> str:
+    """The value every form carries: a cross-site page cannot know it."""
+    return hmac.new(token.encode(), b"cxstream-console-form", hashlib.sha256).hexdigest()
+
+
+class Console:
+    """Renders the pages; talks to the worker's own API with the user's token."""
+
+    def __init__(self, settings: Settings, users: Users, config: RulesConfig,
+                 windows: tuple[WindowSpec, ...], tagger: TopicTagger) -> None:
+        self.settings = settings
+        self.users = users
+        self.config = config
+        self.windows = windows
+        self.tagger = tagger
+        self.env = environment()
+        self.base = URL(settings.canonical_url)
+
+    def render(self, template: str, principal: Principal | None, **context: Any) -> str:
+        zone = principal.timezone if principal else None
+        return self.env.get_template(template).render(
+            user=principal, zone=zone, when=lambda iso: local_time(iso, zone), **context)
+
+    async def api(self, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = str(self.base.with_path(path))
+        async with httpx.AsyncClient(timeout=15) as client:
+            return await client.request(method, url, headers={
+                "Authorization": f"Bearer {token}"}, **kwargs)
+
+    def signed_in(self, request: Any) -> tuple[str, Principal] | None:
+        token = request.cookies.get(COOKIE)
+        principal = self.users.principal(token) if token else None
+        return (token, principal) if token and principal else None
+
+    def topics(self, text: str | None, language: str | None) -> list[str]:
+        return self.tagger.tag(text, language) if text else []
+
+    # -- pages -------------------------------------------------------------------------
+
+    async def inbox(self, token: str, principal: Principal) -> list[dict[str, Any]]:
+        response = await self.api(token, "GET", "/api/alerts", params={
+            "status": "unresolved", "limit": str(INBOX_LIMIT)})
+        if response.status_code != 200:
+            raise ConsoleError(response)
+        rows: list[dict[str, Any]] = response.json()["alerts"]
+        return rows
+
+    def timeline(self, customer: dict[str, Any] | None, alert: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+        """Recent interactions and answers of the customer, newest first."""
+        source = customer or alert.get("alert", {}).get("context", {})
+        items = []
+        for record in source.get("recent_interactions", []):
+            items.append({"at": record["at"], "kind": "interaction",
+                          "title": f"{record['channel']} · {record['touchpoint']}",
+                          "detail": record.get("outcome"), "text": record.get("text"),
+                          "language": None, "negative": record.get("negative"),
+                          "topics": self.topics(record.get("text"), None)})
+        for record in source.get("recent_scores", []):
+            items.append({"at": record["at"], "kind": "answer",
+                          "title": f"{record['survey'].upper()} {record['score']}",
+                          "detail": f"{record['channel']} · {record['touchpoint']}",
+                          "text": record.get("comment"), "language": record.get("language"),
+                          "negative": None,
+                          "topics": self.topics(record.get("comment"),
+                                                record.get("language"))})
+        items.sort(key=lambda item: item["at"], reverse=True)
+        return items
+
+
+class ConsoleError(RuntimeError):
+    """The API refused or failed a console request."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        try:
+            message = str(response.json().get("error"))
+        except ValueError:
+            message = response.text[:200]
+        super().__init__(message)
+        self.status = response.status_code
+
+
+def register_console(app: Any, settings: Settings, users: Users, config: RulesConfig,
+                     windows: tuple[WindowSpec, ...]) -> Console:
+    """Add the console's pages to the Faust app."""
+    console = Console(settings, users, config, windows, load_tagger(settings.lexicons_dir))
+    static = {"console.js": "text/javascript", "console.css": "text/css"}
+    files = {name: (jinja2.PackageLoader("cxstream.streams.console", "static")
+                    .get_source(console.env, name)[0]) for name in static}
+
+    def html(text: str, status: int = 200) -> aioweb.Response:
+        return aioweb.Response(text=text, status=status, content_type="text/html",
+                               headers={"Cache-Control": "no-store",
+                                        "Content-Security-Policy":
+                                            "default-src 'self'; frame-ancestors 'none'",
+                                        "X-Content-Type-Options": "nosniff"})
+
+    def to_login(reason: str | None = None) -> aioweb.Response:
+        query = f"?{urlencode({'reason': reason})}" if reason else ""
+        return aioweb.HTTPSeeOther(f"/console/login{query}")
+
+    def error_page(principal: Principal | None, exc: ConsoleError) -> aioweb.Response:
+        return html(console.render("error.html", principal, message=str(exc),
+                                   status=exc.status), exc.status)
+
+    async def checked_form(request: Any, token: str) -> dict[str, str] | None:
+        form = dict(await request.post())
+        if not hmac.compare_digest(str(form.get("form_token", "")), form_token(token)):
+            return None
+        return {k: str(v) for k, v in form.items()}
+
+    @app.page("/console/static/{name}")
+    async def serve_static(self: Any, request: Any, name: str) -> Any:
+        if name not in static:
+            return aioweb.Response(status=404, text="not found")
+        return aioweb.Response(text=files[name], content_type=static[name],
+                               headers={"Cache-Control": "max-age=300"})
+
+    class Login(faust.web.View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            return html(console.render("login.html", None,
+                                       reason=request.query.get("reason")))
+
+        async def post(self, request: Any) -> Any:
+            form = await request.post()
+            token = str(form.get("token", "")).strip()
+            principal = users.principal(token)
+            if principal is None:
+                return html(console.render("login.html", None,
+                                           reason="That token is not known. Check it "
+                                                  "and try again."), 401)
+            response = aioweb.HTTPSeeOther("/console")
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
+                                path="/", secure=settings.canonical_url.startswith("https"))
+            return response
+
+    app.page("/console/login")(Login)
+
+    class Logout(faust.web.View):  # type: ignore[misc]
+        async def post(self, request: Any) -> Any:
+            response = to_login("You are signed out.")
+            response.del_cookie(COOKIE, path="/")
+            return response
+
+    app.page("/console/logout")(Logout)
+
+    @app.page("/console")
+    async def show_inbox(self: Any, request: Any) -> Any:
+        signed = console.signed_in(request)
+        if signed is None:
+            return to_login()
+        token, principal = signed
+        try:
+            rows = await console.inbox(token, principal)
+        except ConsoleError as exc:
+            return error_page(principal, exc)
+        return html(console.render("inbox.html", principal, rows=rows))
+
+    @app.page("/console/events")
+    async def stream_inbox(self: Any, request: Any) -> Any:
+        """Server-sent events: a row for each alert new or changed in the user's inbox."""
+        signed = console.signed_in(request)
+        if signed is None:
+            return aioweb.Response(status=401, text="sign in first")
+        token, principal = signed
+        seen: dict[str, str] | None = None
+        row_template = console.env.get_template("row.html")
+        async with sse_response(request) as stream:
+            while stream.is_connected():
+                try:
+                    rows = await console.inbox(token, principal)
+                except (ConsoleError, httpx.HTTPError) as exc:
+                    log.info("console live update skipped: %s", exc)
+                    rows = None
+                if rows is not None:
+                    now_seen = {row["alert_id"]: row["updated_at"] for row in rows}
+                    if seen is not None:
+                        for row in rows:
+                            if seen.get(row["alert_id"]) != row["updated_at"]:
+                                kind = "changed" if row["alert_id"] in seen else "alert"
+                                await stream.send(row_template.render(
+                                    row=row, user=principal, zone=principal.timezone,
+                                    when=lambda iso: local_time(iso, principal.timezone)
+                                ).replace("\n", " "), event=kind, id=row["alert_id"])
+                        for gone in set(seen) - set(now_seen):
+                            await stream.send(gone, event="gone")
+                    else:
+                        await stream.send(str(len(rows)), event="ready")
+                    seen = now_seen
+                await asyncio.sleep(LIVE_EVERY_SECONDS)
+        return stream
+
+    @app.page("/console/alerts/{alert_id}")
+    async def show_alert(self: Any, request: Any, alert_id: str) -> Any:
+        signed = console.signed_in(request)
+        if signed is None:
+            return to_login()
+        token, principal = signed
+        response = await console.api(token, "GET", f"/api/alerts/{quote(alert_id)}")
+        if response.status_code != 200:
+            return error_page(principal, ConsoleError(response))
+        data = response.json()
+        alert = data["alert"]
+        earlier: list[dict[str, Any]] = []
+        if alert.get("customer_id"):
+            found = await console.api(token, "GET", "/api/alerts", params={
+                "customer_id": alert["customer_id"], "limit": "50"})
+            if found.status_code == 200:
+                earlier = [row for row in found.json()["alerts"]
+                           if row["alert_id"] != alert_id]
+                earlier.sort(key=lambda row: row["created_at"], reverse=True)
+        return html(console.render(
+            "alert.html", principal, alert=alert, history=data["history"],
+            customer=data["customer"], earlier=earlier,
+            timeline=console.timeline(data["customer"], data),
+            categories=config.lifecycle.resolution_categories, form_token=form_token(token),
+            done=request.query.get("done"), failed=request.query.get("error")))
+
+    class AlertAction(faust.web.View):  # type: ignore[misc]
+        async def post(self, request: Any, alert_id: str, action: str) -> Any:
+            signed = console.signed_in(request)
+            if signed is None:
+                return to_login()
+            token, principal = signed
+            form = await checked_form(request, token)
+            if form is None:
+                return html(console.render("error.html", principal, status=403,
+                                           message="This form has expired. Go back, "
+                                                   "reload the page and try again."), 403)
+            body: dict[str, Any] = {k: v for k, v in form.items()
+                                    if k in {"to", "text", "category", "note"} and v}
+            if action == "snooze":
+                body["until"] = snooze_until(form)
+            response = await console.api(token, "POST",
+                                         f"/api/alerts/{quote(alert_id)}/{action}",
+                                         json=body)
+            page = f"/console/alerts/{quote(alert_id)}"
+            if response.status_code == 200:
+                return aioweb.HTTPSeeOther(f"{page}?{urlencode({'done': action})}")
+            message = ConsoleError(response)
+            return aioweb.HTTPSeeOther(f"{page}?{urlencode({'error': str(message)})}")
+
+    app.page("/console/alerts/{alert_id}/{action}")(AlertAction)
+
+    @app.page("/console/scores")
+    async def show_scores(self: Any, request: Any) -> Any:
+        signed = console.signed_in(request)
+        if signed is None:
+            return to_login()
+        token, principal = signed
+        names = [spec.name for spec in windows]
+        window = request.query.get("window", "day" if "day" in names else names[0])
+        metric = request.query.get("metric", "nps")
+        if window not in names or metric not in {"nps", "csat", "ces"}:
+            return html(console.render("error.html", principal, status=400,
+                                       message="Pick a window and a metric from the "
+                                               "lists."), 400)
+        tables = []
+        for dimension in ("segment", "channel", "touchpoint"):
+            both = {}
+            for which in ("current", "previous"):
+                response = await console.api(
+                    token, "GET", f"/api/scores/{dimension}",
+                    params={"window": window, "metric": metric, "which": which})
+                if response.status_code != 200:
+                    return error_page(principal, ConsoleError(response))
+                both[which] = response.json()
+            previous = {row["key"]: row for row in both["previous"]["groups"]}
+            tables.append({"dimension": dimension, "start": both["current"]["start"],
+                           "rows": [{**row, "previous": previous.get(row["key"])}
+                                    for row in both["current"]["groups"]]})
+        return html(console.render("scores.html", principal, tables=tables, window=window,
+                                   metric=metric, windows=names))
+
+    return console
+
+
+def snooze_until(form: dict[str, str]) -> str:
+    """The form's "snooze for N hours" as a time, or its explicit time."""
+    if form.get("until"):
+        return form["until"]
+    try:
+        hours = float(form.get("hours", "") or "0")
+    except ValueError:
+        hours = 0
+    moment = datetime.now(UTC).timestamp() + hours * 3_600
+    return datetime.fromtimestamp(moment, UTC).isoformat()

@@ -1,0 +1,46 @@
+// cxstream console: optional enhancements of server-rendered pages (they work without it).
+// 1. Times in the browser's own time zone, unless the user has one set in the users file.
+// 2. The inbox updates live from /console/events (server-sent events).
+(function () {
+  "use strict";
+  function localise(root) {
+    if (document.body.dataset.zone) { return; }  // the server already used the user's zone
+    var format = new Intl.DateTimeFormat(undefined, {dateStyle: "medium", timeStyle: "short"});
+    root.querySelectorAll("time[datetime]").forEach(function (node) {
+      var moment = new Date(node.getAttribute("datetime"));
+      if (!isNaN(moment)) { node.textContent = format.format(moment); }
+    });
+  }
+  function rowFrom(html) {
+    var body = document.createElement("tbody");
+    body.innerHTML = html;
+    return body.firstElementChild;
+  }
+  function live(table) {
+    var status = document.getElementById("live");
+    var empty = document.getElementById("empty");
+    var source = new EventSource("/console/events");
+    var body = table.tBodies[0];
+    function place(row) {
+      localise(row);
+      var old = document.getElementById(row.id);
+      if (old) { old.replaceWith(row); } else { body.insertBefore(row, body.firstChild); }
+      row.classList.add("fresh");
+      empty.hidden = true;
+    }
+    source.addEventListener("ready", function () { status.textContent = "Live."; });
+    source.addEventListener("alert", function (e) { place(rowFrom(e.data)); });
+    source.addEventListener("changed", function (e) { place(rowFrom(e.data)); });
+    source.addEventListener("gone", function (e) {
+      var old = document.getElementById("alert-" + e.data);
+      if (old) { old.remove(); }
+      empty.hidden = body.rows.length > 0;
+    });
+    source.onerror = function () { status.textContent = "Reconnecting…"; };
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    localise(document);
+    var inbox = document.getElementById("inbox");
+    if (inbox && window.EventSource) { live(inbox); }
+  });
+})();
