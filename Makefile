@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit lint clean promtool
+.PHONY: install demo test unit lint clean promtool chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/cxstream demo
 
-test: install promtool lint
+test: install promtool chromium lint
 	$(BIN)/pytest
 
 # style, the layers (import-linter, contract in pyproject.toml) and types
@@ -37,6 +37,15 @@ promtool:
 	      --no-install-recommends prometheus >/dev/null) \
 	    || echo "could not install promtool: its test will be skipped"; \
 	  else echo "promtool not found and cannot be installed here: its test will be skipped"; fi; }
+
+# the console's browser test drives Debian's chromium through Playwright
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium >/dev/null) \
+	    || echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "chromium not found and cannot be installed here: the browser test will be skipped"; fi; }
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

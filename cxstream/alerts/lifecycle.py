@@ -21,14 +21,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-
 from cxstream.alerts.config import RulesConfig, Severity
-from cxstream.schemas.outputs import Alert
+from cxstream.schemas.outputs import Alert, AlertCase, CaseStatus, Change
 
-CaseStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
-Action = Literal["raised", "updated", "reopened", "acknowledged", "assigned", "noted",
-                 "snoozed", "woke", "resolved", "escalated", "auto_resolved"]
+__all__ = ["AlertCase", "Change"]  # the lifecycle topic's records (schemas.outputs)
 STEP_UP: dict[str, Severity] = {"info": "warning", "warning": "critical",
                                 "critical": "critical"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -44,61 +40,6 @@ class TransitionRefused(ValueError):
 
 class InvalidCommand(ValueError):
     """The command itself is wrong: an unknown category, a time in the past (HTTP 400)."""
-
-
-class Change(BaseModel):
-    """One entry of a case's history: what was done, by whom, when and why."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    action: Action
-    actor: str
-    at: AwareDatetime
-    reason: str | None = None
-    details: dict[str, Any] = {}
-
-
-class AlertCase(BaseModel):
-    """An alert as the support team works it (the value of the lifecycle topic)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    alert: Alert = Field(description="The latest alert message the pipeline raised.")
-    status: CaseStatus = "open"
-    severity: Severity = Field(description="The alert's severity after escalations.")
-    team: str = Field(description="The team the alert is routed to (escalations move it).")
-    owner: str = Field(description="Who has it: the routed owner, an assignee, or the "
-                                   "escalation target.")
-    escalations: int = 0
-    act_by: AwareDatetime | None = None
-    resolve_by: AwareDatetime | None = None
-    snoozed_until: AwareDatetime | None = None
-    snoozed_from: CaseStatus | None = None
-    acknowledged_at: AwareDatetime | None = None
-    resolved_at: AwareDatetime | None = None
-    resolution: str | None = None
-    updated_at: AwareDatetime
-    history: tuple[Change, ...] = ()
-
-    @property
-    def alert_id(self) -> str:
-        return self.alert.alert_id
-
-    @property
-    def last_change(self) -> Change:
-        return self.history[-1]
-
-    @property
-    def is_open(self) -> bool:
-        return self.status != "resolved"
-
-    def deadline(self) -> datetime | None:
-        """The deadline that applies now (None while snoozed or resolved)."""
-        if self.status == "open":
-            return self.act_by
-        if self.status == "acknowledged":
-            return self.resolve_by
-        return None
 
 
 def _hours(config: RulesConfig, which: Literal["act", "resolve"], severity: str) -> float:

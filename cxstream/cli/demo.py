@@ -71,6 +71,9 @@ class DemoRun:
     deadlettered: int = 0
     consumed: int = 0
     finished: bool = False
+    lifecycle: Counter[str] = field(default_factory=Counter)  # changes by action
+    console_url: str = ""
+    console_token: str = ""
 
     def caught(self) -> dict[str, list[dict[str, Any]]]:
         alerts = list(self.alerts.values())
@@ -89,6 +92,9 @@ class DemoRun:
             "events_sent": dict(self.sent), "malformed_sent": self.malformed_sent,
             "deadlettered": self.deadlettered, "consumed": self.consumed,
             "alerts_per_rule": dict(Counter(a["rule"] for a in self.alerts.values())),
+            "alerts_acknowledged": self.lifecycle["acknowledged"],
+            "alerts_escalated": self.lifecycle["escalated"],
+            "alerts_auto_resolved": self.lifecycle["auto_resolved"],
             "incidents": {name: [a["alert_id"] for a in found]
                           for name, found in self.caught().items()},
             "finished": self.finished, "succeeded": self.succeeded(),
@@ -104,11 +110,15 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
     start = datetime.now(UTC).replace(microsecond=0)
     simulation = simulate(options.config, start)
     records = list(simulation.records())
-    rules_file = _write_rules(demo, records)
-    demo = load_settings({}, **{**_as_strings(demo), "rules_file": str(rules_file)})
+    rules_file = _write_rules(demo, records, options.config.duration)
+    users_file, tokens = _write_users(demo)
+    demo = load_settings({}, **{**_as_strings(demo), "rules_file": str(rules_file),
+                                "users_file": str(users_file)})
     worker = WorkerProcess(_worker_env(demo), demo.data_dir / "worker.log", demo.web_port)
     run = DemoRun(simulation.expectations, run_id, demo,
-                  malformed_sent=sum(1 for r in records if r.malformed))
+                  malformed_sent=sum(1 for r in records if r.malformed),
+                  console_url=f"http://{demo.web_host}:{demo.web_port}/console",
+                  console_token=tokens[DEMO_USER])
     try:
         asyncio.run(ensure_topics(demo))
         worker.start()
@@ -116,8 +126,8 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
         console.print(f"run [bold]{run_id}[/]: topics {run_id}.cx.*, worker log "
                       f"{worker.log_path}")
         _wait_until_ready(worker, demo, console)
-        _where_to_look(console, demo)
-        asyncio.run(_live(console, demo, records, worker, run, options))
+        _where_to_look(console, demo, run)
+        asyncio.run(_live(console, demo, records, worker, run, options, tokens[DEMO_AGENT]))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping the worker"
                       + (" and the broker" if started_broker and not options.keep_broker
@@ -206,15 +216,36 @@ def _free_port_or(host: str, port: int) -> int:
             return int(sock.getsockname()[1])
 
 
-def _write_rules(settings: Settings, records: list[SimRecord]) -> Path:
+def _write_rules(settings: Settings, records: list[SimRecord], duration: float) -> Path:
     rules = yaml.safe_load((settings.rules_file or DEFAULT_RULES).read_text())
     live = sum(1 for r in records if r.at > 0 and not r.malformed and not r.incident)
     rules["recurring_issue"]["min_customers"] = max(10, math.ceil(RECURRING_SHARE * live))
     rules["segment_drop"]["evaluate_every_seconds"] = 5
+    # a share of the run instead of hours, so that the run shows escalations
+    due = {"critical": 0.5 * duration, "warning": 0.35 * duration, "info": 0.35 * duration}
+    rules["response_hours"] = {severity: seconds / 3_600 for severity, seconds in due.items()}
+    rules.setdefault("lifecycle", {})["check_every_seconds"] = 5
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = settings.data_dir / "rules.yaml"
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
     return path
+
+
+DEMO_USER, DEMO_AGENT = "demo", "demo-agent"
+#: the demo agent acknowledges one alert in this many, as a support team would
+ACK_EVERY = 3
+
+
+def _write_users(settings: Settings) -> tuple[Path, dict[str, str]]:
+    """A users file with the console's demo user and the agent that acknowledges alerts."""
+    tokens = {DEMO_USER: secrets.token_urlsafe(24), DEMO_AGENT: secrets.token_urlsafe(24)}
+    users = {"users": [{"name": name, "token": token, "role": "lead", "teams": []}
+                       for name, token in tokens.items()]}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "users.yaml"
+    path.write_text(yaml.safe_dump(users, sort_keys=False))
+    path.chmod(0o600)
+    return path, tokens
 
 
 def _wait_until_ready(worker: WorkerProcess, settings: Settings, console: Console) -> None:
@@ -223,11 +254,13 @@ def _wait_until_ready(worker: WorkerProcess, settings: Settings, console: Consol
                         timeout=START_TIMEOUT)
 
 
-def _where_to_look(console: Console, settings: Settings) -> None:
+def _where_to_look(console: Console, settings: Settings, run: DemoRun) -> None:
     base = f"http://{settings.web_host}:{settings.web_port}"
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     console.print(Text.assemble(
         ("where to look while it runs:\n", "bold"),
+        f"  console  {run.console_url}  (sign in as {DEMO_USER} with the token "
+        f"{run.console_token})\n",
         f"  metrics  {base}/metrics\n",
         f"  scores   curl -H 'Authorization: Bearer {token}' {base}/api/scores/segment\n",
         f"  customer curl -H 'Authorization: Bearer {token}' {base}/api/customers/c-00001\n",
@@ -237,7 +270,8 @@ def _where_to_look(console: Console, settings: Settings) -> None:
 # -- the live part ------------------------------------------------------------------------
 
 async def _live(console: Console, settings: Settings, records: list[SimRecord],
-                worker: WorkerProcess, run: DemoRun, options: DemoOptions) -> None:
+                worker: WorkerProcess, run: DemoRun, options: DemoOptions,
+                agent_token: str) -> None:
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     base = f"http://{settings.web_host}:{settings.web_port}"
     profiles = next((n for n, r in enumerate(records) if r.kind != "customers"), len(records))
@@ -246,7 +280,8 @@ async def _live(console: Console, settings: Settings, records: list[SimRecord],
         board = Scoreboard()
         with Live(board.render(run, len(records)), console=console,
                   refresh_per_second=2, transient=False) as live:
-            tail = asyncio.create_task(_tail_alerts(settings, run, live.console))
+            tail = asyncio.create_task(_tail_alerts(settings, run, live.console,
+                                                    agent_token))
             refresh = asyncio.create_task(_refresh(client, board, run, live, options,
                                                    len(records), worker))
 
@@ -261,6 +296,10 @@ async def _live(console: Console, settings: Settings, records: list[SimRecord],
                                            lambda record: run.sent.update([record.kind]))
                 await _settle(client, run, worker, stats.sent)
                 run.finished = True
+                samples = await _metrics(client)
+                for action in ("acknowledged", "escalated", "auto_resolved"):
+                    run.lifecycle[action] = int(total(
+                        samples, "cxstream_alert_lifecycle_changes_total", action=action))
                 await board.update(client, run)
                 live.update(board.render(run, len(records)))
             finally:
@@ -301,19 +340,47 @@ async def _metrics(client: httpx.AsyncClient) -> Samples:
     return parse_samples(response.text)
 
 
-async def _tail_alerts(settings: Settings, run: DemoRun, console: Console) -> None:
+async def _tail_alerts(settings: Settings, run: DemoRun, console: Console,
+                       agent_token: str) -> None:
+    """Print each new alert and follow-up; the demo agent acknowledges some alerts."""
     consumer = AIOKafkaConsumer(settings.topic_alerts, **aiokafka_options(settings),
                                 group_id=None, auto_offset_reset="earliest")
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    acking: set[asyncio.Task[None]] = set()
     await consumer.start()
     try:
-        async for message in consumer:
-            alert = json.loads(message.value)
-            if alert["alert_id"] in run.alerts:
-                continue  # a later trigger folded into an alert already shown
-            run.alerts[alert["alert_id"]] = alert
-            console.print(alert_line(alert), highlight=False)
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers={
+                "Authorization": f"Bearer {agent_token}"}) as agent:
+            async for message in consumer:
+                alert = json.loads(message.value)
+                if alert.get("notice"):
+                    console.print(alert_line(alert), highlight=False)
+                    continue
+                if alert["alert_id"] in run.alerts:
+                    continue  # a later trigger folded into an alert already shown
+                run.alerts[alert["alert_id"]] = alert
+                console.print(alert_line(alert), highlight=False)
+                if len(run.alerts) % ACK_EVERY == 0:
+                    acking.add(task := asyncio.create_task(
+                        _acknowledge(agent, alert["alert_id"])))
+                    task.add_done_callback(acking.discard)
     finally:
+        for task in acking:
+            task.cancel()
         await consumer.stop()
+
+
+async def _acknowledge(agent: httpx.AsyncClient, alert_id: str) -> None:
+    """As a support agent would, a few seconds after the alert arrives."""
+    await asyncio.sleep(3)
+    for _ in range(5):  # the case may not be in the table yet
+        try:
+            response = await agent.post(f"/api/alerts/{alert_id}/ack", json={})
+        except httpx.HTTPError:
+            response = None
+        if response is not None and response.status_code in (200, 409):
+            return
+        await asyncio.sleep(2)
 
 
 def alert_line(alert: dict[str, Any]) -> Text:
@@ -322,6 +389,12 @@ def alert_line(alert: dict[str, Any]) -> Text:
     subject = (alert.get("customer_id") or (f"segment {alert['segment']}"
                if alert.get("segment") else str(alert["reason"].get("key", "group"))))
     when = alert["event_time"][11:19]
+    if alert.get("notice"):
+        return Text.assemble((f"{(alert.get('notice_at') or '')[11:19]} ", "dim"),
+                             (f"{alert['notice'].upper():9} ", "magenta"),
+                             (f"{alert['rule']:19} ", "bold"), f"{subject:16} ",
+                             (f"→ {alert['owner']:16} ", "cyan"),
+                             alert.get("notice_reason") or "")
     return Text.assemble((f"{when} ", "dim"), (f"{alert['severity'].upper():8} ", color),
                          (f"{alert['rule']:19} ", "bold"), f"{subject:16} ",
                          (f"→ {alert['owner']:16} ", "cyan"), alert["summary"])
@@ -377,6 +450,9 @@ def _print_summary(console: Console, run: DemoRun) -> None:
     table.add_row("dead-lettered", str(run.deadlettered))
     for rule, count in sorted(summary["alerts_per_rule"].items()):
         table.add_row(f"alerts: {rule}", str(count))
+    table.add_row("alerts acknowledged", str(summary["alerts_acknowledged"]))
+    table.add_row("alerts escalated", str(summary["alerts_escalated"]))
+    table.add_row("alerts resolved by themselves", str(summary["alerts_auto_resolved"]))
     console.print(table)
     incidents = Table("scripted incident", "caught", "by", title_justify="left")
     for name, found in run.caught().items():

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
-from cxstream.schemas.outputs import Alert
+from cxstream.schemas.outputs import Alert, AlertCase
 
 #: Schema file name -> model, one per topic of the contract.
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -16,6 +16,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "cx.interactions.schema.json": Interaction,
     "cx.feedback.schema.json": Feedback,
     "cx.alerts.schema.json": Alert,
+    "cx.alert-lifecycle.schema.json": AlertCase,
 }
 
 

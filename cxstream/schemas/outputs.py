@@ -1,4 +1,4 @@
-"""Output records: alerts on ``cx.alerts``.
+"""Output records: alerts on ``cx.alerts``, alert cases on ``cx.alert-lifecycle``.
 
 Dead-letter records carry the original bytes unchanged; their metadata travels in Kafka
 headers (see ``streams.deadletter``), so they have no JSON model.
@@ -47,3 +47,63 @@ class Alert(BaseModel):
     resolution: str | None = Field(default=None, description="How it was resolved.")
     notice_reason: str | None = Field(default=None, description="Why, on a follow-up.")
     notice_at: AwareDatetime | None = Field(default=None, description="When, on a follow-up.")
+
+
+CaseStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
+Action = Literal["raised", "updated", "reopened", "acknowledged", "assigned", "noted",
+                 "snoozed", "woke", "resolved", "escalated", "auto_resolved"]
+
+
+class Change(BaseModel):
+    """One entry of a case's history: what was done, by whom, when and why."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    action: Action
+    actor: str
+    at: AwareDatetime
+    reason: str | None = None
+    details: dict[str, Any] = {}
+
+
+class AlertCase(BaseModel):
+    """An alert as the support team works it (the value of the lifecycle topic)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alert: Alert = Field(description="The latest alert message the pipeline raised.")
+    status: CaseStatus = "open"
+    severity: Severity = Field(description="The alert's severity after escalations.")
+    team: str = Field(description="The team the alert is routed to (escalations move it).")
+    owner: str = Field(description="Who has it: the routed owner, an assignee, or the "
+                                   "escalation target.")
+    escalations: int = 0
+    act_by: AwareDatetime | None = None
+    resolve_by: AwareDatetime | None = None
+    snoozed_until: AwareDatetime | None = None
+    snoozed_from: CaseStatus | None = None
+    acknowledged_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+    resolution: str | None = None
+    updated_at: AwareDatetime
+    history: tuple[Change, ...] = ()
+
+    @property
+    def alert_id(self) -> str:
+        return self.alert.alert_id
+
+    @property
+    def last_change(self) -> Change:
+        return self.history[-1]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "resolved"
+
+    def deadline(self) -> datetime | None:
+        """The deadline that applies now (None while snoozed or resolved)."""
+        if self.status == "open":
+            return self.act_by
+        if self.status == "acknowledged":
+            return self.resolve_by
+        return None

@@ -47,6 +47,11 @@ def test_the_demo_catches_every_scripted_incident_and_dead_letters_the_malformed
     for rule in ("high_value_at_risk", "recurring_issue", "social_negative", "segment_drop"):
         assert rule in result.stdout
     assert "Today per segment" in result.stdout and "smb" in result.stdout
+    # the console's address with the demo user's token, and the lifecycle in the summary
+    assert "/console  (sign in as demo with the token " in result.stdout
+    assert summary["alerts_acknowledged"] > 0, output[-3000:]
+    assert summary["alerts_escalated"] > 0, output[-3000:]
+    assert "alerts escalated" in result.stdout and "ESCALATED" in result.stdout
 
     # the malformed share is on the dead-letter topic, each with its reason
     settings = load_settings({}, bootstrap_servers=kafka_bootstrap)

@@ -1,0 +1,104 @@
+"""The support console in a real headless Chromium (Debian's package, driven by
+Playwright): a user signs in with their token, sees an alert raised by the pipeline
+appear without reloading, opens it, reads the customer's comment, acknowledges it, and
+the API shows the new status. Screenshots of the inbox and of the alert page are saved
+under test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from cxstream.streams.settings import load_settings
+from tests.support import TOKEN, configure, feedback, interaction, profile, send, start
+
+pytestmark = pytest.mark.integration
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ALICE = "alice-console-token-0123456789"
+COMMENT = "Le colis n'est jamais arrivé et personne ne répond <b>au téléphone</b>"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                             "(make test installs it as root)")
+def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
+        isolated: dict[str, str], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    users = tmp_path / "users.yaml"
+    users.write_text(yaml.safe_dump({"users": [
+        {"name": "alice", "token": ALICE, "teams": ["smb-support"]}]}))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"routing": {"segment_teams": {"smb": "smb-support"}},
+                                     "high_value_at_risk": {"enabled": False}}))
+    values = configure(isolated, users_file=str(users), rules_file=str(rules))
+    settings = load_settings({}, **values)
+    base = f"http://127.0.0.1:{values['web_port']}"
+    worker = start(values, tmp_path, "worker")
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        worker.wait_for("cxstream_partitions_assigned", 3, timeout=120)
+        send(settings, settings.topic_customers, [
+            profile(customer_id="chloe", segment="smb", value=2400, region="FR",
+                    updated_at=now)])
+        send(settings, settings.topic_interactions, [interaction(
+            event_id="chloe-call", customer_id="chloe", channel="phone", touchpoint="support",
+            outcome="abandoned", occurred_at=now)])
+        worker.wait_for("cxstream_events_folded_total", 2)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                                 args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900},
+                                    timezone_id="Europe/Paris", locale="en-GB")
+            page.goto(f"{base}/console")
+            assert page.url.endswith("/console/login")  # signed out: the login page
+            page.fill("#token", ALICE)
+            page.click("button[type=submit]")
+            page.wait_for_selector("h1:has-text('Inbox')")
+            assert "Signed in as alice" in page.inner_text("header")
+            page.wait_for_selector("#live:has-text('Live.')", timeout=30_000)
+            page.evaluate("window.stillTheSamePage = true")
+
+            # Playwright's sync API runs an event loop here: send from another thread
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(send, settings, settings.topic_feedback, [feedback(
+                    event_id="chloe-nps", customer_id="chloe", score=2, occurred_at=now,
+                    comment=COMMENT, language="fr", touchpoint="delivery")]).result()
+            row = page.wait_for_selector("tr[data-alert-id]", timeout=60_000)
+            assert page.evaluate("window.stillTheSamePage") is True  # no reload
+            alert_id = row.get_attribute("data-alert-id")
+            assert alert_id and "chloe" in row.inner_text()
+            assert "left" in row.inner_text()  # time left to act_by
+            shown_due = page.inner_text(f"#alert-{alert_id} time")
+            assert "UTC" not in shown_due  # shown in the browser's zone
+            page.screenshot(path=str(ARTIFACTS / "console-inbox.png"), full_page=True)
+
+            page.click(f"#alert-{alert_id} a")
+            page.wait_for_selector("blockquote.comment")
+            assert page.inner_text("blockquote.comment") == COMMENT  # escaped, not markup
+            body = page.inner_text("main")
+            assert "Back to the inbox" in body and "{" not in body  # no raw JSON
+            assert "Why it fired" in body and "Threshold" in body
+            assert "abandoned" in body  # the timeline of recent interactions
+            page.screenshot(path=str(ARTIFACTS / "console-alert.png"), full_page=True)
+
+            page.click("#ack")
+            page.wait_for_selector("text=Done: Ack")
+            assert page.inner_text("#status") == "acknowledged"
+            browser.close()
+        answer = httpx.get(f"{base}/api/alerts/{alert_id}",
+                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        data = answer.json()
+        assert data["alert"]["status"] == "acknowledged"
+        assert data["history"][-1]["action"] == "acknowledged"
+        assert data["history"][-1]["actor"] == "alice"
+    finally:
+        assert worker.stop() == 0, worker.log()
