@@ -29,23 +29,24 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy cxstream
 
-# promtool checks the Prometheus files in deploy/ (Debian's prometheus package ships it)
-promtool:
-	@command -v promtool >/dev/null 2>&1 || { \
+# Debian packages the tests need, installed as the prometheus package is (root only):
+# $(call debian,<command>,<package>,<what is skipped without it>)
+define debian
+	@command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends prometheus >/dev/null) \
-	    || echo "could not install promtool: its test will be skipped"; \
-	  else echo "promtool not found and cannot be installed here: its test will be skipped"; fi; }
+	      --no-install-recommends $(2) >/dev/null) \
+	    || echo "could not install $(2): $(3) will be skipped"; \
+	  else echo "$(1) not found and cannot be installed here: $(3) will be skipped"; fi; }
+endef
+
+# promtool checks the Prometheus files in deploy/ (Debian's prometheus package ships it)
+promtool:
+	$(call debian,promtool,prometheus,its test)
 
 # the console's browser test drives Debian's chromium through Playwright
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends chromium >/dev/null) \
-	    || echo "could not install chromium: the browser test will be skipped"; \
-	  else echo "chromium not found and cannot be installed here: the browser test will be skipped"; fi; }
+	$(call debian,chromium,chromium,the browser test)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +47,9 @@ app.add_typer(send_app, name="send")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(customer_app, name="customer")
 app.add_typer(config_app, name="config")
+alerts_app = typer.Typer(help="Alerts and their lifecycle: list, show and act on them.",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 
 def _print_version(value: bool) -> None:
@@ -331,20 +334,181 @@ def _api_get(settings: Settings, url: str | None, path: str,
 
 
 def _api_request(settings: Settings, url: str | None, path: str,
-                 params: dict[str, str] | None = None, method: str = "GET") -> Any:
+                 params: dict[str, str] | None = None, method: str = "GET",
+                 token: str | None = None, body: dict[str, Any] | None = None) -> Any:
     import httpx
 
-    token = settings.api_token.get_secret_value() if settings.api_token else None
+    if token is None:
+        token = settings.api_token.get_secret_value() if settings.api_token else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url or f"http://{settings.web_host}:{settings.web_port}"
     try:
         response = httpx.request(method, base + path, params=params, headers=headers,
-                                 timeout=30)
+                                 timeout=30, json=body)
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach a worker at {base}: {exc}") from exc
     if response.status_code != 200:
         raise _fail(f"{response.status_code}: {response.json().get('error', response.text)}")
     return response.json()
+
+
+TokenOption = Annotated[str | None, typer.Option(
+    envvar="CXSTREAM_USER_TOKEN", show_envvar=True,
+    help="Act as the user of this token (users file); default: the shared API token")]
+
+
+class Severity(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    snoozed = "snoozed"
+    resolved = "resolved"
+    unresolved = "unresolved"
+
+
+@alerts_app.command("list")
+def alerts_list(
+    owner: Annotated[str | None, typer.Option(help="Only this owner's")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team's")] = None,
+    status: Annotated[AlertStatus | None, typer.Option(
+        help="Only this status (unresolved: all but resolved)")] = AlertStatus.unresolved,
+    severity: Annotated[Severity | None, typer.Option(help="Only this severity")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only this rule's")] = None,
+    customer_id: Annotated[str | None, typer.Option(help="Only this customer's")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many", min=1, max=500)] = 50,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Alerts, the soonest due first (then severity, then customer value)."""
+    settings = settings_or_exit(config=config)
+    params = {name: str(value) for name, value in {
+        "owner": owner, "team": team, "status": status, "severity": severity, "rule": rule,
+        "customer_id": customer_id}.items() if value is not None}
+    params["limit"] = str(limit)
+    found = _api_request(settings, url, "/api/alerts", params, token=token)
+    if output is Output.json:
+        _print_json(found)
+        return
+    table = Table("due", "severity", "rule", "subject", "owner", "status", "alert id",
+                  title=f"{len(found['alerts'])} of {found['total']} alerts")
+    for row in found["alerts"]:
+        table.add_row(_due(row["due_in_seconds"]), row["severity"], row["rule"],
+                      row["customer_id"] or row["segment"] or "group", row["owner"],
+                      row["status"], row["alert_id"])
+    console.print(table)
+
+
+def _due(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = abs(seconds) // 60
+    text = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    return f"overdue {text}" if seconds < 0 else f"in {text}"
+
+
+AlertIdArgument = Annotated[str, typer.Argument(help="The alert_id")]
+
+
+@alerts_app.command("show")
+def alerts_show(alert_id: AlertIdArgument, url: UrlOption = None, token: TokenOption = None,
+                config: ConfigOption = None, output: OutputOption = Output.text) -> None:
+    """One alert: its state, why it fired, and its history."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit(config=config)
+    found = _api_request(settings, url, f"/api/alerts/{quote(alert_id, safe='')}",
+                         token=token)
+    if output is Output.json:
+        _print_json(found)
+        return
+    alert = found["alert"]
+    console.print(f"[bold]{alert['alert']['summary']}[/]\n{alert['severity']} · "
+                  f"{alert['status']} · owner {alert['owner']} (team {alert['team']}) · "
+                  f"due {_due(alert['due_in_seconds'])}")
+    for name, value in alert["alert"]["reason"].items():
+        console.print(f"  {name}: {value}")
+    history = Table("when", "what", "who", "why", title="history")
+    for change in found["history"]:
+        history.add_row(change["at"], change["action"], change["actor"],
+                        change.get("reason") or "")
+    console.print(history)
+
+
+def _act(alert_id: str, action: str, body: dict[str, Any], url: str | None,
+         token: str | None, config: Path | None, output: Output) -> None:
+    from urllib.parse import quote
+
+    settings = settings_or_exit(config=config)
+    done = _api_request(settings, url, f"/api/alerts/{quote(alert_id, safe='')}/{action}",
+                        method="POST", token=token, body=body)
+    if output is Output.json:
+        _print_json(done)
+        return
+    change = done["change"]
+    console.print(f"{alert_id}: {change['action']} by {change['actor']} "
+                  f"(now {done['alert']['status']}, owner {done['alert']['owner']})")
+
+
+@alerts_app.command("ack")
+def alerts_ack(alert_id: AlertIdArgument, url: UrlOption = None, token: TokenOption = None,
+               config: ConfigOption = None, output: OutputOption = Output.text) -> None:
+    """Acknowledge an alert: you are on it (its resolve deadline starts)."""
+    _act(alert_id, "ack", {}, url, token, config, output)
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(
+    alert_id: AlertIdArgument,
+    category: Annotated[str, typer.Option(
+        help="One of the rules file's lifecycle.resolution_categories")],
+    note: Annotated[str | None, typer.Option(help="What was done")] = None,
+    url: UrlOption = None, token: TokenOption = None, config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Resolve an alert, with how."""
+    _act(alert_id, "resolve", {"category": category, "note": note}, url, token, config,
+         output)
+
+
+@alerts_app.command("assign")
+def alerts_assign(
+    alert_id: AlertIdArgument,
+    to: Annotated[str, typer.Option(help="A user or a team")],
+    url: UrlOption = None, token: TokenOption = None, config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Give an alert to someone else."""
+    _act(alert_id, "assign", {"to": to}, url, token, config, output)
+
+
+@alerts_app.command("note")
+def alerts_note(
+    alert_id: AlertIdArgument,
+    text: Annotated[str, typer.Argument(help="The note")],
+    url: UrlOption = None, token: TokenOption = None, config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Add a note to an alert's history."""
+    _act(alert_id, "note", {"text": text}, url, token, config, output)
+
+
+@alerts_app.command("snooze")
+def alerts_snooze(
+    alert_id: AlertIdArgument,
+    hours: Annotated[float, typer.Option(help="For this many hours", min=0.01)],
+    url: UrlOption = None, token: TokenOption = None, config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Put an alert aside until later (no escalation meanwhile)."""
+    until = datetime.now(UTC) + timedelta(hours=hours)
+    _act(alert_id, "snooze", {"until": until.isoformat()}, url, token, config, output)
 
 
 @customer_app.command("show")

@@ -29,7 +29,7 @@ from cxstream.streams.bands import BandsHolder
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
 from cxstream.streams.clients import aiokafka_options, faust_credentials
 from cxstream.streams.cluster import Cluster
-from cxstream.streams.collectors import WorkerCollector
+from cxstream.streams.collectors import OpenAlertsCollector, WorkerCollector
 from cxstream.streams.console import register_console
 from cxstream.streams.deadletter import copy_limit
 from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
@@ -153,6 +153,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
     emitter, cases = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
                                 alerts_partition_count or settings.partitions,
                                 rules.conventions, rules.windows)
+    metrics.registry.register(OpenAlertsCollector(cases.local, lambda: datetime.now(UTC)))
     guard = BatchGuard()
     app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
 

@@ -118,3 +118,45 @@ class WorkerCollector(Collector):
                     answers.add_metric([dimension, key, window, survey,
                                         answer.removeprefix(f"{survey}_")], counts[answer])
         yield answers
+
+
+class OpenAlertsCollector(Collector):
+    """``cxstream_alerts_open``: this worker's unresolved alerts (the lifecycle partitions
+    it owns) by severity, status and age band, and those past their deadline; Prometheus
+    adds them up across workers."""
+
+    def __init__(self, cases: Callable[[], list[Any]],
+                 now: Callable[[], Any]) -> None:
+        self.cases = cases
+        self.now = now
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from cxstream.alerts.lifecycle import AGE_BANDS, age_band
+
+        now = self.now()
+        counts: dict[tuple[str, str, str], int] = {}
+        overdue: dict[str, int] = {}
+        for case in self.cases():
+            if not case.is_open:
+                continue
+            key = (case.severity, case.status, age_band(case, now))
+            counts[key] = counts.get(key, 0) + 1
+            deadline = case.deadline()
+            if deadline is not None and deadline <= now:
+                overdue[case.severity] = overdue.get(case.severity, 0) + 1
+        family = GaugeMetricFamily(
+            "cxstream_alerts_open", "Unresolved alerts of the lifecycle partitions this "
+            "worker owns, by severity, status and age band (lt_1h, 1h_4h, 4h_24h, gt_24h).",
+            labels=["severity", "status", "age_band"])
+        for severity in ("critical", "warning", "info"):
+            for status in ("open", "acknowledged", "snoozed"):
+                for band in AGE_BANDS:
+                    family.add_metric([severity, status, band],
+                                      counts.get((severity, status, band), 0))
+        yield family
+        late = GaugeMetricFamily(
+            "cxstream_alerts_overdue", "Unresolved alerts past their deadline (act_by, or "
+            "resolve_by once acknowledged), by severity.", labels=["severity"])
+        for severity in ("critical", "warning", "info"):
+            late.add_metric([severity], overdue.get(severity, 0))
+        yield late

@@ -29,6 +29,8 @@ ENV_PREFIX = "CXSTREAM_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
 #: variables of cxstream's own test suite (CXSTREAM_TEST_BOOTSTRAP_SERVERS...), not settings
 TEST_PREFIX = f"{ENV_PREFIX}TEST_"
+#: the command line's own variables (a user's token for `cxstream alerts`), not settings
+CLI_VARIABLES = frozenset({f"{ENV_PREFIX}USER_TOKEN"})
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 
@@ -354,7 +356,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
                 problems.append(f"{config_path}: unknown setting {key!r}")
     for name, value in environ.items():
         if (not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_VARIABLE
-                or name.startswith(TEST_PREFIX)):
+                or name.startswith(TEST_PREFIX) or name in CLI_VARIABLES):
             continue
         field = name[len(ENV_PREFIX):].lower()
         if field in known:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from tests.receiver import Receiver
 from tests.support import (
     SECRET,
     TOKEN,
+    base_env,
     configure,
     feedback,
     free_port,
@@ -69,6 +72,16 @@ class Client:
 
     def act(self, alert_id: str, action: str, **body: str) -> httpx.Response:
         return self.http.post(f"/api/alerts/{alert_id}/{action}", json=body)
+
+
+def cli(values: dict[str, str], *args: str, token: str | None = None) -> Any:
+    env = base_env(**values)
+    if token:
+        env["CXSTREAM_USER_TOKEN"] = token
+    done = subprocess.run([sys.executable, "-m", "cxstream", "alerts", *args, "-o", "json"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return orjson.loads(done.stdout)
 
 
 def lifecycle_records(settings: Any, alert_id: str) -> list[dict[str, Any]]:
@@ -152,6 +165,16 @@ def test_an_alert_is_acknowledged_resolved_survives_a_kill_and_one_left_alone_es
         assert [r.alert["alert_id"] for r in resolved_posts] == [alert_id]
         leads = machine.alerts(customer_id="sue")
         assert leads[0]["escalations"] >= 1 and leads[0]["team"] == "smb-leads"
+
+        # the same from the command line, as alice: she sees sue's alert no more (it moved
+        # to smb-leads), and the machine token acknowledges it
+        listed = cli(values, "list", "--customer-id", "sue", token=ALICE)
+        assert listed["alerts"] == []
+        sue_alert = leads[0]["alert_id"]
+        acked_cli = cli(values, "ack", sue_alert)
+        assert acked_cli["alert"]["status"] == "acknowledged"
+        shown_cli = cli(values, "show", sue_alert)
+        assert [c["action"] for c in shown_cli["history"]][-1] == "acknowledged"
     finally:
         assert worker.stop() == 0, worker.log()
         receiver.stop()
