@@ -1,0 +1,208 @@
+"""The alert cases as a worker keeps them (plain dicts as tables, no Faust, no broker):
+events fold into cases, deadlines escalate, commands act as their user, follow-ups are
+published before the case is written, and a worker killed between the two publishes the
+same follow-ups again after recovering from the changelog."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from cxstream.alerts.config import Lifecycle, load_rules
+from cxstream.alerts.lifecycle import InvalidCommand, TransitionRefused
+from cxstream.alerts.sinks import delivery_id
+from cxstream.schemas.outputs import Alert
+from cxstream.streams.alert_cases import AlertCases, AlertEvent, CaseNotFound, case_row
+from cxstream.streams.api import filter_rows, page
+from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.users import MACHINE, Principal
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+CONFIG = load_rules().model_copy(update={"lifecycle": Lifecycle(
+    escalation_targets={"smb-support": "smb-leads"})})
+ALICE = Principal("alice", ("smb-support",))
+BOB = Principal("bob", ("key-accounts",))
+TOPIC = "cx.alert-lifecycle"
+
+
+class Killed(Exception):
+    pass
+
+
+class Table(dict[bytes, Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = self
+        self.name = "alert_cases"
+        self.key_serializer = self.value_serializer = "raw"
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: TOPIC)
+
+
+class Kafka:
+    def __init__(self) -> None:
+        self.changelog: dict[bytes, bytes | None] = {}
+        self.follow_ups: list[str] = []
+        self.order: list[str] = []
+        self.kill_at_changelog = False
+
+    async def follow_up(self, alert: Alert) -> Any:
+        self.order.append("follow_up")
+        self.follow_ups.append(delivery_id(alert))
+        return asyncio.sleep(0)
+
+    async def send(self, topic: str, partition: int, records: list[Any]) -> None:
+        self.order.append("changelog")
+        if self.kill_at_changelog:
+            raise Killed
+        assert topic == TOPIC
+        self.changelog.update(records)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def cases_of(kafka: Kafka, clock: Clock) -> tuple[AlertCases, WorkerMetrics]:
+    """A worker whose table is recovered from what the changelog holds."""
+    table = Table()
+    table.update({k: v for k, v in kafka.changelog.items() if v is not None})
+    metrics = WorkerMetrics(CollectorRegistry())
+    return AlertCases(table, CONFIG, metrics, 3, BulkChangelog(kafka.send),
+                      lambda: {0, 1, 2}, kafka.follow_up, clock), metrics
+
+
+def alert(**overrides: Any) -> Alert:
+    data: dict[str, Any] = {
+        "alert_id": "detractor-1", "rule": "detractor", "severity": "warning",
+        "customer_id": "c-1", "segment": "smb", "owner": "smb-support", "team": "smb-support",
+        "summary": "NPS 3 from c-1", "reason": {"score": 3},
+        "context": {"customer_value": 500.0}, "event_time": T0, "created_at": T0,
+        "act_by": T0 + timedelta(hours=24)}
+    data.update(overrides)
+    return Alert.model_validate(data)
+
+
+def raised(item: Alert) -> bytes:
+    return AlertEvent(alert=item).model_dump_json(exclude_none=True).encode()
+
+
+def resolution(alert_id: str, reason: str = "later NPS answer of 10") -> bytes:
+    return AlertEvent(resolve=alert_id, reason=reason, at=T0).model_dump_json(
+        exclude_none=True).encode()
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_alert_messages_open_a_case_once_and_a_fold_updates_it() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, metrics = cases_of(kafka, clock)
+    assert run(cases.take_events([raised(alert()), raised(alert())])) == 1
+    assert run(cases.take_events([raised(alert(occurrences=2))])) == 1
+    case = cases.get("detractor-1")
+    assert case is not None and [c.action for c in case.history] == ["raised", "updated"]
+    assert kafka.changelog[b"detractor-1"] is not None
+    assert metrics.alert_changes.labels("raised")._value.get() == 1
+
+
+def test_a_resolution_publishes_its_follow_up_before_the_case_is_written() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, _ = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert())]))
+    kafka.order.clear()
+    run(cases.take_events([resolution("detractor-1")]))
+    assert kafka.order == ["follow_up", "changelog"]
+    assert kafka.follow_ups == ["detractor-1.resolved"]
+    assert cases.get("detractor-1").status == "resolved"  # type: ignore[union-attr]
+    # a resolution of an unknown or resolved alert changes nothing
+    assert run(cases.take_events([resolution("detractor-1"), resolution("nope")])) == 0
+
+
+def test_a_missed_deadline_escalates_once_with_a_follow_up_and_a_breach_counted() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, metrics = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert())]))
+    clock.now = T0 + timedelta(hours=23)
+    assert run(cases.check_deadlines()) == 0
+    clock.now = T0 + timedelta(hours=24)
+    assert run(cases.check_deadlines()) == 1
+    case = cases.get("detractor-1")
+    assert case is not None and case.owner == "smb-leads" and case.severity == "critical"
+    assert kafka.follow_ups == ["detractor-1.escalated.1"]
+    assert metrics.alert_sla_breaches.labels("detractor", "acknowledged")._value.get() == 1
+    assert run(cases.check_deadlines()) == 0  # the new deadline is hours away
+
+
+def test_commands_act_as_their_user_and_refuse_what_they_may_not_do() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, metrics = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert())]))
+    with pytest.raises(CaseNotFound):
+        run(cases.command("detractor-1", "ack", BOB, {}))  # not bob's team: not found
+    clock.now = T0 + timedelta(minutes=30)
+    case = run(cases.command("detractor-1", "ack", ALICE, {}))
+    assert case.status == "acknowledged" and case.last_change.actor == "alice"
+    assert metrics.alert_time_to_acknowledge.labels(
+        "detractor", "warning")._sum.get() == 1_800
+    with pytest.raises(TransitionRefused):
+        run(cases.command("detractor-1", "ack", ALICE, {}))
+    with pytest.raises(InvalidCommand):
+        run(cases.command("detractor-1", "snooze", ALICE, {"until": "tomorrow"}))
+    with pytest.raises(InvalidCommand):
+        run(cases.command("detractor-1", "dance", ALICE, {}))
+    case = run(cases.command("detractor-1", "resolve", MACHINE,
+                             {"category": "fixed", "note": "refund sent"}))
+    assert case.status == "resolved" and case.last_change.actor == "api"
+    assert kafka.follow_ups == ["detractor-1.resolved"]
+
+
+def test_a_worker_killed_before_the_case_is_written_publishes_the_same_follow_up_again(
+        ) -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, _ = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert())]))
+    kafka.kill_at_changelog = True
+    with pytest.raises(Killed):
+        run(cases.take_events([resolution("detractor-1")]))
+    kafka.kill_at_changelog = False
+    recovered, _ = cases_of(kafka, clock)  # the next owner: the case as the changelog has it
+    assert recovered.get("detractor-1").status == "open"  # type: ignore[union-attr]
+    run(recovered.take_events([resolution("detractor-1")]))  # the same event, read again
+    assert kafka.follow_ups == ["detractor-1.resolved", "detractor-1.resolved"]  # one id
+    assert recovered.get("detractor-1").status == "resolved"  # type: ignore[union-attr]
+
+
+def test_the_list_shows_each_user_what_they_may_see_sorted_and_paged() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, _ = cases_of(kafka, clock)
+    run(cases.take_events([
+        raised(alert(alert_id="a-late", act_by=T0 + timedelta(hours=24))),
+        raised(alert(alert_id="a-soon", act_by=T0 + timedelta(hours=1))),
+        raised(alert(alert_id="a-soon-critical", severity="critical",
+                     act_by=T0 + timedelta(hours=1))),
+        raised(alert(alert_id="b-keyacc", owner="am.b", team="key-accounts",
+                     customer_id="c-2")),
+    ]))
+    rows = [case_row(case, T0) for case in cases.local()]
+    mine = filter_rows(rows, {}, ALICE)
+    assert [row["alert_id"] for row in mine] == ["a-soon-critical", "a-soon", "a-late"]
+    assert [row["alert_id"] for row in filter_rows(rows, {}, BOB)] == ["b-keyacc"]
+    assert len(filter_rows(rows, {}, Principal("lead", role="lead"))) == 4
+    assert [r["alert_id"] for r in filter_rows(rows, {"severity": "critical"}, MACHINE)] == [
+        "a-soon-critical"]
+    assert filter_rows(rows, {"status": "resolved"}, MACHINE) == []
+    assert len(filter_rows(rows, {"status": "unresolved"}, MACHINE)) == 4
+    first = page(mine, {"limit": "2"})
+    assert first["total"] == 3 and first["next_offset"] == 2 and len(first["alerts"]) == 2
+    assert page(mine, {"limit": "2", "offset": "2"})["next_offset"] is None
