@@ -32,6 +32,7 @@ from cxstream.streams.deadletter import read_headers
 from cxstream.streams.io import read_topic
 from cxstream.streams.settings import Settings, load_settings
 from tests.receiver import Receiver
+from tests.support import unbudgeted_rules
 
 MIN_KILLS = 3
 #: a post this close before a SIGKILL may not have been committed yet
@@ -94,7 +95,7 @@ def in_flight_reposts(received: list[Any], kill_wall_times: list[float]) -> int:
     first_post: dict[str, float] = {}
     reposts = 0
     for item in received:
-        alert_id = item.alert["alert_id"]
+        alert_id = item.alert_id_header
         if alert_id not in first_post:
             first_post[alert_id] = item.received_at
         elif any(0 <= kill - first_post[alert_id] <= IN_FLIGHT_SECONDS
@@ -121,7 +122,8 @@ def run_fault_test(settings_values: dict[str, str], env: dict[str, str], workdir
     ``settings_values`` are the CXSTREAM_* settings (without prefix) of the run; the
     webhook settings are added here."""
     receiver = Receiver(free_port(), WEBHOOK_SECRET).start()
-    values = {**settings_values, "webhook_url": receiver.url,
+    values = {"rules_file": unbudgeted_rules(workdir), **settings_values,
+              "webhook_url": receiver.url,
               "webhook_secret": WEBHOOK_SECRET, "webhook_max_backoff_seconds": "1",
               "allowed_lateness_seconds": str(30 * 86_400)}
     settings = load_settings({}, **values)
@@ -213,12 +215,13 @@ def _check(settings: Settings, records: list[SimRecord], report: FaultReport,
     deadline = time.monotonic() + 60
     while set(receiver.alert_ids()) < alerts and time.monotonic() < deadline:
         time.sleep(0.5)
-    ids = receiver.alert_ids()
-    report.missing_alerts = len(alerts - set(ids))
+    report.missing_alerts = len(alerts - set(receiver.alert_ids()))
+    ids = receiver.delivery_ids()  # a follow-up (escalated, resolved) is a post of its own
     report.webhook_posts = len(ids)
     report.webhook_duplicates = len(ids) - len(set(ids))
     report.in_flight_duplicates = in_flight_reposts(receiver.received, report.kill_wall_times)
-    twice = {alert_id for alert_id in ids if ids.count(alert_id) > 1}
+    twice = {item.alert["alert_id"] for item in receiver.received
+             if ids.count(item.alert_id_header) > 1}
     if twice:  # where each was on the alerts topic: for the report
         report.duplicate_examples = [
             (r.partition, r.offset, alert["alert_id"], alert["occurrences"], alert["created_at"])

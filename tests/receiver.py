@@ -75,3 +75,8 @@ class Receiver:
 
     def alert_ids(self) -> list[str]:
         return [item.alert["alert_id"] for item in self.received]
+
+    def delivery_ids(self) -> list[str]:
+        """The webhook-id of each post: the alert id for the post that raises it, with
+        the follow-up for an escalation or a resolution (each one posted once)."""
+        return [item.alert_id_header for item in self.received]

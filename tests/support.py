@@ -145,6 +145,18 @@ def base_time() -> datetime:
     return at
 
 
+def unbudgeted_rules(folder: Path, rules: dict[str, Any] | None = None) -> str:
+    """A rules file (the shipped rules, plus ``rules``) with no alert budget: tests that
+    count webhook deliveries see every alert posted on its own, none held for a digest."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "unbudgeted-rules.yaml"
+    path.write_text(yaml.safe_dump({**(rules or {}),
+                                    "notifications": {"budget_per_hour": 1_000_000}}))
+    return str(path)
+
+
 def configure(isolated: dict[str, str], **extra: str) -> dict[str, str]:
     return {**isolated, "api_token": TOKEN, "value_band_refresh_seconds": "1",
             "allowed_lateness_seconds": "3600", **extra}

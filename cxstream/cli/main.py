@@ -196,16 +196,18 @@ def schemas_export(directory: Annotated[Path, typer.Argument(help="Output folder
 
 @config_app.command("check")
 def config_check(config: ConfigOption = None, output: OutputOption = Output.text) -> None:
-    """Check the settings, the rules file and the lexicons (exit 2 on a mistake); print the
-    effective configuration, secrets masked."""
+    """Check the settings, the rules file, the users file and the lexicons (exit 2 on a
+    mistake); print the effective configuration, secrets masked."""
     from cxstream.alerts.config import RulesError, load_rules
     from cxstream.alerts.topics import LexiconError, load_tagger
+    from cxstream.streams.users import UsersError, load_users
 
     settings = settings_or_exit(config=config)
     try:
         load_rules(settings.rules_file)
         load_tagger(settings.lexicons_dir)
-    except (RulesError, LexiconError) as exc:
+        load_users(settings.users_file, None)
+    except (RulesError, LexiconError, UsersError) as exc:
         raise _fail(str(exc), 2) from exc
     effective = settings.model_dump(mode="json")  # SecretStr values come out masked
     if output is Output.json:
@@ -215,7 +217,7 @@ def config_check(config: ConfigOption = None, output: OutputOption = Output.text
     for name, value in effective.items():
         table.add_row(f"CXSTREAM_{name.upper()}", "" if value is None else str(value))
     console.print(table)
-    err_console.print("settings, rules and lexicons are valid")
+    err_console.print("settings, rules, users and lexicons are valid")
 
 
 @config_app.command("reference")

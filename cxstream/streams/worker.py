@@ -28,6 +28,7 @@ from cxstream.streams.faust_compat import FaustVersionError, install
 from cxstream.streams.faust_compat.access import in_flight_events
 from cxstream.streams.faust_compat.worker import Worker
 from cxstream.streams.settings import Settings
+from cxstream.streams.users import UsersError, load_users
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def run_worker(settings: Settings) -> None:
         install()  # the supported Faust and aiokafka, with cxstream's fixes
         load_rules(settings.rules_file)  # validate before touching Kafka
         load_tagger(settings.lexicons_dir)
+        load_users(settings.users_file, None)
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
         asyncio.run(asyncio.wait_for(
             ensure_worker_topics(settings, counts[settings.topic_feedback],
@@ -61,7 +63,7 @@ def run_worker(settings: Settings) -> None:
         if problem is not None:
             raise WorkerStartError(problem)
     except (FaustEnvironmentError, FaustVersionError, TopicLayoutError, RulesError,
-            LexiconError) as exc:
+            LexiconError, UsersError) as exc:
         raise WorkerStartError(str(exc)) from exc
     except (KafkaError, OSError, TimeoutError) as exc:
         raise WorkerStartError(

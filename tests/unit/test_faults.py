@@ -21,3 +21,10 @@ def test_only_a_repost_of_an_alert_first_posted_just_before_a_kill_is_explained(
     assert in_flight_reposts(received, [kill]) == 1
     assert in_flight_reposts(received, []) == 0
     assert in_flight_reposts(received, [kill, kill + 2.2]) == 2  # "d" before a second kill
+
+
+def test_a_follow_up_of_an_alert_is_a_post_of_its_own_not_a_repost() -> None:
+    kill = 100.0
+    resolved = Received({"alert_id": "a"}, True, "a.resolved", received_at=kill + 9)
+    received = [post("a", kill - IN_FLIGHT_SECONDS / 2), resolved]
+    assert in_flight_reposts(received, [kill]) == 0
