@@ -190,8 +190,9 @@ def escalate(case: AlertCase, now: datetime, config: RulesConfig) -> AlertCase:
     severity = STEP_UP[case.severity]
     target = escalation_target(case.team, config)
     change = Change(action="escalated", actor=SYSTEM, at=now,
-                    reason=f"not {missed} by {case.deadline().isoformat()}"  # type: ignore[union-attr]
-                    , details={"missed": missed, "severity": severity,
+                    reason=f"not {missed} by "
+                           f"{case.deadline().isoformat(timespec='seconds')}",  # type: ignore[union-attr]
+                    details={"missed": missed, "severity": severity,
                                "from": case.owner, "to": target})
     update: dict[str, Any] = {"severity": severity, "owner": target, "team": target,
                               "escalations": case.escalations + 1}

@@ -92,13 +92,24 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
             page.click("#ack")
             page.wait_for_selector("text=Done: Ack")
             assert page.inner_text("#status") == "acknowledged"
+
+            answer = httpx.get(f"{base}/api/alerts/{alert_id}",
+                               headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            data = answer.json()
+            assert data["alert"]["status"] == "acknowledged"
+            assert data["history"][-1]["action"] == "acknowledged"
+            assert data["history"][-1]["actor"] == "alice"
+
+            page.click("text=Scores")
+            page.wait_for_selector("h2:has-text('By segment')")
+            assert "smb" in page.inner_text("main")  # chloe's answer, with its n
+
+            # an open live stream does not hold up the worker's stop
+            page.goto(f"{base}/console")
+            page.wait_for_selector("#live:has-text('Live.')", timeout=30_000)
+            assert f"alert-{alert_id}" in page.content()  # acknowledged: still in the inbox
+            assert worker.stop() == 0, worker.log()
             browser.close()
-        answer = httpx.get(f"{base}/api/alerts/{alert_id}",
-                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-        assert answer.status_code == 200, answer.text
-        data = answer.json()
-        assert data["alert"]["status"] == "acknowledged"
-        assert data["history"][-1]["action"] == "acknowledged"
-        assert data["history"][-1]["actor"] == "alice"
     finally:
         assert worker.stop() == 0, worker.log()

@@ -109,3 +109,11 @@ def test_the_templates_escape_producer_text() -> None:
         row=row, when=lambda iso: local_time(iso, None))
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_later_compares_times_not_strings() -> None:
+    from cxstream.streams.console import later
+
+    assert later("2026-11-23T10:00:00.5+00:00", "2026-11-23T10:00:00+00:00")
+    assert not later("2026-11-23T10:00:00+00:00", "2026-11-23T10:00:00.5+00:00")
+    assert later("2026-11-23T10:00:00+00:00", "") and later("2026-11-23T10:00:00+00:00", None)

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -34,6 +35,9 @@ from cxstream.streams.users import COOKIE, Principal, Users
 
 log = logging.getLogger(__name__)
 LIVE_EVERY_SECONDS = 2.0
+#: a live stream ends after this long and the page opens a new one (with what it has):
+#: no connection outlives a worker's stop, or keeps a worker it no longer reaches
+LIVE_STREAM_SECONDS = 60.0
 INBOX_LIMIT = 200
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -118,6 +122,7 @@ class Console:
         self.tagger = tagger
         self.env = environment()
         self.base = URL(settings.canonical_url)
+        self.closing = asyncio.Event()  # set when the worker stops: live streams end
 
     def render(self, template: str, principal: Principal | None, **context: Any) -> str:
         zone = principal.timezone if principal else None
@@ -259,38 +264,61 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
             return error_page(principal, exc)
         return html(console.render("inbox.html", principal, rows=rows))
 
+    async def stop_live_streams(sender: Any, **kwargs: Any) -> None:
+        console.closing.set()
+
+    app.on_before_shutdown.connect(stop_live_streams)
+
     @app.page("/console/events")
     async def stream_inbox(self: Any, request: Any) -> Any:
-        """Server-sent events: a row for each alert new or changed in the user's inbox."""
+        """Server-sent events: ``ready`` (the ids in the inbox now: the page drops other
+        rows), then ``alert`` / ``changed`` with a row's HTML for each alert new or changed
+        since ``since`` (the page's newest change), ``gone`` for one resolved, and ``bye``
+        when the stream ends (the page opens a new one)."""
         signed = console.signed_in(request)
         if signed is None:
             return aioweb.Response(status=401, text="sign in first")
         token, principal = signed
-        seen: dict[str, str] | None = None
+        since = request.query.get("since", "")
         row_template = console.env.get_template("row.html")
+        ends = time.monotonic() + LIVE_STREAM_SECONDS
+        seen: dict[str, str] | None = None
+
+        def row_html(row: dict[str, Any]) -> str:
+            return row_template.render(
+                row=row, user=principal, zone=principal.timezone,
+                when=lambda iso: local_time(iso, principal.timezone)).replace("\n", " ")
+
         async with sse_response(request) as stream:
-            while stream.is_connected():
-                try:
-                    rows = await console.inbox(token, principal)
-                except (ConsoleError, httpx.HTTPError) as exc:
-                    log.info("console live update skipped: %s", exc)
-                    rows = None
-                if rows is not None:
-                    now_seen = {row["alert_id"]: row["updated_at"] for row in rows}
-                    if seen is not None:
+            try:
+                while (stream.is_connected() and not console.closing.is_set()
+                       and time.monotonic() < ends):
+                    try:
+                        rows = await console.inbox(token, principal)
+                    except (ConsoleError, httpx.HTTPError) as exc:
+                        log.info("console live update skipped: %s", exc)
+                        rows = None
+                    if rows is not None:
+                        if seen is None:  # what the page may have missed before
+                            await stream.send(" ".join(r["alert_id"] for r in rows),
+                                              event="ready")
+                            seen = {r["alert_id"]: since for r in rows}
                         for row in rows:
-                            if seen.get(row["alert_id"]) != row["updated_at"]:
+                            if later(row["updated_at"], seen.get(row["alert_id"])):
                                 kind = "changed" if row["alert_id"] in seen else "alert"
-                                await stream.send(row_template.render(
-                                    row=row, user=principal, zone=principal.timezone,
-                                    when=lambda iso: local_time(iso, principal.timezone)
-                                ).replace("\n", " "), event=kind, id=row["alert_id"])
-                        for gone in set(seen) - set(now_seen):
+                                await stream.send(row_html(row), event=kind,
+                                                  id=row["alert_id"])
+                        current = {r["alert_id"]: r["updated_at"] for r in rows}
+                        for gone in set(seen) - set(current):
                             await stream.send(gone, event="gone")
-                    else:
-                        await stream.send(str(len(rows)), event="ready")
-                    seen = now_seen
-                await asyncio.sleep(LIVE_EVERY_SECONDS)
+                        seen = current
+                    try:
+                        await asyncio.wait_for(console.closing.wait(), LIVE_EVERY_SECONDS)
+                    except TimeoutError:
+                        pass
+                await stream.send("", event="bye")
+            except ConnectionError:  # the page was closed meanwhile
+                pass
         return stream
 
     @app.page("/console/alerts/{alert_id}")
@@ -376,6 +404,16 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                                    metric=metric, windows=names))
 
     return console
+
+
+def later(iso: str, than: str | None) -> bool:
+    """``iso`` is after ``than`` (an ISO time; empty or None: the beginning of time)."""
+    if not than:
+        return True
+    try:
+        return datetime.fromisoformat(iso) > datetime.fromisoformat(than)
+    except ValueError:
+        return True
 
 
 def snooze_until(form: dict[str, str]) -> str:

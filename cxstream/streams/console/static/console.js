@@ -16,11 +16,18 @@
     body.innerHTML = html;
     return body.firstElementChild;
   }
+  function newest(body) {
+    var since = "";
+    Array.prototype.forEach.call(body.rows, function (row) {
+      if (row.dataset.updated > since) { since = row.dataset.updated; }
+    });
+    return since;
+  }
   function live(table) {
     var status = document.getElementById("live");
     var empty = document.getElementById("empty");
-    var source = new EventSource("/console/events");
     var body = table.tBodies[0];
+    var source = new EventSource("/console/events?since=" + encodeURIComponent(newest(body)));
     function place(row) {
       localise(row);
       var old = document.getElementById(row.id);
@@ -28,7 +35,18 @@
       row.classList.add("fresh");
       empty.hidden = true;
     }
-    source.addEventListener("ready", function () { status.textContent = "Live."; });
+    source.addEventListener("ready", function (e) {
+      var now = e.data ? e.data.split(" ") : [];  // what is in the inbox now
+      Array.prototype.slice.call(body.rows).forEach(function (row) {
+        if (now.indexOf(row.dataset.alertId) < 0) { row.remove(); }
+      });
+      empty.hidden = body.rows.length > 0;
+      status.textContent = "Live.";
+    });
+    source.addEventListener("bye", function () {  // the stream ended: open the next one
+      source.close();
+      setTimeout(function () { live(table); }, 500);
+    });
     source.addEventListener("alert", function (e) { place(rowFrom(e.data)); });
     source.addEventListener("changed", function (e) { place(rowFrom(e.data)); });
     source.addEventListener("gone", function (e) {
