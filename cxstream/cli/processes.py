@@ -14,12 +14,21 @@ import httpx
 
 from cxstream.cli.scrape import Samples, scrape, total
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on the loopback interface right now, and not handed out before by
+    this process: a port reserved for a worker that has not bound it yet is free to the
+    kernel, which gave it once to the next caller too (a test's webhook receiver then
+    answered the worker's /metrics)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class WorkerExited(RuntimeError):

@@ -64,3 +64,10 @@ def test_worker_needs_a_secret_with_a_webhook() -> None:
                            env={"CXSTREAM_WEBHOOK_URL": "http://127.0.0.1:9/hook"})
     assert result.exit_code == 2
     assert "CXSTREAM_WEBHOOK_SECRET" in result.output
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    from cxstream.cli.processes import free_port
+
+    ports = [free_port() for _ in range(500)]  # the kernel would reuse some of these
+    assert len(set(ports)) == len(ports)
