@@ -26,6 +26,8 @@ from cxstream.schemas.outputs import Alert
 from cxstream.scoring.customer import CustomerState
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+#: the prefix of customer alert ids: one cause of a customer, one alert, whatever rules fire
+CUSTOMER_ALERT = "customer"
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,10 @@ class CustomerAlerts:
             key, occurrences, created = target.alert_id, target.occurrences + 1, target.created_at
             status = "folded"
         else:
-            key = alert_id(lead.rule, cause.customer_id, cause.cause_id)
+            # not the lead rule's: which rules fire can depend on the value bands, which may
+            # differ when the event is read again by another worker after a crash, and the
+            # same cause must keep its one alert (and its id)
+            key = alert_id(CUSTOMER_ALERT, cause.customer_id, cause.cause_id)
             occurrences, created, status = 1, self.now(), "new"
         for trigger in triggers:
             current = cooling.get(trigger.rule)

@@ -64,7 +64,7 @@ def test_a_detractor_answer_raises_one_alert_with_context_and_routing() -> None:
     state, alerts = answer(engine, with_profile(), fb(score=3, comment="Courier was late"))
     [(status, alert)] = alerts
     assert status == "new" and alert.rule == "detractor" and alert.owner == "am.a"
-    assert alert.alert_id == alert_id("detractor", "c-1", "f-1")
+    assert alert.alert_id == alert_id("customer", "c-1", "f-1")
     assert alert.context["comment"] == "Courier was late"
     assert "delivery" in alert.context["topics"]
     assert alert.context["segment"] == "enterprise" and alert.context["customer_value"] == 100
@@ -137,3 +137,13 @@ def test_alert_ids_depend_only_on_rule_subject_and_cause() -> None:
     assert len({alert_id("detractor", "c-1", "f-1"), alert_id("detractor", "c-1", "f-2"),
                 alert_id("detractor", "c-2", "f-1"),
                 alert_id("social_negative", "c-1", "f-1")}) == 4
+
+
+def test_the_same_cause_keeps_its_alert_id_whichever_rules_fire() -> None:
+    # read again by another worker after a crash, an answer may find the customer outside
+    # the high-value band it was in: a detractor alert then, not high_value_at_risk, but
+    # still the one alert of that answer
+    _, [(_, as_high)] = answer(alerts_for(high={"c-1"}), with_profile(), fb(score=2))
+    _, [(_, as_standard)] = answer(alerts_for(high=set()), with_profile(), fb(score=2))
+    assert (as_high.rule, as_standard.rule) == ("high_value_at_risk", "detractor")
+    assert as_high.alert_id == as_standard.alert_id
