@@ -11,6 +11,7 @@ checked on every POST.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -211,6 +212,19 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
         return html(console.render("error.html", principal, message=str(exc),
                                    status=exc.status), exc.status)
 
+    def signed_page(fun: Any) -> Any:
+        """A page for signed-in users: ``fun(request, token, principal, **match)``; anyone
+        else is sent to the login page."""
+
+        @functools.wraps(fun)
+        async def page(view: Any, request: Any, **match: str) -> Any:
+            signed = console.signed_in(request)
+            if signed is None:
+                return to_login()
+            return await fun(request, *signed, **match)
+
+        return page
+
     async def checked_form(request: Any, token: str) -> dict[str, str] | None:
         form = dict(await request.post())
         if not hmac.compare_digest(str(form.get("form_token", "")), form_token(token)):
@@ -253,11 +267,8 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
     app.page("/console/logout")(Logout)
 
     @app.page("/console")
-    async def show_inbox(self: Any, request: Any) -> Any:
-        signed = console.signed_in(request)
-        if signed is None:
-            return to_login()
-        token, principal = signed
+    @signed_page
+    async def show_inbox(request: Any, token: str, principal: Principal) -> Any:
         try:
             rows = await console.inbox(token, principal)
         except ConsoleError as exc:
@@ -322,11 +333,9 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
         return stream
 
     @app.page("/console/alerts/{alert_id}")
-    async def show_alert(self: Any, request: Any, alert_id: str) -> Any:
-        signed = console.signed_in(request)
-        if signed is None:
-            return to_login()
-        token, principal = signed
+    @signed_page
+    async def show_alert(request: Any, token: str, principal: Principal,
+                         alert_id: str) -> Any:
         response = await console.api(token, "GET", f"/api/alerts/{quote(alert_id)}")
         if response.status_code != 200:
             return error_page(principal, ConsoleError(response))
@@ -347,38 +356,36 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
             categories=config.lifecycle.resolution_categories, form_token=form_token(token),
             done=request.query.get("done"), failed=request.query.get("error")))
 
+    @signed_page
+    async def act_on_alert(request: Any, token: str, principal: Principal, alert_id: str,
+                           action: str) -> Any:
+        form = await checked_form(request, token)
+        if form is None:
+            return html(console.render("error.html", principal, status=403,
+                                       message="This form has expired. Go back, "
+                                               "reload the page and try again."), 403)
+        body: dict[str, Any] = {k: v for k, v in form.items()
+                                if k in {"to", "text", "category", "note"} and v}
+        if action == "snooze":
+            body["until"] = snooze_until(form)
+        response = await console.api(token, "POST",
+                                     f"/api/alerts/{quote(alert_id)}/{action}",
+                                     json=body)
+        page = f"/console/alerts/{quote(alert_id)}"
+        if response.status_code == 200:
+            return aioweb.HTTPSeeOther(f"{page}?{urlencode({'done': action})}")
+        message = ConsoleError(response)
+        return aioweb.HTTPSeeOther(f"{page}?{urlencode({'error': str(message)})}")
+
     class AlertAction(faust.web.View):  # type: ignore[misc]
         async def post(self, request: Any, alert_id: str, action: str) -> Any:
-            signed = console.signed_in(request)
-            if signed is None:
-                return to_login()
-            token, principal = signed
-            form = await checked_form(request, token)
-            if form is None:
-                return html(console.render("error.html", principal, status=403,
-                                           message="This form has expired. Go back, "
-                                                   "reload the page and try again."), 403)
-            body: dict[str, Any] = {k: v for k, v in form.items()
-                                    if k in {"to", "text", "category", "note"} and v}
-            if action == "snooze":
-                body["until"] = snooze_until(form)
-            response = await console.api(token, "POST",
-                                         f"/api/alerts/{quote(alert_id)}/{action}",
-                                         json=body)
-            page = f"/console/alerts/{quote(alert_id)}"
-            if response.status_code == 200:
-                return aioweb.HTTPSeeOther(f"{page}?{urlencode({'done': action})}")
-            message = ConsoleError(response)
-            return aioweb.HTTPSeeOther(f"{page}?{urlencode({'error': str(message)})}")
+            return await act_on_alert(self, request, alert_id=alert_id, action=action)
 
     app.page("/console/alerts/{alert_id}/{action}")(AlertAction)
 
     @app.page("/console/scores")
-    async def show_scores(self: Any, request: Any) -> Any:
-        signed = console.signed_in(request)
-        if signed is None:
-            return to_login()
-        token, principal = signed
+    @signed_page
+    async def show_scores(request: Any, token: str, principal: Principal) -> Any:
         names = [spec.name for spec in windows]
         window = request.query.get("window", "day" if "day" in names else names[0])
         metric = request.query.get("metric", "nps")
