@@ -154,7 +154,7 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
 
     writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
                          metrics, ValueIndex(), AlertReactions(alerts, config, rules.state),
-                         drop, BulkChangelog(drop))
+                         drop, BulkChangelog(drop), bands=lambda: bands.current)
     class NoDeadLetters:  # the bench's events are all valid
         async def write(self, topic: str, partition: int, rejected: Any) -> list[int]:
             return []

@@ -201,9 +201,16 @@ class CustomerAlerts:
         """The state with cooldowns updated, and ("new" | "folded", alert) if any fired."""
         if self.now() - event.occurred_at > timedelta(hours=self.config.max_event_age_hours):
             return after, []  # too old to act on
-        report_before, report_after = self.report_of(before), self.report_of(after)
+        return self.react_from(event, self.report_of(before).get("quadrant"), after, topics)
+
+    def react_from(self, event: Feedback | Interaction, quadrant_before: str | None,
+                   after: CustomerState, topics: list[str]
+                   ) -> tuple[CustomerState, list[tuple[str, Alert]]]:
+        """``react`` once the event is known to be recent enough, with the quadrant the
+        customer was in before it (all that the rules read of the state before)."""
+        report_after = self.report_of(after)
         triggers = [trigger for trigger in (
-            high_value_at_risk_trigger(report_before.get("quadrant"), report_after.get("quadrant"),
+            high_value_at_risk_trigger(quadrant_before, report_after.get("quadrant"),
                                        report_after, event.customer_id,
                                        self.config.high_value_at_risk),
             detractor_trigger(event, report_after.get("high_value"), self.config.detractor)

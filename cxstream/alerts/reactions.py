@@ -40,17 +40,21 @@ class ResolveOut:
 
 #: told of every profile folded, before the rules look at it: (partition, state after it)
 ProfileListener = Callable[[int, CustomerState], None]
+#: the same as plain values: (partition, customer, segment, value, experience is low)
+ValueListener = Callable[[int, str, str, float, bool | None], None]
 
 
 class AlertReactions:
     """scoring.fold.Reactions for the alert rules."""
 
     def __init__(self, customer_alerts: CustomerAlerts, config: RulesConfig,
-                 state_rules: StateRules, note_profile: ProfileListener | None = None) -> None:
+                 state_rules: StateRules, note_profile: ProfileListener | None = None,
+                 note_value: ValueListener | None = None) -> None:
         self.customer_alerts = customer_alerts
         self.config = config
         self.state_rules = state_rules
         self.note_profile = note_profile
+        self.note_value = note_value
 
     def on_batch(self, partition: int, applied: list[Applied]
                  ) -> tuple[dict[str, dict[str, Any]], list[Any]]:
@@ -83,9 +87,12 @@ class AlertReactions:
         low = experience_is_low(after, self.state_rules)
         # the bands before this profile, for the quadrant the customer was in
         report_before = self.customer_alerts.report_of(before) if low else {}
-        if self.note_profile is not None:  # the bands from now on count the new value
-            self.note_profile(partition, after)
         profile = after.profile
+        # the bands from now on count the new value
+        if self.note_value is not None:
+            self.note_value(partition, after.customer_id, profile.segment, profile.value, low)
+        elif self.note_profile is not None:
+            self.note_profile(partition, after)
         alerts: list[tuple[str, Alert]] = []
         if low:
             cause = f"profile:{profile.updated_at.isoformat()}:{profile.value:g}"

@@ -21,6 +21,27 @@ def nps_group(score: int) -> str:
     return "passives" if score >= 7 else "detractors"
 
 
+def add_answer(counts: dict[str, Any], survey: str, score: int, conventions: Conventions,
+               sign: int = 1) -> None:
+    """Add (sign 1) or retract (sign -1) one answer to a tally's counts, in place."""
+    if survey == "nps":
+        counts[nps_group(score)] += sign
+    elif survey == "csat":
+        counts["csat_n"] += sign
+        counts["csat_satisfied"] += sign * (score >= conventions.csat_satisfied_min)
+        counts["csat_sum"] += sign * score
+        counts["csat_sum_sq"] += sign * score * score
+    elif survey == "ces":
+        effort = conventions.ces_effort(score)
+        counts["ces_n"] += sign
+        counts["ces_easy"] += sign * (effort >= conventions.ces_easy_min)
+        counts["ces_hard"] += sign * (effort <= conventions.ces_hard_max)
+        counts["ces_sum"] += sign * effort
+        counts["ces_sum_sq"] += sign * effort * effort
+    else:
+        raise ValueError(f"unknown survey {survey!r}")
+
+
 class Tally(BaseModel):
     """Answers of the three surveys for one group in one window."""
 
@@ -42,22 +63,7 @@ class Tally(BaseModel):
     def record(self, survey: str, score: int, conventions: Conventions, sign: int = 1) -> Tally:
         """This tally with one answer added (sign 1) or retracted (sign -1)."""
         counts = self.model_dump()
-        if survey == "nps":
-            counts[nps_group(score)] += sign
-        elif survey == "csat":
-            counts["csat_n"] += sign
-            counts["csat_satisfied"] += sign * (score >= conventions.csat_satisfied_min)
-            counts["csat_sum"] += sign * score
-            counts["csat_sum_sq"] += sign * score * score
-        elif survey == "ces":
-            effort = conventions.ces_effort(score)
-            counts["ces_n"] += sign
-            counts["ces_easy"] += sign * (effort >= conventions.ces_easy_min)
-            counts["ces_hard"] += sign * (effort <= conventions.ces_hard_max)
-            counts["ces_sum"] += sign * effort
-            counts["ces_sum_sq"] += sign * effort * effort
-        else:
-            raise ValueError(f"unknown survey {survey!r}")
+        add_answer(counts, survey, score, conventions, sign)
         return Tally(**counts)
 
     def merge(self, other: Tally) -> Tally:

@@ -19,7 +19,6 @@ from cxstream.alerts.config import load_rules
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.alerts.topics import load_tagger
-from cxstream.scoring.customer import experience_is_low
 from cxstream.scoring.customer_view import RecentFlags
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams import delivery
@@ -145,10 +144,6 @@ def build_app(settings: Settings, partition_count: int | None = None,
                         settings.high_value_threshold, value_index, cluster.active_partitions,
                         partitions)
 
-    def note_profile(partition: int, state: Any) -> None:
-        value_index.update(partition, state.customer_id, state.profile.segment,
-                           state.profile.value, experience_is_low(state, rules.state))
-
     customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
     emitter, cases = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
                                 alerts_partition_count or settings.partitions,
@@ -167,8 +162,9 @@ def build_app(settings: Settings, partition_count: int | None = None,
                        value_type=bytes)
     writer = StateWriter(customers, partials, rules, metrics, value_index,
                          AlertReactions(customer_alerts, rules_config, rules.state,
-                                        note_profile),
-                         emitter.emit, changelog, deliver, erased)
+                                        note_value=value_index.update),
+                         emitter.emit, changelog, deliver, erased,
+                         lambda: bands.current)
     state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
 
     async def erase_customer(customer_id: str) -> bool:

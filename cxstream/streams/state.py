@@ -21,22 +21,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from cxstream.alerts.core import CoreResult, CustomerCore, Stored
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.schemas.parsing import ErrorClass, Rejection
-from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
+from cxstream.scoring import plain
+from cxstream.scoring.customer import CustomerState, StateRules
 from cxstream.scoring.fold import (
-    FoldResult,
     FoldRules,
-    PartialTally,
     SourcedEvent,
     expired_partial_keys,
-    fold_batch,
     group_keys_key,
     partial_slots,
     watermark_key,
 )
 from cxstream.scoring.groups import DIMENSIONS, GroupKeys
-from cxstream.scoring.value_bands import ValueIndex
+from cxstream.scoring.value_bands import ValueBands, ValueIndex
 from cxstream.scoring.windows import Watermark
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.faust_compat.access import table_store, writing_for
@@ -54,13 +53,15 @@ async def _deliver_once(send: Callable[[], Awaitable[Any]], what: str) -> Any:
     return await send()
 
 EXPIRY_INTERVAL_SECONDS = 60.0
-#: decoded states kept beside the table (their bytes checked by identity): decoding JSON
-#: stood out in a py-spy profile of the worker (bench/profile_worker.py)
-DECODED_KEPT = 50_000
+#: encoded bytes of the decoded states kept beside the table (their bytes checked by
+#: identity): decoding stood out in a profile of the worker (bench/profile_worker.py).
+#: A decoded state takes several times its encoded size (bench/memory_per_customer.py).
+DECODED_BYTES = 32 * 2**20
 
 
 def encode_customer(partition: int, state: CustomerState) -> bytes:
-    return f"{partition}|".encode() + state.model_dump_json(exclude_none=True).encode()
+    """A state of the contract's model as the table holds it (scoring.plain.encode)."""
+    return plain.encode(partition, plain.from_model(state))
 
 
 def customer_partition(raw: bytes) -> int:
@@ -68,7 +69,38 @@ def customer_partition(raw: bytes) -> int:
 
 
 def decode_customer(raw: bytes) -> CustomerState:
-    return CustomerState.model_validate_json(raw[raw.index(b"|") + 1 :])
+    """A table value as the contract's model (for the API and the rules' slow path)."""
+    return plain.to_model(plain.decode(raw))
+
+
+class DecodedCache:
+    """Decoded states by customer, with the table bytes they came from, bounded by the
+    sum of those bytes (least recently written dropped first)."""
+
+    def __init__(self, max_bytes: int = DECODED_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.entries: OrderedDict[str, tuple[bytes, plain.Customer]] = OrderedDict()
+
+    def get(self, customer_id: str, raw: bytes) -> plain.Customer | None:
+        cached = self.entries.get(customer_id)
+        return cached[1] if cached is not None and cached[0] is raw else None
+
+    def put(self, customer_id: str, raw: bytes, state: plain.Customer) -> None:
+        self.pop(customer_id)
+        self.entries[customer_id] = (raw, state)
+        self.bytes += len(raw)
+        while self.bytes > self.max_bytes and self.entries:
+            _, (old, _) = self.entries.popitem(last=False)
+            self.bytes -= len(old)
+
+    def pop(self, customer_id: str) -> None:
+        cached = self.entries.pop(customer_id, None)
+        if cached is not None:
+            self.bytes -= len(cached[0])
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 def erased_key(customer_id: str) -> bytes:
@@ -77,28 +109,31 @@ def erased_key(customer_id: str) -> bytes:
 
 
 class StateWriter:
-    """Folds accepted inputs into the tables, partition by partition."""
+    """Folds accepted inputs into the tables, partition by partition (alerts.core)."""
 
     def __init__(self, customers: Any, partials: Any, rules: FoldRules,
                  metrics: WorkerMetrics, value_index: ValueIndex,
                  reactions: AlertReactions | None = None,
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None,
                  changelog: BulkChangelog | None = None,
-                 deliver: Deliver | None = None, erased: Any = None) -> None:
+                 deliver: Deliver | None = None, erased: Any = None,
+                 bands: Callable[[], ValueBands] | None = None,
+                 decoded_bytes: int = DECODED_BYTES) -> None:
         self.customers = customers
         #: table erased_customers: SHA-256 of an erased id -> what keeps its old events
         #: from being applied again ({"applied_up_to": {kind: offset}, "erased_at": ...})
         self.erased = erased
         self.deliver: Deliver = deliver or _deliver_once
-        self._loaded: dict[str, CustomerState] = {}  # states as loaded for the current fold
         self._outputs: list[Any] = []
         self.changelog = changelog
         self.value_index = value_index
-        self._decoded: OrderedDict[str, tuple[bytes, CustomerState]] = OrderedDict()
+        self.decoded = DecodedCache(decoded_bytes)
+        self.core = CustomerCore(rules, reactions, bands)
         self.reactions = reactions
         self.emit = emit
         self.partials = partials
         self.rules = rules
+        self.plain_rules = plain.PlainRules(rules.state)
         self.metrics = metrics
         self._last_expiry: dict[int, float] = {}
 
@@ -141,7 +176,7 @@ class StateWriter:
         if raw is None:
             return False
         partition = customer_partition(raw)
-        state = decode_customer(raw)
+        state = plain.decode(raw)
         if self.changelog is None:
             del self.customers[key]
         else:
@@ -150,22 +185,26 @@ class StateWriter:
             marker = json.dumps({"applied_up_to": state.applied_up_to,
                                  "erased_at": datetime.now(UTC).isoformat()}).encode()
             self._set(self.erased, partition, erased_key(customer_id), marker)
-        self._decoded.pop(customer_id, None)
+        self.decoded.pop(customer_id)
         self.value_index.forget(partition, customer_id)
         return True
 
     def load_state(self, customer_id: str) -> CustomerState | None:
-        """The customer's current state (None: unknown here)."""
-        return self._load_state(customer_id)
+        """The customer's current state (None: unknown here), as the contract's model."""
+        state = self._load_customer(customer_id)
+        return None if state is None else plain.to_model(state)
 
     def put_state(self, partition: int, customer_id: str, state: CustomerState,
                   outputs: list[Any]) -> None:
         """Write one state outside a batch of events, with what it caused (sent by
         ``finish``)."""
-        raw = encode_customer(partition, state)
-        self._set(self.customers, partition, customer_id.encode(), raw)
-        self._decoded[customer_id] = (raw, state)
+        self._put_customer(partition, plain.from_model(state))
         self._outputs += outputs
+
+    def _put_customer(self, partition: int, state: plain.Customer) -> None:
+        raw = plain.encode(partition, state)
+        self._set(self.customers, partition, state.customer_id.encode(), raw)
+        self.decoded.put(state.customer_id, raw, state)
 
     def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
         if self.changelog is None:
@@ -181,46 +220,40 @@ class StateWriter:
                         ) -> tuple[list[Any], list[tuple[Accepted, Rejection]]]:
         try:
             result = self._fold(partition, items)
-            produced = self._react(partition, result)
             self._write(partition, result)
-            return produced, []
+            return result.outputs, []
         except Exception:
             log.exception("folding a batch of partition %d failed; retrying one by one",
                           partition)
+            self._forget(items)
         outputs: list[Any] = []
         failures = []
         for item in items:  # isolate the input that breaks the fold
             try:
                 result = self._fold(partition, [item])
-                produced = self._react(partition, result)
                 self._write(partition, result)
-                outputs += produced
+                outputs += result.outputs
             except Exception as exc:
+                self._forget([item])
                 failures.append((item, Rejection(ErrorClass.INTERNAL,
                                                  f"{type(exc).__name__}: {exc}"[:1000])))
         return outputs, failures
 
-    def _fold(self, partition: int, items: list[Accepted]) -> FoldResult:
+    def _forget(self, items: list[Accepted]) -> None:
+        """Drop the decoded states a failed fold may have changed in place: the table
+        still holds their bytes from before it."""
+        for item in items:
+            self.decoded.pop(item.event.customer_id)
+
+    def _fold(self, partition: int, items: list[Accepted]) -> CoreResult:
         # a record time ahead of the worker's clock counts as now: no producer clock can
         # move the watermark past the worker's clock plus the allowed skew
         now = time.time()
-        self._loaded.clear()
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 min(item.source.message.timestamp, now)) for item in items]
-        return fold_batch(partition, sourced, self._load_state, self._load_partial,
-                          self._load_watermark(partition), self.rules,
-                          self._load_keys(partition))
-
-    def _react(self, partition: int, result: FoldResult) -> list[Any]:
-        """The alert rules on what the fold applied: their outputs; the cooldowns they set
-        go into the states to write."""
-        if self.reactions is None or not result.applied:
-            return []
-        alerts, outputs = self.reactions.on_batch(partition, result.applied)
-        for customer_id, alert_state in alerts.items():
-            result.states[customer_id] = result.states[customer_id].model_copy(
-                update={"alerts": alert_state})
-        return outputs
+        stored = Stored(self._load_customer, self._load_partial,
+                        self._load_watermark(partition), self._load_keys(partition))
+        return self.core.fold_batch(partition, sourced, stored)
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
         cap = self.rules.max_group_keys
@@ -230,10 +263,10 @@ class StateWriter:
             self.partials, group_keys_key(partition, dimension).encode()) or []
             for dimension in DIMENSIONS})
 
-    def _write(self, partition: int, result: FoldResult) -> None:
+    def _write(self, partition: int, result: CoreResult) -> None:
         # Order matters within the partials changelog: tallies before the watermark.
         for key, partial in result.partials.items():
-            self._set(self.partials, partition, key.encode(), partial.model_dump(mode="json"))
+            self._set(self.partials, partition, key.encode(), partial)
         if result.keys is not None:
             for dimension in sorted(result.keys.changed):
                 self._set(self.partials, partition,
@@ -242,25 +275,17 @@ class StateWriter:
             for dimension, count in result.keys.overflow.items():
                 self.metrics.group_keys_overflow.labels(dimension).inc(count)
         self._set(self.partials, partition, watermark_key(partition).encode(),
-                  result.watermark.model_dump())
-        for customer_id, state in result.states.items():
-            if self._loaded.get(customer_id) is state:
-                continue  # unchanged (only duplicates): nothing to write, no state to create
-            raw = encode_customer(partition, state)
-            self._set(self.customers, partition, customer_id.encode(), raw)
-            self._decoded[customer_id] = (raw, state)
-            self._decoded.move_to_end(customer_id)
-            if len(self._decoded) > DECODED_KEPT:
-                self._decoded.popitem(last=False)
+                  result.watermark)
+        for state in result.customers.values():
+            self._put_customer(partition, state)
             if state.profile is not None:
-                self.value_index.update(partition, customer_id, state.profile.segment,
-                                        state.profile.value,
-                                        experience_is_low(state, self.rules.state))
+                self.value_index.update(partition, state.customer_id, state.profile[0],
+                                        state.profile[1],
+                                        plain.experience_is_low(state, self.plain_rules))
         now = time.time()
-        for change in result.applied:
-            occurred = getattr(change.item.event, "occurred_at", None)
-            if occurred is not None:
-                self.metrics.event_delay.observe(max(now - occurred.timestamp(), 0.0))
+        delay = self.metrics.event_delay
+        for occurred in result.applied_times:
+            delay.observe(max(now - occurred, 0.0))
         for (kind, outcome), count in result.outcomes.items():
             self.metrics.events_folded.labels(kind, outcome).inc(count)
 
@@ -269,7 +294,7 @@ class StateWriter:
         if now - self._last_expiry.get(partition, 0.0) < EXPIRY_INTERVAL_SECONDS:
             return
         self._last_expiry[partition] = now
-        watermark = self._load_watermark(partition)
+        watermark = Watermark.model_validate(self._load_watermark_raw(partition) or {})
         keys = [slot.raw for slot, _ in partial_slots(
             ((key, None) for key in list(self.partials.keys())), {partition})]
         for key in expired_partial_keys(keys, watermark, self.rules.windows):
@@ -278,22 +303,16 @@ class StateWriter:
             else:
                 self.changelog.delete(self.partials, partition, key.encode())
 
-    def _load_state(self, customer_id: str) -> CustomerState | None:
-        state = self._decode_state(customer_id)
-        if state is not None:
-            self._loaded[customer_id] = state
-        return state
-
-    def _decode_state(self, customer_id: str) -> CustomerState | None:
+    def _load_customer(self, customer_id: str) -> plain.Customer | None:
         raw = self._get(self.customers, customer_id.encode())
         if raw is None:
             return self._after_erasure(customer_id)
-        cached = self._decoded.get(customer_id)
-        if cached is not None and cached[0] is raw:  # the very bytes this worker wrote
-            return cached[1]
-        return decode_customer(raw)
+        cached = self.decoded.get(customer_id, raw)
+        if cached is not None:  # the very bytes this worker wrote
+            return cached
+        return plain.decode(raw)
 
-    def _after_erasure(self, customer_id: str) -> CustomerState | None:
+    def _after_erasure(self, customer_id: str) -> plain.Customer | None:
         """A new state for an erased customer that knows which of their events were
         applied before (None: never erased)."""
         if self.erased is None:
@@ -301,16 +320,22 @@ class StateWriter:
         marker = self._get(self.erased, erased_key(customer_id))
         if marker is None:
             return None
-        applied = json.loads(marker)["applied_up_to"]
-        return CustomerState(customer_id=customer_id, applied_up_to=applied)
+        state = plain.Customer(customer_id)
+        state.applied_up_to = dict(json.loads(marker)["applied_up_to"])
+        return state
 
-    def _load_partial(self, key: str) -> PartialTally | None:
-        raw = self._get(self.partials, key.encode())
-        return None if raw is None else PartialTally.model_validate(raw)
+    def _load_partial(self, key: str) -> dict[str, Any] | None:
+        raw: dict[str, Any] | None = self._get(self.partials, key.encode())
+        return raw
 
-    def _load_watermark(self, partition: int) -> Watermark:
-        raw = self._get(self.partials, watermark_key(partition).encode())
-        return Watermark() if raw is None else Watermark.model_validate(raw)
+    def _load_watermark_raw(self, partition: int) -> dict[str, Any] | None:
+        raw: dict[str, Any] | None = self._get(self.partials,
+                                               watermark_key(partition).encode())
+        return raw
+
+    def _load_watermark(self, partition: int) -> tuple[float, int]:
+        raw = self._load_watermark_raw(partition)
+        return (0.0, -1) if raw is None else (float(raw["at"]), int(raw["offset"]))
 
 
 def _by_partition(accepted: Sequence[Accepted]) -> dict[int, list[Accepted]]:
@@ -325,14 +350,15 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
     """Refill the index from the table (after recovery); return the customers indexed."""
     index.clear()
     indexed = 0
+    plain_rules = plain.PlainRules(rules)
     for key, raw in list(customers.items()):
         partition = customer_partition(raw)
         if partition not in owned:
             continue
-        state = decode_customer(raw)
+        state = plain.decode(raw)
         if state.profile is not None:
-            index.update(partition, key.decode(), state.profile.segment, state.profile.value,
-                         experience_is_low(state, rules))
+            index.update(partition, key.decode(), state.profile[0], state.profile[1],
+                         plain.experience_is_low(state, plain_rules))
             indexed += 1
     index.mark_indexed(owned)
     return indexed

@@ -1,0 +1,249 @@
+"""The hot path of a worker: one batch of one partition in, what it changed and caused out.
+
+    CustomerCore.fold_batch(partition, items, load) -> CoreResult(customers to write,
+        partial tallies, watermark, group keys, outputs in event order, outcome counts)
+
+Plain data throughout (scoring.plain, scoring.plain_fold); the customer rules look at most
+events without building anything: a rule can only fire, or an alert resolve, for an
+answer under a rule's threshold, a social post, a customer entering the at-risk quadrant
+or a customer with an alert still cooling. Only those events build the contract's models
+and go through ``AlertReactions`` (alerts.reactions), which stays the one place where the
+rules are applied, so alerts are the same whichever path computed the fold. The narrow
+interface (validated events and stored values in, values out) is what a compiled
+implementation would have to replace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.customer_rules import recovered
+from cxstream.alerts.group_rules import is_negative_feedback, signals_of
+from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.fold import FoldRules, SourcedEvent
+from cxstream.scoring.groups import GroupKeys
+from cxstream.scoring.plain import (
+    NEGATIVE_OUTCOMES,
+    Customer,
+    PlainRules,
+    experience_is_low,
+    is_negative,
+    to_model,
+)
+from cxstream.scoring.plain_fold import FoldBatch
+from cxstream.scoring.value_bands import ValueBands
+
+
+@dataclass
+class CoreResult:
+    customers: dict[str, Customer] = field(default_factory=dict)  # changed ones, to write
+    changed: set[str] = field(default_factory=set)
+    partials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    watermark: dict[str, Any] = field(default_factory=dict)
+    keys: GroupKeys | None = None
+    outputs: list[Any] = field(default_factory=list)  # AlertOut, ResolveOut, SignalOut
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: event times (epoch seconds) of the events applied for the first time
+    applied_times: list[float] = field(default_factory=list)
+
+
+class Stored:
+    """What the core reads of the tables, for one partition."""
+
+    def __init__(self, customer: Callable[[str], Customer | None],
+                 partial: Callable[[str], dict[str, Any] | None],
+                 watermark: tuple[float, int], keys: GroupKeys | None) -> None:
+        self.customer = customer
+        self.partial = partial
+        self.watermark = watermark
+        self.keys = keys
+
+
+class CustomerCore:
+    """The fold and the customer rules of one worker, on plain data."""
+
+    def __init__(self, rules: FoldRules, reactions: AlertReactions | None,
+                 bands: Callable[[], ValueBands] | None = None) -> None:
+        self.rules = rules
+        self.plain_rules = PlainRules(rules.state)
+        self.reactions = reactions
+        #: the current value bands (None: the quadrant is taken from the rules' own
+        #: report of the state, built per event)
+        self.bands = bands
+
+    def fold_batch(self, partition: int, items: Sequence[SourcedEvent],
+                   stored: Stored) -> CoreResult:
+        batch = FoldBatch(partition, self.rules, self.plain_rules, stored.partial,
+                          stored.watermark, stored.keys)
+        result = CoreResult(keys=stored.keys)
+        states: dict[str, Customer] = {}  # in the order of their first event
+        changed_ids = result.changed
+        #: each customer's quadrant after their latest event, and the bands it was for
+        quadrants: dict[str, tuple[ValueBands | None, str | None]] = {}
+        for item in items:
+            customer_id = item.event.customer_id
+            state = states.get(customer_id)
+            if state is None:
+                state = stored.customer(customer_id)
+                if state is None:
+                    state = Customer(customer_id)
+                    changed_ids.add(customer_id)  # a new state is written
+                states[customer_id] = state
+            is_profile = isinstance(item.event, CustomerProfile)
+            before: Any = None
+            profile_before, low = None, None
+            quadrant_before = None
+            if self.reactions is not None:
+                if is_profile:
+                    profile_before = state.profile
+                    low = experience_is_low(state, self.plain_rules)  # a profile keeps it
+                    if low or state.alerts.get("open"):
+                        before = to_model(state)  # the profile rules read the whole state
+                else:
+                    quadrant_before = self._quadrant_of(state, quadrants.get(customer_id))
+            applied, changed = batch.fold(item, state)
+            if changed:
+                changed_ids.add(customer_id)
+            if not applied:
+                continue
+            occurred = getattr(item.event, "occurred_at", None)
+            if occurred is not None:
+                result.applied_times.append(occurred.timestamp())
+            if self.reactions is None:
+                continue
+            if is_profile:
+                if before is not None:
+                    self._on_profile(partition, item, before, state, result)
+                elif state.profile != profile_before:
+                    self._note_profile(partition, state, low)
+                quadrants.pop(customer_id, None)
+                continue
+            bands = self.bands() if self.bands is not None else None
+            quadrant = self._quadrant(state, bands)
+            self._on_applied(item, state, quadrant_before, quadrant, result)
+            quadrants[customer_id] = (bands, quadrant)
+        result.customers = {customer_id: state for customer_id, state in states.items()
+                            if customer_id in changed_ids}
+        result.partials = batch.changed_partials()
+        result.watermark = batch.watermark()
+        result.outcomes = dict(batch.outcomes)
+        return result
+
+    # -- quadrants --------------------------------------------------------------------
+
+    def _quadrant_of(self, state: Customer,
+                     known: tuple[ValueBands | None, str | None] | None) -> str | None:
+        """The customer's quadrant now: ``known`` if it is for the current bands (the
+        bands change when a profile or a refresh moves the thresholds)."""
+        bands = self.bands() if self.bands is not None else None
+        if known is not None and bands is not None and known[0] is bands:
+            return known[1]
+        return self._quadrant(state, bands)
+
+    def _quadrant(self, state: Customer, bands: ValueBands | None) -> str | None:
+        if bands is None:
+            assert self.reactions is not None
+            return self.reactions.customer_alerts.report_of(to_model(state)).get("quadrant")
+        high = None
+        if state.profile is not None:
+            high = bands.flags(state.profile[0], state.profile[1])["high_value"]
+        low = experience_is_low(state, self.plain_rules)
+        if high is None or low is None:
+            return None
+        if high:
+            return "at-risk" if low else "exemplary"
+        return "dangling" if low else "growth"
+
+    # -- rules ------------------------------------------------------------------------
+
+    def _note_profile(self, partition: int, state: Customer, low: bool | None) -> None:
+        """A new profile of a customer whose experience is not low and who has no alert:
+        all that AlertReactions.on_profile does then is tell the value bands."""
+        reactions = self.reactions
+        assert reactions is not None and state.profile is not None
+        if reactions.note_value is not None:
+            reactions.note_value(partition, state.customer_id, state.profile[0],
+                                 state.profile[1], low)
+        elif reactions.note_profile is not None:
+            reactions.note_profile(partition, to_model(state))
+
+    def _on_profile(self, partition: int, item: SourcedEvent, before: Any,
+                    state: Customer, result: CoreResult) -> None:
+        assert self.reactions is not None
+        after = to_model(state)
+        reacted, produced = self.reactions.on_profile(partition, item, before, after)
+        if reacted.alerts is not after.alerts:
+            state.alerts = dict(reacted.alerts)
+            result.changed.add(state.customer_id)
+        result.outputs += produced
+
+    def _on_applied(self, item: SourcedEvent, state: Customer, quadrant_before: str | None,
+                    quadrant_after: str | None, result: CoreResult) -> None:
+        assert self.reactions is not None
+        event = item.event
+        assert isinstance(event, Feedback | Interaction)
+        alerts = self.reactions.customer_alerts
+        config = self.reactions.config
+        recent = alerts.now() - event.occurred_at <= timedelta(
+            hours=config.max_event_age_hours)
+        may_alert = recent and (
+            (quadrant_after == "at-risk" and quadrant_before != "at-risk"
+             and config.high_value_at_risk.enabled)
+            or (isinstance(event, Feedback) and config.detractor.enabled
+                and is_negative_feedback(event, config))
+            or (isinstance(event, Interaction) and _may_be_negative_post(event, config))
+            or _may_resolve(state, event, quadrant_after, config))
+        signals = _may_signal(event, self.reactions)
+        if not (may_alert or signals):
+            return
+        topics = alerts.topics_of(event)
+        model = None
+        if may_alert:
+            model = to_model(state)
+            after, raised = alerts.react_from(event, quadrant_before, model, topics)
+            result.outputs += [AlertOut(status, alert, item.record_time)
+                               for status, alert in raised]
+            if not raised:
+                after, resolved = alerts.settle(event, after)
+                result.outputs += [ResolveOut(r) for r in resolved]
+            if after.alerts is not model.alerts:
+                state.alerts = dict(after.alerts)
+                result.changed.add(state.customer_id)
+        if signals:
+            segment = state.profile[0] if state.profile else None
+            result.outputs += [SignalOut(signal) for signal in signals_of(
+                event, topics, segment, config, self.reactions.state_rules)]
+
+
+def _may_signal(event: Feedback | Interaction, reactions: AlertReactions) -> bool:
+    """Whether the event gives group-rule signals (group_rules.signals_of)."""
+    if isinstance(event, Feedback):
+        return is_negative_feedback(event, reactions.config)
+    return event.outcome in NEGATIVE_OUTCOMES or is_negative(event, reactions.state_rules)
+
+
+def _may_be_negative_post(event: Interaction, config: RulesConfig) -> bool:
+    """social_negative_trigger may fire (without tagging: complaint wording is looked
+    for only when the post has no sentiment)."""
+    rule = config.social_negative
+    if not rule.enabled or event.channel != "social":
+        return False
+    return event.sentiment is None or event.sentiment <= rule.sentiment_max
+
+
+def _may_resolve(state: Customer, event: Feedback | Interaction, quadrant: str | None,
+                 config: RulesConfig) -> bool:
+    """Whether ``event`` may resolve an alert of the customer (customer_rules.settle): one
+    still cooling at its time, of a rule that resolves by itself and that it recovers."""
+    at = event.occurred_at
+    for rule, alert in state.alerts.get("open", {}).items():
+        if (getattr(config, rule).auto_resolve
+                and at < datetime.fromisoformat(alert["until"])
+                and recovered(rule, event, {"quadrant": quadrant}, config) is not None):
+            return True
+    return False
