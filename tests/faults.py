@@ -27,6 +27,7 @@ from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records, wait_for_group
+from cxstream.scoring import plain
 from cxstream.streams.clients import ensure_topics
 from cxstream.streams.deadletter import read_headers
 from cxstream.streams.io import read_topic
@@ -239,14 +240,16 @@ def _seen_event_ids(settings: Settings) -> tuple[set[str], int]:
     for record in asyncio.run(read_topic(settings, f"{settings.app_id}-customer_to_state"
                                          "-changelog", timeout_seconds=300)):
         latest[record.key or b""] = record.value
+    table = {key: value for key, value in latest.items() if value is not None}
     seen: set[str] = set()
     doubled = 0
-    for raw in latest.values():
-        if raw is None:
-            continue
-        state = json.loads(raw[raw.index(b"|") + 1:])
-        seen |= {name.split(":", 1)[1] for name in state.get("seen", {})}
-        for records in (state.get("recent_scores", []), state.get("recent_interactions", [])):
-            counts = Counter(record["event_id"] for record in records)
+    for key, raw in table.items():
+        if plain.is_history_key(key):
+            continue  # read with the customer's state, as the worker reads it
+        state = plain.to_model(plain.decode(raw, table.get, settings.seen_event_ids_kept),
+                               with_seen=True)
+        seen |= {name.split(":", 1)[1] for name in state.seen}
+        for records in (state.recent_scores, state.recent_interactions):
+            counts = Counter(record.event_id for record in records)
             doubled += sum(count - 1 for count in counts.values())
     return seen, doubled

@@ -30,6 +30,7 @@ from cxstream.scoring.groups import GroupKeys
 from cxstream.scoring.plain import (
     NEGATIVE_OUTCOMES,
     Customer,
+    HistoryLoader,
     PlainRules,
     experience_is_low,
     is_negative,
@@ -57,8 +58,10 @@ class Stored:
 
     def __init__(self, customer: Callable[[str], Customer | None],
                  partial: Callable[[str], dict[str, Any] | None],
-                 watermark: tuple[float, int], keys: GroupKeys | None) -> None:
+                 watermark: tuple[float, int], keys: GroupKeys | None,
+                 history: HistoryLoader | None = None) -> None:
         self.customer = customer
+        self.history = history  # where a new customer's history will be read from
         self.partial = partial
         self.watermark = watermark
         self.keys = keys
@@ -91,7 +94,7 @@ class CustomerCore:
             if state is None:
                 state = stored.customer(customer_id)
                 if state is None:
-                    state = Customer(customer_id)
+                    state = Customer(customer_id, stored.history)
                     changed_ids.add(customer_id)  # a new state is written
                 states[customer_id] = state
             is_profile = isinstance(item.event, CustomerProfile)

@@ -2,19 +2,31 @@
 
 The same state as ``scoring.customer.CustomerState`` (the contract's model, kept for the
 API, the alert context and as the reference of the differential test), without a pydantic
-model rebuilt per event: records are tuples, lists are updated in place, timestamps are
-integer microseconds since the epoch (UTC; exact, unlike float seconds).
+model rebuilt per event: records are tuples, timestamps integer microseconds since the
+epoch (UTC; exact, unlike float seconds).
 
-Encoding (``encode``), fixed so two encodings of one state compare byte for byte: a JSON
-object written by orjson, keys in the order of ``_FIELDS`` (empty and null ones left
-out), records as arrays in the order of their ``*_FIELDS``, floats in orjson's shortest
-round-trip form, after the prefix ``b"<partition>|"``. Its ``"v"`` is FORMAT. Records of
-earlier releases (a ``CustomerState`` as JSON, no ``"v"``) are still read (``decode``).
+Split in two, so that what is written per event stays small whatever the customer did:
+- the hot part (``encode``), rewritten with each batch that changes the customer: the
+  profile, the latest score per survey (score, time, event id), negative-signal times,
+  applied offsets, alert cooldowns, and the layout of the history;
+- the history, appended: one record per recent interaction or answer in a slot (slots are
+  reused once the oldest record is dropped), the full latest answer per survey, and the
+  remembered event ids as a ring of slots (oldest overwritten) with one record per id
+  for lookups. ``take_writes`` gives what a batch added or dropped (None: a tombstone);
+  the records live in the same table as the hot part, under ``history_key``.
+
+Encoding, fixed so that two encodings of one state compare byte for byte: JSON written by
+orjson, object keys in the order ``encode`` writes them (empty ones left out), records as
+arrays in the order of ``*_FIELDS``, floats in orjson's shortest round-trip form, after
+the prefix ``b"<partition>|"``; ``"v"`` is FORMAT. Values written by releases before
+0.4.0 (a whole CustomerState as JSON, no ``"v"``) are still read (``decode``); their
+history is written out with the customer's next change.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,10 +43,12 @@ from cxstream.scoring.customer import (
 )
 from cxstream.scoring.groups import Counted
 
-FORMAT = 2
+FORMAT = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 NEGATIVE_OUTCOMES = frozenset({"failure", "abandoned", "escalated"})
+#: reads a history record (by history_key) from the table; None: not there
+HistoryLoader = Callable[[bytes], bytes | None]
 
 # record layouts (tuples): what each position holds
 PROFILE_FIELDS = ("segment", "value", "owner", "region", "updated_at")
@@ -42,9 +56,13 @@ SCORE_FIELDS = ("event_id", "survey", "score", "at", "channel", "touchpoint", "c
                 "language")
 INTERACTION_FIELDS = ("event_id", "at", "channel", "touchpoint", "outcome", "wait_seconds",
                       "sentiment", "text", "negative")
-S_ID, S_SURVEY, S_SCORE, S_AT, S_CHANNEL, S_TOUCHPOINT, S_COMMENT, S_LANGUAGE = range(8)
-I_ID, I_AT, I_CHANNEL, I_TOUCHPOINT, I_OUTCOME, I_WAIT, I_SENTIMENT, I_TEXT, I_NEG = range(9)
-P_SEGMENT, P_VALUE, P_OWNER, P_REGION, P_UPDATED = range(5)
+S_AT = SCORE_FIELDS.index("at")
+I_AT = INTERACTION_FIELDS.index("at")
+#: history kinds: their letter in keys, and where a record keeps its time
+SCORES, INTERACTIONS = "s", "i"
+AT_OF = {SCORES: S_AT, INTERACTIONS: I_AT}
+KIND_LETTER = {"interaction": "i", "feedback": "f", "customer": "c"}
+KIND_NAME = {letter: name for name, letter in KIND_LETTER.items()}
 
 
 def to_us(moment: datetime) -> int:
@@ -59,6 +77,19 @@ def from_us(us: int) -> datetime:
 def span_us(**kwargs: float) -> int:
     """A timedelta in whole microseconds, rounded as ``timedelta`` rounds it."""
     return timedelta(**kwargs) // ONE_US
+
+
+#: the first byte of every history key: never the first byte of a customer id's UTF-8,
+#: so the history shares the customers' table without a clash
+HISTORY_MARK = b"\xff"
+
+
+def history_key(customer_id: str, tag: str) -> bytes:
+    return HISTORY_MARK + f"{customer_id}|{tag}".encode()
+
+
+def is_history_key(key: bytes) -> bool:
+    return key[:1] == HISTORY_MARK
 
 
 class PlainRules:
@@ -77,55 +108,169 @@ class PlainRules:
 class Customer:
     """One customer's state (see CustomerState for what each part means)."""
 
-    __slots__ = (
-        "alerts",
-        "applied_up_to",
-        "counted",
-        "customer_id",
-        "interactions",
-        "last_event_at",
-        "last_scores",
-        "profile",
-        "scores",
-        "seen",
-        "signals",
-    )
+    __slots__ = ("alerts", "applied_up_to", "cache", "counted", "customer_id", "history",
+                 "last_event_at", "last_scores", "newest", "order", "profile", "seen_count",
+                 "seen_kept", "signals", "writes")
 
-    def __init__(self, customer_id: str) -> None:
+    def __init__(self, customer_id: str, history: HistoryLoader | None = None) -> None:
         self.customer_id = customer_id
         self.profile: tuple[Any, ...] | None = None
-        self.last_scores: dict[str, tuple[Any, ...]] = {}
-        self.scores: list[tuple[Any, ...]] = []  # in event-time order
-        self.interactions: list[tuple[Any, ...]] = []  # in event-time order
+        #: survey -> (score, time, event id) of the latest answer (in full: history "l")
+        self.last_scores: dict[str, tuple[int, int, str]] = {}
         self.signals: list[int] = []  # negative interactions' times, sorted
-        self.seen: dict[str, int] = {}  # "<kind>:<event_id>" -> offset, oldest first
         self.applied_up_to: dict[str, int] = {}
         self.last_event_at: int | None = None
         self.counted: dict[str, dict[str, Counted]] = {}
         self.alerts: dict[str, Any] = {}
+        #: history kind -> slots of the kept records in time order, and the newest time
+        self.order: dict[str, list[int]] = {}
+        self.newest: dict[str, int] = {}
+        self.seen_count = 0  # event ids remembered so far (the ring's write position)
+        self.seen_kept = 0  # the ring's size when it was written
+        self.history = history
+        self.cache: dict[str, Any] = {}  # history records read or written, by tag
+        self.writes: dict[str, Any] = {}  # history changes not yet taken (None: deleted)
+
+    # -- history records --------------------------------------------------------------
+
+    def read(self, tag: str) -> Any:
+        """A history record by tag (decoded; None: not there)."""
+        if tag in self.cache:
+            return self.cache[tag]
+        raw = None if self.history is None else self.history(
+            history_key(self.customer_id, tag))
+        value = None if raw is None else orjson.loads(raw)
+        self.cache[tag] = value
+        return value
+
+    def write(self, tag: str, value: Any) -> None:
+        """Set (or with None delete) a history record, written with the next change."""
+        self.cache[tag] = value
+        self.writes[tag] = value  # encoded once taken: a record may change again first
+
+    def take_writes(self) -> dict[str, bytes | None]:
+        """History records changed since the last call, encoded, by tag (None: deleted)."""
+        writes, self.writes = self.writes, {}
+        return {tag: None if value is None else orjson.dumps(value)
+                for tag, value in writes.items()}
+
+    def history_tags(self) -> list[str]:
+        """Every history record the customer has (to delete them all)."""
+        tags = [f"{kind}{slot}" for kind, slots in self.order.items() for slot in slots]
+        tags += [f"l{survey}" for survey in self.last_scores]
+        for slot, name in self._ring():
+            tags += [f"d{slot}", f"~{name}"]
+        return tags
+
+    # -- recent records ---------------------------------------------------------------
+
+    def records(self, kind: str) -> list[tuple[Any, ...]]:
+        """The kept records of ``kind`` (SCORES, INTERACTIONS), in time order."""
+        found = (self.read(f"{kind}{slot}") for slot in self.order.get(kind, ()))
+        return [tuple(record) for record in found if record is not None]
+
+    def has_records(self, kind: str) -> bool:
+        return bool(self.order.get(kind))
+
+    def add_record(self, kind: str, record: tuple[Any, ...], kept: int) -> None:
+        """Insert after the records at the same time or earlier; keep the ``kept``
+        latest (the record itself is dropped when it would be the oldest of a full
+        history)."""
+        at = record[AT_OF[kind]]
+        order = self.order.setdefault(kind, [])
+        if not order or at >= self.newest[kind]:
+            position = len(order)  # the usual case: no record needs reading
+        else:
+            times = [self.read(f"{kind}{slot}")[AT_OF[kind]] for slot in order]
+            position = bisect_right(times, at)
+        drop = max(len(order) + 1 - kept, 0)  # oldest first, once it is in
+        dropped = order[:drop] if position >= drop else order[:drop - 1]
+        for slot in dropped:  # dropped records are deleted, but a slot may be reused
+            self.write(f"{kind}{slot}", None)
+        del order[:len(dropped)]
+        if position < drop:
+            return  # the record itself is older than every record kept
+        position -= len(dropped)
+        free = dropped[-1] if dropped else _free_slot(order)
+        order.insert(position, free)
+        self.write(f"{kind}{free}", record)
+        if position == len(order) - 1:
+            self.newest[kind] = at
+
+    # -- remembered event ids ---------------------------------------------------------
+
+    def seen_offset(self, kind: str, event_id: str) -> int | None:
+        offset: int | None = self.read(f"~{KIND_LETTER[kind]}:{event_id}")
+        return offset
 
     def delivery_of(self, kind: str, event_id: str, offset: int) -> str:
         """As CustomerState.delivery_of: "new", "replay" or "duplicate"."""
-        seen_at = self.seen.get(f"{kind}:{event_id}")
+        seen_at = self.seen_offset(kind, event_id)
         if seen_at is not None:
             return "replay" if seen_at == offset else "duplicate"
         return "duplicate" if offset <= self.applied_up_to.get(kind, -1) else "new"
 
+    def remember(self, kind: str, event_id: str, offset: int, kept: int) -> None:
+        """Mark an event as applied (the ``kept`` most recent ids, oldest dropped)."""
+        if self.seen_kept != kept and self.seen_count:
+            self._resize_ring(kept)
+        self.seen_kept = kept
+        name = f"{KIND_LETTER[kind]}:{event_id}"
+        slot = self.seen_count % kept
+        if self.seen_count >= kept:
+            oldest = self.read(f"d{slot}")
+            if oldest is not None:
+                self.write(f"~{oldest}", None)
+        self.write(f"d{slot}", name)
+        self.write(f"~{name}", offset)
+        self.seen_count += 1
+        if offset > self.applied_up_to.get(kind, -1):
+            self.applied_up_to[kind] = offset
 
-def remember(state: Customer, kind: str, event_id: str, offset: int, kept: int) -> None:
-    seen = state.seen
-    seen[f"{kind}:{event_id}"] = offset
-    while len(seen) > kept:
-        del seen[next(iter(seen))]
-    if offset > state.applied_up_to.get(kind, -1):
-        state.applied_up_to[kind] = offset
+    def seen(self) -> dict[str, int]:
+        """"<kind>:<event_id>" -> offset, oldest first (CustomerState.seen)."""
+        found = {}
+        for _, name in self._ring():
+            letter, event_id = name.split(":", 1)
+            found[f"{KIND_NAME[letter]}:{event_id}"] = self.read(f"~{name}")
+        return found
+
+    def _ring(self) -> Iterator[tuple[int, str]]:
+        """(slot, "<kind letter>:<event_id>") of the remembered ids, oldest first."""
+        kept = self.seen_kept
+        for position in range(max(self.seen_count - kept, 0), self.seen_count):
+            name = self.read(f"d{position % kept}")
+            if name is not None:
+                yield position % kept, name
+
+    def _resize_ring(self, kept: int) -> None:
+        """Lay the ring out again for another size (the setting changed)."""
+        entries = [(name, self.read(f"~{name}")) for _, name in self._ring()]
+        for slot, name in list(self._ring()):
+            self.write(f"d{slot}", None)
+            self.write(f"~{name}", None)
+        self.seen_count, self.seen_kept = 0, kept
+        for name, offset in entries[-kept:]:
+            self.write(f"d{self.seen_count}", name)
+            self.write(f"~{name}", offset)
+            self.seen_count += 1
+
+    def last_record(self, survey: str) -> tuple[Any, ...]:
+        return tuple(self.read(f"l{survey}"))
+
+
+def _free_slot(order: list[int]) -> int:
+    if len(order) not in order:  # the usual case: slots 0..n-1 are the ones in use
+        return len(order)
+    used = set(order)
+    return next(slot for slot in range(len(order) + 1) if slot not in used)
 
 
 def apply_profile(state: Customer, event: CustomerProfile) -> bool:
     """The latest profile by updated_at wins (an equal time: the one read later); False:
     an older profile, nothing changed."""
     updated = to_us(event.updated_at)
-    if state.profile is not None and updated < state.profile[P_UPDATED]:
+    if state.profile is not None and updated < state.profile[4]:
         return False
     state.profile = (event.segment, event.value, event.owner, event.region, updated)
     return True
@@ -145,15 +290,15 @@ def apply_interaction(state: Customer, event: Interaction, at: int, rules: Plain
     record = (event.event_id, at, event.channel, event.touchpoint, event.outcome,
               event.wait_seconds, event.sentiment, text[:TEXT_KEPT] if text else None,
               negative)
-    _add_newest(state.interactions, record, I_AT, rules.rules.recent_interactions_kept)
+    state.add_record(INTERACTIONS, record, rules.rules.recent_interactions_kept)
     if state.last_event_at is None or at > state.last_event_at:
         state.last_event_at = at
     if negative:
         signals = state.signals
         insort(signals, at)
         horizon = signals[-1] - rules.signal_window_us
-        kept = signals[bisect_left(signals, horizon):][-rules.rules.negative_signals_kept:]
-        state.signals = kept
+        state.signals = signals[bisect_left(signals, horizon):][
+            -rules.rules.negative_signals_kept:]
 
 
 def apply_feedback(state: Customer, event: Feedback, at: int, rules: PlainRules) -> None:
@@ -161,19 +306,12 @@ def apply_feedback(state: Customer, event: Feedback, at: int, rules: PlainRules)
     record = (event.event_id, event.survey, event.score, at, event.channel, event.touchpoint,
               comment[:TEXT_KEPT] if comment else None, event.language if comment else None)
     previous = state.last_scores.get(event.survey)
-    if previous is None or at >= previous[S_AT]:
-        state.last_scores[event.survey] = record
-    _add_newest(state.scores, record, S_AT, rules.rules.recent_scores_kept)
+    if previous is None or at >= previous[1]:
+        state.last_scores[event.survey] = (event.score, at, event.event_id)
+        state.write(f"l{event.survey}", record)
+    state.add_record(SCORES, record, rules.rules.recent_scores_kept)
     if state.last_event_at is None or at > state.last_event_at:
         state.last_event_at = at
-
-
-def _add_newest(records: list[tuple[Any, ...]], record: tuple[Any, ...], at: int,
-                kept: int) -> None:
-    """Insert after the records at the same time or earlier; keep the ``kept`` latest."""
-    insort(records, record, key=lambda r: r[at])
-    if len(records) > kept:
-        del records[: len(records) - kept]
 
 
 def negative_signal_count(state: Customer, rules: PlainRules) -> int:
@@ -185,46 +323,57 @@ def negative_signal_count(state: Customer, rules: PlainRules) -> int:
 
 def experience_is_low(state: Customer, rules: PlainRules) -> bool | None:
     """As scoring.customer.experience_is_low, without building the reasons."""
-    if not (state.last_scores or state.interactions):
+    if not (state.last_scores or state.has_records(INTERACTIONS)):
         return None
     last = state.last_event_at
-    for survey, record in state.last_scores.items():
-        recent = last is None or last - record[S_AT] <= rules.recency_us
-        if recent and record[S_SCORE] <= rules.limits[survey]:
+    for survey, (score, at, _) in state.last_scores.items():
+        recent = last is None or last - at <= rules.recency_us
+        if recent and score <= rules.limits[survey]:
             return True
     return negative_signal_count(state, rules) >= rules.rules.at_risk_negative_signals
 
 
 # -- the contract's model, both ways (the API, the alert context, the reference) --------
 
-def to_model(state: Customer) -> CustomerState:
-    """The state as the contract's model."""
+def to_model(state: Customer, with_seen: bool = False) -> CustomerState:
+    """The state as the contract's model (``seen`` read from the history only with
+    ``with_seen``: neither the rules nor the API show it)."""
     profile = state.profile
     return CustomerState.model_construct(
         customer_id=state.customer_id,
         profile=None if profile is None else Profile.model_construct(
             segment=profile[0], value=profile[1], owner=profile[2], region=profile[3],
             updated_at=from_us(profile[4])),
-        last_scores={survey: _score_model(r) for survey, r in state.last_scores.items()},
-        recent_scores=tuple(_score_model(r) for r in state.scores),
-        recent_interactions=tuple(_interaction_model(r) for r in state.interactions),
+        last_scores={survey: _score_model(state.last_record(survey))
+                     for survey in state.last_scores},
+        recent_scores=tuple(_score_model(r) for r in state.records(SCORES)),
+        recent_interactions=tuple(_interaction_model(r)
+                                  for r in state.records(INTERACTIONS)),
         negative_signals=tuple(from_us(at) for at in state.signals),
-        seen=dict(state.seen), applied_up_to=dict(state.applied_up_to),
+        seen=state.seen() if with_seen else {}, applied_up_to=dict(state.applied_up_to),
         last_event_at=None if state.last_event_at is None else from_us(state.last_event_at),
         counted={name: dict(per) for name, per in state.counted.items()},
         alerts=dict(state.alerts))
 
 
-def from_model(model: CustomerState) -> Customer:
+def from_model(model: CustomerState, kept_ids: int) -> Customer:
+    """A plain state with all of its history to write (``kept_ids``: the ring's size)."""
     state = Customer(model.customer_id)
     if model.profile is not None:
         p = model.profile
         state.profile = (p.segment, p.value, p.owner, p.region, to_us(p.updated_at))
-    state.last_scores = {survey: _score_record(r) for survey, r in model.last_scores.items()}
-    state.scores = [_score_record(r) for r in model.recent_scores]
-    state.interactions = [_interaction_record(r) for r in model.recent_interactions]
+    for survey, r in model.last_scores.items():
+        state.last_scores[survey] = (r.score, to_us(r.at), r.event_id)
+        state.write(f"l{survey}", _score_record(r))
+    for record in model.recent_scores:
+        state.add_record(SCORES, _score_record(record), len(model.recent_scores))
+    for interaction in model.recent_interactions:
+        state.add_record(INTERACTIONS, _interaction_record(interaction),
+                         len(model.recent_interactions))
     state.signals = [to_us(at) for at in model.negative_signals]
-    state.seen = dict(model.seen)
+    for name, offset in list(model.seen.items())[-kept_ids:]:
+        kind, event_id = name.split(":", 1)
+        state.remember(kind, event_id, offset, kept_ids)
     state.applied_up_to = dict(model.applied_up_to)
     state.last_event_at = None if model.last_event_at is None else to_us(model.last_event_at)
     state.counted = {name: dict(per) for name, per in model.counted.items()}
@@ -257,51 +406,53 @@ def _interaction_record(r: InteractionRecord) -> tuple[Any, ...]:
 # -- bytes ------------------------------------------------------------------------------
 
 def encode(partition: int, state: Customer) -> bytes:
-    """The table value: b"<partition>|" + the fixed JSON encoding (module docstring)."""
-    body: dict[str, Any] = {"v": FORMAT, "customer_id": state.customer_id}
+    """The hot part as the table holds it: b"<partition>|" + the fixed JSON encoding."""
+    body: dict[str, Any] = {"v": FORMAT, "c": state.customer_id}
     if state.profile is not None:
-        body["profile"] = state.profile
+        body["p"] = state.profile
     if state.last_scores:
-        body["last_scores"] = state.last_scores
-    if state.scores:
-        body["recent_scores"] = state.scores
-    if state.interactions:
-        body["recent_interactions"] = state.interactions
+        body["l"] = state.last_scores
     if state.signals:
-        body["negative_signals"] = state.signals
-    if state.seen:
-        body["seen"] = state.seen
+        body["g"] = state.signals
     if state.applied_up_to:
-        body["applied_up_to"] = state.applied_up_to
+        body["a"] = {KIND_LETTER[kind]: offset for kind, offset in state.applied_up_to.items()}
     if state.last_event_at is not None:
-        body["last_event_at"] = state.last_event_at
+        body["t"] = state.last_event_at
+    if state.order:
+        body["o"] = state.order
+        body["n"] = state.newest
+    if state.seen_count:
+        body["d"] = (state.seen_count, state.seen_kept)
     if state.counted:
-        body["counted"] = {name: {survey: [c.start, c.score, to_us(c.at), c.groups]
-                                  for survey, c in per.items()}
-                           for name, per in state.counted.items()}
+        body["k"] = {name: {survey: (c.start, c.score, to_us(c.at), c.groups)
+                            for survey, c in per.items()}
+                     for name, per in state.counted.items()}
     if state.alerts:
-        body["alerts"] = state.alerts
+        body["x"] = state.alerts
     return b"%d|" % partition + orjson.dumps(body)
 
 
-def decode(raw: bytes) -> Customer:
-    """A table value (this format, or a CustomerState of an earlier release)."""
+def decode(raw: bytes, history: HistoryLoader | None = None,
+           kept_ids: int = 100) -> Customer:
+    """A table value with its history (``history``), of this format or a whole
+    CustomerState of an earlier release (``kept_ids``: the ring size to lay it out in)."""
     body = orjson.loads(raw[raw.index(b"|") + 1:])
     if body.get("v") != FORMAT:
-        return from_model(CustomerState.model_validate(body))
-    state = Customer(body["customer_id"])
-    profile = body.get("profile")
-    if profile is not None:
-        state.profile = tuple(profile)
-    state.last_scores = {s: tuple(r) for s, r in body.get("last_scores", {}).items()}
-    state.scores = [tuple(r) for r in body.get("recent_scores", ())]
-    state.interactions = [tuple(r) for r in body.get("recent_interactions", ())]
-    state.signals = body.get("negative_signals", [])
-    state.seen = body.get("seen", {})
-    state.applied_up_to = body.get("applied_up_to", {})
-    state.last_event_at = body.get("last_event_at")
+        state = from_model(CustomerState.model_validate(body), kept_ids)
+        state.history = history
+        return state
+    state = Customer(body["c"], history)
+    if "p" in body:
+        state.profile = tuple(body["p"])
+    state.last_scores = {s: tuple(r) for s, r in body.get("l", {}).items()}  # type: ignore[misc]
+    state.signals = body.get("g", [])
+    state.applied_up_to = {KIND_NAME[k]: offset for k, offset in body.get("a", {}).items()}
+    state.last_event_at = body.get("t")
+    state.order = body.get("o", {})
+    state.newest = body.get("n", {})
+    state.seen_count, state.seen_kept = body.get("d", (0, 0))
     state.counted = {name: {survey: Counted.model_construct(
         start=c[0], score=c[1], at=from_us(c[2]), groups=tuple(tuple(g) for g in c[3]))
-        for survey, c in per.items()} for name, per in body.get("counted", {}).items()}
-    state.alerts = body.get("alerts", {})
+        for survey, c in per.items()} for name, per in body.get("k", {}).items()}
+    state.alerts = body.get("x", {})
     return state

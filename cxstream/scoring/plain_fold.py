@@ -21,7 +21,6 @@ from cxstream.scoring.plain import (
     apply_feedback,
     apply_interaction,
     apply_profile,
-    remember,
     to_us,
 )
 from cxstream.scoring.tallies import add_answer
@@ -76,8 +75,8 @@ class FoldBatch:
                 return False, False
             self.outcomes[kind, "applied"] += 1
             apply_interaction(state, event, to_us(event.occurred_at), self.plain_rules)
-            remember(state, kind, event.event_id, item.offset,
-                     self.rules.state.seen_event_ids_kept)
+            state.remember(kind, event.event_id, item.offset,
+                           self.rules.state.seen_event_ids_kept)
             return True, True
         assert isinstance(event, Feedback)
         new = delivery == "new"
@@ -96,8 +95,8 @@ class FoldBatch:
         counted_before = state.counted
         if new:
             apply_feedback(state, event, to_us(event.occurred_at), self.plain_rules)
-            remember(state, "feedback", event.event_id, item.offset,
-                     rules.state.seen_event_ids_kept)
+            state.remember("feedback", event.event_id, item.offset,
+                           rules.state.seen_event_ids_kept)
         self.outcomes["feedback", "late" if late else "applied" if new else "replayed"] += 1
         if late:
             return

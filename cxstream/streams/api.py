@@ -201,7 +201,8 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         raw = customers.get(customer_id.encode())
         if raw is None:
             raise NotFound(f"no customer {customer_id!r}")
-        return customer_report(decode_customer(raw), bands.current, rules.state)
+        return customer_report(decode_customer(raw, customers.get), bands.current,
+                               rules.state)
 
     @json_view
     async def erase_customer(request: Any, customer_id: str) -> Any:

@@ -59,18 +59,26 @@ EXPIRY_INTERVAL_SECONDS = 60.0
 DECODED_BYTES = 32 * 2**20
 
 
-def encode_customer(partition: int, state: CustomerState) -> bytes:
-    """A state of the contract's model as the table holds it (scoring.plain.encode)."""
-    return plain.encode(partition, plain.from_model(state))
+def encode_customer(partition: int, state: CustomerState, kept_ids: int
+                    ) -> dict[bytes, bytes]:
+    """A state of the contract's model as the table holds it: the hot part under the
+    customer's id and its history records (scoring.plain)."""
+    customer = plain.from_model(state, kept_ids)
+    records = {state.customer_id.encode(): plain.encode(partition, customer)}
+    records |= {plain.history_key(state.customer_id, tag): value
+                for tag, value in customer.take_writes().items() if value is not None}
+    return records
 
 
 def customer_partition(raw: bytes) -> int:
     return int(raw[: raw.index(b"|")])
 
 
-def decode_customer(raw: bytes) -> CustomerState:
-    """A table value as the contract's model (for the API and the rules' slow path)."""
-    return plain.to_model(plain.decode(raw))
+def decode_customer(raw: bytes, history: plain.HistoryLoader | None = None
+                    ) -> CustomerState:
+    """A table value as the contract's model, with its history read through ``history``
+    (the table's get)."""
+    return plain.to_model(plain.decode(raw, history))
 
 
 class DecodedCache:
@@ -176,11 +184,10 @@ class StateWriter:
         if raw is None:
             return False
         partition = customer_partition(raw)
-        state = plain.decode(raw)
-        if self.changelog is None:
-            del self.customers[key]
-        else:
-            self.changelog.delete(self.customers, partition, key)
+        state = self._decode(raw)
+        for tag in state.history_tags():
+            self._delete(self.customers, partition, plain.history_key(customer_id, tag))
+        self._delete(self.customers, partition, key)
         if self.erased is not None:
             marker = json.dumps({"applied_up_to": state.applied_up_to,
                                  "erased_at": datetime.now(UTC).isoformat()}).encode()
@@ -192,19 +199,44 @@ class StateWriter:
     def load_state(self, customer_id: str) -> CustomerState | None:
         """The customer's current state (None: unknown here), as the contract's model."""
         state = self._load_customer(customer_id)
-        return None if state is None else plain.to_model(state)
+        return None if state is None else plain.to_model(state, with_seen=True)
 
     def put_state(self, partition: int, customer_id: str, state: CustomerState,
                   outputs: list[Any]) -> None:
-        """Write one state outside a batch of events, with what it caused (sent by
-        ``finish``)."""
-        self._put_customer(partition, plain.from_model(state))
+        """Write the alert rules' part of ``state`` outside a batch of events (the rest
+        is the fold's), with what it caused (sent by ``finish``)."""
+        current = self._load_customer(customer_id) or plain.from_model(
+            state, self.rules.state.seen_event_ids_kept)
+        current.alerts = dict(state.alerts)
+        self._put_customer(partition, current)
         self._outputs += outputs
 
     def _put_customer(self, partition: int, state: plain.Customer) -> None:
+        """Write the hot part and the history records that changed; the decoded state
+        keeps the hot part only (history is read again when needed)."""
         raw = plain.encode(partition, state)
         self._set(self.customers, partition, state.customer_id.encode(), raw)
+        for tag, value in state.take_writes().items():
+            key = plain.history_key(state.customer_id, tag)
+            if value is None:
+                self._delete(self.customers, partition, key)
+            else:
+                self._set(self.customers, partition, key, value)
+        state.cache.clear()
         self.decoded.put(state.customer_id, raw, state)
+
+    def _delete(self, table: Any, partition: int, key: bytes) -> None:
+        if self.changelog is None:
+            table.pop(key, None)
+        else:
+            self.changelog.delete(table, partition, key)
+
+    def _decode(self, raw: bytes) -> plain.Customer:
+        return plain.decode(raw, self._history, self.rules.state.seen_event_ids_kept)
+
+    def _history(self, key: bytes) -> bytes | None:
+        raw: bytes | None = self._get(self.customers, key)
+        return raw
 
     def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
         if self.changelog is None:
@@ -252,7 +284,8 @@ class StateWriter:
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 min(item.source.message.timestamp, now)) for item in items]
         stored = Stored(self._load_customer, self._load_partial,
-                        self._load_watermark(partition), self._load_keys(partition))
+                        self._load_watermark(partition), self._load_keys(partition),
+                        self._history)
         return self.core.fold_batch(partition, sourced, stored)
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
@@ -310,7 +343,7 @@ class StateWriter:
         cached = self.decoded.get(customer_id, raw)
         if cached is not None:  # the very bytes this worker wrote
             return cached
-        return plain.decode(raw)
+        return self._decode(raw)
 
     def _after_erasure(self, customer_id: str) -> plain.Customer | None:
         """A new state for an erased customer that knows which of their events were
@@ -320,7 +353,7 @@ class StateWriter:
         marker = self._get(self.erased, erased_key(customer_id))
         if marker is None:
             return None
-        state = plain.Customer(customer_id)
+        state = plain.Customer(customer_id, self._history)
         state.applied_up_to = dict(json.loads(marker)["applied_up_to"])
         return state
 
@@ -352,6 +385,8 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
     indexed = 0
     plain_rules = plain.PlainRules(rules)
     for key, raw in list(customers.items()):
+        if plain.is_history_key(key):
+            continue
         partition = customer_partition(raw)
         if partition not in owned:
             continue

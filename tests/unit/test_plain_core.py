@@ -144,28 +144,37 @@ class Reference:
 
 
 class Plain:
-    """The worker's core, with its states kept as the bytes a table holds."""
+    """The worker's core, with its states kept as the bytes a table holds (the hot part
+    under the customer's id, the history beside it)."""
 
     def __init__(self, rules: FoldRules) -> None:
         self.rules = rules
         self.core = CustomerCore(rules, reactions(rules), lambda: BANDS)
-        self.customers: dict[str, bytes] = {}
+        self.table: dict[bytes, bytes] = {}
         self.partials: dict[str, dict[str, Any]] = {}
         self.watermark = (0.0, -1)
         self.keys: dict[str, list[str]] = {}
 
+    def customer(self, customer_id: str) -> plain.Customer | None:
+        raw = self.table.get(customer_id.encode())
+        return None if raw is None else plain.decode(raw, self.table.get)
+
+    def customer_ids(self) -> set[str]:
+        return {key.decode() for key in self.table if not plain.is_history_key(key)}
+
     def batch(self, items: list[SourcedEvent]) -> dict[str, Any]:
         cap = self.rules.max_group_keys
         keys = None if cap is None else GroupKeys(cap, self.keys)
-
-        def customer(customer_id: str) -> plain.Customer | None:
-            raw = self.customers.get(customer_id)
-            return None if raw is None else plain.decode(raw)
-
-        result = self.core.fold_batch(0, items, Stored(customer, self.partials.get,
-                                                       self.watermark, keys))
+        result = self.core.fold_batch(0, items, Stored(self.customer, self.partials.get,
+                                                       self.watermark, keys, self.table.get))
         for customer_id, state in result.customers.items():
-            self.customers[customer_id] = plain.encode(0, state)
+            self.table[customer_id.encode()] = plain.encode(0, state)
+            for tag, value in state.take_writes().items():
+                key = plain.history_key(customer_id, tag)
+                if value is None:
+                    self.table.pop(key, None)
+                else:
+                    self.table[key] = value
         self.partials.update(json.loads(json.dumps(result.partials)))  # as stored
         self.watermark = (result.watermark["at"], result.watermark["offset"])
         if keys is not None:
@@ -201,10 +210,16 @@ def test_the_plain_core_gives_what_the_reference_gives(
         assert got["watermark"] == expected["watermark"]
         assert got["outcomes"] == expected["outcomes"]
         assert got["outputs"] == expected["outputs"]
-        assert set(worker.customers) == set(reference.states)
-        for customer_id, raw in worker.customers.items():
-            assert plain.to_model(plain.decode(raw)).model_dump_json() == \
+        assert worker.customer_ids() == set(reference.states)
+        for customer_id in worker.customer_ids():
+            state = worker.customer(customer_id)
+            assert state is not None
+            assert plain.to_model(state, with_seen=True).model_dump_json() == \
                 reference.states[customer_id].model_dump_json()
+        history = {key for key in worker.table if plain.is_history_key(key)}
+        assert history == {plain.history_key(customer_id, tag)  # nothing left behind
+                           for customer_id in worker.customer_ids()
+                           for tag in worker.customer(customer_id).history_tags()}
 
 
 def test_the_encoding_is_fixed_and_reads_what_earlier_releases_wrote() -> None:
@@ -225,9 +240,65 @@ def test_the_encoding_is_fixed_and_reads_what_earlier_releases_wrote() -> None:
     model = reference.states["c0"]
     assert model.alerts  # the detractor's cooldown is part of the state
     old = b"0|" + model.model_dump_json(exclude_none=True).encode()  # before 0.4.0
-    state = plain.decode(old)
-    encoded = plain.encode(0, state)
-    assert plain.to_model(state).model_dump_json() == model.model_dump_json()
-    assert plain.encode(0, plain.decode(encoded)) == encoded  # byte for byte
-    assert json.loads(encoded[2:])["v"] == plain.FORMAT
-    assert len(encoded) < len(old)
+    state = plain.decode(old, kept_ids=rules.state.seen_event_ids_kept)
+    assert plain.to_model(state, with_seen=True).model_dump_json() == model.model_dump_json()
+    table = {b"c0": plain.encode(0, state)}
+    table |= {plain.history_key("c0", tag): value
+              for tag, value in state.take_writes().items() if value is not None}
+    again = plain.decode(table[b"c0"], table.get)
+    assert plain.to_model(again, with_seen=True).model_dump_json() == model.model_dump_json()
+    assert plain.encode(0, again) == table[b"c0"]  # byte for byte
+    assert json.loads(table[b"c0"][2:])["v"] == plain.FORMAT
+    assert len(table[b"c0"]) < len(old)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(1, 5)), max_size=40))
+def test_recent_records_keep_the_latest_in_time_order_whatever_the_cap(
+        steps: list[tuple[int, int]]) -> None:
+    """add_record against the model's rule (insert after equal times, keep the latest),
+    including a cap that shrinks or grows between records; read back from the table."""
+    from typing import NamedTuple
+
+    from cxstream.scoring.customer import _with_newest
+
+    class Record(NamedTuple):  # what _with_newest reads of a record: its time
+        event_id: str
+        at: int
+
+    table: dict[bytes, bytes] = {}
+    state = plain.Customer("c0", table.get)
+    expected: tuple[Any, ...] = ()
+    for n, (minute, kept) in enumerate(steps):
+        record = Record(f"e{n}", minute * 60_000_000)
+        expected = tuple(_with_newest(tuple(expected), record, kept))
+        state.add_record(plain.INTERACTIONS, (f"e{n}", minute * 60_000_000), kept)
+        for tag, value in state.take_writes().items():
+            key = plain.history_key("c0", tag)
+            table.pop(key, None) if value is None else table.__setitem__(key, value)
+        state.cache.clear()  # read back what the table holds
+        assert [tuple(r) for r in state.records(plain.INTERACTIONS)] == list(expected)
+    assert len(table) == len(expected)  # dropped records are deleted
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from([10, 12, 20])), max_size=60))
+def test_remembered_ids_are_the_latest_whatever_the_cap(
+        steps: list[tuple[int, int]]) -> None:
+    from cxstream.scoring.customer import CustomerState, remember
+
+    table: dict[bytes, bytes] = {}
+    state = plain.Customer("c0", table.get)
+    model = CustomerState(customer_id="c0")
+    for offset, (event, kept) in enumerate(steps):
+        if state.delivery_of("feedback", f"e{event}", offset) != "new":
+            continue
+        model = remember(model, "feedback", f"e{event}", offset,
+                         StateRules(seen_event_ids_kept=kept))
+        state.remember("feedback", f"e{event}", offset, kept)
+        for tag, value in state.take_writes().items():
+            key = plain.history_key("c0", tag)
+            table.pop(key, None) if value is None else table.__setitem__(key, value)
+        state.cache.clear()
+        assert state.seen() == model.seen
+    assert len(table) == 2 * len(model.seen)  # a ring slot and a lookup record per id
