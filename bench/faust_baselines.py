@@ -1,9 +1,11 @@
 """Two Faust baselines for bench/throughput.py, run as their own worker process.
 
-    python -m bench.faust_baselines bare|naive COUNT   (settings from CXSTREAM_* variables)
+    python -m bench.faust_baselines bare|batched|naive COUNT   (settings from CXSTREAM_*)
 
 - bare: an agent that reads the input events one by one and does nothing else (Faust's
   own cost per event: the ceiling for any Faust agent);
+- batched: the same over ``take_events`` batches of CXSTREAM_BATCH_SIZE within
+  CXSTREAM_BATCH_TIMEOUT_SECONDS, as the pipeline reads them (the ceiling of its design);
 - naive: what a typical first version does: per event, validate it with the same pydantic
   models and write the customer's running state to a table (one changelog write per event).
 
@@ -64,6 +66,12 @@ def main() -> None:
         if mode == "bare":
             async for _ in stream.events():
                 tick()
+            return
+        if mode == "batched":
+            async for batch in stream.take_events(settings.batch_size,
+                                                  within=settings.batch_timeout_seconds):
+                for _ in batch:
+                    tick()
             return
         async for event in stream.events():
             parsed = parse_input(kinds[event.message.topic], event.key, event.value,

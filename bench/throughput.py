@@ -30,12 +30,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -65,11 +66,16 @@ def topics_for(run: str) -> dict[str, str]:
             "topic_alerts_deadletter": f"{run}.cx.alerts.deadletter"}
 
 
-def bench_records(events: int, customers: int, seed: int = 5) -> list[SimRecord]:
+def bench_records(events: int, customers: int, seed: int = 5,
+                  later: bool = False) -> list[SimRecord]:
+    """Simulated events over 10 minutes of event time ending 20 minutes ago (``later``:
+    the 10 minutes after those, the next events of the same customers)."""
     live = max(events - customers, 1)
     config = SimConfig(customers=customers, rate=live / 600, duration=600, history_days=0,
                        malformed_share=0, incidents=False, seed=seed)
-    return list(simulate(config, datetime.now(UTC).replace(microsecond=0)).records())
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30 if not later
+                                                                 else 20)
+    return list(simulate(config, start).records())
 
 
 async def raw_consumer(settings: Settings, count: int) -> float:
@@ -123,11 +129,29 @@ class _Table:
         return self.data.keys()
 
 
-def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
-    """Seconds for the pipeline's own work on ``records`` in this process, no Kafka and no
-    Faust: validation, fold, rules, alerts and table values with their changelog records
-    encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE. What a worker would cost
-    if Faust and Kafka were free."""
+def in_process_messages(settings: Settings, records: list[SimRecord],
+                        next_offset: dict[tuple[str, int], int]) -> list[Any]:
+    """The records as Faust would hand them over (topic, partition, offset, timestamp),
+    offsets continuing from ``next_offset`` (updated)."""
+    topics = {"customers": settings.topic_customers,
+              "interactions": settings.topic_interactions, "feedback": settings.topic_feedback}
+    events = []
+    for record in records:
+        topic, partition = topics[record.kind], zlib.crc32(record.key) % settings.partitions
+        offset = next_offset.get((topic, partition), 0)
+        next_offset[topic, partition] = offset + 1
+        events.append(_Event(SimpleNamespace(topic=topic, partition=partition, offset=offset,
+                                             timestamp=time.time(), key=record.key,
+                                             value=record.value)))
+    return events
+
+
+def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[float, int]]:
+    """Seconds and changelog bytes (keys and values) for the pipeline's own work on each
+    pass of records in this process, one worker's state carried from pass to pass, no
+    Kafka and no Faust: validation, fold, rules, alerts and table values with their
+    changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE. What a
+    worker would cost if Faust and Kafka were free."""
     from prometheus_client import CollectorRegistry
 
     from cxstream.alerts.config import load_rules
@@ -143,18 +167,26 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
 
     rules = settings.fold_rules()
     config = load_rules(settings.rules_file)
+    index = ValueIndex()
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
-                        settings.high_value_threshold)
+                        settings.high_value_threshold, index, lambda: set(range(4)), 4)
     alerts = build_customer_alerts(config, load_tagger(settings.lexicons_dir), bands,
                                    rules.state)
     metrics = WorkerMetrics(CollectorRegistry())
+    written = [0]
 
     async def drop(*_: Any) -> None:
         return None
 
+    async def count(topic: str, partition: int, records: list[Any]) -> None:
+        written[0] += sum(len(key) + len(value or b"") for key, value in records)
+
     writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
-                         metrics, ValueIndex(), AlertReactions(alerts, config, rules.state),
-                         drop, BulkChangelog(drop), bands=lambda: bands.current)
+                         metrics, index, AlertReactions(alerts, config, rules.state,
+                                                        note_value=index.update),
+                         drop, BulkChangelog(count), bands=lambda: bands.current,
+                         decoded_bytes=settings.state_cache_bytes)
+
     class NoDeadLetters:  # the bench's events are all valid
         async def write(self, topic: str, partition: int, rejected: Any) -> list[int]:
             return []
@@ -162,25 +194,50 @@ def fold_alone(settings: Settings, records: list[SimRecord]) -> float:
     ingest = Ingest(settings.input_kinds(),
                     IngestLimits(settings.max_event_bytes, None, settings.max_clock_skew_seconds),
                     metrics, NoDeadLetters(), writer.handle, writer.finish)
-    topics = {"customers": settings.topic_customers,
-              "interactions": settings.topic_interactions, "feedback": settings.topic_feedback}
     next_offset: dict[tuple[str, int], int] = {}
-    events = []
-    for record in records:
-        topic, partition = topics[record.kind], zlib.crc32(record.key) % settings.partitions
-        offset = next_offset.get((topic, partition), 0)
-        next_offset[topic, partition] = offset + 1
-        events.append(_Event(SimpleNamespace(topic=topic, partition=partition, offset=offset,
-                                             timestamp=time.time(), key=record.key,
-                                             value=record.value)))
 
-    async def run() -> float:
+    async def run(events: list[Any]) -> float:
         began = time.perf_counter()
         for start in range(0, len(events), settings.batch_size):
             await ingest.process(events[start:start + settings.batch_size])
         return time.perf_counter() - began
 
-    return asyncio.run(run())
+    results = []
+    for records in passes:
+        events = in_process_messages(settings, records, next_offset)
+        written[0] = 0
+        results.append((asyncio.run(run(events)), written[0]))
+    return results
+
+
+def reference_alone(settings: Settings, records: list[SimRecord]) -> tuple[float, int]:
+    """fold_alone's first pass as 0.3.0 did the work (bench/reference_core.py)."""
+    from bench.reference_core import ReferenceWorker
+    from cxstream.alerts.config import load_rules
+    from cxstream.alerts.reactions import AlertReactions
+    from cxstream.alerts.topics import load_tagger
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.app import build_customer_alerts
+    from cxstream.streams.bands import BandsHolder
+
+    rules = settings.fold_rules()
+    config = load_rules(settings.rules_file)
+    index = ValueIndex()
+    bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
+                        settings.high_value_threshold, index, lambda: set(range(4)), 4)
+    alerts = build_customer_alerts(config, load_tagger(settings.lexicons_dir), bands,
+                                   rules.state)
+    worker = ReferenceWorker(rules, AlertReactions(alerts, config, rules.state,
+                                                   note_value=index.update),
+                             settings.max_event_bytes, index)
+    kinds = settings.input_kinds()
+    messages = [(kinds[e.message.topic], e.message.partition, e.message.offset,
+                 e.message.key, e.message.value)
+                for e in in_process_messages(settings, records, {})]
+    began = time.perf_counter()
+    for start in range(0, len(messages), settings.batch_size):
+        worker.process(messages[start:start + settings.batch_size])
+    return time.perf_counter() - began, worker.changelog_bytes
 
 
 def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path) -> float:
@@ -296,33 +353,127 @@ async def latency(settings: Settings, rate: float, seconds: float,
     return latencies
 
 
-def recovery(values: dict[str, str], customers: int, workdir: Path) -> tuple[float, int]:
-    """Fill a worker with ``customers`` profiles, restart it, time the restore."""
+async def probe_alert(settings: Settings, customer: str, began: float,
+                      timeout: float = 3600) -> float:
+    """Send a detractor answer of a new customer; seconds from ``began`` (monotonic) until
+    its alert is on the alerts topic: the worker is serving."""
+    consumer = AIOKafkaConsumer(settings.topic_alerts, **aiokafka_options(settings),
+                                group_id=None, auto_offset_reset="latest")
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        await consumer.seek_to_end()
+        await producer.send_and_wait(settings.topic_feedback, key=customer.encode(),
+                                     value=to_bytes(feedback(
+                                         event_id=f"{customer}-probe", customer_id=customer,
+                                         score=2, occurred_at=datetime.now(UTC).isoformat())))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = await consumer.getmany(timeout_ms=200)
+            for messages in found.values():
+                for message in messages:
+                    if json.loads(message.value).get("customer_id") == customer:
+                        return time.monotonic() - began
+        raise RuntimeError(f"no alert for {customer} within {timeout:.0f} s")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def profiles(customers: int) -> list[SimRecord]:
+    return [SimRecord(0.0, "customers", f"r-{n:08d}".encode(), to_bytes(
+        {"customer_id": f"r-{n:08d}", "segment": ("smb", "consumer", "enterprise")[n % 3],
+         "value": float(n % 9973), "updated_at": "2026-11-01T00:00:00+00:00"}))
+        for n in range(customers)]
+
+
+def grown_events(customers: int, seed: int = 11) -> list[SimRecord]:
+    """A profile, 5 interactions and 2 answers for each of ``customers`` (grown states)."""
+    config = SimConfig(customers=customers, rate=customers * 7 / 3600, duration=3600,
+                       history_days=0, malformed_share=0, incidents=False, seed=seed)
+    return list(simulate(config, datetime.now(UTC).replace(microsecond=0)).records())
+
+
+def recovery(values: dict[str, str], customers: int, workdir: Path) -> dict[str, float]:
+    """Fill a worker with ``customers`` profiles; restart it on its own data (RocksDB),
+    then start one on an empty data directory (the changelog alone): the seconds from
+    each start until a new detractor's alert is out, and the memory each then holds."""
     run = {**values, **topics_for("benchrec"), "app_id": "bench-recovery",
            "data_dir": str(workdir / "recovery"), "web_port": str(free_port())}
     settings = load_settings({}, **run)
     asyncio.run(ensure_topics(settings))
-    profiles = [SimRecord(0.0, "customers", f"r-{n:08d}".encode(), to_bytes(
-        {"customer_id": f"r-{n:08d}", "segment": ("smb", "consumer", "enterprise")[n % 3],
-         "value": float(n % 9973), "updated_at": "2026-11-01T00:00:00+00:00"}))
-        for n in range(customers)]
-    asyncio.run(send_records(settings, profiles, speed=None))
-    del profiles
+    asyncio.run(send_records(settings, profiles(customers), speed=None))
     worker = WorkerProcess(base_env(**run), workdir / "recovery.log", settings.web_port).start()
+    figures: dict[str, float] = {}
     try:
         worker.wait_for("cxstream_events_consumed_total", customers, timeout=7200)
-        worker.wait_for("cxstream_table_keys", customers, timeout=600,
-                        table="customer_to_state")
+        wait_until_idle(worker)
+        asyncio.run(probe_alert(settings, "probe-before", time.monotonic()))
         worker.stop()
         began = time.monotonic()
         worker.start()
-        worker.wait_for("cxstream_table_keys", customers, timeout=3600,
-                        table="customer_to_state")
-        restored = time.monotonic() - began
-        rss = rss_bytes(worker.process.pid) if worker.process else 0
-        return restored, rss
+        figures["restart"] = asyncio.run(probe_alert(settings, "probe-restart", began))
+        figures["restart_rss"] = rss_bytes(worker.process.pid) if worker.process else 0
+        worker.stop()
+        fresh = {**run, "data_dir": str(workdir / "recovery-fresh")}
+        worker = WorkerProcess(base_env(**fresh), workdir / "recovery-fresh.log",
+                               settings.web_port)
+        began = time.monotonic()
+        worker.start()
+        figures["fresh"] = asyncio.run(probe_alert(settings, "probe-fresh", began))
+        figures["fresh_rss"] = rss_bytes(worker.process.pid) if worker.process else 0
     finally:
         worker.stop()
+    return figures
+
+
+def grown_rss(values: dict[str, str], customers: int, workdir: Path) -> tuple[float, int]:
+    """RSS of a worker once it has folded grown states of ``customers`` customers."""
+    run = {**values, **topics_for("benchgrown"), "app_id": "bench-grown",
+           "data_dir": str(workdir / "grown"), "web_port": str(free_port())}
+    settings = load_settings({}, **run)
+    asyncio.run(ensure_topics(settings))
+    events = grown_events(customers)
+    asyncio.run(send_records(settings, events, speed=None))
+    worker = WorkerProcess(base_env(**run), workdir / "grown.log", settings.web_port).start()
+    try:
+        worker.wait_for("cxstream_events_consumed_total", len(events), timeout=7200)
+        wait_until_idle(worker)
+        return len(events), rss_bytes(worker.process.pid) if worker.process else 0
+    finally:
+        worker.stop()
+
+
+def two_workers(values: dict[str, str], count: int, workdir: Path) -> float:
+    """Seconds for two workers of one group to consume ``count`` events (4 partitions)."""
+    from cxstream.cli.scrape import total
+
+    run = {**values, "app_id": "bench-two"}
+    workers = [WorkerProcess(base_env(**run, data_dir=str(workdir / f"two-{n}"),
+                                      web_port=str(port)), workdir / f"two-{n}.log", port)
+               for n, port in enumerate((free_port(), free_port()))]
+    for worker in workers:
+        worker.start()
+    try:
+        first = 0.0
+        while True:
+            consumed = 0.0
+            for worker in workers:
+                worker.check_running()
+                try:
+                    consumed += total(worker.metrics(), "cxstream_events_consumed_total")
+                except Exception:
+                    pass
+            now = time.monotonic()
+            if consumed and not first:
+                first = now
+            if consumed >= count:
+                return now - first
+            time.sleep(0.05)
+    finally:
+        for worker in workers:
+            worker.stop()
 
 
 def main() -> int:
@@ -331,9 +482,21 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--recovery-customers", type=int, default=1_000_000)
+    parser.add_argument("--grown-customers", type=int, default=100_000)
     args = parser.parse_args()
     with local_broker.scratch_broker("cxstream-bench-", heap="2g") as (bootstrap, work):
         return run(args, bootstrap, work)
+
+
+RAW = "raw aiokafka consumer + pydantic"
+REFERENCE = "0.3.0's own work alone (pydantic state and rules, in-process)"
+ALONE = "cxstream's own work alone (in-process: no Kafka, no Faust)"
+STEADY = "cxstream's own work alone, steady state (second pass, grown states)"
+BARE = "Faust bare iteration, one by one (no work)"
+BATCHED = "Faust bare iteration over take_events batches (no work)"
+NAIVE = "naive Faust agent (1 table write per event)"
+FULL = "cxstream full pipeline, 1 worker"
+TWO = "cxstream full pipeline, 2 workers"
 
 
 def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
@@ -343,23 +506,26 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     settings = load_settings({}, **values)
     asyncio.run(ensure_topics(settings))
     records = bench_records(args.events, args.customers)
+    second = [record for record in bench_records(args.events, args.customers, seed=6,
+                                                 later=True)
+              if record.kind != "customers"]  # the next events of the same customers
     count = len(records)
     began = time.monotonic()
     asyncio.run(send_records(settings, records, speed=None))
     produce_seconds = time.monotonic() - began
-    alone = fold_alone(settings, records)  # before the broker work, on an idle machine
-    del records
     console.print(f"{count} events produced in {produce_seconds:.1f} s "
                   f"({count / produce_seconds:,.0f}/s)")
-
-    seconds = {"raw aiokafka consumer + pydantic": asyncio.run(raw_consumer(settings, count)),
-               ALONE: alone}
-    console.print("raw consumer done")
-    seconds["Faust bare iteration (no work)"] = faust_baseline("bare", values, count, work)
-    console.print("bare Faust done")
-    seconds["naive Faust agent (1 table write per event)"] = faust_baseline(
-        "naive", values, count, work)
-    console.print("naive Faust done")
+    # in-process first, on an idle machine
+    reference = reference_alone(settings, records)
+    (alone, alone_bytes), (steady, steady_bytes) = fold_alone(settings, [records, second])
+    seconds = {RAW: asyncio.run(raw_consumer(settings, count)), REFERENCE: reference[0],
+               ALONE: alone, STEADY: steady * count / len(second)}
+    changelog = {REFERENCE: reference[1] / count, ALONE: alone_bytes / count,
+                 STEADY: steady_bytes / len(second)}
+    del records
+    for name, mode in ((BARE, "bare"), (BATCHED, "batched"), (NAIVE, "naive")):
+        seconds[name] = faust_baseline(mode, values, count, work)
+        console.print(f"{mode} Faust done")
 
     idle_values = {**values, **topics_for("benchidle"), "app_id": "bench-idle",
                    "data_dir": str(work / "idle"), "web_port": str(free_port())}
@@ -376,69 +542,73 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     worker = WorkerProcess(base_env(**full_values), work / "full.log",
                            int(full_values["web_port"])).start()
     try:
-        seconds["cxstream full pipeline"] = full_pipeline(worker, count)
+        seconds[FULL] = full_pipeline(worker, count)
         console.print("full pipeline done")
         wait_until_idle(worker)  # the last batches taken are still being folded
-        from cxstream.cli.scrape import total
-
-        keys = total(worker.metrics(), "cxstream_table_keys", table="customer_to_state")
         full_rss = rss_bytes(worker.process.pid) if worker.process else 0
-        full_rate = count / seconds["cxstream full pipeline"]
-        background = [record for record in bench_records(args.events, args.customers, seed=6)
-                      if record.kind != "customers"]  # new events of the same customers
-        latencies = asyncio.run(latency(load_settings({}, **full_values), full_rate / 2,
-                                        args.latency_seconds, background))
+        full_rate = count / seconds[FULL]
+        full_settings = load_settings({}, **full_values)
+        half = asyncio.run(latency(full_settings, full_rate / 2, args.latency_seconds, second))
+        fixed = asyncio.run(latency(full_settings, 1_000, args.latency_seconds, second))
         console.print("latency done")
     finally:
         worker.stop()
-    restored, recovery_rss = recovery(values, args.recovery_customers, work)
+    seconds[TWO] = two_workers(values, count, work)
+    console.print("two workers done")
+    restarts = recovery(values, args.recovery_customers, work)
     console.print("recovery done")
-    report(count, seconds, latencies, full_rate / 2, idle_rss, full_rss, keys, restored,
-           recovery_rss, args.recovery_customers)
+    grown = grown_rss(values, args.grown_customers, work)
+    console.print("grown states done")
+    report(count, seconds, changelog, {"half": (full_rate / 2, half), "fixed": (1_000, fixed)},
+           idle_rss, full_rss, restarts, args.recovery_customers, grown,
+           args.grown_customers)
     return 0
 
 
-ALONE = "cxstream's own work alone (in-process: no Kafka, no Faust)"
-
-
-def report(count: int, seconds: dict[str, float], latencies: list[float], half_rate: float,
-           idle_rss: int, full_rss: int, keys: float, restored: float, recovery_rss: int,
-           recovery_customers: int) -> None:
+def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
+           latencies: dict[str, tuple[float, list[float]]], idle_rss: int, full_rss: int,
+           restarts: dict[str, float], recovery_customers: int, grown: tuple[float, int],
+           grown_customers: int) -> None:
     rates = {name: count / value for name, value in seconds.items()}
-    ceiling = rates["raw aiokafka consumer + pydantic"]
-    naive = rates["naive Faust agent (1 table write per event)"]
-    bare = rates["Faust bare iteration (no work)"]
-    full = rates["cxstream full pipeline"]
-    table = Table("what", "events/s", "vs ceiling", "vs naive",
-                  title=f"{count:,} events, one broker and one worker on this machine")
+    naive, full = rates[NAIVE], rates[FULL]
+    table = Table("what", "events/s", "µs/event", "vs naive", "changelog bytes/event",
+                  title=f"{count:,} events, one broker and the workers on this machine "
+                        f"({os.cpu_count()} cores, shared with the broker)")
     for name, rate in rates.items():
-        table.add_row(name, f"{rate:,.0f}", f"{rate / ceiling:.2f}", f"{rate / naive:.2f}")
+        table.add_row(name, f"{rate:,.0f}", f"{1e6 / rate:.1f}", f"{rate / naive:.2f}",
+                      f"{changelog[name]:,.0f}" if name in changelog else "")
     console.print(table)
-    quantiles = statistics.quantiles(latencies, n=100)
     other = Table("figure", "value", "goal")
-    other.add_row("full pipeline / naive Faust", f"{full / naive:.2f}x", ">= 3x")
-    other.add_row("full pipeline / bare Faust iteration", f"{full / bare:.0%}", ">= 80%")
-    per_event = {name: value / count * 1e6 for name, value in seconds.items()}
-    faust_part = per_event["Faust bare iteration (no work)"]
-    own_part = per_event[ALONE]
-    full_part = per_event["cxstream full pipeline"]
-    other.add_row("full pipeline, time per event: Faust's bare iteration + cxstream's own "
-                  "work + the rest (changelog and alert producing, batching, GIL)",
-                  f"{full_part:.0f} µs = {faust_part:.0f} + {own_part:.0f} + "
-                  f"{full_part - faust_part - own_part:.0f}",
-                  f"<= {faust_part / 0.8:.0f} µs for 80%")
-    other.add_row(f"produce-to-alert p50 at {half_rate:,.0f} events/s (half load)",
-                  f"{quantiles[49] * 1000:.0f} ms", "")
-    other.add_row(f"produce-to-alert p99 ({len(latencies)} alerts)",
-                  f"{quantiles[98] * 1000:.0f} ms", "< 250 ms")
-    other.add_row(f"worker memory (RSS) holding {recovery_customers:,} customers "
-                  "(profiles only), after recovery",
-                  f"{recovery_rss / 2**30:.2f} GiB (idle worker {idle_rss / 2**30:.2f} GiB)",
-                  "")
-    other.add_row(f"worker memory (RSS) after step 4 ({keys:,.0f} customers, "
-                  f"{count:,} events)", f"{full_rss / 2**30:.2f} GiB", "")
-    other.add_row(f"recovery of {recovery_customers:,} customers after a restart",
-                  f"{restored:.1f} s", "")
+    other.add_row("own work, in-process", f"{1e6 / rates[ALONE]:.1f} µs/event "
+                  f"({rates[ALONE] / rates[REFERENCE]:.1f}x 0.3.0's)", "<= 20 µs")
+    other.add_row("own work, in-process, steady state", f"{1e6 / rates[STEADY]:.1f} µs/event",
+                  "<= 30 µs")
+    other.add_row("changelog bytes per event, 0.3.0 / now",
+                  f"{changelog[REFERENCE] / changelog[ALONE]:.1f}x", ">= 4x")
+    other.add_row("full pipeline / naive Faust", f"{full / naive:.2f}x", ">= 2x")
+    other.add_row("full pipeline / Faust's bare batched iteration",
+                  f"{full / rates[BATCHED]:.0%}", ">= 60%")
+    other.add_row("2 workers / 1 worker (4 partitions)", f"{rates[TWO] / full:.2f}x", "")
+    for name, goal in (("half", "< 250 ms"), ("fixed", "< 100 ms")):
+        rate, values = latencies[name]
+        quantiles = statistics.quantiles(values, n=100)
+        other.add_row(f"produce-to-alert at {rate:,.0f} events/s: p50 / p99 "
+                      f"({len(values)} alerts)",
+                      f"{quantiles[49] * 1000:.0f} / {quantiles[98] * 1000:.0f} ms", goal)
+    other.add_row(f"restart to serving (first new alert), {recovery_customers:,} customers "
+                  "on local state", f"{restarts['restart']:.1f} s", "< 10 s")
+    other.add_row(f"start to serving from the changelog alone, {recovery_customers:,} "
+                  "customers", f"{restarts['fresh']:.1f} s", "")
+    other.add_row(f"worker RSS holding {recovery_customers:,} customers (profiles), after "
+                  "the restart / from the changelog",
+                  f"{restarts['restart_rss'] / 2**30:.2f} / "
+                  f"{restarts['fresh_rss'] / 2**30:.2f} GiB "
+                  f"(idle worker {idle_rss / 2**30:.2f})", "")
+    other.add_row(f"worker RSS holding {grown_customers:,} grown customers "
+                  f"({grown[0]:,.0f} events)", f"{grown[1] / 2**30:.2f} GiB",
+                  "< 1.5 GiB at 1,000,000")
+    other.add_row(f"worker RSS after the 1-worker run ({count:,} events)",
+                  f"{full_rss / 2**30:.2f} GiB", "")
     console.print(other)
 
 

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from cxstream.scoring.fold import partial_slots
 from cxstream.scoring.reports import Tallies, merge_rows
 from cxstream.scoring.windows import WindowSpec, window_start
+from cxstream.streams.faust_compat.access import table_size
 
 #: label values per dimension when no cap is given (the worker passes max_group_keys,
 #: the cap of group keys itself, plus one for "(other)")
@@ -52,7 +53,7 @@ class WorkerCollector(Collector):
         sizes = GaugeMetricFamily("cxstream_table_keys", "Keys in each table of this worker.",
                                   labels=["table"])
         for name, table in self.tables.items():
-            sizes.add_metric([name], len(table))
+            sizes.add_metric([name], table_size(table))
         yield sizes
         if self.group_detail:  # per-group data only when the operator asks for it
             yield from self._answers()

@@ -100,7 +100,19 @@ class Settings(BaseSettings, Conventions, StateRules):
     app_id: str = Field(default="cxstream", min_length=1, max_length=200)
     """consumer group and prefix of internal topics."""
     data_dir: Path = Path(".cxstream/worker")
-    """worker's local folder."""
+    """worker's local folder (with `state_store=rocksdb`, the tables' databases)."""
+    state_store: Literal["rocksdb", "memory"] = "rocksdb"
+    """where the customer states, group tallies and erasure markers are kept: `rocksdb`
+    (RocksDB through rocksdict, in `data_dir`: a restart reads only the changelog written
+    since, and memory stays bounded) or `memory` (restored from the changelogs at every
+    start)
+    """
+    state_cache_bytes: int = Field(default=32 * 2**20, ge=2**20, le=2**40)
+    """bytes of customer states kept decoded in memory, and the RocksDB block cache of each
+    table partition
+    """
+    state_write_buffer_bytes: int = Field(default=8 * 2**20, ge=2**20, le=2**32)
+    """RocksDB write buffer of each table partition (two per partition at most)."""
     web_host: str = "127.0.0.1"
     """address of the HTTP endpoint (`/metrics`, `/api`)."""
     web_port: int = Field(default=6066, ge=1, le=65535)

@@ -92,7 +92,10 @@ class DecodedCache:
 
     def get(self, customer_id: str, raw: bytes) -> plain.Customer | None:
         cached = self.entries.get(customer_id)
-        return cached[1] if cached is not None and cached[0] is raw else None
+        # the same bytes: the very object (memory store), or equal ones (RocksDB)
+        if cached is None or not (cached[0] is raw or cached[0] == raw):
+            return None
+        return cached[1]
 
     def put(self, customer_id: str, raw: bytes, state: plain.Customer) -> None:
         self.pop(customer_id)
@@ -212,18 +215,32 @@ class StateWriter:
         self._outputs += outputs
 
     def _put_customer(self, partition: int, state: plain.Customer) -> None:
-        """Write the hot part and the history records that changed; the decoded state
-        keeps the hot part only (history is read again when needed)."""
+        writes: dict[bytes, bytes | None] = {}
+        self._customer_writes(partition, state, writes)
+        self._write_many(self.customers, partition, writes)
+
+    def _customer_writes(self, partition: int, state: plain.Customer,
+                         writes: dict[bytes, bytes | None]) -> None:
+        """Add the customer's hot part and the history records that changed to
+        ``writes``; the decoded state keeps the hot part only (history is read again
+        when needed)."""
         raw = plain.encode(partition, state)
-        self._set(self.customers, partition, state.customer_id.encode(), raw)
+        writes[state.customer_id.encode()] = raw
+        customer_id = state.customer_id
         for tag, value in state.take_writes().items():
-            key = plain.history_key(state.customer_id, tag)
-            if value is None:
-                self._delete(self.customers, partition, key)
-            else:
-                self._set(self.customers, partition, key, value)
+            writes[plain.history_key(customer_id, tag)] = value
         state.cache.clear()
-        self.decoded.put(state.customer_id, raw, state)
+        self.decoded.put(customer_id, raw, state)
+
+    def _write_many(self, table: Any, partition: int, writes: dict[bytes, Any]) -> None:
+        if self.changelog is not None:
+            self.changelog.write_many(table, partition, writes)
+            return
+        for key, value in writes.items():  # Faust writes: a changelog record each
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
 
     def _delete(self, table: Any, partition: int, key: bytes) -> None:
         if self.changelog is None:
@@ -309,12 +326,14 @@ class StateWriter:
                 self.metrics.group_keys_overflow.labels(dimension).inc(count)
         self._set(self.partials, partition, watermark_key(partition).encode(),
                   result.watermark)
+        writes: dict[bytes, bytes | None] = {}
         for state in result.customers.values():
-            self._put_customer(partition, state)
+            self._customer_writes(partition, state, writes)
             if state.profile is not None:
                 self.value_index.update(partition, state.customer_id, state.profile[0],
                                         state.profile[1],
                                         plain.experience_is_low(state, self.plain_rules))
+        self._write_many(self.customers, partition, writes)
         now = time.time()
         delay = self.metrics.event_delay
         for occurred in result.applied_times:

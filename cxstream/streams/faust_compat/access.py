@@ -21,6 +21,63 @@ def table_store(table: Any) -> MutableMapping[Any, Any]:
     return store
 
 
+def is_durable(table: Any) -> bool:
+    """Whether the table's store outlives the process (RocksDB), so that what is written
+    to it must never be ahead of its changelog."""
+    from faust.stores.rocksdb import Store as RocksDBStore
+
+    return isinstance(getattr(table, "data", None), RocksDBStore)
+
+
+class _PartitionEvent:
+    """Stands for an event of ``partition`` where Faust's store asks for the current one
+    (its RocksDB store writes into the database of the current event's partition)."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = _Message(partition)
+
+
+class _Message:
+    __slots__ = ("partition",)
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+
+
+def store_writes(table: Any, partition: int, writes: dict[bytes, Any]) -> None:
+    """Put ``writes`` (key -> value, None: delete) into the table's store, in the
+    partition's database."""
+    store = table_store(table)
+    event = _PartitionEvent(partition)
+    with writing_for(event):
+        for key, value in writes.items():
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+
+
+def table_size(table: Any) -> int:
+    """Keys of the table on this worker's active partitions: RocksDB's own estimate for a
+    durable table (counting would read every key on each scrape), the count otherwise."""
+    if not is_durable(table):
+        return len(table)
+    store: Any = table_store(table)
+    return sum(db.property_int_value("rocksdb.estimate-num-keys") or 0
+               for db in store._dbs_for_actives())
+
+
+def note_changelog_offset(table: Any, topic: str, partition: int, offset: int) -> None:
+    """Tell the store how far its changelog partition is applied: a restart on the same
+    data reads only the records after it (Faust does this for its own writes)."""
+    from faust.types import TP
+
+    store: Any = table_store(table)
+    store.set_persisted_offset(TP(topic, partition), offset)
+
+
 def aiokafka_producer(app: Any) -> Any:
     """The app's aiokafka producer, for record batches (Faust sends one record at a time)."""
     return app.producer._ensure_producer()
