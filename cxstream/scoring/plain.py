@@ -8,12 +8,12 @@ epoch (UTC; exact, unlike float seconds).
 Split in two, so that what is written per event stays small whatever the customer did:
 - the hot part (``encode``), rewritten with each batch that changes the customer: the
   profile, the latest score per survey (score, time, event id), negative-signal times,
-  applied offsets, alert cooldowns, and the layout of the history;
+  the remembered event ids with their offsets, applied offsets, alert cooldowns, and
+  which history slots hold the recent records;
 - the history, appended: one record per recent interaction or answer in a slot (slots are
-  reused once the oldest record is dropped), the full latest answer per survey, and the
-  remembered event ids as a ring of slots (oldest overwritten) with one record per id
-  for lookups. ``take_writes`` gives what a batch added or dropped (None: a tombstone);
-  the records live in the same table as the hot part, under ``history_key``.
+  reused once the oldest record is dropped) and the full latest answer per survey.
+  ``take_writes`` gives what a batch added or dropped (None: a tombstone); the records
+  live in the same table as the hot part, under ``history_key``.
 
 Encoding, fixed so that two encodings of one state compare byte for byte: JSON written by
 orjson, object keys in the order ``encode`` writes them (empty ones left out), records as
@@ -26,7 +26,7 @@ history is written out with the customer's next change.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,8 +109,8 @@ class Customer:
     """One customer's state (see CustomerState for what each part means)."""
 
     __slots__ = ("alerts", "applied_up_to", "cache", "counted", "customer_id", "history",
-                 "last_event_at", "last_scores", "newest", "order", "profile", "seen_count",
-                 "seen_kept", "signals", "writes")
+                 "last_event_at", "last_scores", "order", "profile", "remembered",
+                 "signals", "writes")
 
     def __init__(self, customer_id: str, history: HistoryLoader | None = None) -> None:
         self.customer_id = customer_id
@@ -122,11 +122,11 @@ class Customer:
         self.last_event_at: int | None = None
         self.counted: dict[str, dict[str, Counted]] = {}
         self.alerts: dict[str, Any] = {}
-        #: history kind -> slots of the kept records in time order, and the newest time
+        #: history kind -> slots of the kept records, in time order
         self.order: dict[str, list[int]] = {}
-        self.newest: dict[str, int] = {}
-        self.seen_count = 0  # event ids remembered so far (the ring's write position)
-        self.seen_kept = 0  # the ring's size when it was written
+        #: "<kind letter>:<event_id>" -> offset of the message that first brought it,
+        #: oldest first (CustomerState.seen, with short kinds)
+        self.remembered: dict[str, int] = {}
         self.history = history
         self.cache: dict[str, Any] = {}  # history records read or written, by tag
         self.writes: dict[str, Any] = {}  # history changes not yet taken (None: deleted)
@@ -158,8 +158,6 @@ class Customer:
         """Every history record the customer has (to delete them all)."""
         tags = [f"{kind}{slot}" for kind, slots in self.order.items() for slot in slots]
         tags += [f"l{survey}" for survey in self.last_scores]
-        for slot, name in self._ring():
-            tags += [f"d{slot}", f"~{name}"]
         return tags
 
     # -- recent records ---------------------------------------------------------------
@@ -175,11 +173,11 @@ class Customer:
     def add_record(self, kind: str, record: tuple[Any, ...], kept: int) -> None:
         """Insert after the records at the same time or earlier; keep the ``kept``
         latest (the record itself is dropped when it would be the oldest of a full
-        history)."""
+        history). Call before last_event_at counts the record."""
         at = record[AT_OF[kind]]
         order = self.order.setdefault(kind, [])
-        if not order or at >= self.newest[kind]:
-            position = len(order)  # the usual case: no record needs reading
+        if not order or (self.last_event_at is not None and at >= self.last_event_at):
+            position = len(order)  # the usual case, a record newer than all: none is read
         else:
             times = [self.read(f"{kind}{slot}")[AT_OF[kind]] for slot in order]
             position = bisect_right(times, at)
@@ -194,14 +192,11 @@ class Customer:
         free = dropped[-1] if dropped else _free_slot(order)
         order.insert(position, free)
         self.write(f"{kind}{free}", record)
-        if position == len(order) - 1:
-            self.newest[kind] = at
 
     # -- remembered event ids ---------------------------------------------------------
 
     def seen_offset(self, kind: str, event_id: str) -> int | None:
-        offset: int | None = self.read(f"~{KIND_LETTER[kind]}:{event_id}")
-        return offset
+        return self.remembered.get(f"{KIND_LETTER[kind]}:{event_id}")
 
     def delivery_of(self, kind: str, event_id: str, offset: int) -> str:
         """As CustomerState.delivery_of: "new", "replay" or "duplicate"."""
@@ -212,48 +207,17 @@ class Customer:
 
     def remember(self, kind: str, event_id: str, offset: int, kept: int) -> None:
         """Mark an event as applied (the ``kept`` most recent ids, oldest dropped)."""
-        if self.seen_kept != kept and self.seen_count:
-            self._resize_ring(kept)
-        self.seen_kept = kept
-        name = f"{KIND_LETTER[kind]}:{event_id}"
-        slot = self.seen_count % kept
-        if self.seen_count >= kept:
-            oldest = self.read(f"d{slot}")
-            if oldest is not None:
-                self.write(f"~{oldest}", None)
-        self.write(f"d{slot}", name)
-        self.write(f"~{name}", offset)
-        self.seen_count += 1
+        remembered = self.remembered
+        remembered[f"{KIND_LETTER[kind]}:{event_id}"] = offset
+        while len(remembered) > kept:
+            del remembered[next(iter(remembered))]
         if offset > self.applied_up_to.get(kind, -1):
             self.applied_up_to[kind] = offset
 
     def seen(self) -> dict[str, int]:
         """"<kind>:<event_id>" -> offset, oldest first (CustomerState.seen)."""
-        found = {}
-        for _, name in self._ring():
-            letter, event_id = name.split(":", 1)
-            found[f"{KIND_NAME[letter]}:{event_id}"] = self.read(f"~{name}")
-        return found
-
-    def _ring(self) -> Iterator[tuple[int, str]]:
-        """(slot, "<kind letter>:<event_id>") of the remembered ids, oldest first."""
-        kept = self.seen_kept
-        for position in range(max(self.seen_count - kept, 0), self.seen_count):
-            name = self.read(f"d{position % kept}")
-            if name is not None:
-                yield position % kept, name
-
-    def _resize_ring(self, kept: int) -> None:
-        """Lay the ring out again for another size (the setting changed)."""
-        entries = [(name, self.read(f"~{name}")) for _, name in self._ring()]
-        for slot, name in list(self._ring()):
-            self.write(f"d{slot}", None)
-            self.write(f"~{name}", None)
-        self.seen_count, self.seen_kept = 0, kept
-        for name, offset in entries[-kept:]:
-            self.write(f"d{self.seen_count}", name)
-            self.write(f"~{name}", offset)
-            self.seen_count += 1
+        return {f"{KIND_NAME[name[0]]}{name[1:]}": offset
+                for name, offset in self.remembered.items()}
 
     def last_record(self, survey: str) -> tuple[Any, ...]:
         return tuple(self.read(f"l{survey}"))
@@ -420,9 +384,8 @@ def encode(partition: int, state: Customer) -> bytes:
         body["t"] = state.last_event_at
     if state.order:
         body["o"] = state.order
-        body["n"] = state.newest
-    if state.seen_count:
-        body["d"] = (state.seen_count, state.seen_kept)
+    if state.remembered:
+        body["s"] = state.remembered
     if state.counted:
         body["k"] = {name: {survey: (c.start, c.score, to_us(c.at), c.groups)
                             for survey, c in per.items()}
@@ -449,8 +412,7 @@ def decode(raw: bytes, history: HistoryLoader | None = None,
     state.applied_up_to = {KIND_NAME[k]: offset for k, offset in body.get("a", {}).items()}
     state.last_event_at = body.get("t")
     state.order = body.get("o", {})
-    state.newest = body.get("n", {})
-    state.seen_count, state.seen_kept = body.get("d", (0, 0))
+    state.remembered = body.get("s", {})
     state.counted = {name: {survey: Counted.model_construct(
         start=c[0], score=c[1], at=from_us(c[2]), groups=tuple(tuple(g) for g in c[3]))
         for survey, c in per.items()} for name, per in body.get("k", {}).items()}
