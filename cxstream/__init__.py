@@ -1,3 +1,3 @@
 """cxstream: real-time customer-experience stream processing on Kafka and Faust."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -144,8 +144,10 @@ def run_fault_test(settings_values: dict[str, str], env: dict[str, str], workdir
             time.sleep(rng.uniform(*kill_every))
             if stop_killing.is_set() and report.kills >= MIN_KILLS:
                 return
+            worker.stop(signal.SIGKILL)  # returns once the process is gone
+            # the time the worker was dead by: a post the receiver got just before is one
+            # the live worker sent (recorded before the signal, such a post looked later)
             report.kill_wall_times.append(time.time())
-            worker.stop(signal.SIGKILL)
             report.kills += 1
             report.kill_times.append(round(time.monotonic() - began, 1))
             worker.start()
