@@ -212,9 +212,12 @@ def missed_deadline(change: Change) -> str | None:
 
 def age_band(case: AlertCase, now: datetime) -> str:
     """How long an open alert has been open, in the bands of the metric."""
-    age = (now - case.alert.created_at).total_seconds()
+    return band_of_age((now - case.alert.created_at).total_seconds())
+
+
+def band_of_age(seconds: float) -> str:
     for limit, band in ((3_600, "lt_1h"), (4 * 3_600, "1h_4h"), (24 * 3_600, "4h_24h")):
-        if age < limit:
+        if seconds < limit:
             return band
     return "gt_24h"
 

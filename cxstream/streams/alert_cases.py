@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -57,6 +57,19 @@ def subject_key(alert: Alert) -> bytes:
 Publish = Callable[[Alert], Awaitable[Any]]
 
 
+class OpenCase(NamedTuple):
+    """What the metrics show of an unresolved case."""
+
+    severity: str
+    status: str
+    created_at: datetime
+    deadline: datetime | None
+
+    @staticmethod
+    def of(case: lc.AlertCase) -> OpenCase:
+        return OpenCase(case.severity, case.status, case.alert.created_at, case.deadline())
+
+
 class AlertCases:
     """The cases of the partitions this worker owns, and every change made to them."""
 
@@ -75,6 +88,10 @@ class AlertCases:
         self.lock = asyncio.Lock()  # events, deadline checks and commands, one at a time
         self.partitioner = DefaultPartitioner()  # the producer's: where an alert id went
         self.listeners: list[Callable[[lc.AlertCase], None]] = []
+        #: the unresolved cases of the owned partitions, kept as they change (None: to be
+        #: read from the table, after a recovery), and the partitions it was read for
+        self._open: dict[str, OpenCase] | None = None
+        self._open_for: frozenset[int] = frozenset()
 
     def partition_of(self, alert_id: str) -> int:
         return int(self.partitioner(alert_id.encode(), self.partitions, self.partitions))
@@ -92,12 +109,31 @@ class AlertCases:
                 cases.append(lc.AlertCase.model_validate_json(raw))
         return cases
 
+    def open_cases(self) -> list[OpenCase]:
+        """The unresolved cases of the partitions this worker owns, without reading the
+        table (the metrics ask on every scrape; a table holds every alert ever raised)."""
+        owned = frozenset(self.owned())
+        if self._open is None or owned != self._open_for:
+            self._open = {case.alert_id: OpenCase.of(case) for case in self.local()
+                          if case.is_open}
+            self._open_for = owned
+        return list(self._open.values())
+
+    def table_recovered(self) -> None:
+        """The table was restored from its changelog: read the open cases again."""
+        self._open = None
+
     # -- changes ---------------------------------------------------------------------
 
     def _record(self, before: lc.AlertCase | None, case: lc.AlertCase,
                 follow_ups: list[lc.AlertCase]) -> None:
         self.changelog.set(self.table, self.partition_of(case.alert_id),
                            case.alert_id.encode(), case.model_dump_json().encode())
+        if self._open is not None:
+            if case.is_open:
+                self._open[case.alert_id] = OpenCase.of(case)
+            else:
+                self._open.pop(case.alert_id, None)
         change = case.last_change
         self.metrics.alert_changes.labels(change.action).inc()
         created = case.alert.created_at

@@ -182,6 +182,10 @@ def _register_alert_cases(app: Any, settings: Settings, config: RulesConfig,
                        publisher.follow_up)
     app.cx_alert_cases = cases  # type: ignore[attr-defined]  # for the API and inspection
 
+    @table.on_recover
+    async def read_open_cases_again() -> None:
+        cases.table_recovered()
+
     @app.agent(events_topic, name="track_alert_cases", concurrency=1)
     async def track_alert_cases(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size,

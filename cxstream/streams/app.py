@@ -149,7 +149,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
     emitter, cases = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
                                 alerts_partition_count or settings.partitions,
                                 rules.conventions, rules.windows)
-    metrics.registry.register(OpenAlertsCollector(cases.local, lambda: datetime.now(UTC)))
+    metrics.registry.register(OpenAlertsCollector(cases.open_cases,
+                                                  lambda: datetime.now(UTC)))
     guard = BatchGuard()
     app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
 

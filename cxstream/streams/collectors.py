@@ -128,22 +128,22 @@ class OpenAlertsCollector(Collector):
 
     def __init__(self, cases: Callable[[], list[Any]],
                  now: Callable[[], Any]) -> None:
+        #: the open cases (streams.alert_cases.OpenCase: severity, status, created_at,
+        #: deadline), kept by AlertCases as they change
         self.cases = cases
         self.now = now
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from cxstream.alerts.lifecycle import AGE_BANDS, age_band
+        from cxstream.alerts.lifecycle import AGE_BANDS, band_of_age
 
         now = self.now()
         counts: dict[tuple[str, str, str], int] = {}
         overdue: dict[str, int] = {}
         for case in self.cases():
-            if not case.is_open:
-                continue
-            key = (case.severity, case.status, age_band(case, now))
+            key = (case.severity, case.status,
+                   band_of_age((now - case.created_at).total_seconds()))
             counts[key] = counts.get(key, 0) + 1
-            deadline = case.deadline()
-            if deadline is not None and deadline <= now:
+            if case.deadline is not None and case.deadline <= now:
                 overdue[case.severity] = overdue.get(case.severity, 0) + 1
         family = GaugeMetricFamily(
             "cxstream_alerts_open", "Unresolved alerts of the lifecycle partitions this "

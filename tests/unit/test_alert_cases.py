@@ -206,3 +206,29 @@ def test_the_list_shows_each_user_what_they_may_see_sorted_and_paged() -> None:
     first = page(mine, {"limit": "2"})
     assert first["total"] == 3 and first["next_offset"] == 2 and len(first["alerts"]) == 2
     assert page(mine, {"limit": "2", "offset": "2"})["next_offset"] is None
+
+
+def test_the_open_cases_for_the_metrics_follow_each_change_without_reading_the_table(
+        ) -> None:
+    from prometheus_client import CollectorRegistry as Registry
+
+    from cxstream.streams.collectors import OpenAlertsCollector
+
+    kafka, clock = Kafka(), Clock()
+    cases, _ = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert(alert_id="a-1")), raised(alert(alert_id="a-2"))]))
+    assert sorted(c.status for c in cases.open_cases()) == ["open", "open"]  # read once
+    reads = []
+    cases.local = lambda: reads.append(1) or []  # type: ignore[method-assign]
+    run(cases.take_events([resolution("a-1"), raised(alert(alert_id="a-3",
+                                                           severity="critical"))]))
+    assert sorted(c.severity for c in cases.open_cases()) == ["critical", "warning"]
+    registry = Registry()
+    registry.register(OpenAlertsCollector(cases.open_cases, lambda: T0 + timedelta(days=2)))
+    assert registry.get_sample_value("cxstream_alerts_open", {
+        "severity": "critical", "status": "open", "age_band": "gt_24h"}) == 1
+    assert registry.get_sample_value("cxstream_alerts_overdue",
+                                     {"severity": "warning"}) == 1
+    assert reads == []  # no scrape and no change read the whole table
+    cases.table_recovered()  # restored from the changelog: read once more
+    assert cases.open_cases() == [] and reads == [1]
