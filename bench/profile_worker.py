@@ -28,10 +28,13 @@ from tests.support import base_env
 
 PARTS = {
     "validation (pydantic parsing of the raw messages)": ("Ingest._validate",),
-    "fold, rules and alerts (scoring/, alerts/)": ("fold_batch (scoring",),
+    "fold, rules and alerts (alerts/core.py)": ("CustomerCore.fold_batch",),
     "table values and changelog records (encode, batch, send)": ("StateWriter._write",
                                                                  "BulkChangelog.flush"),
     "publishing alerts": ("AlertEmitter.emit",),
+    "alert cases (the lifecycle table)": ("AlertCases.take_events",),
+    "recurring-issue signals (their agent)": ("_fold_signal_event",),
+    "metrics scrapes": ("serve_metrics",),
     "Faust: stream iteration and batching, per event": ("Stream._c_aiter",
                                                         "Stream._py_aiter",
                                                         "add_to_buffer"),
@@ -55,6 +58,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--top", type=int, default=0,
+                        help="also list this many functions most often on the stack")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -75,6 +80,7 @@ def main() -> int:
                        env=base_env(**values), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False, timeout=args.seconds + 120)
         shares: Counter[str] = Counter()
+        functions: Counter[str] = Counter()
         total = 0
         for line in raw.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
@@ -84,9 +90,15 @@ def main() -> int:
                     shares[part] += int(count)
             if any(leaf in stack.rsplit(";", 1)[-1] for leaf in IDLE_LEAVES):
                 shares[IDLE] += int(count)
+            for name in {frame.split(" (")[0] for frame in stack.split(";")}:
+                functions[name] += int(count)
     print(f"{total} samples of a worker over {args.seconds} s (start-up included)")
     for part in (*PARTS, IDLE):
         print(f"{shares[part] / total:6.1%}  {part}")
+    if args.top:
+        print(f"the {args.top} functions most often on the stack:")
+        for name, count in functions.most_common(args.top):
+            print(f"{count / total:6.1%}  {name}")
     return 0
 
 

@@ -331,11 +331,11 @@ async def latency(settings: Settings, rate: float, seconds: float,
             if delay > 0:
                 await asyncio.sleep(delay)
             if n >= warm_up and (n % PROBE_EVERY == 0 or not background):
-                customer = f"lat-{n}"
+                customer = f"lat-{rate:.0f}-{n}"  # new customers in each run
                 sent_at[customer] = time.time()
                 await producer.send(settings.topic_feedback, key=customer.encode(),
                                     value=to_bytes(feedback(
-                                        event_id=f"lat-{n}", customer_id=customer, score=3,
+                                        event_id=customer, customer_id=customer, score=3,
                                         occurred_at=datetime.now(UTC).isoformat())))
             else:
                 record = background[n % len(background)]

@@ -25,6 +25,7 @@ from cxstream.alerts.customer_rules import recovered
 from cxstream.alerts.group_rules import is_negative_feedback, signals_of
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.scoring.customer import quadrant_of
 from cxstream.scoring.fold import FoldRules, SourcedEvent
 from cxstream.scoring.groups import GroupKeys
 from cxstream.scoring.plain import (
@@ -86,8 +87,6 @@ class CustomerCore:
         result = CoreResult(keys=stored.keys)
         states: dict[str, Customer] = {}  # in the order of their first event
         changed_ids = result.changed
-        #: each customer's quadrant after their latest event, and the bands it was for
-        quadrants: dict[str, tuple[ValueBands | None, str | None]] = {}
         for item in items:
             customer_id = item.event.customer_id
             state = states.get(customer_id)
@@ -99,16 +98,10 @@ class CustomerCore:
                 states[customer_id] = state
             is_profile = isinstance(item.event, CustomerProfile)
             before: Any = None
-            profile_before, low = None, None
-            quadrant_before = None
-            if self.reactions is not None:
-                if is_profile:
-                    profile_before = state.profile
-                    low = experience_is_low(state, self.plain_rules)  # a profile keeps it
-                    if low or state.alerts.get("open"):
-                        before = to_model(state)  # the profile rules read the whole state
-                else:
-                    quadrant_before = self._quadrant_of(state, quadrants.get(customer_id))
+            profile_before = state.profile
+            low = experience_is_low(state, self.plain_rules)  # the experience before
+            if is_profile and self.reactions is not None and (low or state.alerts.get("open")):
+                before = to_model(state)  # the profile rules read the whole state
             applied, changed = batch.fold(item, state)
             if changed:
                 changed_ids.add(customer_id)
@@ -119,17 +112,14 @@ class CustomerCore:
                 result.applied_times.append(occurred.timestamp())
             if self.reactions is None:
                 continue
-            if is_profile:
+            if is_profile:  # a profile leaves the experience as it was
                 if before is not None:
                     self._on_profile(partition, item, before, state, result)
                 elif state.profile != profile_before:
                     self._note_profile(partition, state, low)
-                quadrants.pop(customer_id, None)
                 continue
-            bands = self.bands() if self.bands is not None else None
-            quadrant = self._quadrant(state, bands)
-            self._on_applied(item, state, quadrant_before, quadrant, result)
-            quadrants[customer_id] = (bands, quadrant)
+            self._on_applied(item, state, low, experience_is_low(state, self.plain_rules),
+                             result)
         result.customers = {customer_id: state for customer_id, state in states.items()
                             if customer_id in changed_ids}
         result.partials = batch.changed_partials()
@@ -137,30 +127,20 @@ class CustomerCore:
         result.outcomes = dict(batch.outcomes)
         return result
 
-    # -- quadrants --------------------------------------------------------------------
+    # -- value band ---------------------------------------------------------------
 
-    def _quadrant_of(self, state: Customer,
-                     known: tuple[ValueBands | None, str | None] | None) -> str | None:
-        """The customer's quadrant now: ``known`` if it is for the current bands (the
-        bands change when a profile or a refresh moves the thresholds)."""
-        bands = self.bands() if self.bands is not None else None
-        if known is not None and bands is not None and known[0] is bands:
-            return known[1]
-        return self._quadrant(state, bands)
-
-    def _quadrant(self, state: Customer, bands: ValueBands | None) -> str | None:
-        if bands is None:
+    def _high_value(self, state: Customer) -> bool | None:
+        """Whether the customer is high-value with the current bands (None: no profile
+        or no band yet). Asked only when it can decide something: the bands are rebuilt
+        after every new profile, and most events need no quadrant."""
+        if self.bands is None:
             assert self.reactions is not None
-            return self.reactions.customer_alerts.report_of(to_model(state)).get("quadrant")
-        high = None
-        if state.profile is not None:
-            high = bands.flags(state.profile[0], state.profile[1])["high_value"]
-        low = experience_is_low(state, self.plain_rules)
-        if high is None or low is None:
+            high: bool | None = self.reactions.customer_alerts.report_of(
+                to_model(state)).get("high_value")
+            return high
+        if state.profile is None:
             return None
-        if high:
-            return "at-risk" if low else "exemplary"
-        return "dangling" if low else "growth"
+        return self.bands().flags(state.profile[0], state.profile[1])["high_value"]
 
     # -- rules ------------------------------------------------------------------------
 
@@ -185,22 +165,32 @@ class CustomerCore:
             result.changed.add(state.customer_id)
         result.outputs += produced
 
-    def _on_applied(self, item: SourcedEvent, state: Customer, quadrant_before: str | None,
-                    quadrant_after: str | None, result: CoreResult) -> None:
+    def _on_applied(self, item: SourcedEvent, state: Customer, low_before: bool | None,
+                    low_after: bool | None, result: CoreResult) -> None:
+        """The customer rules on an applied event, ``low_*``: the experience before and
+        after it. The value band is the same on both sides (no profile in between), so
+        the customer enters the at-risk quadrant only when their experience turns low."""
         assert self.reactions is not None
         event = item.event
         assert isinstance(event, Feedback | Interaction)
         alerts = self.reactions.customer_alerts
         config = self.reactions.config
+        known: list[bool | None] = []
+
+        def high() -> bool | None:
+            if not known:
+                known.append(self._high_value(state))
+            return known[0]
+
         recent = alerts.now() - event.occurred_at <= timedelta(
             hours=config.max_event_age_hours)
         may_alert = recent and (
-            (quadrant_after == "at-risk" and quadrant_before != "at-risk"
-             and config.high_value_at_risk.enabled)
+            (config.high_value_at_risk.enabled and low_after is True
+             and low_before is not True and high() is True)
             or (isinstance(event, Feedback) and config.detractor.enabled
                 and is_negative_feedback(event, config))
             or (isinstance(event, Interaction) and _may_be_negative_post(event, config))
-            or _may_resolve(state, event, quadrant_after, config))
+            or _may_resolve(state, event, lambda: quadrant_of(high(), low_after), config))
         signals = _may_signal(event, self.reactions)
         if not (may_alert or signals):
             return
@@ -208,7 +198,8 @@ class CustomerCore:
         model = None
         if may_alert:
             model = to_model(state)
-            after, raised = alerts.react_from(event, quadrant_before, model, topics)
+            after, raised = alerts.react_from(event, quadrant_of(high(), low_before), model,
+                                              topics)
             result.outputs += [AlertOut(status, alert, item.record_time)
                                for status, alert in raised]
             if not raised:
@@ -239,14 +230,14 @@ def _may_be_negative_post(event: Interaction, config: RulesConfig) -> bool:
     return event.sentiment is None or event.sentiment <= rule.sentiment_max
 
 
-def _may_resolve(state: Customer, event: Feedback | Interaction, quadrant: str | None,
-                 config: RulesConfig) -> bool:
+def _may_resolve(state: Customer, event: Feedback | Interaction,
+                 quadrant: Callable[[], str | None], config: RulesConfig) -> bool:
     """Whether ``event`` may resolve an alert of the customer (customer_rules.settle): one
     still cooling at its time, of a rule that resolves by itself and that it recovers."""
     at = event.occurred_at
     for rule, alert in state.alerts.get("open", {}).items():
         if (getattr(config, rule).auto_resolve
                 and at < datetime.fromisoformat(alert["until"])
-                and recovered(rule, event, {"quadrant": quadrant}, config) is not None):
+                and recovered(rule, event, {"quadrant": quadrant()}, config) is not None):
             return True
     return False

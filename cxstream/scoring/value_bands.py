@@ -75,11 +75,14 @@ class ValueBands:
     """Thresholds of the high-value band, overall and per segment."""
 
     def __init__(self, histograms: dict[str, Histogram], top_share: float,
-                 scope: str = "segment", fixed_threshold: float | None = None) -> None:
-        #: histograms per segment; the overall one is their sum
+                 scope: str = "segment", fixed_threshold: float | None = None,
+                 overall: Histogram | None = None) -> None:
+        #: histograms per segment; the overall one is their sum (``overall``, if the
+        #: caller has it)
         self.by_segment = {segment: top_share_threshold(h, top_share)
                            for segment, h in histograms.items()}
-        self.overall = top_share_threshold(merge(histograms.values()), top_share)
+        self.overall = top_share_threshold(
+            merge(histograms.values()) if overall is None else overall, top_share)
         self.customers = sum(sum(h.values()) for h in histograms.values())
         self.top_share = top_share
         self.scope = scope
@@ -121,6 +124,10 @@ class ValueIndex:
     def __init__(self) -> None:
         self._customers: dict[int, dict[str, tuple[str, float]]] = {}
         self._histograms: dict[int, dict[str, Histogram]] = {}
+        #: the histograms of every partition held, added up (kept as they change: bands
+        #: are rebuilt after every new profile, and merging every partition's stood out)
+        self._merged: dict[str, Histogram] = {}
+        self._overall: Histogram = {}  # and all segments added up
         self._low: dict[int, dict[str, bool | None]] = {}
         #: customers whose experience is low, per segment: (partition, value) by id; the
         #: candidates when a threshold falls (``newly_high``)
@@ -152,15 +159,18 @@ class ValueIndex:
             return
         self.version += 1
         if old is not None:
-            counts = histograms[old[0]]
-            bucket = bucket_of(old[1])
-            counts[bucket] -= 1
+            self._count(histograms, old[0], bucket_of(old[1]), -1)
+        customers[customer_id] = (segment, value)
+        self._count(histograms, segment, bucket_of(value), 1)
+
+    def _count(self, histograms: dict[str, Histogram], segment: str, bucket: int,
+               change: int) -> None:
+        """Add ``change`` to a bucket of a partition's histogram and of the merged one."""
+        for counts in (histograms.setdefault(segment, {}),
+                       self._merged.setdefault(segment, {}), self._overall):
+            counts[bucket] = counts.get(bucket, 0) + change
             if counts[bucket] == 0:
                 del counts[bucket]
-        customers[customer_id] = (segment, value)
-        counts = histograms.setdefault(segment, {})
-        bucket = bucket_of(value)
-        counts[bucket] = counts.get(bucket, 0) + 1
 
     def quadrant_counts(self, partitions: set[int], bands: ValueBands
                         ) -> dict[tuple[str, str], int]:
@@ -200,11 +210,7 @@ class ValueIndex:
         if old is None:
             return
         self._low_by_segment.get(old[0], {}).pop(customer_id, None)
-        counts = self._histograms[partition][old[0]]
-        bucket = bucket_of(old[1])
-        counts[bucket] -= 1
-        if counts[bucket] == 0:
-            del counts[bucket]
+        self._count(self._histograms[partition], old[0], bucket_of(old[1]), -1)
         self.version += 1
 
     def keep_only(self, partitions: set[int]) -> None:
@@ -213,7 +219,9 @@ class ValueIndex:
             for customer_id, (segment, _) in self._customers[partition].items():
                 self._low_by_segment.get(segment, {}).pop(customer_id, None)
             del self._customers[partition]
-            self._histograms.pop(partition, None)
+            for segment, counts in self._histograms.pop(partition, {}).items():
+                for bucket, count in counts.items():
+                    self._count({}, segment, bucket, -count)
             self._low.pop(partition, None)
         self.indexed &= partitions
         self.version += 1
@@ -221,17 +229,28 @@ class ValueIndex:
     def clear(self) -> None:
         self._customers.clear()
         self._histograms.clear()
+        self._merged.clear()
+        self._overall.clear()
         self._low.clear()
         self._low_by_segment.clear()
         self.indexed = set()
         self.version += 1
 
+    def overall(self, partitions: set[int]) -> Histogram | None:
+        """All segments' histograms added up over ``partitions``, if that is all the
+        index holds (None otherwise: add up ``histograms``)."""
+        return self._overall if set(self._histograms) <= partitions else None
+
     def histograms(self, partitions: set[int]) -> dict[str, Histogram]:
-        """Histograms per segment over ``partitions``."""
+        """Histograms per segment over ``partitions`` (not to be changed by the caller)."""
+        if set(self._histograms) <= partitions:  # the usual case: all that is held
+            return {segment: counts for segment, counts in self._merged.items() if counts}
         merged: dict[str, Histogram] = {}
         for partition in partitions & set(self._histograms):
             for segment, counts in self._histograms[partition].items():
-                merged[segment] = merge([merged.get(segment, {}), counts])
+                into = merged.setdefault(segment, {})
+                for bucket, count in counts.items():
+                    into[bucket] = into.get(bucket, 0) + count
         return {segment: counts for segment, counts in merged.items() if counts}
 
 

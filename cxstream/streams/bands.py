@@ -68,16 +68,21 @@ class BandsHolder:
         per_segment: dict[str, list[Histogram]] = {
             segment: [counts] for segment, counts in self.index.histograms(known).items()}
         covered = set(known)
+        remote = False
         for share in self.remote:
             if set(share["partitions"]) & owned:
                 continue  # a share from before a rebalance: those partitions are here now
             covered |= set(share["partitions"])
             for segment, histogram in share["segments"].items():
                 per_segment.setdefault(segment, []).append(histogram)
+                remote = True
         wanted = owned if self.partition_count is None else set(range(self.partition_count))
         self.complete = covered >= wanted
-        return ValueBands({segment: merge(parts) for segment, parts in per_segment.items()},
-                          self.top_share, self.scope, self.fixed_threshold)
+        # rebuilt after every new profile: the index's own sums when nothing is added
+        return ValueBands({segment: parts[0] if len(parts) == 1 else merge(parts)
+                           for segment, parts in per_segment.items()},
+                          self.top_share, self.scope, self.fixed_threshold,
+                          None if remote else self.index.overall(known))
 
     async def refresh(self, cluster: Cluster) -> None:
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxstream.scoring.value_bands import (
     GROWTH,
     ValueBands,
+    ValueIndex,
     bucket_of,
     histogram_of,
     lower_edge,
@@ -111,3 +112,28 @@ def test_quadrant_counts_match_each_customers_flags(
             key = (segment, quadrant_name(bands.flags(segment, value)["high_value"], low))
             expected[key] = expected.get(key, 0) + 1
     assert index.quadrant_counts({0, 1}, bands) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["update", "forget", "keep_only"]),
+                          st.integers(0, 3), st.integers(0, 9),
+                          st.sampled_from(["smb", "enterprise"]),
+                          st.floats(0, 1e6, allow_nan=False)), max_size=60),
+       st.sets(st.integers(0, 3)))
+def test_the_histograms_kept_added_up_equal_the_partitions_merged(
+        steps: list[tuple[str, int, int, str, float]], asked: set[int]) -> None:
+    index = ValueIndex()
+    for action, partition, customer, segment, value in steps:
+        if action == "update":
+            index.update(partition, f"c{customer}", segment, value)
+        elif action == "forget":
+            index.forget(partition, f"c{customer}")
+        else:
+            index.keep_only({p for p in range(4) if p != partition})
+    for partitions in ({0, 1, 2, 3}, asked):
+        expected: dict[str, dict[int, int]] = {}
+        for partition in partitions:
+            for segment, value in index._customers.get(partition, {}).values():
+                counts = expected.setdefault(segment, {})
+                counts[bucket_of(value)] = counts.get(bucket_of(value), 0) + 1
+        assert index.histograms(partitions) == expected
