@@ -1,27 +1,18 @@
-"""Throughput, latency, memory and recovery of the full pipeline next to its baselines.
+"""Throughput, latency, memory and restart of the full pipeline next to its baselines.
 
     .venv/bin/python -m bench.throughput [--events 200000] [--customers 20000]
-        [--latency-seconds 30] [--recovery-customers 1000000]
+        [--latency-seconds 30] [--recovery-customers 1000000] [--grown-customers 100000]
 
 Everything runs in one go on one local Kafka broker this script starts (free loopback
-ports), on the same simulated events (valid ones only, profiles first):
-1. the raw aiokafka consumer reading and validating them (pydantic): the Python ceiling;
-2. Faust's bare stream iteration, one event at a time, no work (bench/faust_baselines.py);
-3. a naive Faust agent: validate, then one table write per event (same file);
-4. the full cxstream pipeline (a `cxstream worker`: validation, customer state, group
-   tallies, rules, alerts);
-5. p50/p99 from produce to alert on the full pipeline while it runs at half its
-   sustained rate: once the worker is idle, simulated traffic (new events of the same
-   customers) for a 3 s warm-up, then with one probe in 20 messages, a detractor answer
-   from a new customer that raises one alert;
-6. worker memory: resident memory of an idle worker, of the worker of step 4, and of the
-   worker of step 7 holding the recovery customers (bench/memory_per_customer.py gives
-   the bytes of one customer's state in the table);
-7. recovery: a worker holding --recovery-customers customers is restarted; the time until
-   its table holds them all again.
-Also, in this process before the broker work: cxstream's own work on the same events
-with no Kafka and no Faust (validation, fold, rules, table values and changelog records
-encoded), to split a worker's time per event between Faust and cxstream.
+ports), on the same simulated events (valid ones only, profiles first); docs/performance.md
+says what each row is. In this process first: cxstream's own work with no Kafka and no
+Faust (a first pass, then the next events of the same customers), and 0.3.0's own work
+(bench/reference_core.py), with the changelog bytes of each. Then on the broker: the raw
+aiokafka consumer, Faust's bare iteration one by one and over take_events batches, a naive
+Faust agent (bench/faust_baselines.py), the full pipeline with one worker and with two,
+produce-to-alert latency at half the one-worker rate and at 1,000 events/s, a restart on
+local RocksDB state and a start from the changelog alone with --recovery-customers
+customers, and the memory of a worker holding --grown-customers grown customers.
 Each rate is events per second from the first event processed to the last.
 """
 
