@@ -65,8 +65,9 @@ class BandsHolder:
         owned = self.owned()
         assert self.index is not None
         known = owned & self.index.indexed
+        local = self.index.histograms(known)
         per_segment: dict[str, list[Histogram]] = {
-            segment: [counts] for segment, counts in self.index.histograms(known).items()}
+            segment: [counts] for segment, counts in local.items()}
         covered = set(known)
         remote = False
         for share in self.remote:
@@ -78,9 +79,10 @@ class BandsHolder:
                 remote = True
         wanted = owned if self.partition_count is None else set(range(self.partition_count))
         self.complete = covered >= wanted
-        # rebuilt after every new profile: the index's own sums when nothing is added
-        return ValueBands({segment: parts[0] if len(parts) == 1 else merge(parts)
-                           for segment, parts in per_segment.items()},
+        # the index's own sums where nothing is added (a share from JSON has text keys:
+        # merge reads them as numbers)
+        return ValueBands({segment: parts[0] if len(parts) == 1 and parts[0] is local.get(
+            segment) else merge(parts) for segment, parts in per_segment.items()},
                           self.top_share, self.scope, self.fixed_threshold,
                           None if remote else self.index.overall(known))
 

@@ -137,3 +137,22 @@ def test_the_histograms_kept_added_up_equal_the_partitions_merged(
                 counts = expected.setdefault(segment, {})
                 counts[bucket_of(value)] = counts.get(bucket_of(value), 0) + 1
         assert index.histograms(partitions) == expected
+
+
+def test_bands_take_other_workers_shares_with_text_buckets_for_segments_held_here_or_not(
+        ) -> None:
+    """A share gathered over HTTP has JSON keys (text): bands read them as numbers,
+    whether the segment has customers here too or only there."""
+    from cxstream.streams.bands import BandsHolder
+
+    index = ValueIndex()
+    index.update(0, "c1", "smb", 100.0)
+    index.mark_indexed({0})
+    bands = BandsHolder(0.5, "segment", None, index, lambda: {0}, 2)
+    remote = {str(bucket): count for bucket, count in histogram_of([1e6, 2e6]).items()}
+    bands.remote = [{"partitions": [1], "segments": {"enterprise": remote, "smb": remote}}]
+    bands._remote_version += 1
+    current = bands.current
+    assert current.threshold("enterprise") == lower_edge(bucket_of(2e6))
+    assert current.threshold("smb") == lower_edge(bucket_of(1e6))
+    assert bands.complete
