@@ -137,24 +137,15 @@ def in_process_messages(settings: Settings, records: list[SimRecord],
     return events
 
 
-def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[float, int]]:
-    """Seconds and changelog bytes (keys and values) for the pipeline's own work on each
-    pass of records in this process, one worker's state carried from pass to pass, no
-    Kafka and no Faust: validation, fold, rules, alerts and table values with their
-    changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE. What a
-    worker would cost if Faust and Kafka were free."""
-    from prometheus_client import CollectorRegistry
-
+def in_process_rules(settings: Settings) -> tuple[Any, Any, Any, Any]:
+    """The fold rules, value index, bands and alert reactions of a worker on 4 owned
+    partitions, for the in-process rows (the product's core and 0.3.0's alike)."""
     from cxstream.alerts.config import load_rules
     from cxstream.alerts.reactions import AlertReactions
     from cxstream.alerts.topics import load_tagger
     from cxstream.scoring.value_bands import ValueIndex
     from cxstream.streams.app import build_customer_alerts
     from cxstream.streams.bands import BandsHolder
-    from cxstream.streams.changelog import BulkChangelog
-    from cxstream.streams.ingest import Ingest, IngestLimits
-    from cxstream.streams.metrics import WorkerMetrics
-    from cxstream.streams.state import StateWriter
 
     rules = settings.fold_rules()
     config = load_rules(settings.rules_file)
@@ -163,6 +154,24 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[
                         settings.high_value_threshold, index, lambda: set(range(4)), 4)
     alerts = build_customer_alerts(config, load_tagger(settings.lexicons_dir), bands,
                                    rules.state)
+    return rules, index, bands, AlertReactions(alerts, config, rules.state,
+                                               note_value=index.update)
+
+
+def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[float, int]]:
+    """Seconds and changelog bytes (keys and values) for the pipeline's own work on each
+    pass of records in this process, one worker's state carried from pass to pass, no
+    Kafka and no Faust: validation, fold, rules, alerts and table values with their
+    changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE. What a
+    worker would cost if Faust and Kafka were free."""
+    from prometheus_client import CollectorRegistry
+
+    from cxstream.streams.changelog import BulkChangelog
+    from cxstream.streams.ingest import Ingest, IngestLimits
+    from cxstream.streams.metrics import WorkerMetrics
+    from cxstream.streams.state import StateWriter
+
+    rules, index, bands, reactions = in_process_rules(settings)
     metrics = WorkerMetrics(CollectorRegistry())
     written = [0]
 
@@ -173,8 +182,7 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[
         written[0] += sum(len(key) + len(value or b"") for key, value in records)
 
     writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
-                         metrics, index, AlertReactions(alerts, config, rules.state,
-                                                        note_value=index.update),
+                         metrics, index, reactions,
                          drop, BulkChangelog(count), bands=lambda: bands.current,
                          decoded_bytes=settings.state_cache_bytes)
 
@@ -204,23 +212,9 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[
 def reference_alone(settings: Settings, records: list[SimRecord]) -> tuple[float, int]:
     """fold_alone's first pass as 0.3.0 did the work (bench/reference_core.py)."""
     from bench.reference_core import ReferenceWorker
-    from cxstream.alerts.config import load_rules
-    from cxstream.alerts.reactions import AlertReactions
-    from cxstream.alerts.topics import load_tagger
-    from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.app import build_customer_alerts
-    from cxstream.streams.bands import BandsHolder
 
-    rules = settings.fold_rules()
-    config = load_rules(settings.rules_file)
-    index = ValueIndex()
-    bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
-                        settings.high_value_threshold, index, lambda: set(range(4)), 4)
-    alerts = build_customer_alerts(config, load_tagger(settings.lexicons_dir), bands,
-                                   rules.state)
-    worker = ReferenceWorker(rules, AlertReactions(alerts, config, rules.state,
-                                                   note_value=index.update),
-                             settings.max_event_bytes, index)
+    rules, index, _, reactions = in_process_rules(settings)
+    worker = ReferenceWorker(rules, reactions, settings.max_event_bytes, index)
     kinds = settings.input_kinds()
     messages = [(kinds[e.message.topic], e.message.partition, e.message.offset,
                  e.message.key, e.message.value)
