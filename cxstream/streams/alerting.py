@@ -5,6 +5,9 @@ Topics and tables:
 - ``cx.alerts`` (record of truth; key: customer_id, or the group for group alerts);
 - ``<app_id>-issue-signals`` (internal, keyed by "touchpoint:<name>" or "topic:<name>") and
   table ``issue_windows``: distinct customers per key and window;
+- ``<app_id>-segment-shares`` (internal, keyed by segment) and table ``segment_tallies``:
+  every input partition's tally of a segment window, where the segment drops are
+  evaluated (streams.segment_drops);
 - the webhook sink reads cx.alerts with a plain consumer (streams.webhook_sink).
 """
 
@@ -30,23 +33,24 @@ from cxstream.alerts.group_rules import (
     issue_window_key,
     issue_window_start,
     parse_issue_window_key,
-    segment_drop_alerts,
-    segment_recovered,
 )
 from cxstream.alerts.reactions import AlertOut, ResolveOut, SignalOut
 from cxstream.alerts.sinks import log_line
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions
-from cxstream.scoring.reports import merge_rows
-from cxstream.scoring.tallies import Tally
+from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.windows import WindowSpec, window_start
 from cxstream.streams.alert_cases import AlertCases, AlertEvent, subject_key
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
-from cxstream.streams.clients import alert_event_topic
-from cxstream.streams.cluster import Cluster, ClusterIncomplete
+from cxstream.streams.clients import alert_event_topic, segment_shares_topic
 from cxstream.streams.faust_compat.access import writing_for
 from cxstream.streams.io import read_topic
 from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.segment_drops import (
+    SegmentShares,
+    SegmentTallies,
+    ShareOut,
+)
 from cxstream.streams.settings import Settings
 from cxstream.streams.webhook_sink import start_webhook_sink
 
@@ -95,8 +99,9 @@ class AlertEmitter:
     """Publishes what the fold's reactions produced."""
 
     def __init__(self, publisher: AlertPublisher, signals_topic: Any,
-                 metrics: WorkerMetrics) -> None:
+                 metrics: WorkerMetrics, shares_topic: Any = None) -> None:
         self.publisher = publisher
+        self.shares_topic = shares_topic
         self.signals_topic = signals_topic
         self.metrics = metrics
 
@@ -116,6 +121,9 @@ class AlertEmitter:
                 signal = output.signal
                 acks.append(await self.signals_topic.send(
                     key=signal.group.encode(), value=signal.model_dump_json().encode()))
+            elif isinstance(output, ShareOut) and self.shares_topic is not None:
+                acks.append(await self.shares_topic.send(key=output.segment.encode(),
+                                                         value=output.encode()))
         await asyncio.gather(*acks)
         for output in outputs:
             if isinstance(output, AlertOut):
@@ -146,10 +154,12 @@ async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:
 
 
 def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics: WorkerMetrics,
-                      cluster: Cluster, partitions: int, alerts_partitions: int,
-                      conventions: Conventions, windows: tuple[WindowSpec, ...]
+                      partitions: int, alerts_partitions: int,
+                      conventions: Conventions, windows: tuple[WindowSpec, ...],
+                      shares: SegmentShares | None, input_owned: Callable[[], set[int]]
                       ) -> tuple[AlertEmitter, AlertCases]:
-    """Add the alert topics, tables and agents; return the emitter for the state writer."""
+    """Add the alert topics, tables and agents; return the emitter for the state writer
+    (``shares``: segment_shares, the segment drops' part of it)."""
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     alerts_topic = app.topic(settings.topic_alerts, **raw)
     signals_topic = app.topic(f"{settings.app_id}-issue-signals", partitions=partitions,
@@ -161,10 +171,10 @@ def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics
                                   alerts_partitions)
     _register_recurring_issues(app, settings, config, metrics, publisher, signals_topic,
                                partitions)
-    _register_segment_drops(app, settings, config, metrics, cluster, publisher,
-                            conventions, windows)
+    shares_topic = _register_segment_drops(app, settings, config, metrics, publisher,
+                                           conventions, partitions, shares, input_owned)
     _register_sinks(app, settings, config, metrics)
-    return AlertEmitter(publisher, signals_topic, metrics), cases
+    return AlertEmitter(publisher, signals_topic, metrics, shares_topic), cases
 
 
 def _register_alert_cases(app: Any, settings: Settings, config: RulesConfig,
@@ -214,13 +224,18 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
                                lambda: {tp.partition for tp in app.assignor.assigned_actives()
                                         if tp.topic == signals_topic.get_topic_name()})
 
+    @issue_windows.on_recover
+    async def index_issue_windows_again() -> None:
+        expiry.table_recovered()
+
     @app.agent(signals_topic, name="count_recurring_issues", concurrency=1)
     async def count_recurring_issues(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size,
                                                within=settings.batch_timeout_seconds):
             for event in events:
                 with writing_for(event):
-                    alert = _fold_signal_event(event, issue_windows, config, retention)
+                    alert = _fold_signal_event(event, issue_windows, config, retention,
+                                               expiry.note)
                 if alert is not None:
                     await (await publisher.alert(alert))
                     metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
@@ -234,7 +249,13 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
 
 class IssueWindowExpiry:
     """Deletes issue windows past their retention, from the partitions this worker owns,
-    at most once a minute (tombstones in the table's changelog)."""
+    at most once a minute (tombstones in the table's changelog), and resolves the alerts
+    of windows that recovered.
+
+    Neither scans the table: the windows' keys by partition and start, and the windows
+    with an open alert, are read from it once (after each recovery) and then follow every
+    write.
+    """
 
     EVERY_SECONDS = 60.0
 
@@ -249,24 +270,70 @@ class IssueWindowExpiry:
         self.partitioner = DefaultPartitioner()  # the producer's: where a group's key went
         self.last_sweep = 0.0
         self.expired = 0
+        #: partition -> window start -> keys (None: to be read from the table first)
+        self._starts: dict[int, dict[int, set[bytes]]] | None = None
+        #: key -> partition of the windows with an alert not resolved (None: to be read)
+        self._open: dict[bytes, int] | None = None
 
     def partition_of(self, group: str) -> int:
         return int(self.partitioner(group.encode(), self.partitions, self.partitions))
 
+    def table_recovered(self) -> None:
+        self._starts = None  # read again at the next use
+
+    def note(self, key: bytes, window: IssueWindow) -> None:
+        """Follow a write of the table."""
+        if self._starts is None:
+            return  # the table is read in full at the next use, this write with it
+        group, start = parse_issue_window_key(key)
+        partition = self.partition_of(group)
+        self._starts.setdefault(partition, {}).setdefault(start, set()).add(key)
+        if self._open is None:
+            return
+        if window.alert is not None and not window.resolved:
+            self._open[key] = partition
+        else:
+            self._open.pop(key, None)
+
+    def _index(self) -> dict[int, dict[int, set[bytes]]]:
+        if self._starts is None:
+            self._starts, self._open = {}, None
+            for key in list(self.table.keys()):
+                group, start = parse_issue_window_key(key)
+                partition = self.partition_of(group)
+                self._starts.setdefault(partition, {}).setdefault(start, set()).add(key)
+        return self._starts
+
+    def _open_windows(self) -> dict[bytes, int]:
+        starts = self._index()
+        if self._open is None:
+            self._open = {}
+            for partition, by_start in starts.items():
+                for keys in by_start.values():
+                    for key in keys:
+                        raw = self.table.get(key)
+                        if raw and b'"alert":null' not in raw:  # may be open: decoded
+                            window = IssueWindow.model_validate_json(raw)
+                            if window.alert is not None and not window.resolved:
+                                self._open[key] = partition
+        return self._open
+
     async def resolve_recovered(self, now: float, publisher: AlertPublisher) -> int:
         """Resolve the alerts of issue windows whose next whole window stayed below the
         threshold (alerts.group_rules.issue_recovered); returns how many."""
+        open_windows = self._open_windows()
         owned = self.owned()
         rule = self.config.recurring_issue
         resolved = 0
-        for key in list(self.table.keys()):
-            group, start = parse_issue_window_key(key)
-            partition = self.partition_of(group)
+        for key, partition in sorted(open_windows.items()):
             if partition not in owned:
                 continue
-            window = IssueWindow.model_validate_json(self.table[key])
-            if window.alert is None or window.resolved:
+            raw = self.table.get(key)
+            window = IssueWindow.model_validate_json(raw) if raw else None
+            if window is None or window.alert is None or window.resolved:
+                open_windows.pop(key, None)
                 continue
+            group, start = parse_issue_window_key(key)
             following_raw = self.table.get(issue_window_key(group,
                                                             start + rule.window_minutes * 60))
             following = (IssueWindow.model_validate_json(following_raw) if following_raw
@@ -277,8 +344,9 @@ class IssueWindowExpiry:
                       f"{rule.window_minutes} minutes ({following.count if following else 0})")
             await (await publisher.resolution(str(window.alert["alert_id"]), reason,
                                               _now()))
-            self.changelog.set(self.table, partition, key, window.model_copy(
-                update={"resolved": True}).model_dump_json().encode())
+            done = window.model_copy(update={"resolved": True})
+            self.changelog.set(self.table, partition, key, done.model_dump_json().encode())
+            self.note(key, done)
             resolved += 1
         if resolved:
             await self.changelog.flush()
@@ -288,15 +356,19 @@ class IssueWindowExpiry:
         if now - self.last_sweep < self.EVERY_SECONDS:
             return 0
         self.last_sweep = now
-        owned = self.owned()
+        starts = self._index()
         deleted = 0
-        for key in list(self.table.keys()):
-            group, start = parse_issue_window_key(key)
-            partition = self.partition_of(group)
-            if partition in owned and issue_window_expired(
-                    start, self.config.recurring_issue, now, self.retention):
-                self.changelog.delete(self.table, partition, key)
-                deleted += 1
+        for partition in sorted(self.owned() & set(starts)):
+            by_start = starts[partition]
+            for start in sorted(by_start):
+                if not issue_window_expired(start, self.config.recurring_issue, now,
+                                            self.retention):
+                    break  # later starts expire later
+                for key in sorted(by_start.pop(start)):
+                    self.changelog.delete(self.table, partition, key)
+                    if self._open is not None:
+                        self._open.pop(key, None)
+                    deleted += 1
         if deleted:
             await self.changelog.flush()
             self.expired += deleted
@@ -305,7 +377,9 @@ class IssueWindowExpiry:
 
 
 def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig,
-                       retention: float) -> Alert | None:
+                       retention: float,
+                       note: Callable[[bytes, IssueWindow], None] = lambda key, window: None
+                       ) -> Alert | None:
     try:
         signal = Signal.model_validate_json(event.message.value)
     except ValidationError:
@@ -319,50 +393,104 @@ def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig,
     window = IssueWindow.model_validate_json(stored) if stored else IssueWindow()
     window, alert = fold_signal(window, signal, event.message.offset, config, _now())
     issue_windows[key] = window.model_dump_json().encode()
+    note(key, window)
     return alert
 
 
 def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
-                            metrics: WorkerMetrics, cluster: Cluster, publisher: AlertPublisher,
-                            conventions: Conventions, windows: tuple[WindowSpec, ...]) -> None:
+                            metrics: WorkerMetrics, publisher: AlertPublisher,
+                            conventions: Conventions, partitions: int,
+                            shares: SegmentShares | None,
+                            input_owned: Callable[[], set[int]]) -> Any:
+    """The shares' topic (returned: None without the rule), table and agent, and the
+    evaluation timer (streams.segment_drops)."""
     rule = config.segment_drop
-    if not rule.enabled:
-        return
-    spec = next((s for s in windows if s.name == rule.window), None)
-    if spec is None:
-        raise ValueError(f"segment_drop.window {rule.window!r} is not one of "
-                         f"{', '.join(s.name for s in windows)}")
-    raised = RaisedGroupAlerts(settings, "segment_drop")
+    if shares is None:
+        return None
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    shares_topic = app.topic(segment_shares_topic(settings.app_id), partitions=partitions,
+                             internal=True, **raw)
+    table = app.Table("segment_tallies", partitions=partitions, key_type=bytes,
+                      value_type=bytes)
 
-    # The worker that owns partition 0 evaluates; a timer, not an agent on a one-partition
-    # topic: such a topic and its table stalled a worker's consumption after a rebalance.
+    def owned() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives()
+                if tp.topic == shares_topic.get_topic_name()}
+
+    tallies = SegmentTallies(table, shares.spec, config, conventions,
+                             BulkChangelog(kafka_sender(app)), owned)
+    app.cx_segment_tallies = tallies  # type: ignore[attr-defined]  # for inspection
+    raised = RaisedGroupAlerts(settings, "segment_drop")
+    evaluated_for: list[set[int]] = [set()]  # the partitions the raised ids were read for
+
+    @table.on_recover
+    async def read_segment_tallies_again() -> None:
+        tallies.load(list(table.items()), owned())
+
+    @app.agent(shares_topic, name="fold_segment_shares", concurrency=1)
+    async def fold_segment_shares(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size,
+                                               within=settings.batch_timeout_seconds):
+            for event in events:
+                tallies.fold(event.message.partition, event.message.value)
+            await tallies.changelog.flush()
+
+    async def send_again() -> None:
+        resent = shares.resend(time.time(), input_owned())
+        acks = [await shares_topic.send(key=share.segment.encode(), value=share.encode())
+                for share in resent]
+        await asyncio.gather(*acks)
+        if resent:
+            log.info("%d segment shares sent again after a recovery", len(resent))
+
     @app.timer(rule.evaluate_every_seconds)
     async def check_segment_drops() -> None:
-        if 0 not in cluster.active_partitions():
-            raised.forget()
+        try:
+            await send_again()
+        except Exception:  # the partitions are sent at the next recovery; tallies go on
+            log.exception("sending the segment shares again failed")
+        mine = owned() & tallies.loaded
+        if mine != evaluated_for[0]:
+            raised.forget()  # another worker may have raised alerts for these segments
+            evaluated_for[0] = mine
+        if not mine:
             return
         now = _now()
-        try:
-            alerts, recovered = await _segment_drops(cluster, spec, config, conventions, now)
-            # this window's alerts and the previous one's: both may still be open
-            await raised.load_since(window_start(now.timestamp(), spec.seconds)
-                                    - spec.seconds)
-        except ClusterIncomplete as exc:
-            log.info("segment drops not evaluated: %s", exc)
-            return
+        spec = shares.spec
+        alerts, recovered = tallies.evaluate(now)
+        metrics.segment_evaluations.labels("evaluations").inc()
+        metrics.segment_evaluations.labels("segments").inc(tallies.segment_count())
+        # this window's alerts and the previous one's: both may still be open
+        await raised.load_since(window_start(now.timestamp(), spec.seconds) - spec.seconds)
         for alert in alerts:
             if raised.add(alert.alert_id, alert):
                 await (await publisher.alert(alert))
                 metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
-        if not rule.auto_resolve:
-            return
-        for alert_key, (segment, metric) in list(raised.subjects.items()):
-            figures = recovered.get((segment, metric))
-            if figures is not None and raised.resolve(alert_key):
-                await (await publisher.resolution(
-                    alert_key, f"{metric.upper()} of segment {segment} is back at "
-                    f"{figures['current']:g} (baseline {figures['baseline']:g}, floor "
-                    f"{figures['floor']:g}, n={figures['current_n']})", now))
+        if rule.auto_resolve:
+            for alert_key, (segment, metric) in list(raised.subjects.items()):
+                figures = recovered.get((segment, metric))
+                if figures is not None and raised.resolve(alert_key):
+                    await (await publisher.resolution(
+                        alert_key, f"{metric.upper()} of segment {segment} is back at "
+                        f"{figures['current']:g} (baseline {figures['baseline']:g}, floor "
+                        f"{figures['floor']:g}, n={figures['current_n']})", now))
+        await tallies.expire(now.timestamp())
+
+    return shares_topic
+
+
+def segment_shares(config: RulesConfig, windows: tuple[WindowSpec, ...],
+                   index: PartialsIndex) -> SegmentShares | None:
+    """What the state writer sends for segment drops (None: the rule is off); raises
+    ValueError for a window the rules do not keep."""
+    rule = config.segment_drop
+    if not rule.enabled:
+        return None
+    spec = next((s for s in windows if s.name == rule.window), None)
+    if spec is None:
+        raise ValueError(f"segment_drop.window {rule.window!r} is not one of "
+                         f"{', '.join(s.name for s in windows)}")
+    return SegmentShares(spec, rule.baseline_windows, index)
 
 
 class RaisedGroupAlerts:
@@ -416,35 +544,6 @@ class RaisedGroupAlerts:
                 if alert.notice == "resolved":
                     self.resolved.add(alert.alert_id)
         self.loaded_since = start
-
-
-async def _segment_drops(cluster: Cluster, spec: WindowSpec, config: RulesConfig,
-                         conventions: Conventions, now: datetime
-                         ) -> tuple[list[Alert], dict[tuple[str, str], dict[str, Any]]]:
-    """The drops to raise, and the (segment, metric) pairs recovered (with figures)."""
-    rule = config.segment_drop
-    current = window_start(now.timestamp(), spec.seconds)
-    starts = [current - k * spec.seconds for k in range(rule.baseline_windows + 1)]
-    slices = {(spec.name, start) for start in starts}
-    shares = await cluster.gather(
-        "/internal/partials",
-        {"dimension": "segment", "slices": ",".join(f"{w}:{s}" for w, s in sorted(slices))},
-        lambda: cluster.local_partials("segment", slices, None))
-    tallies = merge_rows(tuple(row) for share in shares for row in share["rows"])
-    alerts = []
-    recovered: dict[tuple[str, str], dict[str, Any]] = {}
-    for segment in sorted({key for _, _, key in tallies}):
-        now_tally = tallies.get((spec.name, current, segment), Tally())
-        baseline = Tally()
-        for start in starts[1:]:
-            baseline = baseline.merge(tallies.get((spec.name, start, segment), Tally()))
-        alerts += segment_drop_alerts(segment, now_tally, baseline, spec.name, current, config,
-                                      conventions, now)
-        for metric in rule.metrics:
-            figures = segment_recovered(metric, now_tally, baseline, config, conventions)
-            if figures is not None:
-                recovered[(segment, metric)] = figures
-    return alerts, recovered
 
 
 def _register_sinks(app: Any, settings: Settings, config: RulesConfig,

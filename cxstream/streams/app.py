@@ -20,9 +20,10 @@ from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.alerts.topics import load_tagger
 from cxstream.scoring.customer_view import RecentFlags
+from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams import delivery
-from cxstream.streams.alerting import register_alerting
+from cxstream.streams.alerting import register_alerting, segment_shares
 from cxstream.streams.api import AlertsApi, register_api
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
@@ -125,10 +126,22 @@ def build_app(settings: Settings, partition_count: int | None = None,
     partials = app.Table("group_partials", partitions=partitions, key_type=bytes,
                          **state_store(settings, "group_partials"))
     value_index = ValueIndex()
+    partials_index = PartialsIndex()
+    shares = segment_shares(rules_config, rules.windows, partials_index)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
                       settings.canonical_url, token,
-                      lambda reason: metrics.cluster_request_failures.labels(reason).inc())
+                      lambda reason: metrics.cluster_request_failures.labels(reason).inc(),
+                      partials_index)
+
+    @partials.on_recover
+    async def index_recovered_partials() -> None:
+        owned = cluster.active_partitions()
+        read = partials_index.load(list(partials.items()), owned)
+        if shares is not None:
+            shares.to_resend |= owned  # a crash may have kept the last ones from the topic
+        log.info("partials index loaded: %d tallies in %d slices", read,
+                 partials_index.slice_count())
 
     @customers.on_recover
     async def index_recovered_customers() -> None:
@@ -138,7 +151,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
     metrics.watch_partitions(lambda: len(cluster.active_partitions()))
     quadrants: dict[tuple[str, str], int] = {}  # counted at each value-band refresh
     metrics.registry.register(WorkerCollector(
-        app, {"customer_to_state": customers, "group_partials": partials}, partials,
+        app, {"customer_to_state": customers, "group_partials": partials}, partials_index,
         cluster.active_partitions, rules.windows, lambda: quadrants,
         group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
@@ -146,9 +159,10 @@ def build_app(settings: Settings, partition_count: int | None = None,
                         partitions)
 
     customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
-    emitter, cases = register_alerting(app, settings, rules_config, metrics, cluster, partitions,
-                                alerts_partition_count or settings.partitions,
-                                rules.conventions, rules.windows)
+    emitter, cases = register_alerting(app, settings, rules_config, metrics, partitions,
+                                       alerts_partition_count or settings.partitions,
+                                       rules.conventions, rules.windows, shares,
+                                       cluster.active_partitions)
     metrics.registry.register(OpenAlertsCollector(cases.open_cases,
                                                   lambda: datetime.now(UTC)))
     guard = BatchGuard()
@@ -166,7 +180,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
                          AlertReactions(customer_alerts, rules_config, rules.state,
                                         note_value=value_index.update),
                          emitter.emit, changelog, deliver, erased,
-                         lambda: bands.current, settings.state_cache_bytes)
+                         lambda: bands.current, settings.state_cache_bytes, partials_index,
+                         None if shares is None else shares.outputs)
     state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
 
     async def erase_customer(customer_id: str) -> bool:

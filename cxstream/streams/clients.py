@@ -69,18 +69,26 @@ def faust_credentials(settings: Settings) -> Any:
 
 #: the worker's tables (each has a compacted changelog topic named after the app)
 WORKER_TABLES = ("customer_to_state", "group_partials", "deadletter_marks", "issue_windows",
-                 "erased_customers")
+                 "erased_customers", "segment_tallies")
 
 
 def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
-    """The worker's own topics and their configs: the recurring-issue signals and the
-    tables' changelogs. Created before the worker starts because Faust creates them only
-    while it joins its group, and a topic created that late can be missing from the first
-    assignment and from the producer's metadata for minutes (a worker stalled so)."""
-    topics: dict[str, dict[str, str]] = {f"{settings.app_id}-issue-signals": {}}
+    """The worker's own topics and their configs: the recurring-issue signals, the segment
+    shares and the tables' changelogs. Created before the worker starts because Faust
+    creates them only while it joins its group, and a topic created that late can be
+    missing from the first assignment and from the producer's metadata for minutes (a
+    worker stalled so)."""
+    topics: dict[str, dict[str, str]] = {f"{settings.app_id}-issue-signals": {},
+                                         segment_shares_topic(settings.app_id): {}}
     for table in WORKER_TABLES:
         topics[f"{settings.app_id}-{table}-changelog"] = {"cleanup.policy": "compact"}
     return topics
+
+
+def segment_shares_topic(app_id: str) -> str:
+    """The internal topic of each input partition's segment tallies, keyed by segment
+    (streams.segment_drops)."""
+    return f"{app_id}-segment-shares"
 
 
 def alert_event_topic(settings: Settings) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cxstream.scoring.fold import partial_slots
+from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,10 @@ class Cluster:
     def __init__(self, app: Any, source_topic: str, partition_count: int,
                  partials: Any, value_index: ValueIndex, own_url: str,
                  token: str | None,
-                 on_failure: Callable[[str], None] = lambda reason: None) -> None:
+                 on_failure: Callable[[str], None] = lambda reason: None,
+                 partials_index: PartialsIndex | None = None) -> None:
         self.on_failure = on_failure
+        self.partials_index = partials_index or PartialsIndex()
         self.app = app
         self.source_topic = source_topic
         self.partition_count = partition_count
@@ -56,15 +58,12 @@ class Cluster:
     def local_partials(self, dimension: str, slices: set[tuple[str, int]] | None,
                        key: str | None, only: int | None = None) -> dict[str, Any]:
         """Rows (window, start, key, tally) of ``dimension`` in ``slices`` (None: all) of the
-        partitions this worker owns (only partition ``only`` if given: for diagnosis)."""
-        owned = self.active_partitions()
+        partitions this worker owns (only partition ``only`` if given: for diagnosis), from
+        the partials index: a partition not read into it yet is not claimed."""
+        owned = self.active_partitions() & self.partials_index.loaded
         if only is not None:
             owned &= {only}
-        rows = [[slot.window, slot.start, slot.key, value["tally"]]
-                for slot, value in partial_slots(list(self.partials.items()), owned)
-                if slot.dimension == dimension
-                and (slices is None or (slot.window, slot.start) in slices)
-                and (key is None or slot.key == key)]
+        rows = self.partials_index.rows(dimension, slices, key, owned)
         return {"partitions": sorted(owned), "rows": rows}
 
     def local_value_histograms(self) -> dict[str, Any]:

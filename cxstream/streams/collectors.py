@@ -16,7 +16,8 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from cxstream.scoring.fold import partial_slots
+from cxstream.scoring.groups import DIMENSIONS
+from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.reports import Tallies, merge_rows
 from cxstream.scoring.windows import WindowSpec, window_start
 from cxstream.streams.faust_compat.access import table_size
@@ -34,7 +35,7 @@ _ANSWERS = {
 class WorkerCollector(Collector):
     """Gauges computed from Faust's monitor and the worker's tables when scraped."""
 
-    def __init__(self, app: Any, tables: dict[str, Any], partials: Any,
+    def __init__(self, app: Any, tables: dict[str, Any], partials: PartialsIndex,
                  owned: Callable[[], set[int]], windows: tuple[WindowSpec, ...],
                  quadrants: Callable[[], dict[tuple[str, str], int]] = dict,
                  group_detail: bool = False,
@@ -98,10 +99,12 @@ class WorkerCollector(Collector):
         current = {spec.name: window_start(time.time(), spec.seconds) for spec in self.windows}
         totals: dict[str, Tallies] = {}  # dimension -> (window, start, key) -> tally
         rows: dict[str, list[tuple[str, int, str, Any]]] = {}
-        for slot, value in partial_slots(list(self.partials.items()), self.owned()):
-            if current.get(slot.window) == slot.start:
-                rows.setdefault(slot.dimension, []).append(
-                    (slot.window, slot.start, slot.key, value["tally"]))
+        slices = set(current.items())
+        for dimension in DIMENSIONS:
+            found = self.partials.rows(dimension, slices, None, self.owned())
+            if found:
+                rows[dimension] = [(window, start, key, tally)
+                                   for window, start, key, tally in found]
         for dimension, dimension_rows in rows.items():
             totals[dimension] = merge_rows(dimension_rows)
         per_dimension: dict[str, int] = {}

@@ -49,6 +49,12 @@ class WorkerMetrics:
             "Triggers folded into an open alert by its cooldown (an update is published).",
             ["rule"], registry=registry,
         )
+        self.segment_evaluations = Counter(
+            "cxstream_segment_evaluations_total",
+            "Segment-drop evaluations of the segments whose shares this worker holds, and "
+            "the segments looked at.",
+            ["what"], registry=registry,
+        )
         self.signals_emitted = Counter(
             "cxstream_issue_signals_total",
             "Negative experiences sent to recurring-issue counting, by kind.",

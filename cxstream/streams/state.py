@@ -29,12 +29,11 @@ from cxstream.scoring.customer import CustomerState, StateRules
 from cxstream.scoring.fold import (
     FoldRules,
     SourcedEvent,
-    expired_partial_keys,
     group_keys_key,
-    partial_slots,
     watermark_key,
 )
 from cxstream.scoring.groups import DIMENSIONS, GroupKeys
+from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueBands, ValueIndex
 from cxstream.scoring.windows import Watermark
 from cxstream.streams.changelog import BulkChangelog
@@ -45,6 +44,8 @@ from cxstream.streams.metrics import WorkerMetrics
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: the outputs a partition's moved partial tallies cause (key -> table value)
+ShareHook = Callable[[int, dict[str, dict[str, Any]]], list[Any]]
 #: runs a send until Kafka confirms it (streams.delivery.deliver with the worker's stop)
 Deliver = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
 
@@ -129,8 +130,14 @@ class StateWriter:
                  changelog: BulkChangelog | None = None,
                  deliver: Deliver | None = None, erased: Any = None,
                  bands: Callable[[], ValueBands] | None = None,
-                 decoded_bytes: int = DECODED_BYTES) -> None:
+                 decoded_bytes: int = DECODED_BYTES,
+                 partials_index: PartialsIndex | None = None,
+                 share_partials: ShareHook | None = None) -> None:
         self.customers = customers
+        #: the partial tallies by slice, following every write (readers never scan)
+        self.partials_index = partials_index or PartialsIndex()
+        #: what a batch's moved tallies send on (the segment shares), with its outputs
+        self.share_partials = share_partials
         #: table erased_customers: SHA-256 of an erased id -> what keeps its old events
         #: from being applied again ({"applied_up_to": {kind: offset}, "erased_at": ...})
         self.erased = erased
@@ -315,8 +322,12 @@ class StateWriter:
 
     def _write(self, partition: int, result: CoreResult) -> None:
         # Order matters within the partials changelog: tallies before the watermark.
+        index = self.partials_index
         for key, partial in result.partials.items():
             self._set(self.partials, partition, key.encode(), partial)
+            index.put(key, partial)
+        if self.share_partials is not None and result.partials:
+            result.outputs += self.share_partials(partition, result.partials)
         if result.keys is not None:
             for dimension in sorted(result.keys.changed):
                 self._set(self.partials, partition,
@@ -347,13 +358,12 @@ class StateWriter:
             return
         self._last_expiry[partition] = now
         watermark = Watermark.model_validate(self._load_watermark_raw(partition) or {})
-        keys = [slot.raw for slot, _ in partial_slots(
-            ((key, None) for key in list(self.partials.keys())), {partition})]
-        for key in expired_partial_keys(keys, watermark, self.rules.windows):
+        for key in self.partials_index.expired(partition, watermark.at, self.rules.windows):
             if self.changelog is None:
                 del self.partials[key.encode()]
             else:
                 self.changelog.delete(self.partials, partition, key.encode())
+            self.partials_index.put(key, None)
 
     def _load_customer(self, customer_id: str) -> plain.Customer | None:
         raw = self._get(self.customers, customer_id.encode())

@@ -277,3 +277,69 @@ def answers_per_partition(settings: Any, api: Api) -> dict[str, dict[int, Any]]:
             row[3]["promoters"] + row[3]["passives"] + row[3]["detractors"]
             for row in share["rows"]]
     return report
+
+
+def test_a_segment_drop_spread_over_both_workers_is_raised_once_with_every_answer(
+        isolated: dict[str, str], tmp_path: Path) -> None:
+    """The segment's answers sit on all four partitions, two per worker: the drop needs
+    every partition's share, and only the owner of the segment's share partition raises it."""
+    from datetime import UTC, datetime
+
+    import yaml
+
+    from tests.support import alerts_on_topic, feedback, profile, wait_until
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"segment_drop": {
+        "metrics": ["ces"], "window": "day", "baseline_windows": 3, "min_sample": 20,
+        "margins": {"ces": 0.5}, "evaluate_every_seconds": 1}}))
+    settings, first, second = start_two(
+        configure(isolated, partitions="4", session_timeout_seconds="8",
+                  rules_file=str(rules), allowed_lateness_seconds=str(10 * 86_400)), tmp_path)
+    now = datetime.now(UTC)
+    now = max(now - timedelta(seconds=1), now.replace(hour=0, minute=0, second=0, microsecond=0))
+    customers = [f"sd{n}" for n in range(24)]
+    profiles = [profile(customer_id=c, segment="spread", value=5, updated_at=now.isoformat())
+                for c in customers]
+    baseline = [feedback(event_id=f"b{day}-{c}", customer_id=c, survey="ces", score=7,
+                         occurred_at=(now - timedelta(days=day)).isoformat())
+                for day in (1, 2, 3) for c in customers]
+    today = [feedback(event_id=f"t-{c}", customer_id=c, survey="ces", score=4,
+                      occurred_at=now.isoformat()) for c in customers]
+    try:
+        wait_until_both_own_partitions(first, second, 4)
+        send(settings, settings.topic_customers, profiles)
+        wait_for_sum([first, second], "cxstream_events_folded_total", len(profiles),
+                     kind="customer")
+        send(settings, settings.topic_feedback, baseline + today)
+
+        def drops() -> list[dict[str, Any]]:
+            return [a for a in alerts_on_topic(settings)
+                    if a["rule"] == "segment_drop" and a["occurrences"] == 1]
+
+        assert wait_until(lambda: len(drops()) >= 1, timeout=90)
+        partitions = {partition_of_customer(c) for c in customers}
+        assert partitions == {0, 1, 2, 3}  # the segment spans every partition
+        [drop] = drops()
+        assert drop["segment"] == "spread" and drop["reason"]["current_n"] == len(today)
+        assert (drop["reason"]["current"], drop["reason"]["baseline"]) == (4.0, 7.0)
+        raised = [total(w.metrics(), "cxstream_alerts_raised_total", rule="segment_drop")
+                  for w in (first, second)]
+        assert sorted(raised) == [0, 1]  # one worker evaluated the segment
+        [owner] = [w for w, count in zip((first, second), raised, strict=True) if count]
+        looked = total(owner.metrics(), "cxstream_segment_evaluations_total", what="segments")
+        wait_for_sum([owner], "cxstream_segment_evaluations_total", looked + 3,
+                     what="segments")  # three more evaluations of the segment ...
+        assert len(drops()) == 1  # ... and still one alert
+        assert sum(total(w.metrics(), "cxstream_alerts_raised_total", rule="segment_drop")
+                   for w in (first, second)) == 1
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
+
+
+def partition_of_customer(customer_id: str) -> int:
+    """The input partition of a customer's events (the producers' partitioner)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    return int(DefaultPartitioner()(customer_id.encode(), [0, 1, 2, 3], [0, 1, 2, 3]))

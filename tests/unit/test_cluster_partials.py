@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 from faust.types import TP
 
+from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams.api import BadRequest, parse_partition
 from cxstream.streams.cluster import Cluster
@@ -14,8 +15,10 @@ from cxstream.streams.cluster import Cluster
 
 def cluster_owning(partitions: set[int], partials: dict[bytes, dict]) -> Cluster:
     assignor = SimpleNamespace(assigned_actives=lambda: {TP("fb", p) for p in partitions})
+    index = PartialsIndex()
+    index.load(partials.items(), partitions)
     return Cluster(SimpleNamespace(assignor=assignor), "fb", 4, partials, ValueIndex(),
-                   "http://me", None)
+                   "http://me", None, partials_index=index)
 
 
 def test_rows_come_from_owned_partitions_and_one_partition_can_be_asked_for() -> None:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.streams.collectors import WorkerCollector
 from cxstream.streams.metrics import WorkerMetrics
 
@@ -24,7 +25,7 @@ def collected_names() -> set[str]:
     """Families the scrape-time collector yields (run against an empty worker), with the
     per-group detail that the compose stack turns on for its dashboard."""
     app = SimpleNamespace(monitor=SimpleNamespace(tp_end_offsets={}, tp_read_offsets={}))
-    collector = WorkerCollector(app, {"customer_to_state": {}}, {}, set, (), dict,
+    collector = WorkerCollector(app, {"customer_to_state": {}}, PartialsIndex(), set, (), dict,
                                 group_detail=True)
     return {family.name for family in collector.collect()}
 
@@ -94,9 +95,11 @@ def test_without_group_detail_metrics_carry_no_group_names() -> None:
     app = SimpleNamespace(monitor=SimpleNamespace(tp_end_offsets={}, tp_read_offsets={}))
     key = partial_key(0, "segment", "day", window_start(time.time(), 86_400), "smb")
     partials = {key.encode(): {"tally": {"promoters": 3}}}
+    index = PartialsIndex()
+    index.load(partials.items(), {0})
     quadrants = {("enterprise", "at-risk"): 2, ("smb", "at-risk"): 1}
     for detail, has_groups in ((False, False), (True, True)):
-        collector = WorkerCollector(app, {"group_partials": partials}, partials, lambda: {0},
+        collector = WorkerCollector(app, {"group_partials": partials}, index, lambda: {0},
                                     window_specs(7), lambda: quadrants, group_detail=detail)
         families = {family.name: family for family in collector.collect()}
         assert ("cxstream_group_answers" in families) is has_groups

@@ -144,3 +144,57 @@ async def test_issue_windows_expire_after_their_retention_from_owned_partitions_
     assert all(value is None for _, _, records in sent for _, value in records)  # tombstones
     assert issue_window_expired(old, config.recurring_issue, now, 86_400)
     assert not issue_window_expired(recent, config.recurring_issue, now, 86_400)
+
+
+async def test_recovered_issue_windows_resolve_once_and_the_table_is_read_once() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from cxstream.alerts.config import load_rules
+    from cxstream.alerts.group_rules import IssueWindow, issue_window_key
+    from cxstream.streams.alerting import IssueWindowExpiry
+    from cxstream.streams.changelog import BulkChangelog
+
+    config = load_rules()
+    width = config.recurring_issue.window_minutes * 60
+    now = 1_800_000_000.0
+    start = int(now) // width * width - 3 * width  # its next window is over
+    resolutions: list[str] = []
+
+    async def send(topic: str, partition: int, records: list[Any]) -> None:
+        return None
+
+    async def acked() -> None:
+        return None
+
+    async def resolution(alert_id: str, reason: str, at: Any) -> Any:
+        resolutions.append(alert_id)
+        return acked()
+
+    scans = []
+    table = SimpleNamespace(data={}, key_serializer="raw", value_serializer="raw",
+                            changelog_topic=SimpleNamespace(get_topic_name=lambda: "cl"))
+    table.keys = lambda: scans.append(1) or list(table.data)
+    table.get = table.data.get
+    quiet = IssueWindow(count=1).model_dump_json().encode()
+    alerted = IssueWindow(count=5, alert={"alert_id": "a-1"}).model_dump_json().encode()
+    table.data[issue_window_key("touchpoint:delivery", start)] = alerted
+    table.data[issue_window_key("touchpoint:web", start)] = quiet
+    expiry = IssueWindowExpiry(table, config, 30 * 86_400, 1, BulkChangelog(send), lambda: {0})
+    publisher = SimpleNamespace(resolution=resolution)
+    assert await expiry.resolve_recovered(now, publisher) == 1  # type: ignore[arg-type]
+    assert resolutions == ["a-1"]
+    assert IssueWindow.model_validate_json(
+        table.data[issue_window_key("touchpoint:delivery", start)]).resolved
+    # a window alerted later is followed from its write, not found by a new scan
+    later = IssueWindow(count=4, alert={"alert_id": "a-2"})
+    key = issue_window_key("topic:billing", start)
+    table.data[key] = later.model_dump_json().encode()
+    expiry.note(key, later)
+    assert await expiry.resolve_recovered(now, publisher) == 1  # type: ignore[arg-type]
+    assert resolutions == ["a-1", "a-2"]
+    assert await expiry.resolve_recovered(now, publisher) == 0  # type: ignore[arg-type]
+    assert len(scans) == 1
+    expiry.table_recovered()  # after a recovery the table is read again
+    assert await expiry.resolve_recovered(now, publisher) == 0  # type: ignore[arg-type]
+    assert len(scans) == 2
