@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit lint clean promtool chromium
+.PHONY: install demo test unit lint clean promtool chromium bench-peer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,5 +51,15 @@ chromium:
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# the quix-streams peer of bench/throughput.py, in a virtualenv of its own: its pins and
+# cxstream's cannot share one (bench/peer/requirements.txt)
+PEER_VENV := .venv-peer
+$(PEER_VENV)/.installed: bench/peer/requirements.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet -r bench/peer/requirements.txt
+	touch $@
+
+bench-peer: $(PEER_VENV)/.installed
+
 clean:
-	rm -rf $(VENV) .cxstream
+	rm -rf $(VENV) $(PEER_VENV) .cxstream

@@ -9,10 +9,12 @@ says what each row is. In this process first: cxstream's own work with no Kafka 
 Faust (a first pass, then the next events of the same customers), and 0.3.0's own work
 (bench/reference_core.py), with the changelog bytes of each. Then on the broker: the raw
 aiokafka consumer, Faust's bare iteration one by one and over take_events batches, a naive
-Faust agent (bench/faust_baselines.py), the full pipeline with one worker and with two,
-produce-to-alert latency at half the one-worker rate and at 1,000 events/s, a restart on
-local RocksDB state and a start from the changelog alone with --recovery-customers
-customers, and the memory of a worker holding --grown-customers grown customers.
+Faust agent (bench/faust_baselines.py), the quix-streams peer (bench/peer/quix_cx.py, in
+the virtualenv ``make bench-peer`` makes; left out without it), the full pipeline with one
+worker and with two, produce-to-alert latency at half the one-worker rate and at 1,000
+events/s, a restart on local RocksDB state and a start from the changelog alone with
+--recovery-customers customers, and the memory of a worker holding --grown-customers
+grown customers.
 Each rate is events per second from the first event processed to the last.
 """
 
@@ -236,6 +238,32 @@ def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path)
     if not found:
         raise RuntimeError(f"{mode} baseline failed:\n{output[-3000:]}")
     return float(json.loads(found[-1])["seconds"])
+
+
+PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
+
+
+def quix_peer(values: dict[str, str], count: int, workdir: Path) -> float | None:
+    """Seconds for the quix-streams peer (bench/peer/quix_cx.py) over the input topics,
+    in its own virtualenv; None when that is not installed (make bench-peer)."""
+    if not PEER_PYTHON.exists():
+        console.print(f"quix-streams peer not measured: {PEER_PYTHON} is missing "
+                      "(make bench-peer installs it)")
+        return None
+    result = subprocess.run(
+        [str(PEER_PYTHON), str(ROOT / "bench" / "peer" / "quix_cx.py"),
+         "--bootstrap", values["bootstrap_servers"], "--count", str(count),
+         "--customers", values["topic_customers"],
+         "--interactions", values["topic_interactions"],
+         "--feedback", values["topic_feedback"], "--state-dir", str(workdir / "quix")],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
+    found = [line for line in result.stdout.splitlines() if line.startswith('{"seconds"')]
+    if result.returncode != 0 or not found:
+        raise RuntimeError(f"quix-streams peer failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    figures = json.loads(found[-1])
+    if figures["processed"] < count:
+        raise RuntimeError(f"quix-streams peer processed {figures['processed']} of {count}")
+    return float(figures["seconds"])
 
 
 def full_pipeline(worker: WorkerProcess, count: int) -> float:
@@ -480,6 +508,7 @@ STEADY = "cxstream's own work alone, steady state (second pass, grown states)"
 BARE = "Faust bare iteration, one by one (no work)"
 BATCHED = "Faust bare iteration over take_events batches (no work)"
 NAIVE = "naive Faust agent (1 table write per event)"
+PEER = "quix-streams peer (the CX job, idiomatic: bench/peer/quix_cx.py)"
 FULL = "cxstream full pipeline, 1 worker"
 TWO = "cxstream full pipeline, 2 workers"
 
@@ -511,6 +540,10 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     for name, mode in ((BARE, "bare"), (BATCHED, "batched"), (NAIVE, "naive")):
         seconds[name] = faust_baseline(mode, values, count, work)
         console.print(f"{mode} Faust done")
+    peer = quix_peer(values, count, work)
+    if peer is not None:
+        seconds[PEER] = peer
+        console.print("quix-streams peer done")
 
     idle_values = {**values, **topics_for("benchidle"), "app_id": "bench-idle",
                    "data_dir": str(work / "idle"), "web_port": str(free_port())}
@@ -573,6 +606,8 @@ def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
     other.add_row("full pipeline / naive Faust", f"{full / naive:.2f}x", ">= 2x")
     other.add_row("full pipeline / Faust's bare batched iteration",
                   f"{full / rates[BATCHED]:.0%}", ">= 60%")
+    other.add_row("full pipeline / quix-streams peer",
+                  f"{full / rates[PEER]:.2f}x" if PEER in rates else "not measured", "")
     other.add_row("2 workers / 1 worker (4 partitions)", f"{rates[TWO] / full:.2f}x", "")
     for name, goal in (("half", "< 250 ms"), ("fixed", "< 100 ms")):
         rate, values = latencies[name]
