@@ -279,22 +279,30 @@ def apply_feedback(state: Customer, event: Feedback, at: int, rules: PlainRules)
 
 
 def negative_signal_count(state: Customer, rules: PlainRules) -> int:
-    if state.last_event_at is None:
+    return _signals_since(state.signals, state.last_event_at, rules)
+
+
+def _signals_since(signals: list[int], last_event_at: int | None, rules: PlainRules) -> int:
+    if last_event_at is None:
         return 0
-    horizon = state.last_event_at - rules.signal_window_us
-    return len(state.signals) - bisect_left(state.signals, horizon)
+    return len(signals) - bisect_left(signals, last_event_at - rules.signal_window_us)
 
 
 def experience_is_low(state: Customer, rules: PlainRules) -> bool | None:
     """As scoring.customer.experience_is_low, without building the reasons."""
-    if not (state.last_scores or state.has_records(INTERACTIONS)):
+    return _low_experience(state.last_scores, state.has_records(INTERACTIONS),
+                           state.last_event_at, state.signals, rules)
+
+
+def _low_experience(last_scores: dict[str, Any], has_interactions: bool,
+                    last: int | None, signals: list[int], rules: PlainRules) -> bool | None:
+    if not (last_scores or has_interactions):
         return None
-    last = state.last_event_at
-    for survey, (score, at, _) in state.last_scores.items():
+    for survey, (score, at, _) in last_scores.items():
         recent = last is None or last - at <= rules.recency_us
         if recent and score <= rules.limits[survey]:
             return True
-    return negative_signal_count(state, rules) >= rules.rules.at_risk_negative_signals
+    return _signals_since(signals, last, rules) >= rules.rules.at_risk_negative_signals
 
 
 # -- the contract's model, both ways (the API, the alert context, the reference) --------
@@ -393,6 +401,24 @@ def encode(partition: int, state: Customer) -> bytes:
     if state.alerts:
         body["x"] = state.alerts
     return b"%d|" % partition + orjson.dumps(body)
+
+
+def value_fields(raw: bytes, rules: PlainRules) -> tuple[str, float, bool | None] | None:
+    """(segment, value, experience_is_low) of a table value, for the value index (None:
+    no profile), read from its JSON without building the state: a worker rebuilds its
+    index from every customer it holds after a recovery."""
+    body = orjson.loads(raw[raw.index(b"|") + 1:])
+    if body.get("v") != FORMAT:
+        state = decode(raw)
+        if state.profile is None:
+            return None
+        return state.profile[0], state.profile[1], experience_is_low(state, rules)
+    profile = body.get("p")
+    if profile is None:
+        return None
+    return profile[0], profile[1], _low_experience(
+        body.get("l", {}), bool(body.get("o", {}).get(INTERACTIONS)), body.get("t"),
+        body.get("g", []), rules)
 
 
 def decode(raw: bytes, history: HistoryLoader | None = None,

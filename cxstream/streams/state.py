@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -411,18 +411,18 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
                         rules: StateRules) -> int:
     """Refill the index from the table (after recovery); return the customers indexed."""
     index.clear()
-    indexed = 0
     plain_rules = plain.PlainRules(rules)
-    for key, raw in list(customers.items()):
-        if plain.is_history_key(key):
-            continue
-        partition = customer_partition(raw)
-        if partition not in owned:
-            continue
-        state = plain.decode(raw)
-        if state.profile is not None:
-            index.update(partition, key.decode(), state.profile[0], state.profile[1],
-                         plain.experience_is_low(state, plain_rules))
-            indexed += 1
+
+    def rows() -> Iterator[tuple[int, str, str, float, bool | None]]:
+        for key, raw in list(customers.items()):
+            if key[:1] == plain.HISTORY_MARK:
+                continue
+            partition = customer_partition(raw)
+            if partition in owned:
+                fields = plain.value_fields(raw, plain_rules)
+                if fields is not None:
+                    yield (partition, key.decode(), *fields)
+
+    indexed = index.fill(rows())
     index.mark_indexed(owned)
     return indexed

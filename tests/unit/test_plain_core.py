@@ -302,3 +302,23 @@ def test_remembered_ids_are_the_latest_whatever_the_cap(
         state = plain.decode(plain.encode(0, state))
         assert state.seen() == model.seen
         assert state.applied_up_to == model.applied_up_to
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.sampled_from(["all_answers", "latest_per_customer"]))
+def test_the_value_index_reads_from_the_bytes_what_the_decoded_state_says(
+        batches: list[list[SourcedEvent]], basis: str) -> None:
+    rules = fold_rules(basis, None)
+    worker = Plain(rules)
+    plain_rules = plain.PlainRules(rules.state)
+    for items in batches:
+        worker.batch(items)
+    for customer_id in worker.customer_ids():
+        raw = worker.table[customer_id.encode()]
+        state = worker.customer(customer_id)
+        assert state is not None
+        expected = None if state.profile is None else (
+            state.profile[0], state.profile[1], plain.experience_is_low(state, plain_rules))
+        assert plain.value_fields(raw, plain_rules) == expected
+        whole = plain.to_model(state, with_seen=True).model_dump_json().encode()
+        assert plain.value_fields(b"0|" + whole, plain_rules) == expected  # 0.3.0's bytes

@@ -156,3 +156,29 @@ def test_bands_take_other_workers_shares_with_text_buckets_for_segments_held_her
     assert current.threshold("enterprise") == lower_edge(bucket_of(2e6))
     assert current.threshold("smb") == lower_edge(bucket_of(1e6))
     assert bands.complete
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.tuples(st.integers(0, 3), st.integers(0, 30)),
+                       st.tuples(st.sampled_from(["smb", "enterprise"]),
+                                 st.floats(0, 1e6, allow_nan=False),
+                                 st.sampled_from([True, False, None])), max_size=60),
+       st.sets(st.integers(0, 3)), st.floats(0, 1e6, allow_nan=False))
+def test_a_bulk_fill_gives_the_index_that_one_update_per_customer_gives(
+        customers: dict[tuple[int, int], tuple[str, float, bool | None]], asked: set[int],
+        threshold: float) -> None:
+    from cxstream.scoring.value_bands import ValueBands
+
+    one_by_one, bulk = ValueIndex(), ValueIndex()
+    rows = [(partition, f"c{partition}-{n}", segment, value, low)  # an id lives in one
+            for (partition, n), (segment, value, low) in customers.items()]
+    for row in rows:
+        one_by_one.update(*row)
+    assert bulk.fill(rows) == len(rows)
+    for partitions in ({0, 1, 2, 3}, asked):
+        assert bulk.histograms(partitions) == one_by_one.histograms(partitions)
+        assert bulk.overall(partitions) == one_by_one.overall(partitions)
+    bands = ValueBands(bulk.histograms({0, 1, 2, 3}), 0.2)
+    assert bulk.quadrant_counts(asked, bands) == one_by_one.quadrant_counts(asked, bands)
+    lower = ValueBands({}, 0.2, fixed_threshold=threshold)
+    assert bulk.newly_high(bands, lower, asked) == one_by_one.newly_high(bands, lower, asked)
