@@ -1,11 +1,14 @@
-"""Two Faust baselines for bench/throughput.py, run as their own worker process.
+"""The Faust baselines of bench/throughput.py, run as their own worker process.
 
-    python -m bench.faust_baselines bare|batched|naive COUNT   (settings from CXSTREAM_*)
+    python -m bench.faust_baselines bare|batched|batched-lean|naive COUNT
+    (settings from CXSTREAM_*)
 
 - bare: an agent that reads the input events one by one and does nothing else (Faust's
   own cost per event: the ceiling for any Faust agent);
 - batched: the same over ``take_events`` batches of CXSTREAM_BATCH_SIZE within
   CXSTREAM_BATCH_TIMEOUT_SECONDS, as the pipeline reads them (the ceiling of its design);
+- batched-lean: batched with the worker's monitor (streams.lean_monitor), which keeps
+  only the offsets the worker reads instead of Faust's statistics per event;
 - naive: what a typical first version does: per event, validate it with the same pydantic
   models and write the customer's running state to a table (one changelog write per event).
 
@@ -29,6 +32,7 @@ import uvloop
 
 from cxstream.schemas.events import Feedback
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
+from cxstream.streams.lean_monitor import LeanMonitor
 from cxstream.streams.settings import load_settings
 
 
@@ -38,11 +42,12 @@ def main() -> None:
     if settings.event_loop == "uvloop":  # the same event loop as the pipeline's worker
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.set_event_loop(asyncio.new_event_loop())
+    lean = {"Monitor": LeanMonitor} if mode == "batched-lean" else {}
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
         datadir=str(settings.data_dir), topic_partitions=settings.partitions,
         topic_disable_leader=True, consumer_auto_offset_reset="earliest", web_enabled=False,
-        key_serializer="raw", value_serializer="raw", autodiscover=False,
+        key_serializer="raw", value_serializer="raw", autodiscover=False, **lean,
     )
     topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
     kinds = {settings.topic_interactions: InputKind.INTERACTION,
@@ -67,7 +72,7 @@ def main() -> None:
             async for _ in stream.events():
                 tick()
             return
-        if mode == "batched":
+        if mode in ("batched", "batched-lean"):
             async for batch in stream.take_events(settings.batch_size,
                                                   within=settings.batch_timeout_seconds):
                 for _ in batch:

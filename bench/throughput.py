@@ -507,6 +507,7 @@ ALONE = "cxstream's own work alone (in-process: no Kafka, no Faust)"
 STEADY = "cxstream's own work alone, steady state (second pass, grown states)"
 BARE = "Faust bare iteration, one by one (no work)"
 BATCHED = "Faust bare iteration over take_events batches (no work)"
+LEAN = "the same with the worker's monitor (streams.lean_monitor)"
 NAIVE = "naive Faust agent (1 table write per event)"
 PEER = "quix-streams peer (the CX job, idiomatic: bench/peer/quix_cx.py)"
 FULL = "cxstream full pipeline, 1 worker"
@@ -537,7 +538,8 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     changelog = {REFERENCE: reference[1] / count, ALONE: alone_bytes / count,
                  STEADY: steady_bytes / len(second)}
     del records
-    for name, mode in ((BARE, "bare"), (BATCHED, "batched"), (NAIVE, "naive")):
+    for name, mode in ((BARE, "bare"), (BATCHED, "batched"), (LEAN, "batched-lean"),
+                       (NAIVE, "naive")):
         seconds[name] = faust_baseline(mode, values, count, work)
         console.print(f"{mode} Faust done")
     peer = quix_peer(values, count, work)
@@ -606,6 +608,8 @@ def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
     other.add_row("full pipeline / naive Faust", f"{full / naive:.2f}x", ">= 2x")
     other.add_row("full pipeline / Faust's bare batched iteration",
                   f"{full / rates[BATCHED]:.0%}", ">= 60%")
+    other.add_row("Faust's batched iteration, the worker's monitor / Faust's",
+                  f"{rates[LEAN] / rates[BATCHED]:.2f}x", "")
     other.add_row("full pipeline / quix-streams peer",
                   f"{full / rates[PEER]:.2f}x" if PEER in rates else "not measured", "")
     other.add_row("2 workers / 1 worker (4 partitions)", f"{rates[TWO] / full:.2f}x", "")
