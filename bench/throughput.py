@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.throughput [--events 200000] [--customers 20000]
         [--latency-seconds 30] [--recovery-customers 1000000] [--grown-customers 100000]
+        [--only all|recovery]
 
 Everything runs in one go on one local Kafka broker this script starts (free loopback
 ports), on the same simulated events (valid ones only, profiles first); docs/performance.md
@@ -496,6 +497,9 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--recovery-customers", type=int, default=1_000_000)
     parser.add_argument("--grown-customers", type=int, default=100_000)
+    parser.add_argument("--only", choices=["all", "recovery"], default="all",
+                        help="recovery: only the restart and recovery rows (they need no "
+                             "other row to compare with)")
     args = parser.parse_args()
     with local_broker.scratch_broker("cxstream-bench-", heap="2g") as (bootstrap, work):
         return run(args, bootstrap, work)
@@ -520,6 +524,12 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
               "allowed_lateness_seconds": str(30 * 86_400)}
     settings = load_settings({}, **values)
     asyncio.run(ensure_topics(settings))
+    if args.only == "recovery":
+        restarts = recovery(values, args.recovery_customers, work)
+        figures = Table("figure", "value", "goal")
+        recovery_rows(figures, restarts, args.recovery_customers)
+        console.print(figures)
+        return 0
     records = bench_records(args.events, args.customers)
     second = [record for record in bench_records(args.events, args.customers, seed=6,
                                                  later=True)
@@ -619,21 +629,25 @@ def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
         other.add_row(f"produce-to-alert at {rate:,.0f} events/s: p50 / p99 "
                       f"({len(values)} alerts)",
                       f"{quantiles[49] * 1000:.0f} / {quantiles[98] * 1000:.0f} ms", goal)
-    other.add_row(f"restart to serving (first new alert), {recovery_customers:,} customers "
-                  "on local state", f"{restarts['restart']:.1f} s", "< 10 s")
-    other.add_row(f"start to serving from the changelog alone, {recovery_customers:,} "
-                  "customers", f"{restarts['fresh']:.1f} s", "")
-    other.add_row(f"worker RSS holding {recovery_customers:,} customers (profiles), after "
-                  "the restart / from the changelog",
-                  f"{restarts['restart_rss'] / 2**30:.2f} / "
-                  f"{restarts['fresh_rss'] / 2**30:.2f} GiB "
-                  f"(idle worker {idle_rss / 2**30:.2f})", "")
+    recovery_rows(other, restarts, recovery_customers)
+    other.add_row("idle worker RSS", f"{idle_rss / 2**30:.2f} GiB", "")
     other.add_row(f"worker RSS holding {grown_customers:,} grown customers "
                   f"({grown[0]:,.0f} events)", f"{grown[1] / 2**30:.2f} GiB",
                   "< 1.5 GiB at 1,000,000")
     other.add_row(f"worker RSS after the 1-worker run ({count:,} events)",
                   f"{full_rss / 2**30:.2f} GiB", "")
     console.print(other)
+
+
+def recovery_rows(table: Table, restarts: dict[str, float], customers: int) -> None:
+    table.add_row(f"restart to serving (first new alert), {customers:,} customers "
+                  "on local state", f"{restarts['restart']:.1f} s", "< 10 s")
+    table.add_row(f"start to serving from the changelog alone, {customers:,} "
+                  "customers", f"{restarts['fresh']:.1f} s", "")
+    table.add_row(f"worker RSS holding {customers:,} customers (profiles), after "
+                  "the restart / from the changelog",
+                  f"{restarts['restart_rss'] / 2**30:.2f} / "
+                  f"{restarts['fresh_rss'] / 2**30:.2f} GiB", "")
 
 
 if __name__ == "__main__":

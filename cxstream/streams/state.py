@@ -37,7 +37,7 @@ from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueBands, ValueIndex
 from cxstream.scoring.windows import Watermark
 from cxstream.streams.changelog import BulkChangelog
-from cxstream.streams.faust_compat.access import table_store, writing_for
+from cxstream.streams.faust_compat.access import stored_items, table_store, writing_for
 from cxstream.streams.ingest import Accepted
 from cxstream.streams.metrics import WorkerMetrics
 
@@ -414,9 +414,8 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
     plain_rules = plain.PlainRules(rules)
 
     def rows() -> Iterator[tuple[int, str, str, float, bool | None]]:
-        for key, raw in list(customers.items()):
-            if key[:1] == plain.HISTORY_MARK:
-                continue
+        # history keys sort last (HISTORY_MARK): RocksDB stops before them
+        for _, key, raw in stored_items(customers, owned, below=plain.HISTORY_MARK):
             partition = customer_partition(raw)
             if partition in owned:
                 fields = plain.value_fields(raw, plain_rules)

@@ -73,3 +73,34 @@ def test_a_memory_table_holds_a_value_at_once(tmp_path: Path) -> None:
     assert table_store(table).get(b"c1") == b"0|v"
     asyncio.run(changelog.flush())
     assert kafka.sent == [(table.changelog_topic.get_topic_name(), 0, [(b"c1", b"0|v")])]
+
+
+def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
+        tmp_path: Path) -> None:
+    from cxstream.scoring import plain
+    from cxstream.scoring.customer import StateRules
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.faust_compat.access import stored_items
+    from cxstream.streams.state import rebuild_value_index
+
+    for store in ("rocksdb", "memory"):
+        table, kafka = tables(tmp_path / store, store), Kafka()
+        changelog = BulkChangelog(kafka.send)
+        for n in range(40):
+            partition = n % 4
+            customer = plain.Customer(f"c{n:02d}")
+            customer.profile = ("smb" if n % 2 else "enterprise", float(n), None, None, 0)
+            changelog.set(table, partition, customer.customer_id.encode(),
+                          plain.encode(partition, customer))
+            changelog.set(table, partition, plain.history_key(customer.customer_id, "i0"),
+                          b"[]")
+        asyncio.run(changelog.flush())
+        read = list(stored_items(table, {1, 3}, below=plain.HISTORY_MARK))
+        assert all(not plain.is_history_key(key) for _, key, _ in read)
+        if store == "rocksdb":  # each partition's database, in key order, offsets left out
+            assert [(p, k) for p, k, _ in read] == sorted(
+                (n % 4, f"c{n:02d}".encode()) for n in range(40) if n % 4 in (1, 3))
+        index = ValueIndex()
+        assert rebuild_value_index(table, index, {1, 3}, StateRules()) == 20
+        assert sum(sum(h.values()) for h in index.histograms({1, 3}).values()) == 20
+        assert index.histograms({0, 2}) == {}

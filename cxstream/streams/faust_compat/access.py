@@ -69,6 +69,30 @@ def table_size(table: Any) -> int:
                for db in store._dbs_for_actives())
 
 
+def stored_items(table: Any, partitions: set[int], below: bytes | None = None
+                 ) -> Iterator[tuple[int, bytes, bytes]]:
+    """(partition, key, value) of what the table's store holds for ``partitions``, keys
+    in order and only those below ``below`` on RocksDB (None: all), as stored: a table
+    with the raw codecs only. On RocksDB each partition's database is read directly, in
+    key order: Faust's ``items()`` decodes each item through the table's codecs and its
+    store in Python, and a worker reads every customer after a recovery. A memory store
+    has no partitions: its items are given with partition -1 (the caller tells them
+    apart)."""
+    if not is_durable(table):
+        for key, value in list(table_store(table).items()):
+            if below is None or key < below:
+                yield -1, key, value
+        return
+    store: Any = table_store(table)
+    offset_key = store.offset_key
+    for partition in sorted(partitions & set(store._dbs)):
+        for key, value in store._dbs[partition].items():
+            if below is not None and key >= below:
+                break
+            if key != offset_key:
+                yield partition, key, value
+
+
 def note_changelog_offset(table: Any, topic: str, partition: int, offset: int) -> None:
     """Tell the store how far its changelog partition is applied: a restart on the same
     data reads only the records after it (Faust does this for its own writes)."""
