@@ -35,6 +35,7 @@ from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.fold import parse_partial_key
 from cxstream.scoring.partials_index import PartialsIndex
+from cxstream.scoring.reports import merge_rows
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import WindowSpec, window_start
 from cxstream.streams.changelog import BulkChangelog
@@ -168,13 +169,17 @@ class SegmentTallies:
                            for k in range(1, rule.baseline_windows + 1)]
         alerts: list[Alert] = []
         recovered: dict[tuple[str, str], dict[str, Any]] = {}
+        name = self.spec.name
         for partition in sorted(self.owned() & self.loaded):
             for segment, starts in sorted(self.shares.get(partition, {}).items()):
-                now_tally = _merged(starts.get(current, {}))
+                tallies = merge_rows((name, start, segment, share["tally"])
+                                     for start, by_source in starts.items()
+                                     for share in by_source.values())
+                now_tally = tallies.get((name, current, segment), Tally())
                 baseline = Tally()
                 for start in baseline_starts:
-                    baseline = baseline.merge(_merged(starts.get(start, {})))
-                alerts += segment_drop_alerts(segment, now_tally, baseline, self.spec.name,
+                    baseline = baseline.merge(tallies.get((name, start, segment), Tally()))
+                alerts += segment_drop_alerts(segment, now_tally, baseline, name,
                                               current, self.config, self.conventions, now)
                 for metric in rule.metrics:
                     figures = segment_recovered(metric, now_tally, baseline, self.config,
@@ -205,10 +210,3 @@ class SegmentTallies:
         if deleted:
             await self.changelog.flush()
         return deleted
-
-
-def _merged(by_source: dict[int, Share]) -> Tally:
-    tally = Tally()
-    for share in by_source.values():
-        tally = tally.merge(Tally.model_validate(share["tally"]))
-    return tally
