@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.throughput [--events 200000] [--customers 20000]
         [--latency-seconds 30] [--recovery-customers 1000000] [--grown-customers 100000]
-        [--only all|recovery]
+        [--only all|recovery|in-process]
 
 Everything runs in one go on one local Kafka broker this script starts (free loopback
 ports), on the same simulated events (valid ones only, profiles first); docs/performance.md
@@ -497,10 +497,13 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--recovery-customers", type=int, default=1_000_000)
     parser.add_argument("--grown-customers", type=int, default=100_000)
-    parser.add_argument("--only", choices=["all", "recovery"], default="all",
+    parser.add_argument("--only", choices=["all", "recovery", "in-process"], default="all",
                         help="recovery: only the restart and recovery rows (they need no "
-                             "other row to compare with)")
+                             "other row to compare with); in-process: only cxstream's own "
+                             "work, without a broker (what bench/profile_worker.py samples)")
     args = parser.parse_args()
+    if args.only == "in-process":
+        return in_process_only(args)
     with local_broker.scratch_broker("cxstream-bench-", heap="2g") as (bootstrap, work):
         return run(args, bootstrap, work)
 
@@ -637,6 +640,21 @@ def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
     other.add_row(f"worker RSS after the 1-worker run ({count:,} events)",
                   f"{full_rss / 2**30:.2f} GiB", "")
     console.print(other)
+
+
+def in_process_only(args: argparse.Namespace) -> int:
+    """cxstream's own work on both passes, with no broker at all."""
+    settings = load_settings({}, partitions="4", **topics_for("bench"),
+                             allowed_lateness_seconds=str(30 * 86_400))
+    records = bench_records(args.events, args.customers)
+    second = [record for record in bench_records(args.events, args.customers, seed=6,
+                                                 later=True) if record.kind != "customers"]
+    for name, (seconds, written), done in zip(
+            (ALONE, STEADY), fold_alone(settings, [records, second]), (records, second),
+            strict=True):
+        console.print(f"{name}: {len(done):,} events, {1e6 * seconds / len(done):.1f} "
+                      f"µs/event, {written / len(done):,.0f} changelog bytes/event")
+    return 0
 
 
 def recovery_rows(table: Table, restarts: dict[str, float], customers: int) -> None:
