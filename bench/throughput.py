@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.throughput [--events 200000] [--customers 20000]
         [--latency-seconds 30] [--recovery-customers 1000000] [--grown-customers 100000]
-        [--only all|recovery|in-process]
+        [--only all|recovery|grown|in-process]
 
 Everything runs in one go on one local Kafka broker this script starts (free loopback
 ports), on the same simulated events (valid ones only, profiles first); docs/performance.md
@@ -403,10 +403,14 @@ def profiles(customers: int) -> list[SimRecord]:
 
 
 def grown_events(customers: int, seed: int = 11) -> list[SimRecord]:
-    """A profile, 5 interactions and 2 answers for each of ``customers`` (grown states)."""
-    config = SimConfig(customers=customers, rate=customers * 7 / 3600, duration=3600,
+    """A profile and on average 7 events (interactions and answers) for each of
+    ``customers`` (grown states): the simulator's traffic over the last whole day, so that
+    its daily rhythm averages out whatever the hour of the run."""
+    day = 86_400
+    config = SimConfig(customers=customers, rate=customers * 7 / day, duration=day,
                        history_days=0, malformed_share=0, incidents=False, seed=seed)
-    return list(simulate(config, datetime.now(UTC).replace(microsecond=0)).records())
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=day)
+    return list(simulate(config, start).records())
 
 
 def recovery(values: dict[str, str], customers: int, workdir: Path) -> dict[str, float]:
@@ -442,21 +446,58 @@ def recovery(values: dict[str, str], customers: int, workdir: Path) -> dict[str,
     return figures
 
 
-def grown_rss(values: dict[str, str], customers: int, workdir: Path) -> tuple[float, int]:
-    """RSS of a worker once it has folded grown states of ``customers`` customers."""
+def grown_rss(values: dict[str, str], customers: int, workdir: Path,
+              samples: list[tuple[float, int]] | None = None) -> tuple[float, int]:
+    """RSS of a worker once it has folded grown states of ``customers`` customers; with
+    ``samples``, also (events consumed, RSS) every GROWN_SAMPLE_SECONDS on the way."""
+    from cxstream.cli.scrape import total
+
     run = {**values, **topics_for("benchgrown"), "app_id": "bench-grown",
            "data_dir": str(workdir / "grown"), "web_port": str(free_port())}
     settings = load_settings({}, **run)
     asyncio.run(ensure_topics(settings))
     events = grown_events(customers)
+    count = len(events)
     asyncio.run(send_records(settings, events, speed=None))
+    del events
     worker = WorkerProcess(base_env(**run), workdir / "grown.log", settings.web_port).start()
     try:
-        worker.wait_for("cxstream_events_consumed_total", len(events), timeout=7200)
+        if samples is None:
+            worker.wait_for("cxstream_events_consumed_total", count, timeout=4 * 3600)
+        else:
+            worker.wait_for("cxstream_events_consumed_total", 0, timeout=600)
+            deadline = time.monotonic() + 4 * 3600
+            consumed = 0.0
+            while consumed < count:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{consumed:,.0f} of {count:,} events consumed")
+                time.sleep(GROWN_SAMPLE_SECONDS)
+                worker.check_running()
+                consumed = total(worker.metrics(), "cxstream_events_consumed_total")
+                assert worker.process is not None
+                samples.append((consumed, rss_bytes(worker.process.pid)))
+                console.print(f"{consumed:,.0f} / {count:,} events consumed, RSS "
+                              f"{samples[-1][1] / 2**30:.2f} GiB")
         wait_until_idle(worker)
-        return len(events), rss_bytes(worker.process.pid) if worker.process else 0
+        return count, rss_bytes(worker.process.pid) if worker.process else 0
     finally:
         worker.stop()
+
+
+GROWN_SAMPLE_SECONDS = 60.0
+
+
+def grown_only(values: dict[str, str], customers: int, work: Path) -> int:
+    """The memory row alone, with the worker's RSS sampled while it folds."""
+    samples: list[tuple[float, int]] = []
+    count, rss = grown_rss(values, customers, work, samples)
+    figures = Table("events consumed", "worker RSS")
+    for consumed, sampled in samples[::max(1, len(samples) // 12)]:
+        figures.add_row(f"{consumed:,.0f}", f"{sampled / 2**30:.2f} GiB")
+    figures.add_row(f"{count:,} (all, {customers:,} grown customers, idle)",
+                    f"{rss / 2**30:.2f} GiB")
+    console.print(figures)
+    return 0
 
 
 def two_workers(values: dict[str, str], count: int, workdir: Path) -> float:
@@ -497,10 +538,13 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--recovery-customers", type=int, default=1_000_000)
     parser.add_argument("--grown-customers", type=int, default=100_000)
-    parser.add_argument("--only", choices=["all", "recovery", "in-process"], default="all",
+    parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process"],
+                        default="all",
                         help="recovery: only the restart and recovery rows (they need no "
-                             "other row to compare with); in-process: only cxstream's own "
-                             "work, without a broker (what bench/profile_worker.py samples)")
+                             "other row to compare with); grown: only the memory of a "
+                             "worker holding --grown-customers grown customers, sampled "
+                             "while it folds them; in-process: only cxstream's own work, "
+                             "without a broker (what bench/profile_worker.py samples)")
     args = parser.parse_args()
     if args.only == "in-process":
         return in_process_only(args)
@@ -533,6 +577,8 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
         recovery_rows(figures, restarts, args.recovery_customers)
         console.print(figures)
         return 0
+    if args.only == "grown":
+        return grown_only(values, args.grown_customers, work)
     records = bench_records(args.events, args.customers)
     second = [record for record in bench_records(args.events, args.customers, seed=6,
                                                  later=True)
