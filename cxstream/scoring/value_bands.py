@@ -228,6 +228,13 @@ class ValueIndex:
         self.version += 1
         return added
 
+    def rows(self, partition: int) -> list[tuple[str, str, float, bool | None]]:
+        """(customer id, segment, value, low) of every customer of ``partition``: what
+        ``fill`` takes back (with the partition), for a snapshot of the index."""
+        low_of = self._low.get(partition, {})
+        return [(customer_id, segment, value, low_of.get(customer_id))
+                for customer_id, (segment, value) in self._customers.get(partition, {}).items()]
+
     def forget(self, partition: int, customer_id: str) -> None:
         """Remove one customer (erasure)."""
         old = self._customers.get(partition, {}).pop(customer_id, None)

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from cxstream.alerts.core import CoreResult, CustomerCore, Stored
@@ -40,6 +41,7 @@ from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.faust_compat.access import stored_items, table_store, writing_for
 from cxstream.streams.ingest import Accepted
 from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.value_snapshot import drop_snapshots, take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -408,20 +410,40 @@ def _by_partition(accepted: Sequence[Accepted]) -> dict[int, list[Accepted]]:
 
 
 def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
-                        rules: StateRules) -> int:
-    """Refill the index from the table (after recovery); return the customers indexed."""
+                        rules: StateRules, snapshots: Path | None = None) -> int:
+    """Refill the index from the table (after recovery); return the customers indexed.
+    With ``snapshots`` (a folder, streams.value_snapshot), a partition whose snapshot
+    matches its store is taken from it instead of being read, and every snapshot there is
+    then removed."""
     index.clear()
     plain_rules = plain.PlainRules(rules)
+    saved: dict[int, list[tuple[str, str, float, bool | None]]] = {}
+    if snapshots is not None:
+        for partition in sorted(owned):
+            found = take_snapshot(snapshots, customers, partition)
+            if found is not None:
+                saved[partition] = found
+        drop_snapshots(snapshots)
+    to_read = owned - set(saved)
 
     def rows() -> Iterator[tuple[int, str, str, float, bool | None]]:
+        for partition, kept in saved.items():
+            for customer_id, segment, value, low in kept:
+                yield partition, customer_id, segment, value, low
+        if not to_read:
+            return
         # history keys sort last (HISTORY_MARK): RocksDB stops before them
-        for _, key, raw in stored_items(customers, owned, below=plain.HISTORY_MARK):
+        for _, key, raw in stored_items(customers, to_read, below=plain.HISTORY_MARK):
             partition = customer_partition(raw)
-            if partition in owned:
+            if partition in to_read:
                 fields = plain.value_fields(raw, plain_rules)
                 if fields is not None:
                     yield (partition, key.decode(), *fields)
 
     indexed = index.fill(rows())
     index.mark_indexed(owned)
+    if snapshots is not None:
+        log.info("value index: partitions %s from their snapshots (%d customers), %s read "
+                 "from the table", sorted(saved), sum(len(r) for r in saved.values()),
+                 sorted(to_read))
     return indexed

@@ -129,11 +129,25 @@ class DrainingWorker(Worker):
                         "uncommitted events will be read again", self.drain_timeout, progress)
         elif drain.exception() is not None:  # stopping must go on whatever happens here
             log.warning("could not drain before stopping: %r", drain.exception())
+        elif guard is None or guard.failed is None:
+            await _after_drain(self.app)
         if guard is not None and guard.failed is not None:
             code = guard.exit_code or 0
             log.warning("a batch was left unacknowledged; exiting with code %d", code)
             logging.shutdown()
             os._exit(code)  # Faust's stop would acknowledge the failed batch
+
+
+async def _after_drain(app: Any) -> None:
+    """What the app asked to do once drained (``cx_after_drain``: save the value index);
+    a failure there is logged, and the stop goes on."""
+    hook = getattr(app, "cx_after_drain", None)
+    if hook is None:
+        return
+    try:
+        await hook()
+    except Exception:  # the next start reads the table instead: nothing is lost
+        log.exception("could not run the after-drain step")
 
 
 def _exit_after(seconds: float, code: int) -> None:

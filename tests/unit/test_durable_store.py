@@ -104,3 +104,72 @@ def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
         assert rebuild_value_index(table, index, {1, 3}, StateRules()) == 20
         assert sum(sum(h.values()) for h in index.histograms({1, 3}).values()) == 20
         assert index.histograms({0, 2}) == {}
+
+
+def _customers_written(table: Any, kafka: Kafka, numbers: range) -> None:
+    from cxstream.scoring import plain
+
+    changelog = BulkChangelog(kafka.send)
+    for n in numbers:
+        partition = n % 4
+        customer = plain.Customer(f"c{n:02d}")
+        customer.profile = ("smb" if n % 2 else "enterprise", float(n), None, None, 0)
+        customer.last_scores = {"nps": (n % 11, 0, "f")} if n % 3 else {}
+        changelog.set(table, partition, customer.customer_id.encode(),
+                      plain.encode(partition, customer))
+    asyncio.run(changelog.flush())
+
+
+def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_that_match(
+        tmp_path: Path) -> None:
+    from cxstream.scoring import plain
+    from cxstream.scoring.customer import StateRules
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.faust_compat.access import store_writes
+    from cxstream.streams.state import rebuild_value_index
+    from cxstream.streams.value_snapshot import write_snapshots
+
+    table, kafka = tables(tmp_path, "rocksdb"), Kafka()
+    folder = tmp_path / "value-index"
+    _customers_written(table, kafka, range(40))
+    read = ValueIndex()
+    assert rebuild_value_index(table, read, {1, 2, 3}, StateRules()) == 30
+    assert write_snapshots(folder, table, read, {1, 2, 3, 0}) == 30  # 0 is not indexed
+    assert sorted(p.name for p in folder.iterdir()) == ["1.json", "2.json", "3.json"]
+
+    # after the stop: partition 1 moves on (its offset with it); a value reaches
+    # partition 3's store without its offset moving, which only a snapshot taken
+    # instead of the table can miss; partition 2's snapshot is spoilt
+    _customers_written(table, kafka, range(41, 42))
+    odd = plain.Customer("odd")
+    odd.profile = ("smb", 5.0, None, None, 0)
+    store_writes(table, 3, {b"odd": plain.encode(3, odd)})
+    (folder / "2.json").write_bytes(b"{not json")
+
+    started = ValueIndex()
+    assert rebuild_value_index(table, started, {1, 2, 3}, StateRules(), folder) == 31
+    assert list(folder.iterdir()) == []  # every snapshot is gone once looked at
+    assert started.rows(3) == read.rows(3)  # from its snapshot: "odd" is not read
+    moved_on = {row[0]: row for row in started.rows(1)}  # read again, with c41
+    assert moved_on.pop("c41")[:3] == ("c41", "smb", 41.0)
+    assert sorted(moved_on.values()) == sorted(read.rows(1))
+    assert sorted(started.rows(2)) == sorted(read.rows(2))  # read again
+    assert started.histograms({1, 2, 3}) != read.histograms({1, 2, 3})
+    assert started.indexed == {1, 2, 3}
+    again = ValueIndex()  # and a start with no snapshot reads everything
+    assert rebuild_value_index(table, again, {1, 2, 3}, StateRules(), folder) == 32
+    assert ("odd", "smb", 5.0, None) in again.rows(3)
+
+
+def test_a_memory_store_saves_no_value_index(tmp_path: Path) -> None:
+    from cxstream.scoring.customer import StateRules
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.state import rebuild_value_index
+    from cxstream.streams.value_snapshot import write_snapshots
+
+    table, kafka = tables(tmp_path, "memory"), Kafka()
+    _customers_written(table, kafka, range(8))
+    index = ValueIndex()
+    assert rebuild_value_index(table, index, {0, 1, 2, 3}, StateRules()) == 8
+    assert write_snapshots(tmp_path / "value-index", table, index, {0, 1, 2, 3}) == 0
+    assert not (tmp_path / "value-index").exists()

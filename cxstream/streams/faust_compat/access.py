@@ -93,6 +93,20 @@ def stored_items(table: Any, partitions: set[int], below: bytes | None = None
                 yield partition, key, value
 
 
+def changelog_offset(table: Any, partition: int) -> int | None:
+    """The last changelog offset the table's store holds for ``partition`` (None: a memory
+    store, or nothing applied yet). Faust's ``persisted_offset`` is public on the store,
+    which only ``Table.data`` reaches."""
+    if not is_durable(table):
+        return None
+    from faust.types import TP
+
+    store: Any = table_store(table)
+    offset: int | None = store.persisted_offset(
+        TP(table.changelog_topic.get_topic_name(), partition))
+    return offset
+
+
 def note_changelog_offset(table: Any, topic: str, partition: int, offset: int) -> None:
     """Tell the store how far its changelog partition is applied: a restart on the same
     data reads only the records after it (Faust does this for its own writes)."""
