@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -414,9 +415,10 @@ def grown_events(customers: int, seed: int = 11) -> list[SimRecord]:
 
 
 def recovery(values: dict[str, str], customers: int, workdir: Path) -> dict[str, float]:
-    """Fill a worker with ``customers`` profiles; restart it on its own data (RocksDB),
-    then start one on an empty data directory (the changelog alone): the seconds from
-    each start until a new detractor's alert is out, and the memory each then holds."""
+    """Fill a worker with ``customers`` profiles; restart it on its own data (RocksDB)
+    after a clean stop, and again after a SIGKILL, then start one on an empty data
+    directory (the changelog alone): the seconds from each start until a new detractor's
+    alert is out, and the memory held after the clean restart and the fresh start."""
     run = {**values, **topics_for("benchrec"), "app_id": "bench-recovery",
            "data_dir": str(workdir / "recovery"), "web_port": str(free_port())}
     settings = load_settings({}, **run)
@@ -433,6 +435,10 @@ def recovery(values: dict[str, str], customers: int, workdir: Path) -> dict[str,
         worker.start()
         figures["restart"] = asyncio.run(probe_alert(settings, "probe-restart", began))
         figures["restart_rss"] = rss_bytes(worker.process.pid) if worker.process else 0
+        worker.stop(signal.SIGKILL)  # a crash: no saved value index
+        began = time.monotonic()
+        worker.start()
+        figures["crash"] = asyncio.run(probe_alert(settings, "probe-crash", began))
         worker.stop()
         fresh = {**run, "data_dir": str(workdir / "recovery-fresh")}
         worker = WorkerProcess(base_env(**fresh), workdir / "recovery-fresh.log",
@@ -706,6 +712,8 @@ def in_process_only(args: argparse.Namespace) -> int:
 def recovery_rows(table: Table, restarts: dict[str, float], customers: int) -> None:
     table.add_row(f"restart to serving (first new alert), {customers:,} customers "
                   "on local state", f"{restarts['restart']:.1f} s", "< 10 s")
+    table.add_row(f"restart to serving after a crash (SIGKILL), {customers:,} customers "
+                  "on local state", f"{restarts['crash']:.1f} s", "")
     table.add_row(f"start to serving from the changelog alone, {customers:,} "
                   "customers", f"{restarts['fresh']:.1f} s", "")
     table.add_row(f"worker RSS holding {customers:,} customers (profiles), after "
