@@ -58,7 +58,8 @@ def topics_for(run: str) -> dict[str, str]:
     return {"topic_interactions": f"{run}.cx.interactions", "topic_feedback": f"{run}.cx.feedback",
             "topic_customers": f"{run}.cx.customers", "topic_alerts": f"{run}.cx.alerts",
             "topic_deadletter": f"{run}.cx.deadletter",
-            "topic_alerts_deadletter": f"{run}.cx.alerts.deadletter"}
+            "topic_alerts_deadletter": f"{run}.cx.alerts.deadletter",
+            "topic_survey_requests": f"{run}.cx.survey-requests"}
 
 
 def bench_records(events: int, customers: int, seed: int = 5,

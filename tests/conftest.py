@@ -46,6 +46,7 @@ def isolated(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
         "topic_alerts": f"{run}.cx.alerts",
         "topic_deadletter": f"{run}.cx.deadletter",
         "topic_alert_lifecycle": f"{run}.cx.alert-lifecycle",
+        "topic_survey_requests": f"{run}.cx.survey-requests",
         "partitions": "3",
         "data_dir": str(tmp_path / "worker"),
         "web_port": str(free_port()),

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from cxstream.alerts.surveys import Surveys
+
 Severity = Literal["info", "warning", "critical"]
 RULE_NAMES = ("detractor", "high_value_at_risk", "recurring_issue", "segment_drop",
               "social_negative")
@@ -183,6 +185,8 @@ class RulesConfig(BaseModel):
     #: customer alerts only for events at most this old when processed: a backfill of
     #: last month's surveys must not page anyone (the scores still count them)
     max_event_age_hours: float = Field(default=48, gt=0)
+    #: survey requests: which interactions call for one, and when not to ask
+    surveys: Surveys = Surveys()
 
 
 def load_rules(path: Path | None = None) -> RulesConfig:

@@ -72,8 +72,12 @@ class CustomerCore:
     """The fold and the customer rules of one worker, on plain data."""
 
     def __init__(self, rules: FoldRules, reactions: AlertReactions | None,
-                 bands: Callable[[], ValueBands] | None = None) -> None:
+                 bands: Callable[[], ValueBands] | None = None,
+                 observe: Callable[[SourcedEvent, Customer], None] | None = None) -> None:
         self.rules = rules
+        #: told of every interaction and answer applied, with the state after the rules
+        #: (the survey desk, streams.surveys)
+        self.observe = observe
         self.plain_rules = PlainRules(rules.state)
         self.reactions = reactions
         #: the current value bands (None: the quadrant is taken from the rules' own
@@ -120,6 +124,8 @@ class CustomerCore:
                 continue
             self._on_applied(item, state, low, experience_is_low(state, self.plain_rules),
                              result)
+            if self.observe is not None:
+                self.observe(item, state)
         result.customers = {customer_id: state for customer_id, state in states.items()
                             if customer_id in changed_ids}
         result.partials = batch.changed_partials()

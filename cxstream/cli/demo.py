@@ -176,6 +176,7 @@ def _demo_settings(settings: Settings, run_id: str) -> Settings:
         "topic_deadletter": f"{run_id}.cx.deadletter",
         "topic_alerts_deadletter": f"{run_id}.cx.alerts.deadletter",
         "topic_alert_lifecycle": f"{run_id}.cx.alert-lifecycle",
+        "topic_survey_requests": f"{run_id}.cx.survey-requests",
         "value_band_refresh_seconds": "5",
         "metrics_group_detail": "true",  # the dashboard shows scores per segment
         # the history goes back history_days; the worker must not call it late

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
-from cxstream.schemas.outputs import Alert, AlertCase
+from cxstream.schemas.outputs import Alert, AlertCase, SurveyRequest
 
 #: Schema file name -> model, one per topic of the contract.
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -17,6 +17,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "cx.feedback.schema.json": Feedback,
     "cx.alerts.schema.json": Alert,
     "cx.alert-lifecycle.schema.json": AlertCase,
+    "cx.survey-requests.schema.json": SurveyRequest,
 }
 
 

@@ -1,4 +1,5 @@
-"""Output records: alerts on ``cx.alerts``, alert cases on ``cx.alert-lifecycle``.
+"""Output records: alerts on ``cx.alerts``, alert cases on ``cx.alert-lifecycle``, survey
+requests on ``cx.survey-requests``.
 
 Dead-letter records carry the original bytes unchanged; their metadata travels in Kafka
 headers (see ``streams.deadletter``), so they have no JSON model.
@@ -107,3 +108,37 @@ class AlertCase(BaseModel):
         if self.status == "acknowledged":
             return self.resolve_by
         return None
+
+
+SurveyKind = Literal["nps", "csat", "ces"]
+
+
+class SurveyRequest(BaseModel):
+    """A survey to send, on ``cx.survey-requests`` keyed by customer id: for the survey
+    tool, which sends one per ``request_id``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_id: str = Field(min_length=1, max_length=128, description=(
+        "Deterministic for the same customer, trigger and interaction: a repeat is the "
+        "same request."))
+    customer_id: str = Field(min_length=1, max_length=128)
+    survey: SurveyKind
+    trigger: str = Field(min_length=1, max_length=64,
+                         description="The rules file's trigger that asked for it.")
+    cause_event_id: str = Field(min_length=1, max_length=128,
+                                description="The interaction that caused it.")
+    cause_touchpoint: str
+    cause_channel: str
+    cause_at: AwareDatetime = Field(description="The interaction's event time.")
+    language: str = Field(min_length=2, max_length=35)
+    language_source: Literal["last_answer", "region", "default"] = Field(
+        description="Where the language comes from: the customer's latest answer, their "
+        "region (the rules file's region_languages) or the default.")
+    segment: str | None = None
+    requested_at: AwareDatetime = Field(
+        description="When it was decided (the interaction's time, or the clock's for a "
+        "request that waited).")
+    valid_until: AwareDatetime = Field(description="Not worth sending after this.")
+    waited_for: Literal["open_alert", "recent_failure"] | None = Field(
+        default=None, description="Why it waited before being sent, if it did.")

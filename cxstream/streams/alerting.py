@@ -52,6 +52,7 @@ from cxstream.streams.segment_drops import (
     ShareOut,
 )
 from cxstream.streams.settings import Settings
+from cxstream.streams.surveys import SurveyOut
 from cxstream.streams.webhook_sink import start_webhook_sink
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,11 @@ class AlertEmitter:
     """Publishes what the fold's reactions produced."""
 
     def __init__(self, publisher: AlertPublisher, signals_topic: Any,
-                 metrics: WorkerMetrics, shares_topic: Any = None) -> None:
+                 metrics: WorkerMetrics, shares_topic: Any = None,
+                 surveys_topic: Any = None) -> None:
         self.publisher = publisher
         self.shares_topic = shares_topic
+        self.surveys_topic = surveys_topic  # cx.survey-requests
         self.signals_topic = signals_topic
         self.metrics = metrics
 
@@ -124,6 +127,9 @@ class AlertEmitter:
             elif isinstance(output, ShareOut) and self.shares_topic is not None:
                 acks.append(await self.shares_topic.send(key=output.segment.encode(),
                                                          value=output.encode()))
+            elif isinstance(output, SurveyOut) and self.surveys_topic is not None:
+                acks.append(await self.surveys_topic.send(key=output.key,
+                                                          value=output.encode()))
         await asyncio.gather(*acks)
         for output in outputs:
             if isinstance(output, AlertOut):
@@ -174,7 +180,8 @@ def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics
     shares_topic = _register_segment_drops(app, settings, config, metrics, publisher,
                                            conventions, partitions, shares, input_owned)
     _register_sinks(app, settings, config, metrics)
-    return AlertEmitter(publisher, signals_topic, metrics, shares_topic), cases
+    surveys_topic = app.topic(settings.topic_survey_requests, **raw)
+    return AlertEmitter(publisher, signals_topic, metrics, shares_topic, surveys_topic), cases
 
 
 def _register_alert_cases(app: Any, settings: Settings, config: RulesConfig,

@@ -31,6 +31,7 @@ from cxstream.streams.alert_cases import AlertCases, CaseNotFound, case_row, sor
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 from cxstream.streams.state import decode_customer
+from cxstream.streams.surveys import memory_key, memory_report
 from cxstream.streams.users import MACHINE, Principal, Users
 
 METRICS = ("nps", "csat", "ces")
@@ -146,8 +147,9 @@ Handler = Callable[..., Awaitable[Any]]
 def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                  rules: FoldRules, token: str | None,
                  erase: Callable[[str], Awaitable[bool]] | None = None,
-                 alerts: AlertsApi | None = None) -> None:
-    """Add the API's views to the Faust app."""
+                 alerts: AlertsApi | None = None, survey_memory: Any = None) -> None:
+    """Add the API's views to the Faust app (``survey_memory``: the survey requests'
+    table, shown with each customer)."""
 
     def principal_of(request: Any) -> Principal | None:
         if alerts is not None:
@@ -201,8 +203,11 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         raw = customers.get(customer_id.encode())
         if raw is None:
             raise NotFound(f"no customer {customer_id!r}")
-        return customer_report(decode_customer(raw, customers.get), bands.current,
-                               rules.state)
+        report = customer_report(decode_customer(raw, customers.get), bands.current,
+                                 rules.state)
+        if survey_memory is not None:
+            report["surveys"] = memory_report(survey_memory.get(memory_key(customer_id)))
+        return report
 
     @json_view
     async def erase_customer(request: Any, customer_id: str) -> Any:

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -42,6 +42,7 @@ from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.settings import Settings
 from cxstream.streams.state import StateWriter, rebuild_value_index
+from cxstream.streams.surveys import SurveyDesk, load_waiting_surveys
 from cxstream.streams.users import load_users
 from cxstream.streams.value_snapshot import snapshot_folder, write_snapshots
 from cxstream.streams.watchdog import EXIT_STALLED, StallWatchdog
@@ -132,6 +133,10 @@ def build_app(settings: Settings, partition_count: int | None = None,
                          **state_store(settings, "group_partials"))
     value_index = ValueIndex()
     partials_index = PartialsIndex()
+    survey_table = app.Table("survey_memory", partitions=partitions, key_type=bytes,
+                             value_type=bytes, **state_store(settings, "survey_memory"))
+    desk = (SurveyDesk(rules_config.surveys, survey_table, metrics)
+            if rules_config.surveys.enabled else None)
     shares = segment_shares(rules_config, rules.windows, partials_index)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
@@ -147,6 +152,12 @@ def build_app(settings: Settings, partition_count: int | None = None,
             shares.to_resend |= owned  # a crash may have kept the last ones from the topic
         log.info("partials index loaded: %d tallies in %d slices", read,
                  partials_index.slice_count())
+
+    @survey_table.on_recover
+    async def index_waiting_surveys() -> None:
+        if desk is not None:
+            waiting = load_waiting_surveys(survey_table, desk, cluster.active_partitions())
+            log.info("survey requests waiting: %d customers", waiting)
 
     @customers.on_recover
     async def index_recovered_customers() -> None:
@@ -186,7 +197,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
                                         note_value=value_index.update),
                          emitter.emit, changelog, deliver, erased,
                          lambda: bands.current, settings.state_cache_bytes, partials_index,
-                         None if shares is None else shares.outputs)
+                         None if shares is None else shares.outputs, desk)
     state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
 
     async def erase_customer(customer_id: str) -> bool:
@@ -221,6 +232,12 @@ def build_app(settings: Settings, partition_count: int | None = None,
 
     _register_watchdog(app, settings, metrics)
 
+    if desk is not None:
+        @app.timer(rules_config.surveys.check_every_seconds)
+        async def send_waiting_surveys() -> None:
+            async with state_lock:
+                await _send_waiting_surveys(writer, cluster.active_partitions(), guard)
+
     @app.timer(settings.value_band_refresh_seconds)
     async def refresh_value_bands() -> None:
         await bands.refresh(cluster)
@@ -232,7 +249,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
 
     users = load_users(settings.users_file, token)
     register_api(app, customers, cluster, bands, rules, token, erase_customer,
-                 AlertsApi(cases, users, alerts_partition_count or settings.partitions))
+                 AlertsApi(cases, users, alerts_partition_count or settings.partitions),
+                 None if desk is None else table_store(survey_table))
     register_console(app, settings, users, rules_config, rules.windows)
     _register_metrics_view(app, metrics)
     return app
@@ -300,17 +318,33 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
                 await _revaluate(revaluator, guard)
 
 
+async def _send_waiting_surveys(writer: StateWriter, owned: set[int], guard: BatchGuard
+                                ) -> None:
+    """Deferred survey requests whose condition cleared."""
+    async def send() -> None:
+        writer.send_due_surveys(owned)
+        await writer.finish()
+    await _outside_batches(send, guard, "looking at the waiting survey requests")
+
+
 async def _revaluate(revaluator: Revaluator, guard: BatchGuard) -> None:
-    """Customers who entered the high-value band; a failure leaves them for the next run
-    (nothing of an input is lost), unless sending failed for good."""
+    """Customers who entered the high-value band."""
+    await _outside_batches(revaluator.run, guard,
+                           "evaluating customers who entered the high-value band")
+
+
+async def _outside_batches(work: Callable[[], Awaitable[None]], guard: BatchGuard,
+                           what: str) -> None:
+    """Timer work that writes state: a failure leaves it for the next run (nothing of an
+    input is lost), unless sending failed for good."""
     try:
-        await revaluator.run()
+        await work()
     except delivery.SendFailed as exc:
         await guard.fail(exc)
     except delivery.BatchAbandoned:
         pass
     except Exception:
-        log.exception("evaluating customers who entered the high-value band failed")
+        log.exception("%s failed", what)
 
 
 def state_store(settings: Settings, table: str) -> dict[str, Any]:

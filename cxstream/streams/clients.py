@@ -69,7 +69,7 @@ def faust_credentials(settings: Settings) -> Any:
 
 #: the worker's tables (each has a compacted changelog topic named after the app)
 WORKER_TABLES = ("customer_to_state", "group_partials", "deadletter_marks", "issue_windows",
-                 "erased_customers", "segment_tallies")
+                 "erased_customers", "segment_tallies", "survey_memory")
 
 
 def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:
@@ -118,9 +118,11 @@ async def ensure_worker_topics(settings: Settings, partitions: int,
 
 
 def contract_topics(settings: Settings) -> list[str]:
-    """Every topic of the contract: the three inputs, alerts and the dead-letter topic."""
+    """Every topic of the contract: the three inputs, alerts, the dead-letter topics, the
+    alert cases and the survey requests."""
     return [*settings.input_topics, settings.topic_alerts, settings.topic_deadletter,
-            settings.topic_alerts_deadletter, settings.topic_alert_lifecycle]
+            settings.topic_alerts_deadletter, settings.topic_alert_lifecycle,
+            settings.topic_survey_requests]
 
 
 async def ensure_topics(settings: Settings) -> dict[str, int]:

@@ -55,6 +55,12 @@ class WorkerMetrics:
             "the segments looked at.",
             ["what"], registry=registry,
         )
+        self.survey_decisions = Counter(
+            "cxstream_survey_decisions_total",
+            "Survey requests asked for by a trigger, by survey and what was done: sent, "
+            "suppressed or deferred (later), with the fatigue rule's reason (none when sent).",
+            ["survey", "action", "reason"], registry=registry,
+        )
         self.signals_emitted = Counter(
             "cxstream_issue_signals_total",
             "Negative experiences sent to recurring-issue counting, by kind.",

@@ -91,6 +91,9 @@ class Settings(BaseSettings, Conventions, StateRules):
     """compacted topic of alert cases, keyed by alert id: every change (raised, acknowledged,
     escalated, resolved...) is a record holding the whole case with its history
     """
+    topic_survey_requests: str = "cx.survey-requests"
+    """output topic of survey requests for the survey tool, keyed by customer id (the rules
+    file's ``surveys`` section says when one is asked for)."""
     partitions: int = Field(default=4, ge=1, le=10_000)
     """partitions of topics cxstream creates; input topics must all have the same count."""
     replication_factor: int = Field(default=1, ge=1, le=32)
@@ -247,6 +250,7 @@ class Settings(BaseSettings, Conventions, StateRules):
     @field_validator(
         "topic_interactions", "topic_feedback", "topic_customers", "topic_alerts",
         "topic_deadletter", "topic_alerts_deadletter", "topic_alert_lifecycle",
+        "topic_survey_requests",
     )
     @classmethod
     def _check_topic(cls, value: str) -> str:
@@ -275,7 +279,7 @@ class Settings(BaseSettings, Conventions, StateRules):
                 )
         topics = [self.topic_interactions, self.topic_feedback, self.topic_customers,
                   self.topic_alerts, self.topic_deadletter, self.topic_alerts_deadletter,
-                  self.topic_alert_lifecycle]
+                  self.topic_alert_lifecycle, self.topic_survey_requests]
         if len(set(topics)) != len(topics):
             raise ValueError("the topic names must all be different")
         if self.webhook_url and self.webhook_secret is None:

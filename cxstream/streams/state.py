@@ -41,6 +41,7 @@ from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.faust_compat.access import stored_items, table_store, writing_for
 from cxstream.streams.ingest import Accepted
 from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.surveys import SurveyDesk
 from cxstream.streams.value_snapshot import drop_snapshots, take_snapshot
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,11 @@ class StateWriter:
                  bands: Callable[[], ValueBands] | None = None,
                  decoded_bytes: int = DECODED_BYTES,
                  partials_index: PartialsIndex | None = None,
-                 share_partials: ShareHook | None = None) -> None:
+                 share_partials: ShareHook | None = None,
+                 surveys: SurveyDesk | None = None) -> None:
         self.customers = customers
+        #: survey requests of the batches (streams.surveys), with their table
+        self.surveys = surveys
         #: the partial tallies by slice, following every write (readers never scan)
         self.partials_index = partials_index or PartialsIndex()
         #: what a batch's moved tallies send on (the segment shares), with its outputs
@@ -148,7 +152,8 @@ class StateWriter:
         self.changelog = changelog
         self.value_index = value_index
         self.decoded = DecodedCache(decoded_bytes)
-        self.core = CustomerCore(rules, reactions, bands)
+        self.core = CustomerCore(rules, reactions, bands,
+                                 None if surveys is None else surveys.observe)
         self.reactions = reactions
         self.emit = emit
         self.partials = partials
@@ -206,7 +211,21 @@ class StateWriter:
             self._set(self.erased, partition, erased_key(customer_id), marker)
         self.decoded.pop(customer_id)
         self.value_index.forget(partition, customer_id)
+        if self.surveys is not None:
+            for survey_key in self.surveys.forget(partition, customer_id):
+                self._delete(self.surveys.table, partition, survey_key)
         return True
+
+    def send_due_surveys(self, partitions: set[int]) -> None:
+        """Look at the deferred survey requests of ``partitions`` again (sent with the
+        next ``finish``)."""
+        if self.surveys is None:
+            return
+        for partition in sorted(partitions):
+            writes, requests = self.surveys.due_requests(partition, self._load_customer)
+            if writes:
+                self._write_many(self.surveys.table, partition, writes)
+            self._outputs += requests
 
     def load_state(self, customer_id: str) -> CustomerState | None:
         """The customer's current state (None: unknown here), as the contract's model."""
@@ -312,6 +331,8 @@ class StateWriter:
         stored = Stored(self._load_customer, self._load_partial,
                         self._load_watermark(partition), self._load_keys(partition),
                         self._history)
+        if self.surveys is not None:
+            self.surveys.begin()
         return self.core.fold_batch(partition, sourced, stored)
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
@@ -347,6 +368,11 @@ class StateWriter:
                                         state.profile[1],
                                         plain.experience_is_low(state, self.plain_rules))
         self._write_many(self.customers, partition, writes)
+        if self.surveys is not None:
+            survey_writes, requests = self.surveys.finish(partition)
+            if survey_writes:
+                self._write_many(self.surveys.table, partition, survey_writes)
+            result.outputs += requests
         now = time.time()
         delay = self.metrics.event_delay
         for occurred in result.applied_times:

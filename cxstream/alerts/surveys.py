@@ -1,0 +1,340 @@
+"""Transactional survey triggers and the fatigue rules that know the customer.
+
+The rules file's ``surveys`` section maps interactions to a survey to send (``triggers``)
+and says when a customer must not be asked (``fatigue``). Everything here is plain data
+and pure functions; streams.surveys runs them in the worker, on the events the fold has
+just applied, and keeps each customer's ``SurveyMemory`` in a table of its own.
+
+Times are integer microseconds since the epoch. A decision is taken at a time: the
+interaction's event time when it arrives, the clock's time when a deferred request is
+looked at again. Every request sent is remembered at the time it was decided, and a
+request is only sent if no remembered one is nearer than the window, on either side:
+whatever the order in which events arrive, and however often they are repeated, no two
+requests sent to a customer are ever nearer than the window (the property the tests
+check). Requests are forgotten only once no decision can come near them again: older
+than the longest window plus the longest time a request may wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SurveyName = Literal["nps", "csat", "ces"]
+OutcomeName = Literal["success", "failure", "abandoned", "escalated"]
+DAY_US = 86_400 * 1_000_000
+HOUR_US = 3_600 * 1_000_000
+MINUTE_US = 60 * 1_000_000
+#: at most this many answers and failures remembered per customer (each list is also
+#: pruned by time)
+KEPT = 16
+#: decisions kept per customer for the API (newest last)
+DECISIONS_KEPT = 10
+
+#: why a request was not sent (the metric's ``reason`` label and the API's)
+Reason = Literal["segment_opted_out", "trigger_interval", "recently_surveyed",
+                 "recently_surveyed_any", "recently_answered", "open_alert",
+                 "recent_failure", "expired"]
+
+
+class SurveyTrigger(BaseModel):
+    """Interactions that call for a survey: those of ``touchpoints``, ``channels`` and
+    ``outcomes`` (an empty list: any; an interaction without an outcome matches only an
+    empty ``outcomes``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
+    survey: SurveyName
+    touchpoints: list[str] = []
+    channels: list[str] = []
+    outcomes: list[OutcomeName] = []
+    #: the trigger fires at most once per customer in this many days (null: no own limit)
+    every_days: float | None = Field(default=None, gt=0)
+    #: a request may still be sent this long after its interaction
+    valid_hours: float = Field(default=72, gt=0, le=30 * 24)
+
+    def matches(self, touchpoint: str, channel: str, outcome: str | None) -> bool:
+        return ((not self.touchpoints or touchpoint in self.touchpoints)
+                and (not self.channels or channel in self.channels)
+                and (not self.outcomes or outcome in self.outcomes))
+
+
+class AfterFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: a failed or abandoned interaction this recently before the trigger ...
+    minutes: float = Field(default=60, ge=0)
+    #: ... defers the request until that long after the failure, or drops it
+    action: Literal["later", "skip"] = "later"
+
+
+class SegmentCaps(BaseModel):
+    """A segment's own fatigue windows (unset: the general ones)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    per_survey_days: dict[SurveyName, float] = {}
+    any_survey_days: float | None = Field(default=None, ge=0)
+
+
+class Fatigue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: no request of a survey this near another request or an answer of the same survey
+    per_survey_days: dict[SurveyName, float] = {"nps": 90, "csat": 14, "ces": 14}
+    #: no request at all this near any other request or answer
+    any_survey_days: float = Field(default=3, ge=0)
+    #: a customer with an open alert (the owner is in touch): drop, or wait until closed
+    open_alert: Literal["skip", "later"] = "skip"
+    after_failure: AfterFailure = AfterFailure()
+    segments: dict[str, SegmentCaps] = {}
+
+    @model_validator(mode="after")
+    def _windows_not_negative(self) -> Fatigue:
+        for where, windows in [("per_survey_days", self.per_survey_days)] + [
+                (f"segments.{name}.per_survey_days", caps.per_survey_days)
+                for name, caps in self.segments.items()]:
+            for survey, days in windows.items():
+                if days < 0:
+                    raise ValueError(f"{where}.{survey}: a window is not negative")
+        return self
+
+
+class Surveys(BaseModel):
+    """The rules file's ``surveys`` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    triggers: list[SurveyTrigger] = [
+        SurveyTrigger(name="delivery-csat", survey="csat", touchpoints=["delivery"],
+                      outcomes=["success"], valid_hours=72),
+        SurveyTrigger(name="support-ces", survey="ces", touchpoints=["support"],
+                      outcomes=["success", "escalated"], valid_hours=48),
+        SurveyTrigger(name="relationship-nps", survey="nps", every_days=90,
+                      valid_hours=168),
+    ]
+    fatigue: Fatigue = Fatigue()
+    #: region -> language of a customer who never answered with one
+    region_languages: dict[str, str] = {}
+    default_language: str = Field(default="en", min_length=2, max_length=35)
+    #: how often deferred requests are looked at again
+    check_every_seconds: float = Field(default=30, gt=0, le=3_600)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Surveys:
+        names = [trigger.name for trigger in self.triggers]
+        doubles = sorted({name for name in names if names.count(name) > 1})
+        if doubles:
+            raise ValueError(f"triggers: names used twice: {', '.join(doubles)}")
+        return self
+
+    def horizon_us(self) -> int:
+        """How long a remembered request, answer or failure can still matter: the
+        longest window plus the longest a request may wait to be sent."""
+        windows = [*self.fatigue.per_survey_days.values(), self.fatigue.any_survey_days]
+        for caps in self.fatigue.segments.values():
+            windows += [*caps.per_survey_days.values(), caps.any_survey_days or 0]
+        windows += [trigger.every_days or 0 for trigger in self.triggers]
+        waits = [trigger.valid_hours for trigger in self.triggers] or [0]
+        return int(max(max(windows) * DAY_US, self.fatigue.after_failure.minutes * MINUTE_US)
+                   + max(waits) * HOUR_US)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A request a trigger asks for."""
+
+    request_id: str
+    trigger: str
+    survey: str
+    customer_id: str
+    cause: str  # the interaction's event id
+    cause_at: int  # its event time
+    touchpoint: str
+    channel: str
+    valid_until: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Literal["send", "suppress", "later"]
+    reason: Reason | None = None
+    #: when a deferred request may be sent (None: look again at every check)
+    due: int | None = None
+
+
+@dataclass
+class SurveyMemory:
+    """What the fatigue rules need to know of one customer (a table value)."""
+
+    #: (time, survey, trigger) of the requests sent, oldest first
+    sent: list[tuple[int, str, str]] = field(default_factory=list)
+    #: (time, survey) of the answers given
+    answers: list[tuple[int, str]] = field(default_factory=list)
+    #: times of failed or abandoned interactions
+    failures: list[int] = field(default_factory=list)
+    #: (time, language) of the latest answer with a language
+    language: tuple[int, str] | None = None
+    #: deferred requests: (candidate, decision that deferred it)
+    pending: list[tuple[Candidate, Decision]] = field(default_factory=list)
+    #: the latest decisions, for the API: request id, survey, action, reason, time
+    decisions: list[tuple[str, str, str, str | None, int]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"s": self.sent, "a": self.answers, "f": self.failures, "l": self.language,
+                "p": [[_candidate_json(c), [d.action, d.reason, d.due]]
+                      for c, d in self.pending],
+                "d": self.decisions}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> SurveyMemory:
+        return cls(sent=[(int(t), s, g) for t, s, g in body.get("s", [])],
+                   answers=[(int(t), s) for t, s in body.get("a", [])],
+                   failures=[int(t) for t in body.get("f", [])],
+                   language=None if body.get("l") is None else (int(body["l"][0]),
+                                                                 str(body["l"][1])),
+                   pending=[(Candidate(*c), Decision(d[0], d[1], d[2]))
+                            for c, d in body.get("p", [])],
+                   decisions=[(r, s, a, why, int(t)) for r, s, a, why, t in body.get("d", [])])
+
+
+def _candidate_json(candidate: Candidate) -> list[Any]:
+    return [candidate.request_id, candidate.trigger, candidate.survey, candidate.customer_id,
+            candidate.cause, candidate.cause_at, candidate.touchpoint, candidate.channel,
+            candidate.valid_until]
+
+
+def request_id(customer_id: str, trigger: str, cause: str) -> str:
+    """The same for the same customer, trigger and interaction: a re-read, a replay after
+    a crash or a repeat of the interaction asks for the same request (the survey tool
+    sends one per id)."""
+    digest = hashlib.sha256(f"{customer_id}\x1f{trigger}\x1f{cause}".encode()).hexdigest()
+    return f"survey-{digest[:24]}"
+
+
+def candidates(config: Surveys, customer_id: str, event_id: str, at: int, touchpoint: str,
+               channel: str, outcome: str | None) -> list[Candidate]:
+    """The requests an applied interaction asks for (one per matching trigger)."""
+    if not config.enabled:
+        return []
+    return [Candidate(request_id(customer_id, trigger.name, event_id), trigger.name,
+                      trigger.survey, customer_id, event_id, at, touchpoint, channel,
+                      at + int(trigger.valid_hours * HOUR_US))
+            for trigger in config.triggers if trigger.matches(touchpoint, channel, outcome)]
+
+
+def _windows(config: Surveys, segment: str | None, survey: str) -> tuple[int, int] | None:
+    """(same-survey window, any-survey window) for a customer of ``segment`` (None: the
+    segment is not surveyed)."""
+    fatigue = config.fatigue
+    caps = fatigue.segments.get(segment or "")
+    if caps is not None and not caps.enabled:
+        return None
+    per_survey = fatigue.per_survey_days.get(survey, 0)  # type: ignore[call-overload]
+    any_survey = fatigue.any_survey_days
+    if caps is not None:
+        per_survey = caps.per_survey_days.get(survey, per_survey)  # type: ignore[call-overload]
+        if caps.any_survey_days is not None:
+            any_survey = caps.any_survey_days
+    return int(per_survey * DAY_US), int(any_survey * DAY_US)
+
+
+def decide(memory: SurveyMemory, candidate: Candidate, config: Surveys, at: int, now: int,
+           segment: str | None, open_alert: bool) -> Decision:
+    """Whether to send ``candidate`` at time ``at`` (its event time, or the clock's when a
+    deferred request is looked at again); ``now``: the clock, for its validity. The
+    reasons are checked in this order; the first that holds is given."""
+    if now > candidate.valid_until:
+        return Decision("suppress", "expired")
+    windows = _windows(config, segment, candidate.survey)
+    if windows is None:
+        return Decision("suppress", "segment_opted_out")
+    same, any_survey = windows
+    trigger = next((t for t in config.triggers if t.name == candidate.trigger), None)
+    if trigger is not None and trigger.every_days is not None:
+        interval = int(trigger.every_days * DAY_US)
+        if any(abs(at - t) < interval for t, _, name in memory.sent if name == trigger.name):
+            return Decision("suppress", "trigger_interval")
+    if any(abs(at - t) < same for t, survey, _ in memory.sent if survey == candidate.survey):
+        return Decision("suppress", "recently_surveyed")
+    if any(abs(at - t) < any_survey for t, _, _ in memory.sent):
+        return Decision("suppress", "recently_surveyed_any")
+    if any(abs(at - t) < (same if survey == candidate.survey else any_survey)
+           for t, survey in memory.answers):
+        return Decision("suppress", "recently_answered")
+    if open_alert:
+        if config.fatigue.open_alert == "later":
+            return Decision("later", "open_alert")
+        return Decision("suppress", "open_alert")
+    rule = config.fatigue.after_failure
+    wait = int(rule.minutes * MINUTE_US)
+    recent = [t for t in memory.failures if 0 <= at - t < wait]
+    if recent:
+        if rule.action == "later":
+            return Decision("later", "recent_failure", max(recent) + wait)
+        return Decision("suppress", "recent_failure")
+    return Decision("send")
+
+
+def record(memory: SurveyMemory, candidate: Candidate, decision: Decision, at: int,
+           now: int, horizon: int) -> None:
+    """Keep what ``decide`` gave at ``at`` in ``memory``: a request sent is remembered at
+    that time, a deferred one waits. What lies more than ``horizon`` (Surveys.horizon_us)
+    before both ``at`` and the clock is forgotten: a later decision is taken at a time no
+    earlier than the clock minus the longest wait, so it cannot come within a window of
+    it."""
+    waiting = [d for c, d in memory.pending if c.request_id == candidate.request_id]
+    if decision.action == "later" and waiting and waiting[0] == decision:
+        return  # looked at again, still waiting for the same thing
+    memory.pending = [(c, d) for c, d in memory.pending
+                      if c.request_id != candidate.request_id]
+    if decision.action == "send":
+        memory.sent.append((at, candidate.survey, candidate.trigger))
+        memory.sent.sort()
+    elif decision.action == "later":
+        memory.pending.append((candidate, decision))
+    memory.decisions = [*memory.decisions, (candidate.request_id, candidate.survey,
+                                            decision.action, decision.reason, at)
+                        ][-DECISIONS_KEPT:]
+    forget_before(memory, min(at, now) - horizon)
+
+
+def forget_before(memory: SurveyMemory, limit: int) -> None:
+    """Forget what lies before ``limit``. Requests sent are kept by time alone (their
+    count is bounded by the windows that space them); answers and failures keep only
+    the newest KEPT as well (fewer of them only lets more requests through, never two
+    within a window)."""
+    memory.sent = [entry for entry in memory.sent if entry[0] >= limit]
+    memory.answers = [entry for entry in memory.answers if entry[0] >= limit][-KEPT:]
+    memory.failures = [t for t in memory.failures if t >= limit][-KEPT:]
+
+
+def note_answer(memory: SurveyMemory, at: int, survey: str, language: str | None) -> None:
+    memory.answers.append((at, survey))
+    memory.answers.sort()
+    memory.answers = memory.answers[-KEPT:]
+    if language is not None and (memory.language is None or at >= memory.language[0]):
+        memory.language = (at, language)
+
+
+def note_failure(memory: SurveyMemory, at: int) -> None:
+    memory.failures.append(at)
+    memory.failures.sort()
+    memory.failures = memory.failures[-KEPT:]
+
+
+def language_of(memory: SurveyMemory, region: str | None, config: Surveys
+                ) -> tuple[str, str]:
+    """(language, where it comes from): the customer's latest answer's, else their
+    region's, else the default."""
+    if memory.language is not None:
+        return memory.language[1], "last_answer"
+    if region is not None and region in config.region_languages:
+        return config.region_languages[region], "region"
+    return config.default_language, "default"

@@ -1,0 +1,178 @@
+"""The survey desk (streams.surveys) on a batch: what the fold shows it, what it writes,
+what it sends, and deferred requests sent by the timer once their condition cleared."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from cxstream.alerts.surveys import AfterFailure, Fatigue, Surveys
+from cxstream.schemas.events import Feedback, Interaction
+from cxstream.scoring.fold import SourcedEvent
+from cxstream.scoring.plain import Customer, to_us
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.surveys import (
+    PENDING,
+    SurveyDesk,
+    decode_memory,
+    load_waiting_surveys,
+    memory_key,
+    memory_report,
+    pending_key,
+)
+
+T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+CSAT_ONLY = [Surveys().triggers[0]]  # delivery-csat
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at.timestamp()
+
+
+def desk(config: Surveys, clock: Clock) -> tuple[SurveyDesk, dict[bytes, bytes], WorkerMetrics]:
+    data: dict[bytes, bytes] = {}
+    metrics = WorkerMetrics(CollectorRegistry())
+    return SurveyDesk(config, SimpleNamespace(data=data), metrics, clock), data, metrics
+
+
+def customer(customer_id: str, segment: str = "smb", region: str | None = None,
+             alerts: dict[str, Any] | None = None) -> Customer:
+    state = Customer(customer_id)
+    state.profile = (segment, 100.0, None, region, 0)
+    state.alerts = alerts or {}
+    return state
+
+
+def delivery(event_id: str, customer_id: str, minutes: int, outcome: str = "success"
+             ) -> SourcedEvent:
+    event = Interaction(event_id=event_id, customer_id=customer_id,
+                        occurred_at=T + timedelta(minutes=minutes), channel="delivery",
+                        touchpoint="delivery", outcome=outcome)  # type: ignore[arg-type]
+    return SourcedEvent(event, 0, 0.0)
+
+
+def answer(event_id: str, customer_id: str, minutes: int, survey: str = "csat",
+           language: str | None = None) -> SourcedEvent:
+    event = Feedback(event_id=event_id, customer_id=customer_id,
+                     occurred_at=T + timedelta(minutes=minutes), survey=survey,  # type: ignore[arg-type]
+                     score=4, channel="web", touchpoint="delivery", language=language)
+    return SourcedEvent(event, 0, 0.0)
+
+
+def counted(metrics: WorkerMetrics) -> dict[tuple[str, str, str], float]:
+    return {(s.labels["survey"], s.labels["action"], s.labels["reason"]): s.value
+            for family in metrics.registry.collect() if family.name == "cxstream_survey_decisions"
+            for s in family.samples if s.name.endswith("_total")}
+
+
+def apply(desk_: SurveyDesk, data: dict[bytes, bytes], partition: int,
+          events: list[tuple[SourcedEvent, Customer]]) -> list[Any]:
+    desk_.begin()
+    for item, state in events:
+        desk_.observe(item, state)
+    writes, outputs = desk_.finish(partition)
+    for key, value in writes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return [output.request for output in outputs]
+
+
+def test_a_batch_sends_what_the_rules_allow_and_counts_every_decision() -> None:
+    config = Surveys(region_languages={"lt": "lt"})
+    clock = Clock(T + timedelta(minutes=5))
+    survey_desk, data, metrics = desk(config, clock)
+    ana, ben = customer("ana", region="lt"), customer("ben")
+    sent = apply(survey_desk, data, 2, [
+        (delivery("d1", "ana", 0), ana),
+        (delivery("d2", "ana", 1), ana),  # csat again: too soon
+        (answer("f1", "ben", -60, "nps", "pl"), ben),
+        (delivery("d3", "ben", 2), ben),  # ben answered an hour ago
+    ])
+    # d1 asks for CSAT and NPS: the NPS comes within the any-survey window of the CSAT
+    assert [(r.customer_id, r.survey, r.cause_event_id, r.language, r.language_source)
+            for r in sent] == [("ana", "csat", "d1", "lt", "region")]
+    assert sent[0].requested_at == sent[0].cause_at == T
+    assert sent[0].valid_until == T + timedelta(hours=72)
+    assert counted(metrics) == {
+        ("csat", "sent", "none"): 1, ("nps", "suppressed", "recently_surveyed_any"): 2,
+        ("csat", "suppressed", "recently_surveyed"): 1,  # d1 and d2 (ana) ...
+        ("csat", "suppressed", "recently_answered"): 1,  # ... d3 (ben)
+        ("nps", "suppressed", "recently_answered"): 1}
+    memory = decode_memory(data[memory_key("ana")])
+    assert [(s, g) for _, s, g in memory.sent] == [("csat", "delivery-csat")]
+    report = memory_report(data[memory_key("ben")])
+    assert [d["reason"] for d in report["decisions"]] == ["recently_answered"] * 2
+    assert report["last_answered"] == {"nps": (T - timedelta(minutes=60)).isoformat()}
+
+
+def test_an_open_alert_suppresses_and_a_failure_defers_until_the_timer_sends_it() -> None:
+    config = Surveys(triggers=CSAT_ONLY,
+                     fatigue=Fatigue(after_failure=AfterFailure(minutes=30, action="later")))
+    clock = Clock(T)
+    survey_desk, data, metrics = desk(config, clock)
+    cooling = {"open": {"detractor": {"until": (T + timedelta(hours=24)).isoformat()}}}
+    cy, dee = customer("cy", alerts=cooling), customer("dee")
+    sent = apply(survey_desk, data, 1, [
+        (delivery("d1", "cy", 0), cy),
+        (delivery("f0", "dee", -10, outcome="failure"), dee),
+        (delivery("d2", "dee", 0), dee),
+    ])
+    assert sent == []
+    assert counted(metrics)[("csat", "suppressed", "open_alert")] == 1
+    assert counted(metrics)[("csat", "deferred", "recent_failure")] == 1
+    assert pending_key("dee") in data and survey_desk.pending[1] == {"dee"}
+    states = {"dee": dee}
+
+    clock.at = T + timedelta(minutes=10)  # 20 minutes after the failure: not yet
+    writes, outputs = survey_desk.due_requests(1, states.get)
+    assert (writes, outputs) == ({}, [])
+    clock.at = T + timedelta(minutes=21)
+    writes, outputs = survey_desk.due_requests(1, states.get)
+    [request] = [output.request for output in outputs]
+    assert (request.customer_id, request.survey, request.waited_for) == ("dee", "csat",
+                                                                        "recent_failure")
+    assert request.requested_at == T + timedelta(minutes=21)
+    assert writes[pending_key("dee")] is None and survey_desk.pending[1] == set()
+    assert counted(metrics)[("csat", "sent", "none")] == 1
+
+
+def test_a_deferred_request_expires_and_the_markers_are_read_back_after_a_recovery() -> None:
+    config = Surveys(triggers=CSAT_ONLY, fatigue=Fatigue(open_alert="later"))
+    clock = Clock(T)
+    survey_desk, data, _ = desk(config, clock)
+    cooling = {"open": {"detractor": {"until": (T + timedelta(days=30)).isoformat()}}}
+    eve = customer("eve", alerts=cooling)
+    assert apply(survey_desk, data, 3, [(delivery("d1", "eve", 0), eve)]) == []
+    assert data[pending_key("eve")] == b"3"
+    assert all(not key.startswith(PENDING) or key == pending_key("eve") for key in data)
+
+    restarted, _, _ = desk(config, clock)
+    restarted.table.data = data
+    restarted.load = data.get
+    assert load_waiting_surveys(restarted.table, restarted, {0, 3}) == 1
+    assert restarted.pending == {0: set(), 3: {"eve"}}
+    clock.at = T + timedelta(hours=1)  # still open: waits, nothing written
+    assert restarted.due_requests(3, {"eve": eve}.get) == ({}, [])
+    clock.at = T + timedelta(hours=73)  # past the request's validity
+    writes, outputs = restarted.due_requests(3, {"eve": eve}.get)
+    assert outputs == [] and writes[pending_key("eve")] is None
+    assert decode_memory(writes[memory_key("eve")]).decisions[-1][2:4] == ("suppress",
+                                                                          "expired")
+
+
+def test_a_failed_fold_leaves_nothing_seen_and_erasure_names_both_keys() -> None:
+    survey_desk, _, _ = desk(Surveys(), Clock(T))
+    survey_desk.observe(delivery("d1", "fay", 0), customer("fay"))
+    survey_desk.begin()  # the fold is tried again: what it saw first is dropped
+    assert survey_desk.finish(0) == ({}, [])
+    assert survey_desk.forget(0, "fay") == [memory_key("fay"), pending_key("fay")]
+    assert to_us(T) > 0
