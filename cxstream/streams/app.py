@@ -333,7 +333,7 @@ async def _revaluate(revaluator: Revaluator, guard: BatchGuard) -> None:
                            "evaluating customers who entered the high-value band")
 
 
-async def _outside_batches(work: Callable[[], Awaitable[None]], guard: BatchGuard,
+async def _outside_batches(work: Callable[[], Awaitable[object]], guard: BatchGuard,
                            what: str) -> None:
     """Timer work that writes state: a failure leaves it for the next run (nothing of an
     input is lost), unless sending failed for good."""
