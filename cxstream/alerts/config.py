@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from cxstream.alerts.surveys import Surveys
+from cxstream.scoring.journey import Journey
 
 Severity = Literal["info", "warning", "critical"]
 RULE_NAMES = ("detractor", "high_value_at_risk", "recurring_issue", "segment_drop",
@@ -187,6 +188,8 @@ class RulesConfig(BaseModel):
     max_event_age_hours: float = Field(default=48, gt=0)
     #: survey requests: which interactions call for one, and when not to ask
     surveys: Surveys = Surveys()
+    #: journey stages of the touchpoints, for scores per stage
+    journey: Journey = Journey()
 
 
 def load_rules(path: Path | None = None) -> RulesConfig:

@@ -75,6 +75,8 @@ class Interaction(_Event):
     sentiment: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
     text: FreeText | None = None
     amount: Finite | None = None
+    #: the agent who handled it (optional)
+    handled_by: Id | None = None
 
 
 class Feedback(_Event):
@@ -90,6 +92,8 @@ class Feedback(_Event):
     touchpoint: Name
     comment: FreeText | None = None
     language: LanguageTag | None = None
+    #: the agent who handled what the answer is about (optional): scores per agent
+    handled_by: Id | None = None
 
     @model_validator(mode="after")
     def _score_in_survey_range(self) -> Feedback:

@@ -30,6 +30,7 @@ from cxstream.scoring.customer import (
     remember,
 )
 from cxstream.scoring.groups import GroupKeys, contributions
+from cxstream.scoring.journey import Journey
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import Watermark, WindowSpec, is_expired
 
@@ -47,6 +48,8 @@ class FoldRules(BaseModel):
     max_clock_skew_seconds: float
     #: distinct keys per group dimension and partition (None: no cap)
     max_group_keys: int | None = None
+    #: journey stages of the touchpoints (scores per stage)
+    journey: Journey = Journey()
 
 
 class PartialTally(BaseModel):
@@ -179,7 +182,7 @@ def _fold_feedback(partition: int, item: SourcedEvent, event: Feedback, state: C
         return state
     segment = state.profile.segment if state.profile else None
     changes, counted_after = contributions(event, segment, counted_before, rules.windows,
-                                           rules.conventions, result.keys)
+                                           rules.conventions, result.keys, rules.journey)
     already_in: dict[str, bool] = {}  # decided once per key: an answer may touch it twice
     for change in changes:
         key = partial_key(partition, change.dimension, change.window, change.start, change.key)

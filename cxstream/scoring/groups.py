@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict
 
 from cxstream.schemas.events import Feedback
 from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.journey import Journey
 from cxstream.scoring.windows import WindowSpec, window_start
 
-DIMENSIONS = ("segment", "channel", "touchpoint")
+DIMENSIONS = ("segment", "channel", "touchpoint", "stage", "agent")
 UNKNOWN_SEGMENT = "unknown"
 #: where answers of keys beyond the cap of a dimension count (not a valid name: names
 #: from the contract are 1-128 characters, this one is reserved by its parentheses)
@@ -78,10 +79,18 @@ CountedAnswers = dict[str, dict[str, Counted]]
 
 
 def group_keys(event: Feedback, segment: str | None,
-               keys: GroupKeys | None = None) -> tuple[tuple[str, str], ...]:
-    """(dimension, key) of every group the answer belongs to (capped by ``keys``)."""
-    groups = (("segment", segment or UNKNOWN_SEGMENT), ("channel", event.channel),
-              ("touchpoint", event.touchpoint))
+               keys: GroupKeys | None = None, journey: Journey | None = None
+               ) -> tuple[tuple[str, str], ...]:
+    """(dimension, key) of every group the answer belongs to (capped by ``keys``): its
+    segment, channel and touchpoint, the touchpoint's journey stage (with ``journey``)
+    and the agent who handled it (if the answer says)."""
+    groups: tuple[tuple[str, str], ...] = (
+        ("segment", segment or UNKNOWN_SEGMENT), ("channel", event.channel),
+        ("touchpoint", event.touchpoint))
+    if journey is not None:
+        groups += (("stage", journey.stage_of(event.touchpoint)),)
+    if event.handled_by is not None:
+        groups += (("agent", event.handled_by),)
     if keys is None:
         return groups
     return tuple((dimension, keys.key(dimension, key)) for dimension, key in groups)
@@ -94,9 +103,10 @@ def contributions(
     specs: tuple[WindowSpec, ...],
     conventions: Conventions,
     keys: GroupKeys | None = None,
+    journey: Journey | None = None,
 ) -> tuple[list[Contribution], CountedAnswers]:
     """The tally changes an answer makes, and what is counted for the customer afterwards."""
-    groups = group_keys(event, segment, keys)
+    groups = group_keys(event, segment, keys, journey)
     at = event.occurred_at.timestamp()
     changes: list[Contribution] = []
     after = {name: dict(per_survey) for name, per_survey in counted.items()}

@@ -102,7 +102,7 @@ class FoldBatch:
             return
         segment = state.profile[0] if state.profile else None
         changes, counted_after = contributions(event, segment, counted_before, rules.windows,
-                                               rules.conventions, self.keys)
+                                               rules.conventions, self.keys, rules.journey)
         already_in: dict[str, bool] = {}  # decided once per key: an answer may touch it twice
         for change in changes:
             key = partial_key(self.partition, change.dimension, change.window, change.start,

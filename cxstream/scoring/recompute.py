@@ -85,7 +85,7 @@ def recompute(inputs: Iterable[RawInput], kind_of_topic: dict[str, InputKind],
             segment = _segment_at(profiles.get(answer.customer_id, []), record_time)
             changes, counted[answer.customer_id] = contributions(
                 answer, segment, counted.get(answer.customer_id, {}), rules.windows,
-                rules.conventions, keys)
+                rules.conventions, keys, rules.journey)
             for change in changes:
                 slot = (change.dimension, change.window, change.start, change.key)
                 tally = tallies.get(slot, Tally())

@@ -55,15 +55,30 @@ def group_report(dimension: str, key: str, specs: tuple[WindowSpec, ...], at: da
 
 
 def ranking(dimension: str, spec: WindowSpec, start: int, metric: str, min_n: int,
-            tallies: Tallies, conventions: Conventions) -> dict[str, Any]:
-    """Groups of one window ranked by ``metric`` (best first); groups under min_n left out."""
+            tallies: Tallies, conventions: Conventions, order: list[str] | None = None,
+            why_hidden: str | None = None) -> dict[str, Any]:
+    """Groups of one window ranked by ``metric`` (best first), or listed in ``order``
+    (journey stages; keys not in it last); groups with fewer than ``min_n`` answers are
+    left out, and counted in ``hidden`` with ``why_hidden`` (or the threshold) as the
+    reason: a score of few answers is no fair rank."""
     rows = []
+    hidden = 0
     for (window, slot_start, key), tally in tallies.items():
         if window != spec.name or slot_start != start:
             continue
         score = scores(tally, conventions)[metric]
-        if score is not None and score["n"] >= min_n:
+        if score is None:
+            continue
+        if score["n"] >= min_n:
             rows.append({"key": key, **score})
-    rows.sort(key=lambda row: (-row["score"], row["key"]))
+        else:
+            hidden += 1
+    if order is None:
+        rows.sort(key=lambda row: (-row["score"], row["key"]))
+    else:
+        place = {key: n for n, key in enumerate(order)}
+        rows.sort(key=lambda row: (place.get(row["key"], len(place)), row["key"]))
     return {"dimension": dimension, "window": spec.name, "metric": metric,
-            "start": from_epoch(start).isoformat(), "min_n": min_n, "groups": rows}
+            "start": from_epoch(start).isoformat(), "min_n": min_n, "groups": rows,
+            "hidden": {"groups": hidden,
+                       "reason": why_hidden or f"fewer than {min_n} {metric} answers"}}

@@ -147,7 +147,8 @@ Handler = Callable[..., Awaitable[Any]]
 def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                  rules: FoldRules, token: str | None,
                  erase: Callable[[str], Awaitable[bool]] | None = None,
-                 alerts: AlertsApi | None = None, survey_memory: Any = None) -> None:
+                 alerts: AlertsApi | None = None, survey_memory: Any = None,
+                 agent_min_answers: int = 1) -> None:
     """Add the API's views to the Faust app (``survey_memory``: the survey requests'
     table, shown with each customer)."""
 
@@ -238,9 +239,15 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         if which not in {"current", "previous"}:
             raise BadRequest(f"which: current or previous, not {which!r}")
         min_n = parse_count(query.get("min_n", "1"))
+        why_hidden = None
+        if dimension == "agent" and min_n < agent_min_answers:  # fairness: never fewer
+            min_n = agent_min_answers
+            why_hidden = (f"agents are ranked from {agent_min_answers} {metric} answers "
+                          "(CXSTREAM_AGENT_MIN_ANSWERS)")
         start = current if which == "current" else previous
         tallies = await gathered(dimension, {(spec.name, start)}, None)
-        return ranking(dimension, spec, start, metric, min_n, tallies, rules.conventions)
+        return ranking(dimension, spec, start, metric, min_n, tallies, rules.conventions,
+                       rules.journey.order() if dimension == "stage" else None, why_hidden)
 
     @app.page("/api/scores/{dimension}/{key}")
     @json_view

@@ -250,7 +250,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
     users = load_users(settings.users_file, token)
     register_api(app, customers, cluster, bands, rules, token, erase_customer,
                  AlertsApi(cases, users, alerts_partition_count or settings.partitions),
-                 None if desk is None else table_store(survey_table))
+                 None if desk is None else table_store(survey_table),
+                 settings.agent_min_answers)
     register_console(app, settings, users, rules_config, rules.windows)
     _register_metrics_view(app, metrics)
     return app

@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cxstream.alerts.config import load_rules
 from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import StateRules
@@ -187,9 +188,12 @@ class Settings(BaseSettings, Conventions, StateRules):
     """longest wait between webhook retries (jittered; a `Retry-After` of the receiver wins)."""
 
     max_group_keys: int = Field(default=1_000, ge=1, le=100_000)
-    """distinct keys (segments, channels, touchpoints) each dimension keeps per partition;
-    further keys count under `(other)`
+    """distinct keys (segments, channels, touchpoints, stages, agents) each dimension keeps
+    per partition; further keys count under `(other)`
     """
+    agent_min_answers: int = Field(default=10, ge=1, le=100_000)
+    """answers an agent needs in a window to be ranked in `GET /api/scores/agent` (fewer:
+    left out, counted as hidden with the reason)."""
 
     # Windows and event time
     long_window_days: int = Field(default=7, ge=2, le=366)
@@ -315,6 +319,7 @@ class Settings(BaseSettings, Conventions, StateRules):
             allowed_lateness_seconds=self.allowed_lateness_seconds,
             max_clock_skew_seconds=self.max_clock_skew_seconds,
             max_group_keys=self.max_group_keys,
+            journey=load_rules(self.rules_file).journey,
         )
 
     @property

@@ -53,7 +53,7 @@ def answer(offset: int, minutes: float = 0, **overrides: Any) -> SourcedEvent:
     return SourcedEvent(event, offset, at.timestamp() + 1)
 
 
-def test_answers_count_in_segment_channel_and_touchpoint_of_every_window() -> None:
+def test_answers_count_in_segment_channel_touchpoint_and_stage_of_every_window() -> None:
     store = Store()
     profile_event = CustomerProfile.model_validate(profile(segment="enterprise",
                                                            updated_at=T0.isoformat()))
@@ -63,7 +63,21 @@ def test_answers_count_in_segment_channel_and_touchpoint_of_every_window() -> No
     assert (tally.promoters, tally.detractors) == (1, 1)
     assert store.day_tally("channel", "web").nps_n == 2
     assert store.day_tally("touchpoint", "checkout").nps_n == 2
-    assert len(store.partials) == 3 * 3  # 3 dimensions x 3 window sizes
+    assert store.day_tally("stage", "purchase").nps_n == 2  # checkout's journey stage
+    assert store.day_tally("agent", "a-1") is None  # no handled_by: no agent
+    assert len(store.partials) == 4 * 3  # 4 dimensions x 3 window sizes
+
+
+def test_an_answer_handled_by_an_agent_counts_for_the_agent_too() -> None:
+    store = Store()
+    store.fold([answer(0, score=9, handled_by="a-1"), answer(1, event_id="f-2", score=2,
+                                                           handled_by="a-2", survey="csat",
+                                                           touchpoint="returns")])
+    assert store.day_tally("agent", "a-1").promoters == 1
+    assert store.day_tally("agent", "a-2").csat_n == 1
+    assert store.day_tally("stage", "support").csat_n == 1
+    # one segment and channel, two touchpoints, stages and agents, in 3 window sizes
+    assert len(store.partials) == (1 + 1 + 2 + 2 + 2) * 3
 
 
 def test_answers_before_any_profile_count_under_unknown() -> None:
