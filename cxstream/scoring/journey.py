@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: the stages in journey order, and the contract's touchpoints on them
 STAGES = ("contact", "purchase", "delivery", "support", "renewal")
-TOUCHPOINT_STAGES = {"onboarding": "contact", "checkout": "purchase", "billing": "purchase",
-                     "delivery": "delivery", "courier": "delivery", "returns": "support",
-                     "support": "support", "renewal": "renewal"}
+TOUCHPOINT_STAGES = {"onboarding": "contact", "browse": "contact", "checkout": "purchase",
+                     "billing": "purchase", "delivery": "delivery", "courier": "delivery",
+                     "returns": "support", "support": "support", "account": "support",
+                     "renewal": "renewal"}
 
 
 class Journey(BaseModel):

@@ -18,6 +18,7 @@ import heapq
 import json
 import math
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +53,21 @@ CHANNEL_TOUCHPOINTS: dict[str, tuple[float, dict[str, float]]] = {
 OUTCOMES: dict[str, float] = {"success": 0.955, "failure": 0.02, "abandoned": 0.015,
                               "escalated": 0.01}
 SURVEYS: dict[str, float] = {"nps": 0.5, "csat": 0.35, "ces": 0.15}
+#: the support agents, and where one handles the customer (phone, chat, the store's desk,
+#: support and returns); answers about those carry the agent too
+AGENTS = tuple(f"agent-{n:02d}" for n in range(1, 13))
+AGENT_CHANNELS = {"phone", "chat", "store"}
+AGENT_TOUCHPOINTS = {"support", "returns"}
+
+
+def handled_by(event: dict[str, Any]) -> str | None:
+    """The agent of an event, from its id: no draw from the traffic's random numbers, so
+    the rest of the simulated traffic is what it was without agents."""
+    if event["channel"] not in AGENT_CHANNELS and event["touchpoint"] not in AGENT_TOUCHPOINTS:
+        return None
+    return AGENTS[zlib.crc32(event["event_id"].encode()) % len(AGENTS)]
+
+
 SURVEY_CHANNELS: dict[str, float] = {"email": 0.5, "app": 0.25, "web": 0.2, "phone": 0.05}
 SURVEY_TOUCHPOINTS: dict[str, float] = {"checkout": 0.3, "delivery": 0.2, "support": 0.2,
                                         "browse": 0.1, "returns": 0.1, "billing": 0.1}
@@ -191,6 +207,9 @@ class _Builder:
         event = self._base(kind, customer, event_time)
         event |= (self._interaction(customer) if kind == "interactions"
                   else self._feedback(customer, event_time))
+        agent = handled_by(event)
+        if agent is not None:
+            event["handled_by"] = agent
         return SimRecord(at, kind, customer.customer_id.encode(), _json(event))
 
     def _base(self, kind: str, customer: Customer, event_time: float) -> dict[str, Any]:

@@ -394,7 +394,7 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                                        message="Pick a window and a metric from the "
                                                "lists."), 400)
         tables = []
-        for dimension in ("segment", "channel", "touchpoint"):
+        for dimension in ("segment", "channel", "touchpoint", "stage", "agent"):
             both = {}
             for which in ("current", "previous"):
                 response = await console.api(
@@ -406,7 +406,8 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
             previous = {row["key"]: row for row in both["previous"]["groups"]}
             tables.append({"dimension": dimension, "start": both["current"]["start"],
                            "rows": [{**row, "previous": previous.get(row["key"])}
-                                    for row in both["current"]["groups"]]})
+                                    for row in both["current"]["groups"]],
+                           "hidden": both["current"].get("hidden")})
         return html(console.render("scores.html", principal, tables=tables, window=window,
                                    metric=metric, windows=names))
 
