@@ -66,12 +66,16 @@ class DemoRun:
     settings: Settings | None = None
     worker_pid: int | None = None
     malformed_sent: int = 0
+    #: the malformed messages sent, by mistake (the simulator's names)
+    malformed_kinds: Counter[str] = field(default_factory=Counter)
     sent: Counter[str] = field(default_factory=Counter)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # first message per id
     deadlettered: int = 0
     consumed: int = 0
     finished: bool = False
     lifecycle: Counter[str] = field(default_factory=Counter)  # changes by action
+    #: survey decisions by (action, reason), from the worker's metrics
+    surveys: Counter[tuple[str, str]] = field(default_factory=Counter)
     console_url: str = ""
     console_token: str = ""
 
@@ -90,11 +94,14 @@ class DemoRun:
         return {
             "run_id": self.run_id, "topics": topics, "worker_pid": self.worker_pid,
             "events_sent": dict(self.sent), "malformed_sent": self.malformed_sent,
+            "malformed_sent_by_mistake": dict(self.malformed_kinds),
             "deadlettered": self.deadlettered, "consumed": self.consumed,
             "alerts_per_rule": dict(Counter(a["rule"] for a in self.alerts.values())),
             "alerts_acknowledged": self.lifecycle["acknowledged"],
             "alerts_escalated": self.lifecycle["escalated"],
             "alerts_auto_resolved": self.lifecycle["auto_resolved"],
+            "survey_requests": {f"{action}: {reason}" if reason != "none" else action: count
+                                for (action, reason), count in sorted(self.surveys.items())},
             "incidents": {name: [a["alert_id"] for a in found]
                           for name, found in self.caught().items()},
             "finished": self.finished, "succeeded": self.succeeded(),
@@ -117,6 +124,7 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
     worker = WorkerProcess(_worker_env(demo), demo.data_dir / "worker.log", demo.web_port)
     run = DemoRun(simulation.expectations, run_id, demo,
                   malformed_sent=sum(1 for r in records if r.malformed),
+                  malformed_kinds=Counter(r.malformed for r in records if r.malformed),
                   console_url=f"http://{demo.web_host}:{demo.web_port}/console",
                   console_token=tokens[DEMO_USER])
     try:
@@ -318,6 +326,7 @@ async def _settle(client: httpx.AsyncClient, run: DemoRun, worker: WorkerProcess
         samples = await _metrics(client)
         run.consumed = int(total(samples, "cxstream_events_consumed_total"))
         run.deadlettered = int(total(samples, "cxstream_events_deadlettered_total"))
+        run.surveys = survey_decisions(samples)
         if run.consumed >= sent and all(run.caught().values()):
             return
         await asyncio.sleep(1)
@@ -420,6 +429,7 @@ class Scoreboard:
         samples = await _metrics(client)
         run.consumed = int(total(samples, "cxstream_events_consumed_total"))
         run.deadlettered = int(total(samples, "cxstream_events_deadlettered_total"))
+        run.surveys = survey_decisions(samples)
         self.rows = rows
         self.updated = datetime.now(UTC).strftime("%H:%M:%S")
 
@@ -432,6 +442,16 @@ class Scoreboard:
         status = Text(f"sent {sent}/{planned}  consumed {run.consumed}  dead-lettered "
                       f"{run.deadlettered}  alerts {len(run.alerts)}", style="dim")
         return Group(table, status)
+
+
+def survey_decisions(samples: Samples) -> Counter[tuple[str, str]]:
+    """Survey decisions by (action, reason), over every survey."""
+    found: Counter[tuple[str, str]] = Counter()
+    for (name, labels), value in samples.items():
+        if name == "cxstream_survey_decisions_total" and value:
+            named = dict(labels)
+            found[named["action"], named["reason"]] += int(value)
+    return found
 
 
 def _cell(score: dict[str, Any] | None) -> str:
@@ -454,6 +474,8 @@ def _print_summary(console: Console, run: DemoRun) -> None:
     table.add_row("alerts acknowledged", str(summary["alerts_acknowledged"]))
     table.add_row("alerts escalated", str(summary["alerts_escalated"]))
     table.add_row("alerts resolved by themselves", str(summary["alerts_auto_resolved"]))
+    for what, count in summary["survey_requests"].items():
+        table.add_row(f"survey requests {what.replace('_', ' ')}", str(count))
     console.print(table)
     incidents = Table("scripted incident", "caught", "by", title_justify="left")
     for name, found in run.caught().items():
