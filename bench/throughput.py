@@ -36,6 +36,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
@@ -480,7 +481,11 @@ def grown_rss(values: dict[str, str], customers: int, workdir: Path,
                     raise TimeoutError(f"{consumed:,.0f} of {count:,} events consumed")
                 time.sleep(GROWN_SAMPLE_SECONDS)
                 worker.check_running()
-                consumed = total(worker.metrics(), "cxstream_events_consumed_total")
+                try:  # a busy worker may answer a scrape late: sample at the next turn
+                    consumed = total(worker.metrics(), "cxstream_events_consumed_total")
+                except httpx.HTTPError as error:
+                    console.print(f"no sample this time ({error!r})")
+                    continue
                 assert worker.process is not None
                 samples.append((consumed, rss_bytes(worker.process.pid)))
                 console.print(f"{consumed:,.0f} / {count:,} events consumed, RSS "
