@@ -150,7 +150,6 @@ class Surveys(BaseModel):
 class Candidate:
     """A request a trigger asks for."""
 
-    request_id: str
     trigger: str
     survey: str
     customer_id: str
@@ -159,6 +158,11 @@ class Candidate:
     touchpoint: str
     channel: str
     valid_until: int
+
+    @property
+    def request_id(self) -> str:
+        # computed when needed: most candidates of a periodic trigger are not due
+        return request_id(self.customer_id, self.trigger, self.cause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,10 +208,15 @@ class SurveyMemory:
                    decisions=[(r, s, a, why, int(t)) for r, s, a, why, t in body.get("d", [])])
 
 
+EXPIRED = Decision("suppress", "expired")
+OPTED_OUT = Decision("suppress", "segment_opted_out")
+INTERVAL = Decision("suppress", "trigger_interval")
+SEND = Decision("send")
+
+
 def _candidate_json(candidate: Candidate) -> list[Any]:
-    return [candidate.request_id, candidate.trigger, candidate.survey, candidate.customer_id,
-            candidate.cause, candidate.cause_at, candidate.touchpoint, candidate.channel,
-            candidate.valid_until]
+    return [candidate.trigger, candidate.survey, candidate.customer_id, candidate.cause,
+            candidate.cause_at, candidate.touchpoint, candidate.channel, candidate.valid_until]
 
 
 def request_id(customer_id: str, trigger: str, cause: str) -> str:
@@ -223,10 +232,48 @@ def candidates(config: Surveys, customer_id: str, event_id: str, at: int, touchp
     """The requests an applied interaction asks for (one per matching trigger)."""
     if not config.enabled:
         return []
-    return [Candidate(request_id(customer_id, trigger.name, event_id), trigger.name,
-                      trigger.survey, customer_id, event_id, at, touchpoint, channel,
-                      at + int(trigger.valid_hours * HOUR_US))
-            for trigger in config.triggers if trigger.matches(touchpoint, channel, outcome)]
+    return [Candidate(name, survey, customer_id, event_id, at, touchpoint, channel,
+                      at + valid)
+            for name, survey, touchpoints, channels, outcomes, _, valid
+            in _plain(config).triggers
+            if ((touchpoints is None or touchpoint in touchpoints)
+                and (channels is None or channel in channels)
+                and (outcomes is None or outcome in outcomes))]
+
+
+class _Plain:
+    """The rules as plain data, built once per Surveys: the decisions run for every
+    interaction when a trigger matches any (a periodic NPS), and reading the pydantic
+    models each time stood out in the in-process bench."""
+
+    def __init__(self, config: Surveys) -> None:
+        self.config = config  # kept alive: the cache is by id
+        self.triggers = tuple(
+            (t.name, t.survey, frozenset(t.touchpoints) or None, frozenset(t.channels) or None,
+             frozenset(t.outcomes) or None,
+             None if t.every_days is None else int(t.every_days * DAY_US),
+             int(t.valid_hours * HOUR_US)) for t in config.triggers)
+        self.intervals = {t[0]: t[5] for t in self.triggers}
+        self.windows: dict[tuple[str | None, str], tuple[int, int] | None] = {}
+        self.open_alert_later = config.fatigue.open_alert == "later"
+        self.failure_wait = int(config.fatigue.after_failure.minutes * MINUTE_US)
+        self.failure_later = config.fatigue.after_failure.action == "later"
+
+    def windows_of(self, segment: str | None, survey: str) -> tuple[int, int] | None:
+        key = (segment, survey)
+        if key not in self.windows:
+            self.windows[key] = _windows(self.config, segment, survey)
+        return self.windows[key]
+
+
+_PLAIN: dict[int, _Plain] = {}
+
+
+def _plain(config: Surveys) -> _Plain:
+    plain = _PLAIN.get(id(config))
+    if plain is None or plain.config is not config:
+        plain = _PLAIN[id(config)] = _Plain(config)
+    return plain
 
 
 def _windows(config: Surveys, segment: str | None, survey: str) -> tuple[int, int] | None:
@@ -251,35 +298,38 @@ def decide(memory: SurveyMemory, candidate: Candidate, config: Surveys, at: int,
     deferred request is looked at again); ``now``: the clock, for its validity. The
     reasons are checked in this order; the first that holds is given."""
     if now > candidate.valid_until:
-        return Decision("suppress", "expired")
-    windows = _windows(config, segment, candidate.survey)
+        return EXPIRED
+    plain = _plain(config)
+    windows = plain.windows_of(segment, candidate.survey)
     if windows is None:
-        return Decision("suppress", "segment_opted_out")
+        return OPTED_OUT
     same, any_survey = windows
-    trigger = next((t for t in config.triggers if t.name == candidate.trigger), None)
-    if trigger is not None and trigger.every_days is not None:
-        interval = int(trigger.every_days * DAY_US)
-        if any(abs(at - t) < interval for t, _, name in memory.sent if name == trigger.name):
-            return Decision("suppress", "trigger_interval")
-    if any(abs(at - t) < same for t, survey, _ in memory.sent if survey == candidate.survey):
-        return Decision("suppress", "recently_surveyed")
-    if any(abs(at - t) < any_survey for t, _, _ in memory.sent):
-        return Decision("suppress", "recently_surveyed_any")
-    if any(abs(at - t) < (same if survey == candidate.survey else any_survey)
-           for t, survey in memory.answers):
-        return Decision("suppress", "recently_answered")
+    interval = plain.intervals.get(candidate.trigger)
+    survey = candidate.survey
+    sent = memory.sent
+    if interval is not None:
+        name = candidate.trigger
+        for t, _, trigger in sent:
+            if trigger == name and abs(at - t) < interval:
+                return INTERVAL
+    for t, kind, _ in sent:
+        if kind == survey and abs(at - t) < same:
+            return Decision("suppress", "recently_surveyed")
+    for t, _, _ in sent:
+        if abs(at - t) < any_survey:
+            return Decision("suppress", "recently_surveyed_any")
+    for t, kind in memory.answers:
+        if abs(at - t) < (same if kind == survey else any_survey):
+            return Decision("suppress", "recently_answered")
     if open_alert:
-        if config.fatigue.open_alert == "later":
-            return Decision("later", "open_alert")
-        return Decision("suppress", "open_alert")
-    rule = config.fatigue.after_failure
-    wait = int(rule.minutes * MINUTE_US)
+        return Decision("later" if plain.open_alert_later else "suppress", "open_alert")
+    wait = plain.failure_wait
     recent = [t for t in memory.failures if 0 <= at - t < wait]
     if recent:
-        if rule.action == "later":
+        if plain.failure_later:
             return Decision("later", "recent_failure", max(recent) + wait)
         return Decision("suppress", "recent_failure")
-    return Decision("send")
+    return SEND
 
 
 def record(memory: SurveyMemory, candidate: Candidate, decision: Decision, at: int,

@@ -321,6 +321,8 @@ class StateWriter:
         still holds their bytes from before it."""
         for item in items:
             self.decoded.pop(item.event.customer_id)
+        if self.surveys is not None:
+            self.surveys.drop_decoded(item.event.customer_id for item in items)
 
     def _fold(self, partition: int, items: list[Accepted]) -> CoreResult:
         # a record time ahead of the worker's clock counts as now: no producer clock can

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +53,7 @@ MEMORY = b"m|"  # + customer id: the customer's SurveyMemory
 PENDING = b"\x00|"  # + customer id: the customer has deferred requests (sorts first)
 PENDING_END = b"\x01"
 FAILED_OUTCOMES = ("failure", "abandoned")
+DECODED_KEPT = 50_000  # decoded memories kept (each a few hundred bytes)
 #: writes of one partition (key -> value, None: delete)
 Writes = dict[bytes, bytes | None]
 
@@ -118,6 +120,8 @@ class SurveyDesk:
         self.clock = clock
         self.horizon = config.horizon_us()
         self._seen: list[_Seen] = []
+        #: decoded memories by customer, with the bytes they were decoded from
+        self._decoded: OrderedDict[str, tuple[bytes, SurveyMemory]] = OrderedDict()
         #: customers with deferred requests, by partition (from the markers)
         self.pending: dict[int, set[str]] = {}
 
@@ -216,7 +220,14 @@ class SurveyDesk:
     def forget(self, partition: int, customer_id: str) -> list[bytes]:
         """An erased customer: the keys to delete."""
         self.pending.get(partition, set()).discard(customer_id)
+        self._decoded.pop(customer_id, None)
         return [memory_key(customer_id), pending_key(customer_id)]
+
+    def drop_decoded(self, customer_ids: Iterable[str]) -> None:
+        """Memories a failed fold may have changed in place: the table still holds their
+        bytes from before it."""
+        for customer_id in customer_ids:
+            self._decoded.pop(customer_id, None)
 
     def keep_only(self, partitions: set[int]) -> None:
         for partition in set(self.pending) - partitions:
@@ -226,7 +237,23 @@ class SurveyDesk:
 
     def _memory(self, customer_id: str) -> SurveyMemory:
         raw = self.load(memory_key(customer_id))
-        return SurveyMemory() if raw is None else decode_memory(raw)
+        if raw is None:
+            return SurveyMemory()
+        cached = self._decoded.get(customer_id)
+        if cached is not None and (cached[0] is raw or cached[0] == raw):
+            self._decoded.move_to_end(customer_id)
+            return cached[1]
+        memory = decode_memory(raw)
+        self._remember(customer_id, raw, memory)
+        return memory
+
+    def _remember(self, customer_id: str, raw: bytes, memory: SurveyMemory) -> None:
+        """Keep the decoded memory beside the bytes it is (decoding stood out in the
+        in-process bench: a periodic trigger reads the memory at every interaction)."""
+        self._decoded[customer_id] = (raw, memory)
+        self._decoded.move_to_end(customer_id)
+        while len(self._decoded) > DECODED_KEPT:
+            self._decoded.popitem(last=False)
 
     def _decide(self, memory: SurveyMemory, candidate: Candidate, at: int, now: int,
                 segment: str | None, region: str | None, open_alert: bool,
@@ -244,6 +271,9 @@ class SurveyDesk:
                                                  decision.reason or "none").inc()
         if decision.reason == "trigger_interval" and waiting is None:
             return [], False  # nothing to remember
+        if decision.action == "suppress" and waiting is None and _repeats(memory, candidate,
+                                                                         decision):
+            return [], False  # counted; the decisions list shows its first time
         record(memory, candidate, decision, at, now, self.horizon)
         if decision.action != "send":
             return [], True
@@ -255,7 +285,8 @@ class SurveyDesk:
         writes: Writes = {}
         waiting = self.pending.setdefault(partition, set())
         for customer_id, memory in memories.items():
-            writes[memory_key(customer_id)] = encode_memory(partition, memory)
+            raw = writes[memory_key(customer_id)] = encode_memory(partition, memory)
+            self._remember(customer_id, raw, memory)
             if memory.pending and customer_id not in waiting:
                 waiting.add(customer_id)
                 writes[pending_key(customer_id)] = b"%d" % partition
@@ -263,6 +294,16 @@ class SurveyDesk:
                 waiting.discard(customer_id)
                 writes[pending_key(customer_id)] = None
         return writes
+
+
+def _repeats(memory: SurveyMemory, candidate: Candidate, decision: Decision) -> bool:
+    """The customer's latest decision on this survey was the same suppression: a
+    periodic trigger asks at every interaction, and listing each would rewrite the
+    memory at every interaction too."""
+    for _, survey, action, reason, _ in reversed(memory.decisions):
+        if survey == candidate.survey:
+            return action == "suppress" and reason == decision.reason
+    return False
 
 
 def request_of(candidate: Candidate, at: int, language: str, source: str,

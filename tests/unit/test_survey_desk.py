@@ -176,3 +176,17 @@ def test_a_failed_fold_leaves_nothing_seen_and_erasure_names_both_keys() -> None
     assert survey_desk.finish(0) == ({}, [])
     assert survey_desk.forget(0, "fay") == [memory_key("fay"), pending_key("fay")]
     assert to_us(T) > 0
+
+
+def test_a_memory_changed_by_a_failed_fold_is_read_again_from_the_table() -> None:
+    survey_desk, data, _ = desk(Surveys(triggers=CSAT_ONLY), Clock(T))
+    gus = customer("gus")
+    assert len(apply(survey_desk, data, 0, [(delivery("d1", "gus", 0), gus)])) == 1
+    stored = data[memory_key("gus")]
+    survey_desk.begin()
+    survey_desk.observe(answer("f1", "gus", 1), gus)
+    survey_desk.finish(0)  # decided, but its writes never reach the table
+    assert data[memory_key("gus")] == stored
+    survey_desk.drop_decoded(["gus"])  # what the state writer does when a fold fails
+    memory = survey_desk._memory("gus")
+    assert memory.answers == [] and len(memory.sent) == 1

@@ -35,7 +35,7 @@ T0 = 1_780_000_000 * 1_000_000  # a fixed event time
 
 
 def csat(at: int = T0, cause: str = "i1", valid_hours: float = 72) -> Candidate:
-    return Candidate(request_id("c1", "delivery-csat", cause), "delivery-csat", "csat", "c1",
+    return Candidate("delivery-csat", "csat", "c1",
                      cause, at, "delivery", "delivery", at + int(valid_hours * HOUR_US))
 
 
