@@ -158,6 +158,7 @@ class Candidate:
     touchpoint: str
     channel: str
     valid_until: int
+    handled_by: str | None = None  # the interaction's agent
 
     @property
     def request_id(self) -> str:
@@ -216,7 +217,8 @@ SEND = Decision("send")
 
 def _candidate_json(candidate: Candidate) -> list[Any]:
     return [candidate.trigger, candidate.survey, candidate.customer_id, candidate.cause,
-            candidate.cause_at, candidate.touchpoint, candidate.channel, candidate.valid_until]
+            candidate.cause_at, candidate.touchpoint, candidate.channel, candidate.valid_until,
+            candidate.handled_by]
 
 
 def request_id(customer_id: str, trigger: str, cause: str) -> str:
@@ -228,12 +230,13 @@ def request_id(customer_id: str, trigger: str, cause: str) -> str:
 
 
 def candidates(config: Surveys, customer_id: str, event_id: str, at: int, touchpoint: str,
-               channel: str, outcome: str | None) -> list[Candidate]:
+               channel: str, outcome: str | None, handled_by: str | None = None
+               ) -> list[Candidate]:
     """The requests an applied interaction asks for (one per matching trigger)."""
     if not config.enabled:
         return []
     return [Candidate(name, survey, customer_id, event_id, at, touchpoint, channel,
-                      at + valid)
+                      at + valid, handled_by)
             for name, survey, touchpoints, channels, outcomes, _, valid
             in _plain(config).triggers
             if ((touchpoints is None or touchpoint in touchpoints)

@@ -131,6 +131,9 @@ class SurveyRequest(BaseModel):
     cause_touchpoint: str
     cause_channel: str
     cause_at: AwareDatetime = Field(description="The interaction's event time.")
+    cause_handled_by: str | None = Field(
+        default=None, description="The agent who handled the interaction, if it says: an "
+        "answer that gives it back as handled_by counts for that agent.")
     language: str = Field(min_length=2, max_length=35)
     language_source: Literal["last_answer", "region", "default"] = Field(
         description="Where the language comes from: the customer's latest answer, their "

@@ -147,7 +147,7 @@ class SurveyDesk:
             return
         at = to_us(event.occurred_at)
         asked = candidates(self.config, event.customer_id, event.event_id, at,
-                           event.touchpoint, event.channel, event.outcome)
+                           event.touchpoint, event.channel, event.outcome, event.handled_by)
         failed = event.outcome in FAILED_OUTCOMES
         if not (asked or failed):
             return
@@ -321,6 +321,7 @@ def request_of(candidate: Candidate, at: int, language: str, source: str,
         survey=candidate.survey, trigger=candidate.trigger,  # type: ignore[arg-type]
         cause_event_id=candidate.cause, cause_touchpoint=candidate.touchpoint,
         cause_channel=candidate.channel, cause_at=from_us(candidate.cause_at),
+        cause_handled_by=candidate.handled_by,
         language=language, language_source=source,  # type: ignore[arg-type]
         segment=segment, requested_at=from_us(at),
         valid_until=from_us(candidate.valid_until),

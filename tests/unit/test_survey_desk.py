@@ -50,11 +50,12 @@ def customer(customer_id: str, segment: str = "smb", region: str | None = None,
     return state
 
 
-def delivery(event_id: str, customer_id: str, minutes: int, outcome: str = "success"
-             ) -> SourcedEvent:
+def delivery(event_id: str, customer_id: str, minutes: int, outcome: str = "success",
+             handled_by: str | None = None) -> SourcedEvent:
     event = Interaction(event_id=event_id, customer_id=customer_id,
                         occurred_at=T + timedelta(minutes=minutes), channel="delivery",
-                        touchpoint="delivery", outcome=outcome)  # type: ignore[arg-type]
+                        touchpoint="delivery", outcome=outcome,  # type: ignore[arg-type]
+                        handled_by=handled_by)
     return SourcedEvent(event, 0, 0.0)
 
 
@@ -92,7 +93,7 @@ def test_a_batch_sends_what_the_rules_allow_and_counts_every_decision() -> None:
     survey_desk, data, metrics = desk(config, clock)
     ana, ben = customer("ana", region="lt"), customer("ben")
     sent = apply(survey_desk, data, 2, [
-        (delivery("d1", "ana", 0), ana),
+        (delivery("d1", "ana", 0, handled_by="courier-7"), ana),
         (delivery("d2", "ana", 1), ana),  # csat again: too soon
         (answer("f1", "ben", -60, "nps", "pl"), ben),
         (delivery("d3", "ben", 2), ben),  # ben answered an hour ago
@@ -101,6 +102,7 @@ def test_a_batch_sends_what_the_rules_allow_and_counts_every_decision() -> None:
     assert [(r.customer_id, r.survey, r.cause_event_id, r.language, r.language_source)
             for r in sent] == [("ana", "csat", "d1", "lt", "region")]
     assert sent[0].requested_at == sent[0].cause_at == T
+    assert sent[0].cause_handled_by == "courier-7"  # for the answer to give back
     assert sent[0].valid_until == T + timedelta(hours=72)
     assert counted(metrics) == {
         ("csat", "sent", "none"): 1, ("nps", "suppressed", "recently_surveyed_any"): 2,
