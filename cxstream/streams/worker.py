@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import os
@@ -45,6 +46,9 @@ class WorkerStartError(RuntimeError):
 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM or SIGINT (then it commits and stops cleanly)."""
+    # a crash inside a native library (RocksDB, the event loop) leaves the Python
+    # tracebacks of every thread in the log instead of a bare exit code
+    faulthandler.enable()
     try:
         check_faust_environment(os.environ)
         install()  # the supported Faust and aiokafka, with cxstream's fixes

@@ -59,14 +59,14 @@ def test_a_clean_restart_takes_the_saved_value_index_and_a_crash_reads_the_table
         before = value_view(worker, Api(int(run["web_port"])), 30)
     finally:
         assert worker.stop(signal.SIGTERM) == 0
-    assert "value index saved for the next start: 30 customers" in worker.log()
+    assert "value index saved for the next start: 30 customers" in worker.log_path.read_text()
     assert sorted(p.name for p in snapshots.iterdir()) == ["0.json", "1.json", "2.json"]
 
     worker = start(run, tmp_path, "clean-restart")
     try:
         after_clean = value_view(worker, Api(int(run["web_port"])), 30)
         assert ("value index: partitions [0, 1, 2] from their snapshots (30 customers), [] "
-                "read from the table") in worker.log()
+                "read from the table") in worker.log_path.read_text()
         assert not list(snapshots.glob("*.json"))  # gone once taken
         send(settings, settings.topic_customers,
              [profile(customer_id="v99", segment="smb", value=50_000.0)])
@@ -79,7 +79,7 @@ def test_a_clean_restart_takes_the_saved_value_index_and_a_crash_reads_the_table
     try:
         histograms, quadrants = value_view(worker, Api(int(run["web_port"])), 31)
         assert ("value index: partitions [] from their snapshots (0 customers), [0, 1, 2] "
-                "read from the table") in worker.log()
+                "read from the table") in worker.log_path.read_text()
     finally:
         assert worker.stop(signal.SIGTERM) == 0
     assert sum(quadrants.values()) == sum(before[1].values()) + 1 == 31

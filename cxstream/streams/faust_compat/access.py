@@ -95,16 +95,17 @@ def stored_items(table: Any, partitions: set[int], below: bytes | None = None
 
 def changelog_offset(table: Any, partition: int) -> int | None:
     """The last changelog offset the table's store holds for ``partition`` (None: a memory
-    store, or nothing applied yet). Faust's ``persisted_offset`` is public on the store,
-    which only ``Table.data`` reaches."""
+    store, a partition whose database is not open here, or nothing applied yet). Read
+    from the open database itself: Faust's ``persisted_offset`` opens the database of a
+    partition it does not hold, and a stop during a rebalance may have closed it."""
     if not is_durable(table):
         return None
-    from faust.types import TP
-
     store: Any = table_store(table)
-    offset: int | None = store.persisted_offset(
-        TP(table.changelog_topic.get_topic_name(), partition))
-    return offset
+    db = store._dbs.get(partition)
+    if db is None:
+        return None
+    raw = db.get(store.offset_key)
+    return None if raw is None else int(raw)
 
 
 def note_changelog_offset(table: Any, topic: str, partition: int, offset: int) -> None:
