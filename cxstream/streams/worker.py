@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import gc
+import io
 import logging
 import os
 import signal
@@ -48,7 +50,8 @@ def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM or SIGINT (then it commits and stops cleanly)."""
     # a crash inside a native library (RocksDB, the event loop) leaves the Python
     # tracebacks of every thread in the log instead of a bare exit code
-    faulthandler.enable()
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):
+        faulthandler.enable()  # (not when stderr is no file, as under a test runner)
     try:
         check_faust_environment(os.environ)
         install()  # the supported Faust and aiokafka, with cxstream's fixes
