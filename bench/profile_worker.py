@@ -58,6 +58,7 @@ IN_PROCESS_PARTS = {
     "  of which the contract's models for the rules (to_model)": ("to_model",),
     "table values and changelog records": ("StateWriter._write",),
     "  of which the hot record's encoding": ("encode (cxstream/scoring/plain.py",),
+    "survey requests (streams/surveys.py)": ("SurveyDesk.finish", "SurveyDesk.observe"),
 }
 #: Faust's path per message (bench.faust_baselines batched)
 FAUST_PARTS = {

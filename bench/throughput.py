@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.throughput [--events 200000] [--customers 20000]
         [--latency-seconds 30] [--recovery-customers 1000000] [--grown-customers 100000]
-        [--only all|recovery|grown|in-process]
+        [--only all|recovery|grown|in-process] [--keep-logs DIR]
 
 Everything runs in one go on one local Kafka broker this script starts (free loopback
 ports), on the same simulated events (valid ones only, profiles first); docs/performance.md
@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -555,6 +556,9 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--recovery-customers", type=int, default=1_000_000)
     parser.add_argument("--grown-customers", type=int, default=100_000)
+    parser.add_argument("--keep-logs", type=Path, default=None,
+                        help="copy the workers' logs into this folder at the end (the "
+                             "broker's folder, where they are written, is removed)")
     parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process"],
                         default="all",
                         help="recovery: only the restart and recovery rows (they need no "
@@ -566,7 +570,13 @@ def main() -> int:
     if args.only == "in-process":
         return in_process_only(args)
     with local_broker.scratch_broker("cxstream-bench-", heap="2g") as (bootstrap, work):
-        return run(args, bootstrap, work)
+        try:
+            return run(args, bootstrap, work)
+        finally:
+            if args.keep_logs is not None:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in work.glob("*.log"):
+                    shutil.copy(log, args.keep_logs / log.name)
 
 
 RAW = "raw aiokafka consumer + pydantic"
