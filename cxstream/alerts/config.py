@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from cxstream.alerts.priorities import PrioritiesConfig
 from cxstream.alerts.surveys import Surveys
 from cxstream.scoring.journey import Journey
 
@@ -190,6 +191,8 @@ class RulesConfig(BaseModel):
     surveys: Surveys = Surveys()
     #: journey stages of the touchpoints, for scores per stage
     journey: Journey = Journey()
+    #: issues ranked by the customers they hit and the revenue at stake
+    priorities: PrioritiesConfig = PrioritiesConfig()
 
 
 def load_rules(path: Path | None = None) -> RulesConfig:

@@ -22,7 +22,7 @@ from typing import Any
 
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.customer_rules import recovered
-from cxstream.alerts.group_rules import is_negative_feedback, signals_of
+from cxstream.alerts.group_rules import Signal, is_negative_feedback, signals_of
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import quadrant_of
@@ -54,6 +54,10 @@ class CoreResult:
     applied_times: list[float] = field(default_factory=list)
 
 
+#: (event, customer's state after it, its signals, top value band or None: unknown)
+SignalListener = Callable[[SourcedEvent, Customer, list[Signal], bool | None], None]
+
+
 class Stored:
     """What the core reads of the tables, for one partition."""
 
@@ -73,8 +77,12 @@ class CustomerCore:
 
     def __init__(self, rules: FoldRules, reactions: AlertReactions | None,
                  bands: Callable[[], ValueBands] | None = None,
-                 observe: Callable[[SourcedEvent, Customer], None] | None = None) -> None:
+                 observe: Callable[[SourcedEvent, Customer], None] | None = None,
+                 on_signals: SignalListener | None = None) -> None:
         self.rules = rules
+        #: told of the negative signals of every event applied, with whether the customer
+        #: is in the top value band (the priorities, streams.priorities)
+        self.on_signals = on_signals
         #: told of every interaction and answer applied, with the state after the rules
         #: (the survey desk, streams.surveys)
         self.observe = observe
@@ -216,8 +224,10 @@ class CustomerCore:
                 result.changed.add(state.customer_id)
         if signals:
             segment = state.profile[0] if state.profile else None
-            result.outputs += [SignalOut(signal) for signal in signals_of(
-                event, topics, segment, config, self.reactions.state_rules)]
+            found = signals_of(event, topics, segment, config, self.reactions.state_rules)
+            result.outputs += [SignalOut(signal) for signal in found]
+            if self.on_signals is not None and found:
+                self.on_signals(item, state, found, high())
 
 
 def _may_signal(event: Feedback | Interaction, reactions: AlertReactions) -> bool:

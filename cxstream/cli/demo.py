@@ -78,6 +78,8 @@ class DemoRun:
     surveys: Counter[tuple[str, str]] = field(default_factory=Counter)
     console_url: str = ""
     console_token: str = ""
+    #: the top three issues at the end (GET /api/priorities)
+    priorities: list[dict[str, Any]] = field(default_factory=list)
 
     def caught(self) -> dict[str, list[dict[str, Any]]]:
         alerts = list(self.alerts.values())
@@ -102,6 +104,9 @@ class DemoRun:
             "alerts_auto_resolved": self.lifecycle["auto_resolved"],
             "survey_requests": {f"{action}: {reason}" if reason != "none" else action: count
                                 for (action, reason), count in sorted(self.surveys.items())},
+            "top_priorities": [{name: row[name] for name in (
+                "rank", "issue", "customers", "silent", "value", "top_value_share")}
+                for row in self.priorities],
             "incidents": {name: [a["alert_id"] for a in found]
                           for name, found in self.caught().items()},
             "finished": self.finished, "succeeded": self.succeeded(),
@@ -311,6 +316,7 @@ async def _live(console: Console, settings: Settings, records: list[SimRecord],
                         samples, "cxstream_alert_lifecycle_changes_total", action=action))
                 await board.update(client, run)
                 live.update(board.render(run, len(records)))
+                run.priorities = await _top_priorities(client)
             finally:
                 refresh.cancel()
                 tail.cancel()
@@ -342,6 +348,18 @@ async def _refresh(client: httpx.AsyncClient, board: Scoreboard, run: DemoRun, l
         except httpx.HTTPError:
             continue  # the worker is busy or rebalancing: keep the last board
         live.update(board.render(run, planned))
+
+
+async def _top_priorities(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """The three issues to fix first, by revenue at stake (none if the worker cannot
+    answer: the summary says so)."""
+    try:
+        response = await client.get("/api/priorities", params={"limit": "3"})
+    except httpx.HTTPError:
+        return []
+    rows: list[dict[str, Any]] = response.json()["issues"] if response.status_code == 200 \
+        else []
+    return rows
 
 
 async def _metrics(client: httpx.AsyncClient) -> Samples:
@@ -477,6 +495,15 @@ def _print_summary(console: Console, run: DemoRun) -> None:
     for what, count in summary["survey_requests"].items():
         table.add_row(f"survey requests {what.replace('_', ' ')}", str(count))
     console.print(table)
+    top = Table("rank", "issue", "customers (silent)", "value at stake", "top band",
+                title="What to fix first (cxstream priorities)", title_justify="left")
+    for row in run.priorities:
+        share = row["top_value_share"]
+        top.add_row(str(row["rank"]), row["issue"], f"{row['customers']} ({row['silent']})",
+                    f"{row['value']:,.0f}", "-" if share is None else f"{share:.0%}")
+    if not run.priorities:
+        top.add_row("-", "no priorities: the worker did not answer", "", "", "")
+    console.print(top)
     incidents = Table("scripted incident", "caught", "by", title_justify="left")
     for name, found in run.caught().items():
         incidents.add_row(name, "[green]yes[/]" if found else "[red]no[/]",

@@ -617,6 +617,66 @@ def scores(
     console.print(table)
 
 
+class RankBy(StrEnum):
+    value = "value"
+    customers = "customers"
+    mix = "mix"
+
+
+class IssueKind(StrEnum):
+    touchpoint = "touchpoint"
+    topic = "topic"
+
+
+@app.command()
+def priorities(
+    rank_by: Annotated[RankBy | None, typer.Option(
+        help="value: revenue at stake; customers; mix (default: the rules file's)")] = None,
+    kind: Annotated[IssueKind | None, typer.Option(
+        help="Only touchpoints or only topics (default: both)")] = None,
+    by_area: Annotated[bool, typer.Option(help="Sum the issues per CX area")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many issues", min=1,
+                                       max=500)] = 20,
+    at: Annotated[datetime | None, typer.Option(
+        help="ISO time with offset in the current or previous window (default: now)",
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])] = None,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Issues to fix first: the customers each touchpoint or topic hurt in the current
+    window (silent ones too) and the revenue they carry, with the trend."""
+    settings = settings_or_exit(config=config)
+    params = {"limit": str(limit), "by": "area" if by_area else "issue"}
+    if rank_by is not None:
+        params["rank_by"] = rank_by.value
+    if kind is not None:
+        params["kind"] = kind.value
+    if at is not None:
+        params["at"] = at.isoformat()
+    ranked = _api_get(settings, url, "/api/priorities", params)
+    if output is Output.json:
+        _print_json(ranked)
+        return
+    table = Table("rank", "issue", "customers", "silent", "value at stake", "top band",
+                  "previous", "trend",
+                  title=f"priorities by {ranked['rank_by']}, window from "
+                  f"{ranked['window']['start'][:16].replace('T', ' ')} "
+                  f"({ranked['total']} issues)")
+    for row in ranked["issues"]:
+        share = row["top_value_share"]
+        previous = row["previous"]
+        table.add_row(
+            str(row["rank"]), row["issue"],
+            f"{row['customers']}" + (" (few)" if row["few"] else ""), str(row["silent"]),
+            f"{row['value']:,.2f}", "-" if share is None else f"{share:.0%}",
+            "-" if previous is None else f"{previous['customers']} / {previous['value']:,.2f}",
+            row["trend"])
+    console.print(table)
+    if not ranked["issues"]:
+        console.print("no negative signals in this window")
+
+
 def _print_group(report: dict[str, Any]) -> None:
     table = Table("window", "start", "NPS (n, ±)", "CSAT % (n, ±)", "CES mean (n, ±)",
                   title=f"{report['dimension']} {report['key']}")

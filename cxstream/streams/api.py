@@ -22,14 +22,17 @@ import httpx
 from yarl import URL
 
 from cxstream.alerts.lifecycle import InvalidCommand, TransitionRefused
+from cxstream.alerts.priorities import counted_windows, counts, signal_window
+from cxstream.alerts.priorities import ranking as priority_ranking
 from cxstream.scoring.customer_view import customer_report
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.groups import DIMENSIONS
 from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
-from cxstream.scoring.windows import WindowSpec
+from cxstream.scoring.windows import WindowSpec, from_epoch
 from cxstream.streams.alert_cases import AlertCases, CaseNotFound, case_row, sort_rows
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
+from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.state import decode_customer
 from cxstream.streams.surveys import memory_key, memory_report
 from cxstream.streams.users import MACHINE, Principal, Users
@@ -148,7 +151,8 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                  rules: FoldRules, token: str | None,
                  erase: Callable[[str], Awaitable[bool]] | None = None,
                  alerts: AlertsApi | None = None, survey_memory: Any = None,
-                 agent_min_answers: int = 1) -> None:
+                 agent_min_answers: int = 1, priorities: PriorityBoard | None = None
+                 ) -> None:
     """Add the API's views to the Faust app (``survey_memory``: the survey requests'
     table, shown with each customer)."""
 
@@ -275,6 +279,8 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
 
     if alerts is not None:
         _register_alert_views(app, cluster, alerts, json_view)
+    if priorities is not None:
+        _register_priority_views(app, cluster, priorities, json_view)
 
     @app.page("/internal/partials")
     @json_view(machine_only=True)
@@ -315,6 +321,74 @@ def check_dimension(dimension: str) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+RANK_BY = ("value", "customers", "mix")
+ISSUE_KINDS = ("touchpoint", "topic")
+
+
+def priorities_query(query: Any, board: PriorityBoard, now: datetime
+                     ) -> tuple[int, int, dict[str, Any]]:
+    """(window start, previous start, ranking options) of a priorities request."""
+    for name in query:
+        if name not in ("at", "rank_by", "kind", "by", "limit"):
+            raise BadRequest(f"{name}: not a parameter; parameters are at, rank_by, kind, "
+                             "by and limit")
+    config = board.config
+    at = parse_at(query.get("at"), lambda: now)
+    start = signal_window(at.timestamp(), config)
+    kept = counted_windows(now.timestamp(), config)
+    if start not in kept:
+        raise BadRequest(f"at: issues are counted for the current and the previous "
+                         f"{config.window_hours:g} h windows only (from "
+                         f"{from_epoch(kept[1]).isoformat()})")
+    rank_by = query.get("rank_by", config.rank_by)
+    if rank_by not in RANK_BY:
+        raise BadRequest(f"rank_by: one of {', '.join(RANK_BY)}, not {rank_by!r}")
+    kind = query.get("kind") or None
+    if kind is not None and kind not in ISSUE_KINDS:
+        raise BadRequest(f"kind: one of {', '.join(ISSUE_KINDS)}, not {kind!r}")
+    by = query.get("by", "issue")
+    if by not in ("issue", "area"):
+        raise BadRequest(f"by: issue or area, not {by!r}")
+    limit = parse_bounded(query.get("limit", "50"), "limit", 1, MAX_PAGE)
+    return start, start - config.window_seconds, {
+        "rank_by": rank_by, "kind": kind, "by_area": by == "area", "limit": limit}
+
+
+def _register_priority_views(app: Any, cluster: Cluster, board: PriorityBoard,
+                             json_view: Any) -> None:
+    @app.page("/api/priorities")
+    @json_view
+    async def get_priorities(request: Any) -> Any:
+        start, previous, options = priorities_query(request.query, board, _now())
+        starts = {start, previous}
+        params = {"starts": ",".join(str(s) for s in sorted(starts))}
+        shares = await cluster.gather("/internal/priorities", params,
+                                      lambda: board.local(cluster.active_partitions(),
+                                                          starts))
+        summed = counts((row[0], row[1], row[2]) for share in shares
+                        for row in share["rows"])
+        limit = options.pop("limit")
+        answer = priority_ranking(summed, start, previous, board.config, **options)
+        width = board.config.window_seconds
+        answer["window"] = {"start": from_epoch(start).isoformat(),
+                            "end": from_epoch(start + width).isoformat()}
+        answer["previous_window"] = {"start": from_epoch(previous).isoformat(),
+                                     "end": from_epoch(start).isoformat()}
+        answer["total"] = len(answer["issues"])
+        answer["issues"] = answer["issues"][:limit]
+        return answer
+
+    @app.page("/internal/priorities")
+    @json_view(machine_only=True)
+    async def serve_priorities(request: Any) -> Any:
+        raw = request.query.get("starts", "")
+        try:
+            starts = {int(part) for part in raw.split(",") if part}
+        except ValueError as exc:
+            raise BadRequest(f"starts: window starts in epoch seconds, not {raw!r}") from exc
+        return board.local(cluster.active_partitions(), starts)
 
 
 def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,

@@ -39,6 +39,7 @@ from cxstream.streams.faust_compat.access import table_store
 from cxstream.streams.ingest import Ingest, IngestLimits
 from cxstream.streams.lean_monitor import LeanMonitor
 from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.settings import Settings
 from cxstream.streams.state import StateWriter, rebuild_value_index
@@ -137,6 +138,10 @@ def build_app(settings: Settings, partition_count: int | None = None,
                              value_type=bytes, **state_store(settings, "survey_memory"))
     desk = (SurveyDesk(rules_config.surveys, survey_table, metrics)
             if rules_config.surveys.enabled else None)
+    issues_table = app.Table("issue_priorities", partitions=partitions, key_type=bytes,
+                             value_type=bytes, **state_store(settings, "issue_priorities"))
+    board = (PriorityBoard(rules_config.priorities, issues_table, metrics)
+             if rules_config.priorities.enabled else None)
     shares = segment_shares(rules_config, rules.windows, partials_index)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
@@ -158,6 +163,12 @@ def build_app(settings: Settings, partition_count: int | None = None,
         if desk is not None:
             waiting = load_waiting_surveys(survey_table, desk, cluster.active_partitions())
             log.info("survey requests waiting: %d customers", waiting)
+
+    @issues_table.on_recover
+    async def index_issue_counts() -> None:
+        if board is not None:
+            read = board.recovered(cluster.active_partitions())
+            log.info("issue counts read: %d", read)
 
     @customers.on_recover
     async def index_recovered_customers() -> None:
@@ -197,7 +208,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
                                         note_value=value_index.update),
                          emitter.emit, changelog, deliver, erased,
                          lambda: bands.current, settings.state_cache_bytes, partials_index,
-                         None if shares is None else shares.outputs, desk)
+                         None if shares is None else shares.outputs, desk, board)
     state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
 
     async def erase_customer(customer_id: str) -> bool:
@@ -251,7 +262,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
     register_api(app, customers, cluster, bands, rules, token, erase_customer,
                  AlertsApi(cases, users, alerts_partition_count or settings.partitions),
                  None if desk is None else table_store(survey_table),
-                 settings.agent_min_answers)
+                 settings.agent_min_answers, board)
     register_console(app, settings, users, rules_config, rules.windows)
     _register_metrics_view(app, metrics)
     return app

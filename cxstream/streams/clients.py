@@ -69,7 +69,8 @@ def faust_credentials(settings: Settings) -> Any:
 
 #: the worker's tables (each has a compacted changelog topic named after the app)
 WORKER_TABLES = ("customer_to_state", "group_partials", "deadletter_marks", "issue_windows",
-                 "erased_customers", "segment_tallies", "survey_memory")
+                 "erased_customers", "segment_tallies", "survey_memory",
+                 "issue_priorities")
 
 
 def worker_topics(settings: Settings) -> dict[str, dict[str, str]]:

@@ -55,6 +55,13 @@ class WorkerMetrics:
             "the segments looked at.",
             ["what"], registry=registry,
         )
+        self.priority_signals = Counter(
+            "cxstream_priority_signals_total",
+            "Negative signals looked at for the priorities, by result: counted (moved an "
+            "issue's count), again (the customer already counts in that issue and "
+            "window), too_old or ahead (outside the current and previous windows).",
+            ["result"], registry=registry,
+        )
         self.survey_decisions = Counter(
             "cxstream_survey_decisions_total",
             "Survey requests asked for by a trigger, by survey and what was done: sent, "

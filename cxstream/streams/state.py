@@ -41,6 +41,7 @@ from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.faust_compat.access import stored_items, table_store, writing_for
 from cxstream.streams.ingest import Accepted
 from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.surveys import SurveyDesk
 from cxstream.streams.value_snapshot import drop_snapshots, take_snapshot
 
@@ -136,8 +137,11 @@ class StateWriter:
                  decoded_bytes: int = DECODED_BYTES,
                  partials_index: PartialsIndex | None = None,
                  share_partials: ShareHook | None = None,
-                 surveys: SurveyDesk | None = None) -> None:
+                 surveys: SurveyDesk | None = None,
+                 priorities: PriorityBoard | None = None) -> None:
         self.customers = customers
+        #: the issue counts of the batches (streams.priorities), with their table
+        self.priorities = priorities
         #: survey requests of the batches (streams.surveys), with their table
         self.surveys = surveys
         #: the partial tallies by slice, following every write (readers never scan)
@@ -153,7 +157,8 @@ class StateWriter:
         self.value_index = value_index
         self.decoded = DecodedCache(decoded_bytes)
         self.core = CustomerCore(rules, reactions, bands,
-                                 None if surveys is None else surveys.observe)
+                                 None if surveys is None else surveys.observe,
+                                 None if priorities is None else priorities.observe)
         self.reactions = reactions
         self.emit = emit
         self.partials = partials
@@ -214,6 +219,9 @@ class StateWriter:
         if self.surveys is not None:
             for survey_key in self.surveys.forget(partition, customer_id):
                 self._delete(self.surveys.table, partition, survey_key)
+        if self.priorities is not None:
+            for mark in self.priorities.forget(partition, customer_id):
+                self._delete(self.priorities.table, partition, mark)
         return True
 
     def send_due_surveys(self, partitions: set[int]) -> None:
@@ -335,6 +343,8 @@ class StateWriter:
                         self._history)
         if self.surveys is not None:
             self.surveys.begin()
+        if self.priorities is not None:
+            self.priorities.begin()
         return self.core.fold_batch(partition, sourced, stored)
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
@@ -362,6 +372,10 @@ class StateWriter:
                 self.metrics.group_keys_overflow.labels(dimension).inc(count)
         self._set(self.partials, partition, watermark_key(partition).encode(),
                   result.watermark)
+        if self.priorities is not None:  # before the customers: see streams.priorities
+            issue_writes = self.priorities.finish(partition)
+            if issue_writes:
+                self._write_many(self.priorities.table, partition, issue_writes)
         writes: dict[bytes, bytes | None] = {}
         for state in result.customers.values():
             self._customer_writes(partition, state, writes)
@@ -394,6 +408,9 @@ class StateWriter:
             else:
                 self.changelog.delete(self.partials, partition, key.encode())
             self.partials_index.put(key, None)
+        if self.priorities is not None:
+            for old in self.priorities.expired(partition):
+                self._delete(self.priorities.table, partition, old)
 
     def _load_customer(self, customer_id: str) -> plain.Customer | None:
         raw = self._get(self.customers, customer_id.encode())

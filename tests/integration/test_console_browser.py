@@ -105,6 +105,15 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
             page.wait_for_selector("h2:has-text('By segment')")
             assert "smb" in page.inner_text("main")  # chloe's answer, with its n
 
+            # chloe's abandoned call (silent) and her answer about the delivery
+            page.click("text=Priorities")
+            page.wait_for_selector("#priorities")
+            support = page.inner_text("tr[data-issue='touchpoint:support']")
+            delivery = page.inner_text("tr[data-issue='touchpoint:delivery']")
+            assert "few" in support and "2,400" in support and "\t1\t" in support
+            assert "few" in delivery and "2,400" in delivery
+            page.screenshot(path=str(ARTIFACTS / "console-priorities.png"), full_page=True)
+
             # an open live stream does not hold up the worker's stop
             page.goto(f"{base}/console")
             page.wait_for_selector("#live:has-text('Live.')", timeout=30_000)

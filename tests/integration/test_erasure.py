@@ -63,6 +63,16 @@ def test_an_erased_customer_is_gone_from_state_and_api_and_stays_in_the_tallies(
             latest[record.key or b""] = record.value
         assert latest[b"e1"] is None  # a tombstone: compaction drops every older value
         assert latest[b"e2"] is not None and b"e2-0" in latest[b"e2"]
+        # the priorities' record of which issues e1 counts in (their answers were
+        # negative): deleted too; the counts themselves hold no ids
+        marks: dict[bytes, bytes | None] = {}
+        for record in asyncio.run(read_topic(
+                settings, f"{settings.app_id}-issue_priorities-changelog")):
+            if (record.key or b"").startswith(b"m|"):
+                marks[record.key or b""] = record.value
+        erased = [key for key in marks if key.endswith(b"|e1")]
+        assert erased and all(marks[key] is None for key in erased)
+        assert any(key.endswith(b"|e2") and marks[key] is not None for key in marks)
 
         assert worker.stop() == 0, worker.log()
         worker.start()  # recovery from the changelog: still gone

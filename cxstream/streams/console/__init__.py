@@ -411,6 +411,25 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
         return html(console.render("scores.html", principal, tables=tables, window=window,
                                    metric=metric, windows=names))
 
+    @app.page("/console/priorities")
+    @signed_page
+    async def show_priorities(request: Any, token: str, principal: Principal) -> Any:
+        rank_by = request.query.get("rank_by", config.priorities.rank_by)
+        by = request.query.get("by", "issue")
+        if rank_by not in {"value", "customers", "mix"} or by not in {"issue", "area"}:
+            return html(console.render("error.html", principal, status=400,
+                                       message="Pick a ranking from the list."), 400)
+        response = await console.api(token, "GET", "/api/priorities",
+                                     params={"rank_by": rank_by, "by": by, "limit": "50"})
+        if response.status_code == 404:
+            return html(console.render("error.html", principal, status=404,
+                                       message="Priorities are switched off in the rules "
+                                               "file (priorities.enabled)."), 404)
+        if response.status_code != 200:
+            return error_page(principal, ConsoleError(response))
+        return html(console.render("priorities.html", principal, ranked=response.json(),
+                                   rank_by=rank_by, by=by))
+
     return console
 
 

@@ -1,0 +1,336 @@
+"""Priorities (alerts.priorities, streams.priorities): counting each customer once per issue
+and window, silent ones included, the revenue at stake, the ranking and its trend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.group_rules import signals_of
+from cxstream.alerts.priorities import (
+    PrioritiesConfig,
+    count_signal,
+    counted_windows,
+    counts,
+    empty_count,
+    priority_score,
+    ranking,
+)
+from cxstream.schemas.events import Feedback, Interaction
+from cxstream.scoring.customer import StateRules
+from cxstream.scoring.fold import SourcedEvent
+from cxstream.scoring.plain import Customer
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.priorities import (
+    PriorityBoard,
+    count_key,
+    decode_mark,
+    mark_key,
+    parse_count_key,
+)
+
+DAY = 86_400
+T = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)  # 10:00 in the window of 2026-12-02
+CONFIG = PrioritiesConfig()
+
+
+# -- count_signal ----------------------------------------------------------------------
+
+def test_a_customer_counts_once_per_issue_and_window() -> None:
+    count, marks = empty_count(), {}
+    assert count_signal(count, marks, "touchpoint:delivery", False, 500.0, True, "i", 1)
+    assert not count_signal(count, marks, "touchpoint:delivery", False, 500.0, True, "i", 2)
+    assert (count["customers"], count["silent"], count["value"]) == (1, 1, 500.0)
+    assert (count["top_customers"], count["top_value"]) == (1, 500.0)
+    assert marks == {"touchpoint:delivery": 0}
+
+
+def test_a_silent_customer_who_answers_moves_from_silent_to_answered() -> None:
+    count, marks = empty_count(), {}
+    count_signal(count, marks, "touchpoint:delivery", False, 80.0, False, "i", 5)
+    assert count_signal(count, marks, "touchpoint:delivery", True, 80.0, False, "f", 3)
+    assert (count["customers"], count["silent"], count["value"]) == (1, 0, 80.0)
+    assert marks == {"touchpoint:delivery": 1}
+    # a later silent signal leaves them answered
+    assert not count_signal(count, marks, "touchpoint:delivery", False, 80.0, False, "i", 9)
+    assert count["silent"] == 0 and marks == {"touchpoint:delivery": 1}
+
+
+def test_a_signal_read_again_after_a_crash_moves_nothing_but_the_marks() -> None:
+    count, marks = empty_count(), {}
+    count_signal(count, marks, "topic:billing", True, 10.0, False, "f", 7)
+    lost_marks: dict[str, int] = {}  # the count was written, the marks were not
+    assert not count_signal(count, lost_marks, "topic:billing", True, 10.0, False, "f", 7)
+    assert count["customers"] == 1 and lost_marks == {"topic:billing": 1}
+    # offsets are per input topic: offset 7 of the interactions topic is another event
+    assert count_signal(count, {}, "topic:billing", False, 5.0, False, "i", 7)
+    assert count["customers"] == 2
+
+
+def test_a_customer_without_a_profile_counts_with_no_value() -> None:
+    count = empty_count()
+    count_signal(count, {}, "touchpoint:web", False, None, False, "i", 0)
+    assert (count["customers"], count["value"], count["top_customers"]) == (1, 0.0, 0)
+
+
+signal_strategy = st.tuples(st.sampled_from(["a", "b", "c", "d"]),  # customer
+                            st.sampled_from(["touchpoint:delivery", "topic:billing"]),
+                            st.booleans())  # answered
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(signal_strategy, max_size=30), st.randoms(use_true_random=False))
+def test_counts_are_distinct_customers_whatever_the_order_and_duplicates(
+        signals: list[tuple[str, str, bool]], rng: Any) -> None:
+    values = {"a": 100.0, "b": 20.0, "c": 3.5, "d": 0.0}
+    shuffled = list(signals) + signals[: len(signals) // 2]  # duplicates
+    rng.shuffle(shuffled)
+    results = []
+    for order in (signals, shuffled):
+        count = {group: empty_count() for group in ("touchpoint:delivery", "topic:billing")}
+        marks: dict[str, dict[str, int]] = {}
+        for offset, (customer, group, answered) in enumerate(order):
+            count_signal(count[group], marks.setdefault(customer, {}), group, answered,
+                         values[customer], customer == "a", "f" if answered else "i",
+                         offset)
+        results.append({group: {name: c[name] for name in
+                                ("customers", "silent", "value", "top_customers")}
+                        for group, c in count.items()})
+    for group in ("touchpoint:delivery", "topic:billing"):
+        hit = {c for c, g, _ in signals if g == group}
+        answered = {c for c, g, a in signals if g == group and a}
+        expected = {"customers": len(hit), "silent": len(hit - answered),
+                    "value": sum(values[c] for c in hit), "top_customers": int("a" in hit)}
+        assert results[0][group] == expected
+        assert results[1][group] == expected
+
+
+# -- ranking ------------------------------------------------------------------------------
+
+def issue(customers: int, value: float, silent: int = 0, top_value: float = 0.0,
+          top_customers: int = 0) -> dict[str, Any]:
+    return {"customers": customers, "silent": silent, "value": value,
+            "top_customers": top_customers, "top_value": top_value}
+
+
+NOW, BEFORE = 1_000 * DAY, 999 * DAY
+SUMMED = counts([
+    (NOW, "touchpoint:delivery", issue(3, 9_000.0, silent=3, top_value=9_000.0,
+                                       top_customers=3)),
+    (NOW, "touchpoint:billing", issue(40, 2_000.0, silent=5)),
+    (NOW, "topic:waiting", issue(2, 50.0)),
+    (BEFORE, "touchpoint:billing", issue(10, 500.0)),
+    (BEFORE, "touchpoint:delivery", issue(3, 7_000.0)),
+    (BEFORE, "topic:staff", issue(4, 100.0)),
+])
+
+
+def test_revenue_at_stake_puts_few_high_value_customers_first() -> None:
+    answer = ranking(SUMMED, NOW, BEFORE, CONFIG)
+    rows = answer["issues"]
+    assert [row["issue"] for row in rows] == ["touchpoint:delivery", "touchpoint:billing",
+                                              "topic:waiting"]
+    delivery = rows[0]
+    assert (delivery["rank"], delivery["customers"], delivery["silent"],
+            delivery["answered"]) == (1, 3, 3, 0)
+    assert delivery["top_value_share"] == 1.0 and delivery["area"] == "delivery"
+    assert delivery["previous"] == {"customers": 3, "value": 7000.0}
+    assert delivery["trend"] == "steady" and delivery["change"]["value"] == 2000.0
+    assert rows[1]["trend"] == "rising" and rows[1]["change"]["customers"] == 30
+    assert rows[2]["trend"] == "new" and rows[2]["few"] is True  # 2 < min_customers 3
+    assert rows[2]["previous"] is None and rows[2]["customers"] == 2
+
+
+def test_ranking_by_customers_and_by_a_mix() -> None:
+    by_customers = ranking(SUMMED, NOW, BEFORE, CONFIG, rank_by="customers")
+    assert [row["key"] for row in by_customers["issues"]] == ["billing", "delivery",
+                                                              "waiting"]
+    # mix, half and half: delivery 0.5*1 + 0.5*3/40, billing 0.5*2000/9000 + 0.5*1
+    mix = ranking(SUMMED, NOW, BEFORE, CONFIG, rank_by="mix")
+    scores = {row["key"]: row["score"] for row in mix["issues"]}
+    assert scores["delivery"] == round(0.5 + 0.5 * 3 / 40, 6)
+    assert scores["billing"] == round(0.5 * 2000 / 9000 + 0.5, 6)
+    assert mix["value_weight"] == 0.5
+    heavy = PrioritiesConfig(value_weight=0.0)
+    assert ranking(SUMMED, NOW, BEFORE, heavy, rank_by="mix")["issues"][0]["key"] == "billing"
+
+
+def test_kind_filter_and_areas() -> None:
+    topics = ranking(SUMMED, NOW, BEFORE, CONFIG, kind="topic")
+    assert [row["issue"] for row in topics["issues"]] == ["topic:waiting"]
+    areas = ranking(SUMMED, NOW, BEFORE, CONFIG, by_area=True)
+    by_area = {row["key"]: row for row in areas["issues"]}
+    assert set(by_area) == {"delivery", "trust", "responsiveness"}
+    assert by_area["trust"]["customers"] == 40 and by_area["trust"]["kind"] == "area"
+    assert by_area["responsiveness"]["trend"] == "new"
+    assert "counts twice" in areas["note"]
+
+
+def test_equal_scores_rank_by_customers_then_name() -> None:
+    summed = counts([(NOW, "topic:b", issue(2, 10.0)), (NOW, "topic:a", issue(2, 10.0)),
+                     (NOW, "topic:c", issue(5, 10.0))])
+    rows = ranking(summed, NOW, BEFORE, CONFIG)["issues"]
+    assert [row["key"] for row in rows] == ["c", "a", "b"]
+
+
+def test_a_window_with_no_value_scores_zero_in_a_mix() -> None:
+    assert priority_score(issue(0, 0.0), "mix", 0.5, 0.0, 0) == 0.0
+
+
+def test_partitions_add_up() -> None:
+    summed = counts([(NOW, "topic:a", issue(2, 10.0, silent=1)),
+                     (NOW, "topic:a", issue(3, 5.0, silent=3))])
+    assert summed[NOW, "topic:a"]["customers"] == 5
+    assert summed[NOW, "topic:a"]["silent"] == 4 and summed[NOW, "topic:a"]["value"] == 15.0
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValidationError, match="rank_by"):
+        RulesConfig.model_validate({"priorities": {"rank_by": "loudest"}})
+    with pytest.raises(ValidationError, match="areas"):
+        RulesConfig.model_validate({"priorities": {"areas": {"delivery": "speed"}}})
+    with pytest.raises(ValidationError, match="window_hours"):
+        RulesConfig.model_validate({"priorities": {"window_hours": 0}})
+
+
+def test_counted_windows_are_the_current_and_previous() -> None:
+    current, previous = counted_windows(T.timestamp(), CONFIG)
+    assert current == int(datetime(2026, 12, 2, tzinfo=UTC).timestamp())
+    assert previous == current - DAY
+
+
+# -- the board --------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at.timestamp()
+
+
+def board(clock: Clock) -> tuple[PriorityBoard, dict[bytes, bytes], WorkerMetrics]:
+    data: dict[bytes, bytes] = {}
+    metrics = WorkerMetrics(CollectorRegistry())
+    return PriorityBoard(CONFIG, SimpleNamespace(data=data), metrics, clock), data, metrics
+
+
+def customer(customer_id: str, value: float | None) -> Customer:
+    state = Customer(customer_id)
+    if value is not None:
+        state.profile = ("consumer", value, None, None, 0)
+    return state
+
+
+def failed(event_id: str, customer_id: str, at: datetime, offset: int,
+           touchpoint: str = "delivery") -> SourcedEvent:
+    return SourcedEvent(Interaction(event_id=event_id, customer_id=customer_id,
+                                    occurred_at=at, channel="delivery",
+                                    touchpoint=touchpoint, outcome="failure"), offset, 0.0)
+
+
+def negative(event_id: str, customer_id: str, at: datetime, offset: int,
+             comment: str | None = None) -> SourcedEvent:
+    return SourcedEvent(Feedback(event_id=event_id, customer_id=customer_id,
+                                 occurred_at=at, survey="nps", score=2, channel="web",
+                                 touchpoint="delivery", comment=comment), offset, 0.0)
+
+
+def observe(b: PriorityBoard, data: dict[bytes, bytes], partition: int,
+            events: list[tuple[SourcedEvent, Customer, bool | None]],
+            topics: list[str] | None = None) -> dict[bytes, bytes | None]:
+    config, rules = RulesConfig(), StateRules()
+    b.begin()
+    for item, state, top in events:
+        event = item.event
+        assert isinstance(event, Feedback | Interaction)
+        b.observe(item, state, signals_of(event, topics or [], None, config, rules), top)
+    writes = b.finish(partition)
+    for key, value in writes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return writes
+
+
+def results(metrics: WorkerMetrics) -> dict[str, float]:
+    return {s.labels["result"]: s.value for family in metrics.registry.collect()
+            if family.name == "cxstream_priority_signals"
+            for s in family.samples if s.name.endswith("_total")}
+
+
+def test_the_board_counts_writes_counts_before_marks_and_serves_shares() -> None:
+    clock = Clock(T)
+    b, data, metrics = board(clock)
+    a, c = customer("a", 900.0), customer("c", 40.0)
+    writes = observe(b, data, 1, [
+        (failed("e1", "a", T - timedelta(hours=1), 10), a, True),
+        (failed("e2", "a", T - timedelta(minutes=30), 11), a, True),  # again
+        (negative("f1", "c", T - timedelta(minutes=5), 4, "the courier was rude"), c, False),
+        (failed("old", "c", T - timedelta(days=2), 12), c, False),  # before the previous
+    ], topics=["staff"])
+    start, _ = counted_windows(T.timestamp(), CONFIG)
+    keys = list(writes)
+    assert keys[:2] == [count_key(1, start, "touchpoint:delivery"),
+                        count_key(1, start, "topic:staff")]
+    assert set(keys[2:]) == {mark_key(start, "a"), mark_key(start, "c")}
+    assert decode_mark(data[mark_key(start, "c")]) == {"touchpoint:delivery": 1,
+                                                         "topic:staff": 1}
+    stored = orjson.loads(data[count_key(1, start, "touchpoint:delivery")])
+    assert (stored["customers"], stored["silent"], stored["value"],
+            stored["top_value"]) == (2, 1, 940.0, 900.0)
+    assert stored["offsets"] == {"i": 10, "f": 4}
+    # each event gives two signals here: its touchpoint and the topic
+    assert results(metrics) == {"counted": 4, "again": 2, "too_old": 2}
+    share = b.local({1, 2}, {start})
+    assert share["partitions"] == [1]
+    assert sorted(row[1] for row in share["rows"]) == ["topic:staff", "touchpoint:delivery"]
+    assert "offsets" not in share["rows"][0][2]
+    assert parse_count_key(count_key(1, start, "topic:a|b")) == (1, start, "topic:a|b")
+
+
+def test_a_recovered_board_reads_its_counts_and_keeps_counting_once() -> None:
+    clock = Clock(T)
+    b, data, _ = board(clock)
+    a = customer("a", 100.0)
+    observe(b, data, 0, [(failed("e1", "a", T, 3), a, False)])
+    again = PriorityBoard(CONFIG, SimpleNamespace(data=data), None, clock)
+    assert again.recovered({0}) == 1
+    # the same event read again (its customer's state was lost): nothing moves
+    observe(again, data, 0, [(failed("e1", "a", T, 3), a, False)])
+    start, _ = counted_windows(T.timestamp(), CONFIG)
+    assert again.counts[0][start, "touchpoint:delivery"]["customers"] == 1
+    # a new event of the same customer neither (marks), another customer does
+    observe(again, data, 0, [(failed("e2", "a", T, 4), a, False),
+                             (failed("e3", "b", T, 5), customer("b", None), None)])
+    assert again.counts[0][start, "touchpoint:delivery"]["customers"] == 2
+
+
+def test_old_windows_are_deleted_and_an_erased_customer_loses_their_marks() -> None:
+    clock = Clock(T)
+    b, data, _ = board(clock)
+    a = customer("a", 100.0)
+    observe(b, data, 0, [(failed("e1", "a", T - timedelta(days=1), 1), a, False),
+                         (failed("e2", "a", T, 2), a, False)])
+    observe(b, data, 1, [(failed("e3", "z", T - timedelta(days=1), 1),
+                          customer("z", 1.0), False)])
+    current, previous = counted_windows(T.timestamp(), CONFIG)
+    assert b.forget(0, "a") == [mark_key(previous, "a"), mark_key(current, "a")]
+    assert b.expired(0) == []  # nothing is older than the previous window yet
+    clock.at = T + timedelta(days=1)  # yesterday's window is now the one before
+    old = b.expired(0)
+    assert old == [count_key(0, previous, "touchpoint:delivery"), mark_key(previous, "a")]
+    assert (previous, "touchpoint:delivery") not in b.counts[0]
+    assert (current, "touchpoint:delivery") in b.counts[0]
+    # partition 1's mark is its own (the memory store holds both partitions' keys)
+    assert mark_key(previous, "z") not in old
