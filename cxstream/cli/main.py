@@ -50,6 +50,9 @@ app.add_typer(config_app, name="config")
 alerts_app = typer.Typer(help="Alerts and their lifecycle: list, show and act on them.",
                          no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+rules_app = typer.Typer(help="The alert rules file: judge a change on history.",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 
 def _print_version(value: bool) -> None:
@@ -731,6 +734,73 @@ def recompute(
         console.print_json(data=found)
         raise _fail(f"{len(found)} of {len(set(expected) | set(actual))} group windows differ")
     console.print(f"stream and batch agree on all {len(expected)} group windows")
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    rules: Annotated[Path, typer.Option(help="The rules file to judge (YAML or TOML)")],
+    since: Annotated[str, typer.Option(
+        help="Replay the inputs stored since: a span back from now (30d, 12h) or an ISO "
+             "time with offset")] = "30d",
+    against: Annotated[Path | None, typer.Option(
+        help="The rules file to compare with (default: the current one, "
+             "CXSTREAM_RULES_FILE, else the shipped rules)")] = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Replay the input topics through the fold and the rules a worker runs (no Faust,
+    nothing sent) and count the alerts each rules file would have raised, per rule,
+    severity and owner, with examples."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cxstream.alerts.config import RulesError, load_rules
+    from cxstream.cli import backtest as bt
+
+    settings = settings_or_exit(bootstrap_servers, config)
+    try:
+        start = bt.parse_since(since, datetime.now(UTC))
+        proposed_rules = load_rules(rules)
+        current_path = against or settings.rules_file
+        current_rules = load_rules(current_path)
+    except (ValueError, RulesError) as exc:
+        raise _fail(str(exc), 2) from exc
+    with err_console.status("reading the input topics"):
+        inputs = list(bt.merged(asyncio.run(bt.read_history(settings, start.timestamp()))))
+    reports = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as progress:
+        for name, config_ in ((str(current_path or "shipped rules"), current_rules),
+                              (str(rules), proposed_rules)):
+            task = progress.add_task(f"replaying with {Path(name).name}", total=len(inputs))
+
+            def advance(n: int, task: Any = task) -> None:
+                progress.advance(task, n)
+
+            replay = bt.Replay(settings, config_, name)
+            reports.append(asyncio.run(replay.run(inputs, advance)))
+    current, proposed = reports
+    compared = bt.comparison(current, proposed)
+    if output is Output.json:
+        _print_json({"since": start.isoformat(), "current": bt.report_json(current),
+                     "proposed": bt.report_json(proposed), "comparison": compared})
+        return
+    console.print(f"{proposed.inputs} inputs from {proposed.first_record or '-'} to "
+                  f"{proposed.last_record or '-'} ({proposed.rejected} invalid, left out)")
+    table = Table("rule", "severity", "owner", "current", "proposed", "change",
+                  title=f"alerts that would have fired since {start.isoformat()}")
+    for row in compared:
+        table.add_row(row["rule"], row["severity"], row["owner"], str(row["current"]),
+                      str(row["proposed"]), row["change"])
+    console.print(table)
+    if not compared:
+        console.print("no alert would have fired with either rules file")
+    for group in bt.report_json(proposed)["groups"]:
+        console.print(f"[bold]{group['rule']}[/] {group['severity']} to {group['owner']}: "
+                      f"{group['alerts']} alerts, for example")
+        for example in group["examples"]:
+            console.print(f"  {example['event_time'][:16]}  {example['summary']}")
 
 
 CustomersOption = Annotated[int, typer.Option(help="Customers in the base")]

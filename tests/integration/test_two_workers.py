@@ -108,6 +108,11 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
             for customer_id in ("c1", "c2", "c3", "c4"):
                 assert api.get(f"/api/customers/{customer_id}")["customer_id"] == customer_id
             assert api.get("/api/customers/c1")["last_scores"]["nps"]["event_id"] == "f2"
+            # each worker adds its partitions' issue counts to the other's
+            issues = api.get("/api/priorities", at=at)["issues"]
+            assert [(i["issue"], i["customers"], i["silent"], i["value"]) for i in issues] \
+                == [("touchpoint:support", 2, 0, 100_000.0), ("touchpoint:checkout", 1, 0,
+                                                              500.0)]
     finally:
         assert first.stop() == 0
         assert second.stop() == 0
