@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit lint clean promtool chromium bench-peer
+.PHONY: install demo test unit lint clean promtool amtool chromium bench-peer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/cxstream demo
 
-test: install promtool chromium lint
+test: install promtool amtool chromium lint
 	$(BIN)/pytest
 
 # style, the layers (import-linter, contract in pyproject.toml) and types
@@ -43,6 +43,10 @@ endef
 # promtool checks the Prometheus files in deploy/ (Debian's prometheus package ships it)
 promtool:
 	$(call debian,promtool,prometheus,its test)
+
+# amtool checks deploy/alertmanager (Debian's prometheus-alertmanager package ships it)
+amtool:
+	$(call debian,amtool,prometheus-alertmanager,its test)
 
 # the console's browser test drives Debian's chromium through Playwright
 chromium:

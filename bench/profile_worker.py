@@ -59,6 +59,7 @@ IN_PROCESS_PARTS = {
     "table values and changelog records": ("StateWriter._write",),
     "  of which the hot record's encoding": ("encode (cxstream/scoring/plain.py",),
     "survey requests (streams/surveys.py)": ("SurveyDesk.finish", "SurveyDesk.observe"),
+    "priorities (streams/priorities.py)": ("PriorityBoard.finish", "PriorityBoard.observe"),
 }
 #: Faust's path per message (bench.faust_baselines batched)
 FAUST_PARTS = {

@@ -168,15 +168,16 @@ def in_process_rules(settings: Settings) -> tuple[Any, Any, Any, Any]:
 def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[float, int]]:
     """Seconds and changelog bytes (keys and values) for the pipeline's own work on each
     pass of records in this process, one worker's state carried from pass to pass, no
-    Kafka and no Faust: validation, fold, rules, alerts, survey requests and table values
-    with their changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE. What a
-    worker would cost if Faust and Kafka were free."""
+    Kafka and no Faust: validation, fold, rules, alerts, survey requests, priorities and
+    table values with their changelog records encoded (then dropped), in batches of
+    CXSTREAM_BATCH_SIZE. What a worker would cost if Faust and Kafka were free."""
     from prometheus_client import CollectorRegistry
 
     from cxstream.alerts.config import load_rules
     from cxstream.streams.changelog import BulkChangelog
     from cxstream.streams.ingest import Ingest, IngestLimits
     from cxstream.streams.metrics import WorkerMetrics
+    from cxstream.streams.priorities import PriorityBoard
     from cxstream.streams.state import StateWriter
     from cxstream.streams.surveys import SurveyDesk
 
@@ -190,13 +191,17 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[
     async def count(topic: str, partition: int, records: list[Any]) -> None:
         written[0] += sum(len(key) + len(value or b"") for key, value in records)
 
-    surveys = load_rules(settings.rules_file).surveys
+    rules_config = load_rules(settings.rules_file)
+    surveys = rules_config.surveys
     desk = SurveyDesk(surveys, _Table("survey_memory", "raw"), metrics) if surveys.enabled \
         else None
+    board = (PriorityBoard(rules_config.priorities, _Table("issue_priorities", "raw"), metrics)
+             if rules_config.priorities.enabled else None)
     writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
                          metrics, index, reactions,
                          drop, BulkChangelog(count), bands=lambda: bands.current,
-                         decoded_bytes=settings.state_cache_bytes, surveys=desk)
+                         decoded_bytes=settings.state_cache_bytes, surveys=desk,
+                         priorities=board)
 
     class NoDeadLetters:  # the bench's events are all valid
         async def write(self, topic: str, partition: int, rejected: Any) -> list[int]:

@@ -132,7 +132,9 @@ def merged(inputs: Iterable[RawInput]) -> Iterator[RawInput]:
     by_partition: dict[tuple[str, int], list[RawInput]] = {}
     for raw in inputs:
         by_partition.setdefault((raw.topic, raw.partition), []).append(raw)
-    lists = [sorted(found, key=lambda raw: raw.offset) for found in by_partition.values()]
+    # equal record times go in topic and partition order: two replays agree
+    lists = [sorted(by_partition[where], key=lambda raw: raw.offset)
+             for where in sorted(by_partition)]
     return heapq.merge(*lists, key=lambda raw: raw.timestamp)
 
 

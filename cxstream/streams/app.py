@@ -36,9 +36,10 @@ from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLet
 from cxstream.streams.delivery import BatchGuard
 from cxstream.streams.faust_compat import fixes
 from cxstream.streams.faust_compat.access import table_store
+from cxstream.streams.health import readiness, recovery_remaining
 from cxstream.streams.ingest import Ingest, IngestLimits
 from cxstream.streams.lean_monitor import LeanMonitor
-from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.metrics import WorkerMetrics, add_process_collectors
 from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.settings import Settings
@@ -125,7 +126,10 @@ def build_app(settings: Settings, partition_count: int | None = None,
         # (streams.lean_monitor; bench/throughput.py has Faust's iteration with each)
         Monitor=LeanMonitor,
     )
-    metrics = WorkerMetrics(registry or CollectorRegistry())
+    if registry is None:
+        registry = CollectorRegistry()
+        add_process_collectors(registry)
+    metrics = WorkerMetrics(registry)
     rules = settings.fold_rules()
     # bytes keys use the raw codec, so a customer key routes like the producers' keys
     customers = app.Table("customer_to_state", partitions=partitions, key_type=bytes,
@@ -177,10 +181,12 @@ def build_app(settings: Settings, partition_count: int | None = None,
         log.info("value index rebuilt: %d customers with a profile", indexed)
     metrics.watch_partitions(lambda: len(cluster.active_partitions()))
     quadrants: dict[tuple[str, str], int] = {}  # counted at each value-band refresh
+    last_read: dict[tuple[str, int], float] = {}  # kept by the ingest, for the lag
     metrics.registry.register(WorkerCollector(
         app, {"customer_to_state": customers, "group_partials": partials}, partials_index,
         cluster.active_partitions, rules.windows, lambda: quadrants,
-        group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys))
+        group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys,
+        last_read=lambda: last_read))
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold, value_index, cluster.active_partitions,
                         partitions)
@@ -239,9 +245,10 @@ def build_app(settings: Settings, partition_count: int | None = None,
     _register_ingest(app, settings, metrics, writer, partitions,
                      deadletter_partition_count or settings.partitions, guard, changelog,
                      copy_limit(settings.producer_max_request_bytes,
-                                deadletter_max_message_bytes), state_lock, revaluator)
+                                deadletter_max_message_bytes), state_lock, revaluator,
+                     last_read)
 
-    _register_watchdog(app, settings, metrics)
+    watchdog = _register_watchdog(app, settings, metrics)
 
     if desk is not None:
         @app.timer(rules_config.surveys.check_every_seconds)
@@ -265,10 +272,14 @@ def build_app(settings: Settings, partition_count: int | None = None,
                  settings.agent_min_answers, board)
     register_console(app, settings, users, rules_config, rules.windows)
     _register_metrics_view(app, metrics)
+    _register_health_views(app, watchdog)
+    metrics.ready.set_function(lambda: 1.0 if readiness(app, watchdog).ready else 0.0)
+    metrics.recovery_remaining.set_function(lambda: recovery_remaining(app))
     return app
 
 
-def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
+def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetrics
+                       ) -> StallWatchdog:
     async def give_up(reason: str) -> None:
         app.cx_exit_code = EXIT_STALLED  # type: ignore[attr-defined]  # read by run_worker
         os.kill(os.getpid(), signal.SIGTERM)  # drain and commit, then exit 75
@@ -281,12 +292,15 @@ def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetric
     async def watch_for_stalls() -> None:
         await watchdog.check()
 
+    return watchdog
+
 
 def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
                      writer: StateWriter, partitions: int, deadletter_partitions: int,
                      guard: BatchGuard, changelog: BulkChangelog,
                      deadletter_copy_limit: int, state_lock: asyncio.Lock,
-                     revaluator: Revaluator) -> None:
+                     revaluator: Revaluator,
+                     last_read: dict[tuple[str, int], float] | None = None) -> None:
     input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
 
     def deliver(send: Any, what: str) -> Any:
@@ -316,6 +330,8 @@ def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
         handle_batch=writer.handle,
         finish=writer.finish,
     )
+    if last_read is not None:
+        ingest.last_read = last_read
 
     # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
     @app.agent(input_topic, name="ingest_events", concurrency=1)
@@ -399,6 +415,20 @@ class TableMarks:
         if mark.offset >= self.get(topic, partition).offset:
             self.changelog.set(self.table, partition, self._key(topic, partition),
                                mark.encode())
+
+
+def _register_health_views(app: faust.App, watchdog: StallWatchdog) -> None:
+    """/healthz and /readyz (streams.health): no token, no data."""
+
+    @app.page("/healthz")
+    async def alive(web: Any, request: Any) -> Any:
+        return web.json({"alive": True})
+
+    @app.page("/readyz")
+    async def ready(web: Any, request: Any) -> Any:
+        found = readiness(app, watchdog)
+        return web.json({"ready": found.ready, "reason": found.reason},
+                        status=200 if found.ready else 503)
 
 
 def _register_metrics_view(app: faust.App, metrics: WorkerMetrics) -> None:

@@ -145,7 +145,11 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         alerts_existed = settings.topic_alerts not in missing
         if missing:
             log.info("creating topics %s with %d partitions", missing, settings.partitions)
-            new = [NewTopic(name, settings.partitions, settings.replication_factor)
+            # profiles: the latest per customer wins, so compaction keeps every customer
+            # for as long as the topic lives (a replay still finds every value)
+            new = [NewTopic(name, settings.partitions, settings.replication_factor,
+                            topic_configs={"cleanup.policy": "compact"}
+                            if name == settings.topic_customers else None)
                    for name in missing]
             await admin.create_topics(new, timeout_ms=30_000)
         if make_lifecycle:  # as many partitions as the alerts, compacted

@@ -39,7 +39,12 @@ class WorkerCollector(Collector):
                  owned: Callable[[], set[int]], windows: tuple[WindowSpec, ...],
                  quadrants: Callable[[], dict[tuple[str, str], int]] = dict,
                  group_detail: bool = False,
-                 max_keys: int = MAX_KEYS_PER_DIMENSION) -> None:
+                 max_keys: int = MAX_KEYS_PER_DIMENSION,
+                 last_read: Callable[[], dict[tuple[str, int], float]] = dict,
+                 clock: Callable[[], float] = time.time) -> None:
+        #: (topic, partition) -> record time of the last message read (streams.ingest)
+        self.last_read = last_read
+        self.clock = clock
         self.group_detail = group_detail
         self.max_keys = max_keys
         self.app = app
@@ -50,7 +55,7 @@ class WorkerCollector(Collector):
         self.windows = windows
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield self._lag()
+        yield from self._lag()
         sizes = GaugeMetricFamily("cxstream_table_keys", "Keys in each table of this worker.",
                                   labels=["table"])
         for name, table in self.tables.items():
@@ -80,16 +85,33 @@ class WorkerCollector(Collector):
                 customers.add_metric([segment, quadrant], count)
         return customers
 
-    def _lag(self) -> GaugeMetricFamily:
+    def _lag(self) -> Iterator[GaugeMetricFamily]:
         lag = GaugeMetricFamily("cxstream_consumer_lag_messages",
                                 "Messages not yet read, per input topic and partition.",
                                 labels=["topic", "partition"])
+        seconds = GaugeMetricFamily(
+            "cxstream_consumer_lag_seconds",
+            "Per input topic, how long ago the last record read was written, largest "
+            "over the partitions with messages not yet read (0 when caught up): the "
+            "newest record is at most that much ahead of what the worker has read.",
+            labels=["topic"])
         monitor = self.app.monitor
+        last_read = self.last_read()
+        now = self.clock()
+        behind_by: dict[str, float] = {}
         for tp, end in dict(monitor.tp_end_offsets).items():
             read = monitor.tp_read_offsets.get(tp)
-            behind = end - (read + 1) if read is not None else end
-            lag.add_metric([tp.topic, str(tp.partition)], max(behind, 0))
-        return lag
+            behind = max(end - (read + 1) if read is not None else end, 0)
+            lag.add_metric([tp.topic, str(tp.partition)], behind)
+            age = 0.0
+            if behind:
+                written = last_read.get((tp.topic, tp.partition))
+                age = max(0.0, now - written) if written is not None else 0.0
+            behind_by[tp.topic] = max(behind_by.get(tp.topic, 0.0), age)
+        for topic, age in sorted(behind_by.items()):
+            seconds.add_metric([topic], age)
+        yield lag
+        yield seconds
 
     def _answers(self) -> Iterator[GaugeMetricFamily]:
         answers = GaugeMetricFamily(

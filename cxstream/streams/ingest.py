@@ -80,6 +80,8 @@ class Ingest:
         self.handle_batch = handle_batch
         self.finish = finish
         self.clock = clock
+        #: (topic, partition) -> record time of the last message read (lag in seconds)
+        self.last_read: dict[tuple[str, int], float] = {}
 
     async def process(self, events: Sequence[Any]) -> None:
         """Validate, fold and dead-letter one batch of Faust events."""
@@ -110,9 +112,11 @@ class Ingest:
         consumed: dict[str, int] = {}
         now = self.clock()
         ahead = self.limits.max_ahead_seconds
+        last_read = self.last_read
         for event in events:
             message = event.message
             consumed[message.topic] = consumed.get(message.topic, 0) + 1
+            last_read[message.topic, message.partition] = message.timestamp
             kind = self.kind_of_topic[message.topic]
             clocks = None if ahead is None else Clocks(now, _record_seconds(message), ahead)
             result = parse_input(kind, message.key, message.value,

@@ -7,9 +7,37 @@ an event id or free text.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+
+def build_versions() -> dict[str, str]:
+    """cxstream's version and those of the libraries that decide its behaviour."""
+    from importlib.metadata import version
+
+    from cxstream import __version__
+
+    return {"version": __version__, "faust": version("faust-streaming"),
+            "aiokafka": version("aiokafka"), "python": platform.python_version()}
+
+
+def add_process_collectors(registry: CollectorRegistry) -> None:
+    """process_* (CPU, memory, file descriptors), python_gc_* and python_info, which a
+    fresh registry lacks (the default one has them)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
 
 
 class WorkerMetrics:
@@ -17,6 +45,9 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self.build = Info("cxstream_build", "The versions this worker runs.",
+                          registry=registry)
+        self.build.info(build_versions())
         self.events_consumed = Counter(
             "cxstream_events_consumed_total",
             "Input messages read from Kafka, valid or not.",
@@ -165,6 +196,25 @@ class WorkerMetrics:
             "Messages to receivers, by kind (alert, follow_up, digest) and outcome "
             "(posted, held: waiting for the recipient's digest).",
             ["kind", "outcome"], registry=registry)
+
+        self.webhook_request_seconds = Histogram(
+            "cxstream_webhook_request_seconds",
+            "Time of each webhook request, by outcome: delivered, retried (a transient "
+            "failure: timeout, 5xx, 408, 429) or refused (for good: 3xx, other 4xx).",
+            ["outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry)
+        self.webhook_oldest_undelivered = Gauge(
+            "cxstream_webhook_oldest_undelivered_seconds",
+            "Age (since it was raised) of the oldest alert this worker's webhook sink is "
+            "retrying or holding for a digest; 0 when none waits.", registry=registry)
+        self.recovery_remaining = Gauge(
+            "cxstream_recovery_remaining_records",
+            "Changelog records a table recovery still has to read (0 when none runs).",
+            registry=registry)
+        self.ready = Gauge(
+            "cxstream_ready",
+            "1 when the worker is ready (GET /readyz answers 200), else 0.",
+            registry=registry)
 
     def watch_partitions(self, count: Callable[[], int]) -> None:
         """Read the assigned partition count at each scrape."""

@@ -93,8 +93,11 @@ class StallWatchdog:
         # the same decision for the changelog partitions a table recovery reads
         self.recovery_tracker = StallTracker(stall_seconds)
         self.recovery_remedied: set[Any] = set()
+        #: whether the last check found partitions stalled (readiness: streams.health)
+        self.stalled = False
 
     async def check(self) -> None:
+        self.stalled = False
         app = self.app
         recovery = app.tables.recovery
         if not app.should_stop and recovery.in_recovery:
@@ -116,6 +119,7 @@ class StallWatchdog:
         highwaters = await consumer.highwaters(*tps)
         positions = {tp: await consumer.position(tp) for tp in tps}
         stalled = self.tracker.find_stalls(self.clock(), positions, highwaters)
+        self.stalled = bool(stalled)
         if not stalled:
             self.remedied.clear()
             return
@@ -143,6 +147,7 @@ class StallWatchdog:
         event received for active tp ... since recovery start" and waits for ever)."""
         read, last = recovery_progress(recovery.active_offsets, recovery.active_highwaters)
         stalled = self.recovery_tracker.find_stalls(self.clock(), read, last)
+        self.stalled = bool(stalled)
         if not stalled:
             self.recovery_remedied.clear()
             return

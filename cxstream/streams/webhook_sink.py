@@ -78,6 +78,17 @@ class WebhookSink:
         self.scanned: dict[TopicPartition, int] = {}  # where learn_delivered stopped
         self.ready: set[TopicPartition] = set()  # learnt since their last assignment
         self.held_offsets: dict[TopicPartition, set[int]] = {}
+        #: creation time of the alert being posted (retried), if any
+        self.trying: float | None = None
+        metrics.webhook_oldest_undelivered.set_function(self.oldest_undelivered)
+
+    def oldest_undelivered(self) -> float:
+        """Age of the oldest alert being retried or held for a digest (0: none)."""
+        created = [item.alert.created_at.timestamp()
+                   for state in self.budget.recipients.values() for item in state.held]
+        if self.trying is not None:
+            created.append(self.trying)
+        return max(0.0, self.clock() - min(created)) if created else 0.0
 
     def route(self, alert: Alert) -> tuple[str, WebhookSender | None]:
         """(recipient team, the sender to its destination); None: nowhere to post."""
@@ -202,14 +213,28 @@ class WebhookSink:
                             notifications.comment_max_chars if notifications else 300,
                             notifications.signals_shown if notifications else 3)
         attempt = 0
+        self.trying = alert.created_at.timestamp()
+        try:
+            return await self._post(producer, consumer, tp, message, alert, body, sender,
+                                    webhook_id, kind, attempt)
+        finally:
+            self.trying = None
+
+    async def _post(self, producer: Any, consumer: AIOKafkaConsumer, tp: TopicPartition,
+                    message: Any, alert: Alert, body: bytes, sender: WebhookSender,
+                    webhook_id: str, kind: str, attempt: int) -> bool:
+        timing = self.metrics.webhook_request_seconds
         while True:
+            began = time.monotonic()
             try:
                 await sender.send(alert, body)
             except PermanentDeliveryError as exc:
+                timing.labels("refused").observe(time.monotonic() - began)
                 self.metrics.webhook_deliveries.labels("deadlettered").inc()
                 await self._deadletter(producer, message, str(exc))
                 return True
             except TransientDeliveryError as exc:
+                timing.labels("retried").observe(time.monotonic() - began)
                 age = self.clock() - alert.created_at.timestamp()
                 if age > self.settings.webhook_retry_max_age_seconds:
                     self.metrics.webhook_deliveries.labels("expired").inc()
@@ -226,6 +251,7 @@ class WebhookSink:
                     return False
                 attempt += 1
                 continue
+            timing.labels("delivered").observe(time.monotonic() - began)
             self.metrics.webhook_deliveries.labels("delivered").inc()
             self.metrics.alert_notifications.labels(kind, "posted").inc()
             self._remember(webhook_id)

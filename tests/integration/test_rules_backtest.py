@@ -18,7 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cxstream.cli.main import app
-from cxstream.cli.simulator.generator import SimConfig, simulate
+from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records
 from cxstream.streams.io import read_topic
 from cxstream.streams.settings import load_settings
@@ -27,17 +27,31 @@ from tests.support import configure, start
 pytestmark = pytest.mark.integration
 
 
+def paced(records: list[SimRecord]) -> list[SimRecord]:
+    """The week at 250 messages a second, a customer's message in one topic at least
+    half a second after their last one in another. A consumer reads each partition in
+    order, but two topics in whatever order it fetches them: sent close together, a
+    customer's call and answer could be folded in either order, and the rules may then
+    decide otherwise than on the order they happened (the replay's order, by record
+    time). Half a second lets the worker fold the first before it fetches the second."""
+    at, found = 0.0, []
+    last: dict[bytes, tuple[float, str]] = {}
+    for record in records:
+        at += 1 / 250
+        before = last.get(record.key)
+        if before is not None and before[1] != record.kind:
+            at = max(at, before[0] + 0.5)
+        last[record.key] = (at, record.kind)
+        found.append(replace(record, at=at))
+    return found
+
+
 def test_the_backtest_of_the_shipped_rules_counts_what_the_stream_raised(
         isolated: dict[str, str], tmp_path: Path) -> None:
     simulation = simulate(SimConfig(customers=300, rate=8, duration=60, seed=11,
                                     history_days=7, history_per_day=300),
                           datetime.now(UTC).replace(microsecond=0))
-    # the week at 250 messages a second: a consumer then reads the three topics in the
-    # order they were written, as the replay merges them (by record time). Sent at once,
-    # a consumer may read a topic's backlog before another's, and the rules then see a
-    # customer's calls and answers in another order than they happened.
-    records = [record if record.kind == "customers" else replace(record, at=n / 250)
-               for n, record in enumerate(simulation.records())]
+    records = paced(list(simulation.records()))
     profiles = [orjson.loads(r.value) for r in records if r.kind == "customers"
                 and r.malformed is None]
     values = sorted(p["value"] for p in profiles if isinstance(p.get("value"), int | float))

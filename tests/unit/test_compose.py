@@ -77,3 +77,56 @@ def test_worker_image_copies_every_package_of_the_project() -> None:
     for pattern in packages:
         name = pattern.rstrip("*")
         assert f"COPY {name} ./{name}" in dockerfile, name
+
+
+def test_every_long_running_service_has_a_health_check() -> None:
+    services = compose()["services"]
+    assert set(services) >= {"kafka", "topics", "worker", "simulator", "prometheus",
+                             "alertmanager", "alert-receiver", "grafana"}
+    one_shot = {name for name, service in services.items()
+                if service.get("restart") == "no"}
+    assert one_shot == {"topics", "simulator"}
+    for name, service in services.items():
+        if name not in one_shot:
+            assert "healthcheck" in service, name
+    assert services["simulator"]["profiles"] == ["simulator"]
+
+
+def test_kafka_keeps_its_data_and_its_cluster_id_and_avoids_rebalance_storms() -> None:
+    import base64
+
+    stack = compose()
+    kafka = stack["services"]["kafka"]
+    volume = kafka["volumes"][0].split(":")
+    assert volume[0] in stack["volumes"] and volume[1] == kafka["environment"]["KAFKA_LOG_DIRS"]
+    cluster_id = kafka["environment"]["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16  # a KRaft cluster id
+    assert int(kafka["environment"]["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"]) >= 3000
+
+
+def test_every_required_variable_is_in_the_env_example() -> None:
+    import re
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text()
+                   .splitlines() if line and not line.startswith("#"))
+    assert required and required <= set(example)
+    assert len(example["CXSTREAM_API_TOKEN"]) >= 32
+
+
+def test_the_one_shot_services_run_commands_the_cli_has() -> None:
+    from typer.testing import CliRunner
+
+    from cxstream.cli.main import app
+
+    services = compose()["services"]
+    for name in ("topics", "simulator"):
+        command = services[name]["command"]
+        assert command[0] == "cxstream"
+        words = [word for word in command[1:] if not word.startswith("--")
+                 and not word.replace(".", "").isdigit()]
+        result = CliRunner().invoke(app, [*words, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        for option in (word for word in command[1:] if word.startswith("--")):
+            assert option in result.output, (name, option)

@@ -61,6 +61,53 @@ def test_promtool_accepts_the_scrape_config_and_rules() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@needs_promtool
+def test_the_alert_rules_fire_as_their_unit_tests_say() -> None:
+    result = subprocess.run(["promtool", "test", "rules", str(
+        DEPLOY / "prometheus" / "tests" / "cxstream.rules.test.yml")], capture_output=True,
+        text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool is not on PATH (Debian "
+                    "package prometheus-alertmanager; `make test` installs it)")
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    result = subprocess.run(["amtool", "check-config", str(
+        DEPLOY / "alertmanager" / "alertmanager.yml")], capture_output=True, text=True,
+        check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_rule_links_to_its_runbook_and_is_tested() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "cxstream.rules.yml").read_text())
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    headings = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+                for line in operations.splitlines() if line.startswith("#")}
+    tests = (DEPLOY / "prometheus" / "tests" / "cxstream.rules.test.yml").read_text()
+    names = []
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            name = rule["alert"]
+            names.append(name)
+            url = rule["annotations"]["runbook_url"]
+            assert url == f"docs/operations.md#{name.lower()}", name
+            assert name.lower() in headings, f"docs/operations.md has no runbook for {name}"
+    tested = set(re.findall(r"alertname: (\w+)", tests))
+    main = {"CxstreamWorkerDown", "CxstreamWorkersAbsent", "CxstreamNotReady",
+            "CxstreamLagGrowing", "CxstreamLagSeconds", "CxstreamDeadLetterRateHigh",
+            "CxstreamWebhookFailing", "CxstreamAlertUndelivered", "CxstreamNoEvents",
+            "CxSegmentNpsBelowTarget"}
+    assert main <= tested and main <= set(names)
+
+
+def test_prometheus_sends_to_the_stacks_alertmanager() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert targets == ["alertmanager:9093"] and "alertmanager" in compose["services"]
+
+
 def test_dashboard_queries_only_metrics_the_worker_exposes() -> None:
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "cxstream.json").read_text())
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
@@ -77,10 +124,13 @@ def test_alert_rules_query_only_metrics_the_worker_exposes() -> None:
 
 def test_compose_mounts_existing_deploy_files_and_provisions_the_dashboard() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    for service in ("prometheus", "grafana"):
+    for service in ("prometheus", "grafana", "alertmanager"):
         for volume in compose["services"][service]["volumes"]:
             source = volume.split(":")[0]
-            assert (ROOT / source).exists(), source
+            if source.startswith("./"):  # a file of this repository (else a named volume)
+                assert (ROOT / source).exists(), source
+            else:
+                assert source in compose["volumes"], source
     provider = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "cxstream.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
