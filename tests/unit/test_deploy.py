@@ -37,7 +37,12 @@ needs_promtool = pytest.mark.skipif(
 
 def exposed_metric_names() -> set[str]:
     """Every sample name a worker can expose (families from the one metrics factory)."""
-    names = collected_names()
+    from datetime import UTC, datetime
+
+    from cxstream.streams.collectors import OpenAlertsCollector
+
+    names = collected_names() | {family.name for family in OpenAlertsCollector(
+        list, lambda: datetime.now(UTC)).collect()}
     for family in WorkerMetrics(CollectorRegistry()).registry.collect():
         if family.type == "counter":
             names.add(f"{family.name}_total")
@@ -108,11 +113,70 @@ def test_prometheus_sends_to_the_stacks_alertmanager() -> None:
     assert targets == ["alertmanager:9093"] and "alertmanager" in compose["services"]
 
 
+DASHBOARDS = DEPLOY / "grafana" / "dashboards"
+
+
+def dashboards() -> dict[str, dict]:  # type: ignore[type-arg]
+    return {path.name: json.loads(path.read_text()) for path in DASHBOARDS.glob("*.json")}
+
+
+def test_dashboards_are_what_their_builder_writes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "dashboards", DEPLOY / "grafana" / "build" / "dashboards.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    rendered = builder.render()
+    assert set(rendered) == {"cxstream-operations.json", "cxstream-cx.json"}
+    for name, text in rendered.items():
+        assert (DASHBOARDS / name).read_text() == text, "run deploy/grafana/build/dashboards.py"
+
+
 def test_dashboard_queries_only_metrics_the_worker_exposes() -> None:
-    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "cxstream.json").read_text())
-    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    queried = set().union(*(queried_metric_names(expr) for expr in exprs))
-    assert queried and queried <= exposed_metric_names(), queried - exposed_metric_names()
+    exposed = exposed_metric_names() | {"process_resident_memory_bytes",
+                                        "process_cpu_seconds_total"}
+    for name, dashboard in dashboards().items():
+        exprs = [target["expr"] for panel in dashboard["panels"]
+                 for target in panel["targets"]]
+        queried = set().union(*(set(re.findall(r"\b(?:cxstream|process)_[a-z_]+", expr))
+                                for expr in exprs))
+        assert queried and queried <= exposed, (name, queried - exposed)
+
+
+def test_dashboards_use_variables_and_the_rate_interval() -> None:
+    for name, dashboard in dashboards().items():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource", name
+        assert "worker" in variables, name
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == "${datasource}", (name, panel["title"])
+            for target in panel["targets"]:
+                expr = target["expr"]
+                assert "$worker" in expr, (name, panel["title"], expr)
+                for window in re.findall(r"\[([^\]]+)\]", expr):
+                    assert window in {"$__rate_interval", "1h"}, (name, expr)
+    cx = dashboards()["cxstream-cx.json"]
+    assert "segment" in {v["name"] for v in cx["templating"]["list"]}
+    titles = {panel["title"]: panel for panel in cx["panels"]}
+    nps = titles["NPS per segment"]["targets"]
+    assert len(nps) == 3 and "sqrt" in nps[1]["expr"]  # the margin of error, both ways
+    ops = dashboards()["cxstream-operations.json"]
+    assert not any("group_answers" in t["expr"] for p in ops["panels"] for t in p["targets"])
+
+
+def test_the_dashboards_nps_margin_is_the_apis() -> None:
+    """The PromQL margin of the CX dashboard, computed on numbers, equals scoring's."""
+    import math
+
+    from cxstream.scoring.conventions import Conventions
+    from cxstream.scoring.tallies import Tally, scores
+
+    tally = Tally(promoters=30, passives=10, detractors=20)
+    p, d, n = 30, 20, 60
+    promql = 100 * 1.96 * math.sqrt(max((p + d) / n - ((p - d) / n) ** 2, 0) / n)
+    assert round(promql, 2) == scores(tally, Conventions())["nps"]["margin_of_error"]
 
 
 def test_alert_rules_query_only_metrics_the_worker_exposes() -> None:
