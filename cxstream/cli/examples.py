@@ -13,6 +13,7 @@ from cxstream.alerts.config import load_rules
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.topics import load_tagger
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
+from cxstream.schemas.examples import FEEDBACK, INTERACTION, PROFILE
 from cxstream.scoring.customer import (
     CustomerState,
     StateRules,
@@ -25,21 +26,6 @@ from cxstream.scoring.value_bands import ValueBands
 
 #: when the example alert is raised (fixed, so the example is the same on every run)
 RAISED_AT = datetime(2026, 12, 1, 9, 42, 7, tzinfo=UTC)
-
-PROFILE: dict[str, Any] = {
-    "customer_id": "cus-20417", "segment": "smb", "value": 1840.0, "region": "EE",
-    "updated_at": "2026-11-28T16:05:00+00:00"}
-INTERACTION: dict[str, Any] = {
-    "event_id": "int-7f3a9c", "customer_id": "cus-20417",
-    "occurred_at": "2026-12-01T09:12:44+00:00", "channel": "delivery",
-    "touchpoint": "courier", "outcome": "failure", "sentiment": -0.6,
-    "text": "Parcel not delivered, no notice left"}
-FEEDBACK: dict[str, Any] = {
-    "event_id": "fb-9d21e4", "customer_id": "cus-20417",
-    "occurred_at": "2026-12-01T09:41:58+00:00", "survey": "nps", "score": 3,
-    "channel": "email", "touchpoint": "delivery",
-    "comment": "Second time the courier did not show up. I want a refund.", "language": "en"}
-
 
 def example_alert() -> dict[str, Any]:
     """The alert the shipped rules raise for FEEDBACK after PROFILE and INTERACTION."""

@@ -189,9 +189,10 @@ def topics_create(bootstrap_servers: BootstrapOption = None, config: ConfigOptio
 @schemas_app.command("export")
 def schemas_export(directory: Annotated[Path, typer.Argument(help="Output folder")]) -> None:
     """Write one JSON Schema per topic of the contract into DIRECTORY."""
+    from cxstream.cli.examples import example_alert
     from cxstream.schemas.export import export_schemas
 
-    for path in export_schemas(directory):
+    for path in export_schemas(directory, {"cx.alerts.schema.json": [example_alert()]}):
         console.print(str(path))
 
 

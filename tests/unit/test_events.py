@@ -55,7 +55,7 @@ def test_unknown_survey_is_rejected() -> None:
 
 
 def test_timestamp_without_offset_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="timezone"):
+    with pytest.raises(ValidationError, match="UTC offset"):
         parse_feedback(occurred_at="2026-11-23T10:00:00")
 
 
