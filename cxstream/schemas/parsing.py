@@ -92,6 +92,20 @@ def _check_event_time(event: InputEvent, clocks: Clocks) -> Rejection | None:
     return None
 
 
+#: Confluent's Schema Registry serializers frame a value: a zero byte, the schema's id
+#: (4 bytes, big-endian), then the payload (JSON for the JSON Schema serializer)
+CONFLUENT_MAGIC = 0
+CONFLUENT_HEADER_BYTES = 5
+
+
+def unframe(raw: bytes) -> tuple[bytes, int | None]:
+    """The JSON of a value and the Schema Registry id it was framed with (None: a plain
+    JSON value). No JSON text starts with a zero byte, so the two cannot be confused."""
+    if len(raw) > CONFLUENT_HEADER_BYTES and raw[0] == CONFLUENT_MAGIC:
+        return raw[CONFLUENT_HEADER_BYTES:], int.from_bytes(raw[1:CONFLUENT_HEADER_BYTES], "big")
+    return raw, None
+
+
 def _parse(kind: InputKind, key: bytes | None, raw: bytes | None,
            max_bytes: int) -> InputEvent | Rejection:
     if not raw:
@@ -99,6 +113,7 @@ def _parse(kind: InputKind, key: bytes | None, raw: bytes | None,
     if len(raw) > max_bytes:
         return Rejection(ErrorClass.OVERSIZED,
                          f"{len(raw)} bytes is more than the limit of {max_bytes} bytes")
+    raw, _ = unframe(raw)
     try:
         event = MODEL_OF_KIND[kind].model_validate_json(raw)
     except ValidationError as exc:

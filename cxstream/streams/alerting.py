@@ -36,6 +36,7 @@ from cxstream.alerts.group_rules import (
 )
 from cxstream.alerts.reactions import AlertOut, ResolveOut, SignalOut
 from cxstream.alerts.sinks import log_line
+from cxstream.schemas.export import CONTRACT_VERSION
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.partials_index import PartialsIndex
@@ -61,6 +62,28 @@ log = logging.getLogger(__name__)
 #: header of every alert record: its rule, so a reader looking for one rule parses only
 #: those records
 RULE_HEADER = "cx.rule"
+#: header of every output record: the contract version its value follows
+VERSION_HEADER = "cx.contract.version"
+#: the CloudEvents source of this deployment's alerts (a URI reference)
+EVENT_SOURCE = "/cxstream"
+
+
+def alert_headers(alert: Alert, source: str = EVENT_SOURCE) -> dict[str, bytes]:
+    """Kafka headers of an alert record: its rule, the contract version, and the
+    CloudEvents attributes in binary mode (Kafka protocol binding: ``ce_`` headers and
+    ``content-type``), so that CloudEvents tooling reads cx.alerts as it is. An
+    escalation or a resolution is another event of the same alert: its id says which."""
+    if alert.notice is None:
+        event_id, kind, at = alert.alert_id, "raised", alert.created_at
+    else:
+        event_id = f"{alert.alert_id}:{alert.notice}:{alert.escalations}"
+        kind, at = alert.notice, alert.notice_at or alert.created_at
+    subject = alert.customer_id or alert.segment or alert.alert_id
+    return {RULE_HEADER: alert.rule.encode(), VERSION_HEADER: CONTRACT_VERSION.encode(),
+            "ce_specversion": b"1.0", "ce_id": event_id.encode(),
+            "ce_type": f"cxstream.alert.{kind}.v{CONTRACT_VERSION}".encode(),
+            "ce_source": source.encode(), "ce_time": at.isoformat().encode(),
+            "ce_subject": subject.encode(), "content-type": b"application/json"}
 
 
 def _now() -> datetime:
@@ -72,12 +95,14 @@ class AlertPublisher:
     consumers) and the alert events topic (keyed by alert id: the cases are kept from it).
     Each method returns what to await for Kafka's acknowledgement."""
 
-    def __init__(self, alerts_topic: Any, events_topic: Any) -> None:
+    def __init__(self, alerts_topic: Any, events_topic: Any,
+                 source: str = EVENT_SOURCE) -> None:
         self.alerts_topic = alerts_topic
         self.events_topic = events_topic
+        self.source = source  # CloudEvents source
 
     async def alert(self, alert: Alert) -> Any:
-        first = await publish_alert(self.alerts_topic, alert)
+        first = await publish_alert(self.alerts_topic, alert, self.source)
         second = await self.events_topic.send(
             key=alert.alert_id.encode(),
             value=AlertEvent(alert=alert).model_dump_json(exclude_none=True).encode())
@@ -88,7 +113,7 @@ class AlertPublisher:
         log.info("ALERT %s %s", (alert.notice or "").upper(), log_line(alert))
         return await self.alerts_topic.send(key=subject_key(alert),
                                             value=alert.model_dump_json().encode(),
-                                            headers={RULE_HEADER: alert.rule.encode()})
+                                            headers=alert_headers(alert, self.source))
 
     async def resolution(self, alert_id: str, reason: str, at: datetime) -> Any:
         event = AlertEvent(resolve=alert_id, reason=reason, at=at)
@@ -128,8 +153,9 @@ class AlertEmitter:
                 acks.append(await self.shares_topic.send(key=output.segment.encode(),
                                                          value=output.encode()))
             elif isinstance(output, SurveyOut) and self.surveys_topic is not None:
-                acks.append(await self.surveys_topic.send(key=output.key,
-                                                          value=output.encode()))
+                acks.append(await self.surveys_topic.send(
+                    key=output.key, value=output.encode(),
+                    headers={VERSION_HEADER: CONTRACT_VERSION.encode()}))
         await asyncio.gather(*acks)
         for output in outputs:
             if isinstance(output, AlertOut):
@@ -148,12 +174,12 @@ class AlertEmitter:
             self.metrics.alerts_folded.labels(alert.rule).inc()
 
 
-async def publish_alert(alerts_topic: Any, alert: Alert) -> Any:
+async def publish_alert(alerts_topic: Any, alert: Alert, source: str = EVENT_SOURCE) -> Any:
     """Publish to cx.alerts; the log sink writes the first occurrence as one line.
     Returns what to await for Kafka's acknowledgement."""
     ack = await alerts_topic.send(key=subject_key(alert),
                                   value=alert.model_dump_json().encode(),
-                                  headers={RULE_HEADER: alert.rule.encode()})
+                                  headers=alert_headers(alert, source))
     if alert.occurrences == 1:
         log.info("ALERT %s", log_line(alert))
     return ack
@@ -172,7 +198,7 @@ def register_alerting(app: Any, settings: Settings, config: RulesConfig, metrics
                               internal=True, **raw)
     events_topic = app.topic(alert_event_topic(settings), partitions=alerts_partitions,
                              internal=True, **raw)
-    publisher = AlertPublisher(alerts_topic, events_topic)
+    publisher = AlertPublisher(alerts_topic, events_topic, f"{EVENT_SOURCE}/{settings.app_id}")
     cases = _register_alert_cases(app, settings, config, metrics, publisher, events_topic,
                                   alerts_partitions)
     _register_recurring_issues(app, settings, config, metrics, publisher, signals_topic,

@@ -9,6 +9,7 @@ message came from travel in Kafka headers (all values UTF-8 strings):
 | ``cx.error.class`` | one of ``schemas.parsing.ErrorClass`` |
 | ``cx.error.reason`` | a readable sentence |
 | ``cx.failed_at`` | when it was refused (ISO 8601, UTC) |
+| ``cx.contract.version`` | the contract version of this record (``1``) |
 | ``cx.original.size`` / ``cx.original.sha256`` | only on a truncated copy: the size and |
 | | digest of the whole original value (``cx.truncated`` is then ``true``) |
 
@@ -27,6 +28,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from cxstream.schemas.export import CONTRACT_VERSION
 from cxstream.schemas.parsing import Rejection
 
 HEADER_PREFIX = "cx."
@@ -75,6 +77,7 @@ def build_deadletter(
         "error.class": str(getattr(rejection.error_class, "value", rejection.error_class)),
         "error.reason": rejection.reason,
         "failed_at": failed_at.isoformat(),
+        "contract.version": CONTRACT_VERSION,
     }
     if copy_limit is not None and len(value) > copy_limit:
         headers.update({"truncated": "true", "original.size": str(len(value)),

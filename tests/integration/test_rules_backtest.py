@@ -81,11 +81,21 @@ def test_the_backtest_of_the_shipped_rules_counts_what_the_stream_raised(
         worker.wait_for("cxstream_segment_evaluations_total", ticks + 2, timeout=120,
                         what="evaluations")
         raised: dict[str, str] = {}
+        event_ids = []
         for record in asyncio.run(read_topic(settings, settings.topic_alerts)):
             alert = orjson.loads(record.value or b"{}")
             raised.setdefault(alert["alert_id"], alert["rule"])
+            headers = dict(record.headers)
+            # every alert record is a CloudEvent in binary mode, of contract version 1
+            assert headers["cx.contract.version"] == b"1"
+            assert headers["ce_specversion"] == b"1.0"
+            assert headers["ce_source"] == f"/cxstream/{settings.app_id}".encode()
+            assert headers["ce_type"].startswith(b"cxstream.alert.")
+            assert headers["cx.rule"] == alert["rule"].encode()
+            event_ids.append(headers["ce_id"])
     finally:
         assert worker.stop() == 0, worker.log()
+    assert len(event_ids) == len(set(event_ids))  # a follow-up is another event
     stream = dict(sorted(Counter(raised.values()).items()))
     assert {"detractor", "high_value_at_risk", "recurring_issue",
             "social_negative"} <= set(stream), stream

@@ -114,6 +114,7 @@ def test_a_scripted_morning_sends_the_exact_survey_requests(
     while len(requests) < 6 and time.monotonic() < deadline:
         records = asyncio.run(read_topic(settings, settings.topic_survey_requests))
         requests = [orjson.loads(r.value) for r in records if r.value]
+        assert all(dict(r.headers)["cx.contract.version"] == b"1" for r in records)
     found = sorted((r["customer_id"], r["survey"], r["cause_event_id"], r["waited_for"],
                     r["language"], r["segment"]) for r in requests)
     assert found == [("a1", "csat", "d-a1", None, "lt", "smb"),

@@ -30,7 +30,7 @@ def test_record_keeps_original_key_and_value_and_describes_the_failure() -> None
     assert read_headers(record.headers) == {
         "source.topic": "cx.feedback", "source.partition": "2", "source.offset": "41",
         "error.class": "encoding", "error.reason": "not valid UTF-8 at byte 0",
-        "failed_at": "2026-11-23T10:00:00+00:00",
+        "failed_at": "2026-11-23T10:00:00+00:00", "contract.version": "1",
     }
 
 
