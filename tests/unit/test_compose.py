@@ -130,3 +130,18 @@ def test_the_one_shot_services_run_commands_the_cli_has() -> None:
         assert result.exit_code == 0, (name, result.output)
         for option in (word for word in command[1:] if word.startswith("--")):
             assert option in result.output, (name, option)
+
+
+def test_docker_compose_accepts_the_file() -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("docker") is None:
+        pytest.skip("docker is not installed here; the parse tests above check the file")
+    result = subprocess.run(["docker", "compose", "config", "--quiet"], cwd=ROOT,
+                            env={"CXSTREAM_API_TOKEN": "t" * 40, "GRAFANA_ADMIN_PASSWORD": "x",
+                                 "PATH": "/usr/bin:/bin:/usr/local/bin"},
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
