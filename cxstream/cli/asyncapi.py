@@ -19,11 +19,12 @@ VERSION = {"cx.contract.version": {"type": "string", "const": CONTRACT_VERSION,
                                    "description": "The contract version of the value."}}
 CLOUDEVENT = {
     "ce_specversion": {"type": "string", "const": "1.0"},
-    "ce_id": {"type": "string", "description": "The alert id; for a follow-up "
+    "ce_id": {"type": "string", "description": "The alert id; for an update "
+                                               "<alert id>:<occurrences>, for a follow-up "
                                                "<alert id>:<notice>:<escalations>."},
     "ce_type": {"type": "string", "enum": [
         f"cxstream.alert.{kind}.v{CONTRACT_VERSION}"
-        for kind in ("raised", "escalated", "resolved")]},
+        for kind in ("raised", "updated", "escalated", "resolved")]},
     "ce_source": {"type": "string", "description": "/cxstream/<CXSTREAM_APP_ID>"},
     "ce_time": {"type": "string", "format": "date-time"},
     "ce_subject": {"type": "string", "description": "The customer, or the group of a "

@@ -71,10 +71,15 @@ EVENT_SOURCE = "/cxstream"
 def alert_headers(alert: Alert, source: str = EVENT_SOURCE) -> dict[str, bytes]:
     """Kafka headers of an alert record: its rule, the contract version, and the
     CloudEvents attributes in binary mode (Kafka protocol binding: ``ce_`` headers and
-    ``content-type``), so that CloudEvents tooling reads cx.alerts as it is. An
-    escalation or a resolution is another event of the same alert: its id says which."""
-    if alert.notice is None:
+    ``content-type``), so that CloudEvents tooling reads cx.alerts as it is. An update
+    (a later trigger folded in: ``occurrences``), an escalation or a resolution is
+    another event of the same alert: its id says which, and a record sent again after a
+    crash keeps its id (a consumer drops it as a duplicate)."""
+    if alert.notice is None and alert.occurrences == 1:
         event_id, kind, at = alert.alert_id, "raised", alert.created_at
+    elif alert.notice is None:
+        event_id, kind = f"{alert.alert_id}:{alert.occurrences}", "updated"
+        at = alert.created_at
     else:
         event_id = f"{alert.alert_id}:{alert.notice}:{alert.escalations}"
         kind, at = alert.notice, alert.notice_at or alert.created_at

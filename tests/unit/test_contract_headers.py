@@ -44,6 +44,9 @@ def test_a_follow_up_is_another_event_of_the_same_alert() -> None:
     assert first["ce_type"] == b"cxstream.alert.escalated.v1"
     assert resolved["ce_type"] == b"cxstream.alert.resolved.v1"
     assert datetime.fromisoformat(first["ce_time"].decode()) == later
+    update = alert_headers(alert(occurrences=3))
+    assert update["ce_id"] == b"customer-0a1b2c:3"
+    assert update["ce_type"] == b"cxstream.alert.updated.v1"
     group = alert_headers(alert(customer_id=None, segment="smb", rule="segment_drop"))
     assert group["ce_subject"] == b"smb"
 

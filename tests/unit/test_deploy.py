@@ -124,14 +124,14 @@ def test_dashboards_are_what_their_builder_writes() -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "dashboards", DEPLOY / "grafana" / "build" / "dashboards.py")
+        "dashboards", DEPLOY / "grafana" / "dashboards.py")
     assert spec is not None and spec.loader is not None
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
     rendered = builder.render()
     assert set(rendered) == {"cxstream-operations.json", "cxstream-cx.json"}
     for name, text in rendered.items():
-        assert (DASHBOARDS / name).read_text() == text, "run deploy/grafana/build/dashboards.py"
+        assert (DASHBOARDS / name).read_text() == text, "run deploy/grafana/dashboards.py"
 
 
 def test_dashboard_queries_only_metrics_the_worker_exposes() -> None:
