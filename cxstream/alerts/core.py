@@ -129,6 +129,10 @@ class CustomerCore:
                     self._on_profile(partition, item, before, state, result)
                 elif state.profile != profile_before:
                     self._note_profile(partition, state, low)
+                if self.on_signals is not None and state.profile != profile_before:
+                    # a new value for the issues the customer counts in (the band is
+                    # looked up only for those: most customers count in none)
+                    self.on_signals(item, state, [], None)
                 continue
             self._on_applied(item, state, low, experience_is_low(state, self.plain_rules),
                              result)

@@ -10,7 +10,8 @@ A customer counts once per issue and window. Each partition keeps, per window, w
 issues each of its customers counts in (``Marks``); a customer lives in one partition, so
 the partitions' counts add up without counting anyone twice. A customer first counted
 from an interaction (silent) and later answering negatively about the same issue moves
-from silent to answered. The value is the customer's at their first signal in the window.
+from silent to answered. The value and band are the customer's latest: a later signal or
+a new profile (``revalue``) moves them.
 
 Plain data: the counts are dicts of numbers, the marks dicts of flags, so the fold of a
 signal builds nothing.
@@ -63,9 +64,10 @@ class PrioritiesConfig(BaseModel):
 
 # -- counting ---------------------------------------------------------------------------
 
-#: customer's marks in one window: issue group ("touchpoint:delivery") -> 1 when they
-#: answered negatively about it, 0 when only silent signals counted them
-Marks = dict[str, int]
+#: a customer's marks in one window: issue group ("touchpoint:delivery") -> [answered
+#: (1 when they answered negatively about it, 0 when only silent signals counted them),
+#: the value counted for them, 1 when counted in the top band]
+Marks = dict[str, list[float]]
 
 
 def empty_count() -> dict[str, Any]:
@@ -78,30 +80,59 @@ def count_signal(count: dict[str, Any], marks: Marks, group: str, answered: bool
     """Fold one signal of a customer into the issue's count and the customer's marks, in
     place; True when the count moved.
 
-    ``source``: the input topic's kind ("i" or "f") and ``offset`` the signal's offset
-    in it: a signal at or below the count's offset for that kind is already in it (read
-    again after a crash that kept the count but not the customer), so only the marks
-    are brought up to date.
+    A customer counts once; what they count for follows their latest signal: answered
+    once they answered negatively, and the value and band they have now (a profile read
+    after their first signal counts from their next one, or from ``revalue``).
+
+    ``source``: the input topic's kind ("i", "f" or "c") and ``offset`` the event's
+    offset in it: an event at or below the count's offset for that kind is already in it
+    (read again after a crash that kept the count but not the customer), so only the
+    marks are brought up to date.
     """
     before = marks.get(group)
-    after = 1 if answered or before == 1 else 0
+    worth = value if value is not None else (before[1] if before is not None else 0.0)
+    after = [1 if answered or (before is not None and before[0] == 1) else 0, worth,
+             1 if top else 0]
     marks[group] = after
     offsets: dict[str, int] = count["offsets"]
     if offset <= offsets.get(source, -1):
         return False
     if before is None:
         count["customers"] += 1
-        count["silent"] += 0 if answered else 1
-        count["value"] += value or 0.0
-        if top:
-            count["top_customers"] += 1
-            count["top_value"] += value or 0.0
-    elif before == 0 and after == 1:
-        count["silent"] -= 1
+        count["silent"] += 1 - after[0]
+        _add_value(count, after, 1)
     else:
-        return False
+        if after == before:
+            return False
+        count["silent"] -= after[0] - before[0]
+        _add_value(count, before, -1)
+        _add_value(count, after, 1)
     offsets[source] = offset
     return True
+
+
+def revalue(count: dict[str, Any], marks: Marks, group: str, value: float, top: bool,
+            offset: int) -> bool:
+    """A new profile of a customer counted in the issue: the count takes their new value
+    and band (``offset``: the profile's offset in the customers topic)."""
+    before = marks.get(group)
+    if before is None:
+        return False
+    after = [before[0], value, 1 if top else 0]
+    marks[group] = after
+    offsets: dict[str, int] = count["offsets"]
+    if after == before or offset <= offsets.get("c", -1):
+        return False
+    _add_value(count, before, -1)
+    _add_value(count, after, 1)
+    offsets["c"] = offset
+    return True
+
+
+def _add_value(count: dict[str, Any], mark: list[float], sign: int) -> None:
+    count["value"] += sign * mark[1]
+    count["top_customers"] += sign * mark[2]
+    count["top_value"] += sign * mark[1] * mark[2]
 
 
 def signal_window(at_seconds: float, config: PrioritiesConfig) -> int:
@@ -224,4 +255,4 @@ def _trend(now: int, before: int) -> str:
 
 
 __all__ = ["AREAS", "PrioritiesConfig", "count_signal", "counted_windows", "counts",
-           "ranking"]
+           "ranking", "revalue"]

@@ -191,6 +191,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
                         settings.high_value_threshold, value_index, cluster.active_partitions,
                         partitions)
 
+    if board is not None:
+        board.top_of = lambda segment, value: bands.current.flags(segment, value)["high_value"]
     customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
     emitter, cases = register_alerting(app, settings, rules_config, metrics, partitions,
                                        alerts_partition_count or settings.partitions,

@@ -33,9 +33,10 @@ from cxstream.alerts.priorities import (
     count_signal,
     counted_windows,
     empty_count,
+    revalue,
     signal_window,
 )
-from cxstream.schemas.events import Feedback
+from cxstream.schemas.events import CustomerProfile, Feedback
 from cxstream.scoring.fold import SourcedEvent
 from cxstream.scoring.plain import Customer
 from cxstream.streams.faust_compat.access import stored_items, table_store
@@ -73,13 +74,14 @@ def mark_partition(raw: bytes) -> int:
 @dataclass(frozen=True, slots=True)
 class _Seen:
     customer_id: str
-    source: str  # "f" (feedback topic) or "i" (interactions topic)
+    source: str  # "f" (feedback topic), "i" (interactions topic) or "c" (a profile)
     offset: int
     at: float
     groups: tuple[str, ...]
     answered: bool
     value: float | None
     top: bool
+    segment: str | None = None
 
 
 class PriorityBoard:
@@ -95,6 +97,9 @@ class PriorityBoard:
         self.clock = clock
         self._seen: list[_Seen] = []
         self._results: Counter[str] = Counter()
+        #: (segment, value) -> in the top value band, with the current bands (set by the
+        #: worker once its bands exist; a new profile's band is looked up with it)
+        self.top_of: Callable[[str, float], bool | None] | None = None
         #: partition -> (window start, group) -> count, for the partitions read in
         self.counts: dict[int, dict[tuple[int, str], dict[str, Any]]] = {}
 
@@ -107,10 +112,16 @@ class PriorityBoard:
     def observe(self, item: SourcedEvent, state: Customer, signals: list[Signal],
                 top: bool | None) -> None:
         """An applied event's signals, with the customer's state after it and whether
-        they are in the top value band (None: no band known)."""
+        they are in the top value band (None: no band known); or a new profile (no
+        signals), whose value the issues the customer counts in take."""
+        event = item.event
+        if isinstance(event, CustomerProfile):
+            if state.profile is not None:
+                self._seen.append(_Seen(event.customer_id, "c", item.offset, 0.0, (), False,
+                                        state.profile[1], top is True, state.profile[0]))
+            return
         if not signals:
             return
-        event = item.event
         answered = isinstance(event, Feedback)
         self._seen.append(_Seen(
             event.customer_id, "f" if answered else "i", item.offset,
@@ -127,6 +138,26 @@ class PriorityBoard:
         moved: dict[tuple[int, str], None] = {}
         marks: dict[bytes, Marks] = {}
         for entry in seen:
+            if entry.source == "c":
+                top: bool | None = None
+                for start in (current, previous):
+                    key = mark_key(start, entry.customer_id)
+                    mark = marks.get(key)
+                    if mark is None:
+                        raw = self.load(key)
+                        if raw is None:
+                            continue
+                        mark = marks[key] = decode_mark(raw)
+                    if top is None:
+                        top = bool(self.top_of(entry.segment or "", entry.value or 0.0)) \
+                            if self.top_of is not None else entry.top
+                    for group in list(mark):
+                        count = counts.get((start, group))
+                        if count is not None and revalue(count, mark, group, entry.value or 0.0,
+                                                         top, entry.offset):
+                            moved[start, group] = None
+                            self._results["revalued"] += 1
+                continue
             start = signal_window(entry.at, self.config)
             if start not in (current, previous):
                 self._results["too_old" if start < previous else "ahead"] += len(entry.groups)

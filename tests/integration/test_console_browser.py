@@ -48,8 +48,6 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
         send(settings, settings.topic_customers, [
             profile(customer_id="chloe", segment="smb", value=2400, region="FR",
                     updated_at=now)])
-        # the profile first: the priorities count her value from her first signal on
-        worker.wait_for("cxstream_events_folded_total", 1, kind="customer")
         send(settings, settings.topic_interactions, [interaction(
             event_id="chloe-call", customer_id="chloe", channel="phone", touchpoint="support",
             outcome="abandoned", occurred_at=now)])

@@ -1,7 +1,8 @@
-"""Priorities on the real broker: a scripted day where three high-value customers' failed
-deliveries (none of them answers a survey) outrank ten low-value customers' billing
-complaints by revenue at stake, with a duplicate, a late event and yesterday's window
-for the trend; the same ranking through `cxstream priorities`."""
+"""Priorities on the real broker: a scripted day where four high-value customers' failed
+deliveries (none of them answers a survey; one before their profile is known) outrank
+ten low-value customers' billing complaints by revenue at stake, with a duplicate, a
+late event and yesterday's window for the trend; the same ranking through
+`cxstream priorities`."""
 
 from __future__ import annotations
 
@@ -77,7 +78,10 @@ def test_a_few_silent_high_value_customers_outrank_many_low_value_ones(
         failed_delivery("d-h3", "h3", today(0.2)),  # late: older than the ones before
         interaction(event_id="ok-l2", customer_id="l2", channel="delivery",
                     touchpoint="delivery", outcome="success", occurred_at=today(0.4)),
+        failed_delivery("d-h4", "h4", today(0.7)),  # before h4's profile is known
     ]
+    late_profile = profile(customer_id="h4", segment="enterprise", value=8000.0,
+                           updated_at=yesterday(30))
     answers = ([billing_answer(f"y-l{n}", f"l{n}", yesterday(3)) for n in range(1, 5)]
                + [billing_answer(f"f-l{n}", f"l{n}", today(0.2 + n / 20))
                   for n in range(1, 11)])
@@ -91,14 +95,17 @@ def test_a_few_silent_high_value_customers_outrank_many_low_value_ones(
                         kind="interaction", outcome="applied")
         worker.wait_for("cxstream_events_folded_total", 1, kind="interaction",
                         outcome="duplicate")
+        send(settings, settings.topic_customers, [late_profile])  # revalues h4's issue
+        worker.wait_for("cxstream_events_folded_total", len(profiles) + 1, kind="customer")
         send(settings, settings.topic_feedback, answers)
         worker.wait_for("cxstream_events_folded_total", len(answers), kind="feedback",
                         outcome="applied")
-        # every signal looked at: 6 failed or escalated interactions and 14 answers
-        worker.wait_for("cxstream_priority_signals_total", 20)
+        # every signal looked at: 7 failed or escalated interactions and 14 answers, and
+        # h4's issue revalued by their profile
+        worker.wait_for("cxstream_priority_signals_total", 22)
         samples = worker.metrics()
         results = {result: total(samples, "cxstream_priority_signals_total", result=result)
-                   for result in ("counted", "again")}
+                   for result in ("counted", "again", "revalued")}
         api = Api(int(run["web_port"]))
         at = now.isoformat()
         by_value = api.get("/api/priorities", at=at)
@@ -110,21 +117,22 @@ def test_a_few_silent_high_value_customers_outrank_many_low_value_ones(
                                    env={**env, "COLUMNS": "200"})
     finally:
         assert worker.stop() == 0
-    # delivery: 3 customers today (h1 twice: again), 1 yesterday; billing: l1 silent
-    # then answered (both move the count), 9 more today, 4 yesterday
-    assert results == {"counted": 19, "again": 1}
+    # delivery: 4 customers today (h1 twice: again; h4 before their profile, then
+    # revalued), 1 yesterday; billing: l1 silent then answered (both move the count),
+    # 9 more today, 4 yesterday
+    assert results == {"counted": 20, "again": 1, "revalued": 1}
     assert by_value["window"]["start"] == start_at.isoformat()
     rows = [(r["rank"], r["issue"], r["customers"], r["silent"], r["answered"], r["value"],
              r["top_customers"], r["top_value_share"], r["previous"], r["trend"], r["few"])
             for r in by_value["issues"]]
     assert rows == [
-        (1, "touchpoint:delivery", 3, 3, 0, 24000.0, 3, 1.0,
+        (1, "touchpoint:delivery", 4, 4, 0, 32000.0, 4, 1.0,
          {"customers": 1, "value": 8000.0}, "rising", False),
         (2, "touchpoint:billing", 10, 0, 10, 300.0, 0, 0.0,
          {"customers": 4, "value": 120.0}, "rising", False)]
     assert [r["issue"] for r in by_customers["issues"]] == ["touchpoint:billing",
                                                             "touchpoint:delivery"]
-    assert [(r["key"], r["customers"]) for r in by_area["issues"]] == [("delivery", 3),
+    assert [(r["key"], r["customers"]) for r in by_area["issues"]] == [("delivery", 4),
                                                                        ("trust", 10)]
     assert printed.exit_code == 0, printed.output
     assert json.loads(printed.output)["issues"] == by_value["issues"]

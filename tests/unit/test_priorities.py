@@ -24,8 +24,9 @@ from cxstream.alerts.priorities import (
     empty_count,
     priority_score,
     ranking,
+    revalue,
 )
-from cxstream.schemas.events import Feedback, Interaction
+from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import SourcedEvent
 from cxstream.scoring.plain import Customer
@@ -51,7 +52,7 @@ def test_a_customer_counts_once_per_issue_and_window() -> None:
     assert not count_signal(count, marks, "touchpoint:delivery", False, 500.0, True, "i", 2)
     assert (count["customers"], count["silent"], count["value"]) == (1, 1, 500.0)
     assert (count["top_customers"], count["top_value"]) == (1, 500.0)
-    assert marks == {"touchpoint:delivery": 0}
+    assert marks == {"touchpoint:delivery": [0, 500.0, 1]}
 
 
 def test_a_silent_customer_who_answers_moves_from_silent_to_answered() -> None:
@@ -59,10 +60,30 @@ def test_a_silent_customer_who_answers_moves_from_silent_to_answered() -> None:
     count_signal(count, marks, "touchpoint:delivery", False, 80.0, False, "i", 5)
     assert count_signal(count, marks, "touchpoint:delivery", True, 80.0, False, "f", 3)
     assert (count["customers"], count["silent"], count["value"]) == (1, 0, 80.0)
-    assert marks == {"touchpoint:delivery": 1}
+    assert marks == {"touchpoint:delivery": [1, 80.0, 0]}
     # a later silent signal leaves them answered
     assert not count_signal(count, marks, "touchpoint:delivery", False, 80.0, False, "i", 9)
-    assert count["silent"] == 0 and marks == {"touchpoint:delivery": 1}
+    assert count["silent"] == 0 and marks == {"touchpoint:delivery": [1, 80.0, 0]}
+
+
+def test_a_customer_counts_for_their_latest_value_and_band() -> None:
+    count, marks = empty_count(), {}
+    # the first signal came before the profile: no value known yet
+    count_signal(count, marks, "touchpoint:delivery", False, None, False, "i", 1)
+    assert (count["customers"], count["value"]) == (1, 0.0)
+    # the next signal knows it: the count takes it, the customer still counts once
+    assert count_signal(count, marks, "touchpoint:delivery", False, 900.0, True, "i", 2)
+    assert (count["customers"], count["value"], count["top_customers"],
+            count["top_value"]) == (1, 900.0, 1, 900.0)
+    # a new profile: the value and band follow it (offsets of the customers topic)
+    assert revalue(count, marks, "touchpoint:delivery", 300.0, False, 5)
+    assert (count["value"], count["top_customers"], count["top_value"]) == (300.0, 0, 0.0)
+    assert not revalue(count, marks, "touchpoint:delivery", 300.0, False, 6)  # the same
+    assert not revalue(count, {"other": [0, 1.0, 0]}, "touchpoint:delivery", 5.0, False, 7)
+    # the same profile read again after a crash: nothing moves twice
+    assert not revalue(count, {"touchpoint:delivery": [0, 900.0, 1]},
+                       "touchpoint:delivery", 300.0, False, 5)
+    assert count["value"] == 300.0
 
 
 def test_a_signal_read_again_after_a_crash_moves_nothing_but_the_marks() -> None:
@@ -70,7 +91,7 @@ def test_a_signal_read_again_after_a_crash_moves_nothing_but_the_marks() -> None
     count_signal(count, marks, "topic:billing", True, 10.0, False, "f", 7)
     lost_marks: dict[str, int] = {}  # the count was written, the marks were not
     assert not count_signal(count, lost_marks, "topic:billing", True, 10.0, False, "f", 7)
-    assert count["customers"] == 1 and lost_marks == {"topic:billing": 1}
+    assert count["customers"] == 1 and lost_marks == {"topic:billing": [1, 10.0, 0]}
     # offsets are per input topic: offset 7 of the interactions topic is another event
     assert count_signal(count, {}, "topic:billing", False, 5.0, False, "i", 7)
     assert count["customers"] == 2
@@ -284,8 +305,8 @@ def test_the_board_counts_writes_counts_before_marks_and_serves_shares() -> None
     assert keys[:2] == [count_key(1, start, "touchpoint:delivery"),
                         count_key(1, start, "topic:staff")]
     assert set(keys[2:]) == {mark_key(start, "a"), mark_key(start, "c")}
-    assert decode_mark(data[mark_key(start, "c")]) == {"touchpoint:delivery": 1,
-                                                         "topic:staff": 1}
+    assert decode_mark(data[mark_key(start, "c")]) == {"touchpoint:delivery": [1, 40.0, 0],
+                                                         "topic:staff": [1, 40.0, 0]}
     stored = orjson.loads(data[count_key(1, start, "touchpoint:delivery")])
     assert (stored["customers"], stored["silent"], stored["value"],
             stored["top_value"]) == (2, 1, 940.0, 900.0)
@@ -314,6 +335,31 @@ def test_a_recovered_board_reads_its_counts_and_keeps_counting_once() -> None:
     observe(again, data, 0, [(failed("e2", "a", T, 4), a, False),
                              (failed("e3", "b", T, 5), customer("b", None), None)])
     assert again.counts[0][start, "touchpoint:delivery"]["customers"] == 2
+
+
+def profile_of(customer: str, value: float, offset: int) -> SourcedEvent:
+    return SourcedEvent(CustomerProfile(customer_id=customer, segment="consumer",
+                                        value=value, updated_at=T), offset, 0.0)
+
+
+def test_a_profile_read_after_the_signals_gives_the_issues_its_value() -> None:
+    clock = Clock(T)
+    b, data, metrics = board(clock)
+    b.top_of = lambda segment, value: value >= 1000
+    late = customer("late", None)  # the call came before the profile
+    observe(b, data, 0, [(failed("e1", "late", T, 1), late, None)])
+    start, _ = counted_windows(T.timestamp(), CONFIG)
+    assert b.counts[0][start, "touchpoint:delivery"]["value"] == 0.0
+    late.profile = ("consumer", 5000.0, None, None, 0)
+    b.begin()
+    b.observe(profile_of("late", 5000.0, 3), late, [], None)
+    b.observe(profile_of("nobody", 10.0, 4), customer("nobody", 10.0), [], None)
+    writes = b.finish(0)
+    count = b.counts[0][start, "touchpoint:delivery"]
+    assert (count["customers"], count["value"], count["top_value"]) == (1, 5000.0, 5000.0)
+    assert count_key(0, start, "touchpoint:delivery") in writes
+    assert mark_key(start, "nobody") not in writes  # counted in no issue: nothing written
+    assert results(metrics)["revalued"] == 1
 
 
 def test_old_windows_are_deleted_and_an_erased_customer_loses_their_marks() -> None:
