@@ -197,6 +197,8 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[
         else None
     board = (PriorityBoard(rules_config.priorities, _Table("issue_priorities", "raw"), metrics)
              if rules_config.priorities.enabled else None)
+    if board is not None:  # as the worker sets it (streams.app)
+        board.top_of = lambda segment, value: bands.current.flags(segment, value)["high_value"]
     writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
                          metrics, index, reactions,
                          drop, BulkChangelog(count), bands=lambda: bands.current,
