@@ -282,21 +282,27 @@ class CustomerAlerts:
         severity = max((t.severity for t in triggers), key=SEVERITY_RANK.__getitem__)
         if active:
             target = active[0]
-            severity = max(severity, target.severity, key=SEVERITY_RANK.__getitem__)
-            key, occurrences, created = target.alert_id, target.occurrences + 1, target.created_at
-            status = "folded"
+            key, created, status = target.alert_id, target.created_at, "folded"
+            # one counter per alert, whatever rules folded into it: each rule's entry of
+            # this alert carries the alert's count, and the next update takes the highest
+            # plus one (a count per rule gave two updates the same number, so the same id)
+            same = [alert for alert in cooling.values() if alert.alert_id == key]
+            occurrences = max(alert.occurrences for alert in same) + 1
+            severity = max([severity, *(alert.severity for alert in same)],
+                           key=SEVERITY_RANK.__getitem__)
         else:
             # not the lead rule's: which rules fire can depend on the value bands, which may
             # differ when the event is read again by another worker after a crash, and the
             # same cause must keep its one alert (and its id)
             key = alert_id(CUSTOMER_ALERT, cause.customer_id, cause.cause_id)
             occurrences, created, status = 1, self.now(), "new"
+        for rule, entry in list(cooling.items()):
+            if entry.alert_id == key:  # every rule of this alert, fired now or before
+                cooling[rule] = entry.model_copy(
+                    update={"occurrences": occurrences, "severity": severity})
         for trigger in triggers:
             current = cooling.get(trigger.rule)
-            if current is not None and current.alert_id == key:
-                cooling[trigger.rule] = current.model_copy(
-                    update={"occurrences": occurrences, "severity": severity})
-            elif current is None or at >= current.until:
+            if current is None or (current.alert_id != key and at >= current.until):
                 cooling[trigger.rule] = OpenAlert(
                     alert_id=key, rule=trigger.rule, severity=severity,
                     until=at + timedelta(hours=trigger.cooldown_hours),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxstream.alerts.building import alert_id, route
 from cxstream.alerts.config import DetractorRule, SocialNegativeRule, load_rules
@@ -147,3 +150,48 @@ def test_the_same_cause_keeps_its_alert_id_whichever_rules_fire() -> None:
     _, [(_, as_standard)] = answer(alerts_for(high=set()), with_profile(), fb(score=2))
     assert (as_high.rule, as_standard.rule) == ("high_value_at_risk", "detractor")
     assert as_high.alert_id == as_standard.alert_id
+
+
+# -- one count per alert ---------------------------------------------------------------
+# A step is (minutes after the first, what happens): a detractor answer, a negative social
+# post, or the customer's value band changing (high or not) with the rules run again.
+STEP = st.tuples(st.integers(min_value=0, max_value=60 * 30),
+                 st.sampled_from(["detractor", "social", "high", "low"]))
+
+
+def _run(steps: list[tuple[int, str]]) -> list[Any]:
+    high: set[str] = set()
+    engine = alerts_for(high)
+    state, published = with_profile(), []
+    for n, (minutes, kind) in enumerate(sorted(steps, key=lambda step: step[0])):
+        if kind == "detractor":
+            state, raised = answer(engine, state, fb(minutes, event_id=f"f-{n}", score=1))
+        elif kind == "social":
+            post = ix(minutes, event_id=f"i-{n}", channel="social", sentiment=-0.9)
+            after = apply_interaction(state, post, RULES)
+            state, raised = engine.react(post, state, after, [])
+        else:
+            report_before = engine.report_of(state)
+            high.clear()
+            high.update({"c-1"} if kind == "high" else set())
+            state, raised = engine.react_to_value(f"v-{n}", state, state, report_before)
+        published += [alert for _, alert in raised]
+    return published
+
+
+@given(st.lists(STEP, max_size=14))
+@settings(max_examples=200, deadline=None)
+def test_an_alerts_updates_are_numbered_one_by_one_whatever_rules_fold_in(
+        steps: list[tuple[int, str]]) -> None:
+    by_alert: dict[str, list[int]] = {}
+    for alert in _run(steps):
+        by_alert.setdefault(alert.alert_id, []).append(alert.occurrences)
+    for numbers in by_alert.values():
+        assert numbers == list(range(1, len(numbers) + 1))  # so no two share an event id
+
+
+def test_a_detractor_folded_after_a_value_change_gets_the_next_number() -> None:
+    # the case seen on a cluster: the detractor's own entry said 1, the value rule's 2
+    published = _run([(0, "detractor"), (1, "high"), (2, "detractor")])
+    assert [alert.occurrences for alert in published] == [1, 2, 3]
+    assert len({alert.alert_id for alert in published}) == 1
