@@ -144,6 +144,13 @@ def log_line(alert: Alert) -> str:
             f"{who} → {alert.owner}: {alert.summary} [{alert.alert_id}]")
 
 
+def masked_url(url: str) -> str:
+    """A webhook URL as logs and reasons may show it: scheme and host, the rest masked (a
+    Slack webhook's path is its credential)."""
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.host}/***"
+
+
 class WebhookSender:
     """POSTs alerts; raises Transient- or PermanentDeliveryError on failure. Redirects
     are not followed: a 3xx is a wrong URL, refused for good."""
@@ -167,8 +174,9 @@ class WebhookSender:
                                           datetime.fromtimestamp(now, UTC)))
         try:
             response = await self.client.post(self.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:  # the URL is a secret: never in a reason or log
+            reason = str(exc).replace(self.url, masked_url(self.url))
+            raise TransientDeliveryError(f"{type(exc).__name__}: {reason}") from exc
         classify(response.status_code, response.headers.get("Retry-After"), response.text,
                  self.clock())
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cxstream.scoring.bounds import ID_CHARS, INT_BYTES, LANGUAGE_CHARS, PREFIX_BYTES, text_bytes
 
 SurveyName = Literal["nps", "csat", "ces"]
 OutcomeName = Literal["success", "failure", "abandoned", "escalated"]
@@ -33,6 +35,11 @@ MINUTE_US = 60 * 1_000_000
 KEPT = 16
 #: decisions kept per customer for the API (newest last)
 DECISIONS_KEPT = 10
+#: requests sent remembered per customer, newest kept (they are also forgotten by time;
+#: with the shipped windows, at most 33 fit in the horizon)
+SENT_KEPT = 64
+#: the longest a trigger's name may be
+TRIGGER_NAME_CHARS = 64
 
 #: why a request was not sent (the metric's ``reason`` label and the API's)
 Reason = Literal["segment_opted_out", "trigger_interval", "recently_surveyed",
@@ -47,7 +54,7 @@ class SurveyTrigger(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=TRIGGER_NAME_CHARS, pattern=r"^[a-z0-9_-]+$")
     survey: SurveyName
     touchpoints: list[str] = []
     channels: list[str] = []
@@ -342,20 +349,54 @@ def record(memory: SurveyMemory, candidate: Candidate, decision: Decision, at: i
     before both ``at`` and the clock is forgotten: a later decision is taken at a time no
     earlier than the clock minus the longest wait, so it cannot come within a window of
     it."""
-    waiting = [d for c, d in memory.pending if c.request_id == candidate.request_id]
-    if decision.action == "later" and waiting and waiting[0] == decision:
-        return  # looked at again, still waiting for the same thing
-    memory.pending = [(c, d) for c, d in memory.pending
-                      if c.request_id != candidate.request_id]
+    trigger, cause = candidate.trigger, candidate.cause
+    # at most one request waits per trigger: found by trigger, not by a hash of every
+    # waiting request, so a decision costs the same whatever the memory holds
+    waiting = next(((c, d) for c, d in memory.pending if c.trigger == trigger), None)
+    if waiting is not None and waiting[0].cause == cause:
+        if decision.action == "later" and waiting[1] == decision:
+            return  # looked at again, still waiting for the same thing
+        memory.pending.remove(waiting)
     if decision.action == "send":
-        memory.sent.append((at, candidate.survey, candidate.trigger))
+        memory.sent.append((at, candidate.survey, trigger))
         memory.sent.sort()
+        del memory.sent[:-SENT_KEPT]
     elif decision.action == "later":
-        memory.pending.append((candidate, decision))
+        if waiting is None or waiting[0].cause == cause:
+            memory.pending.append((candidate, decision))
+        elif waiting[0].cause_at <= candidate.cause_at:  # the newer interaction's replaces it
+            memory.pending[memory.pending.index(waiting)] = (candidate, decision)
+        else:
+            return  # a newer request of this trigger already waits
     memory.decisions = [*memory.decisions, (candidate.request_id, candidate.survey,
                                             decision.action, decision.reason, at)
                         ][-DECISIONS_KEPT:]
     forget_before(memory, min(at, now) - horizon)
+
+
+#: the longest of the short words a memory holds (survey, action, reason, request id)
+WORD_CHARS = max(len("survey-") + 24, *(len(r) for r in get_args(Reason)))
+
+
+def memory_bytes_bound(config: Surveys) -> int:
+    """The most bytes one customer's SurveyMemory can take in the table (prefix
+    included), whatever they did: every list at its cap, every string at its longest.
+    Lists are capped by SENT_KEPT, KEPT, DECISIONS_KEPT and one waiting request per
+    trigger; each element is counted with its brackets and comma. Words (survey, action,
+    reason, request id) and trigger names are ASCII of known length; ids and names come
+    from the contract and may hold any character."""
+    number, name = INT_BYTES + 1, text_bytes(ID_CHARS) + 1
+    word, trigger = 2 + WORD_CHARS + 1, 2 + TRIGGER_NAME_CHARS + 1
+    sent = 3 + number + word + trigger
+    answer = 3 + number + word
+    candidate = (3 + trigger + word + 5 * name + 2 * number
+                 + 3 + 3 * word + number)  # [candidate, [action, reason, due]]
+    decision = 3 + 4 * word + number
+    language = 3 + number + text_bytes(LANGUAGE_CHARS)
+    keys = 6 * len('"s":,') + 2
+    return (PREFIX_BYTES + keys + 2 * 6 + SENT_KEPT * sent + KEPT * answer
+            + KEPT * number + language + max(len(config.triggers), 1) * candidate
+            + DECISIONS_KEPT * decision)
 
 
 def forget_before(memory: SurveyMemory, limit: int) -> None:

@@ -253,15 +253,20 @@ def config_check(config: ConfigOption = None, output: OutputOption = Output.text
     mistake); print the effective configuration, secrets masked."""
     from cxstream.alerts.config import RulesError, load_rules
     from cxstream.alerts.topics import LexiconError, load_tagger
+    from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
     from cxstream.streams.users import UsersError, load_users
 
     settings = settings_or_exit(config=config)
     try:
-        load_rules(settings.rules_file)
+        rules = load_rules(settings.rules_file)
         load_tagger(settings.lexicons_dir)
         load_users(settings.users_file, None)
     except (RulesError, LexiconError, UsersError) as exc:
         raise _fail(str(exc), 2) from exc
+    bounds = value_bounds(settings, rules)
+    problems = bound_problems(bounds, request_limit(settings))
+    if problems:
+        raise _fail("\n".join(problems), 2)
     effective = settings.model_dump(mode="json")  # SecretStr values come out masked
     if output is Output.json:
         _print_json(effective)
@@ -270,6 +275,11 @@ def config_check(config: ConfigOption = None, output: OutputOption = Output.text
     for name, value in effective.items():
         table.add_row(f"CXSTREAM_{name.upper()}", "" if value is None else str(value))
     console.print(table)
+    sizes = Table("store", "largest value (bytes)", "settings that decide it",
+                  title=f"table values at their caps (limit {request_limit(settings)} bytes)")
+    for bound in bounds:
+        sizes.add_row(bound.store, str(bound.max_bytes), ", ".join(bound.settings))
+    console.print(sizes)
     err_console.print("settings, rules, users and lexicons are valid")
 
 

@@ -32,6 +32,7 @@ CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
 TEST_PREFIX = f"{ENV_PREFIX}TEST_"
 #: the command line's own variables (a user's token for `cxstream alerts`), not settings
 CLI_VARIABLES = frozenset({f"{ENV_PREFIX}USER_TOKEN"})
+_WEBHOOK_URL = re.compile(r"^https?://\S+$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 
@@ -168,8 +169,9 @@ class Settings(BaseSettings, Conventions, StateRules):
     """folder of `<language>.yaml` topic lexicons."""
     topic_alerts_deadletter: str = "cx.alerts.deadletter"
     """alerts the webhook refused for good."""
-    webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
-    """URL the alerts are posted to (unset: no webhook)."""
+    webhook_url: SecretStr | None = None
+    """URL the alerts are posted to (unset: no webhook); a secret (a Slack webhook URL is a
+    credential), masked wherever settings are printed."""
     webhook_secret: SecretStr | None = None
     """the webhook's Standard Webhooks signing key (`whsec_<base64>`, or any string)."""
     webhook_previous_secret: SecretStr | None = None
@@ -260,6 +262,14 @@ class Settings(BaseSettings, Conventions, StateRules):
     def _check_topic(cls, value: str) -> str:
         if not _TOPIC_NAME.match(value) or value in {".", ".."}:
             raise ValueError(f"not a valid Kafka topic name: {value!r}")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_URL.match(value.get_secret_value()):
+            raise ValueError("expected an http:// or https:// URL without spaces "
+                             "(the value is a secret and is not repeated here)")
         return value
 
     @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "rules_file", "users_file")

@@ -375,7 +375,8 @@ def start_webhook_sink(app: Any, settings: Settings, config: RulesConfig,
         return WebhookSender(url, secrets, settings.webhook_format,
                              settings.webhook_timeout_seconds)
     senders = {url: sender_to(url) for url in urls}
-    default = sender_to(settings.webhook_url) if settings.webhook_url else None
+    default = (sender_to(settings.webhook_url.get_secret_value()) if settings.webhook_url
+               else None)
     sink = WebhookSink(settings, default, metrics, config=config,  # type: ignore[arg-type]
                        senders=senders)
 

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from cxstream.alerts.config import RulesError, load_rules
 from cxstream.alerts.topics import LexiconError, load_tagger
 from cxstream.streams.app import FaustEnvironmentError, build_app, check_faust_environment
+from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
 from cxstream.streams.clients import (
     TopicLayoutError,
     ensure_topics,
@@ -55,7 +56,10 @@ def run_worker(settings: Settings) -> None:
     try:
         check_faust_environment(os.environ)
         install()  # the supported Faust and aiokafka, with cxstream's fixes
-        load_rules(settings.rules_file)  # validate before touching Kafka
+        rules = load_rules(settings.rules_file)  # validate before touching Kafka
+        problems = bound_problems(value_bounds(settings, rules), request_limit(settings))
+        if problems:
+            raise WorkerStartError("\n".join(problems))
         load_tagger(settings.lexicons_dir)
         load_users(settings.users_file, None)
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))

@@ -109,3 +109,23 @@ def test_the_reference_names_every_setting_with_its_meaning() -> None:
     for name, field in Settings.model_fields.items():
         assert f"`CXSTREAM_{name.upper()}`" in text
         assert field.description, name
+
+
+def test_config_check_masks_the_webhook_url_and_shows_the_value_bounds() -> None:
+    url = "https://hooks.slack.test/services/T000/B000/a-secret-path"
+    env = {"CXSTREAM_WEBHOOK_URL": url, "CXSTREAM_WEBHOOK_SECRET": "whsec_c2VjcmV0c2VjcmV0"}
+    result = runner.invoke(app, ["config", "check", "-o", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["webhook_url"] == "**********"
+    assert "a-secret-path" not in result.output
+    result = runner.invoke(app, ["config", "check"], env=env, terminal_width=200)
+    assert "a-secret-path" not in result.output
+    assert "survey_memory" in result.output and "hot state" in result.output
+
+
+def test_config_check_refuses_caps_under_which_a_value_outgrows_the_request_limit() -> None:
+    result = runner.invoke(app, ["config", "check"],
+                           env={"CXSTREAM_SEEN_EVENT_IDS_KEPT": "100000"})
+    assert result.exit_code == 2
+    assert "CXSTREAM_SEEN_EVENT_IDS_KEPT" in result.output
+    assert "CXSTREAM_PRODUCER_MAX_REQUEST_BYTES" in result.output

@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from cxstream.alerts.surveys import AfterFailure, Fatigue, Surveys
+from cxstream.alerts.surveys import AfterFailure, Fatigue, Surveys, memory_bytes_bound
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.scoring.fold import SourcedEvent
 from cxstream.scoring.plain import Customer, to_us
@@ -192,3 +192,22 @@ def test_a_memory_changed_by_a_failed_fold_is_read_again_from_the_table() -> Non
     survey_desk.drop_decoded(["gus"])  # what the state writer does when a fold fails
     memory = survey_desk._memory("gus")
     assert memory.answers == [] and len(memory.sent) == 1
+
+
+# -- one noisy customer ------------------------------------------------------------------
+
+def test_ten_thousand_failed_interactions_of_one_customer_keep_their_memory_bounded() -> None:
+    # a shared guest account or a producer's retry loop: every failed interaction defers
+    # the periodic NPS request; one request waits per trigger, the newest
+    config = Surveys()
+    desk_, data, _ = desk(config, Clock(T + timedelta(days=1)))
+    state = customer("c-noisy")
+    bound = memory_bytes_bound(config)
+    for start in range(0, 10_000, 500):
+        apply(desk_, data, 0, [(delivery(f"i{n}", "c-noisy", n // 60, outcome="failure"),
+                                state) for n in range(start, start + 500)])
+        assert len(data[memory_key("c-noisy")]) <= bound
+    memory = decode_memory(data[memory_key("c-noisy")])
+    assert len(memory.pending) == 1  # relationship-nps, for the newest failure
+    [(waiting, _)] = memory.pending
+    assert waiting.cause == "i9999"

@@ -4,6 +4,7 @@ property that no two requests sent to a customer are ever nearer than a window."
 from __future__ import annotations
 
 import itertools
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
@@ -11,13 +12,17 @@ from hypothesis import strategies as st
 
 from cxstream.alerts.surveys import (
     DAY_US,
+    DECISIONS_KEPT,
     HOUR_US,
     KEPT,
     MINUTE_US,
+    SENT_KEPT,
+    TRIGGER_NAME_CHARS,
     AfterFailure,
     Candidate,
     Decision,
     Fatigue,
+    Reason,
     SegmentCaps,
     SurveyMemory,
     Surveys,
@@ -25,11 +30,14 @@ from cxstream.alerts.surveys import (
     candidates,
     decide,
     language_of,
+    memory_bytes_bound,
     note_answer,
     note_failure,
     record,
     request_id,
 )
+from cxstream.scoring.bounds import ID_CHARS, LANGUAGE_CHARS
+from cxstream.streams.surveys import encode_memory
 
 T0 = 1_780_000_000 * 1_000_000  # a fixed event time
 
@@ -258,3 +266,39 @@ def test_forgetting_past_the_horizon_changes_no_decision(
     _, _, kept_all = run(config, stream, 10**18)
     _, _, pruned = run(config, stream, config.horizon_us())
     assert pruned == kept_all
+
+
+# -- the bound ---------------------------------------------------------------------------
+
+def worst_memory(config: Surveys) -> SurveyMemory:
+    """Every list at its cap, every string at its longest and of the character that takes
+    most bytes in JSON (a control character, written \\u00XX)."""
+    long_id, big = "\x00" * ID_CHARS, -(2**63)
+    name = "x" * TRIGGER_NAME_CHARS  # trigger names are [a-z0-9_-]
+    reason = max(get_args(Reason), key=len)
+    candidate = Candidate(name, "csat", long_id, long_id, big, long_id, long_id, big, long_id)
+    return SurveyMemory(
+        sent=[(big, "csat", name)] * SENT_KEPT, answers=[(big, "csat")] * KEPT,
+        failures=[big] * KEPT, language=(big, "x" * LANGUAGE_CHARS),
+        pending=[(candidate, Decision("suppress", reason, big))] * len(config.triggers),
+        decisions=[("survey-" + "f" * 24, "csat", "suppress", reason, big)] * DECISIONS_KEPT)
+
+
+@pytest.mark.parametrize("config", [Surveys(), Surveys(triggers=[
+    SurveyTrigger(name=f"t{n}", survey="nps") for n in range(12)])])
+def test_the_worst_memory_stays_under_its_computed_bound(config: Surveys) -> None:
+    raw = encode_memory(2**31, worst_memory(config))
+    assert len(raw) <= memory_bytes_bound(config)
+    assert memory_bytes_bound(config) < 2 * len(raw)  # and the bound is not a guess
+
+
+def test_requests_sent_are_kept_up_to_their_cap_and_one_waits_per_trigger() -> None:
+    config = Surveys(fatigue=Fatigue(per_survey_days={}, any_survey_days=0))
+    memory = SurveyMemory()
+    for n in range(SENT_KEPT * 3):
+        record(memory, csat(T0 + n, f"i{n}"), Decision("send"), T0 + n, T0, config.horizon_us())
+    assert len(memory.sent) == SENT_KEPT and memory.sent[-1][0] == T0 + SENT_KEPT * 3 - 1
+    later = Decision("later", "recent_failure", T0 + HOUR_US)
+    for n in (5, 9, 7):  # out of order: the newest interaction's request waits
+        record(memory, csat(T0 + n * MINUTE_US, f"w{n}"), later, T0, T0, config.horizon_us())
+    assert [c.cause for c, _ in memory.pending] == ["w9"]

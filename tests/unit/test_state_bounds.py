@@ -1,0 +1,89 @@
+"""Every table value at its caps stays under the bound computed from the settings, and a
+worker refuses settings under which a value could outgrow the producer's request limit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from cxstream.alerts.state import OpenAlert
+from cxstream.scoring.bounds import (
+    ID_CHARS,
+    customer_bytes_bound,
+    interaction_record_bytes,
+    score_record_bytes,
+)
+from cxstream.scoring.customer import TEXT_KEPT, StateRules
+from cxstream.scoring.groups import Counted
+from cxstream.scoring.plain import Customer, encode
+
+BIG = -(2**63)  # the longest integer in JSON
+LATE = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+WORST = "\x00"  # a control character: six bytes in JSON
+
+
+def worst(n: int = 0) -> str:
+    """A longest id of the costliest character, distinct per ``n``."""
+    tail = str(n)
+    return WORST * (ID_CHARS - len(tail)) + tail
+
+
+def worst_customer(rules: StateRules, windows: int) -> Customer:
+    state = Customer(worst())
+    state.profile = (worst(1), 1.7976931348623157e308, worst(2), worst(3), BIG)
+    state.last_scores = {survey: (10, BIG, worst(4)) for survey in ("nps", "csat", "ces")}
+    state.signals = [BIG] * rules.negative_signals_kept
+    state.applied_up_to = {"interaction": BIG, "feedback": BIG, "customer": BIG}
+    state.last_event_at = BIG
+    state.order = {"s": list(range(rules.recent_scores_kept)),
+                   "i": list(range(rules.recent_interactions_kept))}
+    state.remembered = {f"i:{worst(n)}": BIG for n in range(rules.seen_event_ids_kept)}
+    groups = tuple((dimension, worst(5)) for dimension in
+                   ("segment", "channel", "touchpoint", "stage", "agent"))
+    state.counted = {f"window{w}"[:16]: {survey: Counted(start=BIG, score=10, at=LATE,
+                                                          groups=groups)
+                                         for survey in ("nps", "csat", "ces")}
+                     for w in range(windows)}
+    state.alerts = {"open": {rule: OpenAlert(
+        alert_id="customer-" + "f" * 24, rule=rule, severity="critical", until=LATE,
+        occurrences=2**62, first_event_time=LATE, created_at=LATE).model_dump(mode="json")
+        for rule in ("detractor", "high_value_at_risk", "social_negative")}}
+    return state
+
+
+@pytest.mark.parametrize("rules", [StateRules(), StateRules(
+    seen_event_ids_kept=1_000, negative_signals_kept=500, recent_scores_kept=200,
+    recent_interactions_kept=200)])
+def test_the_worst_customer_stays_under_its_computed_bound(rules: StateRules) -> None:
+    raw = encode(2**31, worst_customer(rules, windows=3))
+    bound = customer_bytes_bound(rules, windows=3)
+    assert len(raw) <= bound < 2 * len(raw)
+
+
+def test_the_worst_history_records_stay_under_their_bounds() -> None:
+    import orjson
+
+    text = WORST * TEXT_KEPT
+    answer = [worst(), "csat", 10, BIG, worst(1), worst(2), text, "x" * 35]
+    interaction = [worst(), BIG, worst(1), worst(2), "abandoned", 1.7976931348623157e308,
+                   -0.12345678901234568, text, True]
+    assert len(orjson.dumps(answer)) <= score_record_bytes() < 2 * len(orjson.dumps(answer))
+    assert len(orjson.dumps(interaction)) <= interaction_record_bytes()
+
+
+def test_a_worker_refuses_to_start_with_caps_that_outgrow_the_request_limit() -> None:
+    from cxstream.streams.settings import load_settings
+    from cxstream.streams.worker import WorkerStartError, run_worker
+
+    settings = load_settings({"CXSTREAM_SEEN_EVENT_IDS_KEPT": "100000",
+                              "CXSTREAM_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    with pytest.raises(WorkerStartError, match="CXSTREAM_SEEN_EVENT_IDS_KEPT") as caught:
+        run_worker(settings)  # before any connection to Kafka
+    assert "hot state can reach" in str(caught.value)
+    fits = load_settings({"CXSTREAM_SEEN_EVENT_IDS_KEPT": "100000",
+                          "CXSTREAM_PRODUCER_MAX_REQUEST_BYTES": "104857600"})
+    from cxstream.alerts.config import load_rules
+    from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
+
+    assert bound_problems(value_bounds(fits, load_rules()), request_limit(fits)) == []
