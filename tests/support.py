@@ -274,3 +274,27 @@ def answer(engine: CustomerAlerts, state: CustomerState,
            event: Feedback) -> tuple[CustomerState, list[tuple[str, Any]]]:
     after = apply_feedback(state, event, STATE_RULES)
     return engine.react(event, state, after, TAGGER.tag(event.comment, "en"))
+
+
+class AlertsClient:
+    """The alerts API as one token sees it."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def alerts(self, **params: str) -> list[dict[str, Any]]:
+        response = self.http.get("/api/alerts", params=params)
+        if response.status_code == 503:  # partitions settling after a start
+            return []
+        assert response.status_code == 200, response.text
+        rows: list[dict[str, Any]] = response.json()["alerts"]
+        return rows
+
+    def act(self, alert_id: str, action: str, **body: str) -> httpx.Response:
+        return self.http.post(f"/api/alerts/{alert_id}/{action}", json=body)
+
+
+def lifecycle_records(settings: Any, alert_id: str) -> list[dict[str, Any]]:
+    records = asyncio.run(read_topic(settings, settings.topic_alert_lifecycle))
+    return [orjson.loads(r.value) for r in records if r.key == alert_id.encode() and r.value]

@@ -54,6 +54,7 @@ from cxstream.streams.segment_drops import (
 )
 from cxstream.streams.settings import Settings
 from cxstream.streams.surveys import SurveyOut
+from cxstream.streams.timers import state_timer
 from cxstream.streams.webhook_sink import start_webhook_sink
 
 log = logging.getLogger(__name__)
@@ -240,12 +241,9 @@ def _register_alert_cases(app: Any, settings: Settings, config: RulesConfig,
                                                within=settings.batch_timeout_seconds):
             await cases.take_events([event.message.value for event in events])
 
-    @app.timer(config.lifecycle.check_every_seconds)
+    @state_timer(app, config.lifecycle.check_every_seconds, metrics)
     async def check_alert_deadlines() -> None:
-        try:
-            await cases.check_deadlines()
-        except Exception:  # the next check tries again; nothing is lost meanwhile
-            log.exception("checking alert deadlines failed")
+        await cases.check_deadlines()
 
     return cases
 
@@ -280,7 +278,7 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
             await expiry.maybe_sweep(time.time())
 
     if config.recurring_issue.auto_resolve:
-        @app.timer(min(60.0, config.recurring_issue.window_minutes * 15.0))
+        @state_timer(app, min(60.0, config.recurring_issue.window_minutes * 15.0), metrics)
         async def resolve_recovered_issues() -> None:
             await expiry.resolve_recovered(time.time(), publisher)
 
@@ -481,7 +479,7 @@ def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,
         if resent:
             log.info("%d segment shares sent again after a recovery", len(resent))
 
-    @app.timer(rule.evaluate_every_seconds)
+    @state_timer(app, rule.evaluate_every_seconds, metrics)
     async def check_segment_drops() -> None:
         try:
             await send_again()

@@ -45,6 +45,7 @@ from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.settings import Settings
 from cxstream.streams.state import StateWriter, rebuild_value_index
 from cxstream.streams.surveys import SurveyDesk, load_waiting_surveys
+from cxstream.streams.timers import state_timer
 from cxstream.streams.users import load_users
 from cxstream.streams.value_snapshot import snapshot_folder, write_snapshots
 from cxstream.streams.watchdog import EXIT_STALLED, StallWatchdog
@@ -253,12 +254,12 @@ def build_app(settings: Settings, partition_count: int | None = None,
     watchdog = _register_watchdog(app, settings, metrics)
 
     if desk is not None:
-        @app.timer(rules_config.surveys.check_every_seconds)
+        @state_timer(app, rules_config.surveys.check_every_seconds, metrics)
         async def send_waiting_surveys() -> None:
             async with state_lock:
                 await _send_waiting_surveys(writer, cluster.active_partitions(), guard)
 
-    @app.timer(settings.value_band_refresh_seconds)
+    @state_timer(app, settings.value_band_refresh_seconds, metrics)
     async def refresh_value_bands() -> None:
         await bands.refresh(cluster)
         async with state_lock:

@@ -211,6 +211,11 @@ class WorkerMetrics:
             "cxstream_recovery_remaining_records",
             "Changelog records a table recovery still has to read (0 when none runs).",
             registry=registry)
+        self.timer_ticks = Counter(
+            "cxstream_timer_ticks_total",
+            "Ticks of the timers that act on state, by timer and outcome: ran, failed, or "
+            "waited (the worker was restoring a table, rebalancing or stopping: restoring "
+            "state never acts).", ["timer", "outcome"], registry=registry)
         self.ready = Gauge(
             "cxstream_ready",
             "1 when the worker is ready (GET /readyz answers 200), else 0.",

@@ -5,7 +5,6 @@ touches escalates and is posted again."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
@@ -13,22 +12,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 import yaml
 
-from cxstream.streams.io import read_topic
 from cxstream.streams.settings import load_settings
 from tests.receiver import Receiver
 from tests.support import (
     SECRET,
     TOKEN,
+    AlertsClient,
     base_env,
     configure,
     feedback,
     free_port,
     interaction,
+    lifecycle_records,
     profile,
     send,
     start,
@@ -57,23 +56,6 @@ def write_files(tmp_path: Path) -> tuple[Path, Path]:
     return users, rules
 
 
-class Client:
-    def __init__(self, port: int, token: str) -> None:
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"})
-
-    def alerts(self, **params: str) -> list[dict[str, Any]]:
-        response = self.http.get("/api/alerts", params=params)
-        if response.status_code == 503:  # partitions settling after a start
-            return []
-        assert response.status_code == 200, response.text
-        rows: list[dict[str, Any]] = response.json()["alerts"]
-        return rows
-
-    def act(self, alert_id: str, action: str, **body: str) -> httpx.Response:
-        return self.http.post(f"/api/alerts/{alert_id}/{action}", json=body)
-
-
 def cli(values: dict[str, str], *args: str, token: str | None = None) -> Any:
     env = base_env(**values)
     if token:
@@ -84,11 +66,6 @@ def cli(values: dict[str, str], *args: str, token: str | None = None) -> Any:
     return orjson.loads(done.stdout)
 
 
-def lifecycle_records(settings: Any, alert_id: str) -> list[dict[str, Any]]:
-    records = asyncio.run(read_topic(settings, settings.topic_alert_lifecycle))
-    return [orjson.loads(r.value) for r in records if r.key == alert_id.encode() and r.value]
-
-
 def test_an_alert_is_acknowledged_resolved_survives_a_kill_and_one_left_alone_escalates(
         isolated: dict[str, str], tmp_path: Path) -> None:
     users, rules = write_files(tmp_path)
@@ -97,8 +74,8 @@ def test_an_alert_is_acknowledged_resolved_survives_a_kill_and_one_left_alone_es
                        webhook_url=receiver.url, webhook_secret=SECRET)
     settings = load_settings({}, **values)
     port = int(values["web_port"])
-    alice, machine = Client(port, ALICE), Client(port, TOKEN)
-    bob = Client(port, "bob-token-0123456789abcdef")
+    alice, machine = AlertsClient(port, ALICE), AlertsClient(port, TOKEN)
+    bob = AlertsClient(port, "bob-token-0123456789abcdef")
     worker = start(values, tmp_path, "worker")
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     try:
