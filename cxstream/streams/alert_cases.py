@@ -239,10 +239,13 @@ def parse_time(raw: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise lc.InvalidCommand(f"until: not an ISO 8601 time: {raw!r}") from exc
+        raise lc.InvalidCommand(f"until: not an ISO 8601 time: {raw[:64]!r}") from exc
     if moment.tzinfo is None:
         raise lc.InvalidCommand("until: needs a UTC offset, e.g. 2026-11-23T10:00:00+00:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise lc.InvalidCommand(f"until: out of range in UTC: {raw[:64]!r}") from exc
 
 
 def case_row(case: lc.AlertCase, now: datetime) -> dict[str, Any]:

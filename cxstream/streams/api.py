@@ -298,6 +298,20 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         return cluster.local_value_histograms()
 
 
+def check_text_fields(body: dict[str, Any]) -> None:
+    """Refuse a string that is not text (a lone surrogate, which JSON's \\u escapes can
+    write but no UTF-8 encoder takes), naming its field: it would fail when the case is
+    written, after the action was taken."""
+    for name, value in body.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                field = str(name)[:64].encode("utf-8", "backslashreplace").decode()
+                raise BadRequest(f"{field}: not valid text (a lone surrogate at "
+                                 f"character {exc.start})") from exc
+
+
 def parse_count(raw: str) -> int:
     try:
         value = int(raw)
@@ -473,6 +487,7 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
             raise BadRequest(f"the body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise BadRequest("the body is a JSON object")
+        check_text_fields(body)
         case = await cases.command(alert_id, action, principal, body)
         return {"alert": {**case_row(case, _now()),
                           **case.model_dump(mode="json", exclude={"history"})},

@@ -100,6 +100,13 @@ def test_an_alert_is_acknowledged_resolved_survives_a_kill_and_one_left_alone_es
         assert alice.act("detractor-unknown", "ack").status_code == 404
         assert bob.act(alert_id, "ack").status_code == 404  # bob may not see it
         assert alice.act(alert_id, "resolve", category="shrugged").status_code == 400
+        # inputs that once answered 500 get a 400 naming the field
+        early = alice.act(alert_id, "snooze", until="0001-01-01T00:00:00+14:00")
+        assert early.status_code == 400 and early.json()["error"].startswith("until:")
+        lone = alice.http.post(f"/api/alerts/{alert_id}/note",
+                               content=b'{"text": "call back \\ud800"}',
+                               headers={"Content-Type": "application/json"})
+        assert lone.status_code == 400 and lone.json()["error"].startswith("text:")
 
         assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
         worker = start(values, tmp_path, "worker-again")

@@ -15,8 +15,9 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -366,12 +367,15 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                                                "reload the page and try again."), 403)
         body: dict[str, Any] = {k: v for k, v in form.items()
                                 if k in {"to", "text", "category", "note"} and v}
+        page = f"/console/alerts/{quote(alert_id)}"
         if action == "snooze":
-            body["until"] = snooze_until(form)
+            try:
+                body["until"] = snooze_until(form)
+            except ValueError as exc:  # the API names the field the same way
+                return aioweb.HTTPSeeOther(f"{page}?{urlencode({'error': str(exc)})}")
         response = await console.api(token, "POST",
                                      f"/api/alerts/{quote(alert_id)}/{action}",
                                      json=body)
-        page = f"/console/alerts/{quote(alert_id)}"
         if response.status_code == 200:
             return aioweb.HTTPSeeOther(f"{page}?{urlencode({'done': action})}")
         message = ConsoleError(response)
@@ -443,13 +447,22 @@ def later(iso: str, than: str | None) -> bool:
         return True
 
 
+#: the most hours the snooze form takes (the rules' own limit is checked by the API)
+SNOOZE_FORM_MAX_HOURS = 24 * 366
+
+
 def snooze_until(form: dict[str, str]) -> str:
-    """The form's "snooze for N hours" as a time, or its explicit time."""
+    """The form's "snooze for N hours" as a time, or its explicit time; ValueError names
+    the field when the hours are not a number from 0 to a year (inf, nan, 1e12)."""
     if form.get("until"):
         return form["until"]
+    raw = form.get("hours", "") or "0"
     try:
-        hours = float(form.get("hours", "") or "0")
+        hours = float(raw)
     except ValueError:
-        hours = 0
-    moment = datetime.now(UTC).timestamp() + hours * 3_600
-    return datetime.fromtimestamp(moment, UTC).isoformat()
+        hours = math.nan
+    if not 0 <= hours <= SNOOZE_FORM_MAX_HOURS:  # also false for nan
+        raise ValueError(f"hours: a number of hours from 0 to {SNOOZE_FORM_MAX_HOURS}, "
+                         f"not {raw[:40]!r}")
+    moment = datetime.now(UTC) + timedelta(hours=hours)
+    return moment.isoformat()
