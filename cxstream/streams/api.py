@@ -3,15 +3,24 @@ and the shares behind them.
 
 Every /api endpoint needs ``Authorization: Bearer <token>``: the shared
 CXSTREAM_API_TOKEN (machines; sees every alert) or a user's token from the users file
-(acts as that user). /internal endpoints take the shared token only. Without any token
-configured they all answer 401. /metrics stays open for Prometheus.
+(acts as that user), or a worker's signed acting user (streams.credentials). What a user
+may see: their own and their teams' alerts and customers (a lead or an admin: all), the
+scores of segments, channels, touchpoints and stages; the scores of agents and the raw
+tallies are for leads, admins and machines. Erasure is for admins and machines.
+/internal endpoints take the shared token only. Without any token configured they all
+answer 401. /metrics stays open for Prometheus.
+
+A request for a customer or an alert held by another worker is forwarded to it with
+this worker's own credential and the caller's name signed, never the caller's token.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +30,7 @@ import faust
 import httpx
 from yarl import URL
 
+from cxstream.alerts.building import route, team_of
 from cxstream.alerts.lifecycle import InvalidCommand, TransitionRefused
 from cxstream.alerts.priorities import counted_windows, counts, signal_window
 from cxstream.alerts.priorities import ranking as priority_ranking
@@ -32,12 +42,14 @@ from cxstream.scoring.windows import WindowSpec, from_epoch
 from cxstream.streams.alert_cases import AlertCases, CaseNotFound, case_row, sort_rows
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
+from cxstream.streams.credentials import Credentials
 from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.state import decode_customer
 from cxstream.streams.surveys import memory_key, memory_report
-from cxstream.streams.users import MACHINE, Principal, Users
+from cxstream.streams.users import Principal
 
 METRICS = ("nps", "csat", "ces")
+log = logging.getLogger(__name__)
 
 
 class BadRequest(ValueError):
@@ -85,6 +97,10 @@ class NotFound(LookupError):
     """The requested customer or group does not exist."""
 
 
+class Forbidden(PermissionError):
+    """The caller may not do this (HTTP 403); the message says who may."""
+
+
 class Conflict(ValueError):
     """The alert's status does not allow the change (HTTP 409)."""
 
@@ -94,7 +110,6 @@ class AlertsApi:
     """What the alert endpoints need: the cases, the users, the lifecycle partitions."""
 
     cases: AlertCases
-    users: Users
     partitions: int
 
 
@@ -148,18 +163,19 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
-                 rules: FoldRules, token: str | None,
-                 erase: Callable[[str], Awaitable[bool]] | None = None,
+                 rules: FoldRules, credentials: Credentials, routing: Any,
+                 erase: Callable[[str], Awaitable[Any]] | None = None,
                  alerts: AlertsApi | None = None, survey_memory: Any = None,
                  agent_min_answers: int = 1, priorities: PriorityBoard | None = None
                  ) -> None:
     """Add the API's views to the Faust app (``survey_memory``: the survey requests'
-    table, shown with each customer)."""
+    table, shown with each customer; ``routing``: the rules' routing, which decides whose
+    customer is whose)."""
+    token = credentials.api_token
+    forward = Forwarder(app, credentials)
 
     def principal_of(request: Any) -> Principal | None:
-        if alerts is not None:
-            return alerts.users.from_request(request.headers, {})
-        return MACHINE if is_authorized(request.headers, token) else None
+        return credentials.from_request(request.headers, {})
 
     def json_view(fun: Handler | None = None, *, machine_only: bool = False,
                   with_principal: bool = False) -> Any:
@@ -170,9 +186,9 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
             async def view(web: Any, request: Any, **match: str) -> Any:
                 principal = principal_of(request)
                 if principal is None or (machine_only and not principal.machine):
-                    reason = ("no CXSTREAM_API_TOKEN configured" if not token and (
-                        alerts is None or not alerts.users.by_digest)
-                        else "missing or wrong bearer token")
+                    reason = ("no CXSTREAM_API_TOKEN configured" if not token
+                              and not credentials.users.by_digest
+                              else "missing or wrong bearer token")
                     return web.json({"error": reason}, status=401)
                 if with_principal:
                     match = {**match, "principal": principal}  # type: ignore[dict-item]
@@ -180,6 +196,8 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                     return web.json(await fun(request, **match))
                 except (BadRequest, InvalidCommand) as exc:
                     return web.json({"error": str(exc)}, status=400)
+                except Forbidden as exc:
+                    return web.json({"error": str(exc)}, status=403)
                 except (NotFound, CaseNotFound) as exc:
                     return web.json({"error": str(exc)}, status=404)
                 except (Conflict, TransitionRefused) as exc:
@@ -201,39 +219,53 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                                       lambda: cluster.local_partials(dimension, slices, key))
         return merge_rows(tuple(row) for share in shares for row in share["rows"])
 
-    @app.page("/api/customers/{customer_id}")
-    @app.table_route(table=customers, match_info="customer_id")
-    @json_view
-    async def get_customer(request: Any, customer_id: str) -> Any:
+    @json_view(with_principal=True)
+    async def get_customer(request: Any, customer_id: str, principal: Principal) -> Any:
         raw = customers.get(customer_id.encode())
-        if raw is None:
-            raise NotFound(f"no customer {customer_id!r}")
-        report = customer_report(decode_customer(raw, customers.get), bands.current,
-                                 rules.state)
+        state = None if raw is None else decode_customer(raw, customers.get)
+        if state is None or not principal.can_see(route(state, routing),
+                                                  team_of(state, routing)):
+            raise NotFound(f"no customer {customer_id!r}")  # the same for one not theirs
+        report = customer_report(state, bands.current, rules.state)
         if survey_memory is not None:
             report["surveys"] = memory_report(survey_memory.get(memory_key(customer_id)))
         return report
 
-    @json_view
-    async def erase_customer(request: Any, customer_id: str) -> Any:
-        if erase is None or not await erase(customer_id):
+    @json_view(with_principal=True)
+    async def erase_customer(request: Any, customer_id: str, principal: Principal) -> Any:
+        if not principal.may_erase:
+            raise Forbidden("erasure needs the shared API token or a user of role admin")
+        receipt = None if erase is None else await erase(customer_id)
+        if receipt is None:
             raise NotFound(f"no customer {customer_id!r}")
-        return {"erased": customer_id}
+        log.warning("customer %s erased by %s",
+                    hashlib.sha256(customer_id.encode()).hexdigest()[:12], principal.name)
+        return {"erased": customer_id, "by": principal.name, **receipt}
+
+    class CustomerView(faust.web.View):
+        """GET /api/customers/{customer_id}, answered by the worker that owns them."""
+
+        async def get(self, request: Any, customer_id: str) -> Any:
+            return await forward(self.web, request, customers.name, customer_id.encode(),
+                                 principal_of, lambda: get_customer(
+                                     self, request, customer_id=customer_id))
 
     class EraseCustomer(faust.web.View):
         """POST /api/customers/{customer_id}/erase, answered by the worker that owns it."""
 
-        @app.table_route(table=customers, match_info="customer_id")
         async def post(self, request: Any, customer_id: str) -> Any:
-            return await erase_customer(self, request, customer_id=customer_id)
+            return await forward(self.web, request, customers.name, customer_id.encode(),
+                                 principal_of, lambda: erase_customer(
+                                     self, request, customer_id=customer_id))
 
+    app.page("/api/customers/{customer_id}")(CustomerView)
     app.page("/api/customers/{customer_id}/erase")(EraseCustomer)
 
     @app.page("/api/scores/{dimension}")
-    @json_view
-    async def rank_groups(request: Any, dimension: str) -> Any:
+    @json_view(with_principal=True)
+    async def rank_groups(request: Any, dimension: str, principal: Principal) -> Any:
         query = request.query
-        check_dimension(dimension)
+        check_dimension(dimension, principal)
         spec = pick_window(rules.windows, query.get("window", "day"))
         metric = query.get("metric", "nps")
         if metric not in METRICS:
@@ -254,9 +286,10 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                        rules.journey.order() if dimension == "stage" else None, why_hidden)
 
     @app.page("/api/scores/{dimension}/{key}")
-    @json_view
-    async def get_group_scores(request: Any, dimension: str, key: str) -> Any:
-        check_dimension(dimension)
+    @json_view(with_principal=True)
+    async def get_group_scores(request: Any, dimension: str, key: str,
+                               principal: Principal) -> Any:
+        check_dimension(dimension, principal)
         at = parse_at(request.query.get("at"), _now)
         slices = {(spec.name, start) for spec in rules.windows
                   for start in current_and_previous(spec, at)}
@@ -264,8 +297,10 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         return group_report(dimension, key, rules.windows, at, tallies, rules.conventions)
 
     @app.page("/api/tallies/{dimension}")
-    @json_view
-    async def list_tallies(request: Any, dimension: str) -> Any:
+    @json_view(with_principal=True)
+    async def list_tallies(request: Any, dimension: str, principal: Principal) -> Any:
+        if not principal.sees_all:
+            raise Forbidden("the raw tallies are for leads, admins and the shared API token")
         check_dimension(dimension)
         tallies = await gathered(dimension, None, None)
         return {"dimension": dimension, "tallies": [
@@ -278,7 +313,7 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
         return bands.current.describe()
 
     if alerts is not None:
-        _register_alert_views(app, cluster, alerts, json_view)
+        _register_alert_views(app, cluster, alerts, json_view, forward, principal_of)
     if priorities is not None:
         _register_priority_views(app, cluster, priorities, json_view)
 
@@ -328,9 +363,13 @@ def parse_partition(raw: str) -> int:
     return int(raw)
 
 
-def check_dimension(dimension: str) -> None:
+def check_dimension(dimension: str, principal: Principal | None = None) -> None:
+    """A known dimension, and one ``principal`` may see: an agent's scores are about a
+    person, for leads, admins and machines only."""
     if dimension not in DIMENSIONS:
         raise BadRequest(f"dimension: one of {', '.join(DIMENSIONS)}, not {dimension!r}")
+    if dimension == "agent" and principal is not None and not principal.sees_all:
+        raise Forbidden("the scores of agents are for leads, admins and the shared API token")
 
 
 def _now() -> datetime:
@@ -406,7 +445,8 @@ def _register_priority_views(app: Any, cluster: Cluster, board: PriorityBoard,
 
 
 def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
-                          json_view: Any) -> None:
+                          json_view: Any, forward: Forwarder,
+                          principal_of: Callable[[Any], Principal | None]) -> None:
     cases = alerts.cases
 
     @app.page("/api/alerts")
@@ -433,27 +473,6 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
         return {"partitions": sorted(cases.owned()),
                 "alerts": [case_row(case, now) for case in cases.local()]}
 
-    async def on_owner(web: Any, request: Any, alert_id: str,
-                       local: Callable[[], Awaitable[Any]]) -> Any:
-        """Answer here if this worker owns the alert's partition, else ask its owner (with
-        the same method, headers and body: Faust's own routing drops the body)."""
-        try:
-            owner = URL(str(app.router.key_store(cases.table.name, alert_id.encode())))
-        except KeyError:
-            return web.json({"error": "the alert's partition has no owner right now (a "
-                                      "rebalance is under way); retry shortly"}, status=503)
-        own = URL(str(app.conf.canonical_url))
-        if (owner.host, owner.port) == (own.host, own.port):
-            return await local()
-        target = str(request.url.with_host(owner.host).with_port(owner.port))
-        headers = {name: value for name, value in request.headers.items()
-                   if name.lower() in {"authorization", "content-type", "accept"}}
-        async with httpx.AsyncClient(timeout=15) as client:
-            response = await client.request(request.method, target, headers=headers,
-                                            content=await request.read())
-        return web.bytes(response.content, content_type=response.headers.get(
-            "content-type", "application/json").split(";")[0], status=response.status_code)
-
     @json_view(with_principal=True)
     async def show_alert(request: Any, alert_id: str, principal: Principal) -> Any:
         case = cases.get(alert_id)
@@ -461,7 +480,8 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
             raise NotFound(f"no alert {alert_id!r}")
         customer = None
         if case.alert.customer_id:
-            customer = await _customer_report(app, request, case.alert.customer_id)
+            customer = await _customer_report(app, forward.credentials, principal,
+                                              case.alert.customer_id)
         return {"alert": {**case_row(case, _now()),
                           **case.model_dump(mode="json", exclude={"history"})},
                 "history": [change.model_dump(mode="json") for change in case.history],
@@ -471,8 +491,9 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
         """GET /api/alerts/{alert_id}: the alert, its history, the customer's state."""
 
         async def get(self, request: Any, alert_id: str) -> Any:
-            return await on_owner(self.web, request, alert_id,
-                                  lambda: show_alert(self, request, alert_id=alert_id))
+            return await forward(self.web, request, cases.table.name, alert_id.encode(),
+                                 principal_of,
+                                 lambda: show_alert(self, request, alert_id=alert_id))
 
     app.page("/api/alerts/{alert_id}")(AlertView)
 
@@ -497,20 +518,57 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
         """POST /api/alerts/{alert_id}/{action}: ack, assign, note, snooze, resolve."""
 
         async def post(self, request: Any, alert_id: str, action: str) -> Any:
-            return await on_owner(self.web, request, alert_id, lambda: act(
-                self, request, alert_id=alert_id, action=action))
+            return await forward(self.web, request, cases.table.name, alert_id.encode(),
+                                 principal_of, lambda: act(
+                                     self, request, alert_id=alert_id, action=action))
 
     app.page("/api/alerts/{alert_id}/{action}")(AlertAction)
 
 
-async def _customer_report(app: Any, request: Any, customer_id: str) -> Any:
-    """The customer's current report, from whichever worker owns them (through the API,
-    with the caller's own token)."""
+async def _customer_report(app: Any, credentials: Credentials, principal: Principal,
+                           customer_id: str) -> Any:
+    """The customer's current report as ``principal`` may see it, from whichever worker
+    owns them (through the API, as that principal)."""
     url = str(URL(str(app.conf.canonical_url)).with_path(f"/api/customers/{customer_id}"))
-    headers = {"Authorization": request.headers.get("Authorization", "")}
+    headers = credentials.forward_headers(principal)
     try:
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.get(url, headers=headers)
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None
+
+
+class Forwarder:
+    """Answers a request here when this worker owns the key's partition, else asks the
+    owner: same method, path and body, with this worker's credential and the caller's
+    name signed (Faust's own routing relays every header, the caller's token too, and
+    drops the body)."""
+
+    def __init__(self, app: Any, credentials: Credentials) -> None:
+        self.app = app
+        self.credentials = credentials
+
+    async def __call__(self, web: Any, request: Any, table_name: str, key: bytes,
+                       principal_of: Callable[[Any], Principal | None],
+                       local: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            owner = URL(str(self.app.router.key_store(table_name, key)))
+        except KeyError:
+            return web.json({"error": "the partition has no owner right now (a rebalance "
+                                      "is under way); retry shortly"}, status=503)
+        own = URL(str(self.app.conf.canonical_url))
+        if (owner.host, owner.port) == (own.host, own.port):
+            return await local()
+        principal = principal_of(request)
+        if principal is None:
+            return web.json({"error": "missing or wrong bearer token"}, status=401)
+        target = str(request.url.with_host(owner.host).with_port(owner.port))
+        headers = self.credentials.forward_headers(principal)
+        headers.update({name: value for name, value in request.headers.items()
+                        if name.lower() in {"content-type", "accept"}})
+        async with httpx.AsyncClient(timeout=15) as client:
+            response = await client.request(request.method, target, headers=headers,
+                                            content=await request.read())
+        return web.bytes(response.content, content_type=response.headers.get(
+            "content-type", "application/json").split(";")[0], status=response.status_code)

@@ -31,6 +31,7 @@ from cxstream.streams.clients import aiokafka_options, faust_credentials
 from cxstream.streams.cluster import Cluster
 from cxstream.streams.collectors import OpenAlertsCollector, WorkerCollector
 from cxstream.streams.console import register_console
+from cxstream.streams.credentials import Credentials, signing_key
 from cxstream.streams.deadletter import copy_limit
 from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
 from cxstream.streams.delivery import BatchGuard
@@ -220,13 +221,15 @@ def build_app(settings: Settings, partition_count: int | None = None,
                          None if shares is None else shares.outputs, desk, board)
     state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
 
-    async def erase_customer(customer_id: str) -> bool:
+    async def erase_customer(customer_id: str) -> dict[str, Any] | None:
+        """What was deleted, by store (None: no such customer here)."""
         async with state_lock:
-            if not writer.erase(customer_id):
-                return False
+            receipt = writer.erase(customer_id)
+            if receipt is None:
+                return None
             await writer.finish()  # the tombstones are in Kafka before the answer
         log.info("customer erased (state, remembered ids and value removed)")
-        return True
+        return {"deleted": receipt}
     revaluator = Revaluator(bands, value_index, cluster.active_partitions, writer,
                             customer_alerts)
 
@@ -269,11 +272,14 @@ def build_app(settings: Settings, partition_count: int | None = None,
         quadrants.update(counted)
 
     users = load_users(settings.users_file, token)
-    register_api(app, customers, cluster, bands, rules, token, erase_customer,
-                 AlertsApi(cases, users, alerts_partition_count or settings.partitions),
+    credentials = Credentials(users, signing_key(token), settings.console_session_hours,
+                              token)
+    register_api(app, customers, cluster, bands, rules, credentials, rules_config.routing,
+                 erase_customer,
+                 AlertsApi(cases, alerts_partition_count or settings.partitions),
                  None if desk is None else table_store(survey_table),
                  settings.agent_min_answers, board)
-    register_console(app, settings, users, rules_config, rules.windows)
+    register_console(app, settings, credentials, rules_config, rules.windows)
     _register_metrics_view(app, metrics)
     _register_health_views(app, watchdog)
     metrics.ready.set_function(lambda: 1.0 if readiness(app, watchdog).ready else 0.0)

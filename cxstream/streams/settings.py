@@ -155,6 +155,14 @@ class Settings(BaseSettings, Conventions, StateRules):
     """bearer token of the HTTP API and between workers, at least 32 characters; required when
     `CXSTREAM_WEB_HOST` is not a loopback address; unset, `/api` answers 401
     """
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    """the console's address as people reach it (e.g. `https://cx.example.com`, through a
+    proxy); with https the session cookie is `Secure`; unset: the worker's own address
+    """
+    console_session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    """a console sign-in lasts this long (a changed token in the users file ends it at once)."""
+    sign_in_attempts_per_minute: int = Field(default=10, ge=1, le=10_000)
+    """failed console sign-ins allowed per client address and minute; more answer 429."""
     metrics_group_detail: bool = False
     """export per-group answer counts and per-segment customer counts on `/metrics`."""
 
@@ -163,7 +171,7 @@ class Settings(BaseSettings, Conventions, StateRules):
     """the alert rules file (YAML or TOML)."""
     users_file: Path | None = None
     """YAML file of the console's and API's users: token (or its SHA-256), name, teams, role
-    (`agent` or `lead`), time zone; unset: only the shared API token
+    (`agent`, `lead` or `admin`), time zone; unset: only the shared API token
     """
     lexicons_dir: Path | None = None
     """folder of `<language>.yaml` topic lexicons."""

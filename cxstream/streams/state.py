@@ -198,18 +198,21 @@ class StateWriter:
             pending = changelog.take()
             await self.deliver(lambda: changelog.send_all(pending), "writing table changelogs")
 
-    def erase(self, customer_id: str) -> bool:
+    def erase(self, customer_id: str) -> dict[str, int] | None:
         """Remove a customer's state and remembered ids through the changelog (right to
-        erasure); their old events stay ignored if read again. False: unknown here."""
+        erasure); their old events stay ignored if read again. Returns what was deleted,
+        by store (None: unknown here)."""
         key = customer_id.encode()
         raw = self._get(self.customers, key)
         if raw is None:
-            return False
+            return None
         partition = customer_partition(raw)
         state = self._decode(raw)
-        for tag in state.history_tags():
+        tags = state.history_tags()
+        for tag in tags:
             self._delete(self.customers, partition, plain.history_key(customer_id, tag))
         self._delete(self.customers, partition, key)
+        receipt = {"customer_state": 1, "history_records": len(tags)}
         if self.erased is not None:
             marker = json.dumps({"applied_up_to": state.applied_up_to,
                                  "erased_at": datetime.now(UTC).isoformat()}).encode()
@@ -217,12 +220,17 @@ class StateWriter:
         self.decoded.pop(customer_id)
         self.value_index.forget(partition, customer_id)
         if self.surveys is not None:
-            for survey_key in self.surveys.forget(partition, customer_id):
+            found = [survey_key for survey_key in self.surveys.forget(partition, customer_id)
+                     if self._get(self.surveys.table, survey_key) is not None]
+            for survey_key in found:
                 self._delete(self.surveys.table, partition, survey_key)
+            receipt["survey_memory"] = len(found)
         if self.priorities is not None:
-            for mark in self.priorities.forget(partition, customer_id):
+            marks = self.priorities.forget(partition, customer_id)
+            for mark in marks:
                 self._delete(self.priorities.table, partition, mark)
-        return True
+            receipt["priority_marks"] = len(marks)
+        return receipt
 
     def send_due_surveys(self, partitions: set[int]) -> None:
         """Look at the deferred survey requests of ``partitions`` again (sent with the

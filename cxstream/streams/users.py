@@ -4,7 +4,8 @@
       - name: alice
         token_sha256: 5e884898da28...   # or token: <the token itself>
         teams: [key-accounts]
-        role: agent                     # agent: own and teams' alerts; lead: all of them
+        role: agent                     # agent: own and teams' alerts and customers;
+                                        # lead: all of them; admin: also erases
         timezone: Europe/Paris          # times in the console (default: the browser's)
 
 The shared API token (CXSTREAM_API_TOKEN) keeps working for machines: it acts as "api"
@@ -17,7 +18,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -38,7 +39,9 @@ class UserEntry(BaseModel):
     token: str | None = Field(default=None, min_length=MIN_USER_TOKEN_CHARS)
     token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     teams: list[str] = []
-    role: Literal["agent", "lead"] = "agent"
+    #: agent: own and teams' alerts and customers; lead: all of them; admin: all of them,
+    #: and may erase a customer
+    role: Literal["agent", "lead", "admin"] = "agent"
     timezone: str | None = None
 
     @field_validator("timezone")
@@ -92,7 +95,12 @@ class Principal:
 
     @property
     def sees_all(self) -> bool:
-        return self.machine or self.role == "lead"
+        return self.machine or self.role in {"lead", "admin"}
+
+    @property
+    def may_erase(self) -> bool:
+        """Erasure (right to be forgotten): the shared token, or a user of role admin."""
+        return self.machine or self.role == "admin"
 
     def can_see(self, owner: str, team: str | None) -> bool:
         """Own alerts, the teams' alerts, or all of them for a lead (or a machine)."""
@@ -112,28 +120,33 @@ class Users:
 
     def __init__(self, entries: list[UserEntry], api_token: str | None) -> None:
         self.by_digest = {entry.digest: entry for entry in entries}
+        self.by_name = {entry.name: entry for entry in entries}
         self.api_digest = hash_token(api_token) if api_token else None
 
     def principal(self, token: str | None) -> Principal | None:
+        """The shared token's machine, or the user whose token this is."""
         if not token:
             return None
-        digest = hash_token(token)
-        if self.api_digest is not None and hmac.compare_digest(digest, self.api_digest):
+        if self.api_digest is not None and hmac.compare_digest(hash_token(token),
+                                                               self.api_digest):
             return MACHINE
+        entry = self.entry_of(token)
+        return None if entry is None else self.principal_of_entry(entry)
+
+    def entry_of(self, token: str) -> UserEntry | None:
+        digest = hash_token(token)
         found = None
         for known, entry in self.by_digest.items():  # every entry compared: constant time
             if hmac.compare_digest(digest, known):
                 found = entry
-        if found is None:
-            return None
-        return Principal(found.name, tuple(found.teams), found.role, found.timezone)
+        return found
 
-    def from_request(self, headers: Any, cookies: Any) -> Principal | None:
-        """A bearer token, else the console's cookie."""
-        supplied = headers.get("Authorization", "")
-        if supplied.startswith("Bearer "):
-            return self.principal(supplied.removeprefix("Bearer ").strip())
-        return self.principal(cookies.get(COOKIE))
+    def entry_named(self, name: str) -> UserEntry | None:
+        return self.by_name.get(name)
+
+    @staticmethod
+    def principal_of_entry(entry: UserEntry) -> Principal:
+        return Principal(entry.name, tuple(entry.teams), entry.role, entry.timezone)
 
 
 def load_users(path: Path | None, api_token: str | None) -> Users:

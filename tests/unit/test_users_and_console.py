@@ -15,6 +15,7 @@ from cxstream.streams.console import (
     local_time,
     value_text,
 )
+from cxstream.streams.credentials import ACTING_HEADER, Credentials, signing_key
 from cxstream.streams.users import MACHINE, Principal, UsersError, hash_token, load_users
 
 TOKEN_A = "alice-token-0123456789abcdef"
@@ -40,8 +41,9 @@ users:
     assert users.principal("lea-token-0123456789abcdef").sees_all  # type: ignore[union-attr]
     assert users.principal(API) is MACHINE
     assert users.principal("wrong-token-0123456789") is None and users.principal("") is None
-    assert users.from_request({"Authorization": f"Bearer {TOKEN_A}"}, {}) == alice
-    assert users.from_request({}, {"cx_token": TOKEN_A}) == alice
+    doors = Credentials(users, signing_key(API), 12, API)
+    assert doors.from_request({"Authorization": f"Bearer {TOKEN_A}"}, {}) == alice
+    assert doors.from_request({}, {"cx_token": TOKEN_A}) is None  # a token is no session
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -117,3 +119,69 @@ def test_later_compares_times_not_strings() -> None:
     assert later("2026-11-23T10:00:00.5+00:00", "2026-11-23T10:00:00+00:00")
     assert not later("2026-11-23T10:00:00+00:00", "2026-11-23T10:00:00.5+00:00")
     assert later("2026-11-23T10:00:00+00:00", "") and later("2026-11-23T10:00:00+00:00", None)
+
+
+# -- sessions and acting users -------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def doors(tmp_path: Path, token: str = TOKEN_A, api: str | None = API,
+          clock: Clock | None = None) -> Credentials:
+    path = write(tmp_path, f"""
+users:
+  - {{name: alice, token: {token}, teams: [smb-support]}}
+  - {{name: ada, token: ada-token-0123456789abcdef, role: admin}}
+""")
+    return Credentials(load_users(path, api), signing_key(api), 12, api,
+                       clock or Clock())
+
+
+def test_a_session_holds_no_token_and_ends_with_its_time_or_a_new_token(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    credentials = doors(tmp_path, clock=clock)
+    assert credentials.session_for(API) is None  # the shared token is nobody to sign in
+    cookie, alice = credentials.session_for(TOKEN_A)  # type: ignore[misc]
+    assert TOKEN_A not in cookie and hash_token(TOKEN_A) not in cookie
+    assert alice.name == "alice" and credentials.from_session(cookie) == alice
+    assert credentials.from_request({}, {"cx_token": cookie}) == alice
+    assert credentials.from_session(cookie[:-2] + "xx") is None  # a forged signature
+    clock.now += 12 * 3_600 + 1
+    assert credentials.from_session(cookie) is None  # expired
+    clock.now -= 12 * 3_600
+    changed = doors(tmp_path, token="alice-new-token-0123456789", clock=clock)
+    assert changed.from_session(cookie) is None  # her token changed in the users file
+    other_deployment = Credentials(credentials.users, signing_key("another-token-" * 3), 12,
+                                   None, clock)
+    assert other_deployment.from_session(cookie) is None
+
+
+def test_a_forwarded_request_carries_the_workers_credential_and_a_short_lived_name(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    credentials = doors(tmp_path, clock=clock)
+    alice = credentials.users.principal(TOKEN_A)
+    headers = credentials.forward_headers(alice)  # type: ignore[arg-type]
+    assert headers["Authorization"] == f"Bearer {API}" and TOKEN_A not in str(headers)
+    assert credentials.from_request(headers, {}) == alice
+    assert credentials.forward_headers(MACHINE) == {"Authorization": f"Bearer {API}"}
+    # the name alone, or with a user's token instead of the shared one, is refused
+    assert credentials.from_request({ACTING_HEADER: headers[ACTING_HEADER]}, {}) is None
+    assert credentials.from_request({**headers, "Authorization": f"Bearer {TOKEN_A}"},
+                                    {}) is None
+    clock.now += 31
+    assert credentials.from_request(headers, {}) is None  # short-lived
+
+
+def test_only_an_admin_or_the_shared_token_may_erase(tmp_path: Path) -> None:
+    credentials = doors(tmp_path)
+    assert MACHINE.may_erase
+    assert credentials.users.principal("ada-token-0123456789abcdef").may_erase  # type: ignore[union-attr]
+    alice = credentials.users.principal(TOKEN_A)
+    assert alice is not None and not alice.may_erase and not alice.sees_all

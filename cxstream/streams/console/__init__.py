@@ -2,10 +2,13 @@
 enhanced by one small script (live inbox by server-sent events, times in the browser's
 zone). No build step, no CDN.
 
-Pages read and act through the worker's own HTTP API with the signed-in user's token, so
-they see and do exactly what that user may (and reach any worker's partitions). The token
-is kept in an HttpOnly, SameSite=Strict cookie; forms also carry a token derived from it,
-checked on every POST.
+Pages read and act through the worker's own HTTP API as the signed-in user (the worker's
+credential and the user's name signed, streams.credentials), so they see and do exactly
+what that user may (and reach any worker's partitions). Signing in with a user's token
+gives a signed session in an HttpOnly, SameSite=Strict cookie (``Secure`` when
+CXSTREAM_PUBLIC_URL is https), never the token itself; forms also carry a value derived
+from the session, checked on every POST. Failed sign-ins are limited per client address
+(CXSTREAM_SIGN_IN_ATTEMPTS_PER_MINUTE; the ``limits`` library's moving window).
 """
 
 from __future__ import annotations
@@ -27,13 +30,17 @@ import httpx
 import jinja2
 from aiohttp import web as aioweb
 from aiohttp_sse import sse_response
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from yarl import URL
 
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.topics import TopicTagger, load_tagger
 from cxstream.scoring.windows import WindowSpec
+from cxstream.streams.credentials import Credentials
 from cxstream.streams.settings import Settings
-from cxstream.streams.users import COOKIE, Principal, Users
+from cxstream.streams.users import COOKIE, Principal
 
 log = logging.getLogger(__name__)
 LIVE_EVERY_SECONDS = 2.0
@@ -107,18 +114,18 @@ def local_time(iso: str | None, zone: str | None) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M ") + (zone or "UTC")
 
 
-def form_token(token: str) -> str:
+def form_token(session: str) -> str:
     """The value every form carries: a cross-site page cannot know it."""
-    return hmac.new(token.encode(), b"cxstream-console-form", hashlib.sha256).hexdigest()
+    return hmac.new(session.encode(), b"cxstream-console-form", hashlib.sha256).hexdigest()
 
 
 class Console:
-    """Renders the pages; talks to the worker's own API with the user's token."""
+    """Renders the pages; talks to the worker's own API as the signed-in user."""
 
-    def __init__(self, settings: Settings, users: Users, config: RulesConfig,
+    def __init__(self, settings: Settings, credentials: Credentials, config: RulesConfig,
                  windows: tuple[WindowSpec, ...], tagger: TopicTagger) -> None:
         self.settings = settings
-        self.users = users
+        self.credentials = credentials
         self.config = config
         self.windows = windows
         self.tagger = tagger
@@ -131,24 +138,27 @@ class Console:
         return self.env.get_template(template).render(
             user=principal, zone=zone, when=lambda iso: local_time(iso, zone), **context)
 
-    async def api(self, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def api(self, principal: Principal, method: str, path: str,
+                  **kwargs: Any) -> httpx.Response:
         url = str(self.base.with_path(path))
         async with httpx.AsyncClient(timeout=15) as client:
-            return await client.request(method, url, headers={
-                "Authorization": f"Bearer {token}"}, **kwargs)
+            return await client.request(method, url, headers=self.credentials.forward_headers(
+                principal), **kwargs)
 
     def signed_in(self, request: Any) -> tuple[str, Principal] | None:
-        token = request.cookies.get(COOKIE)
-        principal = self.users.principal(token) if token else None
-        return (token, principal) if token and principal else None
+        """(session cookie, user) of a signed-in request; None: not signed in, or the
+        session expired or was ended by a change of the user's token."""
+        session = request.cookies.get(COOKIE)
+        principal = self.credentials.from_session(session)
+        return (session, principal) if session and principal else None
 
     def topics(self, text: str | None, language: str | None) -> list[str]:
         return self.tagger.tag(text, language) if text else []
 
     # -- pages -------------------------------------------------------------------------
 
-    async def inbox(self, token: str, principal: Principal) -> list[dict[str, Any]]:
-        response = await self.api(token, "GET", "/api/alerts", params={
+    async def inbox(self, principal: Principal) -> list[dict[str, Any]]:
+        response = await self.api(principal, "GET", "/api/alerts", params={
             "status": "unresolved", "limit": str(INBOX_LIMIT)})
         if response.status_code != 200:
             raise ConsoleError(response)
@@ -190,10 +200,15 @@ class ConsoleError(RuntimeError):
         self.status = response.status_code
 
 
-def register_console(app: Any, settings: Settings, users: Users, config: RulesConfig,
-                     windows: tuple[WindowSpec, ...]) -> Console:
+def register_console(app: Any, settings: Settings, credentials: Credentials,
+                     config: RulesConfig, windows: tuple[WindowSpec, ...]) -> Console:
     """Add the console's pages to the Faust app."""
-    console = Console(settings, users, config, windows, load_tagger(settings.lexicons_dir))
+    console = Console(settings, credentials, config, windows,
+                      load_tagger(settings.lexicons_dir))
+    public_url = settings.public_url or settings.canonical_url
+    # failed sign-ins per client address, in a moving window kept in this process
+    sign_ins = MovingWindowRateLimiter(MemoryStorage())
+    sign_in_limit = RateLimitItemPerMinute(settings.sign_in_attempts_per_minute)
     static = {"console.js": "text/javascript", "console.css": "text/css"}
     files = {name: (jinja2.PackageLoader("cxstream.streams.console", "static")
                     .get_source(console.env, name)[0]) for name in static}
@@ -214,7 +229,7 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                                    status=exc.status), exc.status)
 
     def signed_page(fun: Any) -> Any:
-        """A page for signed-in users: ``fun(request, token, principal, **match)``; anyone
+        """A page for signed-in users: ``fun(request, session, principal, **match)``; anyone
         else is sent to the login page."""
 
         @functools.wraps(fun)
@@ -226,9 +241,9 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
 
         return page
 
-    async def checked_form(request: Any, token: str) -> dict[str, str] | None:
+    async def checked_form(request: Any, session: str) -> dict[str, str] | None:
         form = dict(await request.post())
-        if not hmac.compare_digest(str(form.get("form_token", "")), form_token(token)):
+        if not hmac.compare_digest(str(form.get("form_token", "")), form_token(session)):
             return None
         return {k: str(v) for k, v in form.items()}
 
@@ -245,16 +260,22 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                                        reason=request.query.get("reason")))
 
         async def post(self, request: Any) -> Any:
+            client = request.remote or "unknown"
+            if not sign_ins.test(sign_in_limit, client):
+                return html(console.render("login.html", None,
+                                           reason="Too many failed sign-ins from here. "
+                                                  "Wait a minute and try again."), 429)
             form = await request.post()
-            token = str(form.get("token", "")).strip()
-            principal = users.principal(token)
-            if principal is None:
+            session = credentials.session_for(str(form.get("token", "")).strip())
+            if session is None:
+                sign_ins.hit(sign_in_limit, client)
                 return html(console.render("login.html", None,
                                            reason="That token is not known. Check it "
                                                   "and try again."), 401)
             response = aioweb.HTTPSeeOther("/console")
-            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict",
-                                path="/", secure=settings.canonical_url.startswith("https"))
+            response.set_cookie(COOKIE, session[0], httponly=True, samesite="Strict",
+                                path="/", secure=public_url.startswith("https://"),
+                                max_age=int(settings.console_session_hours * 3_600))
             return response
 
     app.page("/console/login")(Login)
@@ -269,9 +290,9 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
 
     @app.page("/console")
     @signed_page
-    async def show_inbox(request: Any, token: str, principal: Principal) -> Any:
+    async def show_inbox(request: Any, session: str, principal: Principal) -> Any:
         try:
-            rows = await console.inbox(token, principal)
+            rows = await console.inbox(principal)
         except ConsoleError as exc:
             return error_page(principal, exc)
         return html(console.render("inbox.html", principal, rows=rows))
@@ -290,7 +311,7 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
         signed = console.signed_in(request)
         if signed is None:
             return aioweb.Response(status=401, text="sign in first")
-        token, principal = signed
+        _, principal = signed
         since = request.query.get("since", "")
         row_template = console.env.get_template("row.html")
         ends = time.monotonic() + LIVE_STREAM_SECONDS
@@ -306,7 +327,7 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                 while (stream.is_connected() and not console.closing.is_set()
                        and time.monotonic() < ends):
                     try:
-                        rows = await console.inbox(token, principal)
+                        rows = await console.inbox(principal)
                     except (ConsoleError, httpx.HTTPError) as exc:
                         log.info("console live update skipped: %s", exc)
                         rows = None
@@ -335,16 +356,16 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
 
     @app.page("/console/alerts/{alert_id}")
     @signed_page
-    async def show_alert(request: Any, token: str, principal: Principal,
+    async def show_alert(request: Any, session: str, principal: Principal,
                          alert_id: str) -> Any:
-        response = await console.api(token, "GET", f"/api/alerts/{quote(alert_id)}")
+        response = await console.api(principal, "GET", f"/api/alerts/{quote(alert_id)}")
         if response.status_code != 200:
             return error_page(principal, ConsoleError(response))
         data = response.json()
         alert = data["alert"]
         earlier: list[dict[str, Any]] = []
         if alert.get("customer_id"):
-            found = await console.api(token, "GET", "/api/alerts", params={
+            found = await console.api(principal, "GET", "/api/alerts", params={
                 "customer_id": alert["customer_id"], "limit": "50"})
             if found.status_code == 200:
                 earlier = [row for row in found.json()["alerts"]
@@ -354,13 +375,13 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
             "alert.html", principal, alert=alert, history=data["history"],
             customer=data["customer"], earlier=earlier,
             timeline=console.timeline(data["customer"], data),
-            categories=config.lifecycle.resolution_categories, form_token=form_token(token),
+            categories=config.lifecycle.resolution_categories, form_token=form_token(session),
             done=request.query.get("done"), failed=request.query.get("error")))
 
     @signed_page
-    async def act_on_alert(request: Any, token: str, principal: Principal, alert_id: str,
+    async def act_on_alert(request: Any, session: str, principal: Principal, alert_id: str,
                            action: str) -> Any:
-        form = await checked_form(request, token)
+        form = await checked_form(request, session)
         if form is None:
             return html(console.render("error.html", principal, status=403,
                                        message="This form has expired. Go back, "
@@ -373,7 +394,7 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                 body["until"] = snooze_until(form)
             except ValueError as exc:  # the API names the field the same way
                 return aioweb.HTTPSeeOther(f"{page}?{urlencode({'error': str(exc)})}")
-        response = await console.api(token, "POST",
+        response = await console.api(principal, "POST",
                                      f"/api/alerts/{quote(alert_id)}/{action}",
                                      json=body)
         if response.status_code == 200:
@@ -389,7 +410,7 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
 
     @app.page("/console/scores")
     @signed_page
-    async def show_scores(request: Any, token: str, principal: Principal) -> Any:
+    async def show_scores(request: Any, session: str, principal: Principal) -> Any:
         names = [spec.name for spec in windows]
         window = request.query.get("window", "day" if "day" in names else names[0])
         metric = request.query.get("metric", "nps")
@@ -398,11 +419,14 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
                                        message="Pick a window and a metric from the "
                                                "lists."), 400)
         tables = []
-        for dimension in ("segment", "channel", "touchpoint", "stage", "agent"):
+        # the scores of agents are about people: for leads and admins (streams.api)
+        shown = ("segment", "channel", "touchpoint", "stage") + (
+            ("agent",) if principal.sees_all else ())
+        for dimension in shown:
             both = {}
             for which in ("current", "previous"):
                 response = await console.api(
-                    token, "GET", f"/api/scores/{dimension}",
+                    principal, "GET", f"/api/scores/{dimension}",
                     params={"window": window, "metric": metric, "which": which})
                 if response.status_code != 200:
                     return error_page(principal, ConsoleError(response))
@@ -417,13 +441,13 @@ def register_console(app: Any, settings: Settings, users: Users, config: RulesCo
 
     @app.page("/console/priorities")
     @signed_page
-    async def show_priorities(request: Any, token: str, principal: Principal) -> Any:
+    async def show_priorities(request: Any, session: str, principal: Principal) -> Any:
         rank_by = request.query.get("rank_by", config.priorities.rank_by)
         by = request.query.get("by", "issue")
         if rank_by not in {"value", "customers", "mix"} or by not in {"issue", "area"}:
             return html(console.render("error.html", principal, status=400,
                                        message="Pick a ranking from the list."), 400)
-        response = await console.api(token, "GET", "/api/priorities",
+        response = await console.api(principal, "GET", "/api/priorities",
                                      params={"rank_by": rank_by, "by": by, "limit": "50"})
         if response.status_code == 404:
             return html(console.render("error.html", principal, status=404,
