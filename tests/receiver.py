@@ -32,6 +32,8 @@ class Receiver:
     #: the HTTP status to answer an alert with instead of 204 (None: accept it)
     answer: Callable[[dict[str, Any]], int | None] = lambda alert: None
     refused: list[str] = field(default_factory=list)  # alert ids answered with an error
+    #: the Retry-After header sent with an error (None: none)
+    retry_after: str | None = None
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> Receiver:
@@ -46,6 +48,8 @@ class Receiver:
                 if status is not None:
                     receiver.refused.append(alert["alert_id"])
                     self.send_response(status)
+                    if receiver.retry_after is not None:
+                        self.send_header("Retry-After", receiver.retry_after)
                     self.end_headers()
                     return
                 receiver.received.append(Received(

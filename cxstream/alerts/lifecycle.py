@@ -235,5 +235,6 @@ def as_notice(case: AlertCase) -> Alert:
         "status": "resolved" if case.status == "resolved" else (
             "acknowledged" if case.status == "acknowledged" else "open"),
         "notice": notice, "escalations": case.escalations, "resolution": case.resolution,
+        "resolutions": sum(c.action in {"resolved", "auto_resolved"} for c in case.history),
         "act_by": case.deadline() or case.alert.act_by, "notice_reason": change.reason,
         "notice_at": change.at})

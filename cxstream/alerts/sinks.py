@@ -96,11 +96,14 @@ def classify(status: int, retry_after: str | None, text: str, now: float) -> Non
 
 def delivery_id(alert: Alert) -> str:
     """The webhook id of an alert message: the alert id for the message that raises it,
-    with the follow-up for an escalation or a resolution (each posted once)."""
+    with the follow-up for an escalation (numbered) or a resolution (the second
+    resolution of a reopened alert numbered too): each notice posted once, and no two
+    notices share an id (receivers drop a repeated id)."""
     if alert.notice == "escalated":
         return f"{alert.alert_id}.escalated.{alert.escalations}"
     if alert.notice == "resolved":
-        return f"{alert.alert_id}.resolved"
+        again = f".{alert.resolutions}" if alert.resolutions > 1 else ""
+        return f"{alert.alert_id}.resolved{again}"
     return alert.alert_id
 
 

@@ -45,6 +45,8 @@ class Alert(BaseModel):
         default=None, description="Set on a follow-up message: the alert escalated (a "
         "deadline passed) or was resolved; null on the messages that raise it.")
     escalations: int = Field(default=0, ge=0, description="Times a deadline passed.")
+    resolutions: int = Field(default=0, ge=0, description="Times the alert was resolved, "
+                             "this resolution included (a reopened alert resolves again).")
     resolution: str | None = Field(default=None, description="How it was resolved.")
     notice_reason: str | None = Field(default=None, description="Why, on a follow-up.")
     notice_at: AwareDatetime | None = Field(default=None, description="When, on a follow-up.")

@@ -55,7 +55,7 @@ from cxstream.streams.segment_drops import (
 from cxstream.streams.settings import Settings
 from cxstream.streams.surveys import SurveyOut
 from cxstream.streams.timers import state_timer
-from cxstream.streams.webhook_sink import start_webhook_sink
+from cxstream.streams.webhooks import start_webhook_sink
 
 log = logging.getLogger(__name__)
 

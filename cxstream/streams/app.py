@@ -73,6 +73,13 @@ def check_faust_environment(environ: Mapping[str, str]) -> None:
         )
 
 
+def _resolved(replication_factor: int | None) -> int:
+    if replication_factor is None:
+        raise ValueError("CXSTREAM_REPLICATION_FACTOR is not resolved: run_worker asks the "
+                         "cluster first (streams.clients.resolved_replication)")
+    return replication_factor
+
+
 def build_app(settings: Settings, partition_count: int | None = None,
               alerts_partition_count: int | None = None,
               registry: CollectorRegistry | None = None,
@@ -98,7 +105,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
         store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=partitions,
-        topic_replication_factor=settings.replication_factor,
+        # the worker resolves it from the cluster first (clients.resolved_replication)
+        topic_replication_factor=_resolved(settings.replication_factor),
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,

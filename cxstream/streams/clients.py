@@ -98,6 +98,49 @@ def alert_event_topic(settings: Settings) -> str:
     return f"{settings.app_id}-alert-events"
 
 
+async def replication_factor(admin: AIOKafkaAdminClient, settings: Settings) -> int:
+    """The replication of the topics cxstream creates: CXSTREAM_REPLICATION_FACTOR, else
+    the cluster's ``default.replication.factor`` (never silently 1 on a cluster set up
+    for more). Raises TopicLayoutError when it is more than the cluster's brokers."""
+    cluster = await admin.describe_cluster()
+    brokers = cluster["brokers"]
+    wanted = settings.replication_factor
+    if wanted is None:
+        wanted = await _broker_default_replication(admin, brokers[0]["node_id"])
+    if wanted > len(brokers):
+        raise TopicLayoutError(
+            f"CXSTREAM_REPLICATION_FACTOR={wanted} is more than the {len(brokers)} broker(s) "
+            f"of the cluster at {settings.bootstrap_servers}: lower it, or unset it to take "
+            "the cluster's default.replication.factor"
+            if settings.replication_factor is not None else
+            f"the cluster's default.replication.factor is {wanted} but it has "
+            f"{len(brokers)} broker(s): set CXSTREAM_REPLICATION_FACTOR")
+    return int(wanted)
+
+
+async def _broker_default_replication(admin: AIOKafkaAdminClient, broker: int) -> int:
+    responses = await admin.describe_configs([ConfigResource(
+        ConfigResourceType.BROKER, str(broker), {"default.replication.factor": None})])
+    for response in responses:
+        for resource in response.resources:
+            for entry in resource[4]:  # (name, value, read_only, is_default, sensitive...)
+                if entry[0] == "default.replication.factor" and entry[1] is not None:
+                    return int(entry[1])
+    return 1  # a broker that does not say: Kafka's own default
+
+
+async def resolved_replication(settings: Settings) -> Settings:
+    """``settings`` with the replication factor the cluster decides (for the app's
+    changelog topics, which Faust creates)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        factor = await replication_factor(admin, settings)
+    finally:
+        await admin.close()
+    return settings.model_copy(update={"replication_factor": factor})
+
+
 async def ensure_worker_topics(settings: Settings, partitions: int,
                                alerts_partitions: int | None = None) -> None:
     """Create the missing worker topics with ``partitions`` (that of the input topics);
@@ -110,9 +153,10 @@ async def ensure_worker_topics(settings: Settings, partitions: int,
         wanted[alert_event_topic(settings)] = (alerts_partitions or partitions, {})
         missing = {name: spec for name, spec in wanted.items() if name not in existing}
         if missing:
-            log.info("creating worker topics %s", sorted(missing))
+            factor = await replication_factor(admin, settings)
+            log.info("creating worker topics %s (replication %d)", sorted(missing), factor)
             await admin.create_topics(
-                [NewTopic(name, count, settings.replication_factor, topic_configs=config)
+                [NewTopic(name, count, factor, topic_configs=config)
                  for name, (count, config) in missing.items()], timeout_ms=30_000)
     finally:
         await admin.close()
@@ -143,11 +187,13 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
         if make_lifecycle:
             missing.remove(lifecycle)
         alerts_existed = settings.topic_alerts not in missing
+        factor = (await replication_factor(admin, settings)
+                  if missing or make_lifecycle else 1)
         if missing:
             log.info("creating topics %s with %d partitions", missing, settings.partitions)
             # profiles: the latest per customer wins, so compaction keeps every customer
             # for as long as the topic lives (a replay still finds every value)
-            new = [NewTopic(name, settings.partitions, settings.replication_factor,
+            new = [NewTopic(name, settings.partitions, factor,
                             topic_configs={"cleanup.policy": "compact"}
                             if name == settings.topic_customers else None)
                    for name in missing]
@@ -157,7 +203,7 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
                 (await admin.describe_topics([settings.topic_alerts]))[0]["partitions"])
             log.info("creating topic %s with %d partitions (compacted)", lifecycle, count)
             await admin.create_topics([NewTopic(
-                lifecycle, count, settings.replication_factor,
+                lifecycle, count, factor,
                 topic_configs={"cleanup.policy": "compact"})], timeout_ms=30_000)
         for _ in range(20):  # topics just created may not be described in full yet
             described = await admin.describe_topics(wanted)

@@ -98,8 +98,10 @@ class Settings(BaseSettings, Conventions, StateRules):
     file's ``surveys`` section says when one is asked for)."""
     partitions: int = Field(default=4, ge=1, le=10_000)
     """partitions of topics cxstream creates; input topics must all have the same count."""
-    replication_factor: int = Field(default=1, ge=1, le=32)
-    """replication of topics cxstream creates (3 on a production cluster)."""
+    replication_factor: int | None = Field(default=None, ge=1, le=32)
+    """replication of the topics cxstream creates (contract, changelog and internal); unset:
+    the cluster's own `default.replication.factor`; refused when above the cluster's brokers
+    """
 
     # Worker
     app_id: str = Field(default="cxstream", min_length=1, max_length=200)
@@ -196,6 +198,11 @@ class Settings(BaseSettings, Conventions, StateRules):
     """timeout of one webhook request."""
     webhook_max_backoff_seconds: float = Field(default=60, gt=0, le=3600)
     """longest wait between webhook retries (jittered; a `Retry-After` of the receiver wins)."""
+    webhook_queue_max: int = Field(default=10_000, ge=1, le=1_000_000)
+    """deliveries (alerts, follow-ups, digests) waiting for one destination at most; one
+    more is moved to the alerts dead-letter topic with the reason (each destination has its
+    own queue: a receiver that is down delays no other)
+    """
 
     max_group_keys: int = Field(default=1_000, ge=1, le=100_000)
     """distinct keys (segments, channels, touchpoints, stages, agents) each dimension keeps

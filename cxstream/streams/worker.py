@@ -24,6 +24,7 @@ from cxstream.streams.clients import (
     TopicLayoutError,
     ensure_topics,
     ensure_worker_topics,
+    resolved_replication,
     topic_max_message_bytes,
 )
 from cxstream.streams.deadletter import message_limit_problem
@@ -62,6 +63,7 @@ def run_worker(settings: Settings) -> None:
             raise WorkerStartError("\n".join(problems))
         load_tagger(settings.lexicons_dir)
         load_users(settings.users_file, None)
+        settings = asyncio.run(asyncio.wait_for(resolved_replication(settings), timeout=60))
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
         asyncio.run(asyncio.wait_for(
             ensure_worker_topics(settings, counts[settings.topic_feedback],

@@ -39,3 +39,27 @@ def test_topics_create_and_send_file(isolated: dict[str, str], isolated_settings
     assert [r.value for r in stored if r.key is None] == [b"not json"]
 
 
+
+
+def test_the_replication_factor_follows_the_cluster_and_more_than_its_brokers_is_refused(
+        isolated: dict[str, str], isolated_settings: Settings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from cxstream.streams.clients import aiokafka_options
+
+    refused = runner.invoke(app, ["topics", "create"],
+                            env={**env_of(isolated), "CXSTREAM_REPLICATION_FACTOR": "3"})
+    assert refused.exit_code != 0
+    assert "CXSTREAM_REPLICATION_FACTOR=3 is more than the 1 broker(s)" in refused.output
+
+    async def listed() -> list[str]:
+        admin = AIOKafkaAdminClient(**aiokafka_options(isolated_settings))
+        await admin.start()
+        try:
+            return list(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    assert isolated_settings.topic_feedback not in asyncio.run(listed())  # nothing made
+    created = runner.invoke(app, ["topics", "create"], env=env_of(isolated))
+    assert created.exit_code == 0, created.output  # unset: the broker's default (1 here)

@@ -12,14 +12,16 @@ from cxstream.streams.settings import load_settings
 
 
 def test_no_app_is_built_without_the_faust_fixes(tmp_path: Path) -> None:
-    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3")
+    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
+                             replication_factor="1")
     assert not fixes.is_applied()  # no test leaves them applied
     with pytest.raises(RuntimeError, match="faust_compat"):
         build_app(settings, partition_count=3, alerts_partition_count=3)
 
 
 async def test_an_assignment_makes_dead_letters_be_read_back_again(tmp_path: Path) -> None:
-    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3")
+    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
+                             replication_factor="1")
     with fixes.applied():
         app = build_app(settings, partition_count=3, alerts_partition_count=3,
                         deadletter_partition_count=3)

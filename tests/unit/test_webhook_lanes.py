@@ -1,0 +1,251 @@
+"""The webhook sink without a broker: one lane per destination (a receiver that is down
+delays no other), commits up to the lowest alert not yet settled (digests included), a
+digest refused for good dead-lettered, full queues dead-lettered, one webhook id per
+notice."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka import TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from cxstream.alerts.config import Notifications, load_rules
+from cxstream.alerts.lifecycle import as_notice, open_case, resolve, take_alert
+from cxstream.alerts.sinks import PermanentDeliveryError, TransientDeliveryError, delivery_id
+from cxstream.schemas.outputs import Alert
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.settings import load_settings
+from cxstream.streams.webhooks import OffsetTracker, WebhookSink
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+CONFIG = load_rules()
+TP = TopicPartition("cx.alerts", 0)
+
+
+class Sender:
+    """A destination: answers each post as ``answer`` says (None: 2xx)."""
+
+    def __init__(self, url: str, answer: Exception | None = None,
+                 seconds: float = 0.0) -> None:
+        self.url = url
+        self.body_format = "json"
+        self.answer = answer
+        self.seconds = seconds
+        self.posted: list[tuple[str, float]] = []
+
+    async def post(self, webhook_id: str, body: bytes) -> None:
+        await asyncio.sleep(self.seconds)
+        if self.answer is not None:
+            raise self.answer
+        self.posted.append((webhook_id, asyncio.get_running_loop().time()))
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, dict[str, bytes]]] = []
+
+    async def send_and_wait(self, topic: str, key: bytes, value: bytes,
+                            headers: list[tuple[str, bytes]]) -> None:
+        self.sent.append((topic, value, dict(headers)))
+
+
+def alert(n: int, team: str = "smb-support", **overrides: Any) -> Alert:
+    data: dict[str, Any] = {
+        "alert_id": f"a-{n}", "rule": "detractor", "severity": "warning",
+        "customer_id": f"c-{n}", "owner": "am.a", "team": team,
+        "summary": f"NPS 3 from c-{n}", "reason": {}, "context": {},
+        "event_time": T0, "created_at": T0, "act_by": T0 + timedelta(hours=24)}
+    data.update(overrides)
+    return Alert.model_validate(data)
+
+
+def record(offset: int, item: Alert | bytes, partition: int = 0) -> Any:
+    value = item if isinstance(item, bytes) else item.model_dump_json().encode()
+    return SimpleNamespace(topic="cx.alerts", partition=partition, offset=offset,
+                           key=b"k", value=value)
+
+
+def sink(senders: dict[str, Sender], clock: list[float], budget: int = 1_000,
+         queue_max: int = 100) -> tuple[WebhookSink, Producer]:
+    config = CONFIG.model_copy(update={"notifications": Notifications(
+        destinations={team: sender.url for team, sender in senders.items()},  # type: ignore[misc]
+        budget_per_hour=budget, digest_every_minutes=10)})
+    settings_ = load_settings({}, webhook_queue_max=str(queue_max),
+                              webhook_max_backoff_seconds="0.05")
+    hook = WebhookSink(settings_, None, WorkerMetrics(CollectorRegistry()),
+                       clock=lambda: clock[0], config=config,
+                       senders={sender.url: sender for sender in senders.values()})  # type: ignore[misc]
+    producer = Producer()
+    hook.producer = producer
+    return hook, producer
+
+
+async def settle_down(hook: WebhookSink, seconds: float = 0.3) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def stop(hook: WebhookSink) -> None:
+    for lane in hook.lanes.values():
+        await lane.stop()
+
+
+async def test_a_destination_that_is_down_delays_no_other() -> None:
+    # team A's receiver asks to come back in an hour; B's critical alert, read just after
+    # A's on the same partition, is posted at once
+    down = Sender("http://a.test/hook", TransientDeliveryError("HTTP 503", 3_600.0))
+    up = Sender("http://b.test/hook")
+    hook, _ = sink({"team-a": down, "team-b": up}, [T0.timestamp()])
+    began = asyncio.get_running_loop().time()
+    await hook.take(record(0, alert(0, team="team-a")))
+    await hook.take(record(1, alert(1, team="team-b", severity="critical")))
+    await settle_down(hook)
+    assert [webhook_id for webhook_id, _ in up.posted] == ["a-1"]
+    assert up.posted[0][1] - began < 1.0
+    assert hook.offsets.commit_point(TP) == 0  # A's alert is not settled: nothing past it
+    await stop(hook)
+
+
+async def test_a_slow_destination_delays_no_other() -> None:
+    slow, fast = Sender("http://slow.test/", seconds=2.0), Sender("http://fast.test/")
+    hook, _ = sink({"team-a": slow, "team-b": fast}, [T0.timestamp()])
+    for n in range(3):
+        await hook.take(record(2 * n, alert(2 * n, team="team-a")))
+        await hook.take(record(2 * n + 1, alert(2 * n + 1, team="team-b")))
+    await settle_down(hook)
+    assert [webhook_id for webhook_id, _ in fast.posted] == ["a-1", "a-3", "a-5"]
+    await stop(hook)
+
+
+async def test_a_digest_commits_nothing_past_an_alert_not_yet_handled() -> None:
+    clock = [T0.timestamp()]
+    team, other = Sender("http://smb.test/"), Sender("http://b.test/", seconds=5.0)
+    hook, _ = sink({"smb-support": team, "team-b": other}, clock, budget=1)
+    await hook.take(record(0, alert(0)))  # posted alone
+    await hook.take(record(1, alert(1)))  # held for the digest
+    await hook.take(record(2, alert(2, team="team-b")))  # on a slow lane, still posting
+    await hook.take(record(3, alert(3)))  # held
+    clock[0] += 600
+    assert await hook.queue_digests() == 2
+    await settle_down(hook)
+    assert team.posted[0][0] == "a-0"
+    assert team.posted[1][0].startswith("digest-")
+    assert hook.offsets.commit_point(TP) == 2  # not past the alert still being posted
+    await stop(hook)
+
+
+async def test_a_digest_refused_for_good_goes_to_the_dead_letter_topic_with_the_reason(
+        ) -> None:
+    clock = [T0.timestamp()]
+    refusing = Sender("http://smb.test/", PermanentDeliveryError("HTTP 410: gone"))
+    hook, producer = sink({"smb-support": refusing}, clock, budget=0)
+    for n in range(3):
+        await hook.take(record(n, alert(n)))
+    clock[0] += 600
+    assert await hook.queue_digests() == 3
+    await settle_down(hook)
+    assert len(producer.sent) == 3  # each alert of the digest, replayable on its own
+    for topic, _, headers in producer.sent:
+        assert topic == "cx.alerts.deadletter"
+        assert b"the digest of 3 alerts for smb-support: HTTP 410" in headers[
+            "cx.error.reason"]
+    assert hook.offsets.commit_point(TP) == 3  # settled: committed, not retried forever
+    await stop(hook)
+
+
+async def test_a_full_queue_dead_letters_with_the_reason_instead_of_growing() -> None:
+    down = Sender("http://a.test/", TransientDeliveryError("HTTP 503", 3_600.0))
+    hook, producer = sink({"team-a": down}, [T0.timestamp()], queue_max=2)
+    for n in range(5):
+        await hook.take(record(n, alert(n, team="team-a", severity="critical")))
+        await settle_down(hook, 0.05)  # the first is taken by the lane: being posted
+    # one being posted, two waiting, two dead-lettered
+    assert len(producer.sent) == 2
+    assert b"queue of http://a.test/*** is full" in producer.sent[0][2]["cx.error.reason"]
+    assert len(hook.lanes) == 1 and len(next(iter(hook.lanes.values())).queue) == 2
+    await stop(hook)
+
+
+async def test_an_expired_delivery_is_dead_lettered_and_later_ones_flow() -> None:
+    clock = [T0.timestamp() + 90_000]  # older than the retry max age (a day)
+    flaky = Sender("http://a.test/", TransientDeliveryError("HTTP 500", None))
+    hook, producer = sink({"team-a": flaky}, clock)
+    await hook.take(record(0, alert(0, team="team-a")))
+    await settle_down(hook)
+    assert len(producer.sent) == 1 and b"not delivered within" in producer.sent[0][2][
+        "cx.error.reason"]
+    assert hook.offsets.commit_point(TP) == 1
+    await stop(hook)
+
+
+async def test_not_an_alert_is_dead_lettered_and_updates_and_repeats_settle_at_once() -> None:
+    team = Sender("http://smb.test/")
+    hook, producer = sink({"smb-support": team}, [T0.timestamp()])
+    await hook.take(record(0, b"{not json"))
+    await hook.take(record(1, alert(1)))
+    await hook.take(record(2, alert(1, occurrences=2)))  # an update: not posted
+    await settle_down(hook)
+    await hook.take(record(3, alert(1)))  # the same raise again (a replay)
+    await settle_down(hook)
+    assert [webhook_id for webhook_id, _ in team.posted] == ["a-1"]
+    assert len(producer.sent) == 1
+    assert hook.offsets.commit_point(TP) == 4
+    await stop(hook)
+
+
+def test_a_reopened_alert_resolved_again_has_its_own_webhook_id() -> None:
+    now = T0
+    case = open_case(alert(1), "smb-support", now, CONFIG)
+    case = resolve(case, "alice", "contacted", None, now + timedelta(minutes=5), CONFIG)
+    first = as_notice(case)
+    reopened = take_alert(case, alert(1, occurrences=2), "smb-support",
+                          now + timedelta(minutes=10), CONFIG)
+    assert reopened is not None
+    again = as_notice(resolve(reopened, "alice", "contacted", None,
+                              now + timedelta(minutes=15), CONFIG))
+    ids = [delivery_id(alert(1)), delivery_id(first), delivery_id(again)]
+    assert ids == ["a-1", "a-1.resolved", "a-1.resolved.2"]
+
+
+# -- the commit point ---------------------------------------------------------------------
+
+@given(st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_the_commit_point_never_passes_an_offset_read_and_not_settled(
+        steps: list[tuple[int, bool]]) -> None:
+    tracker, read, settled = OffsetTracker(), set(), set()
+    for offset, settle in steps:
+        if offset not in read:
+            tracker.read("p", offset)
+            read.add(offset)
+        elif settle:
+            tracker.settle("p", offset)
+            settled.add(offset)
+        point = tracker.commit_point("p")
+        waiting = read - settled
+        assert point == (min(waiting) if waiting else max(read) + 1)
+    moved = tracker.to_commit(["p"])
+    if read:
+        tracker.committed(moved)
+        assert tracker.to_commit(["p"]) == {}  # nothing moved since
+
+
+async def test_an_alert_read_again_while_it_waits_is_posted_once_and_settled_with_it() -> None:
+    # a worker republishes its last alerts after a crash: the copy arrives while the
+    # first is still being retried
+    flaky = Sender("http://smb.test/", TransientDeliveryError("HTTP 503", 0.2))
+    hook, _ = sink({"smb-support": flaky}, [T0.timestamp()])
+    await hook.take(record(0, alert(1)))
+    await hook.take(record(1, alert(1)))  # the same alert, republished
+    await settle_down(hook, 0.1)
+    assert hook.offsets.commit_point(TP) == 0
+    flaky.answer = None  # the receiver is back
+    await settle_down(hook, 0.5)
+    assert [webhook_id for webhook_id, _ in flaky.posted] == ["a-1"]
+    assert hook.offsets.commit_point(TP) == 2 and hook.waiting == {}
+    await stop(hook)
