@@ -202,7 +202,7 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]) -> list[tuple[
     writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
                          metrics, index, reactions,
                          drop, BulkChangelog(count), bands=lambda: bands.current,
-                         decoded_bytes=settings.state_cache_bytes, surveys=desk,
+                         decoded_bytes=settings.decoded_cache_bytes, surveys=desk,
                          priorities=board)
 
     class NoDeadLetters:  # the bench's events are all valid

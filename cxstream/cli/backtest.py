@@ -165,7 +165,7 @@ class Replay:
             AlertReactions(customer_alerts, config, rules.state,
                            note_value=self.index.update),
             self._collect, None, None, None, lambda: self.bands.current,
-            settings.state_cache_bytes, partials_index,
+            settings.decoded_cache_bytes, partials_index,
             None if self.shares is None else self.shares.outputs)
         self.revaluator = Revaluator(self.bands, self.index, lambda: self.partitions,
                                      self.writer, customer_alerts)

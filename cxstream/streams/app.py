@@ -225,7 +225,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
                          AlertReactions(customer_alerts, rules_config, rules.state,
                                         note_value=value_index.update),
                          emitter.emit, changelog, deliver, erased,
-                         lambda: bands.current, settings.state_cache_bytes, partials_index,
+                         lambda: bands.current, settings.decoded_cache_bytes, partials_index,
                          None if shares is None else shares.outputs, desk, board)
     state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
 

@@ -115,8 +115,10 @@ class Settings(BaseSettings, Conventions, StateRules):
     start)
     """
     state_cache_bytes: int = Field(default=32 * 2**20, ge=2**20, le=2**40)
-    """bytes of customer states kept decoded in memory, and the RocksDB block cache of each
-    table partition
+    """the RocksDB block cache of each table partition."""
+    decoded_cache_bytes: int = Field(default=192 * 2**20, ge=2**20, le=2**40)
+    """memory for customer states kept decoded between batches (estimated at 7 bytes per byte
+    of their table value, as measured; at most 100,000 customers)
     """
     state_write_buffer_bytes: int = Field(default=8 * 2**20, ge=2**20, le=2**32)
     """RocksDB write buffer of each table partition (two per partition at most)."""

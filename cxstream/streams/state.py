@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +37,7 @@ from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueBands, ValueIndex
 from cxstream.scoring.windows import Watermark
 from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.decoded import DECODED_BYTES, DecodedCache
 from cxstream.streams.faust_compat.access import stored_items, table_store, writing_for
 from cxstream.streams.ingest import Accepted
 from cxstream.streams.metrics import WorkerMetrics
@@ -61,7 +61,6 @@ EXPIRY_INTERVAL_SECONDS = 60.0
 #: encoded bytes of the decoded states kept beside the table (their bytes checked by
 #: identity): decoding stood out in a profile of the worker (bench/profile_worker.py).
 #: A decoded state takes several times its encoded size (bench/memory_per_customer.py).
-DECODED_BYTES = 32 * 2**20
 
 
 def encode_customer(partition: int, state: CustomerState, kept_ids: int
@@ -86,37 +85,6 @@ def decode_customer(raw: bytes, history: plain.HistoryLoader | None = None
     return plain.to_model(plain.decode(raw, history))
 
 
-class DecodedCache:
-    """Decoded states by customer, with the table bytes they came from, bounded by the
-    sum of those bytes (least recently written dropped first)."""
-
-    def __init__(self, max_bytes: int = DECODED_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.entries: OrderedDict[str, tuple[bytes, plain.Customer]] = OrderedDict()
-
-    def get(self, customer_id: str, raw: bytes) -> plain.Customer | None:
-        cached = self.entries.get(customer_id)
-        # the same bytes: the very object (memory store), or equal ones (RocksDB)
-        if cached is None or not (cached[0] is raw or cached[0] == raw):
-            return None
-        return cached[1]
-
-    def put(self, customer_id: str, raw: bytes, state: plain.Customer) -> None:
-        self.pop(customer_id)
-        self.entries[customer_id] = (raw, state)
-        self.bytes += len(raw)
-        while self.bytes > self.max_bytes and self.entries:
-            _, (old, _) = self.entries.popitem(last=False)
-            self.bytes -= len(old)
-
-    def pop(self, customer_id: str) -> None:
-        cached = self.entries.pop(customer_id, None)
-        if cached is not None:
-            self.bytes -= len(cached[0])
-
-    def __len__(self) -> int:
-        return len(self.entries)
 
 
 def erased_key(customer_id: str) -> bytes:
@@ -155,7 +123,7 @@ class StateWriter:
         self._outputs: list[Any] = []
         self.changelog = changelog
         self.value_index = value_index
-        self.decoded = DecodedCache(decoded_bytes)
+        self.decoded: DecodedCache[plain.Customer] = DecodedCache(decoded_bytes)
         self.core = CustomerCore(rules, reactions, bands,
                                  None if surveys is None else surveys.observe,
                                  None if priorities is None else priorities.observe)

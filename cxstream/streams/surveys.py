@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +44,7 @@ from cxstream.schemas.events import Feedback, Interaction
 from cxstream.schemas.outputs import SurveyRequest
 from cxstream.scoring.fold import SourcedEvent
 from cxstream.scoring.plain import Customer, from_us, to_us
+from cxstream.streams.decoded import DecodedCache
 from cxstream.streams.faust_compat.access import stored_items, table_store
 from cxstream.streams.metrics import WorkerMetrics
 
@@ -54,7 +55,8 @@ PENDING = b"\x00|"  # + customer id: the customer has deferred requests (sorts f
 PENDING_END = b"\x01"
 FAILED_OUTCOMES = ("failure", "abandoned")
 ACTION_NAMES = {"send": "sent", "suppress": "suppressed", "later": "deferred"}
-DECODED_KEPT = 50_000  # decoded memories kept (each a few hundred bytes)
+#: decoded memories kept: at most this many, and this estimate of their memory
+DECODED_KEPT, DECODED_MEMORY_BYTES = 50_000, 64 * 2**20
 #: writes of one partition (key -> value, None: delete)
 Writes = dict[bytes, bytes | None]
 
@@ -125,7 +127,8 @@ class SurveyDesk:
         #: ``labels`` call per decision stood out in the in-process bench)
         self._counts: Counter[tuple[str, str, str]] = Counter()
         #: decoded memories by customer, with the bytes they were decoded from
-        self._decoded: OrderedDict[str, tuple[bytes, SurveyMemory]] = OrderedDict()
+        self._decoded: DecodedCache[SurveyMemory] = DecodedCache(DECODED_MEMORY_BYTES,
+                                                                 DECODED_KEPT)
         #: customers with deferred requests, by partition (from the markers)
         self.pending: dict[int, set[str]] = {}
 
@@ -224,14 +227,14 @@ class SurveyDesk:
     def forget(self, partition: int, customer_id: str) -> list[bytes]:
         """An erased customer: the keys to delete."""
         self.pending.get(partition, set()).discard(customer_id)
-        self._decoded.pop(customer_id, None)
+        self._decoded.pop(customer_id)
         return [memory_key(customer_id), pending_key(customer_id)]
 
     def drop_decoded(self, customer_ids: Iterable[str]) -> None:
         """Memories a failed fold may have changed in place: the table still holds their
         bytes from before it."""
         for customer_id in customer_ids:
-            self._decoded.pop(customer_id, None)
+            self._decoded.pop(customer_id)
 
     def keep_only(self, partitions: set[int]) -> None:
         for partition in set(self.pending) - partitions:
@@ -243,10 +246,10 @@ class SurveyDesk:
         raw = self.load(memory_key(customer_id))
         if raw is None:
             return SurveyMemory()
-        cached = self._decoded.get(customer_id)
-        if cached is not None and (cached[0] is raw or cached[0] == raw):
-            self._decoded.move_to_end(customer_id)
-            return cached[1]
+        cached = self._decoded.get(customer_id, raw)
+        if cached is not None:
+            self._decoded.touch(customer_id)
+            return cached
         memory = decode_memory(raw)
         self._remember(customer_id, raw, memory)
         return memory
@@ -254,10 +257,7 @@ class SurveyDesk:
     def _remember(self, customer_id: str, raw: bytes, memory: SurveyMemory) -> None:
         """Keep the decoded memory beside the bytes it is (decoding stood out in the
         in-process bench: a periodic trigger reads the memory at every interaction)."""
-        self._decoded[customer_id] = (raw, memory)
-        self._decoded.move_to_end(customer_id)
-        while len(self._decoded) > DECODED_KEPT:
-            self._decoded.popitem(last=False)
+        self._decoded.put(customer_id, raw, memory)
 
     def _decide(self, memory: SurveyMemory, candidate: Candidate, at: int, now: int,
                 segment: str | None, region: str | None, open_alert: bool,

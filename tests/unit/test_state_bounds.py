@@ -87,3 +87,16 @@ def test_a_worker_refuses_to_start_with_caps_that_outgrow_the_request_limit() ->
     from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
 
     assert bound_problems(value_bounds(fits, load_rules()), request_limit(fits)) == []
+
+
+def test_the_decoded_cache_holds_its_count_and_its_memory_estimate() -> None:
+    from cxstream.streams.decoded import DECODED_FACTOR, DecodedCache
+
+    cache: DecodedCache[str] = DecodedCache(max_bytes=100 * DECODED_FACTOR, max_entries=3)
+    for n in range(10):
+        cache.put(f"c{n}", b"x" * 10, f"state {n}")
+    assert len(cache) == 3 and cache.get("c9", b"x" * 10) == "state 9"  # count
+    assert cache.get("c0", b"x" * 10) is None  # the least recently written went first
+    cache.put("big", b"y" * 95, "big")  # 95 of 100 estimated: the three others go
+    assert len(cache) == 1 and cache.bytes == 95 * DECODED_FACTOR
+    assert cache.get("big", b"z" * 95) is None  # other bytes: not this value any more
