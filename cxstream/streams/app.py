@@ -154,7 +154,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
             if rules_config.surveys.enabled else None)
     issues_table = app.Table("issue_priorities", partitions=partitions, key_type=bytes,
                              value_type=bytes, **state_store(settings, "issue_priorities"))
-    board = (PriorityBoard(rules_config.priorities, issues_table, metrics)
+    board = (PriorityBoard(rules_config.priorities, issues_table, metrics,
+                           max_keys=settings.max_group_keys)
              if rules_config.priorities.enabled else None)
     shares = segment_shares(rules_config, rules.windows, partials_index)
     token = settings.api_token.get_secret_value() if settings.api_token else None

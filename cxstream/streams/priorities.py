@@ -38,6 +38,7 @@ from cxstream.alerts.priorities import (
 )
 from cxstream.schemas.events import CustomerProfile, Feedback
 from cxstream.scoring.fold import SourcedEvent
+from cxstream.scoring.groups import OTHER_KEY
 from cxstream.scoring.plain import Customer
 from cxstream.streams.faust_compat.access import stored_items, table_store
 from cxstream.streams.metrics import WorkerMetrics
@@ -89,8 +90,11 @@ class PriorityBoard:
 
     def __init__(self, config: PrioritiesConfig, table: Any,
                  metrics: WorkerMetrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_keys: int = 1_000) -> None:
         self.config = config
+        #: distinct issues (groups) counted per partition and window at most; a signal of
+        #: any other counts under "<kind>:(other)" (CXSTREAM_MAX_GROUP_KEYS)
+        self.max_keys = max_keys
         self.table = table  # issue_priorities
         self.load: Callable[[bytes], bytes | None] = table_store(table).get
         self.metrics = metrics
@@ -135,6 +139,7 @@ class PriorityBoard:
             return {}
         current, previous = counted_windows(self.clock(), self.config)
         counts = self.counts.setdefault(partition, {})
+        sizes: dict[int, int] = {}  # groups counted per window, found when first needed
         moved: dict[tuple[int, str], None] = {}
         marks: dict[bytes, Marks] = {}
         for entry in seen:
@@ -167,10 +172,12 @@ class PriorityBoard:
             if mark is None:
                 raw = self.load(key)
                 mark = marks[key] = {} if raw is None else decode_mark(raw)
-            for group in entry.groups:
+            for named in entry.groups:
+                group = self._capped(counts, sizes, start, named)
                 count = counts.get((start, group))
                 if count is None:
                     count = counts[start, group] = empty_count()
+                    sizes[start] += 1
                 if count_signal(count, mark, group, entry.answered, entry.value, entry.top,
                                 entry.source, entry.offset):
                     moved[start, group] = None
@@ -183,6 +190,19 @@ class PriorityBoard:
             writes[key] = b"%d|" % partition + orjson.dumps(mark)
         self._count()
         return writes
+
+    def _capped(self, counts: dict[tuple[int, str], Any], sizes: dict[int, int], start: int,
+                group: str) -> str:
+        """``group``, or its kind's "(other)" once the window counts ``max_keys`` issues
+        (random touchpoint strings must not grow the table and the API with traffic)."""
+        if start not in sizes:
+            sizes[start] = sum(1 for window, _ in counts if window == start)
+        if (start, group) in counts or sizes[start] < self.max_keys:
+            return group
+        kind = group.split(":", 1)[0]
+        if self.metrics is not None:
+            self.metrics.group_keys_overflow.labels(f"priority_{kind}").inc()
+        return f"{kind}:{OTHER_KEY}"
 
     # -- upkeep ------------------------------------------------------------------------
 

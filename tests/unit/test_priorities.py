@@ -380,3 +380,25 @@ def test_old_windows_are_deleted_and_an_erased_customer_loses_their_marks() -> N
     assert (current, "touchpoint:delivery") in b.counts[0]
     # partition 1's mark is its own (the memory store holds both partitions' keys)
     assert mark_key(previous, "z") not in old
+
+
+def test_random_touchpoints_beyond_the_group_key_cap_count_under_other() -> None:
+    clock = Clock(T)
+    data: dict[bytes, bytes] = {}
+    metrics = WorkerMetrics(CollectorRegistry())
+    b = PriorityBoard(CONFIG, SimpleNamespace(data=data), metrics, clock, max_keys=3)
+    people = [customer(f"p{n}", 10.0) for n in range(8)]
+    observe(b, data, 0, [(failed(f"e{n}", f"p{n}", T, n, touchpoint=f"random-{n}"),
+                          people[n], False) for n in range(8)])
+    start, _ = counted_windows(T.timestamp(), CONFIG)
+    groups = sorted(group for window, group in b.counts[0] if window == start)
+    assert groups == ["touchpoint:(other)", "touchpoint:random-0", "touchpoint:random-1",
+                      "touchpoint:random-2"]  # three issues, then (other)
+    other = orjson.loads(data[count_key(0, start, "touchpoint:(other)")])
+    assert other["customers"] == 5  # nobody lost: counted under (other)
+    assert metrics.registry.get_sample_value(
+        "cxstream_group_keys_overflow_total", {"dimension": "priority_touchpoint"}) == 5
+    # a known touchpoint still counts as itself
+    observe(b, data, 0, [(failed("e9", "p9", T, 9, touchpoint="random-1"),
+                          customer("p9", 10.0), False)])
+    assert orjson.loads(data[count_key(0, start, "touchpoint:random-1")])["customers"] == 2
