@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from cxstream.alerts import lifecycle as lc
 from cxstream.alerts.config import RulesConfig
 from cxstream.schemas.outputs import Alert
+from cxstream.streams.case_index import CaseIndex, ResolvedSweep, is_open_value
 from cxstream.streams.changelog import BulkChangelog
-from cxstream.streams.faust_compat.access import table_store
+from cxstream.streams.faust_compat.access import stored_items, table_store
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import Principal
 
@@ -88,10 +89,12 @@ class AlertCases:
         self.lock = asyncio.Lock()  # events, deadline checks and commands, one at a time
         self.partitioner = DefaultPartitioner()  # the producer's: where an alert id went
         self.listeners: list[Callable[[lc.AlertCase], None]] = []
-        #: the unresolved cases of the owned partitions, kept as they change (None: to be
-        #: read from the table, after a recovery), and the partitions it was read for
-        self._open: dict[str, OpenCase] | None = None
-        self._open_for: frozenset[int] = frozenset()
+        #: the unresolved cases of the owned partitions and when each is next due, kept
+        #: as they change (None: to be read from the table, after a recovery), and the
+        #: partitions it was read for
+        self._index: CaseIndex | None = None
+        self._index_for: frozenset[int] = frozenset()
+        self.sweep = ResolvedSweep()
 
     def partition_of(self, alert_id: str) -> int:
         return int(self.partitioner(alert_id.encode(), self.partitions, self.partitions))
@@ -100,28 +103,45 @@ class AlertCases:
         raw = table_store(self.table).get(alert_id.encode())
         return None if raw is None else lc.AlertCase.model_validate_json(raw)
 
+    def stored(self, owned: frozenset[int]) -> Iterator[tuple[int, bytes, bytes]]:
+        """(partition, key, value) of every stored case of ``owned`` partitions."""
+        for partition, key, raw in stored_items(self.table, set(owned)):
+            if partition < 0:  # a memory store: one map for every partition
+                partition = self.partition_of(key.decode())
+                if partition not in owned:
+                    continue
+            yield partition, key, raw
+
+    def index(self) -> CaseIndex:
+        """The unresolved cases of the owned partitions; read from the table (every case
+        once, without building the resolved ones) after a recovery or a rebalance."""
+        owned = frozenset(self.owned())
+        if self._index is None or owned != self._index_for:
+            index = CaseIndex()
+            for _, _, raw in self.stored(owned):
+                if is_open_value(raw):
+                    index.update(lc.AlertCase.model_validate_json(raw))
+            self._index, self._index_for = index, owned
+        return self._index
+
+    def unresolved(self) -> list[lc.AlertCase]:
+        """Every unresolved case of the partitions this worker owns."""
+        return list(self.index().open.values())
+
     def local(self) -> list[lc.AlertCase]:
-        """Every case of the partitions this worker owns."""
-        owned = self.owned()
-        cases = []
-        for key, raw in list(table_store(self.table).items()):
-            if self.partition_of(key.decode()) in owned:
-                cases.append(lc.AlertCase.model_validate_json(raw))
-        return cases
+        """Every case of the partitions this worker owns, resolved ones too: a read of the
+        whole table (only for a list that asks for resolved cases)."""
+        return [lc.AlertCase.model_validate_json(raw)
+                for _, _, raw in self.stored(frozenset(self.owned()))]
 
     def open_cases(self) -> list[OpenCase]:
-        """The unresolved cases of the partitions this worker owns, without reading the
-        table (the metrics ask on every scrape; a table holds every alert ever raised)."""
-        owned = frozenset(self.owned())
-        if self._open is None or owned != self._open_for:
-            self._open = {case.alert_id: OpenCase.of(case) for case in self.local()
-                          if case.is_open}
-            self._open_for = owned
-        return list(self._open.values())
+        """The unresolved cases of the partitions this worker owns (the metrics ask on
+        every scrape)."""
+        return [OpenCase.of(case) for case in self.index().open.values()]
 
     def table_recovered(self) -> None:
         """The table was restored from its changelog: read the open cases again."""
-        self._open = None
+        self._index = None
 
     # -- changes ---------------------------------------------------------------------
 
@@ -129,11 +149,8 @@ class AlertCases:
                 follow_ups: list[lc.AlertCase]) -> None:
         self.changelog.set(self.table, self.partition_of(case.alert_id),
                            case.alert_id.encode(), case.model_dump_json().encode())
-        if self._open is not None:
-            if case.is_open:
-                self._open[case.alert_id] = OpenCase.of(case)
-            else:
-                self._open.pop(case.alert_id, None)
+        if self._index is not None:
+            self._index.update(case)
         change = case.last_change
         self.metrics.alert_changes.labels(change.action).inc()
         created = case.alert.created_at
@@ -190,18 +207,39 @@ class AlertCases:
             return changed
 
     async def check_deadlines(self) -> int:
-        """Escalate what missed its deadline and wake what was snoozed until now."""
+        """Escalate what missed its deadline and wake what was snoozed until now: only
+        the cases due (the index's heap), not every case."""
         async with self.lock:
             now = self.now()
             follow_ups: list[lc.AlertCase] = []
             changed = 0
-            for case in self.local():
-                new = lc.tick(case, now, self.config)
-                if new is not None:
+            for alert_id in self.index().due(now.timestamp()):
+                case = self.get(alert_id)
+                new = None if case is None else lc.tick(case, now, self.config)
+                if case is not None and new is not None:
                     self._record(case, new, follow_ups)
                     changed += 1
             await self._finish(follow_ups)
             return changed
+
+    async def forget_resolved(self, retention_days: float, slice_size: int = 2_000) -> int:
+        """Delete the cases resolved more than ``retention_days`` ago, looking at up to
+        ``slice_size`` stored cases per call (a tombstone on the lifecycle topic each);
+        returns how many were deleted."""
+        async with self.lock:
+            limit = self.now().timestamp() - retention_days * 86_400
+            try:
+                expired = self.sweep.take(self.stored, frozenset(self.owned()), limit,
+                                          slice_size)
+            except Exception:  # a partition's database closed under the walk: start over
+                self.sweep = ResolvedSweep()
+                raise
+            for partition, key in expired:
+                self.changelog.delete(self.table, partition, key)
+            if expired:
+                await self.changelog.flush()
+                self.metrics.alert_changes.labels("forgotten").inc(len(expired))
+            return len(expired)
 
     async def command(self, alert_id: str, verb: str, actor: Principal,
                       body: dict[str, Any]) -> lc.AlertCase:

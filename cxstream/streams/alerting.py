@@ -53,6 +53,7 @@ from cxstream.streams.segment_drops import (
     ShareOut,
 )
 from cxstream.streams.settings import Settings
+from cxstream.streams.stores import state_store
 from cxstream.streams.surveys import SurveyOut
 from cxstream.streams.timers import state_timer
 from cxstream.streams.webhooks import start_webhook_sink
@@ -224,7 +225,8 @@ def _register_alert_cases(app: Any, settings: Settings, config: RulesConfig,
     lifecycle_topic = app.topic(settings.topic_alert_lifecycle, partitions=partitions,
                                 key_serializer="raw", value_serializer="raw")
     table = app.Table("alert_cases", partitions=partitions, key_type=bytes,
-                      value_type=bytes, changelog_topic=lifecycle_topic)
+                      value_type=bytes, changelog_topic=lifecycle_topic,
+                      **state_store(settings, "alert_cases"))
     cases = AlertCases(table, config, metrics, partitions, BulkChangelog(kafka_sender(app)),
                        lambda: {tp.partition for tp in app.assignor.assigned_actives()
                                 if tp.topic == events_topic.get_topic_name()},
@@ -244,6 +246,12 @@ def _register_alert_cases(app: Any, settings: Settings, config: RulesConfig,
     @state_timer(app, config.lifecycle.check_every_seconds, metrics)
     async def check_alert_deadlines() -> None:
         await cases.check_deadlines()
+
+    @state_timer(app, 10.0, metrics)
+    async def forget_resolved_alerts() -> None:
+        # a slice of the stored cases per tick: a whole walk of a million cases takes
+        # about an hour and a half, far within the retention's days
+        await cases.forget_resolved(settings.alert_case_retention_days)
 
     return cases
 

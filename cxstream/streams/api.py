@@ -131,6 +131,20 @@ def filter_rows(rows: list[dict[str, Any]], query: Any, principal: Principal
     return sort_rows(kept)
 
 
+def local_rows(cases: AlertCases, filters: dict[str, str]) -> dict[str, Any]:
+    """This worker's share of an alert list: the rows of its partitions that match
+    ``filters``. Unresolved cases come from the index; only a list that may hold resolved
+    cases reads the table (CXSTREAM_ALERT_CASE_RETENTION_DAYS bounds what it holds)."""
+    now = _now()
+    wanted = set(filters.get("status", "").split(",")) - {""}
+    unresolved_only = bool(wanted) and "resolved" not in wanted
+    found = cases.unresolved() if unresolved_only else cases.local()
+    rows = [case_row(case, now) for case in found]
+    return {"partitions": sorted(cases.owned()),
+            "alerts": [row for row in rows
+                       if all(_matches(row, name, filters.get(name)) for name in filters)]}
+
+
 def _matches(row: dict[str, Any], name: str, wanted: str | None) -> bool:
     if wanted is None or wanted == "":
         return True
@@ -457,21 +471,18 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
             if name not in (*ALERT_FILTERS, "limit", "offset"):
                 raise BadRequest(f"{name}: not a filter; filters are "
                                  f"{', '.join(ALERT_FILTERS)}, with limit and offset")
-        now = _now()
-        shares = await cluster.gather(
-            "/internal/alerts", {},
-            lambda: {"partitions": sorted(cases.owned()),
-                     "alerts": [case_row(case, now) for case in cases.local()]},
-            partition_count=alerts.partitions)
+        filters = {name: query[name] for name in ALERT_FILTERS if query.get(name)}
+        shares = await cluster.gather("/internal/alerts", filters,
+                                      lambda: local_rows(cases, filters),
+                                      partition_count=alerts.partitions)
         rows = [row for share in shares for row in share["alerts"]]
         return page(filter_rows(rows, query, principal), query)
 
     @app.page("/internal/alerts")
     @json_view(machine_only=True)
     async def serve_alerts(request: Any) -> Any:
-        now = _now()
-        return {"partitions": sorted(cases.owned()),
-                "alerts": [case_row(case, now) for case in cases.local()]}
+        return local_rows(cases, {name: request.query[name] for name in ALERT_FILTERS
+                                  if request.query.get(name)})
 
     @json_view(with_principal=True)
     async def show_alert(request: Any, alert_id: str, principal: Principal) -> Any:

@@ -45,6 +45,7 @@ from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.settings import Settings
 from cxstream.streams.state import StateWriter, rebuild_value_index
+from cxstream.streams.stores import state_store
 from cxstream.streams.surveys import SurveyDesk, load_waiting_surveys
 from cxstream.streams.timers import state_timer
 from cxstream.streams.users import load_users
@@ -391,19 +392,6 @@ async def _outside_batches(work: Callable[[], Awaitable[object]], guard: BatchGu
         pass
     except Exception:
         log.exception("%s failed", what)
-
-
-def state_store(settings: Settings, table: str) -> dict[str, Any]:
-    """The store of a large table (customer states, tallies, erasure markers), as Table
-    arguments. Faust 0.15.3 has no ``rocksdict://`` scheme: its ``rocksdb`` store with the
-    rocksdict driver is the same thing; the URL names the table's files in the data
-    directory (``rocksdb://`` alone is an empty URL, which Faust reads as no store given).
-    The small tables stay in memory."""
-    if settings.state_store == "memory":
-        return {}
-    return {"store": f"rocksdb:{table}", "options": {
-        "driver": "rocksdict", "block_cache_size": settings.state_cache_bytes,
-        "write_buffer_size": settings.state_write_buffer_bytes, "max_write_buffer_number": 2}}
 
 
 def build_customer_alerts(rules_config: Any, tagger: Any, bands: BandsHolder,

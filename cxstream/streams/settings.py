@@ -200,6 +200,10 @@ class Settings(BaseSettings, Conventions, StateRules):
     """timeout of one webhook request."""
     webhook_max_backoff_seconds: float = Field(default=60, gt=0, le=3600)
     """longest wait between webhook retries (jittered; a `Retry-After` of the receiver wins)."""
+    alert_case_retention_days: float = Field(default=30, gt=0, le=3_650)
+    """a resolved alert case leaves the `alert_cases` table (a tombstone on
+    `cx.alert-lifecycle`) this long after its resolution
+    """
     webhook_queue_max: int = Field(default=10_000, ge=1, le=1_000_000)
     """deliveries (alerts, follow-ups, digests) waiting for one destination at most; one
     more is moved to the alerts dead-letter topic with the reason (each destination has its

@@ -87,7 +87,7 @@ def nothing_acted(settings: Any, machine: AlertsClient, receiver: Receiver,
             for alert_id in written} == written  # nothing written
     assert not [r for r in receiver.received if r.alert.get("notice") == "escalated"]
     changes = {dict(labels).get("action"): value for (name, labels), value
-               in worker.metrics().items() if name == "cxstream_alert_changes_total"}
+               in worker.metrics().items() if name == "cxstream_alert_lifecycle_changes_total"}
     assert changes.get("escalated", 0) == 0
 
 

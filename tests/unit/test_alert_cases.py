@@ -219,7 +219,7 @@ def test_the_open_cases_for_the_metrics_follow_each_change_without_reading_the_t
     run(cases.take_events([raised(alert(alert_id="a-1")), raised(alert(alert_id="a-2"))]))
     assert sorted(c.status for c in cases.open_cases()) == ["open", "open"]  # read once
     reads = []
-    cases.local = lambda: reads.append(1) or []  # type: ignore[method-assign]
+    cases.stored = lambda owned: reads.append(1) or iter(())  # type: ignore[method-assign]
     run(cases.take_events([resolution("a-1"), raised(alert(alert_id="a-3",
                                                            severity="critical"))]))
     assert sorted(c.severity for c in cases.open_cases()) == ["critical", "warning"]
@@ -232,3 +232,57 @@ def test_the_open_cases_for_the_metrics_follow_each_change_without_reading_the_t
     assert reads == []  # no scrape and no change read the whole table
     cases.table_recovered()  # restored from the changelog: read once more
     assert cases.open_cases() == [] and reads == [1]
+
+
+# -- at any volume ------------------------------------------------------------------------
+
+def test_the_deadline_check_reads_only_the_cases_due() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, _ = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert(alert_id=f"a-{n}", act_by=T0 + timedelta(
+        hours=1 if n < 3 else 48))) for n in range(3_000)]))
+    reads: list[str] = []
+    get = cases.get
+    cases.get = lambda alert_id: reads.append(alert_id) or get(alert_id)  # type: ignore[method-assign]
+    assert run(cases.check_deadlines()) == 0 and reads == []  # nothing due yet
+    clock.now = T0 + timedelta(hours=2)
+    assert run(cases.check_deadlines()) == 3
+    assert sorted(reads) == ["a-0", "a-1", "a-2"]  # not 3,000
+    escalated = cases.get("a-0")
+    assert escalated is not None and escalated.escalations == 1
+    reads.clear()
+    clock.now = T0 + timedelta(hours=3)
+    run(cases.check_deadlines())
+    assert reads == []  # their new deadlines are later
+
+
+def test_an_unresolved_list_reads_no_resolved_case() -> None:
+    from cxstream.streams.api import local_rows
+
+    kafka, clock = Kafka(), Clock()
+    cases, _ = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert(alert_id=f"a-{n}")) for n in range(50)]))
+    run(cases.take_events([resolution(f"a-{n}") for n in range(45)]))
+    cases.local = lambda: pytest.fail("read every case")  # type: ignore[method-assign]
+    share = local_rows(cases, {"status": "unresolved"})
+    assert sorted(row["alert_id"] for row in share["alerts"]) == [f"a-{n}" for n in range(45, 50)]
+    assert share["partitions"] == [0, 1, 2]
+
+
+def test_resolved_cases_leave_after_the_retention_a_slice_at_a_time() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, metrics = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert(alert_id=f"a-{n}")) for n in range(30)]))
+    run(cases.take_events([resolution(f"a-{n}") for n in range(20)]))
+    clock.now = T0 + timedelta(days=29)
+    assert run(cases.forget_resolved(30, slice_size=100)) == 0  # not yet
+    clock.now = T0 + timedelta(days=31)
+    deleted = 0
+    for _ in range(4):  # 30 cases, 10 looked at per call: a whole walk in 3 calls
+        deleted += run(cases.forget_resolved(30, slice_size=10))
+    assert deleted == 20
+    assert sorted(key for key, value in kafka.changelog.items() if value is None) == sorted(
+        f"a-{n}".encode() for n in range(20))  # tombstones on the lifecycle topic
+    assert len(cases.table) == 10 and all(cases.get(f"a-{n}") for n in range(20, 30))
+    assert metrics.registry.get_sample_value("cxstream_alert_lifecycle_changes_total",
+                                             {"action": "forgotten"}) == 20

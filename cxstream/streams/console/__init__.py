@@ -38,6 +38,7 @@ from yarl import URL
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.topics import TopicTagger, load_tagger
 from cxstream.scoring.windows import WindowSpec
+from cxstream.streams.console.live import LiveInbox
 from cxstream.streams.credentials import Credentials
 from cxstream.streams.settings import Settings
 from cxstream.streams.users import COOKIE, Principal
@@ -206,6 +207,7 @@ def register_console(app: Any, settings: Settings, credentials: Credentials,
     console = Console(settings, credentials, config, windows,
                       load_tagger(settings.lexicons_dir))
     public_url = settings.public_url or settings.canonical_url
+    live = LiveInbox(console.inbox, LIVE_EVERY_SECONDS)
     # failed sign-ins per client address, in a moving window kept in this process
     sign_ins = MovingWindowRateLimiter(MemoryStorage())
     sign_in_limit = RateLimitItemPerMinute(settings.sign_in_attempts_per_minute)
@@ -299,6 +301,7 @@ def register_console(app: Any, settings: Settings, credentials: Credentials,
 
     async def stop_live_streams(sender: Any, **kwargs: Any) -> None:
         console.closing.set()
+        await live.shut()
 
     app.on_before_shutdown.connect(stop_live_streams)
 
@@ -312,10 +315,20 @@ def register_console(app: Any, settings: Settings, credentials: Credentials,
         if signed is None:
             return aioweb.Response(status=401, text="sign in first")
         _, principal = signed
+        if not live.open(principal):
+            return aioweb.Response(status=429, text=(
+                f"at most {live.max_per_user} live pages per user: close one"))
+        try:
+            return await stream_rows(request, principal)
+        finally:
+            live.close(principal)
+
+    async def stream_rows(request: Any, principal: Principal) -> Any:
         since = request.query.get("since", "")
         row_template = console.env.get_template("row.html")
         ends = time.monotonic() + LIVE_STREAM_SECONDS
         seen: dict[str, str] | None = None
+        version = 0
 
         def row_html(row: dict[str, Any]) -> str:
             return row_template.render(
@@ -326,11 +339,8 @@ def register_console(app: Any, settings: Settings, credentials: Credentials,
             try:
                 while (stream.is_connected() and not console.closing.is_set()
                        and time.monotonic() < ends):
-                    try:
-                        rows = await console.inbox(principal)
-                    except (ConsoleError, httpx.HTTPError) as exc:
-                        log.info("console live update skipped: %s", exc)
-                        rows = None
+                    version, rows = await live.wait(principal, version,
+                                                    LIVE_EVERY_SECONDS * 2)
                     if rows is not None:
                         if seen is None:  # what the page may have missed before
                             await stream.send(" ".join(r["alert_id"] for r in rows),
@@ -345,10 +355,6 @@ def register_console(app: Any, settings: Settings, credentials: Credentials,
                         for gone in set(seen) - set(current):
                             await stream.send(gone, event="gone")
                         seen = current
-                    try:
-                        await asyncio.wait_for(console.closing.wait(), LIVE_EVERY_SECONDS)
-                    except TimeoutError:
-                        pass
                 await stream.send("", event="bye")
             except ConnectionError:  # the page was closed meanwhile
                 pass

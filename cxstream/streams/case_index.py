@@ -1,0 +1,120 @@
+"""The unresolved alert cases of the partitions a worker owns, kept as they change, and
+when each is next due: so the alert list, the inbox and the deadline check cost what they
+return or what is due, never a read of every alert ever raised.
+
+Resolved cases are not indexed (they are most of the table after months); they leave the
+table after CXSTREAM_ALERT_CASE_RETENTION_DAYS, swept a slice at a time
+(``ResolvedSweep``). Pure: no Faust, no Kafka.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from cxstream.schemas.outputs import AlertCase
+
+
+def next_due(case: AlertCase) -> float | None:
+    """When time alone next changes ``case`` (epoch seconds): its deadline, or the end of
+    its snooze; None: nothing is due (resolved)."""
+    if case.status == "snoozed" and case.snoozed_until is not None:
+        return case.snoozed_until.timestamp()
+    deadline = case.deadline()
+    return None if deadline is None else deadline.timestamp()
+
+
+class CaseIndex:
+    """Unresolved cases by id, and a heap of when each is next due."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, AlertCase] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._due_at: dict[str, float] = {}  # the heap entry that counts, per id
+
+    def update(self, case: AlertCase) -> None:
+        alert_id = case.alert_id
+        if not case.is_open:
+            self.remove(alert_id)
+            return
+        self.open[alert_id] = case
+        due = next_due(case)
+        if due is None:
+            self._due_at.pop(alert_id, None)
+        elif self._due_at.get(alert_id) != due:
+            self._due_at[alert_id] = due
+            heapq.heappush(self._heap, (due, alert_id))
+
+    def remove(self, alert_id: str) -> None:
+        self.open.pop(alert_id, None)
+        self._due_at.pop(alert_id, None)
+
+    def due(self, now: float) -> list[str]:
+        """The ids due at ``now``, each once; they are due again only once ``update``
+        gives them a new time (a case escalated as far as it goes stays out)."""
+        found = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, alert_id = heapq.heappop(heap)
+            if self._due_at.get(alert_id) == at:
+                del self._due_at[alert_id]
+                found.append(alert_id)
+        if len(heap) > 4 * len(self._due_at) + 64:  # stale entries: rebuild, bounded
+            self._heap = [(at, alert_id) for alert_id, at in self._due_at.items()]
+            heapq.heapify(self._heap)
+        return found
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+
+def is_open_value(raw: bytes) -> bool:
+    """Whether a stored case is unresolved, read without building the model (a worker
+    reads every case of its partitions once after a recovery)."""
+    status: Any = orjson.loads(raw).get("status")
+    return status != "resolved"
+
+
+def resolved_before(raw: bytes, limit: float) -> bool:
+    """Whether a stored case was resolved before ``limit`` (epoch seconds)."""
+    body = orjson.loads(raw)
+    if body.get("status") != "resolved":
+        return False
+    at = body.get("resolved_at") or body.get("updated_at")
+    return at is not None and _epoch(str(at)) < limit
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+class ResolvedSweep:
+    """Walks the stored cases a slice at a time, from where it stopped, and yields the
+    keys of cases resolved before the retention limit; a full walk starts again once
+    done. The walk is restarted when the partitions it walks change."""
+
+    def __init__(self) -> None:
+        self._walk: Iterator[tuple[int, bytes, bytes]] | None = None
+        self._for: frozenset[int] = frozenset()
+
+    def take(self, items: Any, owned: frozenset[int], limit: float, slice_size: int
+             ) -> list[tuple[int, bytes]]:
+        """Up to ``slice_size`` stored cases looked at; (partition, key) of those to delete.
+        ``items``: a function of the owned partitions giving (partition, key, value)."""
+        if self._walk is None or owned != self._for:
+            self._walk, self._for = iter(items(owned)), owned
+        expired = []
+        for _ in range(slice_size):
+            try:
+                partition, key, raw = next(self._walk)
+            except StopIteration:
+                self._walk = None
+                break
+            if resolved_before(raw, limit):
+                expired.append((partition, key))
+        return expired
