@@ -18,6 +18,7 @@ a new deadline; at most ``lifecycle.max_escalations`` times.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -238,3 +239,33 @@ def as_notice(case: AlertCase) -> Alert:
         "resolutions": sum(c.action in {"resolved", "auto_resolved"} for c in case.history),
         "act_by": case.deadline() or case.alert.act_by, "notice_reason": change.reason,
         "notice_at": change.at})
+
+
+#: what a redacted case keeps of the details of its history (figures, never text)
+KEPT_DETAILS = frozenset({"severity", "occurrences", "until", "category", "escalations"})
+
+
+def erased_id(customer_id: str) -> str:
+    """What an erased customer is called in the cases that named them."""
+    return "erased-" + hashlib.sha256(customer_id.encode()).hexdigest()[:12]
+
+
+def redact(case: AlertCase, actor: str, now: datetime) -> AlertCase:
+    """The case without the customer's identity and free text (right to erasure): the
+    customer id becomes a digest, the alert's context (comments, recent interactions,
+    profile) and texts go, and every reason and note in the history is replaced; the
+    rule, severity, deadlines, statuses and who acted stay, for the team's records."""
+    alert = case.alert
+    reason = {key: value for key, value in alert.reason.items()
+              if key not in {"text", "comment", "event_id"}}
+    hidden = alert.model_copy(update={
+        "customer_id": erased_id(alert.customer_id or ""), "context": {}, "reason": reason,
+        "summary": f"{alert.rule} alert of an erased customer", "notice_reason": None})
+    history = tuple(change.model_copy(update={
+        "reason": None if change.reason is None else "(redacted: the customer was erased)",
+        "details": {k: v for k, v in change.details.items() if k in KEPT_DETAILS}})
+        for change in case.history)
+    change = Change(action="redacted", actor=actor, at=now,
+                    reason="the customer was erased")
+    return case.model_copy(update={"alert": hidden, "history": (*history, change)[
+        -HISTORY_KEPT:], "updated_at": now})

@@ -54,7 +54,7 @@ class Alert(BaseModel):
 
 CaseStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
 Action = Literal["raised", "updated", "reopened", "acknowledged", "assigned", "noted",
-                 "snoozed", "woke", "resolved", "escalated", "auto_resolved"]
+                 "snoozed", "woke", "resolved", "escalated", "auto_resolved", "redacted"]
 
 
 class Change(BaseModel):

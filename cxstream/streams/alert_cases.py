@@ -14,11 +14,13 @@ follow-up once); a case in the changelog always has its follow-ups published.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import pydantic_core
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -240,6 +242,30 @@ class AlertCases:
                 await self.changelog.flush()
                 self.metrics.alert_changes.labels("forgotten").inc(len(expired))
             return len(expired)
+
+    async def redact_customer(self, customer_id: str, actor: str,
+                              slice_size: int = 2_000) -> int:
+        """Redact the customer's identity and free text from every case of the partitions
+        this worker owns (right to erasure; a redacted record on the lifecycle topic
+        each); returns how many. Reads every stored case, a slice at a time, letting
+        other work run in between: an erasure is rare, and no index by customer is kept."""
+        # the id as the stored cases write it (pydantic's JSON), found without parsing
+        needle = b'"customer_id":' + pydantic_core.to_json(customer_id)
+        found: list[bytes] = []
+        walk = self.stored(frozenset(self.owned()))
+        while chunk := list(itertools.islice(walk, slice_size)):
+            found += [key for _, key, raw in chunk if needle in raw]
+            await asyncio.sleep(0)
+        async with self.lock:
+            redacted = 0
+            for key in found:
+                case = self.get(key.decode())
+                if case is None or case.alert.customer_id != customer_id:
+                    continue
+                self._record(case, lc.redact(case, actor, self.now()), [])
+                redacted += 1
+            await self._finish([])
+            return redacted
 
     async def command(self, alert_id: str, verb: str, actor: Principal,
                       body: dict[str, Any]) -> lc.AlertCase:

@@ -131,6 +131,11 @@ def filter_rows(rows: list[dict[str, Any]], query: Any, principal: Principal
     return sort_rows(kept)
 
 
+async def _redact_here(cases: AlertCases, customer_id: str, actor: str) -> dict[str, Any]:
+    return {"partitions": sorted(cases.owned()),
+            "redacted": await cases.redact_customer(customer_id, actor)}
+
+
 def local_rows(cases: AlertCases, filters: dict[str, str]) -> dict[str, Any]:
     """This worker's share of an alert list: the rows of its partitions that match
     ``filters``. Unresolved cases come from the index; only a list that may hold resolved
@@ -249,9 +254,19 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
     async def erase_customer(request: Any, customer_id: str, principal: Principal) -> Any:
         if not principal.may_erase:
             raise Forbidden("erasure needs the shared API token or a user of role admin")
-        receipt = None if erase is None else await erase(customer_id)
+        if erase is None or customers.get(customer_id.encode()) is None:
+            raise NotFound(f"no customer {customer_id!r}")
+        redacted = 0
+        if alerts is not None:  # first the alert cases, on every worker (all or none)
+            params = {"customer_id": customer_id, "actor": principal.name}
+            shares = await cluster.gather(
+                "/internal/alert-redactions", params, lambda: {}, alerts.partitions, "POST",
+                lambda: _redact_here(alerts.cases, customer_id, principal.name))
+            redacted = sum(share.get("redacted", 0) for share in shares)
+        receipt = await erase(customer_id)
         if receipt is None:
             raise NotFound(f"no customer {customer_id!r}")
+        receipt["deleted"]["alert_cases_redacted"] = redacted
         log.warning("customer %s erased by %s",
                     hashlib.sha256(customer_id.encode()).hexdigest()[:12], principal.name)
         return {"erased": customer_id, "by": principal.name, **receipt}
@@ -477,6 +492,22 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
                                       partition_count=alerts.partitions)
         rows = [row for share in shares for row in share["alerts"]]
         return page(filter_rows(rows, query, principal), query)
+
+    @json_view(machine_only=True)
+    async def redact_share(request: Any) -> Any:
+        customer_id = request.query.get("customer_id", "")
+        if not customer_id:
+            raise BadRequest("customer_id: required")
+        return await _redact_here(cases, customer_id, request.query.get("actor", "api"))
+
+    class RedactAlertCases(faust.web.View):
+        """POST /internal/alert-redactions?customer_id=&actor=: this worker's share of an
+        erasure (its cases of the customer redacted)."""
+
+        async def post(self, request: Any) -> Any:
+            return await redact_share(self, request)
+
+    app.page("/internal/alert-redactions")(RedactAlertCases)
 
     @app.page("/internal/alerts")
     @json_view(machine_only=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -76,13 +76,18 @@ class Cluster:
 
     async def gather(self, path: str, params: dict[str, str],
                      local: Callable[[], dict[str, Any]],
-                     partition_count: int | None = None) -> list[dict[str, Any]]:
-        """Every worker's share (this one's computed locally); raise if any is missing.
-        ``partition_count``: of the topic the shares cover (default: the input topics)."""
+                     partition_count: int | None = None, method: str = "GET",
+                     local_async: Callable[[], Awaitable[dict[str, Any]]] | None = None
+                     ) -> list[dict[str, Any]]:
+        """Every worker's share (this one's computed locally, by ``local`` or awaited
+        from ``local_async``); raise if any is missing. ``partition_count``: of the topic
+        the shares cover (default: the input topics); ``method``: POST for a share that
+        changes something (an erasure's redaction)."""
         urls = [url for url in self.worker_urls() if url != self.own_url]
-        shares = [local()]
+        shares = [await local_async() if local_async is not None else local()]
         if urls:
-            shares += await asyncio.gather(*(self._fetch(url + path, params) for url in urls))
+            shares += await asyncio.gather(*(self._fetch(url + path, params, method)
+                                             for url in urls))
         seen: list[int] = [p for share in shares for p in share["partitions"]]
         expected = partition_count or self.partition_count
         if sorted(seen) != list(range(expected)):
@@ -91,11 +96,12 @@ class Cluster:
                 "a rebalance is under way, retry shortly")
         return shares
 
-    async def _fetch(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+    async def _fetch(self, url: str, params: dict[str, str], method: str = "GET"
+                     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                response = await client.get(url, params=params, headers=headers)
+            async with httpx.AsyncClient(timeout=60 if method == "POST" else 10) as client:
+                response = await client.request(method, url, params=params, headers=headers)
         except httpx.HTTPError as exc:
             log.warning("worker %s did not answer: %r", url, exc)
             self.on_failure("unreachable")

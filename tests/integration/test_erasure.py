@@ -5,6 +5,8 @@ restart too), and the group tallies keep their answers, which hold no id."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,7 +41,8 @@ def test_an_erased_customer_is_gone_from_state_and_api_and_stays_in_the_tallies(
         worker.wait_for("cxstream_events_folded_total", 2, kind="customer")
         send(settings, settings.topic_feedback, [feedback(
             event_id=f"{c}-{n}", customer_id=c, score=n,
-            occurred_at=(now - timedelta(minutes=n)).isoformat())
+            occurred_at=(now - timedelta(minutes=n)).isoformat(),
+            comment=f"Call me back on {c}'s private number 600 00 00{n}")
             for c in ("e1", "e2") for n in range(3)])
         send(settings, settings.topic_interactions, [interaction(
             event_id="e1-call", customer_id="e1", text="Call me at +370 600 00000")])
@@ -48,8 +51,30 @@ def test_an_erased_customer_is_gone_from_state_and_api_and_stays_in_the_tallies(
         assert httpx.get(f"{base}/api/customers/e1", headers=auth).status_code == 200
         before = stream_tallies(base, TOKEN)
 
-        result = CliRunner().invoke(app, ["customer", "erase", "e1", "--yes"], env=env)
+        def alerts_of(customer: str) -> list[dict[str, object]]:
+            rows: list[dict[str, object]] = httpx.get(
+                f"{base}/api/alerts", params={"customer_id": customer},
+                headers=auth).json()["alerts"]
+            return rows
+
+        deadline_at = time.monotonic() + 60
+        while not (alerts_of("e1") and alerts_of("e2")) and time.monotonic() < deadline_at:
+            time.sleep(0.5)
+        cases = alerts_of("e1")
+        assert cases, "e1's detractor answers raise an alert"
+        case = cases[0]
+        result = CliRunner().invoke(app, ["customer", "erase", "e1", "--yes", "-o", "json"],
+                                    env=env)
         assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["deleted"]["alert_cases_redacted"] == len(cases)
+        assert alerts_of("e1") == [] and len(alerts_of("e2")) == 1
+        shown = httpx.get(f"{base}/api/alerts/{case['alert_id']}", headers=auth).json()
+        assert "private number" not in json.dumps(shown) and '"e1"' not in json.dumps(shown)
+        assert shown["history"][-1]["action"] == "redacted"
+        lifecycle = {record.key: record.value for record in asyncio.run(read_topic(
+            settings, settings.topic_alert_lifecycle))}  # the latest record per alert
+        latest = lifecycle[str(case["alert_id"]).encode()] or b""
+        assert b"private number" not in latest and b'"e1"' not in latest
         assert httpx.get(f"{base}/api/customers/e1", headers=auth).status_code == 404
         assert httpx.get(f"{base}/api/customers/e2", headers=auth).status_code == 200
         again = CliRunner().invoke(app, ["customer", "erase", "e1", "--yes"], env=env)

@@ -286,3 +286,20 @@ def test_resolved_cases_leave_after_the_retention_a_slice_at_a_time() -> None:
     assert len(cases.table) == 10 and all(cases.get(f"a-{n}") for n in range(20, 30))
     assert metrics.registry.get_sample_value("cxstream_alert_lifecycle_changes_total",
                                              {"action": "forgotten"}) == 20
+
+
+def test_an_erased_customers_cases_are_redacted_open_or_resolved_and_others_kept() -> None:
+    kafka, clock = Kafka(), Clock()
+    cases, _ = cases_of(kafka, clock)
+    run(cases.take_events([raised(alert(alert_id=f"a-{n}", customer_id=f"c-{n % 3}",
+                                        context={"comment": f"secret of c-{n % 3}"}))
+                           for n in range(9)]))
+    run(cases.take_events([resolution("a-0")]))  # one of c-0's cases is resolved
+    assert run(cases.redact_customer("c-0", "ada", slice_size=2)) == 3
+    for n in range(9):
+        raw = kafka.changelog[f"a-{n}".encode()] or b""
+        assert (b"secret of c-0" in raw) is False
+        assert (b"secret of c-1" in raw) is (n % 3 == 1)  # the others' cases untouched
+    assert run(cases.redact_customer("c-0", "ada")) == 0  # nothing of c-0 is left
+    assert [case.alert_id for case in cases.unresolved()
+            if case.alert.customer_id == "c-0"] == []

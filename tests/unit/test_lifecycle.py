@@ -281,3 +281,23 @@ def test_auto_resolve_can_be_switched_off_per_rule() -> None:
     promoter = fb(60, event_id="f-9", score=10)
     assert settle(state, promoter, {}, config)[1] != []
     assert settle(state, promoter, {}, off)[1] == []
+
+
+def test_a_redacted_case_keeps_the_work_and_loses_the_customer() -> None:
+    from cxstream.alerts.lifecycle import erased_id, redact
+
+    item = alert(customer_id="c-9", summary="NPS 2 from c-9 about delivery",
+                 reason={"score": 2, "text": "call me on 600", "event_id": "f-1"},
+                 context={"comment": "call me on 600", "customer_value": 900.0})
+    case = lc.open_case(item, "smb-support", at(0), CONFIG)
+    case = lc.note(case, "alice", "Promised c-9 a refund, number 600", at(1))
+    case = lc.resolve(case, "alice", "contacted", "called c-9", at(2), CONFIG)
+    hidden = lc.redact(case, "ada", at(3))
+    text = hidden.model_dump_json()
+    assert "c-9" not in text and "600" not in text and "refund" not in text
+    assert hidden.alert.customer_id == erased_id("c-9") and hidden.alert.context == {}
+    assert hidden.alert.reason == {"score": 2}
+    assert [c.action for c in hidden.history] == ["raised", "noted", "resolved", "redacted"]
+    assert [c.actor for c in hidden.history] == ["cxstream", "alice", "alice", "ada"]
+    assert (hidden.status, hidden.resolution, hidden.severity) == (
+        case.status, case.resolution, case.severity)

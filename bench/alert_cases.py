@@ -1,0 +1,125 @@
+"""The alert cases at volume, in-process (no broker): a worker's partitions holding
+``--cases`` cases, ``--open`` of them unresolved; what a recovery, the inbox, the deadline
+check and the retention sweep cost.
+
+    .venv/bin/python -m bench.alert_cases [--cases 1000000] [--open 5000] [--due 20]
+
+Cases are built once as the lifecycle topic holds them (JSON, each with a customer
+context of a few recent interactions) into a plain dict standing for the table; the
+changelog is a no-op. Prints each figure; quote them with this command. The same whatever
+the hour: nothing here follows the clock of day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from cxstream.alerts import lifecycle as lc
+from cxstream.alerts.config import load_rules
+from cxstream.schemas.outputs import Alert
+from cxstream.streams.alert_cases import AlertCases
+from cxstream.streams.api import filter_rows, local_rows, page
+from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.metrics import WorkerMetrics
+from cxstream.streams.users import Principal
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+CONFIG = load_rules()
+
+
+class Table(dict[bytes, Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = self
+        self.name = "alert_cases"
+        self.key_serializer = self.value_serializer = "raw"
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "cx.alert-lifecycle")
+
+
+async def no_send(topic: str, partition: int, records: list[Any]) -> None:
+    return None
+
+
+async def no_follow_up(alert: Alert) -> Any:
+    return asyncio.sleep(0)
+
+
+def build(cases: int, unresolved: int, due: int, now: datetime) -> Table:
+    table = Table()
+    context = {"customer_value": 1840.0, "segment": "smb", "recent_interactions": [
+        {"event_id": f"i-{k}", "channel": "phone", "touchpoint": "delivery",
+         "outcome": "failure", "text": "The parcel never came"} for k in range(5)]}
+    for n in range(cases):
+        created = T0 + timedelta(seconds=n)
+        alert = Alert(alert_id=f"customer-{n:024x}", rule="detractor", severity="warning",
+                      customer_id=f"c-{n}", segment="smb", owner="smb-support",
+                      team=["smb-support", "key-accounts", "customer-care"][n % 3],
+                      summary=f"NPS 3 from c-{n} about delivery (phone)",
+                      reason={"score": 3}, context=context, event_time=created,
+                      created_at=created, act_by=created + timedelta(hours=24))
+        case = lc.open_case(alert, alert.team or alert.owner, created, CONFIG)
+        if n >= unresolved:
+            case = lc.resolve(case, "alice", "contacted", None, created + timedelta(hours=1),
+                              CONFIG)
+        elif n < due:
+            case = case.model_copy(update={"act_by": now - timedelta(minutes=1)})
+        else:
+            case = case.model_copy(update={"act_by": now + timedelta(days=1)})
+        table[case.alert_id.encode()] = case.model_dump_json().encode()
+    return table
+
+
+def timed(fun: Any) -> float:
+    began = time.perf_counter()
+    fun()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=200_000)
+    parser.add_argument("--open", type=int, default=5_000)
+    parser.add_argument("--due", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    now = T0 + timedelta(days=60)
+    began = time.perf_counter()
+    table = build(args.cases, args.open, args.due, now)
+    print(f"{args.cases:,} cases ({args.open:,} unresolved, {args.due} due) built in "
+          f"{time.perf_counter() - began:.1f} s; {sum(map(len, table.values())) / 2**20:,.0f}"
+          " MiB of JSON")
+    cases = AlertCases(table, CONFIG, WorkerMetrics(CollectorRegistry()), 3,
+                       BulkChangelog(no_send), lambda: {0, 1, 2}, no_follow_up, lambda: now)
+    print(f"index after a recovery (every case read once): "
+          f"{timed(cases.index) * 1000:,.0f} ms")
+    alice = Principal("alice", ("smb-support",))
+    query = {"status": "unresolved", "limit": "200"}
+    times = []
+    for _ in range(args.requests):
+        began = time.perf_counter()
+        share = local_rows(cases, {"status": "unresolved"})
+        page(filter_rows(share["alerts"], query, alice), query)
+        times.append(time.perf_counter() - began)
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    print(f"inbox (status=unresolved, one user's 200 rows): p50 "
+          f"{statistics.median(times) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms over "
+          f"{args.requests} requests")
+    check = timed(lambda: asyncio.run(cases.check_deadlines()))
+    print(f"deadline check with {args.due} due: {check * 1000:.1f} ms")
+    idle = timed(lambda: asyncio.run(cases.check_deadlines()))
+    print(f"deadline check with none due: {idle * 1000:.2f} ms")
+    sweep = timed(lambda: asyncio.run(cases.forget_resolved(30, 2_000)))
+    print(f"retention sweep slice (2,000 stored cases looked at): {sweep * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
