@@ -284,7 +284,7 @@ def test_auto_resolve_can_be_switched_off_per_rule() -> None:
 
 
 def test_a_redacted_case_keeps_the_work_and_loses_the_customer() -> None:
-    from cxstream.alerts.lifecycle import erased_id, redact
+    from cxstream.alerts.lifecycle import erased_id
 
     item = alert(customer_id="c-9", summary="NPS 2 from c-9 about delivery",
                  reason={"score": 2, "text": "call me on 600", "event_id": "f-1"},
