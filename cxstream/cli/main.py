@@ -73,6 +73,9 @@ class Output(StrEnum):
     json = "json"
 
 
+BrokersOption = Annotated[int, typer.Option(
+    "--brokers", min=1, max=9, help="Brokers of the local cluster (3: replication 3, "
+    "min.insync.replicas=2)")]
 BootstrapOption = Annotated[str | None, typer.Option(
     "-b", "--bootstrap-servers", help="Kafka brokers, host:port[,host:port]",
     envvar="CXSTREAM_BOOTSTRAP_SERVERS", show_envvar=True)]
@@ -125,11 +128,21 @@ def broker_fetch(config: ConfigOption = None) -> None:
 
 @broker_app.command("start")
 def broker_start(bootstrap_servers: BootstrapOption = None,
-                 config: ConfigOption = None) -> None:
-    """Start the local broker on CXSTREAM_BOOTSTRAP_SERVERS and wait until it serves."""
-    from cxstream.cli.kafka import local_broker
+                 config: ConfigOption = None, brokers: BrokersOption = 1) -> None:
+    """Start the local broker on CXSTREAM_BOOTSTRAP_SERVERS and wait until it serves;
+    with --brokers 3, a cluster of three (replication 3, min.insync.replicas=2) whose
+    first node listens there."""
+    from cxstream.cli.kafka import local_broker, local_cluster
 
     settings = settings_or_exit(bootstrap_servers, config)
+    if brokers > 1:
+        try:
+            servers = local_cluster.start(settings, brokers)
+        except local_broker.BrokerError as exc:
+            raise _fail(str(exc)) from exc
+        console.print(f"Kafka {settings.kafka_version}: {brokers} brokers serving; "
+                      f"export CXSTREAM_BOOTSTRAP_SERVERS={servers}")
+        return
     try:
         state = local_broker.start(settings)
     except local_broker.BrokerError as exc:
@@ -140,11 +153,15 @@ def broker_start(bootstrap_servers: BootstrapOption = None,
 
 @broker_app.command("stop")
 def broker_stop(bootstrap_servers: BootstrapOption = None,
-                config: ConfigOption = None) -> None:
-    """Stop the local broker cleanly."""
-    from cxstream.cli.kafka import local_broker
+                config: ConfigOption = None, brokers: BrokersOption = 1) -> None:
+    """Stop the local broker (or the --brokers N cluster) cleanly."""
+    from cxstream.cli.kafka import local_broker, local_cluster
 
-    stopped = local_broker.stop(settings_or_exit(bootstrap_servers, config))
+    settings = settings_or_exit(bootstrap_servers, config)
+    if brokers > 1:
+        console.print(f"{local_cluster.stop(settings, brokers)} brokers stopped")
+        return
+    stopped = local_broker.stop(settings)
     console.print("broker stopped" if stopped else "broker was not running")
 
 
