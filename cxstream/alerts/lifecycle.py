@@ -106,7 +106,7 @@ def assign(case: AlertCase, actor: str, to: str, now: datetime) -> AlertCase:
     _require(case, {"open", "acknowledged", "snoozed"}, "assign")
     to = to.strip()
     if not to or len(to) > 128:
-        raise InvalidCommand("assign: name whom to assign to (1-128 characters)")
+        raise InvalidCommand("to: name whom to assign the alert to (1-128 characters)")
     change = Change(action="assigned", actor=actor, at=now, details={"from": case.owner,
                                                                       "to": to})
     return _changed(case, change, owner=to)
@@ -115,9 +115,9 @@ def assign(case: AlertCase, actor: str, to: str, now: datetime) -> AlertCase:
 def note(case: AlertCase, actor: str, text: str, now: datetime) -> AlertCase:
     text = text.strip()
     if not text:
-        raise InvalidCommand("note: the note is empty")
+        raise InvalidCommand("text: the note is empty")
     if len(text) > NOTE_MAX:
-        raise InvalidCommand(f"note: at most {NOTE_MAX} characters")
+        raise InvalidCommand(f"text: a note has at most {NOTE_MAX} characters")
     return _changed(case, Change(action="noted", actor=actor, at=now, reason=text))
 
 
@@ -125,11 +125,12 @@ def snooze(case: AlertCase, actor: str, until: datetime, now: datetime,
            config: RulesConfig) -> AlertCase:
     _require(case, {"open", "acknowledged"}, "snooze")
     if until.tzinfo is None:
-        raise InvalidCommand("snooze: the time needs a UTC offset")
+        raise InvalidCommand("until: the time needs a UTC offset")
     if until <= now:
-        raise InvalidCommand("snooze: the time is not in the future")
+        raise InvalidCommand("until: the time is not in the future")
     if until - now > timedelta(hours=config.lifecycle.snooze_max_hours):
-        raise InvalidCommand(f"snooze: at most {config.lifecycle.snooze_max_hours:g} hours")
+        raise InvalidCommand(
+            f"until: a snooze lasts at most {config.lifecycle.snooze_max_hours:g} hours")
     change = Change(action="snoozed", actor=actor, at=now,
                     details={"until": until.isoformat()})
     return _changed(case, change, status="snoozed", snoozed_until=until,
@@ -141,10 +142,10 @@ def resolve(case: AlertCase, actor: str, category: str, text: str | None, now: d
     _require(case, {"open", "acknowledged", "snoozed"}, "resolve")
     categories = config.lifecycle.resolution_categories
     if category not in categories:
-        raise InvalidCommand(f"resolve: category is one of {', '.join(categories)}, "
+        raise InvalidCommand(f"category: one of {', '.join(categories)}, "
                              f"not {category!r}")
     if text is not None and len(text) > NOTE_MAX:
-        raise InvalidCommand(f"resolve: the note has at most {NOTE_MAX} characters")
+        raise InvalidCommand(f"note: at most {NOTE_MAX} characters")
     change = Change(action="resolved", actor=actor, at=now, reason=text or None,
                     details={"category": category})
     return _changed(case, change, status="resolved", resolved_at=now, resolution=category,

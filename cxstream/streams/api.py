@@ -43,6 +43,7 @@ from cxstream.streams.alert_cases import AlertCases, CaseNotFound, case_row, sor
 from cxstream.streams.bands import BandsHolder
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 from cxstream.streams.credentials import Credentials
+from cxstream.streams.openapi import openapi_document
 from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.state import decode_customer
 from cxstream.streams.surveys import memory_key, memory_report
@@ -336,6 +337,12 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
             {"window": window, "start": start, "key": key, **tally.model_dump()}
             for (window, start, key), tally in sorted(tallies.items())]}
 
+    document = openapi_document([spec.name for spec in rules.windows])
+
+    @app.page("/api/openapi.json")
+    async def serve_openapi(web: Any, request: Any) -> Any:
+        return web.json(document)  # no data: the API's description, open like /healthz
+
     @app.page("/api/value-bands")
     @json_view
     async def get_value_bands(request: Any) -> Any:
@@ -547,9 +554,9 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
         try:
             body = json.loads(raw) if raw else {}
         except ValueError as exc:
-            raise BadRequest(f"the body is not JSON: {exc}") from exc
+            raise BadRequest(f"body: not JSON: {exc}") from exc
         if not isinstance(body, dict):
-            raise BadRequest("the body is a JSON object")
+            raise BadRequest("body: a JSON object")
         check_text_fields(body)
         case = await cases.command(alert_id, action, principal, body)
         return {"alert": {**case_row(case, _now()),

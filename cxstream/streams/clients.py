@@ -98,16 +98,19 @@ def alert_event_topic(settings: Settings) -> str:
     return f"{settings.app_id}-alert-events"
 
 
-async def replication_factor(admin: AIOKafkaAdminClient, settings: Settings) -> int:
+async def replication_factor(admin: AIOKafkaAdminClient, settings: Settings,
+                             strict: bool = True) -> int:
     """The replication of the topics cxstream creates: CXSTREAM_REPLICATION_FACTOR, else
     the cluster's ``default.replication.factor`` (never silently 1 on a cluster set up
-    for more). Raises TopicLayoutError when it is more than the cluster's brokers."""
+    for more). ``strict`` (when topics are to be created): raises TopicLayoutError when it
+    is more than the brokers the cluster has now; a worker starting while a broker is down
+    for a moment, with its topics made, is not refused."""
     cluster = await admin.describe_cluster()
     brokers = cluster["brokers"]
     wanted = settings.replication_factor
     if wanted is None:
         wanted = await _broker_default_replication(admin, brokers[0]["node_id"])
-    if wanted > len(brokers):
+    if strict and wanted > len(brokers):
         raise TopicLayoutError(
             f"CXSTREAM_REPLICATION_FACTOR={wanted} is more than the {len(brokers)} broker(s) "
             f"of the cluster at {settings.bootstrap_servers}: lower it, or unset it to take "
@@ -135,7 +138,7 @@ async def resolved_replication(settings: Settings) -> Settings:
     admin = AIOKafkaAdminClient(**aiokafka_options(settings), request_timeout_ms=30_000)
     await admin.start()
     try:
-        factor = await replication_factor(admin, settings)
+        factor = await replication_factor(admin, settings, strict=False)
     finally:
         await admin.close()
     return settings.model_copy(update={"replication_factor": factor})

@@ -69,8 +69,10 @@ def round_of(n: int, now: datetime) -> tuple[list[dict[str, Any]], list[bytes]]:
 
 def test_leader_kills_lose_and_double_nothing(isolated: dict[str, str],
                                               tmp_path: Path) -> None:
-    base = load_settings({}, bootstrap_servers=f"127.0.0.1:{free_port()}",
+    ports = [(free_port(), free_port()) for _ in range(BROKERS)]
+    base = load_settings({}, bootstrap_servers=f"127.0.0.1:{ports[0][0]}",
                          broker_dir=tmp_path / "cluster")
+    local_cluster.lay_out(base, ports)
     servers = local_cluster.start(base, BROKERS)
     receiver = Receiver(free_port(), SECRET).start()
     values = configure({**isolated, "bootstrap_servers": servers}, webhook_url=receiver.url,

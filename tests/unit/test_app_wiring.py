@@ -29,3 +29,23 @@ async def test_an_assignment_makes_dead_letters_be_read_back_again(tmp_path: Pat
     deadletters.verified.update({("cx.feedback", 0), ("cx.feedback", 1)})
     await app.on_partitions_assigned.send(set())
     assert deadletters.verified == set()
+
+
+def test_the_openapi_document_describes_every_api_route_and_no_other(tmp_path: Path) -> None:
+    from cxstream.streams.openapi import openapi_document
+
+    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
+                             replication_factor="1")
+    with fixes.applied():
+        app = build_app(settings, partition_count=3, alerts_partition_count=3,
+                        deadletter_partition_count=3)
+    document = openapi_document(["hour", "day", "7d"])
+    served = {path for path in app.web.views if path.startswith("/api/")}
+    assert set(document["paths"]) == served
+    for path, operations in document["paths"].items():
+        view = app.web.views[path]
+        for method in ("get", "post"):  # the methods a view answers are the documented ones
+            handler = getattr(view, method, None)
+            answers = handler is not None and getattr(handler, "__qualname__", "").split(
+                ".")[0] != "View"
+            assert answers == (method in operations), (path, method)

@@ -109,7 +109,7 @@ def test_allowed_transitions_from_open_acknowledged_and_snoozed() -> None:
 
 def test_bad_commands_are_invalid_not_refused() -> None:
     case = new_case()
-    with pytest.raises(lc.InvalidCommand, match="category is one of"):
+    with pytest.raises(lc.InvalidCommand, match="category: one of"):
         lc.resolve(case, "a", "shrugged", None, at(1), CONFIG)
     with pytest.raises(lc.InvalidCommand, match="not in the future"):
         lc.snooze(case, "a", at(1), at(1), CONFIG)

@@ -11,6 +11,7 @@ the controller quorum, and keeps its data, configuration, log and pid file in
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -57,9 +58,23 @@ class Node:
 
 
 def nodes(settings: Settings, brokers: int) -> list[Node]:
-    base = settings.bootstrap_port
-    return [Node(i, base + PORT_STEP * (i - 1), base + PORT_STEP * (i - 1) + 1,
-                 settings.broker_dir / f"node-{i}") for i in range(1, brokers + 1)]
+    """The nodes' layout: as the cluster was first started (``layout.json`` in the
+    broker folder), else the ports after CXSTREAM_BOOTSTRAP_SERVERS's."""
+    layout = settings.broker_dir / "layout.json"
+    if layout.exists():
+        ports = json.loads(layout.read_text())
+    else:
+        base = settings.bootstrap_port
+        ports = [[base + PORT_STEP * i, base + PORT_STEP * i + 1] for i in range(brokers)]
+    return [Node(i + 1, port, controller, settings.broker_dir / f"node-{i + 1}")
+            for i, (port, controller) in enumerate(ports[:brokers])]
+
+
+def lay_out(settings: Settings, ports: list[tuple[int, int]]) -> None:
+    """Fix the nodes' (client, controller) ports before the first start (tests pick free
+    ones: the ports after the first may be taken)."""
+    settings.broker_dir.mkdir(parents=True, exist_ok=True)
+    (settings.broker_dir / "layout.json").write_text(json.dumps([list(p) for p in ports]))
 
 
 def bootstrap_servers(settings: Settings, brokers: int) -> str:
@@ -105,11 +120,15 @@ def start(settings: Settings, brokers: int = 3) -> str:
     libs = fetch_jars(settings)
     every = nodes(settings, brokers)
     cluster_id = _cluster_id(settings, libs)
-    for node in every:
-        if node.pid() is None:
-            _start_node(node, every, libs, cluster_id, settings.broker_heap)
-    servers = bootstrap_servers(settings, brokers)
-    _wait_until_serving(servers, every)
+    try:
+        for node in every:
+            if node.pid() is None:
+                _start_node(node, every, libs, cluster_id, settings.broker_heap)
+        servers = bootstrap_servers(settings, brokers)
+        _wait_until_serving(servers, every)
+    except BaseException:  # no half-started cluster left behind
+        stop(settings, brokers)
+        raise
     return servers
 
 
@@ -136,12 +155,12 @@ def kill(settings: Settings, brokers: int, node_id: int,
 
 def stop(settings: Settings, brokers: int = 3) -> int:
     """Stop every node (SIGTERM, then SIGKILL); returns how many were running."""
-    running = [node for node in nodes(settings, brokers) if node.pid() is not None]
-    for node in running:
-        os.kill(node.pid() or 0, signal.SIGTERM)
+    running = [(node, pid) for node in nodes(settings, brokers)
+               if (pid := node.pid()) is not None]
+    for _, pid in running:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    for node in running:
-        pid = int(node.pid_file.read_text())
+    for node, pid in running:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if _alive(pid):
@@ -195,15 +214,21 @@ def _wait_until_serving(servers: str, every: list[Node]) -> None:
 
 
 async def _all_brokers_up(servers: str, count: int) -> bool:
+    """Every node serves and sees every broker: each keeps its own view of the cluster's
+    metadata, and a client asking a node that does not see them all yet would find a
+    smaller cluster (a replication factor refused, a partition without a leader)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    if not await is_serving(servers):
-        return False
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3_000)
-    try:
-        await admin.start()
-        return len((await admin.describe_cluster())["brokers"]) == count
-    except Exception:  # not yet
-        return False
-    finally:
-        await admin.close()
+    for server in servers.split(","):
+        if not await is_serving(server):
+            return False
+        admin = AIOKafkaAdminClient(bootstrap_servers=server, request_timeout_ms=3_000)
+        try:
+            await admin.start()
+            if len((await admin.describe_cluster())["brokers"]) != count:
+                return False
+        except Exception:  # not yet
+            return False
+        finally:
+            await admin.close()
+    return True

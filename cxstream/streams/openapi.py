@@ -1,0 +1,115 @@
+"""The HTTP API as an OpenAPI 3.1 document, served at /api/openapi.json.
+
+Written here from the same names the views check (dimensions, metrics, filters, actions),
+and compared with the routes a worker serves by a test: a route without its entry, or an
+entry without its route, fails it. Every error answer is ``{"error": "<field>: ..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cxstream import __version__
+from cxstream.scoring.groups import DIMENSIONS
+
+METRICS = ("nps", "csat", "ces")
+ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
+ACTIONS = ("ack", "assign", "note", "snooze", "resolve")
+MAX_PAGE = 500
+ERROR = {"$ref": "#/components/schemas/Error"}
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": schema or {"type": "string", "minLength": 1}}
+
+
+def _answers(*codes: int) -> dict[str, Any]:
+    found: dict[str, Any] = {"200": {"description": "the answer", "content": {
+        "application/json": {"schema": ANY_OBJECT}}}}
+    reasons = {400: "a bad argument, named", 401: "no or a wrong token",
+               403: "the caller may not", 404: "not found, or not the caller's",
+               409: "the alert's status does not allow it",
+               503: "partitions are moving: retry"}
+    for code in (401, *codes):
+        found[str(code)] = {"description": reasons[code],
+                            "content": {"application/json": {"schema": ERROR}}}
+    return found
+
+
+def _get(summary: str, parameters: list[dict[str, Any]], *codes: int) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": parameters,
+                    "responses": _answers(*codes)}}
+
+
+AT = _query("at", {"type": "string", "format": "date-time"},
+            "a time with a UTC offset (default: now)")
+PAGE = [_query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "rows"),
+        _query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}, "first row")]
+
+
+def openapi_document(windows: list[str]) -> dict[str, Any]:
+    """The document, for a worker whose score windows are ``windows``."""
+    dimension = _path("dimension", {"type": "string", "enum": list(DIMENSIONS)})
+    action_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {
+            "to": {"type": "string"}, "text": {"type": "string"},
+            "until": {"type": "string", "format": "date-time"},
+            "category": {"type": "string"}, "note": {"type": "string"}}}}}}
+    paths: dict[str, Any] = {
+        "/api/openapi.json": {"get": {"summary": "this document (no token needed)",
+                                      "security": [], "responses": {"200": {
+                                          "description": "the document", "content": {
+                                              "application/json": {"schema": ANY_OBJECT}}}}}},
+        "/api/customers/{customer_id}": _get(
+            "a customer's state, value band, quadrant and survey requests",
+            [_path("customer_id")], 404, 503),
+        "/api/customers/{customer_id}/erase": {"post": {
+            "summary": "erase a customer (admins and the shared token)",
+            "parameters": [_path("customer_id")], "responses": _answers(403, 404, 503)}},
+        "/api/scores/{dimension}": _get("groups of a dimension ranked by a metric", [
+            dimension, _query("window", {"type": "string", "enum": windows}, "window"),
+            _query("metric", {"type": "string", "enum": list(METRICS)}, "metric"),
+            _query("which", {"type": "string", "enum": ["current", "previous"]}, "window"),
+            _query("min_n", {"type": "integer", "minimum": 1}, "fewest answers shown"),
+            AT], 400, 403, 503),
+        "/api/scores/{dimension}/{key}": _get("one group's scores, current and previous",
+                                              [dimension, _path("key"), AT], 400, 403, 503),
+        "/api/tallies/{dimension}": _get("every group window's raw counts", [dimension],
+                                         400, 403, 503),
+        "/api/value-bands": _get("the current high-value thresholds", []),
+        "/api/priorities": _get("issues ranked by the revenue at stake", [
+            AT, _query("rank_by", {"type": "string", "enum": ["value", "customers", "mix"]},
+                       "ranking"),
+            _query("kind", {"type": "string", "enum": ["touchpoint", "topic"]}, "issues"),
+            _query("by", {"type": "string", "enum": ["issue", "area"]}, "grouping"),
+            PAGE[0]], 400, 503),
+        "/api/alerts": _get("the alerts the caller may see, by deadline", [
+            *(_query(name, {"type": "string"}, f"{name} (comma-separated: any of)")
+              for name in ALERT_FILTERS), *PAGE], 400, 503),
+        "/api/alerts/{alert_id}": _get("an alert, its case, history and customer",
+                                       [_path("alert_id")], 404, 503),
+        "/api/alerts/{alert_id}/{action}": {"post": {
+            "summary": "act on an alert", "requestBody": action_body,
+            "parameters": [_path("alert_id"),
+                           _path("action", {"type": "string", "enum": list(ACTIONS)})],
+            "responses": _answers(400, 404, 409, 503)}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "cxstream", "version": __version__,
+                 "description": "Customers, scores, priorities and alerts of the workers; "
+                                "any worker answers any request (docs/api.md)."},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "required": ["error"],
+                                  "properties": {"error": {"type": "string"}}}}},
+    }
