@@ -74,7 +74,10 @@ def parse_at(raw: str | None, now: Callable[[], datetime]) -> datetime:
         raise BadRequest(f"at: not an ISO 8601 time: {raw!r}") from exc
     if at.tzinfo is None:
         raise BadRequest("at: needs a UTC offset, e.g. 2026-11-23T10:00:00+00:00")
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise BadRequest(f"at: out of range in UTC: {raw[:64]!r}") from exc
 
 
 def pick_window(specs: tuple[WindowSpec, ...], name: str) -> WindowSpec:
@@ -117,6 +120,7 @@ class AlertsApi:
 ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
 ACTIONS = ("ack", "assign", "note", "snooze", "resolve")
 MAX_PAGE = 500
+MAX_COUNT = 10**9
 
 
 def filter_rows(rows: list[dict[str, Any]], query: Any, principal: Principal
@@ -162,7 +166,7 @@ def _matches(row: dict[str, Any], name: str, wanted: str | None) -> bool:
 
 def page(rows: list[dict[str, Any]], query: Any) -> dict[str, Any]:
     limit = parse_bounded(query.get("limit", "50"), "limit", 1, MAX_PAGE)
-    offset = parse_bounded(query.get("offset", "0"), "offset", 0, 10**9)
+    offset = parse_bounded(query.get("offset", "0"), "offset", 0, MAX_COUNT)
     chunk = rows[offset:offset + limit]
     following = offset + limit if offset + limit < len(rows) else None
     return {"total": len(rows), "offset": offset, "limit": limit, "next_offset": following,
@@ -384,13 +388,8 @@ def check_text_fields(body: dict[str, Any]) -> None:
 
 
 def parse_count(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"min_n: a whole number, not {raw!r}") from exc
-    if value < 1:
-        raise BadRequest("min_n: at least 1")
-    return value
+    """``min_n``: from 1 to a billion (a larger one would also not fit the answer's JSON)."""
+    return parse_bounded(raw, "min_n", 1, MAX_COUNT)
 
 
 def parse_partition(raw: str) -> int:

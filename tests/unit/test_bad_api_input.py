@@ -37,3 +37,15 @@ def test_console_snooze_hours_give_a_time_that_far_ahead() -> None:
     assert abs(moment - (datetime.now(UTC) + timedelta(hours=2.5))) < timedelta(seconds=5)
     assert snooze_until({"until": "2026-12-07T10:00:00+00:00", "hours": "inf"}) == \
         "2026-12-07T10:00:00+00:00"
+
+
+def test_a_huge_min_n_and_an_at_out_of_range_are_refused_naming_them() -> None:
+    from datetime import UTC, datetime
+
+    from cxstream.streams.api import parse_at, parse_count
+
+    with pytest.raises(BadRequest, match=r"^min_n: from 1 to 1000000000"):
+        parse_count("32589158477190044730")  # once a 500: its JSON answer could not be made
+    with pytest.raises(BadRequest, match=r"^at: out of range"):
+        parse_at("0001-01-01T00:00:00+14:00", lambda: datetime.now(UTC))
+    assert parse_count("7") == 7
