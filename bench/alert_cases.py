@@ -117,8 +117,11 @@ def main() -> None:
     print(f"deadline check with {args.due} due: {check * 1000:.1f} ms")
     idle = timed(lambda: asyncio.run(cases.check_deadlines()))
     print(f"deadline check with none due: {idle * 1000:.2f} ms")
-    sweep = timed(lambda: asyncio.run(cases.forget_resolved(30, 2_000)))
-    print(f"retention sweep slice (2,000 stored cases looked at): {sweep * 1000:.1f} ms")
+    first = timed(lambda: asyncio.run(cases.forget_resolved(30, 500)))
+    sweep = timed(lambda: asyncio.run(cases.forget_resolved(30, 500)))
+    print(f"retention sweep slice (500 stored cases looked at, as a worker's tick): "
+          f"{sweep * 1000:.1f} ms; the first of a walk {first * 1000:.1f} ms (a memory "
+          "store's items are copied once per walk; RocksDB iterates)")
 
 
 if __name__ == "__main__":
