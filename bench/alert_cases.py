@@ -17,7 +17,6 @@ import asyncio
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -30,18 +29,10 @@ from cxstream.streams.api import filter_rows, local_rows, page
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import Principal
+from tests.support import CasesTable
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 CONFIG = load_rules()
-
-
-class Table(dict[bytes, Any]):
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = self
-        self.name = "alert_cases"
-        self.key_serializer = self.value_serializer = "raw"
-        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "cx.alert-lifecycle")
 
 
 async def no_send(topic: str, partition: int, records: list[Any]) -> None:
@@ -52,8 +43,8 @@ async def no_follow_up(alert: Alert) -> Any:
     return asyncio.sleep(0)
 
 
-def build(cases: int, unresolved: int, due: int, now: datetime) -> Table:
-    table = Table()
+def build(cases: int, unresolved: int, due: int, now: datetime) -> CasesTable:
+    table = CasesTable()
     context = {"customer_value": 1840.0, "segment": "smb", "recent_interactions": [
         {"event_id": f"i-{k}", "channel": "phone", "touchpoint": "delivery",
          "outcome": "failure", "text": "The parcel never came"} for k in range(5)]}

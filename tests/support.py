@@ -9,6 +9,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -298,3 +299,14 @@ class AlertsClient:
 def lifecycle_records(settings: Any, alert_id: str) -> list[dict[str, Any]]:
     records = asyncio.run(read_topic(settings, settings.topic_alert_lifecycle))
     return [orjson.loads(r.value) for r in records if r.key == alert_id.encode() and r.value]
+
+
+class CasesTable(dict[bytes, Any]):
+    """A plain dict standing for the alert_cases table (its own store, raw codecs)."""
+
+    def __init__(self, changelog_topic: str = "cx.alert-lifecycle") -> None:
+        super().__init__()
+        self.data = self
+        self.name = "alert_cases"
+        self.key_serializer = self.value_serializer = "raw"
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: changelog_topic)

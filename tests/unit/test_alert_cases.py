@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from cxstream.streams.api import filter_rows, page
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import MACHINE, Principal
+from tests.support import CasesTable
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CONFIG = load_rules().model_copy(update={"lifecycle": Lifecycle(
@@ -33,15 +33,6 @@ TOPIC = "cx.alert-lifecycle"
 
 class Killed(Exception):
     pass
-
-
-class Table(dict[bytes, Any]):
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = self
-        self.name = "alert_cases"
-        self.key_serializer = self.value_serializer = "raw"
-        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: TOPIC)
 
 
 class Kafka:
@@ -74,7 +65,7 @@ class Clock:
 
 def cases_of(kafka: Kafka, clock: Clock) -> tuple[AlertCases, WorkerMetrics]:
     """A worker whose table is recovered from what the changelog holds."""
-    table = Table()
+    table = CasesTable(TOPIC)
     table.update({k: v for k, v in kafka.changelog.items() if v is not None})
     metrics = WorkerMetrics(CollectorRegistry())
     return AlertCases(table, CONFIG, metrics, 3, BulkChangelog(kafka.send),
