@@ -108,5 +108,5 @@ def test_each_door_checks_who_asks_on_either_worker(isolated: dict[str, str],
                                     ).status_code for n in range(5)]
             assert refused == [401, 401, 401, 429, 429]
     finally:
-        assert second.stop() == 0, second.log()
-        assert first.stop() == 0, first.log()
+        codes = second.stop(), first.stop()
+        assert codes == (0, 0), (codes, second.log(), first.log())
