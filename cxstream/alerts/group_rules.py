@@ -28,6 +28,8 @@ from cxstream.scoring.windows import from_epoch, window_start
 
 EXAMPLES_KEPT = 5
 CUSTOMERS_KEPT = 200
+#: the first characters of a comment an example signal keeps
+SIGNAL_COMMENT_CHARS = 280
 
 
 class Signal(BaseModel):
@@ -69,7 +71,7 @@ def signals_of(event: Feedback | Interaction, topics: list[str], segment: str | 
         detail, text = (event.outcome or "negative interaction"), event.text
     common: dict[str, Any] = {"customer_id": event.customer_id, "event_id": event.event_id,
               "at": event.occurred_at, "segment": segment, "detail": detail,
-              "comment": text[:280] if text else None}
+              "comment": text[:SIGNAL_COMMENT_CHARS] if text else None}
     found = [Signal(kind="touchpoint", key=event.touchpoint, **common)]
     # a topic named like the touchpoint is the same issue: counted once, as the touchpoint
     found += [Signal(kind="topic", key=topic, **common) for topic in topics

@@ -33,6 +33,10 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 SYSTEM = "cxstream"
 HISTORY_KEPT = 100
 NOTE_MAX = 2_000
+#: the encoded history of a case is kept under this many bytes, the oldest changes going
+#: first: a hundred notes of the costliest characters would outgrow a changelog record
+#: (alerts.bounds.case_bytes_bound)
+HISTORY_BYTES = 262_144
 
 
 class TransitionRefused(ValueError):
@@ -48,8 +52,21 @@ def _hours(config: RulesConfig, which: Literal["act", "resolve"], severity: str)
     return float(table.get(severity, 24))  # type: ignore[call-overload]
 
 
+def kept_history(history: tuple[Change, ...]) -> tuple[Change, ...]:
+    """The newest HISTORY_KEPT changes that fit in HISTORY_BYTES together (the newest
+    one always)."""
+    history = history[-HISTORY_KEPT:]
+    total, first = 0, len(history)
+    while first > 0:
+        total += len(history[first - 1].model_dump_json()) + 1
+        if total > HISTORY_BYTES and first < len(history):
+            break
+        first -= 1
+    return history[first:]
+
+
 def _changed(case: AlertCase, change: Change, **update: Any) -> AlertCase:
-    history = (*case.history, change)[-HISTORY_KEPT:]
+    history = kept_history((*case.history, change))
     return case.model_copy(update={**update, "history": history, "updated_at": change.at})
 
 
@@ -268,5 +285,6 @@ def redact(case: AlertCase, actor: str, now: datetime) -> AlertCase:
         for change in case.history)
     change = Change(action="redacted", actor=actor, at=now,
                     reason="the customer was erased")
-    return case.model_copy(update={"alert": hidden, "history": (*history, change)[
-        -HISTORY_KEPT:], "updated_at": now})
+    return case.model_copy(update={"alert": hidden,
+                                   "history": kept_history((*history, change)),
+                                   "updated_at": now})

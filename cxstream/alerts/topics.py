@@ -93,6 +93,11 @@ class TopicTagger:
     def languages(self) -> list[str]:
         return sorted(self.lexicons)
 
+    @property
+    def topics(self) -> list[str]:
+        """Every topic of every lexicon, once."""
+        return sorted({topic for topics in self.lexicons.values() for topic in topics})
+
     def tag(self, text: str | None, language: str | None = None) -> list[str]:
         """Sorted topics found in ``text``; every lexicon is tried when the language is
         unknown or has none."""

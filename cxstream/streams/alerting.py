@@ -266,7 +266,8 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
     expiry = IssueWindowExpiry(issue_windows, config, retention, partitions,
                                BulkChangelog(kafka_sender(app)),
                                lambda: {tp.partition for tp in app.assignor.assigned_actives()
-                                        if tp.topic == signals_topic.get_topic_name()})
+                                        if tp.topic == signals_topic.get_topic_name()},
+                               settings.max_group_keys, metrics)
 
     @issue_windows.on_recover
     async def index_issue_windows_again() -> None:
@@ -279,7 +280,7 @@ def _register_recurring_issues(app: Any, settings: Settings, config: RulesConfig
             for event in events:
                 with writing_for(event):
                     alert = _fold_signal_event(event, issue_windows, config, retention,
-                                               expiry.note)
+                                               expiry)
                 if alert is not None:
                     await (await publisher.alert(alert))
                     metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
@@ -299,13 +300,25 @@ class IssueWindowExpiry:
     Neither scans the table: the windows' keys by partition and start, and the windows
     with an open alert, are read from it once (after each recovery) and then follow every
     write.
+
+    Keys are capped too (``max_keys`` groups per partition and window, the group-key cap):
+    random touchpoint strings would otherwise grow the table with traffic. A signal past
+    the cap counts in its partition's overflow window (``OVERFLOW``), which raises no
+    alert (it mixes unrelated causes) and is counted by cxstream_group_keys_overflow_total.
+    The overflow group names its partition, so its key never collides with another
+    partition's, and starts with "(" where every real group starts with its kind.
     """
+
+    OVERFLOW = "(other)#"
 
     EVERY_SECONDS = 60.0
 
     def __init__(self, table: Any, config: RulesConfig, retention: float, partitions: int,
-                 changelog: BulkChangelog, owned: Callable[[], set[int]]) -> None:
+                 changelog: BulkChangelog, owned: Callable[[], set[int]],
+                 max_keys: int = 1_000, metrics: WorkerMetrics | None = None) -> None:
         self.table = table
+        self.max_keys = max_keys
+        self.metrics = metrics
         self.config = config
         self.retention = retention
         self.partitions = list(range(partitions))
@@ -320,7 +333,20 @@ class IssueWindowExpiry:
         self._open: dict[bytes, int] | None = None
 
     def partition_of(self, group: str) -> int:
+        if group.startswith(self.OVERFLOW):
+            return int(group[len(self.OVERFLOW):].split(":", 1)[0])
         return int(self.partitioner(group.encode(), self.partitions, self.partitions))
+
+    def capped_key(self, signal: Signal, start: int, partition: int) -> tuple[bytes, bool]:
+        """The key ``signal`` counts under in its window: its own, or (True) its
+        partition's overflow window once the window holds ``max_keys`` groups."""
+        key = issue_window_key(signal.group, start)
+        keys = self._index().get(partition, {}).get(start, set())
+        if key in keys or len(keys) < self.max_keys:
+            return key, False
+        if self.metrics is not None:
+            self.metrics.group_keys_overflow.labels(f"issue_{signal.kind}").inc()
+        return issue_window_key(f"{self.OVERFLOW}{partition}:{signal.kind}", start), True
 
     def table_recovered(self) -> None:
         self._starts = None  # read again at the next use
@@ -421,8 +447,7 @@ class IssueWindowExpiry:
 
 
 def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig,
-                       retention: float,
-                       note: Callable[[bytes, IssueWindow], None] = lambda key, window: None
+                       retention: float, expiry: IssueWindowExpiry | None = None
                        ) -> Alert | None:
     try:
         signal = Signal.model_validate_json(event.message.value)
@@ -432,13 +457,22 @@ def _fold_signal_event(event: Any, issue_windows: Any, config: RulesConfig,
     start = issue_window_start(signal, config.recurring_issue)
     if issue_window_expired(start, config.recurring_issue, time.time(), retention):
         return None  # its window is gone: it must not be counted again from zero
-    key = issue_window_key(signal.group, start)
+    key, overflow = (expiry.capped_key(signal, start, event.message.partition)
+                     if expiry is not None else (issue_window_key(signal.group, start), False))
     stored = issue_windows.get(key)
     window = IssueWindow.model_validate_json(stored) if stored else IssueWindow()
-    window, alert = fold_signal(window, signal, event.message.offset, config, _now())
+    window, alert = fold_signal(window, signal, event.message.offset,
+                                _without_alerts(config) if overflow else config, _now())
     issue_windows[key] = window.model_dump_json().encode()
-    note(key, window)
+    if expiry is not None:
+        expiry.note(key, window)
     return alert
+
+
+def _without_alerts(config: RulesConfig) -> RulesConfig:
+    """The rules with the recurring-issue rule off: an overflow window only counts."""
+    rule = config.recurring_issue.model_copy(update={"enabled": False})
+    return config.model_copy(update={"recurring_issue": rule})
 
 
 def _register_segment_drops(app: Any, settings: Settings, config: RulesConfig,

@@ -12,8 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cxstream.alerts.bounds import (
+    alert_bytes_bound,
+    case_bytes_bound,
+    deadletter_mark_bytes,
+    issue_window_bytes_bound,
+    priority_mark_bytes_bound,
+)
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.surveys import memory_bytes_bound
+from cxstream.alerts.topics import load_tagger
 from cxstream.scoring.bounds import (
     customer_bytes_bound,
     interaction_record_bytes,
@@ -38,6 +46,8 @@ def value_bounds(settings: Settings, rules: RulesConfig) -> list[ValueBound]:
     """Every bounded store's largest value under ``settings`` and ``rules``."""
     windows = len(window_specs(settings.long_window_days))
     state = StateRules(**{name: getattr(settings, name) for name in StateRules.model_fields})
+    topics = load_tagger(settings.lexicons_dir).topics
+    context = ("the rules file's context_interactions", f"{ENV_PREFIX}LEXICONS_DIR")
     return [
         ValueBound("customers: a customer's hot state",
                    customer_bytes_bound(state, windows),
@@ -48,6 +58,13 @@ def value_bounds(settings: Settings, rules: RulesConfig) -> list[ValueBound]:
                    max(score_record_bytes(), interaction_record_bytes())),
         ValueBound("survey_memory: a customer's survey memory",
                    memory_bytes_bound(rules.surveys), ("the rules file's surveys.triggers",)),
+        ValueBound("cx.alerts: an alert", alert_bytes_bound(rules, topics), context),
+        ValueBound("alert_cases: an alert case", case_bytes_bound(rules, topics), context),
+        ValueBound("issue_windows: an issue window", issue_window_bytes_bound(rules)),
+        ValueBound("issue_priorities: a customer's marks in one window",
+                   priority_mark_bytes_bound(settings.max_group_keys),
+                   (f"{ENV_PREFIX}MAX_GROUP_KEYS",)),
+        ValueBound("deadletter_marks: a mark", deadletter_mark_bytes()),
     ]
 
 

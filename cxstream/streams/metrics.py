@@ -123,8 +123,9 @@ class WorkerMetrics:
         )
         self.group_keys_overflow = Counter(
             "cxstream_group_keys_overflow_total",
-            "Answers counted under the group key \"(other)\": their key came after "
-            "CXSTREAM_MAX_GROUP_KEYS distinct keys of its dimension in its partition.",
+            "Answers (by dimension), issue signals (issue_<kind>) and priority signals "
+            "(priority_<kind>) counted under the group key \"(other)\": their key came "
+            "after CXSTREAM_MAX_GROUP_KEYS distinct keys in its partition and window.",
             ["dimension"], registry=registry)
         self.send_retries = Counter(
             "cxstream_send_retries_total",

@@ -198,3 +198,48 @@ async def test_recovered_issue_windows_resolve_once_and_the_table_is_read_once()
     expiry.table_recovered()  # after a recovery the table is read again
     assert await expiry.resolve_recovered(now, publisher) == 0  # type: ignore[arg-type]
     assert len(scans) == 2
+
+
+def test_issue_window_keys_are_capped_per_partition_and_window() -> None:
+    """Random touchpoints past the group-key cap count in the partition's overflow window,
+    which raises no alert; known groups keep counting and alerting."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from prometheus_client import CollectorRegistry
+
+    from cxstream.alerts.group_rules import parse_issue_window_key
+    from cxstream.streams.alerting import IssueWindowExpiry, _fold_signal_event
+    from cxstream.streams.metrics import WorkerMetrics
+
+    async def send(topic: str, partition: int, records: list[Any]) -> None:
+        return None
+
+    from cxstream.streams.changelog import BulkChangelog
+
+    table: dict[bytes, bytes] = {}
+    metrics = WorkerMetrics(CollectorRegistry())
+    expiry = IssueWindowExpiry(table, CONFIG, 86_400 * 365, 1, BulkChangelog(send),
+                               lambda: {0}, max_keys=3, metrics=metrics)
+    offset = 0
+
+    def fold(key: str, customer: str) -> Any:
+        nonlocal offset
+        offset += 1
+        found = Signal(kind="touchpoint", key=key, customer_id=customer, event_id=customer,
+                       at=T0, detail="NPS 2")
+        event = SimpleNamespace(message=SimpleNamespace(
+            value=found.model_dump_json().encode(), offset=offset, partition=0))
+        return _fold_signal_event(event, table, CONFIG, 86_400 * 365, expiry)
+
+    raised = [fold(f"random-{n}", f"c{n}") for n in range(50)]
+    raised += [fold("random-0", f"d{n}") for n in range(CONFIG.recurring_issue.min_customers)]
+    groups = {parse_issue_window_key(key)[0] for key in table}
+    assert groups == {"touchpoint:random-0", "touchpoint:random-1", "touchpoint:random-2",
+                      "(other)#0:touchpoint"}
+    overflow = [key for key in table if key.startswith(b"(other)#0")]
+    assert IssueWindow.model_validate_json(table[overflow[0]]).count == 47
+    assert [alert.reason["key"] for alert in raised if alert is not None] == ["random-0"]
+    assert expiry.partition_of("(other)#0:touchpoint") == 0
+    assert metrics.registry.get_sample_value("cxstream_group_keys_overflow_total",
+                                             {"dimension": "issue_touchpoint"}) == 47

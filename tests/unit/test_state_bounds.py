@@ -3,13 +3,10 @@ worker refuses settings under which a value could outgrow the producer's request
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from cxstream.alerts.state import OpenAlert
 from cxstream.scoring.bounds import (
-    ID_CHARS,
     customer_bytes_bound,
     interaction_record_bytes,
     score_record_bytes,
@@ -17,16 +14,7 @@ from cxstream.scoring.bounds import (
 from cxstream.scoring.customer import TEXT_KEPT, StateRules
 from cxstream.scoring.groups import Counted
 from cxstream.scoring.plain import Customer, encode
-
-BIG = -(2**63)  # the longest integer in JSON
-LATE = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
-WORST = "\x00"  # a control character: six bytes in JSON
-
-
-def worst(n: int = 0) -> str:
-    """A longest id of the costliest character, distinct per ``n``."""
-    tail = str(n)
-    return WORST * (ID_CHARS - len(tail)) + tail
+from tests.worst import BIG, LATE, WORST, worst
 
 
 def worst_customer(rules: StateRules, windows: int) -> Customer:
