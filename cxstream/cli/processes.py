@@ -43,12 +43,15 @@ class WorkerProcess:
     log_path: Path
     web_port: int
     process: subprocess.Popen[bytes] | None = field(default=None)
+    #: arguments before ``-m cxstream worker`` (a profiler's: ``-m memray run -o FILE``)
+    python_args: tuple[str, ...] = ()
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cxstream", "worker"], env=self.env,
+                [sys.executable, *self.python_args, "-m", "cxstream", "worker"],
+                env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         return self

@@ -92,6 +92,16 @@ def segment_shares_topic(app_id: str) -> str:
     return f"{app_id}-segment-shares"
 
 
+def webhook_settled_topic(settings: Settings) -> tuple[str, dict[str, str]]:
+    """The internal topic of the webhook sink's settled notices (delivered, dead-lettered
+    or expired), one record per alert record of cx.alerts, in the same partition, with its
+    config: kept twice CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS (at least a day), past which
+    no alert record waits above its partition's commit (streams.webhooks.sink)."""
+    keep = max(2 * settings.webhook_retry_max_age_seconds, 86_400.0)
+    return (f"{settings.app_id}-webhook-settled",
+            {"cleanup.policy": "delete", "retention.ms": str(int(keep * 1000))})
+
+
 def alert_event_topic(settings: Settings) -> str:
     """The internal topic of alert messages and resolutions keyed by alert id, from which
     the alert cases (the lifecycle topic) are kept."""
@@ -154,6 +164,8 @@ async def ensure_worker_topics(settings: Settings, partitions: int,
         existing = set(await admin.list_topics())
         wanted = {name: (partitions, config) for name, config in worker_topics(settings).items()}
         wanted[alert_event_topic(settings)] = (alerts_partitions or partitions, {})
+        settled, config = webhook_settled_topic(settings)
+        wanted[settled] = (alerts_partitions or partitions, config)
         missing = {name: spec for name, spec in wanted.items() if name not in existing}
         if missing:
             factor = await replication_factor(admin, settings)

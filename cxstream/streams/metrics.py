@@ -217,6 +217,12 @@ class WorkerMetrics:
             "Ticks of the timers that act on state, by timer and outcome: ran, failed, or "
             "waited (the worker was restoring a table, rebalancing or stopping: restoring "
             "state never acts).", ["timer", "outcome"], registry=registry)
+        self.timer_seconds = Histogram(
+            "cxstream_timer_tick_seconds",
+            "How long a tick of a timer that acts on state held the worker's loop (the "
+            "deadline check, the retention sweep, the survey timer...), by timer.",
+            ["timer"], registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.ready = Gauge(
             "cxstream_ready",
             "1 when the worker is ready (GET /readyz answers 200), else 0.",

@@ -11,6 +11,7 @@ new input and from timers on served partitions only.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,12 +36,15 @@ async def run_tick(name: str, tick: Tick, serving: Callable[[], bool],
     if not serving():
         metrics.timer_ticks.labels(name, "waited").inc()
         return False
+    began = time.perf_counter()
     try:
         await tick()
     except Exception:  # the next tick tries again; nothing is lost meanwhile
         log.exception("timer %s failed", name)
         metrics.timer_ticks.labels(name, "failed").inc()
         return True
+    finally:
+        metrics.timer_seconds.labels(name).observe(time.perf_counter() - began)
     metrics.timer_ticks.labels(name, "ran").inc()
     return True
 

@@ -50,6 +50,9 @@ async def test_a_tick_waits_counted_while_not_serving_and_runs_once_serving() ->
             "cxstream_timer_ticks_total", {"timer": "check_alert_deadlines", "outcome": outcome})
 
     assert (count("waited"), count("ran")) == (1.0, 1.0)
+    # only the tick that ran is timed (cxstream_timer_tick_seconds)
+    assert metrics.registry.get_sample_value(
+        "cxstream_timer_tick_seconds_count", {"timer": "check_alert_deadlines"}) == 1.0
 
 
 async def test_a_failing_tick_is_counted_and_the_next_one_runs() -> None:

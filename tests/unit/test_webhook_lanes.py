@@ -49,6 +49,10 @@ class Sender:
 class Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, dict[str, bytes]]] = []
+        self.marks: list[tuple[str, int, bytes]] = []  # the settled topic's records
+
+    async def send(self, topic: str, value: bytes, partition: int) -> None:
+        self.marks.append((topic, partition, value))
 
     async def send_and_wait(self, topic: str, key: bytes, value: bytes,
                             headers: list[tuple[str, bytes]]) -> None:
@@ -109,6 +113,38 @@ async def test_a_destination_that_is_down_delays_no_other() -> None:
     assert up.posted[0][1] - began < 1.0
     assert hook.offsets.commit_point(TP) == 0  # A's alert is not settled: nothing past it
     await stop(hook)
+
+
+async def test_alerts_settled_above_the_commit_are_not_posted_again_by_the_next_owner(
+) -> None:
+    # A is down: B's alerts after A's are posted, and their offsets written to the
+    # settled topic, but the commit stays at A's. The next owner reads those offsets
+    # back: it posts A's alert and none of B's again.
+    down = Sender("http://a.test/hook", TransientDeliveryError("HTTP 503", 3_600.0))
+    up = Sender("http://b.test/hook")
+    hook, producer = sink({"team-a": down, "team-b": up}, [T0.timestamp()])
+    records = [record(0, alert(0, team="team-a"))] + [
+        record(n, alert(n, team="team-b")) for n in range(1, 4)]
+    for each in records:
+        await hook.take(each)
+    await settle_down(hook)
+    await stop(hook)
+    assert hook.offsets.commit_point(TP) == 0 and len(up.posted) == 3
+    marks = {int(value) for topic, partition, value in producer.marks
+             if topic == hook.settled_topic and partition == 0}
+    assert marks == {1, 2, 3}
+
+    again = Sender("http://a.test/hook")
+    up_again = Sender("http://b.test/hook")
+    nxt, _ = sink({"team-a": again, "team-b": up_again}, [T0.timestamp()])
+    nxt.settled_before[TP] = marks  # what learn_settled reads back from the topic
+    for each in records:
+        await nxt.take(each)
+    await settle_down(nxt)
+    await stop(nxt)
+    assert [webhook_id for webhook_id, _ in again.posted] == ["a-0"]
+    assert up_again.posted == []
+    assert nxt.offsets.commit_point(TP) == 4
 
 
 async def test_a_slow_destination_delays_no_other() -> None:

@@ -4,6 +4,13 @@ Shape: cx.alerts -> one consumer loop (read, decide, dispatch; never waits on a 
 -> one ``Lane`` per destination (queue, backoff: lanes.py) -> settled records -> the
 commit of each partition up to its lowest alert not yet settled (offsets.py).
 
+The commit of a partition waits for its lowest alert not yet settled: while one
+destination is down, the others' alerts after it are posted but not committed. So each
+settled alert record is also written (its offset) to the sink's settled topic, in the
+same partition; a process that takes a partition over reads back the offsets settled
+above its commit and does not post them again (a restart with a destination down would
+otherwise post every later alert of the other destinations a second time).
+
 Why not a Faust agent: a Faust stream drops (and acknowledges) messages that were buffered
 before flow control paused or a rebalance began, which is harmless for a fast agent but
 loses alerts for one that waits minutes on an unreachable receiver. Here the offset of an
@@ -39,7 +46,7 @@ from cxstream.alerts.sinks import (
     webhook_body,
 )
 from cxstream.schemas.outputs import Alert
-from cxstream.streams.clients import aiokafka_options
+from cxstream.streams.clients import aiokafka_options, webhook_settled_topic
 from cxstream.streams.deadletter import Refusal, SourcePosition, build_deadletter
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.settings import Settings
@@ -94,6 +101,10 @@ class WebhookSink:
         #: instead of being posted twice
         self.waiting: dict[str, Delivery | Held] = {}
         self.scanned: dict[TopicPartition, int] = {}  # where learn_delivered stopped
+        self.settled_topic = webhook_settled_topic(settings)[0]
+        #: offsets above each partition's commit settled by an earlier owner (read back
+        #: from the settled topic when the partition is assigned)
+        self.settled_before: dict[TopicPartition, set[int]] = {}
         self.ready: set[TopicPartition] = set()  # learnt since their last assignment
         metrics.webhook_oldest_undelivered.set_function(self.oldest_undelivered)
 
@@ -130,10 +141,16 @@ class WebhookSink:
         on its destination's lane."""
         tp = TopicPartition(record.topic, record.partition)
         self.offsets.read(tp, record.offset)
+        before = self.settled_before.get(tp)
+        if before is not None and record.offset in before:
+            before.discard(record.offset)
+            self.metrics.webhook_deliveries.labels("duplicate").inc()
+            return self.offsets.settle(tp, record.offset)
         try:
             alert = Alert.model_validate_json(record.value)
         except ValidationError as exc:
             await self.deadletter(record, f"not an alert: {exc}"[:1000])
+            await self.mark_settled(record)
             return self.offsets.settle(tp, record.offset)
         webhook_id = delivery_id(alert)
         recipient, sender = self.route(alert)
@@ -217,6 +234,19 @@ class WebhookSink:
                 del self.waiting[webhook_id]
         for record in delivery.records:
             self.offsets.settle(TopicPartition(record.topic, record.partition), record.offset)
+            await self.mark_settled(record)
+
+    async def mark_settled(self, record: Any) -> None:
+        """Write the record's offset to the settled topic (not waited for: the producer
+        sends it with the next batch, and flushes it when the sink stops)."""
+        if self.producer is None:
+            return
+        try:
+            await self.producer.send(self.settled_topic, value=b"%d" % record.offset,
+                                     partition=record.partition)
+        except KafkaError:  # its commit covers it soon; a restart before may post it again
+            log.warning("webhook sink: the settled mark of %s[%d]@%d was not written",
+                        record.topic, record.partition, record.offset)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -263,6 +293,7 @@ class WebhookSink:
             self.lanes.clear()
             self.waiting.clear()
             self.offsets = OffsetTracker()
+            self.settled_before.clear()
             self.budget.recipients.clear()
 
     async def commit(self, consumer: AIOKafkaConsumer) -> None:
@@ -293,6 +324,8 @@ class WebhookSink:
                 for webhook_id in dropped.alert_ids:
                     self.waiting.pop(webhook_id, None)
         self.offsets.forget(revoked)
+        for tp in revoked:
+            self.settled_before.pop(tp, None)
 
     # -- what was delivered before -----------------------------------------------------
 
@@ -338,10 +371,41 @@ class WebhookSink:
                       "the longest receiver outage", lost, tp.topic, tp.partition, committed,
                       first - 1, tp.topic)
         read = await self.learn_delivered(reader, tp, committed or 0)
+        self.settled_before[tp] = await self.learn_settled(reader, tp.partition,
+                                                           committed or 0)
+        if self.settled_before[tp]:
+            log.info("webhook sink: %d alerts of %s[%d] above the commit were settled "
+                     "before", len(self.settled_before[tp]), tp.topic, tp.partition)
         if read:
             log.info("webhook sink: %d alerts of %s[%d] already settled", read, tp.topic,
                      tp.partition)
         self.ready.add(tp)
+
+    async def learn_settled(self, reader: AIOKafkaConsumer, partition: int,
+                            committed: int) -> set[int]:
+        """The offsets at or above ``committed`` in the settled topic's ``partition``,
+        from the records of the last retry age (an alert settled above the commit was
+        settled after the lowest pending one was read, and that one is settled, or
+        expires, within CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS), plus an hour."""
+        tp = TopicPartition(self.settled_topic, partition)
+        reader.assign([tp])
+        since = int((self.clock() - self.settings.webhook_retry_max_age_seconds - 3_600)
+                    * 1000)
+        found = (await reader.offsets_for_times({tp: max(since, 0)})).get(tp)
+        end = (await reader.end_offsets([tp]))[tp]
+        if found is None:
+            return set()  # nothing that recent
+        reader.seek(tp, found.offset)
+        settled: set[int] = set()
+        position = found.offset
+        while position < end:
+            batches = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
+            for message in batches.get(tp, []):
+                offset = int(message.value)
+                if offset >= committed:
+                    settled.add(offset)
+            position = await reader.position(tp)
+        return settled
 
     def remember(self, webhook_id: str) -> None:
         self.delivered[webhook_id] = None

@@ -1,0 +1,45 @@
+"""The soak month, short: a month of simulated traffic at accelerated time, a noisy
+customer, one destination down and one rate-limited, a support team resolving alerts,
+and SIGTERM and SIGKILL restarts; nothing lost or doubled, the noisy customer within its
+bounds, the healthy destination served. ``bench/soak.py`` runs it large."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.soak import SoakPlan, percentile, run_soak
+from tests.support import base_env
+
+pytestmark = pytest.mark.integration
+PLAN = SoakPlan(customers=1_000, days=30, per_day=600, noisy_failures=10_000,
+                restart_every=(15.0, 25.0))
+
+
+@pytest.mark.timeout(1200)
+def test_a_short_soak_month_loses_nothing_and_keeps_every_bound(
+    isolated: dict[str, str], tmp_path: Path
+) -> None:
+    report = run_soak(isolated, base_env(), tmp_path, PLAN, timeout=900)
+    print("\n" + "\n".join(report.lines()))
+    checks = report.checks
+    assert len(report.restarts) >= 3 and checks.kills >= 1
+    assert {name for _, name, _ in report.restarts} >= {"SIGTERM", "SIGKILL"}
+    # a SIGTERM stops cleanly (0), a SIGKILL is -9: never 74 (a partition stopped)
+    assert all(code in {0, -9} for _, _, code in report.restarts), report.restarts
+    assert (checks.lost_valid, checks.unexpected_valid, checks.doubled_valid,
+            checks.missing_deadletters, checks.doubled_deadletters, checks.missing_alerts,
+            checks.tally_differences) == (0, 0, 0, 0, 0, 0, 0), checks.difference_examples
+    assert checks.unexplained_duplicates == 0, checks.duplicate_examples
+    assert report.cases > 0 and report.alerts_without_case == 0
+    assert report.resolved_by_team > 0 and report.resolutions_missing == 0
+    assert report.survey_causes_with_two_ids == 0
+    assert 0 < report.noisy_state_bytes <= report.noisy_state_bound
+    assert 0 < report.noisy_survey_bytes <= report.noisy_survey_bound
+    # every destination got its posts, the one down after it came back
+    assert all(report.delivery[name] for name in report.delivery), report.delivery.keys()
+    served = report.delivery_served["customer-care"]
+    assert served and percentile(served, 99) < 5.0
+    assert any(s.rss_mib for s in report.samples) and any(s.alerts_ms for s in report.samples)
+    assert any(s.console_ms for s in report.samples)
