@@ -49,10 +49,12 @@ class Sender:
 class Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, dict[str, bytes]]] = []
-        self.marks: list[tuple[str, int, bytes]] = []  # the settled topic's records
+        #: the settled topic's records: topic, partition, offset, webhook id
+        self.marks: list[tuple[str, int, bytes, bytes | None]] = []
 
-    async def send(self, topic: str, value: bytes, partition: int) -> None:
-        self.marks.append((topic, partition, value))
+    async def send(self, topic: str, value: bytes, partition: int,
+                   key: bytes | None = None) -> None:
+        self.marks.append((topic, partition, value, key))
 
     async def send_and_wait(self, topic: str, key: bytes, value: bytes,
                             headers: list[tuple[str, bytes]]) -> None:
@@ -130,9 +132,10 @@ async def test_alerts_settled_above_the_commit_are_not_posted_again_by_the_next_
     await settle_down(hook)
     await stop(hook)
     assert hook.offsets.commit_point(TP) == 0 and len(up.posted) == 3
-    marks = {int(value) for topic, partition, value in producer.marks
+    marks = {int(value) for topic, partition, value, _ in producer.marks
              if topic == hook.settled_topic and partition == 0}
     assert marks == {1, 2, 3}
+    assert {key for *_, key in producer.marks} == {b"a-1", b"a-2", b"a-3"}
 
     again = Sender("http://a.test/hook")
     up_again = Sender("http://b.test/hook")

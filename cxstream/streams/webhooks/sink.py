@@ -100,7 +100,6 @@ class WebhookSink:
         #: again meanwhile (a worker republishes its last alerts after a crash) rides along
         #: instead of being posted twice
         self.waiting: dict[str, Delivery | Held] = {}
-        self.scanned: dict[TopicPartition, int] = {}  # where learn_delivered stopped
         self.settled_topic = webhook_settled_topic(settings)[0]
         #: offsets above each partition's commit settled by an earlier owner (read back
         #: from the settled topic when the partition is assigned)
@@ -232,17 +231,21 @@ class WebhookSink:
         for webhook_id in delivery.alert_ids:
             if self.waiting.get(webhook_id) is delivery:
                 del self.waiting[webhook_id]
-        for record in delivery.records:
+        for n, record in enumerate(delivery.records):
             self.offsets.settle(TopicPartition(record.topic, record.partition), record.offset)
-            await self.mark_settled(record)
+            # the first records are one per alert id, in order; the rest the same read again
+            await self.mark_settled(record, delivery.alert_ids[n]
+                                    if n < len(delivery.alert_ids) else None)
 
-    async def mark_settled(self, record: Any) -> None:
-        """Write the record's offset to the settled topic (not waited for: the producer
-        sends it with the next batch, and flushes it when the sink stops)."""
+    async def mark_settled(self, record: Any, webhook_id: str | None = None) -> None:
+        """Write the record's offset, keyed by its webhook id, to the settled topic (not
+        waited for: the producer sends it with the next batch, and flushes it when the
+        sink stops)."""
         if self.producer is None:
             return
         try:
             await self.producer.send(self.settled_topic, value=b"%d" % record.offset,
+                                     key=webhook_id.encode() if webhook_id else None,
                                      partition=record.partition)
         except KafkaError:  # its commit covers it soon; a restart before may post it again
             log.warning("webhook sink: the settled mark of %s[%d]@%d was not written",
@@ -329,36 +332,6 @@ class WebhookSink:
 
     # -- what was delivered before -----------------------------------------------------
 
-    async def learn_delivered(self, reader: AIOKafkaConsumer, tp: TopicPartition,
-                              committed: int) -> int:
-        """Remember the ids of the alerts before ``committed`` in ``tp``: delivered (or
-        settled) by whichever process committed them. Returns how many were read.
-
-        Why: a worker that restarts after a crash publishes its last alerts again (with
-        occurrences 1); without this, the sink of the new process would post them twice.
-        """
-        start = self.scanned.get(tp)
-        if start is None:
-            start = (await reader.beginning_offsets([tp]))[tp]
-        if start >= committed:
-            return 0
-        reader.assign([tp])
-        reader.seek(tp, start)
-        read = 0
-        while start < committed:
-            batches = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
-            for message in batches.get(tp, []):
-                if message.offset >= committed:
-                    break
-                try:
-                    self.remember(delivery_id(Alert.model_validate_json(message.value)))
-                except ValidationError:
-                    pass  # dead-lettered when it was first read
-                read += 1
-            start = await reader.position(tp)
-        self.scanned[tp] = min(start, committed)
-        return read
-
     async def _learn(self, consumer: AIOKafkaConsumer, reader: AIOKafkaConsumer,
                      tp: TopicPartition) -> None:
         committed = await consumer.committed(tp)
@@ -370,23 +343,24 @@ class WebhookSink:
                       "webhook received them (offsets %d-%d): raise retention.ms of %s above "
                       "the longest receiver outage", lost, tp.topic, tp.partition, committed,
                       first - 1, tp.topic)
-        read = await self.learn_delivered(reader, tp, committed or 0)
-        self.settled_before[tp] = await self.learn_settled(reader, tp.partition,
-                                                           committed or 0)
+        self.settled_before[tp], ids = await self.learn_settled(reader, tp.partition,
+                                                                committed or 0)
+        for webhook_id in ids:
+            self.remember(webhook_id)
         if self.settled_before[tp]:
             log.info("webhook sink: %d alerts of %s[%d] above the commit were settled "
                      "before", len(self.settled_before[tp]), tp.topic, tp.partition)
-        if read:
-            log.info("webhook sink: %d alerts of %s[%d] already settled", read, tp.topic,
-                     tp.partition)
         self.ready.add(tp)
 
     async def learn_settled(self, reader: AIOKafkaConsumer, partition: int,
-                            committed: int) -> set[int]:
-        """The offsets at or above ``committed`` in the settled topic's ``partition``,
-        from the records of the last retry age (an alert settled above the commit was
-        settled after the lowest pending one was read, and that one is settled, or
-        expires, within CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS), plus an hour."""
+                            committed: int) -> tuple[set[int], list[str]]:
+        """What earlier owners of ``partition`` settled, from the settled topic's records
+        of the last retry age plus an hour: the offsets at or above ``committed`` (an
+        alert settled above the commit was settled after the lowest pending one was
+        read, and that one is settled, or expires, within
+        CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS), and the webhook ids settled (a worker
+        that crashed publishes its last alerts again, after the commit: they are not
+        posted twice). It costs the records of that time, not the topic's history."""
         tp = TopicPartition(self.settled_topic, partition)
         reader.assign([tp])
         since = int((self.clock() - self.settings.webhook_retry_max_age_seconds - 3_600)
@@ -394,9 +368,10 @@ class WebhookSink:
         found = (await reader.offsets_for_times({tp: max(since, 0)})).get(tp)
         end = (await reader.end_offsets([tp]))[tp]
         if found is None:
-            return set()  # nothing that recent
+            return set(), []  # nothing that recent
         reader.seek(tp, found.offset)
         settled: set[int] = set()
+        ids: list[str] = []
         position = found.offset
         while position < end:
             batches = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
@@ -404,8 +379,10 @@ class WebhookSink:
                 offset = int(message.value)
                 if offset >= committed:
                     settled.add(offset)
+                if message.key:
+                    ids.append(message.key.decode())
             position = await reader.position(tp)
-        return settled
+        return settled, ids
 
     def remember(self, webhook_id: str) -> None:
         self.delivered[webhook_id] = None
@@ -426,8 +403,8 @@ class WebhookSink:
 
 class _OnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Before partitions move: commit what is settled, then hand over what is not. A
-    partition assigned again is learnt again (from where learning stopped): another
-    process may have delivered alerts of it meanwhile."""
+    partition assigned again is learnt again from the settled topic: another process may
+    have delivered alerts of it meanwhile."""
 
     def __init__(self, sink: WebhookSink, consumer: AIOKafkaConsumer) -> None:
         self.sink = sink
