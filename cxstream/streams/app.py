@@ -96,6 +96,8 @@ def build_app(settings: Settings, partition_count: int | None = None,
     if not fixes.is_applied():  # without them input messages can be skipped for good
         raise RuntimeError("apply the Faust fixes first: cxstream.streams.faust_compat."
                            "install() (the worker does)")
+    if settings.state_store == "rocksdb":  # one budget for every table partition
+        fixes.share_rocksdb_memory(settings.state_cache_bytes)
     partitions = partition_count or settings.partitions
     rules_config = load_rules(settings.rules_file)
     tagger = load_tagger(settings.lexicons_dir)

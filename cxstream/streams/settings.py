@@ -114,14 +114,16 @@ class Settings(BaseSettings, Conventions, StateRules):
     since, and memory stays bounded) or `memory` (restored from the changelogs at every
     start)
     """
-    state_cache_bytes: int = Field(default=32 * 2**20, ge=2**20, le=2**40)
-    """the RocksDB block cache of each table partition."""
+    state_cache_bytes: int = Field(default=256 * 2**20, ge=8 * 2**20, le=2**40)
+    """RocksDB's memory in the worker: one block cache shared by every table partition,
+    which also holds the write buffers (at most half of it)."""
     decoded_cache_bytes: int = Field(default=192 * 2**20, ge=2**20, le=2**40)
     """memory for customer states kept decoded between batches (estimated at 7 bytes per byte
     of their table value, as measured; at most 100,000 customers)
     """
     state_write_buffer_bytes: int = Field(default=8 * 2**20, ge=2**20, le=2**32)
-    """RocksDB write buffer of each table partition (two per partition at most)."""
+    """RocksDB write buffer of each table partition (two per partition at most; all of them
+    together within half of `CXSTREAM_STATE_CACHE_BYTES`)."""
     web_host: str = "127.0.0.1"
     """address of the HTTP endpoint (`/metrics`, `/api`)."""
     web_port: int = Field(default=6066, ge=1, le=65535)

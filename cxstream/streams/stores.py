@@ -15,6 +15,8 @@ def state_store(settings: Settings, table: str) -> dict[str, Any]:
     The small tables stay in memory."""
     if settings.state_store == "memory":
         return {}
+    # the block cache named here is Faust's own, one per database; the worker replaces it
+    # with one cache of CXSTREAM_STATE_CACHE_BYTES for all of them (faust_compat fix 7)
     return {"store": f"rocksdb:{table}", "options": {
-        "driver": "rocksdict", "block_cache_size": settings.state_cache_bytes,
+        "driver": "rocksdict", "block_cache_size": 8 * 2**20,
         "write_buffer_size": settings.state_write_buffer_bytes, "max_write_buffer_number": 2}}

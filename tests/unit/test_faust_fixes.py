@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -251,3 +252,36 @@ def test_the_livelock_check_skips_a_partition_whose_fetch_position_is_unknown() 
         pass  # reached Faust's own check, which needs a real consumer
     else:
         raise AssertionError("a partition with a known position must be checked by Faust")
+
+
+def test_every_rocksdb_database_shares_one_cache_that_holds_the_memtables(
+        tmp_path: Path) -> None:
+    """Fix 7: Faust gives each table partition a block cache and write buffers of its
+    own; with the fix, every database shares one cache, charged with the memtables."""
+    import os
+
+    from faust.stores.rocksdb import RocksDBOptions
+
+    faust_fixes.unshare_rocksdb_memory()
+    faust_fixes.share_rocksdb_memory(64 * 2**20)
+    shared = faust_fixes.shared_rocksdb()
+    assert shared is not None
+    cache, manager = shared
+    try:
+        with faust_fixes.applied():
+            options = RocksDBOptions(write_buffer_size=4 * 2**20, block_cache_size=2**20)
+            dbs = [options.open(tmp_path / f"table-{n}") for n in range(4)]
+            after_first = 0
+            for n, db in enumerate(dbs):
+                for key in range(2_000):
+                    db[b"k%d" % key] = os.urandom(200)
+                if n == 0:
+                    after_first = manager.get_usage()
+            # the memtables of all four databases are counted by the one manager, and
+            # charged to the one cache
+            assert 0 < after_first < manager.get_usage() <= 32 * 2**20
+            assert cache.get_usage() >= manager.get_usage()
+            for db in dbs:
+                db.close()
+    finally:
+        faust_fixes.unshare_rocksdb_memory()

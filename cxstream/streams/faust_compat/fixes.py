@@ -77,6 +77,16 @@ Written by hand because no release of faust-streaming has them.
    processed again after every rebalance (harmless, see below, but wasted). The fix
    commits what is acknowledged first.
 
+7. RocksDB memory multiplied by partitions (``RocksDBOptions.as_options``). Faust opens
+   one RocksDB database per table and partition, each with a block cache of its own
+   (``block_cache_size``) and its own write buffers, so a worker's memory for RocksDB is
+   tables x partitions x (cache + buffers) and fills as it folds: 6 tables on 12
+   partitions with 32 MiB caches and two 8 MiB buffers is 2.3 GiB. The fix: with
+   ``share_rocksdb_memory(capacity)``, every database of the process shares one block
+   cache of ``capacity`` bytes (index and filter blocks in it too), and its memtables are
+   charged to that cache by one write-buffer manager (at most half of it), so RocksDB
+   holds about ``capacity`` whatever the partitions.
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
 delivery are logged as a warning: on these topics (neither compacted nor transactional)
@@ -91,11 +101,59 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
+from faust.stores.rocksdb import RocksDBOptions
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from intervaltree import IntervalTree
 
 log = logging.getLogger(__name__)
+
+#: the block cache and write-buffer manager every RocksDB database of the process
+#: shares (fix 7); empty: Faust's own, one cache per database
+_SHARED_ROCKSDB: dict[str, Any] = {}
+
+
+def share_rocksdb_memory(capacity: int) -> None:
+    """One RocksDB memory budget for the process: every database opened from now on
+    shares a block cache of ``capacity`` bytes, which also accounts for the memtables
+    (at most half of it). Called before the worker opens its tables."""
+    import rocksdict
+
+    if _SHARED_ROCKSDB.get("capacity") == capacity:
+        return  # already shared (several apps in one process: tests)
+    cache = rocksdict.Cache(capacity)
+    log.info("RocksDB: one cache of %d MiB for every table partition, write buffers "
+             "included", capacity // 2**20)
+    _SHARED_ROCKSDB.update(
+        capacity=capacity, cache=cache,
+        manager=rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            capacity // 2, False, cache))
+
+
+def shared_rocksdb() -> tuple[Any, Any] | None:
+    """The shared (cache, write-buffer manager), None when not shared."""
+    if not _SHARED_ROCKSDB:
+        return None
+    return _SHARED_ROCKSDB["cache"], _SHARED_ROCKSDB["manager"]
+
+
+def unshare_rocksdb_memory() -> None:
+    """Databases opened from now on get Faust's own cache again (tests)."""
+    _SHARED_ROCKSDB.clear()
+
+
+def with_shared_memory(options: Any, bloom_filter_size: int) -> Any:
+    """``options`` (rocksdict.Options) with the shared cache and write-buffer manager."""
+    import rocksdict
+
+    table = rocksdict.BlockBasedOptions()
+    table.set_bloom_filter(bloom_filter_size, True)
+    table.set_block_cache(_SHARED_ROCKSDB["cache"])
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+    options.set_block_based_table_factory(table)
+    options.set_write_buffer_manager(_SHARED_ROCKSDB["manager"])
+    return options
 
 #: (class, attribute) -> what Faust had there before ``apply``
 _ORIGINALS: dict[tuple[type, str], Any] = {}
@@ -209,7 +267,16 @@ def apply() -> None:
             except Exception as exc:  # a rebalance is under way: it seeks when it ends
                 log.warning("could not seek to the committed offsets again: %r", exc)
 
+    original_as_options = RocksDBOptions.as_options
+
+    def as_options(self: Any) -> Any:
+        options = original_as_options(self)
+        if not _SHARED_ROCKSDB or not self.use_rocksdict:
+            return options
+        return with_shared_memory(options, self.bloom_filter_size)
+
     replacements: dict[tuple[type, str], Any] = {
+        (RocksDBOptions, "as_options"): as_options,
         (Consumer, "getmany"): getmany,
         (Consumer, "perform_seek"): perform_seek,
         (Consumer, "on_partitions_revoked"): on_partitions_revoked,
