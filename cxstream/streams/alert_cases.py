@@ -18,7 +18,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import pydantic_core
 from aiokafka.partitioner import DefaultPartitioner
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from cxstream.alerts import lifecycle as lc
 from cxstream.alerts.config import RulesConfig
 from cxstream.schemas.outputs import Alert
-from cxstream.streams.case_index import CaseIndex, ResolvedSweep, is_open_value
+from cxstream.streams.case_index import CaseIndex, CaseSummary, ResolvedSweep, is_open_value
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.faust_compat.access import stored_items, table_store
 from cxstream.streams.metrics import WorkerMetrics
@@ -58,19 +58,6 @@ def subject_key(alert: Alert) -> bytes:
 
 
 Publish = Callable[[Alert], Awaitable[Any]]
-
-
-class OpenCase(NamedTuple):
-    """What the metrics show of an unresolved case."""
-
-    severity: str
-    status: str
-    created_at: datetime
-    deadline: datetime | None
-
-    @staticmethod
-    def of(case: lc.AlertCase) -> OpenCase:
-        return OpenCase(case.severity, case.status, case.alert.created_at, case.deadline())
 
 
 class AlertCases:
@@ -126,8 +113,8 @@ class AlertCases:
             self._index, self._index_for = index, owned
         return self._index
 
-    def unresolved(self) -> list[lc.AlertCase]:
-        """Every unresolved case of the partitions this worker owns."""
+    def unresolved(self) -> list[CaseSummary]:
+        """The summaries of the unresolved cases of the partitions this worker owns."""
         return list(self.index().open.values())
 
     def local(self) -> list[lc.AlertCase]:
@@ -136,10 +123,10 @@ class AlertCases:
         return [lc.AlertCase.model_validate_json(raw)
                 for _, _, raw in self.stored(frozenset(self.owned()))]
 
-    def open_cases(self) -> list[OpenCase]:
+    def open_cases(self) -> list[CaseSummary]:
         """The unresolved cases of the partitions this worker owns (the metrics ask on
-        every scrape)."""
-        return [OpenCase.of(case) for case in self.index().open.values()]
+        every scrape): the index's summaries, nothing built."""
+        return list(self.index().open.values())
 
     def table_recovered(self) -> None:
         """The table was restored from its changelog: read the open cases again."""
@@ -312,23 +299,22 @@ def parse_time(raw: Any) -> datetime:
         raise lc.InvalidCommand(f"until: out of range in UTC: {raw[:64]!r}") from exc
 
 
-def case_row(case: lc.AlertCase, now: datetime) -> dict[str, Any]:
+def case_row(case: lc.AlertCase | CaseSummary, now: datetime) -> dict[str, Any]:
     """One line of the alert list: what the inbox shows and the API sorts on."""
-    alert = case.alert
-    deadline = case.deadline()
+    row = case if isinstance(case, CaseSummary) else CaseSummary.of(case)
+    deadline = row.deadline
     return {
-        "alert_id": case.alert_id, "rule": alert.rule, "severity": case.severity,
-        "status": case.status, "owner": case.owner, "team": case.team,
-        "customer_id": alert.customer_id, "segment": alert.segment,
-        "summary": alert.summary, "occurrences": alert.occurrences,
-        "customer_value": alert.context.get("customer_value"),
-        "high_value": alert.context.get("high_value"),
-        "created_at": alert.created_at.isoformat(),
+        "alert_id": row.alert_id, "rule": row.rule, "severity": row.severity,
+        "status": row.status, "owner": row.owner, "team": row.team,
+        "customer_id": row.customer_id, "segment": row.segment,
+        "summary": row.summary, "occurrences": row.occurrences,
+        "customer_value": row.customer_value, "high_value": row.high_value,
+        "created_at": row.created_at.isoformat(),
         "due": deadline.isoformat() if deadline else None,
         "due_in_seconds": None if deadline is None else round(
             (deadline - now).total_seconds()),
-        "escalations": case.escalations, "resolution": case.resolution,
-        "updated_at": case.updated_at.isoformat(),
+        "escalations": row.escalations, "resolution": row.resolution,
+        "updated_at": row.updated_at.isoformat(),
     }
 
 

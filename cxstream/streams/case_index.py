@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -27,11 +29,46 @@ def next_due(case: AlertCase) -> float | None:
     return None if deadline is None else deadline.timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class CaseSummary:
+    """What the alert list, the inbox and the metrics show of an unresolved case: a few
+    hundred bytes where the case (its alert's context, its history) takes ten thousand
+    or more. The index keeps these; the whole case is read from the store when asked for."""
+
+    alert_id: str
+    rule: str
+    severity: str
+    status: str
+    owner: str
+    team: str
+    customer_id: str | None
+    segment: str | None
+    summary: str
+    occurrences: int
+    customer_value: Any
+    high_value: Any
+    created_at: datetime
+    deadline: datetime | None
+    escalations: int
+    resolution: str | None
+    updated_at: datetime
+
+    @staticmethod
+    def of(case: AlertCase) -> CaseSummary:
+        alert = case.alert
+        return CaseSummary(
+            case.alert_id, alert.rule, case.severity, case.status, case.owner, case.team,
+            alert.customer_id, alert.segment, alert.summary, alert.occurrences,
+            alert.context.get("customer_value"), alert.context.get("high_value"),
+            alert.created_at, case.deadline(), case.escalations, case.resolution,
+            case.updated_at)
+
+
 class CaseIndex:
-    """Unresolved cases by id, and a heap of when each is next due."""
+    """Unresolved cases by id (their summaries), and a heap of when each is next due."""
 
     def __init__(self) -> None:
-        self.open: dict[str, AlertCase] = {}
+        self.open: dict[str, CaseSummary] = {}
         self._heap: list[tuple[float, str]] = []
         self._due_at: dict[str, float] = {}  # the heap entry that counts, per id
 
@@ -40,7 +77,7 @@ class CaseIndex:
         if not case.is_open:
             self.remove(alert_id)
             return
-        self.open[alert_id] = case
+        self.open[alert_id] = CaseSummary.of(case)
         due = next_due(case)
         if due is None:
             self._due_at.pop(alert_id, None)

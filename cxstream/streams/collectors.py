@@ -153,7 +153,7 @@ class OpenAlertsCollector(Collector):
 
     def __init__(self, cases: Callable[[], list[Any]],
                  now: Callable[[], Any]) -> None:
-        #: the open cases (streams.alert_cases.OpenCase: severity, status, created_at,
+        #: the open cases (streams.case_index.CaseSummary: severity, status, created_at,
         #: deadline), kept by AlertCases as they change
         self.cases = cases
         self.now = now

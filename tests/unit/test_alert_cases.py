@@ -293,4 +293,35 @@ def test_an_erased_customers_cases_are_redacted_open_or_resolved_and_others_kept
         assert (b"secret of c-1" in raw) is (n % 3 == 1)  # the others' cases untouched
     assert run(cases.redact_customer("c-0", "ada")) == 0  # nothing of c-0 is left
     assert [case.alert_id for case in cases.unresolved()
-            if case.alert.customer_id == "c-0"] == []
+            if case.customer_id == "c-0"] == []
+
+
+def test_the_index_keeps_a_summary_of_each_unresolved_case_not_the_case() -> None:
+    """An open case with its alert's context takes kilobytes; the index (what the list,
+    the inbox and the metrics read, for every unresolved case in memory) keeps a few
+    hundred bytes of it, and a row built from either is the same."""
+    import tracemalloc
+
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.streams.case_index import CaseIndex
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    history = [{"event_id": f"e-{n}", "at": now.isoformat(), "channel": "phone",
+                "touchpoint": "support", "text": "the parcel never came " * 12}
+               for n in range(10)]
+    index = CaseIndex()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sizes = []
+    for n in range(1_000):
+        case = lc.open_case(alert(alert_id=f"a-{n}", context={
+            "customer_value": 1234.5, "high_value": True, "recent_interactions": history,
+            "comment": "nothing works " * 50}), "smb-support", now, CONFIG)
+        sizes.append(len(case.model_dump_json()))
+        index.update(case)
+        assert case_row(case, now) == case_row(index.open[case.alert_id], now)
+        del case
+    per_case = (tracemalloc.get_traced_memory()[0] - before) / 1_000
+    tracemalloc.stop()
+    print(f"index: {per_case:.0f} bytes per open case, the case {min(sizes)} bytes of JSON")
+    assert min(sizes) > 3_000 and per_case < 1_000, per_case
