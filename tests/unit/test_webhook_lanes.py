@@ -288,3 +288,30 @@ async def test_an_alert_read_again_while_it_waits_is_posted_once_and_settled_wit
     assert [webhook_id for webhook_id, _ in flaky.posted] == ["a-1"]
     assert hook.offsets.commit_point(TP) == 2 and hook.waiting == {}
     await stop(hook)
+
+
+async def test_a_stop_lets_the_post_on_the_wire_be_answered_and_settled() -> None:
+    # a worker leaving its group: cut off, the post may have reached the receiver while
+    # its record stays uncommitted, and the partition's next owner posts it a second time
+    slow = Sender("http://smb.test/", seconds=0.5)
+    hook, producer = sink({"smb-support": slow}, [T0.timestamp()])
+    await hook.take(record(0, alert(0)))
+    await hook.take(record(1, alert(1)))
+    await settle_down(hook, 0.1)  # a-0 is on the wire, a-1 queued behind it
+    (lane,) = hook.lanes.values()
+    await lane.stop(grace_seconds=5.0)
+    assert [webhook_id for webhook_id, _ in slow.posted] == ["a-0"]
+    assert hook.offsets.commit_point(TP) == 1  # a-0 settled; a-1 left to the next owner
+    assert [(int(value), key) for _, _, value, key in producer.marks] == [(0, b"a-0")]
+
+
+async def test_a_stop_does_not_wait_for_a_retry() -> None:
+    down = Sender("http://smb.test/", TransientDeliveryError("HTTP 503", 3_600.0))
+    hook, producer = sink({"smb-support": down}, [T0.timestamp()])
+    await hook.take(record(0, alert(0)))
+    await settle_down(hook, 0.1)  # failed once, waiting an hour to retry
+    (lane,) = hook.lanes.values()
+    await asyncio.wait_for(lane.stop(grace_seconds=60.0), 2.0)
+    assert lane.task is not None and lane.task.done()
+    assert down.posted == [] and producer.marks == []
+    assert hook.offsets.commit_point(TP) == 0  # its next owner posts it

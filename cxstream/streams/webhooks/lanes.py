@@ -77,6 +77,8 @@ class Lane:
         self.rng = random.Random()
         self.queue: deque[Delivery] = deque()
         self.current: Delivery | None = None
+        self.posting = False  # an attempt is on the wire, or its outcome being settled
+        self.stopping = False
         self._wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -104,32 +106,51 @@ class Lane:
             waiting.append(self.current.raised_at)
         return min(waiting) if waiting else None
 
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+    async def stop(self, grace_seconds: float = 0.0) -> None:
+        """Post nothing more. An attempt on the wire gets up to ``grace_seconds`` to be
+        answered and settled: cut off, the receiver may have taken it while its record
+        stays uncommitted, and the partition's next owner would post it a second time. A
+        wait before a retry is cut at once (the next owner retries)."""
+        self.stopping = True
+        self._wakeup.set()
+        task = self.task
+        if task is None or task.done():
+            return
+        if self.posting and grace_seconds > 0:
+            await asyncio.wait({task}, timeout=grace_seconds)
+        if not task.done():
+            task.cancel()
             try:
-                await self.task
+                await task
             except asyncio.CancelledError:
                 pass
 
     async def run(self) -> None:
-        while True:
+        while not self.stopping:
             if not self.queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             self.current = self.queue.popleft()
             try:
-                outcome, reason = await self._post(self.current)
-                await self._settle(self.current, outcome, reason)
+                ended = await self._post(self.current)
+                if ended is None:
+                    return  # stopping between two attempts: left to the next owner
+                await self._settle(self.current, *ended)
             finally:
                 self.current = None
+                self.posting = False
 
-    async def _post(self, delivery: Delivery) -> tuple[str, str | None]:
+    async def _post(self, delivery: Delivery) -> tuple[str, str | None] | None:
+        """(outcome, reason) once the delivery ended; None when the lane stops before
+        the next attempt."""
         timing = self.metrics.webhook_request_seconds
         attempt = 0
         while True:
+            if self.stopping:
+                return None
             began = time.monotonic()
+            self.posting = True
             try:
                 await self.sender.post(delivery.webhook_id, delivery.body)
             except PermanentDeliveryError as exc:
@@ -142,6 +163,9 @@ class Lane:
                     return "expired", (f"not delivered within {self.max_age:g} s of being "
                                        f"raised (age {age:.0f} s); last failure: {exc}")
                 self.metrics.webhook_deliveries.labels("retried").inc()
+                self.posting = False
+                if self.stopping:
+                    return None
                 wait = retry_wait(attempt, exc.retry_after, self.max_backoff, self.rng)
                 log.warning("webhook delivery of %s to %s failed (%s); retrying in %.1f s",
                             delivery.label, self.name, exc, wait)

@@ -282,13 +282,20 @@ class WebhookSink:
                 await self.queue_digests()
                 await self.commit(consumer)
         finally:
-            for lane in self.lanes.values():
-                await lane.stop()
+            # posts on the wire are answered and settled (or cut off after the timeout),
+            # then committed, and their settled marks written, before the partitions move
+            grace = self.settings.webhook_timeout_seconds + 5.0
+            await asyncio.gather(*(lane.stop(grace) for lane in self.lanes.values()))
             try:
                 await self.commit(consumer)
             except KafkaError:
                 log.info("webhook sink: the last commit failed; the next owner posts from "
                          "the one before (receivers drop the repeated webhook-id)")
+            try:
+                await asyncio.wait_for(self.producer.flush(), grace)
+            except (KafkaError, TimeoutError):
+                log.warning("webhook sink: settled marks not written before the stop; the "
+                            "next owner may post those alerts again")
             await consumer.stop()
             await reader.stop()
             await self.producer.stop()
