@@ -11,7 +11,9 @@ out of bounds. The figures depend on the machine; the checks do not.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import free_port
@@ -27,6 +29,8 @@ def main() -> int:
     parser.add_argument("--noisy", type=int, default=10_000)
     parser.add_argument("--restart-every", type=float, nargs=2, default=(20.0, 40.0))
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--worker-log", type=Path, default=None,
+                        help="keep the worker's log there (the broker's folder is removed)")
     args = parser.parse_args()
     plan = SoakPlan(customers=args.customers, days=args.days, per_day=args.per_day,
                     noisy_failures=args.noisy, restart_every=tuple(args.restart_every),
@@ -34,7 +38,11 @@ def main() -> int:
     with local_broker.scratch_broker("cxstream-soak-") as (bootstrap, work):
         values = {"bootstrap_servers": bootstrap, "app_id": "cxstream-soak",
                   "data_dir": str(work / "worker"), "web_port": str(free_port())}
-        report = run_soak(values, base_env(), work, plan, timeout=4 * 3_600)
+        try:
+            report = run_soak(values, base_env(), work, plan, timeout=4 * 3_600)
+        finally:
+            if args.worker_log is not None:
+                shutil.copyfile(work / "worker.log", args.worker_log)
     print(f"soak: {plan}")
     for line in report.lines():
         print(f"  {line}")

@@ -59,6 +59,8 @@ class FaultReport:
     doubled_deadletters: int = 0
     #: alert ids on the alerts topic that never reached the webhook
     missing_alerts: int = 0
+    #: the missing ones by the team they were routed to
+    missing_by_team: dict[str, int] = field(default_factory=dict)
     tally_differences: int = 0
     webhook_posts: int = 0
     webhook_duplicates: int = 0
@@ -85,7 +87,7 @@ class FaultReport:
                 f"doubled {self.doubled_valid}, dead-letters missing "
                 f"{self.missing_deadletters}, doubled {self.doubled_deadletters}, tally "
                 f"differences {self.tally_differences}; alerts {self.alerts}, missing at the "
-                f"webhook {self.missing_alerts}, webhook posts "
+                f"webhook {self.missing_alerts} {self.missing_by_team or ''}, webhook posts "
                 f"{self.webhook_posts}, duplicates {self.webhook_duplicates} (of which "
                 f"{self.in_flight_duplicates} posted in the {IN_FLIGHT_SECONDS} s before a "
                 "SIGKILL, their commit cut off)")
@@ -224,13 +226,21 @@ def _check(settings: Settings, records: list[SimRecord], report: FaultReport,
             time.sleep(1)
     report.tally_differences = len(found)
     report.difference_examples = found[:3]
-    alerts = {json.loads(r.value or b"{}").get("alert_id")
-              for r in asyncio.run(read_topic(settings, settings.topic_alerts))}
+    teams = {alert.get("alert_id"): alert.get("team") or alert.get("owner")
+             for r in asyncio.run(read_topic(settings, settings.topic_alerts))
+             if (alert := json.loads(r.value or b"{}"))}
+    alerts = set(teams)
     report.alerts = len(alerts)
-    deadline = time.monotonic() + 60
+    # a destination still working off its backlog (rate-limited) is waited for while it
+    # makes progress; one that stalls for 60 s is not
+    deadline, posts = time.monotonic() + 60, len(receiver.received)
     while set(receiver.alert_ids()) < alerts and time.monotonic() < deadline:
         time.sleep(0.5)
-    report.missing_alerts = len(alerts - set(receiver.alert_ids()))
+        if len(receiver.received) > posts:
+            deadline, posts = time.monotonic() + 60, len(receiver.received)
+    missing = alerts - set(receiver.alert_ids())
+    report.missing_alerts = len(missing)
+    report.missing_by_team = dict(Counter(str(teams[alert_id]) for alert_id in missing))
     ids = receiver.delivery_ids()  # a follow-up (escalated, resolved) is a post of its own
     report.webhook_posts = len(ids)
     report.webhook_duplicates = len(ids) - len(set(ids))

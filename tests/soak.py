@@ -480,7 +480,6 @@ def run_soak(settings_values: dict[str, str], env: dict[str, str], workdir: Path
         for thread in threads[1:]:
             thread.join(timeout=300)
         _wait_until_caught_up(settings, worker, timeout)
-        time.sleep(5)  # the support team's last changes reach the lifecycle topic
         report.seconds = time.monotonic() - began
         _check(settings, records, checks, destinations,  # type: ignore[arg-type]
                beyond_memory=frozenset({NOISY}), retained_only=True)
@@ -516,22 +515,16 @@ def _check_soak(settings: Settings, report: SoakReport, destinations: Destinatio
                      str(item.alert.get("notice") or "raised"), round(seconds, 2)))
         report.slowest[name] = sorted(report.slowest.get(name, []),
                                       key=lambda entry: -entry[2])[:5]
-    latest: dict[bytes, bytes | None] = {}
-    for record in asyncio.run(read_topic(settings, settings.topic_alert_lifecycle,
-                                         timeout_seconds=300)):
-        latest[record.key or b""] = record.value
-    cases = {key.decode(): json.loads(value) for key, value in latest.items() if value}
+    # the support team's last changes reach the lifecycle topic: read again until they
+    # are all there, or for 60 s
+    deadline = time.monotonic() + 60
+    while True:
+        cases, missing = _cases_and_missing_resolutions(settings, resolved)
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     report.cases = len(cases)
     report.resolved_by_team = len(resolved)
-    missing = 0
-    for alert_id, at in resolved.items():
-        case = cases.get(alert_id)
-        later = case is not None and any(
-            change["action"] in {"reopened", "updated", "raised"}
-            and datetime.fromisoformat(change["at"]).timestamp() > at - 1
-            for change in case["history"])
-        if case is None or not (case["status"] == "resolved" or later):
-            missing += 1
     report.resolutions_missing = missing
     alert_ids = {json.loads(r.value or b"{}").get("alert_id")
                  for r in asyncio.run(read_topic(settings, settings.topic_alerts))}
@@ -558,6 +551,27 @@ def _check_soak(settings: Settings, report: SoakReport, destinations: Destinatio
     seen, recent = _noisy_memory(settings)
     report.noisy_memory_ok = (seen == set(sent[-settings.seen_event_ids_kept:])
                               and len(recent) == len(set(recent)))
+
+
+def _cases_and_missing_resolutions(settings: Settings, resolved: dict[str, float]
+                                   ) -> tuple[dict[str, Any], int]:
+    """The alert cases on the lifecycle topic, and how many of the team's resolutions
+    (alert id -> when) are in neither a resolved case nor one changed after."""
+    latest: dict[bytes, bytes | None] = {}
+    for record in asyncio.run(read_topic(settings, settings.topic_alert_lifecycle,
+                                         timeout_seconds=300)):
+        latest[record.key or b""] = record.value
+    cases = {key.decode(): json.loads(value) for key, value in latest.items() if value}
+    missing = 0
+    for alert_id, at in resolved.items():
+        case = cases.get(alert_id)
+        later = case is not None and any(
+            change["action"] in {"reopened", "updated", "raised"}
+            and datetime.fromisoformat(change["at"]).timestamp() > at - 1
+            for change in case["history"])
+        if case is None or not (case["status"] == "resolved" or later):
+            missing += 1
+    return cases, missing
 
 
 def _noisy_memory(settings: Settings) -> tuple[set[str], list[str]]:
