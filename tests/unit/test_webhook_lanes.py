@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -315,3 +317,70 @@ async def test_a_stop_does_not_wait_for_a_retry() -> None:
     assert lane.task is not None and lane.task.done()
     assert down.posted == [] and producer.marks == []
     assert hook.offsets.commit_point(TP) == 0  # its next owner posts it
+
+
+class SettledTopic:
+    """The settled topic as the sink's reader sees it: per partition its records, a
+    (offset, timestamp) found per time, and fetches of at most ``per_fetch`` records."""
+
+    def __init__(self, records: dict[int, list[tuple[bytes | None, bytes]]],
+                 per_fetch: int = 2, stalled: bool = False) -> None:
+        self.records = records
+        self.per_fetch = per_fetch
+        self.stalled = stalled
+        self.positions: dict[TopicPartition, int] = {}
+        self.fetched_together: list[int] = []  # partitions asked for, per fetch
+        self.unsubscribed = False
+
+    async def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[Any, Any]:
+        return {tp: SimpleNamespace(offset=0) if self.records.get(tp.partition) else None
+                for tp in times}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.records.get(tp.partition, [])) for tp in tps}
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.positions = dict.fromkeys(tps, 0)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+
+    async def getmany(self, *tps: TopicPartition, timeout_ms: int,
+                      max_records: int) -> dict[TopicPartition, list[Any]]:
+        self.fetched_together.append(len(tps))
+        if self.stalled:
+            await asyncio.sleep(0.01)
+            return {}
+        out = {}
+        for tp in tps:
+            at = self.positions[tp]
+            chunk = self.records[tp.partition][at:at + self.per_fetch]
+            self.positions[tp] = at + len(chunk)
+            out[tp] = [SimpleNamespace(key=key, value=value) for key, value in chunk]
+        return out
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    def unsubscribe(self) -> None:
+        self.unsubscribed = True
+
+
+async def test_what_was_settled_is_learnt_for_every_partition_in_one_read() -> None:
+    hook, _ = sink({"smb-support": Sender("http://smb.test/")}, [T0.timestamp()])
+    topic = SettledTopic({
+        0: [(b"a-1", b"3"), (b"a-2", b"7"), (None, b"8"), (b"a-4", b"9"), (b"a-5", b"12")],
+        1: [(b"b-1", b"1")],
+        2: []})
+    settled, ids = await hook.learn_settled(topic, {0: 8, 1: 0, 2: 5})  # type: ignore[arg-type]
+    assert settled == {0: {8, 9, 12}, 1: {1}, 2: set()}  # at or above each commit
+    assert sorted(ids) == ["a-1", "a-2", "a-4", "a-5", "b-1"]
+    assert topic.fetched_together[0] == 2 and topic.unsubscribed  # 0 and 1 together
+
+
+async def test_learning_that_makes_no_progress_fails_instead_of_hanging() -> None:
+    hook, _ = sink({"smb-support": Sender("http://smb.test/")}, [T0.timestamp()])
+    topic = SettledTopic({0: [(b"a-1", b"3")]}, stalled=True)
+    with pytest.raises(KafkaError, match="no record"):
+        await hook.learn_settled(topic, {0: 0}, stall_seconds=0.1)  # type: ignore[arg-type]
+    assert topic.unsubscribed

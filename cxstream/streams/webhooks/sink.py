@@ -262,7 +262,10 @@ class WebhookSink:
             heartbeat_interval_ms=int(min(3.0, self.settings.session_timeout_seconds / 3)
                                       * 1000))
         self.producer = AIOKafkaProducer(**options, acks="all", enable_idempotence=True)
-        reader = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
+        # a short fetch wait: a fetch held by the broker for an idle partition delays
+        # the next read of the settled topic by that long (500 ms by default)
+        reader = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,
+                                  fetch_max_wait_ms=20)
         await reader.start()
         self.ready.clear()
         consumer.subscribe([self.settings.topic_alerts],
@@ -272,9 +275,10 @@ class WebhookSink:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                new = {tp for tp in batches if tp not in self.ready}
+                if new:  # before the first delivery from them, all in one read
+                    await self._learn(consumer, reader, new)
                 for tp, records in batches.items():
-                    if tp not in self.ready:  # before the first delivery from tp
-                        await self._learn(consumer, reader, tp)
                     for record in records:
                         if tp not in consumer.assignment():
                             break  # revoked meanwhile: its new owner delivers the rest
@@ -340,57 +344,74 @@ class WebhookSink:
     # -- what was delivered before -----------------------------------------------------
 
     async def _learn(self, consumer: AIOKafkaConsumer, reader: AIOKafkaConsumer,
-                     tp: TopicPartition) -> None:
-        committed = await consumer.committed(tp)
-        first = (await reader.beginning_offsets([tp]))[tp]
-        if committed is not None and committed < first:  # retention deleted them unsent
-            lost = first - committed
-            self.metrics.webhook_alerts_expired.inc(lost)
-            log.error("%d alerts of %s[%d] were deleted by the topic's retention before the "
-                      "webhook received them (offsets %d-%d): raise retention.ms of %s above "
-                      "the longest receiver outage", lost, tp.topic, tp.partition, committed,
-                      first - 1, tp.topic)
+                     tps: set[TopicPartition]) -> None:
         began = time.monotonic()
-        self.settled_before[tp], ids = await self.learn_settled(reader, tp.partition,
-                                                                committed or 0)
+        committed = {tp: await consumer.committed(tp) for tp in tps}
+        firsts = await reader.beginning_offsets(list(tps))
+        for tp in tps:
+            first, done = firsts[tp], committed[tp]
+            if done is not None and done < first:  # retention deleted them unsent
+                lost = first - done
+                self.metrics.webhook_alerts_expired.inc(lost)
+                log.error("%d alerts of %s[%d] were deleted by the topic's retention before "
+                          "the webhook received them (offsets %d-%d): raise retention.ms of "
+                          "%s above the longest receiver outage", lost, tp.topic,
+                          tp.partition, done, first - 1, tp.topic)
+        settled, ids = await self.learn_settled(
+            reader, {tp.partition: committed[tp] or 0 for tp in tps})
         for webhook_id in ids:
             self.remember(webhook_id)
-        log.info("webhook sink: %s[%d] from offset %s: %d settled webhook ids read in %.2f s, "
-                 "%d alerts above the commit settled before", tp.topic, tp.partition,
-                 committed, len(ids), time.monotonic() - began,
-                 len(self.settled_before[tp]))
-        self.ready.add(tp)
+        for tp in tps:
+            self.settled_before[tp] = settled[tp.partition]
+        log.info("webhook sink: learnt %s in %.2f s: %d settled webhook ids read, %d alerts "
+                 "above the commits settled before", sorted(tp.partition for tp in tps),
+                 time.monotonic() - began, len(ids), sum(map(len, settled.values())))
+        self.ready.update(tps)
 
-    async def learn_settled(self, reader: AIOKafkaConsumer, partition: int,
-                            committed: int) -> tuple[set[int], list[str]]:
-        """What earlier owners of ``partition`` settled, from the settled topic's records
-        of the last retry age plus an hour: the offsets at or above ``committed`` (an
-        alert settled above the commit was settled after the lowest pending one was
-        read, and that one is settled, or expires, within
-        CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS), and the webhook ids settled (a worker
-        that crashed publishes its last alerts again, after the commit: they are not
-        posted twice). It costs the records of that time, not the topic's history."""
-        tp = TopicPartition(self.settled_topic, partition)
-        reader.assign([tp])
-        since = int((self.clock() - self.settings.webhook_retry_max_age_seconds - 3_600)
-                    * 1000)
-        found = (await reader.offsets_for_times({tp: max(since, 0)})).get(tp)
-        end = (await reader.end_offsets([tp]))[tp]
-        if found is None:
-            return set(), []  # nothing that recent
-        reader.seek(tp, found.offset)
-        settled: set[int] = set()
+    async def learn_settled(self, reader: AIOKafkaConsumer, committed: dict[int, int],
+                            stall_seconds: float = 60.0
+                            ) -> tuple[dict[int, set[int]], list[str]]:
+        """What earlier owners of the partitions of ``committed`` (partition -> commit)
+        settled, from the settled topic's records of the last retry age plus an hour: per
+        partition the offsets at or above its commit (an alert settled above the commit
+        was settled after the lowest pending one was read, and that one is settled, or
+        expires, within CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS), and the webhook ids
+        settled (a worker that crashed publishes its last alerts again, after the commit:
+        they are not posted twice). One read for all the partitions; it costs the records
+        of that time, not the topic's history. Raises KafkaError when the read makes no
+        progress for ``stall_seconds`` (the sink starts again)."""
+        settled: dict[int, set[int]] = {partition: set() for partition in committed}
         ids: list[str] = []
-        position = found.offset
-        while position < end:
-            batches = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
-            for message in batches.get(tp, []):
-                offset = int(message.value)
-                if offset >= committed:
-                    settled.add(offset)
-                if message.key:
-                    ids.append(message.key.decode())
-            position = await reader.position(tp)
+        tps = [TopicPartition(self.settled_topic, partition) for partition in committed]
+        since = max(0, int((self.clock() - self.settings.webhook_retry_max_age_seconds
+                            - 3_600) * 1000))
+        found = await reader.offsets_for_times({tp: since for tp in tps})
+        ends = await reader.end_offsets(tps)
+        todo = {tp for tp in tps if (at := found.get(tp)) is not None and at.offset < ends[tp]}
+        if not todo:
+            return settled, ids  # nothing that recent
+        reader.assign(list(todo))
+        for tp in todo:
+            reader.seek(tp, found[tp].offset)
+        deadline = time.monotonic() + stall_seconds
+        try:
+            while todo:
+                batches = await reader.getmany(*todo, timeout_ms=1000, max_records=10_000)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        offset = int(message.value)
+                        if offset >= committed[tp.partition]:
+                            settled[tp.partition].add(offset)
+                        if message.key:
+                            ids.append(message.key.decode())
+                if batches:
+                    deadline = time.monotonic() + stall_seconds
+                elif time.monotonic() > deadline:
+                    raise KafkaError(f"no record of {self.settled_topic} read for "
+                                     f"{stall_seconds:g} s")
+                todo = {tp for tp in todo if await reader.position(tp) < ends[tp]}
+        finally:
+            reader.unsubscribe()  # it would fetch the idle partitions meanwhile
         return settled, ids
 
     def remember(self, webhook_id: str) -> None:
