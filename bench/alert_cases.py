@@ -27,6 +27,7 @@ from cxstream.schemas.outputs import Alert
 from cxstream.streams.alert_cases import AlertCases
 from cxstream.streams.api import filter_rows, local_rows, page
 from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.collectors import OpenAlertsCollector
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import Principal
 from tests.support import CasesTable
@@ -104,6 +105,11 @@ def main() -> None:
     print(f"inbox (status=unresolved, one user's 200 rows): p50 "
           f"{statistics.median(times) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms over "
           f"{args.requests} requests")
+    collector = OpenAlertsCollector(cases.open_counts, lambda: now)
+    scrapes = sorted(timed(lambda: list(collector.collect())) for _ in range(args.requests))
+    print(f"metrics scrape of the open cases (cxstream_alerts_open, _overdue): p50 "
+          f"{statistics.median(scrapes) * 1000:.2f} ms, p99 "
+          f"{scrapes[min(len(scrapes) - 1, int(len(scrapes) * 0.99))] * 1000:.2f} ms")
     check = timed(lambda: asyncio.run(cases.check_deadlines()))
     print(f"deadline check with {args.due} due: {check * 1000:.1f} ms")
     idle = timed(lambda: asyncio.run(cases.check_deadlines()))

@@ -123,10 +123,12 @@ class AlertCases:
         return [lc.AlertCase.model_validate_json(raw)
                 for _, _, raw in self.stored(frozenset(self.owned()))]
 
-    def open_cases(self) -> list[CaseSummary]:
-        """The unresolved cases of the partitions this worker owns (the metrics ask on
-        every scrape): the index's summaries, nothing built."""
-        return list(self.index().open.values())
+    def open_counts(self, now: datetime) -> tuple[dict[tuple[str, str, str], int],
+                                                  dict[str, int]]:
+        """The unresolved cases of the partitions this worker owns by severity, status and
+        age band, and the overdue ones by severity (the metrics ask on every scrape):
+        counted by the index, no case visited."""
+        return self.index().counts(now)
 
     def table_recovered(self) -> None:
         """The table was restored from its changelog: read the open cases again."""

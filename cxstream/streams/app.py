@@ -212,7 +212,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
                                        alerts_partition_count or settings.partitions,
                                        rules.conventions, rules.windows, shares,
                                        cluster.active_partitions)
-    metrics.registry.register(OpenAlertsCollector(cases.open_cases,
+    metrics.registry.register(OpenAlertsCollector(cases.open_counts,
                                                   lambda: datetime.now(UTC)))
     guard = BatchGuard()
     app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker

@@ -16,8 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from sortedcontainers import SortedList
 
 from cxstream.schemas.outputs import AlertCase
+
+#: the age bands of cxstream_alerts_open, by their upper bound in seconds (the last: none)
+AGE_LIMITS = ((3_600.0, "lt_1h"), (4 * 3_600.0, "1h_4h"), (24 * 3_600.0, "4h_24h"))
 
 
 def next_due(case: AlertCase) -> float | None:
@@ -65,19 +69,28 @@ class CaseSummary:
 
 
 class CaseIndex:
-    """Unresolved cases by id (their summaries), and a heap of when each is next due."""
+    """Unresolved cases by id (their summaries), a heap of when each is next due, and
+    their creation times and deadlines in order: a metrics scrape counts them by age band
+    and overdue with a few bisections, whatever the number of cases."""
 
     def __init__(self) -> None:
         self.open: dict[str, CaseSummary] = {}
         self._heap: list[tuple[float, str]] = []
         self._due_at: dict[str, float] = {}  # the heap entry that counts, per id
+        #: (severity, status) -> creation times; severity -> deadlines (epoch seconds)
+        self._created: dict[tuple[str, str], SortedList] = {}
+        self._deadlines: dict[str, SortedList] = {}
 
     def update(self, case: AlertCase) -> None:
         alert_id = case.alert_id
         if not case.is_open:
             self.remove(alert_id)
             return
-        self.open[alert_id] = CaseSummary.of(case)
+        old = self.open.get(alert_id)
+        if old is not None:
+            self._uncount(old)
+        summary = self.open[alert_id] = CaseSummary.of(case)
+        self._count(summary)
         due = next_due(case)
         if due is None:
             self._due_at.pop(alert_id, None)
@@ -86,8 +99,39 @@ class CaseIndex:
             heapq.heappush(self._heap, (due, alert_id))
 
     def remove(self, alert_id: str) -> None:
-        self.open.pop(alert_id, None)
+        old = self.open.pop(alert_id, None)
+        if old is not None:
+            self._uncount(old)
         self._due_at.pop(alert_id, None)
+
+    def _count(self, summary: CaseSummary) -> None:
+        key = (summary.severity, summary.status)
+        self._created.setdefault(key, SortedList()).add(summary.created_at.timestamp())
+        if summary.deadline is not None:
+            self._deadlines.setdefault(summary.severity, SortedList()).add(
+                summary.deadline.timestamp())
+
+    def _uncount(self, summary: CaseSummary) -> None:
+        self._created[(summary.severity, summary.status)].remove(
+            summary.created_at.timestamp())
+        if summary.deadline is not None:
+            self._deadlines[summary.severity].remove(summary.deadline.timestamp())
+
+    def counts(self, now: datetime) -> tuple[dict[tuple[str, str, str], int], dict[str, int]]:
+        """Unresolved cases by (severity, status, age band) and, per severity, those whose
+        deadline is at or before ``now``; O(log n) per count."""
+        at = now.timestamp()
+        by_band: dict[tuple[str, str, str], int] = {}
+        for (severity, status), created in self._created.items():
+            younger = 0  # created after the band's lower edge
+            for limit, band in AGE_LIMITS:
+                within = len(created) - created.bisect_right(at - limit)
+                by_band[(severity, status, band)] = within - younger
+                younger = within
+            by_band[(severity, status, "gt_24h")] = len(created) - younger
+        overdue = {severity: deadlines.bisect_right(at)
+                   for severity, deadlines in self._deadlines.items()}
+        return by_band, overdue
 
     def due(self, now: float) -> list[str]:
         """The ids due at ``now``, each once; they are due again only once ``update``

@@ -151,25 +151,18 @@ class OpenAlertsCollector(Collector):
     it owns) by severity, status and age band, and those past their deadline; Prometheus
     adds them up across workers."""
 
-    def __init__(self, cases: Callable[[], list[Any]],
+    def __init__(self, counts: Callable[[Any], tuple[dict[tuple[str, str, str], int],
+                                                     dict[str, int]]],
                  now: Callable[[], Any]) -> None:
-        #: the open cases (streams.case_index.CaseSummary: severity, status, created_at,
-        #: deadline), kept by AlertCases as they change
-        self.cases = cases
+        #: at a time: the unresolved cases by (severity, status, age band) and the overdue
+        #: ones by severity (streams.case_index.CaseIndex.counts: no case is visited)
+        self.counts = counts
         self.now = now
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from cxstream.alerts.lifecycle import AGE_BANDS, band_of_age
+        from cxstream.alerts.lifecycle import AGE_BANDS
 
-        now = self.now()
-        counts: dict[tuple[str, str, str], int] = {}
-        overdue: dict[str, int] = {}
-        for case in self.cases():
-            key = (case.severity, case.status,
-                   band_of_age((now - case.created_at).total_seconds()))
-            counts[key] = counts.get(key, 0) + 1
-            if case.deadline is not None and case.deadline <= now:
-                overdue[case.severity] = overdue.get(case.severity, 0) + 1
+        counts, overdue = self.counts(self.now())
         family = GaugeMetricFamily(
             "cxstream_alerts_open", "Unresolved alerts of the lifecycle partitions this "
             "worker owns, by severity, status and age band (lt_1h, 1h_4h, 4h_24h, gt_24h).",

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from cxstream.alerts.config import Lifecycle, load_rules
@@ -208,21 +210,21 @@ def test_the_open_cases_for_the_metrics_follow_each_change_without_reading_the_t
     kafka, clock = Kafka(), Clock()
     cases, _ = cases_of(kafka, clock)
     run(cases.take_events([raised(alert(alert_id="a-1")), raised(alert(alert_id="a-2"))]))
-    assert sorted(c.status for c in cases.open_cases()) == ["open", "open"]  # read once
+    assert sorted(c.status for c in cases.index().open.values()) == ["open", "open"]  # read
     reads = []
     cases.stored = lambda owned: reads.append(1) or iter(())  # type: ignore[method-assign]
     run(cases.take_events([resolution("a-1"), raised(alert(alert_id="a-3",
                                                            severity="critical"))]))
-    assert sorted(c.severity for c in cases.open_cases()) == ["critical", "warning"]
+    assert sorted(c.severity for c in cases.index().open.values()) == ["critical", "warning"]
     registry = Registry()
-    registry.register(OpenAlertsCollector(cases.open_cases, lambda: T0 + timedelta(days=2)))
+    registry.register(OpenAlertsCollector(cases.open_counts, lambda: T0 + timedelta(days=2)))
     assert registry.get_sample_value("cxstream_alerts_open", {
         "severity": "critical", "status": "open", "age_band": "gt_24h"}) == 1
     assert registry.get_sample_value("cxstream_alerts_overdue",
                                      {"severity": "warning"}) == 1
     assert reads == []  # no scrape and no change read the whole table
     cases.table_recovered()  # restored from the changelog: read once more
-    assert cases.open_cases() == [] and reads == [1]
+    assert list(cases.index().open.values()) == [] and reads == [1]
 
 
 # -- at any volume ------------------------------------------------------------------------
@@ -325,3 +327,42 @@ def test_the_index_keeps_a_summary_of_each_unresolved_case_not_the_case() -> Non
     tracemalloc.stop()
     print(f"index: {per_case:.0f} bytes per open case, the case {min(sizes)} bytes of JSON")
     assert min(sizes) > 3_000 and per_case < 1_000, per_case
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(
+    st.integers(0, 7),  # which alert
+    st.sampled_from(["critical", "warning", "info"]),
+    st.sampled_from(["open", "acknowledged", "snoozed", "resolved"]),
+    st.integers(0, 3 * 86_400),  # created this many seconds before now
+    st.one_of(st.none(), st.integers(-86_400, 86_400))), max_size=40))  # deadline from now
+def test_the_metrics_counts_of_the_index_are_those_of_its_cases(
+        changes: list[tuple[int, str, str, int, int | None]]) -> None:
+    """Whatever changes the cases go through, the counts by age band and overdue that a
+    scrape reads (bisections of the index's ordered times) are those of counting every
+    unresolved case."""
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.streams.case_index import CaseIndex
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    index = CaseIndex()
+    for n, severity, status, age, due in changes:
+        created = now - timedelta(seconds=age)
+        deadline = None if due is None else now + timedelta(seconds=due)
+        case = lc.open_case(alert(alert_id=f"a-{n}", created_at=created), "smb-support",
+                            created, CONFIG).model_copy(update={
+                                "severity": severity, "status": status,
+                                "act_by": deadline, "resolve_by": deadline,
+                                "snoozed_until": now + timedelta(hours=1)})
+        index.update(case)
+    expected: dict[tuple[str, str, str], int] = {}
+    overdue: dict[str, int] = {}
+    for summary in index.open.values():
+        band = lc.band_of_age((now - summary.created_at).total_seconds())
+        key = (summary.severity, summary.status, band)
+        expected[key] = expected.get(key, 0) + 1
+        if summary.deadline is not None and summary.deadline <= now:
+            overdue[summary.severity] = overdue.get(summary.severity, 0) + 1
+    counts, late = index.counts(now)
+    assert {key: count for key, count in counts.items() if count} == expected
+    assert {key: count for key, count in late.items() if count} == overdue

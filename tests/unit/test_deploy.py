@@ -42,7 +42,7 @@ def exposed_metric_names() -> set[str]:
     from cxstream.streams.collectors import OpenAlertsCollector
 
     names = collected_names() | {family.name for family in OpenAlertsCollector(
-        list, lambda: datetime.now(UTC)).collect()}
+        lambda now: ({}, {}), lambda: datetime.now(UTC)).collect()}
     for family in WorkerMetrics(CollectorRegistry()).registry.collect():
         if family.type == "counter":
             names.add(f"{family.name}_total")
