@@ -320,9 +320,20 @@ def case_row(case: lc.AlertCase | CaseSummary, now: datetime) -> dict[str, Any]:
     }
 
 
+def _order(due_in_seconds: int | None, severity: str, customer_value: Any,
+           alert_id: str) -> tuple[Any, ...]:
+    return (due_in_seconds is None, due_in_seconds or 0, -lc.SEVERITY_RANK.get(severity, 0),
+            -(customer_value or 0), alert_id)
+
+
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """By deadline (soonest first, none last), then severity, then customer value."""
-    return sorted(rows, key=lambda row: (
-        row["due_in_seconds"] is None, row["due_in_seconds"] or 0,
-        -lc.SEVERITY_RANK.get(row["severity"], 0),
-        -(row["customer_value"] or 0), row["alert_id"]))
+    return sorted(rows, key=lambda row: _order(row["due_in_seconds"], row["severity"],
+                                               row["customer_value"], row["alert_id"]))
+
+
+def summary_order(summary: CaseSummary, now: datetime) -> tuple[Any, ...]:
+    """Where ``summary``'s row comes in ``sort_rows``, without building the row."""
+    deadline = summary.deadline
+    due = None if deadline is None else round((deadline - now).total_seconds())
+    return _order(due, summary.severity, summary.customer_value, summary.alert_id)

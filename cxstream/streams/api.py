@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import hmac
 import json
 import logging
@@ -39,15 +40,22 @@ from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.groups import DIMENSIONS
 from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
 from cxstream.scoring.windows import WindowSpec, from_epoch
-from cxstream.streams.alert_cases import AlertCases, CaseNotFound, case_row, sort_rows
+from cxstream.streams.alert_cases import (
+    AlertCases,
+    CaseNotFound,
+    case_row,
+    sort_rows,
+    summary_order,
+)
 from cxstream.streams.bands import BandsHolder
+from cxstream.streams.case_index import CaseSummary
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 from cxstream.streams.credentials import Credentials
 from cxstream.streams.openapi import openapi_document
 from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.state import decode_customer
 from cxstream.streams.surveys import memory_key, memory_report
-from cxstream.streams.users import Principal
+from cxstream.streams.users import MACHINE, Principal
 
 METRICS = ("nps", "csat", "ces")
 log = logging.getLogger(__name__)
@@ -141,35 +149,72 @@ async def _redact_here(cases: AlertCases, customer_id: str, actor: str) -> dict[
             "redacted": await cases.redact_customer(customer_id, actor)}
 
 
-def local_rows(cases: AlertCases, filters: dict[str, str]) -> dict[str, Any]:
-    """This worker's share of an alert list: the rows of its partitions that match
-    ``filters``. Unresolved cases come from the index; only a list that may hold resolved
-    cases reads the table (CXSTREAM_ALERT_CASE_RETENTION_DAYS bounds what it holds)."""
+def local_rows(cases: AlertCases, filters: dict[str, str], viewer: Principal = MACHINE,
+               first: int | None = None) -> dict[str, Any]:
+    """This worker's share of an alert list: the cases of its partitions that ``viewer``
+    may see and that match ``filters``; with ``first``, only the first that many in the
+    list's order (the list pages the merge of every worker's first rows), and in
+    ``matched`` how many match in all. Filters and order read the index's summaries, and
+    rows are built only for what is returned. Unresolved cases come from the index; only
+    a list that may hold resolved cases reads the table
+    (CXSTREAM_ALERT_CASE_RETENTION_DAYS bounds what it holds)."""
     now = _now()
     wanted = set(filters.get("status", "").split(",")) - {""}
     unresolved_only = bool(wanted) and "resolved" not in wanted
-    found = cases.unresolved() if unresolved_only else cases.local()
-    rows = [case_row(case, now) for case in found]
-    return {"partitions": sorted(cases.owned()),
-            "alerts": [row for row in rows
-                       if all(_matches(row, name, filters.get(name)) for name in filters)]}
+    found = (cases.unresolved() if unresolved_only
+             else [CaseSummary.of(case) for case in cases.local()])
+    kept = [summary for summary in found if viewer.can_see(summary.owner, summary.team)
+            and all(_matches_value(getattr(summary, name), name, wanted_value)
+                    for name, wanted_value in filters.items())]
+    chosen = kept if first is None else heapq.nsmallest(
+        first, kept, key=functools.partial(summary_order, now=now))
+    return {"partitions": sorted(cases.owned()), "matched": len(kept),
+            "alerts": [case_row(summary, now) for summary in chosen]}
+
+
+def viewer_params(principal: Principal) -> dict[str, str]:
+    """Who a share of the alert list is for, as the internal request carries it."""
+    return {"viewer": principal.name, "viewer_teams": ",".join(principal.teams),
+            "viewer_role": "lead" if principal.sees_all else principal.role}
+
+
+def viewer_of(query: Any) -> Principal:
+    """The viewer of ``viewer_params`` (a request without one: the machine, all)."""
+    name = query.get("viewer")
+    if not name:
+        return MACHINE
+    teams = tuple(team for team in query.get("viewer_teams", "").split(",") if team)
+    return Principal(name, teams, query.get("viewer_role", "agent"))
 
 
 def _matches(row: dict[str, Any], name: str, wanted: str | None) -> bool:
+    return _matches_value(row.get(name), name, wanted)
+
+
+def _matches_value(value: Any, name: str, wanted: str | None) -> bool:
     if wanted is None or wanted == "":
         return True
     values = set(wanted.split(","))  # a comma-separated filter matches any of its values
     if name == "status" and "unresolved" in values:
         values |= {"open", "acknowledged", "snoozed"}
-    return str(row.get(name)) in values
+    return str(value) in values
 
 
-def page(rows: list[dict[str, Any]], query: Any) -> dict[str, Any]:
-    limit = parse_bounded(query.get("limit", "50"), "limit", 1, MAX_PAGE)
-    offset = parse_bounded(query.get("offset", "0"), "offset", 0, MAX_COUNT)
+def page_bounds(query: Any) -> tuple[int, int]:
+    """(offset, limit) of a list request, each checked (a 400 naming it)."""
+    return (parse_bounded(query.get("offset", "0"), "offset", 0, MAX_COUNT),
+            parse_bounded(query.get("limit", "50"), "limit", 1, MAX_PAGE))
+
+
+def page(rows: list[dict[str, Any]], query: Any, total: int | None = None
+         ) -> dict[str, Any]:
+    """The page ``query`` asks for of ``rows`` (sorted); ``total``: how many match in
+    all, when ``rows`` holds only the first of them."""
+    offset, limit = page_bounds(query)
+    total = len(rows) if total is None else total
     chunk = rows[offset:offset + limit]
-    following = offset + limit if offset + limit < len(rows) else None
-    return {"total": len(rows), "offset": offset, "limit": limit, "next_offset": following,
+    following = offset + limit if offset + limit < total else None
+    return {"total": total, "offset": offset, "limit": limit, "next_offset": following,
             "alerts": chunk}
 
 
@@ -493,11 +538,15 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
                 raise BadRequest(f"{name}: not a filter; filters are "
                                  f"{', '.join(ALERT_FILTERS)}, with limit and offset")
         filters = {name: query[name] for name in ALERT_FILTERS if query.get(name)}
-        shares = await cluster.gather("/internal/alerts", filters,
-                                      lambda: local_rows(cases, filters),
-                                      partition_count=alerts.partitions)
+        offset, limit = page_bounds(query)
+        first = offset + limit  # each worker's first rows: the page is among them
+        shares = await cluster.gather(
+            "/internal/alerts", {**filters, **viewer_params(principal), "first": str(first)},
+            lambda: local_rows(cases, filters, principal, first),
+            partition_count=alerts.partitions)
         rows = [row for share in shares for row in share["alerts"]]
-        return page(filter_rows(rows, query, principal), query)
+        total = sum(share.get("matched", len(share["alerts"])) for share in shares)
+        return page(filter_rows(rows, query, principal), query, total)
 
     @json_view(machine_only=True)
     async def redact_share(request: Any) -> Any:
@@ -518,8 +567,11 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
     @app.page("/internal/alerts")
     @json_view(machine_only=True)
     async def serve_alerts(request: Any) -> Any:
+        first = request.query.get("first")
         return local_rows(cases, {name: request.query[name] for name in ALERT_FILTERS
-                                  if request.query.get(name)})
+                                  if request.query.get(name)}, viewer_of(request.query),
+                          None if first is None else parse_bounded(first, "first", 1,
+                                                                   2 * MAX_COUNT))
 
     @json_view(with_principal=True)
     async def show_alert(request: Any, alert_id: str, principal: Principal) -> Any:

@@ -18,12 +18,14 @@ from cxstream.streams.settings import load_settings
 from tests.support import (
     TOKEN,
     Api,
+    alerts_on_topic,
     base_time,
     configure,
     free_port,
     known_events,
     send,
     start,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -113,6 +115,28 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
             assert [(i["issue"], i["customers"], i["silent"], i["value"]) for i in issues] \
                 == [("touchpoint:support", 2, 0, 100_000.0), ("touchpoint:checkout", 1, 0,
                                                               500.0)]
+        # the alert list pages the merge of both workers' first rows: every alert on the
+        # topic once, the same total and order from either worker, one row per page
+        raised = {alert["alert_id"] for alert in alerts_on_topic(settings)}
+        lists = []
+        for port in (first.web_port, second.web_port):
+            api = Api(port)
+
+            def all_listed() -> bool:
+                response = api.client.get("/api/alerts", params={"limit": "100"})  # noqa: B023
+                return response.status_code == 200 and response.json()["total"] == len(raised)
+            assert wait_until(all_listed, 60)  # 503 while partitions settle
+            whole = api.get("/api/alerts", limit="100")["alerts"]
+            paged: list[str] = []
+            offset: int | None = 0
+            while offset is not None:
+                one = api.get("/api/alerts", limit="1", offset=str(offset))
+                assert one["total"] == len(raised)
+                paged += [row["alert_id"] for row in one["alerts"]]
+                offset = one["next_offset"]
+            assert paged == [row["alert_id"] for row in whole]
+            lists.append(paged)
+        assert lists[0] == lists[1] and set(lists[0]) == raised and raised
     finally:
         assert first.stop() == 0
         assert second.stop() == 0

@@ -366,3 +366,32 @@ def test_the_metrics_counts_of_the_index_are_those_of_its_cases(
     counts, late = index.counts(now)
     assert {key: count for key, count in counts.items() if count} == expected
     assert {key: count for key, count in late.items() if count} == overdue
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["critical", "warning", "info"]),
+                          st.sampled_from(["smb-support", "key-accounts", "am.a"]),
+                          st.integers(0, 5), st.integers(0, 3)), max_size=30),
+       st.integers(0, 12), st.integers(1, 8), st.sampled_from([ALICE, BOB, MACHINE]))
+def test_a_share_of_the_first_rows_pages_as_the_whole_list_does(
+        specs: list[tuple[str, str, int, int]], offset: int, limit: int,
+        viewer: Principal) -> None:
+    """A worker answers with the first offset + limit rows its viewer may see (and how
+    many match in all): the page made of them is the page of the whole list."""
+    from cxstream.streams.api import local_rows
+
+    cases, _ = cases_of(Kafka(), Clock())
+    run(cases.take_events([raised(alert(
+        alert_id=f"a-{n}", severity=severity, team=team, owner=team,
+        customer_id=f"c-{n}", context={"customer_value": 100.0 * value},
+        act_by=T0 + timedelta(hours=hours))) for n, (severity, team, hours, value)
+        in enumerate(specs)]))
+    query = {"status": "unresolved", "offset": str(offset), "limit": str(limit)}
+    whole = page(filter_rows(local_rows(cases, {"status": "unresolved"})["alerts"], query,
+                             viewer), query)
+    share = local_rows(cases, {"status": "unresolved"}, viewer, offset + limit)
+    assert len(share["alerts"]) == min(offset + limit, whole["total"])
+    paged = page(filter_rows(share["alerts"], query, viewer), query, share["matched"])
+    assert [row["alert_id"] for row in paged["alerts"]] == [
+        row["alert_id"] for row in whole["alerts"]]
+    assert (paged["total"], paged["next_offset"]) == (whole["total"], whole["next_offset"])
