@@ -71,6 +71,9 @@ def test_valid_inputs_are_processed_and_each_kind_of_bad_input_is_dead_lettered(
         records, invalid = mixed_batch(settings, "a")
         asyncio.run(produce(settings, records))
         worker.wait_for("cxstream_events_consumed_total", len(records))
+        # counted once Kafka acknowledged them, after they were counted as consumed
+        worker.wait_for("cxstream_events_deadlettered_total", len(invalid))
+        worker.wait_for("cxstream_events_accepted_total", len(records) - len(invalid))
         samples = worker.metrics()
     finally:
         assert worker.stop() == 0

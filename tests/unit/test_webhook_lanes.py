@@ -53,10 +53,19 @@ class Producer:
         self.sent: list[tuple[str, bytes, dict[str, bytes]]] = []
         #: the settled topic's records: topic, partition, offset, webhook id
         self.marks: list[tuple[str, int, bytes, bytes | None]] = []
+        #: acknowledgements held back (None: each mark acknowledged at once)
+        self.held: list[asyncio.Future[None]] | None = None
 
     async def send(self, topic: str, value: bytes, partition: int,
-                   key: bytes | None = None) -> None:
+                   key: bytes | None = None) -> asyncio.Future[None]:
+        """Queued: the future is Kafka's acknowledgement (at once unless held)."""
         self.marks.append((topic, partition, value, key))
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.held is None:
+            acked.set_result(None)
+        else:
+            self.held.append(acked)
+        return acked
 
     async def send_and_wait(self, topic: str, key: bytes, value: bytes,
                             headers: list[tuple[str, bytes]]) -> None:
@@ -384,3 +393,20 @@ async def test_learning_that_makes_no_progress_fails_instead_of_hanging() -> Non
     with pytest.raises(KafkaError, match="no record"):
         await hook.learn_settled(topic, {0: 0}, stall_seconds=0.1)  # type: ignore[arg-type]
     assert topic.unsubscribed
+
+
+async def test_a_lane_posts_its_next_delivery_once_the_settled_marks_are_acknowledged(
+) -> None:
+    # a SIGKILL must leave at most the one post on the wire per destination unmarked: the
+    # next owner repeats only that one
+    up = Sender("http://smb.test/")
+    hook, producer = sink({"smb-support": up}, [T0.timestamp()])
+    producer.held = []
+    for n in range(3):
+        await hook.take(record(n, alert(n)))
+    await settle_down(hook, 0.2)
+    assert [webhook_id for webhook_id, _ in up.posted] == ["a-0"]  # its mark not acked
+    producer.held.pop().set_result(None)
+    await settle_down(hook, 0.2)
+    assert [webhook_id for webhook_id, _ in up.posted] == ["a-0", "a-1"]
+    await stop(hook)

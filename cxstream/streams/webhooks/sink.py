@@ -231,22 +231,26 @@ class WebhookSink:
         for webhook_id in delivery.alert_ids:
             if self.waiting.get(webhook_id) is delivery:
                 del self.waiting[webhook_id]
+        marks = []
         for n, record in enumerate(delivery.records):
             self.offsets.settle(TopicPartition(record.topic, record.partition), record.offset)
             # the first records are one per alert id, in order; the rest the same read again
-            await self.mark_settled(record, delivery.alert_ids[n]
-                                    if n < len(delivery.alert_ids) else None)
+            marks.append(self.mark_settled(record, delivery.alert_ids[n]
+                                           if n < len(delivery.alert_ids) else None))
+        # the lane posts its next delivery once these are acknowledged: a SIGKILL leaves
+        # at most the one post on the wire per destination for the next owner to repeat
+        await asyncio.gather(*marks)
 
     async def mark_settled(self, record: Any, webhook_id: str | None = None) -> None:
-        """Write the record's offset, keyed by its webhook id, to the settled topic (not
-        waited for: the producer sends it with the next batch, and flushes it when the
-        sink stops)."""
+        """Write the record's offset, keyed by its webhook id, to the settled topic, and
+        wait for Kafka's acknowledgement (the records of one delivery together)."""
         if self.producer is None:
             return
         try:
-            await self.producer.send(self.settled_topic, value=b"%d" % record.offset,
-                                     key=webhook_id.encode() if webhook_id else None,
-                                     partition=record.partition)
+            sent = await self.producer.send(self.settled_topic, value=b"%d" % record.offset,
+                                            key=webhook_id.encode() if webhook_id else None,
+                                            partition=record.partition)
+            await sent
         except KafkaError:  # its commit covers it soon; a restart before may post it again
             log.warning("webhook sink: the settled mark of %s[%d]@%d was not written",
                         record.topic, record.partition, record.offset)
