@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cxstream.cli.kafka import local_broker
+from cxstream.cli.processes import log_excerpt
 from cxstream.streams.settings import Settings, load_settings
 from tests.support import free_port
 
@@ -56,3 +57,19 @@ def isolated(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def isolated_settings(isolated: dict[str, str]) -> Settings:
     return load_settings({}, **isolated)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that ran worker processes shows their logs (files ``*.log`` under its
+    ``tmp_path``): an exit code alone, such as -11, does not say what happened."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if tmp is None:
+        return
+    for log in sorted(Path(tmp).rglob("*.log"))[:6]:
+        text = log.read_text(errors="replace")
+        report.sections.append((f"log {log.relative_to(tmp)}", log_excerpt(text, 3_000)))

@@ -31,6 +31,15 @@ def free_port() -> int:
             return port
 
 
+def log_excerpt(text: str, chars: int = 4000) -> str:
+    """What to show of a worker's log: from a native crash's report when there is one
+    (faulthandler's tracebacks name the thread that crashed), else the end of the log."""
+    crash = text.find("Fatal Python error")
+    if crash >= 0:
+        return text[crash:crash + chars]
+    return text[-chars:]
+
+
 class WorkerExited(RuntimeError):
     """The worker process ended while it was expected to run."""
 
@@ -99,4 +108,4 @@ class WorkerProcess:
         return None if self.process is None else self.process.poll()
 
     def log(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
+        return log_excerpt(self.log_path.read_text(errors="replace"), chars)

@@ -71,3 +71,14 @@ def test_free_port_never_hands_out_a_port_twice() -> None:
 
     ports = [free_port() for _ in range(500)]  # the kernel would reuse some of these
     assert len(set(ports)) == len(ports)
+
+
+def test_a_worker_log_is_shown_from_its_crash_report_else_from_its_end() -> None:
+    from cxstream.cli.processes import log_excerpt
+
+    lines = "".join(f"line {n}\n" for n in range(1_000))
+    assert log_excerpt(lines, 100) == lines[-100:]
+    crash = "Fatal Python error: Segmentation fault\n\nThread 0x7f (most recent...)\n"
+    crashed = lines + crash + lines
+    shown = log_excerpt(crashed, 80)
+    assert shown.startswith("Fatal Python error: Segmentation fault") and len(shown) == 80

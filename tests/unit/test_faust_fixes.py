@@ -285,3 +285,51 @@ def test_every_rocksdb_database_shares_one_cache_that_holds_the_memtables(
                 db.close()
     finally:
         faust_fixes.unshare_rocksdb_memory()
+
+
+def test_a_consumer_closed_while_stopping_is_closed_on_its_own_threads_loop() -> None:
+    """Fix 8: Faust closed the aiokafka client and coordinator on the app's loop, though
+    they live on the consumer thread's loop (with uvloop: a SIGSEGV in that thread)."""
+    import threading
+
+    thread_loop, app_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
+    runner = threading.Thread(target=thread_loop.run_forever, daemon=True)
+    runner.start()
+    closed_on: dict[str, Any] = {}
+    done = threading.Event()
+
+    def closer(name: str) -> Any:
+        async def close() -> None:
+            closed_on[name] = asyncio.get_running_loop()
+            if len(closed_on) == 2:
+                done.set()
+        return close
+
+    consumer = SimpleNamespace(_closed=False, _client=SimpleNamespace(close=closer("client")),
+                               _coordinator=SimpleNamespace(close=closer("coordinator")))
+    thread = SimpleNamespace(_consumer=consumer, thread_loop=thread_loop,
+                             app=SimpleNamespace(loop=app_loop))
+    try:
+        AIOKafkaConsumerThread.close(thread)  # type: ignore[arg-type]
+        assert done.wait(timeout=5), "nothing was closed on the consumer thread's loop"
+        assert closed_on == {"client": thread_loop, "coordinator": thread_loop}
+        assert consumer._closed
+    finally:
+        thread_loop.call_soon_threadsafe(thread_loop.stop)
+        runner.join(timeout=5)
+        thread_loop.close()
+        app_loop.close()
+
+
+def test_a_consumer_whose_thread_loop_has_ended_is_left_to_the_threads_own_stop() -> None:
+    calls: list[str] = []
+    consumer = SimpleNamespace(
+        _closed=False, _client=SimpleNamespace(close=lambda: calls.append("client")),
+        _coordinator=SimpleNamespace(close=lambda: calls.append("coordinator")))
+    thread_loop = asyncio.new_event_loop()
+    thread_loop.close()
+    thread = SimpleNamespace(_consumer=consumer, thread_loop=thread_loop,
+                             app=SimpleNamespace(loop=None))
+    AIOKafkaConsumerThread.close(thread)  # type: ignore[arg-type]
+    assert consumer._closed and calls == []
+    AIOKafkaConsumerThread.close(SimpleNamespace(_consumer=None))  # type: ignore[arg-type]

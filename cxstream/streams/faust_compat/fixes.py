@@ -1,8 +1,9 @@
 """Corrections to faust-streaming 0.15.3 that the worker cannot do without
 (docs/faust-fixes.md gives each as a bug report).
 
-Each closes a way for an input message to be skipped for good around a rebalance, except
-the fifth, which keeps the consumer from crashing, and the last, which saves work.
+Each of the first four closes a way for an input message to be skipped for good around a
+rebalance; the fifth and the eighth keep the consumer from crashing, the sixth saves work
+and the seventh bounds RocksDB's memory.
 Written by hand because no release of faust-streaming has them.
 
 1. Acknowledged skips (``Consumer.ack``). When a stream takes a message from its queue
@@ -87,6 +88,16 @@ Written by hand because no release of faust-streaming has them.
    charged to that cache by one write-buffer manager (at most half of it), so RocksDB
    holds about ``capacity`` whatever the partitions.
 
+8. The consumer's connections closed from the wrong thread
+   (``AIOKafkaConsumerThread.close``). When a rebalance reaches a worker that is already
+   stopping, Faust closes the aiokafka client and group coordinator on the app's event
+   loop, but both live on the consumer thread's loop. With uvloop, closing a socket of one
+   loop from the thread of another crashed the process (SIGSEGV inside the consumer
+   thread's loop, after a clean drain and commit; seen once in the test suite, on a
+   worker stopped while the other worker left the group). The fix schedules
+   the two closes on the consumer thread's own loop, or leaves them to the thread's own
+   stop when that loop no longer runs.
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
 delivery are logged as a warning: on these topics (neither compacted nor transactional)
@@ -95,6 +106,7 @@ there should be none.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -275,7 +287,24 @@ def apply() -> None:
             return options
         return with_shared_memory(options, self.bloom_filter_size)
 
+    def close(self: Any) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        consumer._closed = True
+        loop = self.thread_loop
+        if loop.is_closed() or not loop.is_running():
+            return  # the thread's own stop closes the consumer (``on_thread_stop``)
+        for closing in (consumer._client.close, consumer._coordinator.close):
+            coroutine = closing()
+            try:
+                asyncio.run_coroutine_threadsafe(coroutine, loop)
+            except RuntimeError:  # the loop closed in between: the thread's stop closes it
+                coroutine.close()
+                return
+
     replacements: dict[tuple[type, str], Any] = {
+        (AIOKafkaConsumerThread, "close"): close,
         (RocksDBOptions, "as_options"): as_options,
         (Consumer, "getmany"): getmany,
         (Consumer, "perform_seek"): perform_seek,
