@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry
 from cxstream.alerts import lifecycle as lc
 from cxstream.alerts.config import load_rules
 from cxstream.schemas.outputs import Alert
-from cxstream.streams.alert_cases import AlertCases
+from cxstream.streams.alert_cases import INDEX_SLICE_SECONDS, AlertCases
 from cxstream.streams.api import filter_rows, local_rows, page
+from cxstream.streams.case_index import IndexNotReady
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.collectors import OpenAlertsCollector
 from cxstream.streams.metrics import WorkerMetrics
@@ -75,6 +76,33 @@ def timed(fun: Any) -> float:
     return time.perf_counter() - began
 
 
+async def read_after_recovery(cases: AlertCases) -> tuple[float, float]:
+    """(seconds until the index is read, the longest the loop went without a turn)."""
+    longest = 0.0
+    reading = True
+
+    async def probe() -> None:
+        nonlocal longest
+        while reading:
+            began = time.perf_counter()
+            await asyncio.sleep(0)
+            longest = max(longest, time.perf_counter() - began)
+
+    watcher = asyncio.ensure_future(probe())
+    await asyncio.sleep(0)
+    began = time.perf_counter()
+    while True:
+        try:
+            cases.index()
+            break
+        except IndexNotReady:
+            await asyncio.sleep(0.05)  # a request, a deadline check: now and then
+    total = time.perf_counter() - began
+    reading = False
+    await watcher
+    return total, longest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=200_000)
@@ -90,8 +118,12 @@ def main() -> None:
           " MiB of JSON")
     cases = AlertCases(table, CONFIG, WorkerMetrics(CollectorRegistry()), 3,
                        BulkChangelog(no_send), lambda: {0, 1, 2}, no_follow_up, lambda: now)
-    print(f"index after a recovery (every case read once): "
-          f"{timed(cases.index) * 1000:,.0f} ms")
+    total, longest = asyncio.run(read_after_recovery(cases))
+    print(f"open cases read again after a recovery (every stored case once, "
+          f"slices of {INDEX_SLICE_SECONDS * 1000:.0f} ms in a running loop): {total:,.1f} s "
+          "in all; the loop "
+          f"was blocked at most {longest * 1000:.0f} ms at a time (the first slice copies a "
+          "memory store's items; RocksDB iterates)")
     alice = Principal("alice", ("smb-support",))
     query = {"status": "unresolved", "limit": "200"}
     times = []

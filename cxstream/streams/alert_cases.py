@@ -27,13 +27,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from cxstream.alerts import lifecycle as lc
 from cxstream.alerts.config import RulesConfig
 from cxstream.schemas.outputs import Alert
-from cxstream.streams.case_index import CaseIndex, CaseSummary, ResolvedSweep, is_open_value
+from cxstream.streams.case_index import (
+    CaseIndex,
+    CaseSummary,
+    IndexBuild,
+    IndexNotReady,
+    ResolvedSweep,
+    list_order,
+)
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.faust_compat.access import stored_items, table_store
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import Principal
 
 log = logging.getLogger(__name__)
+
+#: how long a slice of reading the open cases again after a recovery may hold the event
+#: loop (a million stored cases take about 16 s in all: bench/alert_cases.py)
+INDEX_SLICE_SECONDS = 0.02
 
 
 class AlertEvent(BaseModel):
@@ -83,6 +94,7 @@ class AlertCases:
         #: partitions it was read for
         self._index: CaseIndex | None = None
         self._index_for: frozenset[int] = frozenset()
+        self._building: IndexBuild | None = None  # the index being read, a slice at a time
         self.sweep = ResolvedSweep()
 
     def partition_of(self, alert_id: str) -> int:
@@ -102,16 +114,51 @@ class AlertCases:
             yield partition, key, raw
 
     def index(self) -> CaseIndex:
-        """The unresolved cases of the owned partitions; read from the table (every case
-        once, without building the resolved ones) after a recovery or a rebalance."""
+        """The unresolved cases of the owned partitions, kept as they change. After a
+        recovery or a rebalance they are read again from the table, every stored case once
+        (resolved ones without building them). In a running event loop that read goes a
+        slice at a time (INDEX_SLICE_SECONDS) in a task of its own, and until it ends this
+        raises IndexNotReady; without a loop (a script, a test) it is read at once."""
         owned = frozenset(self.owned())
-        if self._index is None or owned != self._index_for:
-            index = CaseIndex()
-            for _, _, raw in self.stored(owned):
-                if is_open_value(raw):
-                    index.update(lc.AlertCase.model_validate_json(raw))
-            self._index, self._index_for = index, owned
-        return self._index
+        if self._index is not None and owned == self._index_for:
+            return self._index
+        build = self._building
+        if build is None or build.owned != owned:
+            build = self._building = IndexBuild(owned, self.stored(owned))
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if not build.step(None if loop is None else INDEX_SLICE_SECONDS):
+            assert loop is not None
+            if build.task is None:
+                build.task = loop.create_task(self._read_rest(build))
+            raise IndexNotReady(
+                f"the open alerts are being read again after a recovery or a rebalance "
+                f"({build.read:,} stored cases read so far); retry shortly")
+        self._installed(build)
+        return build.index
+
+    def _installed(self, build: IndexBuild) -> None:
+        if self._building is build:
+            self._index, self._index_for, self._building = build.index, build.owned, None
+            log.info("alert cases: %d unresolved of %d stored, indexed", len(build.index),
+                     build.read)
+
+    async def _read_rest(self, build: IndexBuild) -> None:
+        try:
+            while not build.step(INDEX_SLICE_SECONDS):
+                await asyncio.sleep(0)  # the loop serves everything else between slices
+                if self._building is not build or frozenset(self.owned()) != build.owned:
+                    return  # recovered or rebalanced meanwhile: the next ask reads again
+        except Exception:  # a database closed under the walk (a rebalance): read again
+            log.warning("reading the alert cases was interrupted; reading them again",
+                        exc_info=True)
+            if self._building is build:
+                self._building = None
+            return
+        if frozenset(self.owned()) == build.owned:
+            self._installed(build)
 
     def unresolved(self) -> list[CaseSummary]:
         """The summaries of the unresolved cases of the partitions this worker owns."""
@@ -132,7 +179,7 @@ class AlertCases:
 
     def table_recovered(self) -> None:
         """The table was restored from its changelog: read the open cases again."""
-        self._index = None
+        self._index = self._building = None
 
     # -- changes ---------------------------------------------------------------------
 
@@ -142,6 +189,8 @@ class AlertCases:
                            case.alert_id.encode(), case.model_dump_json().encode())
         if self._index is not None:
             self._index.update(case)
+        if self._building is not None:
+            self._building.changed(case)
         change = case.last_change
         self.metrics.alert_changes.labels(change.action).inc()
         created = case.alert.created_at
@@ -204,7 +253,11 @@ class AlertCases:
             now = self.now()
             follow_ups: list[lc.AlertCase] = []
             changed = 0
-            for alert_id in self.index().due(now.timestamp()):
+            try:
+                index = self.index()
+            except IndexNotReady:  # due cases are escalated once the read ends
+                return 0
+            for alert_id in index.due(now.timestamp()):
                 case = self.get(alert_id)
                 new = None if case is None else lc.tick(case, now, self.config)
                 if case is not None and new is not None:
@@ -320,20 +373,12 @@ def case_row(case: lc.AlertCase | CaseSummary, now: datetime) -> dict[str, Any]:
     }
 
 
-def _order(due_in_seconds: int | None, severity: str, customer_value: Any,
-           alert_id: str) -> tuple[Any, ...]:
-    return (due_in_seconds is None, due_in_seconds or 0, -lc.SEVERITY_RANK.get(severity, 0),
-            -(customer_value or 0), alert_id)
-
-
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """By deadline (soonest first, none last), then severity, then customer value."""
-    return sorted(rows, key=lambda row: _order(row["due_in_seconds"], row["severity"],
-                                               row["customer_value"], row["alert_id"]))
+    """By deadline (soonest first, none last), then severity, then customer value: the
+    order of ``list_order``, which the index keeps."""
+    def order(row: dict[str, Any]) -> tuple[Any, ...]:
+        due = row["due"]
+        return list_order(None if due is None else datetime.fromisoformat(due).timestamp(),
+                          row["severity"], row["customer_value"], row["alert_id"])
 
-
-def summary_order(summary: CaseSummary, now: datetime) -> tuple[Any, ...]:
-    """Where ``summary``'s row comes in ``sort_rows``, without building the row."""
-    deadline = summary.deadline
-    due = None if deadline is None else round((deadline - now).total_seconds())
-    return _order(due, summary.severity, summary.customer_value, summary.alert_id)
+    return sorted(rows, key=order)

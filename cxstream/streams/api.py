@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import heapq
 import hmac
 import json
 import logging
@@ -45,10 +44,14 @@ from cxstream.streams.alert_cases import (
     CaseNotFound,
     case_row,
     sort_rows,
-    summary_order,
 )
 from cxstream.streams.bands import BandsHolder
-from cxstream.streams.case_index import CaseSummary
+from cxstream.streams.case_index import (
+    Bucket,
+    CaseSummary,
+    IndexNotReady,
+    summary_list_order,
+)
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 from cxstream.streams.credentials import Credentials
 from cxstream.streams.openapi import openapi_document
@@ -154,22 +157,42 @@ def local_rows(cases: AlertCases, filters: dict[str, str], viewer: Principal = M
     """This worker's share of an alert list: the cases of its partitions that ``viewer``
     may see and that match ``filters``; with ``first``, only the first that many in the
     list's order (the list pages the merge of every worker's first rows), and in
-    ``matched`` how many match in all. Filters and order read the index's summaries, and
-    rows are built only for what is returned. Unresolved cases come from the index; only
-    a list that may hold resolved cases reads the table
-    (CXSTREAM_ALERT_CASE_RETENTION_DAYS bounds what it holds)."""
+    ``matched`` how many match in all. Unresolved cases come from the index, which hands
+    out the first rows of the buckets that match and counts the rest without visiting
+    them; rows are built only for what is returned. Only a list that may hold resolved
+    cases reads the table (CXSTREAM_ALERT_CASE_RETENTION_DAYS bounds what it holds)."""
     now = _now()
     wanted = set(filters.get("status", "").split(",")) - {""}
-    unresolved_only = bool(wanted) and "resolved" not in wanted
-    found = (cases.unresolved() if unresolved_only
-             else [CaseSummary.of(case) for case in cases.local()])
-    kept = [summary for summary in found if viewer.can_see(summary.owner, summary.team)
-            and all(_matches_value(getattr(summary, name), name, wanted_value)
-                    for name, wanted_value in filters.items())]
-    chosen = kept if first is None else heapq.nsmallest(
-        first, kept, key=functools.partial(summary_order, now=now))
-    return {"partitions": sorted(cases.owned()), "matched": len(kept),
+    if wanted and "resolved" not in wanted:
+        def bucket_wanted(bucket: Bucket) -> bool:
+            team, owner, status, severity, rule = bucket
+            return viewer.can_see(owner, team) and all(
+                _matches_value(value, name, filters.get(name)) for name, value in (
+                    ("team", team), ("owner", owner), ("status", status),
+                    ("severity", severity), ("rule", rule)))
+
+        customers = filters.get("customer_id")
+        matched, chosen = (cases.index().select(bucket_wanted, first) if customers is None
+                           else _of_customers(cases, bucket_wanted, first,
+                                              set(customers.split(","))))
+    else:
+        kept = sorted((summary for summary in map(CaseSummary.of, cases.local())
+                       if viewer.can_see(summary.owner, summary.team)
+                       and all(_matches_value(getattr(summary, name), name, value)
+                               for name, value in filters.items())),
+                      key=summary_list_order)
+        matched, chosen = len(kept), kept if first is None else kept[:first]
+    return {"partitions": sorted(cases.owned()), "matched": matched,
             "alerts": [case_row(summary, now) for summary in chosen]}
+
+
+def _of_customers(cases: AlertCases, wanted: Callable[[Bucket], bool], first: int | None,
+                  customers: set[str]) -> tuple[int, list[CaseSummary]]:
+    """The unresolved cases of a few customers (a filter of comma-separated ids)."""
+    found = [cases.index().select(wanted, None, customer) for customer in customers]
+    rows = sorted((summary for _, summaries in found for summary in summaries),
+                  key=summary_list_order)
+    return len(rows), rows if first is None else rows[:first]
 
 
 def viewer_params(principal: Principal) -> dict[str, str]:
@@ -271,8 +294,9 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                     return web.json({"error": str(exc)}, status=404)
                 except (Conflict, TransitionRefused) as exc:
                     return web.json({"error": str(exc)}, status=409)
-                except ClusterIncomplete as exc:
-                    return web.json({"error": str(exc)}, status=503)
+                except (ClusterIncomplete, IndexNotReady) as exc:
+                    return web.json({"error": str(exc)}, status=503,
+                                    headers={"Retry-After": "2"})
 
             return view
 

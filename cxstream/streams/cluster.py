@@ -91,9 +91,11 @@ class Cluster:
         seen: list[int] = [p for share in shares for p in share["partitions"]]
         expected = partition_count or self.partition_count
         if sorted(seen) != list(range(expected)):
+            errors = "".join(f"; a worker answered: {share['error']}" for share in shares
+                             if share.get("error"))
             raise ClusterIncomplete(
                 f"partitions owned: {sorted(seen)} of {expected}; "
-                "a rebalance is under way, retry shortly")
+                f"a rebalance is under way, retry shortly{errors}")
         return shares
 
     async def _fetch(self, url: str, params: dict[str, str], method: str = "GET"
@@ -113,8 +115,19 @@ class Cluster:
             self.on_failure("unauthorized")
             return {"partitions": []}
         if response.status_code != 200:
-            log.warning("worker %s answered HTTP %d", url, response.status_code)
+            log.warning("worker %s answered HTTP %d: %s", url, response.status_code,
+                        response.text[:300])
             self.on_failure("error")
-            return {"partitions": []}
+            return {"partitions": [], "error": _error_of(response)}
         share: dict[str, Any] = response.json()
         return share
+
+
+def _error_of(response: httpx.Response) -> str | None:
+    """The ``error`` of a worker's JSON error reply, if it is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return None if error is None else str(error)[:300]

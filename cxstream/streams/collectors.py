@@ -20,6 +20,7 @@ from cxstream.scoring.groups import DIMENSIONS
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.reports import Tallies, merge_rows
 from cxstream.scoring.windows import WindowSpec, window_start
+from cxstream.streams.case_index import IndexNotReady
 from cxstream.streams.faust_compat.access import table_size
 
 #: label values per dimension when no cap is given (the worker passes max_group_keys,
@@ -162,7 +163,10 @@ class OpenAlertsCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from cxstream.alerts.lifecycle import AGE_BANDS
 
-        counts, overdue = self.counts(self.now())
+        try:
+            counts, overdue = self.counts(self.now())
+        except IndexNotReady:  # read again after a recovery: no figure rather than a wrong one
+            return
         family = GaugeMetricFamily(
             "cxstream_alerts_open", "Unresolved alerts of the lifecycle partitions this "
             "worker owns, by severity, status and age band (lt_1h, 1h_4h, 4h_24h, gt_24h).",

@@ -234,6 +234,7 @@ def test_the_deadline_check_reads_only_the_cases_due() -> None:
     cases, _ = cases_of(kafka, clock)
     run(cases.take_events([raised(alert(alert_id=f"a-{n}", act_by=T0 + timedelta(
         hours=1 if n < 3 else 48))) for n in range(3_000)]))
+    cases.index()  # read at once, outside a loop (in a worker's loop: a slice at a time)
     reads: list[str] = []
     get = cases.get
     cases.get = lambda alert_id: reads.append(alert_id) or get(alert_id)  # type: ignore[method-assign]
@@ -395,3 +396,138 @@ def test_a_share_of_the_first_rows_pages_as_the_whole_list_does(
     assert [row["alert_id"] for row in paged["alerts"]] == [
         row["alert_id"] for row in whole["alerts"]]
     assert (paged["total"], paged["next_offset"]) == (whole["total"], whole["next_offset"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(
+    st.integers(0, 9),  # which alert
+    st.sampled_from(["smb-support", "key-accounts"]),  # team
+    st.sampled_from(["smb-support", "alice", "bob"]),  # owner
+    st.sampled_from(["open", "acknowledged", "snoozed", "resolved"]),
+    st.sampled_from(["critical", "warning", "info"]),
+    st.sampled_from(["detractor", "high_value_at_risk"]),
+    st.sampled_from(["c-1", "c-2", "c-3"]),
+    st.one_of(st.none(), st.integers(-7_200, 7_200)),  # deadline from now, seconds
+    st.integers(0, 3)), max_size=40),  # customer value, hundreds
+    st.sets(st.sampled_from(["smb-support", "key-accounts"])),
+    st.sets(st.sampled_from(["open", "acknowledged", "snoozed"]), min_size=1),
+    st.one_of(st.none(), st.sampled_from(["c-1", "c-2", "c-3"])),
+    st.one_of(st.none(), st.integers(0, 12)))
+def test_the_index_selects_the_first_matching_cases_as_sorting_them_all_would(
+        changes: list[tuple[int, str, str, str, str, str, str, int | None, int]],
+        teams: set[str], statuses: set[str], customer: str | None,
+        first: int | None) -> None:
+    """Whatever the cases went through (owners, teams, statuses and deadlines changed,
+    cases resolved), the index's first matching cases and their count are those of
+    filtering and sorting every unresolved case."""
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.streams.case_index import CaseIndex, summary_list_order
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    index = CaseIndex()
+    for n, team, owner, status, severity, rule, customer_id, due, value in changes:
+        deadline = None if due is None else now + timedelta(seconds=due, milliseconds=n)
+        case = lc.open_case(alert(alert_id=f"a-{n}", rule=rule, customer_id=customer_id,
+                                  context={"customer_value": 100.0 * value}),
+                            team, now, CONFIG).model_copy(update={
+                                "severity": severity, "status": status, "team": team,
+                                "owner": owner, "act_by": deadline, "resolve_by": deadline,
+                                "snoozed_until": now + timedelta(hours=1)})
+        index.update(case)
+
+    def wanted(bucket: tuple[str, str, str, str, str]) -> bool:
+        return bucket[0] in teams and bucket[2] in statuses
+
+    expected = sorted((summary for summary in index.open.values()
+                       if summary.team in teams and summary.status in statuses
+                       and (customer is None or summary.customer_id == customer)),
+                      key=summary_list_order)
+    matched, chosen = index.select(wanted, first, customer)
+    assert matched == len(expected)
+    assert [s.alert_id for s in chosen] == [
+        s.alert_id for s in (expected if first is None else expected[:first])]
+
+
+def test_a_page_of_the_index_looks_at_its_buckets_and_its_rows_not_every_case() -> None:
+    """20,000 unresolved cases in six buckets: the first 50 cost six bucket checks and
+    50 rows, and the count is the buckets' sizes."""
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.streams.case_index import CaseIndex
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    index = CaseIndex()
+    for n in range(20_000):
+        team = ("smb-support", "key-accounts")[n % 2]
+        case = lc.open_case(alert(alert_id=f"a-{n}", severity=("critical", "warning",
+                                                                 "info")[n % 3]),
+                            team, now, CONFIG).model_copy(update={
+                                "team": team, "owner": team,
+                                "act_by": now + timedelta(seconds=n)})
+        index.update(case)
+    looked: list[Any] = []
+
+    def wanted(bucket: tuple[str, str, str, str, str]) -> bool:
+        looked.append(bucket)
+        return bucket[0] == "smb-support"
+
+    built = 0
+    original = index.open.__class__.__getitem__
+
+    class Counting(dict):  # type: ignore[type-arg]
+        def __getitem__(self, key: str) -> Any:
+            nonlocal built
+            built += 1
+            return original(self, key)
+
+    index.open = Counting(index.open)
+    matched, chosen = index.select(wanted, 50)
+    assert matched == 10_000 and len(looked) == 6 and built == 50
+    assert [s.alert_id for s in chosen] == [f"a-{n}" for n in range(0, 100, 2)]
+
+
+def test_after_a_recovery_the_open_cases_are_read_a_slice_at_a_time_in_a_running_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker reading a million stored cases must not block its loop for 16 s: in a
+    running loop the index is read a slice at a time in a task; meanwhile the
+    list answers IndexNotReady (503), the deadline check waits, the open-alert gauges are
+    left out, and a case changed meanwhile keeps its change. The index it ends with is
+    the one read at once."""
+    from cxstream.streams import alert_cases as module
+    from cxstream.streams import case_index
+    from cxstream.streams.case_index import IndexNotReady
+    from cxstream.streams.collectors import OpenAlertsCollector
+
+    monkeypatch.setattr(module, "INDEX_SLICE_SECONDS", 0.0)  # a slice: CLOCK_EVERY cases
+    monkeypatch.setattr(case_index, "CLOCK_EVERY", 4)
+    kafka = Kafka()
+    first, _ = cases_of(kafka, Clock())
+    run(first.take_events([raised(alert(alert_id=f"a-{n}", customer_id=f"c-{n}",
+                                        act_by=T0 + timedelta(minutes=n + 1)))
+                           for n in range(30)]))
+    run(first.take_events([resolution(f"a-{n}") for n in range(0, 30, 3)]))
+    clock = Clock()
+    recovered, _ = cases_of(kafka, clock)  # a new worker: the table from the changelog
+    at_once, _ = cases_of(kafka, Clock())
+    expected = sorted(at_once.index().open)  # no loop: read at once
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        with pytest.raises(IndexNotReady):
+            recovered.index()
+        assert list(OpenAlertsCollector(recovered.open_counts, clock).collect()) == []
+        clock.now = T0 + timedelta(hours=2)  # every deadline has passed
+        escalated_while_reading = await recovered.check_deadlines()
+        await recovered.take_events([resolution("a-29")])  # a change while reading
+        slices = 0
+        while True:
+            try:
+                index = recovered.index()
+                break
+            except IndexNotReady:
+                slices += 1
+                await asyncio.sleep(0)
+        return escalated_while_reading, slices, sorted(index.open)
+
+    escalated, slices, found = run(scenario())
+    assert escalated == 0 and slices >= 2
+    assert found == [alert_id for alert_id in expected if alert_id != "a-29"]
+    assert "a-29" in at_once.index().open  # the stored value the walk skipped was open
