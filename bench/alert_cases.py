@@ -22,7 +22,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from cxstream.alerts import lifecycle as lc
 from cxstream.alerts.config import load_rules
 from cxstream.schemas.outputs import Alert
 from cxstream.streams.alert_cases import INDEX_SLICE_SECONDS, AlertCases
@@ -33,7 +32,7 @@ from cxstream.streams.collectors import OpenAlertsCollector
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import Principal
 from cxstream.streams.worker import GC_THRESHOLDS
-from tests.support import CasesTable
+from tests.support import CasesTable, stored_case
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 CONFIG = load_rules()
@@ -49,25 +48,11 @@ async def no_follow_up(alert: Alert) -> Any:
 
 def build(cases: int, unresolved: int, due: int, now: datetime) -> CasesTable:
     table = CasesTable()
-    context = {"customer_value": 1840.0, "segment": "smb", "recent_interactions": [
-        {"event_id": f"i-{k}", "channel": "phone", "touchpoint": "delivery",
-         "outcome": "failure", "text": "The parcel never came"} for k in range(5)]}
     for n in range(cases):
         created = T0 + timedelta(seconds=n)
-        alert = Alert(alert_id=f"customer-{n:024x}", rule="detractor", severity="warning",
-                      customer_id=f"c-{n}", segment="smb", owner="smb-support",
-                      team=["smb-support", "key-accounts", "customer-care"][n % 3],
-                      summary=f"NPS 3 from c-{n} about delivery (phone)",
-                      reason={"score": 3}, context=context, event_time=created,
-                      created_at=created, act_by=created + timedelta(hours=24))
-        case = lc.open_case(alert, alert.team or alert.owner, created, CONFIG)
-        if n >= unresolved:
-            case = lc.resolve(case, "alice", "contacted", None, created + timedelta(hours=1),
-                              CONFIG)
-        elif n < due:
-            case = case.model_copy(update={"act_by": now - timedelta(minutes=1)})
-        else:
-            case = case.model_copy(update={"act_by": now + timedelta(days=1)})
+        act_by = (now - timedelta(minutes=1) if n < due else now + timedelta(days=1))
+        case = stored_case(f"customer-{n:024x}", n, created, act_by,
+                           None if n < unresolved else created + timedelta(hours=1))
         table[case.alert_id.encode()] = case.model_dump_json().encode()
     return table
 

@@ -3,6 +3,7 @@ local broker, with a noisy customer, a destination down, another rate-limited, a
 team resolving alerts, and a SIGTERM or SIGKILL restart every 20-40 s (tests/soak.py).
 
 Usage: .venv/bin/python -m bench.soak [--customers 20000] [--days 30] [--per-day 20000]
+       [--seed-cases 1000000] [--rate 400]
 Starts its own Kafka broker on free loopback ports (jars from `cxstream broker fetch`),
 prints the samples' figures and the checks, and exits 1 if anything was lost, doubled or
 out of bounds. The figures depend on the machine; the checks do not.
@@ -29,12 +30,16 @@ def main() -> int:
     parser.add_argument("--noisy", type=int, default=10_000)
     parser.add_argument("--restart-every", type=float, nargs=2, default=(20.0, 40.0))
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--seed-cases", type=int, default=0,
+                        help="alert cases on the lifecycle topic before the start (5 %% "
+                             "unresolved), e.g. 1000000")
+    parser.add_argument("--rate", type=float, default=400.0, help="events sent per second")
     parser.add_argument("--worker-log", type=Path, default=None,
                         help="keep the worker's log there (the broker's folder is removed)")
     args = parser.parse_args()
     plan = SoakPlan(customers=args.customers, days=args.days, per_day=args.per_day,
                     noisy_failures=args.noisy, restart_every=tuple(args.restart_every),
-                    seed=args.seed)
+                    seed=args.seed, seed_cases=args.seed_cases, rate=args.rate)
     with local_broker.scratch_broker("cxstream-soak-") as (bootstrap, work):
         values = {"bootstrap_servers": bootstrap, "app_id": "cxstream-soak",
                   "data_dir": str(work / "worker"), "web_port": str(free_port())}

@@ -62,7 +62,8 @@ def isolated_settings(isolated: dict[str, str]) -> Settings:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failed test that ran worker processes shows their logs (files ``*.log`` under its
-    ``tmp_path``): an exit code alone, such as -11, does not say what happened."""
+    ``tmp_path``, RocksDB's own left out): an exit code alone, such as -11, does not say
+    what happened."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when != "call" or not report.failed:
@@ -70,6 +71,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     tmp = getattr(item, "funcargs", {}).get("tmp_path")
     if tmp is None:
         return
-    for log in sorted(Path(tmp).rglob("*.log"))[:6]:
+    logs = [log for log in sorted(Path(tmp).rglob("*.log"))
+            if not any(part.endswith(".db") for part in log.parts)]  # not RocksDB's
+    for log in logs[:6]:
         text = log.read_text(errors="replace")
         report.sections.append((f"log {log.relative_to(tmp)}", log_excerpt(text, 3_000)))

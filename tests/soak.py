@@ -58,11 +58,12 @@ from cxstream.scoring.bounds import customer_bytes_bound
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.windows import window_specs
 from cxstream.streams.clients import aiokafka_options, ensure_topics
-from cxstream.streams.io import partitions_of, read_topic
+from cxstream.streams.io import Record, partitions_of, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
 from cxstream.streams.surveys import memory_key
 from tests.faults import FaultReport, _check, _wait_until_caught_up
 from tests.receiver import Receiver
+from tests.support import stored_case
 
 SECRET = "soak-run-secret"
 NOISY = "c-noisy"
@@ -85,6 +86,11 @@ class SoakPlan:
     #: takes: a soak measures a worker keeping up, not one working off a backlog
     rate: float = 400.0
     min_restarts: int = 4
+    #: alert cases written to the lifecycle topic before the worker starts (a worker that
+    #: has raised a million alerts in its months), ``seed_open_share`` of them unresolved
+    #: and due after the soak, the rest resolved within the retention
+    seed_cases: int = 0
+    seed_open_share: float = 0.05
 
 
 @dataclass
@@ -118,6 +124,8 @@ class SoakReport:
     resolved_by_team: int = 0
     resolutions_missing: int = 0
     cases: int = 0
+    #: seeded cases on the lifecycle topic at the end (each still there: none lost)
+    seeded_cases_kept: int = 0
     alerts_without_case: int = 0
     survey_requests: int = 0
     survey_request_repeats: int = 0
@@ -134,6 +142,7 @@ class SoakReport:
 
     def ok(self) -> bool:
         return (self.checks.ok() and self.resolutions_missing == 0
+                and self.seeded_cases_kept == self.plan.seed_cases
                 and self.alerts_without_case == 0 and self.survey_causes_with_two_ids == 0
                 and self.noisy_state_bytes <= self.noisy_state_bound
                 and self.noisy_survey_bytes <= self.noisy_survey_bound
@@ -147,7 +156,9 @@ class SoakReport:
         out = [f"checks: {self.checks.line()}",
                f"restarts: {len(self.restarts)} "
                f"({', '.join(f'{name}@{at:.0f}s->{code}' for at, name, code in self.restarts)})",
-               f"alert cases: {self.cases}, resolved by the team {self.resolved_by_team}, "
+               f"alert cases: {self.cases} (seeded before the start: "
+               f"{self.plan.seed_cases}, still there {self.seeded_cases_kept}), resolved by "
+               f"the team {self.resolved_by_team}, "
                f"resolutions missing {self.resolutions_missing}, alerts without a case "
                f"{self.alerts_without_case}",
                f"survey requests: {self.survey_requests} distinct ids, "
@@ -232,6 +243,33 @@ def soak_records(plan: SoakPlan, start: datetime) -> list[SimRecord]:
             merged.extend(itertools.islice(it, 1))
     merged.extend(it)
     return profiles + [dataclasses.replace(r, at=n / plan.rate) for n, r in enumerate(merged)]
+
+
+SEEDED = "seed-"  # the alert ids of seeded cases begin so
+
+
+def seeded_cases(count: int, open_share: float, start: datetime
+                 ) -> Iterator[tuple[bytes, bytes]]:
+    """(alert id, case JSON) of ``count`` cases raised in the fortnight before ``start``:
+    every ``1 / open_share``-th one unresolved and due 40 days after ``start`` (nothing
+    escalates during a soak), the others resolved an hour after being raised (kept: the
+    retention is 30 days)."""
+    every = max(round(1 / open_share), 1) if open_share > 0 else 0
+    for n in range(count):
+        created = start - timedelta(days=15) + timedelta(seconds=n % 864_000)
+        unresolved = every > 0 and n % every == 0
+        alert_id = f"{SEEDED}{n:012d}"
+        case = stored_case(alert_id, n, created, start + timedelta(days=40),
+                           None if unresolved else created + timedelta(hours=1))
+        yield alert_id.encode(), case.model_dump_json().encode()
+
+
+async def seed_cases(settings: Settings, plan: SoakPlan, start: datetime) -> int:
+    """Write the plan's seeded cases to the lifecycle topic, keyed by alert id as the
+    worker's table writes them (the same partitioner)."""
+    return await produce(settings, (
+        Record(settings.topic_alert_lifecycle, key, value)
+        for key, value in seeded_cases(plan.seed_cases, plan.seed_open_share, start)))
 
 
 def soak_users(folder: Path) -> str:
@@ -360,6 +398,8 @@ def run_soak(settings_values: dict[str, str], env: dict[str, str], workdir: Path
     checks.valid = checks.events - checks.invalid
     report = SoakReport(checks=checks, plan=plan, began_at=time.time())
     asyncio.run(ensure_topics(settings))
+    if plan.seed_cases:
+        asyncio.run(seed_cases(settings, plan, start))
     worker = WorkerProcess(worker_env, workdir / "worker.log", settings.web_port).start()
     began = time.monotonic()
     done = threading.Event()  # the sampler and the support team stop
@@ -523,6 +563,7 @@ def _check_soak(settings: Settings, report: SoakReport, destinations: Destinatio
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(1)
+    report.seeded_cases_kept = sum(1 for alert_id in cases if alert_id.startswith(SEEDED))
     report.cases = len(cases)
     report.resolved_by_team = len(resolved)
     report.resolutions_missing = missing
@@ -559,9 +600,12 @@ def _cases_and_missing_resolutions(settings: Settings, resolved: dict[str, float
     (alert id -> when) are in neither a resolved case nor one changed after."""
     latest: dict[bytes, bytes | None] = {}
     for record in asyncio.run(read_topic(settings, settings.topic_alert_lifecycle,
-                                         timeout_seconds=300)):
+                                         timeout_seconds=900)):
         latest[record.key or b""] = record.value
-    cases = {key.decode(): json.loads(value) for key, value in latest.items() if value}
+    # a seeded case the team did not touch is counted, not read (a million of them)
+    cases = {key.decode(): (json.loads(value) if not key.startswith(SEEDED.encode())
+                            or key.decode() in resolved else {})
+             for key, value in latest.items() if value}
     missing = 0
     for alert_id, at in resolved.items():
         case = cases.get(alert_id)

@@ -4,6 +4,7 @@ integration tests share (a worker started on the test broker, its API, the alert
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -310,3 +311,36 @@ class CasesTable(dict[bytes, Any]):
         self.name = "alert_cases"
         self.key_serializer = self.value_serializer = "raw"
         self.changelog_topic = SimpleNamespace(get_topic_name=lambda: changelog_topic)
+
+
+#: a customer's context as an alert carries it: a few recent interactions (about 1.6 KB
+#: of case JSON in all)
+CASE_CONTEXT = {"customer_value": 1840.0, "segment": "smb", "recent_interactions": [
+    {"event_id": f"i-{k}", "channel": "phone", "touchpoint": "delivery",
+     "outcome": "failure", "text": "The parcel never came"} for k in range(5)]}
+CASE_TEAMS = ("smb-support", "key-accounts", "customer-care")
+
+
+@functools.cache
+def _shipped_rules() -> Any:
+    return load_rules()
+
+
+def stored_case(alert_id: str, n: int, created: datetime, act_by: datetime,
+                resolved_at: datetime | None) -> Any:
+    """An alert case as the lifecycle topic holds it: a detractor alert of customer
+    ``c-<n>`` with a customer context, open (due at ``act_by``) or resolved at
+    ``resolved_at``; teams in turn."""
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.schemas.outputs import Alert
+
+    config = _shipped_rules()
+    alert = Alert(alert_id=alert_id, rule="detractor", severity="warning",
+                  customer_id=f"c-{n}", segment="smb", owner="smb-support",
+                  team=CASE_TEAMS[n % 3], summary=f"NPS 3 from c-{n} about delivery (phone)",
+                  reason={"score": 3}, context=CASE_CONTEXT, event_time=created,
+                  created_at=created, act_by=act_by)
+    case = lc.open_case(alert, alert.team or alert.owner, created, config)
+    if resolved_at is not None:
+        return lc.resolve(case, "alice", "contacted", None, resolved_at, config)
+    return case

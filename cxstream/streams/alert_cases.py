@@ -142,8 +142,9 @@ class AlertCases:
     def _installed(self, build: IndexBuild) -> None:
         if self._building is build:
             self._index, self._index_for, self._building = build.index, build.owned, None
-            log.info("alert cases: %d unresolved of %d stored, indexed", len(build.index),
-                     build.read)
+            if build.read:
+                log.info("alert cases of partitions %s: %d unresolved of %d stored, indexed",
+                         sorted(build.owned), len(build.index), build.read)
 
     async def _read_rest(self, build: IndexBuild) -> None:
         try:

@@ -194,7 +194,7 @@ class Settings(BaseSettings, Conventions, StateRules):
     """
     webhook_retry_max_age_seconds: float = Field(default=86_400, gt=0)
     """an alert the receiver keeps refusing (5xx, 408, 429, unreachable) is retried until it is
-    this old, then moved to the alerts dead-letter topic
+    this old (a follow-up: since its notice), then moved to the alerts dead-letter topic
     """
     webhook_format: Literal["json", "slack"] = "json"
     """the webhook body: the alert as JSON, or a Slack message."""

@@ -14,7 +14,7 @@ from tests.support import base_env
 
 pytestmark = pytest.mark.integration
 PLAN = SoakPlan(customers=1_000, days=30, per_day=600, noisy_failures=10_000,
-                restart_every=(15.0, 25.0))
+                restart_every=(15.0, 25.0), seed_cases=3_000)
 
 
 @pytest.mark.timeout(1200)
@@ -33,6 +33,8 @@ def test_a_short_soak_month_loses_nothing_and_keeps_every_bound(
             checks.tally_differences) == (0, 0, 0, 0, 0, 0, 0), checks.difference_examples
     assert checks.unexplained_duplicates == 0, checks.duplicate_examples
     assert report.cases > 0 and report.alerts_without_case == 0
+    # the cases of earlier months, on the lifecycle topic before the start, all still there
+    assert report.seeded_cases_kept == PLAN.seed_cases
     assert report.resolved_by_team > 0 and report.resolutions_missing == 0
     assert report.survey_causes_with_two_ids == 0
     assert 0 < report.noisy_state_bytes <= report.noisy_state_bound

@@ -28,3 +28,32 @@ def test_a_follow_up_of_an_alert_is_a_post_of_its_own_not_a_repost() -> None:
     resolved = Received({"alert_id": "a"}, True, "a.resolved", received_at=kill + 9)
     received = [post("a", kill - IN_FLIGHT_SECONDS / 2), resolved]
     assert in_flight_reposts(received, [kill]) == 0
+
+
+def test_seeded_cases_are_valid_cases_of_earlier_weeks_none_due_during_a_soak() -> None:
+    """The soak's seeded alert cases: stored as the worker stores them, one in twenty
+    unresolved and due long after the soak, the rest resolved within the retention; in
+    the partition the worker's table would put them."""
+    from datetime import UTC, datetime, timedelta
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from cxstream.schemas.outputs import AlertCase
+    from tests.soak import SEEDED, seeded_cases
+
+    start = datetime(2026, 12, 6, tzinfo=UTC)
+    seeded = list(seeded_cases(200, 0.05, start))
+    cases = [AlertCase.model_validate_json(value) for _, value in seeded]
+    assert [key.decode() for key, _ in seeded] == [case.alert_id for case in cases]
+    assert len({key for key, _ in seeded}) == 200 and all(
+        case.alert_id.startswith(SEEDED) for case in cases)
+    unresolved = [case for case in cases if case.status != "resolved"]
+    assert len(unresolved) == 10
+    assert all(case.deadline() is not None and case.deadline() > start + timedelta(days=30)
+               for case in unresolved)
+    assert all(case.resolved_at is not None
+               and start - timedelta(days=30) < case.resolved_at < start
+               for case in cases if case.status == "resolved")
+    partitioner = DefaultPartitioner()
+    parts = {partitioner(key, [0, 1, 2, 3], [0, 1, 2, 3]) for key, _ in seeded}
+    assert parts == {0, 1, 2, 3}  # spread as the producer spreads them

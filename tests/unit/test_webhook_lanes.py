@@ -410,3 +410,31 @@ async def test_a_lane_posts_its_next_delivery_once_the_settled_marks_are_acknowl
     await settle_down(hook, 0.2)
     assert [webhook_id for webhook_id, _ in up.posted] == ["a-0", "a-1"]
     await stop(hook)
+
+
+class FailsOnce(Sender):
+    """A destination answering 429 to its first post, then taking every post."""
+
+    async def post(self, webhook_id: str, body: bytes) -> None:
+        if not self.posted and self.answer is not None:
+            answer, self.answer = self.answer, None
+            raise answer
+        self.posted.append((webhook_id, asyncio.get_running_loop().time()))
+
+
+async def test_an_old_alerts_resolution_is_retried_not_expired() -> None:
+    """An alert raised two days ago (past the retry max age of a day) and resolved now:
+    its resolution is a new message, retried after a 429 like any other (it was
+    dead-lettered as expired, its age counted from the alert's creation)."""
+    now = T0 + timedelta(days=2)
+    clock = [now.timestamp()]
+    limited = FailsOnce("http://a.test/", TransientDeliveryError("HTTP 429", 0.01))
+    hook, producer = sink({"team-a": limited}, clock)
+    case = open_case(alert(0, team="team-a"), "team-a", T0, CONFIG)
+    resolved = as_notice(resolve(case, "alice", "contacted", None, now, CONFIG))
+    await hook.take(record(0, resolved))
+    await settle_down(hook)
+    assert producer.sent == [] and [w for w, _ in limited.posted] == [delivery_id(resolved)]
+    assert limited.answer is None  # the first post was refused, the retry taken
+    assert hook.offsets.commit_point(TP) == 1
+    await stop(hook)

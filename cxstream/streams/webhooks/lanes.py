@@ -35,7 +35,7 @@ class Delivery:
     webhook_id: str
     body: bytes
     kind: str  # alert, follow_up or digest
-    raised_at: float  # creation time of its oldest alert: expiry and the oldest-age gauge
+    raised_at: float  # when its oldest message was made (sink.made_at): expiry, the age gauge
     records: list[Any] = field(default_factory=list)  # aiokafka ConsumerRecords
     alert_ids: list[str] = field(default_factory=list)  # webhook ids it delivers
     label: str = ""  # what the log says of it

@@ -128,7 +128,7 @@ class WebhookSink:
 
     def oldest_undelivered(self) -> float:
         """Age of the oldest alert queued, being retried or held for a digest (0: none)."""
-        created = [item.alert.created_at.timestamp()
+        created = [made_at(item.alert)
                    for state in self.budget.recipients.values() for item in state.held]
         created += [at for lane in self.lanes.values() if (at := lane.oldest()) is not None]
         return max(0.0, self.clock() - min(created)) if created else 0.0
@@ -174,9 +174,8 @@ class WebhookSink:
                             notifications.slack_users if notifications else {},
                             notifications.comment_max_chars if notifications else 300,
                             notifications.signals_shown if notifications else 3)
-        await self.queue(sender, Delivery(webhook_id, body, kind,
-                                          alert.created_at.timestamp(), [record],
-                                          [webhook_id], alert.alert_id))
+        await self.queue(sender, Delivery(webhook_id, body, kind, made_at(alert),
+                                          [record], [webhook_id], alert.alert_id))
         return None
 
     async def queue(self, sender: WebhookSender, delivery: Delivery) -> None:
@@ -207,7 +206,8 @@ class WebhookSink:
             ids = [delivery_id(a) for a in alerts]
             digest_id = "digest-" + hashlib.sha256("\x1f".join(ids).encode()).hexdigest()[:24]
             await self.queue(sender, Delivery(
-                digest_id, body, "digest", min(a.created_at.timestamp() for a in alerts),
+                digest_id, body, "digest", min(made_at(item.alert)
+                                               for item in items),
                 [item.record for item in items] + [r for item in items for r in item.again],
                 ids,
                 f"the digest of {len(items)} alerts for {recipient}"))
@@ -453,3 +453,12 @@ class _OnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
+
+
+def made_at(alert: Alert) -> float:
+    """When this message of ``alert`` was made (epoch seconds), which a delivery's age
+    counts from (CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS): a follow-up's notice time, else
+    the alert's creation (updates are not posted). An alert raised days ago and resolved
+    now is no older than now: counted from its creation, its resolution was dead-lettered
+    as expired at its first failed attempt."""
+    return (alert.notice_at or alert.created_at).timestamp()
