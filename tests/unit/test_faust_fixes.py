@@ -333,3 +333,13 @@ def test_a_consumer_whose_thread_loop_has_ended_is_left_to_the_threads_own_stop(
     AIOKafkaConsumerThread.close(thread)  # type: ignore[arg-type]
     assert consumer._closed and calls == []
     AIOKafkaConsumerThread.close(SimpleNamespace(_consumer=None))  # type: ignore[arg-type]
+
+
+def test_the_producer_is_idempotent_outside_transactions_too() -> None:
+    """Fix 9: Faust's producer was idempotent only in a transaction, so a request retried
+    after a leader died could be stored twice (an alert twice on cx.alerts)."""
+    from faust.transport.drivers.aiokafka import Producer
+
+    at_least_once = SimpleNamespace(app=SimpleNamespace(in_transaction=False))
+    extra = Producer._settings_extra(at_least_once)  # type: ignore[arg-type]
+    assert extra["enable_idempotence"] is True and extra["acks"] == "all"

@@ -2,8 +2,9 @@
 (docs/faust-fixes.md gives each as a bug report).
 
 Each of the first four closes a way for an input message to be skipped for good around a
-rebalance; the fifth and the eighth keep the consumer from crashing, the sixth saves work
-and the seventh bounds RocksDB's memory.
+rebalance; the fifth and the eighth keep the consumer from crashing, the sixth saves work,
+the seventh bounds RocksDB's memory and the ninth keeps a retried send from being stored
+twice.
 Written by hand because no release of faust-streaming has them.
 
 1. Acknowledged skips (``Consumer.ack``). When a stream takes a message from its queue
@@ -98,6 +99,14 @@ Written by hand because no release of faust-streaming has them.
    the two closes on the consumer thread's own loop, or leaves them to the thread's own
    stop when that loop no longer runs.
 
+9. A retried produce request written twice (``Producer._settings_extra``). Faust makes
+   its producer idempotent only inside transactions (exactly-once processing). Under
+   at-least-once, a produce request whose answer is lost when a partition leader dies is
+   sent again to the new leader and stored twice: in a three-broker test where leaders
+   were killed with SIGKILL, an alert's raising message stood twice on ``cx.alerts`` (in
+   the eighth run of a loop of that test). The fix: the producer is always idempotent (``acks=all`` as
+   before), so the broker drops the repeated batch by its producer id and sequence.
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
 delivery are logged as a warning: on these topics (neither compacted nor transactional)
@@ -116,6 +125,7 @@ from aiokafka import TopicPartition
 from faust.stores.rocksdb import RocksDBOptions
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from intervaltree import IntervalTree
 
 log = logging.getLogger(__name__)
@@ -303,8 +313,14 @@ def apply() -> None:
                 coroutine.close()
                 return
 
+    original_settings_extra = AIOKafkaProducer._settings_extra
+
+    def settings_extra(self: Any) -> Mapping[str, Any]:
+        return {**original_settings_extra(self), "acks": "all", "enable_idempotence": True}
+
     replacements: dict[tuple[type, str], Any] = {
         (AIOKafkaConsumerThread, "close"): close,
+        (AIOKafkaProducer, "_settings_extra"): settings_extra,
         (RocksDBOptions, "as_options"): as_options,
         (Consumer, "getmany"): getmany,
         (Consumer, "perform_seek"): perform_seek,
