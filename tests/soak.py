@@ -336,8 +336,14 @@ def rss_mib(worker: WorkerProcess) -> float | None:
         status = Path(f"/proc/{worker.process.pid}/status").read_text()
     except OSError:
         return None
-    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
+    return vmrss_mib(status)
+
+
+def vmrss_mib(status: str) -> float | None:
+    """VmRSS of a /proc/<pid>/status text in MiB; None for a process that has just
+    exited (a zombie's status has no memory lines)."""
+    line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return None if line is None else int(line.split()[1]) / 1024
 
 
 def timed(client: httpx.Client, path: str, **kwargs: Any) -> float | None:

@@ -57,3 +57,13 @@ def test_seeded_cases_are_valid_cases_of_earlier_weeks_none_due_during_a_soak() 
     partitioner = DefaultPartitioner()
     parts = {partitioner(key, [0, 1, 2, 3], [0, 1, 2, 3]) for key, _ in seeded}
     assert parts == {0, 1, 2, 3}  # spread as the producer spreads them
+
+
+def test_the_rss_of_a_process_that_has_just_exited_is_no_figure_not_a_crash() -> None:
+    """The soak's sampler and restarter read the worker's VmRSS; a worker exiting at that
+    moment (a zombie: no memory lines) once ended the sampler thread, and with it every
+    later sample."""
+    from tests.soak import vmrss_mib
+
+    assert vmrss_mib("Name:\tpython\nState:\tS (sleeping)\nVmRSS:\t  524288 kB\n") == 512.0
+    assert vmrss_mib("Name:\tpython\nState:\tZ (zombie)\nThreads:\t1\n") is None
