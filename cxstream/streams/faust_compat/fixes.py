@@ -104,8 +104,9 @@ Written by hand because no release of faust-streaming has them.
    at-least-once, a produce request whose answer is lost when a partition leader dies is
    sent again to the new leader and stored twice: in a three-broker test where leaders
    were killed with SIGKILL, an alert's raising message stood twice on ``cx.alerts`` (in
-   the eighth run of a loop of that test). The fix: the producer is always idempotent (``acks=all`` as
-   before), so the broker drops the repeated batch by its producer id and sequence.
+   the eighth run of a loop of that test). The fix: the producer is always idempotent
+   (``acks=all`` as before), so the broker drops the repeated batch by its producer id
+   and sequence.
 
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
