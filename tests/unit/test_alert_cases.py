@@ -531,3 +531,29 @@ def test_after_a_recovery_the_open_cases_are_read_a_slice_at_a_time_in_a_running
     assert escalated == 0 and slices >= 2
     assert found == [alert_id for alert_id in expected if alert_id != "a-29"]
     assert "a-29" in at_once.index().open  # the stored value the walk skipped was open
+
+
+def test_the_index_keeps_nothing_for_cases_resolved_or_moved_away() -> None:
+    """What the index holds is bounded by the unresolved cases: once every case is
+    resolved (after moving between owners and teams), no bucket, customer entry, count
+    or due time is left behind."""
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.streams.case_index import CaseIndex
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    index = CaseIndex()
+    cases = []
+    for n in range(300):
+        case = lc.open_case(alert(alert_id=f"a-{n}", customer_id=f"c-{n % 7}"),
+                            "smb-support", now, CONFIG)
+        for owner in ("alice", "bob", f"agent-{n}"):  # reassigned: a bucket per owner
+            case = case.model_copy(update={"owner": owner})
+            index.update(case)
+        cases.append(case)
+    assert len(index) == 300 and len(index._buckets) == 300  # one per agent-n owner
+    for case in cases:
+        index.update(case.model_copy(update={"status": "resolved"}))
+    assert len(index) == 0 and index._buckets == {} and index._by_customer == {}
+    by_band, overdue = index.counts(now)  # keyed by severity and status only: bounded
+    assert set(by_band.values()) == {0} and set(overdue.values()) <= {0}
+    assert index.due(now.timestamp() + 10**9) == []
