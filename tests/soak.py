@@ -474,18 +474,22 @@ def run_soak(settings_values: dict[str, str], env: dict[str, str], workdir: Path
     def support_team() -> None:
         """Acknowledges and resolves ``resolve_share`` of the open alerts, chosen by id."""
         headers = {"Authorization": f"Bearer {ACTOR_TOKEN}"}
+        offset = 0  # the team reads on past a page of alerts it leaves open
         with httpx.Client(base_url=f"http://127.0.0.1:{settings.web_port}", timeout=30,
                           headers=headers) as api:
             while not done.wait(2.0):
                 try:
-                    page = api.get("/api/alerts", params={"status": "open", "limit": "200"})
+                    page = api.get("/api/alerts", params={"status": "open", "limit": "200",
+                                                          "offset": str(offset)})
                     if page.status_code != 200:
                         continue
-                    for row in page.json()["alerts"]:
-                        alert_id = row["alert_id"]
-                        share = zlib.crc32(alert_id.encode()) % 1000 / 1000
-                        if share >= plan.resolve_share or alert_id in resolved:
-                            continue
+                    rows = page.json()["alerts"]
+                    todo = [row["alert_id"] for row in rows
+                            if row["alert_id"] not in resolved
+                            and zlib.crc32(row["alert_id"].encode()) % 1000 / 1000
+                            < plan.resolve_share]
+                    offset = 0 if todo or len(rows) < 200 else offset + len(rows)
+                    for alert_id in todo:
                         api.post(f"/api/alerts/{alert_id}/ack", json={})
                         answer = api.post(f"/api/alerts/{alert_id}/resolve",
                                           json={"category": "fixed", "note": "soak"})

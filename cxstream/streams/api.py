@@ -284,6 +284,9 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                     return web.json({"error": reason}, status=401)
                 if with_principal:
                     match = {**match, "principal": principal}  # type: ignore[dict-item]
+                if app.should_stop:  # its tables are closing: another worker takes over
+                    return web.json({"error": "this worker is stopping; try again"},
+                                    status=503, headers={"Retry-After": "5"})
                 try:
                     return web.json(await fun(request, **match))
                 except (BadRequest, InvalidCommand) as exc:
@@ -676,6 +679,8 @@ class Forwarder:
     async def __call__(self, web: Any, request: Any, table_name: str, key: bytes,
                        principal_of: Callable[[Any], Principal | None],
                        local: Callable[[], Awaitable[Any]]) -> Any:
+        if self.app.should_stop:  # the local view checks the caller, then says so
+            return await local()
         try:
             owner = URL(str(self.app.router.key_store(table_name, key)))
         except KeyError:

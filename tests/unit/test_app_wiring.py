@@ -49,3 +49,38 @@ def test_the_openapi_document_describes_every_api_route_and_no_other(tmp_path: P
             answers = handler is not None and getattr(handler, "__qualname__", "").split(
                 ".")[0] != "View"
             assert answers == (method in operations), (path, method)
+
+
+async def test_a_request_made_while_the_worker_stops_is_told_to_come_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the stop begins the tables close: an alert action then wrote to a closed
+    RocksDB store (a 500, and a stop held by the request). It is now a 503 with
+    Retry-After, before anything is read or written."""
+    import httpx
+
+    from cxstream.cli.processes import free_port
+
+    token = "t" * 32
+    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
+                             replication_factor="1", api_token=token,
+                             web_port=str(free_port()))
+    with fixes.applied():
+        app = build_app(settings, partition_count=3, alerts_partition_count=3,
+                        deadletter_partition_count=3)
+        await app.web.start_server()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.web_port}",
+                                         headers={"Authorization": f"Bearer {token}"}) as api:
+                monkeypatch.setattr(type(app), "should_stop", property(lambda self: True))
+                for method, path in (("POST", "/api/alerts/a-1/ack"),
+                                     ("GET", "/api/alerts"), ("GET", "/api/customers/c-1")):
+                    answer = await api.request(method, path, json={} if method == "POST"
+                                               else None)
+                    assert answer.status_code == 503, (path, answer.text)
+                    assert "stopping" in answer.json()["error"]
+                    assert answer.headers["Retry-After"] == "5"
+                monkeypatch.undo()
+                without_token = await api.get("/api/alerts", headers={"Authorization": ""})
+                assert without_token.status_code == 401  # the door is checked first
+        finally:
+            await app.web.stop_server()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -343,3 +344,41 @@ def test_the_producer_is_idempotent_outside_transactions_too() -> None:
     at_least_once = SimpleNamespace(app=SimpleNamespace(in_transaction=False))
     extra = Producer._settings_extra(at_least_once)  # type: ignore[arg-type]
     assert extra["enable_idempotence"] is True and extra["acks"] == "all"
+
+
+def test_a_request_still_running_at_the_stop_holds_it_no_longer_than_the_handler_timeout(
+        ) -> None:
+    """Fix 10: Faust built its aiohttp runner without its own ``handler_shutdown_timeout``,
+    so a stop waited aiohttp's 60 s for a request still being handled (the worker's stop
+    guard then ended the process with exit 73)."""
+    import faust
+    import httpx
+
+    from cxstream.cli.processes import free_port
+
+    async def run() -> float:
+        port = free_port()
+        app = faust.App("fix10", broker="kafka://127.0.0.1:1", web_port=port,
+                        web_bind="127.0.0.1")
+        entered = asyncio.Event()
+
+        async def hang(request: Any) -> Any:
+            entered.set()
+            await asyncio.sleep(3600)
+
+        app.web.web_app.router.add_get("/hang", hang)
+        await app.web.start_server()
+        async with httpx.AsyncClient(timeout=120) as client:  # the client waits on
+            request = asyncio.ensure_future(client.get(f"http://127.0.0.1:{port}/hang"))
+            await asyncio.wait_for(entered.wait(), 10)
+            began = asyncio.get_running_loop().time()
+            # without the fix this waits aiohttp's 60 s: the guard turns that into a failure
+            await asyncio.wait_for(app.web.stop_server(), 30)
+            took = asyncio.get_running_loop().time() - began
+            with contextlib.suppress(httpx.HTTPError):
+                await request  # the client sees the connection closed
+        return took
+
+    took = asyncio.run(run())
+    # aiohttp waits the timeout for the handler, then as long again once it is cancelled
+    assert took < 2 * faust_fixes.HANDLER_SHUTDOWN_SECONDS + 5, took

@@ -3,8 +3,8 @@
 
 Each of the first four closes a way for an input message to be skipped for good around a
 rebalance; the fifth and the eighth keep the consumer from crashing, the sixth saves work,
-the seventh bounds RocksDB's memory and the ninth keeps a retried send from being stored
-twice.
+the seventh bounds RocksDB's memory, the ninth keeps a retried send from being stored
+twice and the tenth keeps a slow request from holding a stop.
 Written by hand because no release of faust-streaming has them.
 
 1. Acknowledged skips (``Consumer.ack``). When a stream takes a message from its queue
@@ -108,6 +108,17 @@ Written by hand because no release of faust-streaming has them.
    (``acks=all`` as before), so the broker drops the repeated batch by its producer id
    and sequence.
 
+10. A request still running holds the stop for a minute (``faust.web.drivers.aiohttp.Web``).
+    Faust declares ``Web.handler_shutdown_timeout`` but builds its aiohttp runner without
+    it, so aiohttp's own 60 s applies: a stop waits up to a minute for any request still
+    being handled once the listening socket is closed. The worker's stop must end within
+    its drain timeout plus a grace (30 s by default), so one slow request ended a clean
+    SIGTERM stop with exit 73 (seen in the month soak, an alert action arriving as the
+    tables closed). The fix builds the runner with ``handler_shutdown_timeout``, set to
+    ``HANDLER_SHUTDOWN_SECONDS``: aiohttp waits that long for requests still running, then
+    cancels them and waits as long again (a stop of a Faust web server with a request
+    that never ends took 10.0 s with 5 s).
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
 delivery are logged as a warning: on these topics (neither compacted nor transactional)
@@ -122,14 +133,20 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+from aiohttp.web import AppRunner
 from aiokafka import TopicPartition
 from faust.stores.rocksdb import RocksDBOptions
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from intervaltree import IntervalTree
 
 log = logging.getLogger(__name__)
+
+#: how long a stop waits for requests still being handled, twice (fix 10): well inside
+#: the worker's stop grace, longer than a request of the API or the console should take
+HANDLER_SHUTDOWN_SECONDS = 3.0
 
 #: the block cache and write-buffer manager every RocksDB database of the process
 #: shares (fix 7); empty: Faust's own, one cache per database
@@ -319,7 +336,16 @@ def apply() -> None:
     def settings_extra(self: Any) -> Mapping[str, Any]:
         return {**original_settings_extra(self), "acks": "all", "enable_idempotence": True}
 
+    original_web_init = AiohttpWeb.__init__
+
+    def web_init(self: Any, app: Any, **kwargs: Any) -> None:
+        original_web_init(self, app, **kwargs)
+        self._runner = AppRunner(self.web_app, access_log=None,
+                                 shutdown_timeout=self.handler_shutdown_timeout)
+
     replacements: dict[tuple[type, str], Any] = {
+        (AiohttpWeb, "__init__"): web_init,
+        (AiohttpWeb, "handler_shutdown_timeout"): HANDLER_SHUTDOWN_SECONDS,
         (AIOKafkaConsumerThread, "close"): close,
         (AIOKafkaProducer, "_settings_extra"): settings_extra,
         (RocksDBOptions, "as_options"): as_options,
