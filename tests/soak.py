@@ -126,6 +126,10 @@ class SoakReport:
     cases: int = 0
     #: seeded cases on the lifecycle topic at the end (each still there: none lost)
     seeded_cases_kept: int = 0
+    #: unresolved cases on the lifecycle topic at the end, and as the worker lists them
+    #: (a case restored into no store is missing from the list)
+    unresolved_on_topic: int = 0
+    unresolved_listed: int | None = None
     alerts_without_case: int = 0
     survey_requests: int = 0
     survey_request_repeats: int = 0
@@ -143,6 +147,7 @@ class SoakReport:
     def ok(self) -> bool:
         return (self.checks.ok() and self.resolutions_missing == 0
                 and self.seeded_cases_kept == self.plan.seed_cases
+                and self.unresolved_listed == self.unresolved_on_topic
                 and self.alerts_without_case == 0 and self.survey_causes_with_two_ids == 0
                 and self.noisy_state_bytes <= self.noisy_state_bound
                 and self.noisy_survey_bytes <= self.noisy_survey_bound
@@ -160,7 +165,8 @@ class SoakReport:
                f"{self.plan.seed_cases}, still there {self.seeded_cases_kept}), resolved by "
                f"the team {self.resolved_by_team}, "
                f"resolutions missing {self.resolutions_missing}, alerts without a case "
-               f"{self.alerts_without_case}",
+               f"{self.alerts_without_case}, unresolved on the topic "
+               f"{self.unresolved_on_topic}, listed by the worker {self.unresolved_listed}",
                f"survey requests: {self.survey_requests} distinct ids, "
                f"{self.survey_request_repeats} repeated records (same id), causes with "
                f"two ids {self.survey_causes_with_two_ids}",
@@ -574,6 +580,8 @@ def _check_soak(settings: Settings, report: SoakReport, destinations: Destinatio
             break
         time.sleep(1)
     report.seeded_cases_kept = sum(1 for alert_id in cases if alert_id.startswith(SEEDED))
+    report.unresolved_on_topic = _unresolved(cases, plan)
+    report.unresolved_listed = _unresolved_listed(settings, report.unresolved_on_topic)
     report.cases = len(cases)
     report.resolved_by_team = len(resolved)
     report.resolutions_missing = missing
@@ -602,6 +610,40 @@ def _check_soak(settings: Settings, report: SoakReport, destinations: Destinatio
     seen, recent = _noisy_memory(settings)
     report.noisy_memory_ok = (seen == set(sent[-settings.seen_event_ids_kept:])
                               and len(recent) == len(set(recent)))
+
+
+def _unresolved(cases: dict[str, Any], plan: SoakPlan) -> int:
+    """Unresolved cases on the lifecycle topic (a seeded case the team did not touch is
+    unresolved as seeded: every ``1 / seed_open_share``-th one)."""
+    every = max(round(1 / plan.seed_open_share), 1) if plan.seed_open_share > 0 else 0
+    count = 0
+    for alert_id, case in cases.items():
+        if case:
+            count += case["status"] != "resolved"
+        elif alert_id.startswith(SEEDED):
+            count += every > 0 and int(alert_id[len(SEEDED):]) % every == 0
+    return count
+
+
+def _unresolved_listed(settings: Settings, expected: int) -> int | None:
+    """The unresolved alerts the worker lists (``total`` of /api/alerts), asked until it
+    equals ``expected`` or for 120 s (the list answers 503 while the worker reads its
+    cases again)."""
+    listed: int | None = None
+    deadline = time.monotonic() + 120
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.web_port}", timeout=60,
+                      headers={"Authorization": f"Bearer {ACTOR_TOKEN}"}) as api:
+        while True:
+            try:
+                answer = api.get("/api/alerts", params={"status": "unresolved",
+                                                        "limit": "1"})
+                if answer.status_code == 200:
+                    listed = int(answer.json()["total"])
+            except httpx.HTTPError:
+                pass
+            if listed == expected or time.monotonic() > deadline:
+                return listed
+            time.sleep(2)
 
 
 def _cases_and_missing_resolutions(settings: Settings, resolved: dict[str, float]

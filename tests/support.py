@@ -294,7 +294,13 @@ class AlertsClient:
         return rows
 
     def act(self, alert_id: str, action: str, **body: str) -> httpx.Response:
-        return self.http.post(f"/api/alerts/{alert_id}/{action}", json=body)
+        """An action, asked again while the worker answers 503 with Retry-After (as the
+        CLI does: it is restoring its tables or taking over partitions)."""
+        from cxstream.cli.main import busy_retrying
+
+        answer: httpx.Response = busy_retrying(
+            lambda: self.http.post(f"/api/alerts/{alert_id}/{action}", json=body))
+        return answer
 
 
 def lifecycle_records(settings: Any, alert_id: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -425,13 +426,41 @@ def _api_request(settings: Settings, url: str | None, path: str,
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url or f"http://{settings.web_host}:{settings.web_port}"
     try:
-        response = httpx.request(method, base + path, params=params, headers=headers,
-                                 timeout=30, json=body)
+        response = busy_retrying(lambda: httpx.request(
+            method, base + path, params=params, headers=headers, timeout=30, json=body))
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach a worker at {base}: {exc}") from exc
     if response.status_code != 200:
         raise _fail(f"{response.status_code}: {response.json().get('error', response.text)}")
     return response.json()
+
+
+#: how long a command waits on a worker that answers 503 with Retry-After (restoring
+#: its tables, taking over partitions, stopping) before it says so
+BUSY_WAIT_SECONDS = 60.0
+
+
+def busy_retrying(request: Callable[[], Any]) -> Any:
+    """``request()`` again while its answer is a 503 with Retry-After, waiting what the
+    worker asks (at most 10 s a time, BUSY_WAIT_SECONDS in all); the last answer."""
+    import tenacity
+
+    def busy(response: Any) -> bool:
+        return response.status_code == 503 and "Retry-After" in response.headers
+
+    def asked(state: tenacity.RetryCallState) -> float:
+        outcome = state.outcome
+        header = outcome.result().headers.get("Retry-After", "1") if outcome else "1"
+        try:
+            return min(max(float(header), 0.1), 10.0)
+        except ValueError:
+            return 1.0
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_result(busy), wait=asked,
+        stop=tenacity.stop_after_delay(BUSY_WAIT_SECONDS),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome
+        else None, reraise=True)(request)
 
 
 TokenOption = Annotated[str | None, typer.Option(

@@ -58,6 +58,7 @@ from cxstream.streams.openapi import openapi_document
 from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.state import decode_customer
 from cxstream.streams.surveys import memory_key, memory_report
+from cxstream.streams.timers import is_serving
 from cxstream.streams.users import MACHINE, Principal
 
 METRICS = ("nps", "csat", "ces")
@@ -114,6 +115,19 @@ class NotFound(LookupError):
 
 class Forbidden(PermissionError):
     """The caller may not do this (HTTP 403); the message says who may."""
+
+
+class NotServing(RuntimeError):
+    """A change asked of a worker that does not serve its partitions yet (a 503)."""
+
+
+def must_serve(app: Any) -> None:
+    """Before a change to a table: the worker serves its partitions. A change made on a
+    half-restored table reads stale state, and its changelog offset would tell the next
+    start to skip what was not restored yet."""
+    if not is_serving(app):
+        raise NotServing("this worker is restoring its tables or taking over partitions; "
+                         "try again")
 
 
 class Conflict(ValueError):
@@ -297,7 +311,7 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
                     return web.json({"error": str(exc)}, status=404)
                 except (Conflict, TransitionRefused) as exc:
                     return web.json({"error": str(exc)}, status=409)
-                except (ClusterIncomplete, IndexNotReady) as exc:
+                except (ClusterIncomplete, IndexNotReady, NotServing) as exc:
                     return web.json({"error": str(exc)}, status=503,
                                     headers={"Retry-After": "2"})
 
@@ -331,6 +345,7 @@ def register_api(app: Any, customers: Any, cluster: Cluster, bands: BandsHolder,
     async def erase_customer(request: Any, customer_id: str, principal: Principal) -> Any:
         if not principal.may_erase:
             raise Forbidden("erasure needs the shared API token or a user of role admin")
+        must_serve(app)
         if erase is None or customers.get(customer_id.encode()) is None:
             raise NotFound(f"no customer {customer_id!r}")
         redacted = 0
@@ -580,6 +595,7 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
         customer_id = request.query.get("customer_id", "")
         if not customer_id:
             raise BadRequest("customer_id: required")
+        must_serve(app)
         return await _redact_here(cases, customer_id, request.query.get("actor", "api"))
 
     class RedactAlertCases(faust.web.View):
@@ -636,6 +652,7 @@ def _register_alert_views(app: Any, cluster: Cluster, alerts: AlertsApi,
         if not isinstance(body, dict):
             raise BadRequest("body: a JSON object")
         check_text_fields(body)
+        must_serve(app)
         case = await cases.command(alert_id, action, principal, body)
         return {"alert": {**case_row(case, _now()),
                           **case.model_dump(mode="json", exclude={"history"})},

@@ -36,7 +36,8 @@ def _answers(*codes: int) -> dict[str, Any]:
     reasons = {400: "a bad argument, named", 401: "no or a wrong token",
                403: "the caller may not", 404: "not found, or not the caller's",
                409: "the alert's status does not allow it",
-               503: "partitions are moving: retry"}
+               503: "partitions are moving, tables are being restored or the worker is "
+                    "stopping: retry after Retry-After"}
     for code in (401, *codes):
         found[str(code)] = {"description": reasons[code],
                             "content": {"application/json": {"schema": ERROR}}}

@@ -51,14 +51,17 @@ def test_the_openapi_document_describes_every_api_route_and_no_other(tmp_path: P
             assert answers == (method in operations), (path, method)
 
 
-async def test_a_request_made_while_the_worker_stops_is_told_to_come_back(
+async def test_a_request_made_while_the_worker_stops_or_restores_is_told_to_come_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once the stop begins the tables close: an alert action then wrote to a closed
     RocksDB store (a 500, and a stop held by the request). It is now a 503 with
-    Retry-After, before anything is read or written."""
+    Retry-After, before anything is read or written. Likewise a change while the tables
+    are restored: its changelog offset would make the next start skip what was not
+    restored yet."""
     import httpx
 
     from cxstream.cli.processes import free_port
+    from cxstream.streams import api as api_module
 
     token = "t" * 32
     settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
@@ -80,6 +83,18 @@ async def test_a_request_made_while_the_worker_stops_is_told_to_come_back(
                     assert "stopping" in answer.json()["error"]
                     assert answer.headers["Retry-After"] == "5"
                 monkeypatch.undo()
+                # not stopping, but its tables not restored (never started here): changes
+                # wait, reads do not; this worker owns every key (no producer runs here)
+                monkeypatch.setattr(app.router, "key_store",
+                                    lambda table, key: app.conf.canonical_url)
+                for path in ("/api/alerts/a-1/ack", "/api/customers/c-1/erase"):
+                    answer = await api.post(path, json={})
+                    assert answer.status_code == 503, (path, answer.text)
+                    assert "restoring" in answer.json()["error"]
+                    assert answer.headers["Retry-After"] == "2"
+                monkeypatch.setattr(api_module, "is_serving", lambda app: True)
+                answer = await api.post("/api/alerts/a-1/ack", json={})
+                assert answer.status_code == 404, answer.text  # served: no such alert
                 without_token = await api.get("/api/alerts", headers={"Authorization": ""})
                 assert without_token.status_code == 401  # the door is checked first
         finally:

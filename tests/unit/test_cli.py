@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cxstream.cli.main import app
@@ -82,3 +83,25 @@ def test_a_worker_log_is_shown_from_its_crash_report_else_from_its_end() -> None
     crashed = lines + crash + lines
     shown = log_excerpt(crashed, 80)
     assert shown.startswith("Fatal Python error: Segmentation fault") and len(shown) == 80
+
+
+def test_a_busy_worker_is_asked_again_as_its_retry_after_says_and_its_last_answer_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 503 with Retry-After (restoring, taking over, stopping) is asked again; any
+    other answer, or a 503 without the header, is returned at once."""
+    import httpx
+
+    from cxstream.cli import main
+
+    waits: list[float] = []
+    monkeypatch.setattr("time.sleep", waits.append)
+    answers = iter([httpx.Response(503, headers={"Retry-After": "2"}),
+                    httpx.Response(503, headers={"Retry-After": "0.5"}),
+                    httpx.Response(200, json={"ok": True})])
+    assert main.busy_retrying(lambda: next(answers)).status_code == 200
+    assert waits == [2.0, 0.5]
+    plain = httpx.Response(503)
+    assert main.busy_retrying(lambda: plain) is plain
+    monkeypatch.setattr(main, "BUSY_WAIT_SECONDS", 0.0)
+    busy = httpx.Response(503, headers={"Retry-After": "1"})
+    assert main.busy_retrying(lambda: busy) is busy  # gave up: the 503 is shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.faults import IN_FLIGHT_SECONDS, in_flight_reposts
 from tests.receiver import Received
 
@@ -57,6 +59,25 @@ def test_seeded_cases_are_valid_cases_of_earlier_weeks_none_due_during_a_soak() 
     partitioner = DefaultPartitioner()
     parts = {partitioner(key, [0, 1, 2, 3], [0, 1, 2, 3]) for key, _ in seeded}
     assert parts == {0, 1, 2, 3}  # spread as the producer spreads them
+
+
+def test_the_unresolved_cases_on_the_topic_count_untouched_seeded_ones_by_their_id() -> None:
+    """The soak compares this count with the worker's list: seeded cases the team did not
+    touch are not read (a million of them), yet each unresolved one counts."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from tests.soak import SoakPlan, _unresolved, seeded_cases
+
+    plan = dataclasses.replace(SoakPlan(), seed_cases=200, seed_open_share=0.05)
+    seeded = {key.decode(): json.loads(value) for key, value in
+              seeded_cases(200, 0.05, datetime(2026, 12, 6, tzinfo=UTC))}
+    expected = sum(case["status"] != "resolved" for case in seeded.values())
+    untouched = {alert_id: {} for alert_id in seeded}  # as the soak holds them
+    assert _unresolved(untouched, plan) == expected == 10
+    touched = dict(untouched, **{"seed-000000000000": {"status": "resolved"},
+                                 "a-1": {"status": "acknowledged"}})
+    assert _unresolved(touched, plan) == expected  # one resolved, one new
 
 
 def test_the_rss_of_a_process_that_has_just_exited_is_no_figure_not_a_crash() -> None:
