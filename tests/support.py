@@ -19,7 +19,7 @@ import orjson
 from cxstream.alerts.config import load_rules
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.topics import load_tagger
-from cxstream.cli.processes import WorkerProcess, free_port  # noqa: F401  (re-exported)
+from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import (
     CustomerState,
@@ -350,3 +350,17 @@ def stored_case(alert_id: str, n: int, created: datetime, act_by: datetime,
     if resolved_at is not None:
         return lc.resolve(case, "alice", "contacted", None, resolved_at, config)
     return case
+
+
+async def local_server(method: str, path: str, handler: Any) -> tuple[Any, int]:
+    """An aiohttp server on a free loopback port answering ``method path`` with
+    ``handler`` (a stand-in for another worker); its runner (``cleanup()`` it) and port."""
+    from aiohttp import web
+
+    server = web.Application()
+    server.router.add_route(method, path, handler)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port

@@ -702,7 +702,8 @@ class Forwarder:
             owner = URL(str(self.app.router.key_store(table_name, key)))
         except KeyError:
             return web.json({"error": "the partition has no owner right now (a rebalance "
-                                      "is under way); retry shortly"}, status=503)
+                                      "is under way); retry shortly"}, status=503,
+                            headers={"Retry-After": "2"})
         own = URL(str(self.app.conf.canonical_url))
         if (owner.host, owner.port) == (own.host, own.port):
             return await local()
@@ -716,5 +717,9 @@ class Forwarder:
         async with httpx.AsyncClient(timeout=15) as client:
             response = await client.request(request.method, target, headers=headers,
                                             content=await request.read())
+        # the owner's Retry-After too: a caller asked to come back is told when
+        relayed = {"Retry-After": response.headers["Retry-After"]} \
+            if "Retry-After" in response.headers else None
         return web.bytes(response.content, content_type=response.headers.get(
-            "content-type", "application/json").split(";")[0], status=response.status_code)
+            "content-type", "application/json").split(";")[0], status=response.status_code,
+            headers=relayed)

@@ -99,3 +99,43 @@ async def test_a_request_made_while_the_worker_stops_or_restores_is_told_to_come
                 assert without_token.status_code == 401  # the door is checked first
         finally:
             await app.web.stop_server()
+
+
+async def test_a_forwarded_request_keeps_the_owners_retry_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change forwarded to the partition's owner, which answers 503 while it restores:
+    the caller gets the owner's Retry-After (it was dropped, so clients gave up at once)."""
+    import httpx
+    from aiohttp import web as aioweb
+
+    from cxstream.cli.processes import free_port
+    from tests.support import local_server
+
+    async def restoring(request: aioweb.Request) -> aioweb.Response:
+        return aioweb.json_response({"error": "restoring"}, status=503,
+                                    headers={"Retry-After": "7"})
+
+    runner, owner_port = await local_server("POST", "/api/alerts/{alert_id}/{action}",
+                                            restoring)
+    token = "t" * 32
+    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
+                             replication_factor="1", api_token=token,
+                             web_port=str(free_port()))
+    try:
+        with fixes.applied():
+            app = build_app(settings, partition_count=3, alerts_partition_count=3,
+                            deadletter_partition_count=3)
+            monkeypatch.setattr(app.router, "key_store",
+                                lambda table, key: f"http://127.0.0.1:{owner_port}")
+            await app.web.start_server()
+            try:
+                async with httpx.AsyncClient(
+                        base_url=f"http://127.0.0.1:{settings.web_port}",
+                        headers={"Authorization": f"Bearer {token}"}) as api:
+                    answer = await api.post("/api/alerts/a-1/ack", json={})
+            finally:
+                await app.web.stop_server()
+    finally:
+        await runner.cleanup()
+    assert answer.status_code == 503 and answer.json() == {"error": "restoring"}
+    assert answer.headers["Retry-After"] == "7"

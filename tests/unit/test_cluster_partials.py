@@ -47,17 +47,12 @@ async def test_a_worker_refusing_the_token_is_an_error_and_a_metric_not_a_silent
     from aiohttp import web
 
     from cxstream.streams.cluster import ClusterIncomplete
-    from tests.support import free_port
+    from tests.support import local_server
 
     async def refuse(request: web.Request) -> web.Response:
         return web.json_response({"error": "missing or wrong bearer token"}, status=401)
 
-    server = web.Application()
-    server.router.add_get("/internal/value-histograms", refuse)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await local_server("GET", "/internal/value-histograms", refuse)
     failures: list[str] = []
     try:
         assignor = SimpleNamespace(assigned_actives=lambda: {TP("fb", 0), TP("fb", 1)})
