@@ -116,8 +116,8 @@ Written by hand because no release of faust-streaming has them.
     SIGTERM stop with exit 73 (seen in the month soak, an alert action arriving as the
     tables closed). The fix builds the runner with ``handler_shutdown_timeout``, set to
     ``HANDLER_SHUTDOWN_SECONDS``: aiohttp waits that long for requests still running, then
-    cancels them and waits as long again (a stop of a Faust web server with a request
-    that never ends took 10.0 s with 5 s).
+    cancels them and waits as long again (the test bounds a stop with a request that
+    never ends by twice the timeout plus 5 s).
 
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
