@@ -47,27 +47,37 @@ def test_the_same_seed_and_start_give_the_same_records_and_another_seed_does_not
     assert records() != records(SMALL.model_copy(update={"seed": 8}))
 
 
-def test_without_a_fixed_start_only_the_timestamps_move() -> None:
-    def without_times(batch: list[SimRecord]) -> list[tuple[str, bytes, str]]:
-        out: list[tuple[str, bytes, str]] = []
-        for record in batch:
-            try:
-                value = json.loads(record.value)
-            except ValueError:  # a malformed one: blank its timestamps textually
-                out.append((record.kind, record.key, re.sub(
-                    rb"\d{4}-\d\d-\d\dT[\d:.]+(\+00:00)?", b"T", record.value).decode(
-                        "latin-1")))
-                continue
-            for name in ("occurred_at", "updated_at"):
-                value.pop(name, None)
-            out.append((record.kind, record.key, json.dumps(value, sort_keys=True)))
-        return out
+def without_times(batch: list[SimRecord]) -> list[tuple[str, bytes, str]]:
+    out: list[tuple[str, bytes, str]] = []
+    for record in batch:
+        try:
+            value = json.loads(record.value)
+        except ValueError:  # a malformed one: blank its timestamps textually
+            out.append((record.kind, record.key, re.sub(
+                rb"\d{4}-\d\d-\d\dT[\d:.]+(\+00:00)?", b"T", record.value).decode(
+                    "latin-1")))
+            continue
+        for name in ("occurred_at", "updated_at"):
+            value.pop(name, None)
+        out.append((record.kind, record.key, json.dumps(value, sort_keys=True)))
+    return out
 
+
+def test_without_a_fixed_start_only_the_timestamps_move() -> None:
     later = START + timedelta(days=3, hours=1)
     # the daily rhythm depends on the hour, so compare starts at the same hour of day
     assert without_times(records(start=START)) == without_times(
         records(start=START + timedelta(days=3)))
     assert records(start=START) != records(start=later)
+
+
+def test_without_the_daily_rhythm_any_hour_gives_the_same_records_but_their_times() -> None:
+    flat = SMALL.model_copy(update={"daily_rhythm": False, "history_days": 0})
+    night, evening = START.replace(hour=2), START.replace(hour=19)
+    assert without_times(records(flat, night)) == without_times(records(flat, evening))
+    # with the rhythm the two hours differ in traffic (0.1 against 1.7 of the mean)
+    assert len(records(SMALL.model_copy(update={"history_days": 0}), night)) < len(
+        records(SMALL.model_copy(update={"history_days": 0}), evening))
 
 
 def test_every_valid_record_meets_the_contract_and_every_malformed_one_is_refused() -> None:

@@ -97,6 +97,9 @@ class SimConfig(BaseModel):
     history_per_day: int = Field(default=400, ge=0, le=10_000_000)
     malformed_share: float = Field(default=0.02, ge=0, le=0.5)
     incidents: bool = True
+    daily_rhythm: bool = Field(
+        default=True, description="shape the traffic by the hour of day (off: a flat rate, "
+                                  "the same records whatever the hour the run starts)")
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class _Builder:
         t = -span
         mean_gap = span / total
         while True:
-            t += self.rng.expovariate(_rhythm(self.sim.start, t) / mean_gap)
+            t += self.rng.expovariate(self._rhythm(t) / mean_gap)
             if t >= 0:
                 return
             yield self._event(0.0, t)
@@ -173,7 +176,7 @@ class _Builder:
     def live(self) -> Iterator[SimRecord]:
         t = 0.0
         while True:
-            t += self.rng.expovariate(self.config.rate * _rhythm(self.sim.start, t))
+            t += self.rng.expovariate(self.config.rate * self._rhythm(t))
             if t >= self.config.duration:
                 return
             if self.rng.random() < self.config.malformed_share:
@@ -187,6 +190,9 @@ class _Builder:
             event = self._base(kind, customer, at) | fields
             yield SimRecord(at, kind, customer.customer_id.encode(), _json(event),
                             incident=incident)
+
+    def _rhythm(self, offset: float) -> float:
+        return _rhythm(self.sim.start, offset) if self.config.daily_rhythm else 1.0
 
     # -- one event ---------------------------------------------------------------------
 
