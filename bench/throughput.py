@@ -450,7 +450,10 @@ def recovery(values: dict[str, str], customers: int, workdir: Path) -> dict[str,
     after a clean stop, and again after a SIGKILL, then start one on an empty data
     directory (the changelog alone): the seconds from each start until a new detractor's
     alert is out, and the memory held after the clean restart and the fresh start."""
+    # a static member, as the shipped StatefulSet makes each worker: the same id after a
+    # crash, and for the start on an empty directory (the same worker, its disk lost)
     run = {**values, **topics_for("benchrec"), "app_id": "bench-recovery",
+           "group_instance_id": "bench-recovery-0",
            "data_dir": str(workdir / "recovery"), "web_port": str(free_port())}
     settings = load_settings({}, **run)
     asyncio.run(ensure_topics(settings))

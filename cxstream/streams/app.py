@@ -131,7 +131,12 @@ def build_app(settings: Settings, partition_count: int | None = None,
         # a partition restores it from the changelog instead.
         table_standby_replicas=0,
         broker_session_timeout=settings.session_timeout_seconds,
+        # Faust refuses a session longer than a request (its default 90 s), which the
+        # setting allows (up to 300 s): the worker then crashed as its consumer started
+        broker_request_timeout=max(90.0, settings.session_timeout_seconds + 10),
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        # a restarted worker takes its partitions back without a rebalance
+        consumer_group_instance_id=settings.group_instance_id,
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",

@@ -151,6 +151,15 @@ class Settings(BaseSettings, Conventions, StateRules):
     """the worker's event loop."""
     session_timeout_seconds: float = Field(default=30, ge=6, le=300)
     """a worker silent this long loses its partitions to the others."""
+    group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    """the worker's static member id in its consumer groups (Kafka's `group.instance.id`), unique
+    among the workers of `CXSTREAM_APP_ID` and the same across its restarts (e.g. the pod name
+    of a StatefulSet): a worker restarted, even after a crash, takes its partitions back at
+    once, with no rebalance and no wait for its old session; a worker stopped for good keeps
+    its partitions until `CXSTREAM_SESSION_TIMEOUT_SECONDS` has passed. Unset: a dynamic
+    member (a clean stop hands its partitions over at once; a restart waits for the group to
+    rebalance, and after a crash for the old session to time out)
+    """
     stall_seconds: float = Field(default=30, ge=2, le=3600)
     """assigned input partitions with unread messages whose fetch position has not moved this
     long are resumed; if that fails the worker exits with code 75 to be restarted

@@ -139,3 +139,31 @@ async def test_a_forwarded_request_keeps_the_owners_retry_after(
         await runner.cleanup()
     assert answer.status_code == 503 and answer.json() == {"error": "restoring"}
     assert answer.headers["Retry-After"] == "7"
+
+
+@pytest.mark.parametrize("instance", [None, "worker-0"])
+def test_the_worker_joins_its_groups_with_its_group_instance_id(
+        tmp_path: Path, instance: str | None) -> None:
+    values = {"data_dir": str(tmp_path / "worker"), "partitions": "3",
+              "replication_factor": "1"}
+    if instance is not None:
+        values["group_instance_id"] = instance
+    settings = load_settings({}, **values)
+    with fixes.applied():
+        app = build_app(settings, partition_count=3, alerts_partition_count=3,
+                        deadletter_partition_count=3)
+    # Faust passes it to aiokafka as group_instance_id (the restart test shows it works)
+    assert app.conf.consumer_group_instance_id == instance
+
+
+def test_any_session_timeout_the_settings_allow_is_one_faust_accepts(tmp_path: Path) -> None:
+    """Faust's consumer refuses a session longer than its request timeout (90 s by
+    default): a worker with CXSTREAM_SESSION_TIMEOUT_SECONDS=120 crashed as it started."""
+    for seconds in ("6", "120", "300"):
+        settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
+                                 replication_factor="1", session_timeout_seconds=seconds)
+        with fixes.applied():
+            app = build_app(settings, partition_count=3, alerts_partition_count=3,
+                            deadletter_partition_count=3)
+        assert app.conf.broker_session_timeout == float(seconds)
+        assert app.conf.broker_request_timeout > app.conf.broker_session_timeout

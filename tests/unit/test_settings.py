@@ -136,3 +136,12 @@ def test_max_event_bytes_beyond_the_producer_limit_is_named() -> None:
     problem = message_limit_problem(settings.max_event_bytes,
                                     settings.producer_max_request_bytes, "cx.deadletter", None)
     assert problem is not None and "CXSTREAM_MAX_EVENT_BYTES=2000000" in problem
+
+
+def test_a_group_instance_id_is_passed_as_set_and_a_malformed_one_is_named() -> None:
+    assert load_settings({}).group_instance_id is None  # a dynamic member unless set
+    assert load_settings({"CXSTREAM_GROUP_INSTANCE_ID": "cxstream-worker-2"}
+                         ).group_instance_id == "cxstream-worker-2"
+    for bad in ("two words", "", "x" * 201, "é"):
+        with pytest.raises(SettingsError, match="CXSTREAM_GROUP_INSTANCE_ID"):
+            load_settings({"CXSTREAM_GROUP_INSTANCE_ID": bad})

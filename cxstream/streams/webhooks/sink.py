@@ -261,6 +261,7 @@ class WebhookSink:
         options = aiokafka_options(self.settings)
         consumer = AIOKafkaConsumer(
             **options, group_id=f"{self.settings.app_id}-webhook",
+            group_instance_id=self.settings.group_instance_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=int(self.settings.session_timeout_seconds * 1000),
             heartbeat_interval_ms=int(min(3.0, self.settings.session_timeout_seconds / 3)
