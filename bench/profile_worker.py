@@ -3,8 +3,10 @@ cxstream's own work in-process, or of Faust's bare batched iteration.
 
     .venv/bin/pip install py-spy     # not a project dependency
     .venv/bin/python -m bench.profile_worker [--events 60000] [--seconds 20]
-        [--target worker|in-process|faust-batched] [--top N]
+        [--target worker|in-process|faust-batched|recovery] [--top N]
 
+recovery: a worker folds --customers profiles and stops; one on an empty data directory
+restores them from the changelogs, recorded for --seconds.
 worker (the default): starts its own broker, produces the events of bench/throughput.py,
 records the worker for --seconds with py-spy at 100 Hz while it works through them.
 in-process: records `bench.throughput --only in-process` (no broker) to its end.
@@ -23,9 +25,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.throughput import ROOT, bench_records, topics_for
+from bench.throughput import ROOT, bench_records, profiles, topics_for, wait_until_idle
 from cxstream.cli.kafka import local_broker
-from cxstream.cli.processes import free_port
+from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.sending import send_records
 from cxstream.streams.clients import ensure_topics
 from cxstream.streams.settings import load_settings
@@ -70,6 +72,22 @@ FAUST_PARTS = {
     "the monitor and other sensors": ("SensorDelegate.",),
     "aiokafka's fetch": ("Consumer.getmany",),
 }
+#: a worker started on an empty data directory, restoring its tables from the changelogs
+RECOVERY_PARTS = {
+    "Faust's recovery loop, per changelog record (Recovery._slurp_changelogs)": (
+        "Recovery._slurp_changelogs",),
+    "  of which RocksDB writes (Store.apply_changelog_batch)": (
+        "Store.apply_changelog_batch",),
+    "Faust/aiokafka: fetching and the conductor": ("Fetcher._fetcher",
+                                                   "Conductor._compile_message_handler",
+                                                   "Consumer._drain_messages"),
+    "the value index from the customer table (streams/bands.py, value_snapshot.py)": (
+        "ValueIndex.", "take_snapshot", "rebuild_from"),
+    "the partial-tally index and other table reads after the restore": (
+        "PartialsIndex.", "stored_items"),
+    "the consumer thread (aiokafka in its own loop)": ("WorkerThread.run",),
+    "start-up: imports and building the app": ("<module>", "build_app"),
+}
 #: where a thread waits for I/O: uvloop runs its loop in C, so an idle thread's sample
 #: ends in the Python frame that started the loop (the asyncio loop: in select)
 IDLE_LEAVES = ("EpollSelector.select", "Worker.execute_from_commandline",
@@ -86,8 +104,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--top", type=int, default=0,
                         help="also list this many functions most often on the stack")
-    parser.add_argument("--target", choices=["worker", "in-process", "faust-batched"],
-                        default="worker")
+    parser.add_argument("--target", choices=["worker", "in-process", "faust-batched",
+                                             "recovery"], default="worker",
+                        help="recovery: a worker folds --customers profiles and stops, "
+                             "then one on an empty data directory restores them from the "
+                             "changelogs, recorded for --seconds")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -112,6 +133,8 @@ def main() -> int:
             asyncio.run(ensure_topics(settings))
             records = bench_records(args.events, args.customers)
             asyncio.run(send_records(settings, records, speed=None))
+            if args.target == "recovery":
+                return recovery(spy, raw, values, args, work)
             if args.target == "faust-batched":
                 subprocess.run([spy, "record", "-r", "100", "--format", "raw", "-o",
                                 str(raw), "--", sys.executable, "-m",
@@ -127,6 +150,27 @@ def main() -> int:
                            timeout=args.seconds + 120)
             return report(raw, PARTS, f"of a worker over {args.seconds} s (start-up "
                           "included)", args.top)
+
+
+def recovery(spy: str, raw: Path, values: dict[str, str], args: argparse.Namespace,
+             work: Path) -> int:
+    settings = load_settings({}, **values)
+    asyncio.run(send_records(settings, profiles(args.customers), speed=None))
+    filler = WorkerProcess(base_env(**values), work / "filler.log",
+                           settings.web_port).start()
+    try:
+        filler.wait_for("cxstream_events_consumed_total", args.customers, timeout=7200)
+        wait_until_idle(filler)
+    finally:
+        filler.stop()
+    fresh = {**values, "data_dir": str(work / "fresh")}
+    subprocess.run([spy, "record", "-r", "100", "-d", str(args.seconds), "--format", "raw",
+                    "-o", str(raw), "--", sys.executable, "-m", "cxstream", "worker"],
+                   env=base_env(**fresh), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False, timeout=args.seconds + 120)
+    return report(raw, RECOVERY_PARTS, f"of a worker restoring {args.customers:,} customers "
+                  f"from the changelogs, over {args.seconds} s (start-up included)",
+                  args.top, busy_only=True)
 
 
 def report(raw: Path, parts: dict[str, tuple[str, ...]], what: str, top: int,

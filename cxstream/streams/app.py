@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.types.settings import Settings as FaustSettings
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -35,7 +36,7 @@ from cxstream.streams.credentials import Credentials, signing_key
 from cxstream.streams.deadletter import copy_limit
 from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
 from cxstream.streams.delivery import BatchGuard
-from cxstream.streams.faust_compat import fixes
+from cxstream.streams.faust_compat import fixes, restore
 from cxstream.streams.faust_compat.access import table_store
 from cxstream.streams.health import readiness, recovery_remaining
 from cxstream.streams.ingest import Ingest, IngestLimits
@@ -148,6 +149,14 @@ def build_app(settings: Settings, partition_count: int | None = None,
         registry = CollectorRegistry()
         add_process_collectors(registry)
     metrics = WorkerMetrics(registry)
+    if settings.bulk_restore and settings.state_store == "rocksdb":
+        restore.read_changelogs_with(
+            app, lambda: AIOKafkaConsumer(
+                **aiokafka_options(settings), group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                max_partition_fetch_bytes=16 * 2**20, fetch_max_bytes=64 * 2**20),
+            settings.bulk_restore_min_records,
+            lambda records, partitions, seconds: metrics.bulk_restored.inc(records))
     rules = settings.fold_rules()
     # bytes keys use the raw codec, so a customer key routes like the producers' keys
     customers = app.Table("customer_to_state", partitions=partitions, key_type=bytes,

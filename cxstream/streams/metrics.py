@@ -136,6 +136,10 @@ class WorkerMetrics:
             "Requests to another worker's API that failed, by reason (unauthorized: the "
             "workers' CXSTREAM_API_TOKEN differ or one has none).",
             ["reason"], registry=registry)
+        self.bulk_restored = Counter(
+            "cxstream_bulk_restored_records_total",
+            "Changelog records written to the RocksDB tables by the bulk restore "
+            "(CXSTREAM_BULK_RESTORE).", registry=registry)
         self.partition_stalls = Counter(
             "cxstream_partition_stalls_total",
             "Input partitions found stalled: resumed in place, or gave_up (worker exits "

@@ -117,6 +117,14 @@ class Settings(BaseSettings, Conventions, StateRules):
     state_cache_bytes: int = Field(default=256 * 2**20, ge=8 * 2**20, le=2**40)
     """RocksDB's memory in the worker: one block cache shared by every table partition,
     which also holds the write buffers (at most half of it)."""
+    bulk_restore: bool = True
+    """restore the RocksDB tables' changelogs in bulk (a consumer of their own writes each
+    fetch to the database in one batch) when at least `CXSTREAM_BULK_RESTORE_MIN_RECORDS`
+    records are left to read; `false`: Faust's recovery reads them one at a time
+    """
+    bulk_restore_min_records: int = Field(default=10_000, ge=1, le=10**12)
+    """the least changelog records left to restore for the bulk read (fewer: Faust reads
+    them)."""
     decoded_cache_bytes: int = Field(default=192 * 2**20, ge=2**20, le=2**40)
     """memory for customer states kept decoded between batches (estimated at 7 bytes per byte
     of their table value, as measured; at most 100,000 customers)

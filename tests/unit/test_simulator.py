@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from cxstream.cli.simulator.population import build_population, top_share_of_val
 from cxstream.cli.simulator.sending import ReplayFileError, read_jsonl, to_json_line, write_jsonl
 from cxstream.schemas.events import CustomerProfile, Feedback
 from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
+from tests.support import without_times
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SMALL = SimConfig(customers=300, rate=60, duration=30, history_days=2, history_per_day=200)
@@ -45,22 +45,6 @@ def parsed(record: SimRecord) -> Any:
 def test_the_same_seed_and_start_give_the_same_records_and_another_seed_does_not() -> None:
     assert records() == records()
     assert records() != records(SMALL.model_copy(update={"seed": 8}))
-
-
-def without_times(batch: list[SimRecord]) -> list[tuple[str, bytes, str]]:
-    out: list[tuple[str, bytes, str]] = []
-    for record in batch:
-        try:
-            value = json.loads(record.value)
-        except ValueError:  # a malformed one: blank its timestamps textually
-            out.append((record.kind, record.key, re.sub(
-                rb"\d{4}-\d\d-\d\dT[\d:.]+(\+00:00)?", b"T", record.value).decode(
-                    "latin-1")))
-            continue
-        for name in ("occurred_at", "updated_at"):
-            value.pop(name, None)
-        out.append((record.kind, record.key, json.dumps(value, sort_keys=True)))
-    return out
 
 
 def test_without_a_fixed_start_only_the_timestamps_move() -> None:

@@ -4,7 +4,8 @@
 Each of the first four closes a way for an input message to be skipped for good around a
 rebalance; the fifth and the eighth keep the consumer from crashing, the sixth saves work,
 the seventh bounds RocksDB's memory, the ninth keeps a retried send from being stored
-twice and the tenth keeps a slow request from holding a stop.
+twice, the tenth keeps a slow request from holding a stop and the eleventh restores a
+table's changelog in bulk.
 Written by hand because no release of faust-streaming has them.
 
 1. Acknowledged skips (``Consumer.ack``). When a stream takes a message from its queue
@@ -119,6 +120,11 @@ Written by hand because no release of faust-streaming has them.
     cancels them and waits as long again (the test bounds a stop with a request that
     never ends by twice the timeout plus 5 s).
 
+11. A changelog restored one record at a time (``Recovery._build_offsets``): see
+    ``faust_compat.restore``. Before Faust's recovery reads the stores' offsets, the
+    active changelog partitions of RocksDB tables are read in bulk by a consumer of
+    their own and written a fetch at a time.
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
 delivery are logged as a warning: on these topics (neither compacted nor transactional)
@@ -136,11 +142,14 @@ from typing import Any
 from aiohttp.web import AppRunner
 from aiokafka import TopicPartition
 from faust.stores.rocksdb import RocksDBOptions
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from intervaltree import IntervalTree
+
+from cxstream.streams.faust_compat import restore
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +352,16 @@ def apply() -> None:
         self._runner = AppRunner(self.web_app, access_log=None,
                                  shutdown_timeout=self.handler_shutdown_timeout)
 
+    original_build_offsets = Recovery._build_offsets
+
+    async def build_offsets(self: Any, consumer: Any, tps: Any, destination: Any,
+                            title: str) -> None:
+        if title == "active":
+            await restore.restore_in_bulk(self, tps, destination)
+        await original_build_offsets(self, consumer, tps, destination, title)
+
     replacements: dict[tuple[type, str], Any] = {
+        (Recovery, "_build_offsets"): build_offsets,
         (AiohttpWeb, "__init__"): web_init,
         (AiohttpWeb, "handler_shutdown_timeout"): HANDLER_SHUTDOWN_SECONDS,
         (AIOKafkaConsumerThread, "close"): close,
