@@ -382,3 +382,63 @@ def test_a_request_still_running_at_the_stop_holds_it_no_longer_than_the_handler
     took = asyncio.run(run())
     # aiohttp waits the timeout for the handler, then as long again once it is cancelled
     assert took < 2 * faust_fixes.HANDLER_SHUTDOWN_SECONDS + 5, took
+
+
+class CountingLock(asyncio.Lock):
+    acquired = 0
+
+    async def acquire(self) -> bool:
+        self.acquired += 1
+        return await super().acquire()
+
+
+def stand_in_conductor(callbacks: dict[Any, Any]) -> Any:
+    """Just what the conductor's handler reads (faust.transport.conductor.Conductor)."""
+    return SimpleNamespace(app=SimpleNamespace(client_only=False),
+                           _tp_to_callback=callbacks, _tp_to_callback_lock=CountingLock())
+
+
+async def test_a_message_goes_to_its_partitions_callback_without_the_lock() -> None:
+    from faust.transport.conductor import Conductor
+
+    seen: list[tuple[str, int]] = []
+
+    def callback(name: str) -> Any:
+        async def deliver(message: Any) -> str:
+            seen.append((name, message.offset))
+            return name
+        return deliver
+
+    conductor = stand_in_conductor({TP("in", 0): callback("zero"), TP("in", 1): callback("one")})
+    handler = Conductor._compile_message_handler(conductor)
+    assert await handler(SimpleNamespace(tp=TP("in", 1), offset=5)) == "one"
+    assert await handler(SimpleNamespace(tp=TP("in", 0), offset=6)) == "zero"
+    assert seen == [("one", 5), ("zero", 6)]
+    assert conductor._tp_to_callback_lock.acquired == 0  # Faust's took it for each
+    with pytest.raises(KeyError):  # a partition with no callback, as in Faust
+        await handler(SimpleNamespace(tp=TP("in", 2), offset=7))
+
+
+async def test_while_the_map_is_rebuilt_under_the_lock_a_message_waits_for_the_new_map() -> None:
+    from faust.transport.conductor import Conductor
+
+    seen: list[str] = []
+
+    def callback(name: str) -> Any:
+        async def deliver(message: Any) -> None:
+            seen.append(name)
+        return deliver
+
+    callbacks = {TP("in", 0): callback("old")}
+    conductor = stand_in_conductor(callbacks)
+    handler = Conductor._compile_message_handler(conductor)
+    lock = conductor._tp_to_callback_lock
+    await lock.acquire()  # as _update_indices holds it while it rebuilds the map
+    callbacks.clear()
+    delivery = asyncio.ensure_future(handler(SimpleNamespace(tp=TP("in", 0), offset=1)))
+    await asyncio.sleep(0.05)
+    assert not delivery.done() and seen == []  # held while the map is half-built
+    callbacks[TP("in", 0)] = callback("new")
+    lock.release()
+    await asyncio.wait_for(delivery, 5)
+    assert seen == ["new"]

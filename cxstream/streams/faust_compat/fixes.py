@@ -4,8 +4,8 @@
 Each of the first four closes a way for an input message to be skipped for good around a
 rebalance; the fifth and the eighth keep the consumer from crashing, the sixth saves work,
 the seventh bounds RocksDB's memory, the ninth keeps a retried send from being stored
-twice, the tenth keeps a slow request from holding a stop and the eleventh restores a
-table's changelog in bulk.
+twice, the tenth keeps a slow request from holding a stop, the eleventh restores a
+table's changelog in bulk and the twelfth saves a lock per message.
 Written by hand because no release of faust-streaming has them.
 
 1. Acknowledged skips (``Consumer.ack``). When a stream takes a message from its queue
@@ -125,6 +125,13 @@ Written by hand because no release of faust-streaming has them.
     active changelog partitions of RocksDB tables are read in bulk by a consumer of
     their own and written a fetch at a time.
 
+12. A lock taken for every message (``Conductor._compile_message_handler``). The
+    conductor's handler enters ``_tp_to_callback_lock`` to look up each message's
+    callback. The lock is only held while ``_update_indices`` rebuilds the map after a
+    subscription change (the map is otherwise changed in place without it), so the
+    handler now looks the callback up directly while the lock is free and waits for it,
+    as before, while it is held.
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
 delivery are logged as a warning: on these topics (neither compacted nor transactional)
@@ -143,6 +150,7 @@ from aiohttp.web import AppRunner
 from aiokafka import TopicPartition
 from faust.stores.rocksdb import RocksDBOptions
 from faust.tables.recovery import Recovery
+from faust.transport.conductor import Conductor
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
@@ -360,7 +368,16 @@ def apply() -> None:
             await restore.restore_in_bulk(self, tps, destination)
         await original_build_offsets(self, consumer, tps, destination, title)
 
+    original_compile_handler = Conductor._compile_message_handler
+
+    def compile_message_handler(self: Any) -> Any:
+        locked_path = original_compile_handler(self)
+        if self.app.client_only:
+            return locked_path
+        return unlocked_handler(self._tp_to_callback, self._tp_to_callback_lock, locked_path)
+
     replacements: dict[tuple[type, str], Any] = {
+        (Conductor, "_compile_message_handler"): compile_message_handler,
         (Recovery, "_build_offsets"): build_offsets,
         (AiohttpWeb, "__init__"): web_init,
         (AiohttpWeb, "handler_shutdown_timeout"): HANDLER_SHUTDOWN_SECONDS,
@@ -379,6 +396,19 @@ def apply() -> None:
     for (owner, name), replacement in replacements.items():
         _ORIGINALS[owner, name] = owner.__dict__.get(name, _INHERITED)
         setattr(owner, name, replacement)
+
+
+def unlocked_handler(callbacks: Mapping[Any, Any], lock: asyncio.Lock,
+                     locked_path: Any) -> Any:
+    """The conductor's message handler (fix 12): the callback of the message's partition,
+    looked up under ``lock`` (through ``locked_path``) only while someone holds it."""
+
+    async def on_message(message: Any) -> Any:
+        if lock.locked():  # the map is being rebuilt: wait for it, as Faust does
+            return await locked_path(message)
+        return await callbacks[message.tp](message)
+
+    return on_message
 
 
 def has_fetch_position(consumer: Any, tp: Any) -> bool:
