@@ -3,6 +3,7 @@ offset it reaches, whatever way the changelog is cut into fetches."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 from types import SimpleNamespace
@@ -196,4 +197,53 @@ async def test_a_reader_with_nothing_to_give_leaves_the_rest_to_faust(tmp_path: 
                            lambda: False, idle_seconds=0.2) == 0
     assert offsets == {}
     for partition in partitions:
+        partition.db.close()
+
+
+async def test_a_bulk_read_ends_within_half_of_fausts_time_for_it_and_says_so(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Faust gives _build_offsets its broker_request_timeout and then stops its recovery
+    service: a long bulk read must end before, leaving the rest to Faust."""
+    import time
+
+    from cxstream.streams.faust_compat import restore
+
+    partitions, logs = two_partitions(tmp_path)
+    for partition in partitions:
+        partition.end = 10**9  # far more than the time allows
+    endless = {key: [record(offset, b"k", b"v") for offset in range(5_000)]
+               for key in logs}
+
+    class SlowReader(FakeReader):
+        async def start(self) -> None:
+            return None
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+        async def getmany(self, *keys: Any, timeout_ms: int, max_records: int
+                          ) -> dict[Any, list[Any]]:
+            await asyncio.sleep(0.05)
+            return await super().getmany(*keys, timeout_ms=timeout_ms,
+                                         max_records=max_records)
+
+    reader = SlowReader(endless, per_fetch=10)
+    class App:  # weak-referenceable, as Faust's apps are
+        conf = SimpleNamespace(broker_request_timeout=0.6)
+
+    app = App()
+    told: list[tuple[int, int, float]] = []
+    restore.read_changelogs_with(app, lambda: reader, min_records=1,
+                                 on_restored=lambda *figures: told.append(figures))
+    recovery = SimpleNamespace(app=app, should_stop=False,
+                               signal_recovery_start=asyncio.Event())
+    monkeypatch.setattr(restore, "plan", lambda *_: partitions)
+    offsets: dict[Any, int] = {}
+    began = time.monotonic()
+    written = await restore.restore_in_bulk(recovery, [], offsets)
+    assert time.monotonic() - began < 0.6  # inside Faust's time for the step
+    assert written > 0 and reader.stopped
+    assert told == [(written, 2, told[0][2])]
+    for partition in partitions:
+        assert offsets[partition.tp] == partition.last == int(contents(partition.db)[OFFSET_KEY])
         partition.db.close()

@@ -17,7 +17,8 @@ reaches, so a stop at any moment leaves a database and an offset that agree. Fau
 finds the partitions up to date (or reads what is left) and finishes its recovery as
 before: the tables' recovery callbacks run, and nothing is acted on, since the records
 go to the stores only. A rebalance that begins meanwhile ends the bulk read at once;
-Faust's next recovery starts from what was written.
+Faust's next recovery starts from what was written. So does half of the time Faust
+gives the step (``broker_request_timeout``): Faust then reads the rest itself.
 
 Written by hand: no release of faust-streaming restores in bulk, and Faust offers no
 public hook before its recovery reads the stores' offsets.
@@ -42,6 +43,9 @@ DEFAULT_MIN_RECORDS = 10_000
 FETCH_RECORDS = 20_000
 #: a bulk read that gets no record for this long leaves the rest to Faust
 IDLE_SECONDS = 30.0
+#: the share of Faust's time for ``_build_offsets`` (its broker_request_timeout) a bulk
+#: read may take
+BUDGET_SHARE = 0.5
 
 
 @dataclass
@@ -137,16 +141,24 @@ async def restore_in_bulk(recovery: Any, tps: Iterable[Any],
     reading = _READINGS.get(recovery.app)
     if reading is None:
         return 0
-    partitions = plan(recovery, tps, offsets)
+    try:
+        partitions = plan(recovery, tps, offsets)
+    except Exception as exc:  # a database that will not open: Faust's recovery says so
+        log.warning("bulk restore not started (%r); Faust reads the changelogs", exc)
+        return 0
     if sum(partition.left for partition in partitions) < reading.min_records:
         return 0
     began = time.monotonic()
+    # Faust gives _build_offsets broker_request_timeout, then stops its recovery service
+    # (mode's wait_first reports a timeout as a stop): end well before, Faust reads the rest
+    deadline = began + float(recovery.app.conf.broker_request_timeout) * BUDGET_SHARE
     reader = reading.new_reader()
     written = 0
     try:
         await reader.start()
         written = await read_into(reader, partitions, offsets, lambda: bool(
-            recovery.signal_recovery_start.is_set() or recovery.should_stop))
+            recovery.signal_recovery_start.is_set() or recovery.should_stop
+            or time.monotonic() > deadline))
     except Exception as exc:  # the bulk read is an optimisation: Faust reads what is left
         log.warning("bulk restore stopped early (%r); Faust reads the rest", exc)
     finally:
@@ -180,7 +192,8 @@ async def read_into(reader: Any, partitions: list[Partition],
     idle_since = time.monotonic()
     while pending:
         if interrupted():
-            log.info("bulk restore: a rebalance or a stop began; Faust reads the rest")
+            log.info("bulk restore: a rebalance or a stop began, or its time is up; Faust "
+                     "reads the rest")
             break
         fetched = await reader.getmany(*pending, timeout_ms=500, max_records=FETCH_RECORDS)
         for key, records in fetched.items():
