@@ -1,6 +1,6 @@
 """The Faust baselines of bench/throughput.py, run as their own worker process.
 
-    python -m bench.faust_baselines bare|batched|batched-lean|naive COUNT
+    python -m bench.faust_baselines bare|batched|batched-lean|batched-fixed|naive COUNT
     (settings from CXSTREAM_*)
 
 - bare: an agent that reads the input events one by one and does nothing else (Faust's
@@ -9,6 +9,9 @@
   CXSTREAM_BATCH_TIMEOUT_SECONDS, as the pipeline reads them (the ceiling of its design);
 - batched-lean: batched with the worker's monitor (streams.lean_monitor), which keeps
   only the offsets the worker reads instead of Faust's statistics per event;
+- batched-fixed: batched-lean with cxstream's fixes to Faust applied, as the worker runs
+  them (streams/faust_compat: among them the two that take work off each message, a
+  lock and four tasks, and the seek guard that adds some);
 - naive: what a typical first version does: per event, validate it with the same pydantic
   models and write the customer's running state to a table (one changelog write per event).
 
@@ -42,7 +45,11 @@ def main() -> None:
     if settings.event_loop == "uvloop":  # the same event loop as the pipeline's worker
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.set_event_loop(asyncio.new_event_loop())
-    lean = {"Monitor": LeanMonitor} if mode == "batched-lean" else {}
+    lean = {"Monitor": LeanMonitor} if mode in ("batched-lean", "batched-fixed") else {}
+    if mode == "batched-fixed":
+        from cxstream.streams import faust_compat
+
+        faust_compat.install()
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
         datadir=str(settings.data_dir), topic_partitions=settings.partitions,
@@ -72,7 +79,7 @@ def main() -> None:
             async for _ in stream.events():
                 tick()
             return
-        if mode in ("batched", "batched-lean"):
+        if mode in ("batched", "batched-lean", "batched-fixed"):
             async for batch in stream.take_events(settings.batch_size,
                                                   within=settings.batch_timeout_seconds):
                 for _ in batch:

@@ -260,8 +260,11 @@ def reference_alone(settings: Settings, records: list[SimRecord]) -> tuple[float
     return time.perf_counter() - began, worker.changelog_bytes
 
 
-def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path) -> float:
-    env = base_env(**values, app_id=f"bench-{mode}", data_dir=str(workdir / mode))
+def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path,
+                   run: str = "") -> float:
+    """Seconds of one Faust baseline over the ``count`` events (``run``: a name that makes
+    its consumer group a new one, to read them all again)."""
+    env = base_env(**values, app_id=f"bench-{mode}{run}", data_dir=str(workdir / mode))
     result = subprocess.run([sys.executable, "-m", "bench.faust_baselines", mode,
                              str(count)], env=env, cwd=ROOT, capture_output=True, text=True,
                             timeout=3600, check=False)
@@ -585,13 +588,15 @@ def main() -> int:
     parser.add_argument("--keep-logs", type=Path, default=None,
                         help="copy the workers' logs into this folder at the end (the "
                              "broker's folder, where they are written, is removed)")
-    parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process"],
+    parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process", "faust"],
                         default="all",
                         help="recovery: only the restart and recovery rows (they need no "
                              "other row to compare with); grown: only the memory of a "
                              "worker holding --grown-customers grown customers, sampled "
                              "while it folds them; in-process: only cxstream's own work, "
-                             "without a broker (what bench/profile_worker.py samples)")
+                             "without a broker (what bench/profile_worker.py samples); "
+                             "faust: only Faust's batched iteration without and with the "
+                             "worker's monitor and fixes, twice each, alternating")
     args = parser.parse_args()
     if args.only == "in-process":
         return in_process_only(args)
@@ -612,6 +617,7 @@ STEADY = "cxstream's own work alone, steady state (second pass, grown states)"
 BARE = "Faust bare iteration, one by one (no work)"
 BATCHED = "Faust bare iteration over take_events batches (no work)"
 LEAN = "the same with the worker's monitor (streams.lean_monitor)"
+FIXED = "the same with the worker's monitor and its fixes to Faust (faust_compat)"
 NAIVE = "naive Faust agent (1 table write per event)"
 PEER = "quix-streams peer (the CX job, idiomatic: bench/peer/quix_cx.py)"
 FULL = "cxstream full pipeline, 1 worker"
@@ -632,6 +638,8 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
         return 0
     if args.only == "grown":
         return grown_only(values, args.grown_customers, work)
+    if args.only == "faust":
+        return faust_only(values, args, work)
     records = bench_records(args.events, args.customers)
     second = [record for record in bench_records(args.events, args.customers, seed=6,
                                                  later=True)
@@ -654,7 +662,7 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
                  STEADY: steady_bytes / len(second)}
     del records
     for name, mode in ((BARE, "bare"), (BATCHED, "batched"), (LEAN, "batched-lean"),
-                       (NAIVE, "naive")):
+                       (FIXED, "batched-fixed"), (NAIVE, "naive")):
         seconds[name] = faust_baseline(mode, values, count, work)
         console.print(f"{mode} Faust done")
     peer = quix_peer(values, count, work)
@@ -700,6 +708,30 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     return 0
 
 
+def faust_only(values: dict[str, str], args: argparse.Namespace, work: Path) -> int:
+    """Faust's batched iteration without and with the worker's monitor and fixes, twice
+    each, alternating, on the same events."""
+    settings = load_settings({}, **values)
+    records = bench_records(args.events, args.customers)
+    asyncio.run(send_records(settings, records, speed=None))
+    count = len(records)
+    seconds: dict[str, list[float]] = {BATCHED: [], LEAN: [], FIXED: []}
+    for run in range(2):
+        (work / f"r{run}").mkdir()
+        for name, mode in ((BATCHED, "batched"), (LEAN, "batched-lean"),
+                           (FIXED, "batched-fixed")):
+            seconds[name].append(faust_baseline(mode, values, count, work / f"r{run}",
+                                                f"-{run}"))
+    table = Table("what", "events/s, two runs", "best vs Faust's",
+                  title=f"{count:,} events, Faust's batched iteration")
+    best = {name: count / min(values) for name, values in seconds.items()}
+    for name, values in seconds.items():
+        table.add_row(name, " / ".join(f"{count / value:,.0f}" for value in values),
+                      f"{best[name] / best[BATCHED]:.2f}x")
+    console.print(table)
+    return 0
+
+
 def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
            latencies: dict[str, tuple[float, list[float]]], idle_rss: int, full_rss: int,
            restarts: dict[str, float], recovery_customers: int, grown: tuple[float, int],
@@ -725,6 +757,8 @@ def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
                   f"{full / rates[BATCHED]:.0%}", ">= 60%")
     other.add_row("Faust's batched iteration, the worker's monitor / Faust's",
                   f"{rates[LEAN] / rates[BATCHED]:.2f}x", "")
+    other.add_row("Faust's batched iteration, the worker's monitor and fixes / Faust's",
+                  f"{rates[FIXED] / rates[BATCHED]:.2f}x", ">= 1.5x")
     other.add_row("full pipeline / quix-streams peer",
                   f"{full / rates[PEER]:.2f}x" if PEER in rates else "not measured",
                   ">= 1.5x")

@@ -21,8 +21,10 @@ pytestmark = pytest.mark.integration
 
 def value_view(worker: WorkerProcess, api: Api, customers: int
                ) -> tuple[Any, dict[str, float]]:
-    """The worker's value histograms once every partition is indexed, and its customers
-    per quadrant once a band refresh has counted all ``customers``."""
+    """The worker's value histograms once every partition is indexed with all
+    ``customers`` (after a crash, a profile whose changelog record was not written yet is
+    folded again from the input, after the index was read from the table), and its
+    customers per quadrant once a band refresh has counted them all."""
     deadline = time.monotonic() + 120
     while True:
         worker.check_running()
@@ -31,7 +33,9 @@ def value_view(worker: WorkerProcess, api: Api, customers: int
             histograms = response.json() if response.status_code == 200 else {}
         except httpx.HTTPError:
             histograms = {}
-        if histograms.get("partitions") == [0, 1, 2]:
+        if histograms.get("partitions") == [0, 1, 2] and sum(
+                sum(counts.values()) for counts in histograms["segments"].values()
+        ) >= customers:
             break
         assert time.monotonic() < deadline, histograms
         time.sleep(0.3)
