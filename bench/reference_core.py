@@ -1,6 +1,6 @@
 """The pipeline's own work as 0.3.0 did it, for bench/throughput.py's same-run ratio: the
-pydantic fold (scoring.fold), the alert rules over the contract's models
-(AlertReactions.on_batch), every changed state encoded whole as JSON (its changelog
+pydantic fold (tests/reference/fold.py), the alert rules over the contract's models
+(tests/reference/reactions.py), every changed state encoded whole as JSON (its changelog
 record), validation as the worker does it, in the same batches. Not used by the product;
 tests/unit/test_plain_core.py checks that the product's core gives the same results."""
 
@@ -19,12 +19,13 @@ from cxstream.scoring.fold import (
     FoldRules,
     PartialTally,
     SourcedEvent,
-    fold_batch,
     watermark_key,
 )
 from cxstream.scoring.groups import GroupKeys
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.scoring.windows import Watermark
+from tests.reference.fold import fold_batch
+from tests.reference.reactions import on_batch
 
 #: (kind, partition, offset, key, value) of one input message
 Message = tuple[InputKind, int, int, bytes, bytes]
@@ -60,7 +61,7 @@ class ReferenceWorker:
         keys = None if cap is None else GroupKeys(cap, self.keys.get(partition))
         result = fold_batch(partition, items, self.states.get, self.partials.get,
                             self.watermarks.get(partition, Watermark()), self.rules, keys)
-        changed, _ = self.reactions.on_batch(partition, result.applied)
+        changed, _ = on_batch(self.reactions, partition, result.applied)
         for customer_id, alert_state in changed.items():
             result.states[customer_id] = result.states[customer_id].model_copy(
                 update={"alerts": alert_state})

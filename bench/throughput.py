@@ -156,24 +156,26 @@ def in_process_messages(settings: Settings, records: list[SimRecord],
 
 
 def in_process_rules(settings: Settings) -> tuple[Any, Any, Any, Any]:
-    """The fold rules, value index, bands and alert reactions of a worker on 4 owned
-    partitions, for the in-process rows (the product's core and 0.3.0's alike)."""
-    from cxstream.alerts.config import load_rules
-    from cxstream.alerts.reactions import AlertReactions
-    from cxstream.alerts.topics import load_tagger
-    from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.app import build_customer_alerts
-    from cxstream.streams.bands import BandsHolder
+    """The fold rules, value index, bands and alert reactions of a worker's core on 4 owned
+    partitions (cxstream.streams.core.build_core), for 0.3.0's in-process row."""
+    core = in_process_core(settings, None, None)
+    return core.rules, core.index, core.bands, core.writer.reactions
 
-    rules = settings.fold_rules()
-    config = load_rules(settings.rules_file)
-    index = ValueIndex()
-    bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
-                        settings.high_value_threshold, index, lambda: set(range(4)), 4)
-    alerts = build_customer_alerts(config, load_tagger(settings.lexicons_dir), bands,
-                                   rules.state)
-    return rules, index, bands, AlertReactions(alerts, config, rules.state,
-                                               note_value=index.update)
+
+def in_process_core(settings: Settings, emit: Any, changelog: Any) -> Any:
+    """The worker's core as build_core puts it together, on in-memory tables, owning 4
+    partitions: what a worker would run if Faust and Kafka were free."""
+    from prometheus_client import CollectorRegistry
+
+    from cxstream.alerts.config import load_rules
+    from cxstream.streams.core import CorePorts, CoreTables, build_core
+    from cxstream.streams.metrics import WorkerMetrics
+
+    tables = CoreTables(_Table("customers", "raw"), _Table("partials", "json"),
+                        _Table("survey_memory", "raw"), _Table("issue_priorities", "raw"))
+    return build_core(settings, load_rules(settings.rules_file), tables,
+                      CorePorts(WorkerMetrics(CollectorRegistry()), lambda: set(range(4)), 4,
+                                emit, changelog))
 
 
 def fold_alone(settings: Settings, passes: list[list[SimRecord]]
@@ -184,19 +186,11 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]
     Kafka and no Faust: validation, fold, rules, alerts, survey requests, priorities and
     table values with their changelog records encoded (then dropped), in batches of
     CXSTREAM_BATCH_SIZE. What a worker would cost if Faust and Kafka were free."""
-    from prometheus_client import CollectorRegistry
 
-    from cxstream.alerts.config import load_rules
     from cxstream.alerts.reactions import AlertOut
     from cxstream.streams.changelog import BulkChangelog
     from cxstream.streams.ingest import Ingest, IngestLimits
-    from cxstream.streams.metrics import WorkerMetrics
-    from cxstream.streams.priorities import PriorityBoard
-    from cxstream.streams.state import StateWriter
-    from cxstream.streams.surveys import SurveyDesk
 
-    rules, index, bands, reactions = in_process_rules(settings)
-    metrics = WorkerMetrics(CollectorRegistry())
     written = [0]
     alerts = [0]
 
@@ -207,19 +201,8 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]
     async def count(topic: str, partition: int, records: list[Any]) -> None:
         written[0] += sum(len(key) + len(value or b"") for key, value in records)
 
-    rules_config = load_rules(settings.rules_file)
-    surveys = rules_config.surveys
-    desk = SurveyDesk(surveys, _Table("survey_memory", "raw"), metrics) if surveys.enabled \
-        else None
-    board = (PriorityBoard(rules_config.priorities, _Table("issue_priorities", "raw"), metrics)
-             if rules_config.priorities.enabled else None)
-    if board is not None:  # as the worker sets it (streams.app)
-        board.top_of = lambda segment, value: bands.current.flags(segment, value)["high_value"]
-    writer = StateWriter(_Table("customers", "raw"), _Table("partials", "json"), rules,
-                         metrics, index, reactions,
-                         drop, BulkChangelog(count), bands=lambda: bands.current,
-                         decoded_bytes=settings.decoded_cache_bytes, surveys=desk,
-                         priorities=board)
+    core = in_process_core(settings, drop, BulkChangelog(count))
+    writer, metrics = core.writer, core.writer.metrics
 
     class NoDeadLetters:  # the bench's events are all valid
         async def write(self, topic: str, partition: int, rejected: Any) -> list[int]:

@@ -1,7 +1,16 @@
 """The hot path of a worker: one batch of one partition in, what it changed and caused out.
 
-    CustomerCore.fold_batch(partition, items, load) -> CoreResult(customers to write,
-        partial tallies, watermark, group keys, outputs in event order, outcome counts)
+    CustomerCore.fold_batch(partition, items, stored) -> CoreResult(customers to write,
+        partial tallies, watermark, group keys, outputs in event order, outcome counts,
+        the facts the survey desk and the priorities fold next)
+
+A function of its inputs: the batch's records, the stored values (``Stored``: the
+customers of the batch read beforehand, the tables' stores for what the fold may need,
+the value bands, read mid-batch since the batch's own profiles move them) and the clock
+of the customer rules. It calls nothing of a higher layer (tests/unit/test_layers_at_run_time.py
+records every call of a batch to check it); what it caused for the layers above is in the
+result: the survey requests and the issue priorities are folds over ``CoreResult.facts``
+(streams.state.StateWriter._write).
 
 Plain data throughout (scoring.plain, scoring.plain_fold); the customer rules look at most
 events without building anything: a rule can only fire, or an alert resolve, for an
@@ -15,7 +24,7 @@ implementation would have to replace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +47,7 @@ from cxstream.scoring.plain import (
     to_model,
 )
 from cxstream.scoring.plain_fold import FoldBatch
-from cxstream.scoring.value_bands import ValueBands
+from cxstream.scoring.value_bands import LiveBands
 
 
 @dataclass
@@ -52,22 +61,40 @@ class CoreResult:
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
     #: event times (epoch seconds) of the events applied for the first time
     applied_times: list[float] = field(default_factory=list)
+    #: what the folds above the core need of each applied event, in event order
+    facts: list[Fact] = field(default_factory=list)
 
 
-#: (event, customer's state after it, its signals, top value band or None: unknown)
-SignalListener = Callable[[SourcedEvent, Customer, list[Signal], bool | None], None]
+@dataclass(slots=True)
+class Fact:
+    """An applied event, with what the survey desk and the priorities read of the
+    customer's state just after it (streams.surveys, streams.priorities): the profile
+    tuple and the alert state (both replaced, never changed in place, so holding them is
+    a snapshot), its negative signals and whether the customer is in the top value band
+    (None: unknown, or not looked up because nothing needed it). ``profile_changed``: a
+    profile that gave the customer a new value."""
+
+    item: SourcedEvent
+    profile: tuple[Any, ...] | None
+    alerts: dict[str, Any]
+    signals: list[Signal]
+    top: bool | None
+    profile_changed: bool = False
 
 
 class Stored:
-    """What the core reads of the tables, for one partition."""
+    """What the core reads of the tables, for one partition: values and stores, no
+    callbacks into the caller."""
 
-    def __init__(self, customer: Callable[[str], Customer | None],
-                 partial: Callable[[str], dict[str, Any] | None],
+    def __init__(self, customers: Mapping[str, Customer | None],
+                 partials: Mapping[bytes, Any],
                  watermark: tuple[float, int], keys: GroupKeys | None,
                  history: HistoryLoader | None = None) -> None:
-        self.customer = customer
+        #: every customer of the batch, read beforehand (None: a new customer)
+        self.customers = customers
         self.history = history  # where a new customer's history will be read from
-        self.partial = partial
+        #: the partial tallies' store, by encoded key
+        self.partials = partials
         self.watermark = watermark
         self.keys = keys
 
@@ -76,25 +103,17 @@ class CustomerCore:
     """The fold and the customer rules of one worker, on plain data."""
 
     def __init__(self, rules: FoldRules, reactions: AlertReactions | None,
-                 bands: Callable[[], ValueBands] | None = None,
-                 observe: Callable[[SourcedEvent, Customer], None] | None = None,
-                 on_signals: SignalListener | None = None) -> None:
+                 bands: LiveBands | None = None) -> None:
         self.rules = rules
-        #: told of the negative signals of every event applied, with whether the customer
-        #: is in the top value band (the priorities, streams.priorities)
-        self.on_signals = on_signals
-        #: told of every interaction and answer applied, with the state after the rules
-        #: (the survey desk, streams.surveys)
-        self.observe = observe
         self.plain_rules = PlainRules(rules.state)
         self.reactions = reactions
-        #: the current value bands (None: the quadrant is taken from the rules' own
-        #: report of the state, built per event)
+        #: the value bands, read when a rule needs them (None: the quadrant is taken from
+        #: the rules' own report of the state, built per event)
         self.bands = bands
 
     def fold_batch(self, partition: int, items: Sequence[SourcedEvent],
                    stored: Stored) -> CoreResult:
-        batch = FoldBatch(partition, self.rules, self.plain_rules, stored.partial,
+        batch = FoldBatch(partition, self.rules, self.plain_rules, stored.partials,
                           stored.watermark, stored.keys)
         result = CoreResult(keys=stored.keys)
         states: dict[str, Customer] = {}  # in the order of their first event
@@ -103,7 +122,7 @@ class CustomerCore:
             customer_id = item.event.customer_id
             state = states.get(customer_id)
             if state is None:
-                state = stored.customer(customer_id)
+                state = stored.customers.get(customer_id)
                 if state is None:
                     state = Customer(customer_id, stored.history)
                     changed_ids.add(customer_id)  # a new state is written
@@ -129,15 +148,16 @@ class CustomerCore:
                     self._on_profile(partition, item, before, state, result)
                 elif state.profile != profile_before:
                     self._note_profile(partition, state, low)
-                if self.on_signals is not None and state.profile != profile_before:
+                if state.profile != profile_before:
                     # a new value for the issues the customer counts in (the band is
                     # looked up only for those: most customers count in none)
-                    self.on_signals(item, state, [], None)
+                    result.facts.append(Fact(item, state.profile, state.alerts, [], None,
+                                             True))
                 continue
-            self._on_applied(item, state, low, experience_is_low(state, self.plain_rules),
-                             result)
-            if self.observe is not None:
-                self.observe(item, state)
+            signals, top = self._on_applied(item, state, low,
+                                            experience_is_low(state, self.plain_rules),
+                                            result)
+            result.facts.append(Fact(item, state.profile, state.alerts, signals, top))
         result.customers = {customer_id: state for customer_id, state in states.items()
                             if customer_id in changed_ids}
         result.partials = batch.changed_partials()
@@ -158,7 +178,7 @@ class CustomerCore:
             return high
         if state.profile is None:
             return None
-        return self.bands().flags(state.profile[0], state.profile[1])["high_value"]
+        return self.bands.current.flags(state.profile[0], state.profile[1])["high_value"]
 
     # -- rules ------------------------------------------------------------------------
 
@@ -184,10 +204,13 @@ class CustomerCore:
         result.outputs += produced
 
     def _on_applied(self, item: SourcedEvent, state: Customer, low_before: bool | None,
-                    low_after: bool | None, result: CoreResult) -> None:
+                    low_after: bool | None, result: CoreResult
+                    ) -> tuple[list[Signal], bool | None]:
         """The customer rules on an applied event, ``low_*``: the experience before and
         after it. The value band is the same on both sides (no profile in between), so
-        the customer enters the at-risk quadrant only when their experience turns low."""
+        the customer enters the at-risk quadrant only when their experience turns low.
+        Returns its signals, with whether the customer is in the top value band (looked
+        up only when there are signals)."""
         assert self.reactions is not None
         event = item.event
         assert isinstance(event, Feedback | Interaction)
@@ -211,7 +234,7 @@ class CustomerCore:
             or _may_resolve(state, event, lambda: quadrant_of(high(), low_after), config))
         signals = _may_signal(event, self.reactions)
         if not (may_alert or signals):
-            return
+            return [], None
         topics = alerts.topics_of(event)
         model = None
         if may_alert:
@@ -230,8 +253,9 @@ class CustomerCore:
             segment = state.profile[0] if state.profile else None
             found = signals_of(event, topics, segment, config, self.reactions.state_rules)
             result.outputs += [SignalOut(signal) for signal in found]
-            if self.on_signals is not None and found:
-                self.on_signals(item, state, found, high())
+            if found:
+                return found, high()
+        return [], None
 
 
 def _may_signal(event: Feedback | Interaction, reactions: AlertReactions) -> bool:

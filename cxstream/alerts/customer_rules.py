@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cxstream.alerts.building import alert_id, build_alert, customer_context, route, team_of
@@ -175,6 +175,21 @@ def settle(state: CustomerState, event: Feedback | Interaction | None,
     if not done:
         return state, []
     return with_open_alerts(state, cooling), done
+
+
+def wall_clock() -> datetime:
+    """The customer rules' clock in a worker: now, for event age and alert times."""
+    return datetime.now(UTC)
+
+
+class ReplayClock:
+    """The customer rules' clock in a replay: the record time reached (cli.backtest)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0  # epoch seconds
+
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
 
 
 class CustomerAlerts:

@@ -33,7 +33,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from cxstream.alerts.config import RulesConfig
-from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.customer_rules import ReplayClock
 from cxstream.alerts.group_rules import (
     IssueWindow,
     fold_signal,
@@ -41,24 +41,18 @@ from cxstream.alerts.group_rules import (
     issue_window_key,
     issue_window_start,
 )
-from cxstream.alerts.reactions import AlertOut, AlertReactions, SignalOut
-from cxstream.alerts.topics import load_tagger
+from cxstream.alerts.reactions import AlertOut, SignalOut
 from cxstream.schemas.outputs import Alert
 from cxstream.schemas.parsing import Clocks, Rejection, parse_input
-from cxstream.scoring.customer_view import RecentFlags
-from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.recompute import RawInput
-from cxstream.scoring.value_bands import ValueIndex
 from cxstream.scoring.windows import from_epoch
-from cxstream.streams.alerting import segment_shares
-from cxstream.streams.bands import BandsHolder
+from cxstream.streams.core import CorePorts, CoreTables, build_core
 from cxstream.streams.ingest import Accepted
 from cxstream.streams.io import read_topic
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.segment_drops import SegmentTallies, ShareOut
 from cxstream.streams.settings import Settings
-from cxstream.streams.state import StateWriter
 
 EXAMPLES_KEPT = 3
 #: one alert group of the report: (rule, severity, owner)
@@ -118,14 +112,6 @@ class Report:
         return dict(sorted(Counter(alert.rule for alert in self.alerts.values()).items()))
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def at(self) -> datetime:
-        return from_epoch(self.now)
-
-
 def merged(inputs: Iterable[RawInput]) -> Iterator[RawInput]:
     """Every input once, in record-time order across partitions and topics, each
     partition in its own offset order (as a consumer reads them, near enough)."""
@@ -145,28 +131,20 @@ class Replay:
         self.settings = settings
         self.config = config
         self.report = Report(name)
-        self.clock = _Clock()
+        self.clock = ReplayClock()
         self.kinds = settings.input_kinds()
-        rules = settings.fold_rules()
-        self.rules = rules
-        self.index = ValueIndex()
-        self.partitions: set[int] = set()
-        self.bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
-                                 settings.high_value_threshold, self.index,
-                                 lambda: self.partitions)
-        customer_alerts = CustomerAlerts(config, load_tagger(settings.lexicons_dir),
-                                         RecentFlags(lambda: self.bands.current,
-                                                     rules.state), self.clock.at)
-        partials_index = PartialsIndex()
-        self.shares = segment_shares(config, rules.windows, partials_index)
         self._outputs: list[Any] = []
-        self.writer = StateWriter(
-            _Table(), _Table(), rules, WorkerMetrics(CollectorRegistry()), self.index,
-            AlertReactions(customer_alerts, config, rules.state,
-                           note_value=self.index.update),
-            self._collect, None, None, None, lambda: self.bands.current,
-            settings.decoded_cache_bytes, partials_index,
-            None if self.shares is None else self.shares.outputs)
+        self.partitions: set[int] = set()
+        # the worker's core, on dict tables, with the record time reached for a clock
+        core = build_core(settings, config,
+                          CoreTables(_Table(), _Table(), _Table(), _Table()),
+                          CorePorts(WorkerMetrics(CollectorRegistry()), lambda: self.partitions,
+                                    None, self._collect, now=self.clock.at,
+                                    clock=lambda: self.clock.now))
+        rules = self.rules = core.rules
+        self.index, self.bands, self.shares = core.index, core.bands, core.shares
+        self.writer = core.writer
+        customer_alerts = core.customer_alerts
         self.revaluator = Revaluator(self.bands, self.index, lambda: self.partitions,
                                      self.writer, customer_alerts)
         self.issue_windows: dict[bytes, IssueWindow] = {}

@@ -1,7 +1,7 @@
-"""Fold a batch of one partition's validated inputs into customer states and group tallies.
-
-Shape: [SourcedEvent] (offset order per topic) + current state -> FoldResult with only what
-changed, so an agent writes each table key once per batch.
+"""The fold's vocabulary: its rules, a sourced event, a partition's share of a group tally
+and the keys of the partials table. The fold itself runs on plain data
+(scoring.plain_fold, driven by alerts.core); its reference on the contract's pydantic
+models, which the differential tests check it against, is tests/reference/fold.py.
 
 Exactly-once effects on top of at-least-once delivery:
 - a customer remembers the offset that first brought each event id: the same id at
@@ -12,24 +12,17 @@ Exactly-once effects on top of at-least-once delivery:
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cxstream.schemas.events import CustomerProfile, Feedback, InputEvent, Interaction
+from cxstream.schemas.events import InputEvent
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import (
-    CustomerState,
     StateRules,
-    apply_feedback,
-    apply_interaction,
-    apply_profile,
-    remember,
 )
-from cxstream.scoring.groups import GroupKeys, contributions
 from cxstream.scoring.journey import Journey
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import Watermark, WindowSpec, is_expired
@@ -68,29 +61,6 @@ class SourcedEvent:
     record_time: float  # Kafka record timestamp, epoch seconds
 
 
-@dataclass(frozen=True)
-class Applied:
-    """An event applied for the first time, with the customer's state around it: what the
-    alert rules look at once the fold is done."""
-
-    item: SourcedEvent
-    before: CustomerState
-    after: CustomerState
-
-
-@dataclass
-class FoldResult:
-    states: dict[str, CustomerState] = field(default_factory=dict)
-    partials: dict[str, PartialTally] = field(default_factory=dict)
-    watermark: Watermark = field(default_factory=Watermark)
-    #: (kind, outcome) -> count; outcomes: applied, duplicate, replayed, late
-    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: events applied for the first time, in order, with the customer's state around each
-    applied: list[Applied] = field(default_factory=list)
-    #: the partition's admitted group keys (None: uncapped)
-    keys: GroupKeys | None = None
-
-
 def partial_key(partition: int, dimension: str, window: str, start: int, key: str) -> str:
     return f"{partition}|{dimension}|{window}|{start}|{key}"
 
@@ -113,87 +83,6 @@ def group_keys_key(partition: int, dimension: str) -> str:
 def is_bookkeeping_key(raw: str) -> bool:
     """True for the partials table's keys that are not tallies (watermark, group keys)."""
     return raw.endswith("|" + WATERMARK_SUFFIX) or f"|{GROUP_KEYS_MARK}|" in raw
-
-
-def fold_batch(
-    partition: int,
-    items: Sequence[SourcedEvent],
-    load_state: Callable[[str], CustomerState | None],
-    load_partial: Callable[[str], PartialTally | None],
-    watermark: Watermark,
-    rules: FoldRules,
-    keys: GroupKeys | None = None,
-) -> FoldResult:
-    """Apply ``items`` of ``partition`` in order; return what changed. ``keys``: the group
-    keys the partition admits (updated in place)."""
-    result = FoldResult(watermark=watermark, keys=keys)
-    for item in items:
-        customer_id = item.event.customer_id
-        state = result.states.get(customer_id) or load_state(customer_id) or CustomerState(
-            customer_id=customer_id)
-        after, applied = _fold_one(partition, item, state, load_partial, result, rules)
-        if applied:
-            result.applied.append(Applied(item, state, after))
-        result.states[customer_id] = after
-    return result
-
-
-def _fold_one(partition: int, item: SourcedEvent, state: CustomerState,
-              load_partial: Callable[[str], PartialTally | None], result: FoldResult,
-              rules: FoldRules) -> tuple[CustomerState, bool]:
-    """The state after ``item``, and whether it was applied now (not a duplicate or a
-    replay)."""
-    event = item.event
-    if isinstance(event, CustomerProfile):
-        result.outcomes["customer", "applied"] += 1
-        return apply_profile(state, event), True
-    kind = "feedback" if isinstance(event, Feedback) else "interaction"
-    delivery = state.delivery_of(kind, event.event_id, item.offset)
-    if delivery == "duplicate":
-        result.outcomes[kind, "duplicate"] += 1
-        return state, False
-    seen_at = item.offset if delivery == "replay" else None
-    if isinstance(event, Interaction):
-        if seen_at is not None:
-            result.outcomes[kind, "replayed"] += 1
-            return state, False
-        result.outcomes[kind, "applied"] += 1
-        return remember(apply_interaction(state, event, rules.state), kind,
-                        event.event_id, item.offset, rules.state), True
-    after = _fold_feedback(partition, item, event, state, seen_at, load_partial, result, rules)
-    return after, seen_at is None
-
-
-def _fold_feedback(partition: int, item: SourcedEvent, event: Feedback, state: CustomerState,
-                   seen_at: int | None, load_partial: Callable[[str], PartialTally | None],
-                   result: FoldResult, rules: FoldRules) -> CustomerState:
-    occurred = event.occurred_at.timestamp()
-    late = result.watermark.is_late(occurred, rules.allowed_lateness_seconds)
-    if item.offset > result.watermark.offset:
-        result.watermark = result.watermark.advance(
-            occurred, item.record_time, rules.max_clock_skew_seconds, item.offset)
-    counted_before = state.counted
-    if seen_at is None:
-        state = remember(apply_feedback(state, event, rules.state), "feedback", event.event_id,
-                         item.offset, rules.state)
-    result.outcomes["feedback", "late" if late else "applied" if seen_at is None
-                    else "replayed"] += 1
-    if late:
-        return state
-    segment = state.profile.segment if state.profile else None
-    changes, counted_after = contributions(event, segment, counted_before, rules.windows,
-                                           rules.conventions, result.keys, rules.journey)
-    already_in: dict[str, bool] = {}  # decided once per key: an answer may touch it twice
-    for change in changes:
-        key = partial_key(partition, change.dimension, change.window, change.start, change.key)
-        partial = result.partials.get(key) or load_partial(key) or PartialTally()
-        if already_in.setdefault(key, item.offset <= partial.offset):
-            continue  # already in this tally (replay after a crash)
-        tally = partial.tally.record(change.survey, change.score, rules.conventions, change.sign)
-        result.partials[key] = PartialTally(tally=tally, offset=item.offset)
-    if rules.conventions.score_basis == "latest_per_customer" and seen_at is None:
-        state = state.model_copy(update={"counted": counted_after})
-    return state
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ the plain JSON values the partials table holds, the watermark and the outcome co
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
@@ -46,12 +46,13 @@ class FoldBatch:
     """What one batch of one partition changed; ``fold`` applies one event."""
 
     def __init__(self, partition: int, rules: FoldRules, plain_rules: PlainRules,
-                 load_partial: Callable[[str], dict[str, Any] | None],
+                 stored_partials: Mapping[bytes, Any],
                  watermark: tuple[float, int], keys: GroupKeys | None) -> None:
         self.partition = partition
         self.rules = rules
         self.plain_rules = plain_rules
-        self.load_partial = load_partial
+        #: the partial tallies' store (a table's, by encoded key)
+        self.stored_partials = stored_partials
         self.watermark_at, self.watermark_offset = watermark
         self.keys = keys
         self.partials: dict[str, dict[str, Any]] = {}  # as loaded, then as moved
@@ -109,7 +110,8 @@ class FoldBatch:
                               change.key)
             partial = self.partials.get(key)
             if partial is None:
-                partial = self.partials[key] = loaded_partial(self.load_partial(key))
+                partial = self.partials[key] = loaded_partial(
+                    self.stored_partials.get(key.encode()))
             if already_in.setdefault(key, item.offset <= partial["offset"]):
                 continue  # already in this tally (replay after a crash)
             add_answer(partial["tally"], change.survey, change.score, rules.conventions,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 GROWTH = 1.01
 _LOG_GROWTH = math.log(GROWTH)
@@ -284,6 +285,77 @@ class ValueIndex:
                 for bucket, count in counts.items():
                     into[bucket] = into.get(bucket, 0) + count
         return {segment: counts for segment, counts in merged.items() if counts}
+
+
+
+class LiveBands:
+    """The value bands from the local index and the other workers' last shares, rebuilt
+    lazily when either changed (readers never see a mix). Everything it reads is a value
+    set on it (the owned partitions, the remote shares), so the fold can read the bands
+    mid-batch, after its own profiles moved them, without calling out of this layer."""
+
+    def __init__(self, top_share: float, scope: str, fixed_threshold: float | None,
+                 index: ValueIndex | None = None,
+                 partition_count: int | None = None) -> None:
+        self.partition_count = partition_count
+        #: whether the last bands built counted every partition (this worker's indexed
+        #: ones and the other workers' shares); False while partitions are recovering
+        self.complete = True
+        self.top_share = top_share
+        self.scope = scope
+        self.fixed_threshold = fixed_threshold
+        self.index = index
+        self.owned_now: frozenset[int] = frozenset()
+        self.remote: list[dict[str, Any]] = []  # other workers' shares, last refresh
+        self._remote_version = 0
+        self._owned_version = 0
+        self._built_for: tuple[int, int, int] | None = None
+        self._bands = ValueBands({}, top_share, scope, fixed_threshold)
+
+    def own(self, partitions: Iterable[int]) -> None:
+        """The partitions this worker owns now (the bands are rebuilt if they moved)."""
+        owned = frozenset(partitions)
+        if owned != self.owned_now:
+            self.owned_now = owned
+            self._owned_version += 1
+
+    @property
+    def current(self) -> ValueBands:
+        if self.index is not None:
+            key = (self.index.version, self._remote_version, self._owned_version)
+            if key != self._built_for:
+                self._bands = self._build()
+                self._built_for = key
+        return self._bands
+
+    def read(self) -> ValueBands:
+        """``current``, as a function (for RecentFlags)."""
+        return self.current
+
+    def _build(self) -> ValueBands:
+        owned = set(self.owned_now)
+        assert self.index is not None
+        known = owned & self.index.indexed
+        local = self.index.histograms(known)
+        per_segment: dict[str, list[Histogram]] = {
+            segment: [counts] for segment, counts in local.items()}
+        covered = set(known)
+        remote = False
+        for share in self.remote:
+            if set(share["partitions"]) & owned:
+                continue  # a share from before a rebalance: those partitions are here now
+            covered |= set(share["partitions"])
+            for segment, histogram in share["segments"].items():
+                per_segment.setdefault(segment, []).append(histogram)
+                remote = True
+        wanted = owned if self.partition_count is None else set(range(self.partition_count))
+        self.complete = covered >= wanted
+        # the index's own sums where nothing is added (a share from JSON has text keys:
+        # merge reads them as numbers)
+        return ValueBands({segment: parts[0] if len(parts) == 1 and parts[0] is local.get(
+            segment) else merge(parts) for segment, parts in per_segment.items()},
+                          self.top_share, self.scope, self.fixed_threshold,
+                          None if remote else self.index.overall(known))
 
 
 def quadrant_name(high_value: bool | None, low: bool | None) -> str:

@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -17,21 +18,16 @@ from faust.types.settings import Settings as FaustSettings
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from cxstream.alerts.config import load_rules
-from cxstream.alerts.customer_rules import CustomerAlerts
-from cxstream.alerts.reactions import AlertReactions
 from cxstream.alerts.topics import load_tagger
-from cxstream.scoring.customer_view import RecentFlags
-from cxstream.scoring.partials_index import PartialsIndex
-from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams import delivery
-from cxstream.streams.alerting import register_alerting, segment_shares
+from cxstream.streams.alerting import register_alerting
 from cxstream.streams.api import AlertsApi, register_api
-from cxstream.streams.bands import BandsHolder
 from cxstream.streams.changelog import BulkChangelog, kafka_sender
 from cxstream.streams.clients import aiokafka_options, faust_credentials
-from cxstream.streams.cluster import Cluster
+from cxstream.streams.cluster import Cluster, active_partitions
 from cxstream.streams.collectors import OpenAlertsCollector, WorkerCollector
 from cxstream.streams.console import register_console
+from cxstream.streams.core import CorePorts, CoreTables, build_core
 from cxstream.streams.credentials import Credentials, signing_key
 from cxstream.streams.deadletter import copy_limit
 from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, KafkaDeadLetterTopic, Mark
@@ -42,12 +38,11 @@ from cxstream.streams.health import readiness, recovery_remaining
 from cxstream.streams.ingest import Ingest, IngestLimits
 from cxstream.streams.lean_monitor import LeanMonitor
 from cxstream.streams.metrics import WorkerMetrics, add_process_collectors
-from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.revaluation import Revaluator
 from cxstream.streams.settings import Settings
 from cxstream.streams.state import StateWriter, rebuild_value_index
 from cxstream.streams.stores import state_store
-from cxstream.streams.surveys import SurveyDesk, load_waiting_surveys
+from cxstream.streams.surveys import load_waiting_surveys
 from cxstream.streams.timers import state_timer
 from cxstream.streams.users import load_users
 from cxstream.streams.value_snapshot import snapshot_folder, write_snapshots
@@ -163,18 +158,31 @@ def build_app(settings: Settings, partition_count: int | None = None,
                           value_type=bytes, **state_store(settings, "customer_to_state"))
     partials = app.Table("group_partials", partitions=partitions, key_type=bytes,
                          **state_store(settings, "group_partials"))
-    value_index = ValueIndex()
-    partials_index = PartialsIndex()
     survey_table = app.Table("survey_memory", partitions=partitions, key_type=bytes,
                              value_type=bytes, **state_store(settings, "survey_memory"))
-    desk = (SurveyDesk(rules_config.surveys, survey_table, metrics)
-            if rules_config.surveys.enabled else None)
     issues_table = app.Table("issue_priorities", partitions=partitions, key_type=bytes,
                              value_type=bytes, **state_store(settings, "issue_priorities"))
-    board = (PriorityBoard(rules_config.priorities, issues_table, metrics,
-                           max_keys=settings.max_group_keys)
-             if rules_config.priorities.enabled else None)
-    shares = segment_shares(rules_config, rules.windows, partials_index)
+    erased = app.Table("erased_customers", partitions=partitions, key_type=bytes,
+                       value_type=bytes, **state_store(settings, "erased_customers"))
+    guard = BatchGuard()
+    app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
+
+    def deliver(send: Any, what: str) -> Any:
+        kind = "changelog" if "changelog" in what else "alerts"
+        return delivery.deliver(send, guard, what,
+                                on_retry=metrics.send_retries.labels(kind).inc)
+
+    async def emit(outputs: list[Any]) -> None:
+        # the alert emitter is registered below: it needs the core's segment shares
+        await emitter.emit(outputs)
+
+    changelog = BulkChangelog(kafka_sender(app))
+    core = build_core(settings, rules_config,
+                      CoreTables(customers, partials, survey_table, issues_table, erased),
+                      CorePorts(metrics, partial(active_partitions, app, settings.topic_feedback),
+                                partitions, emit, changelog, deliver), tagger)
+    value_index, partials_index, bands = core.index, core.partials_index, core.bands
+    desk, board, shares, writer = core.surveys, core.priorities, core.shares, core.writer
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
                       settings.canonical_url, token,
@@ -215,36 +223,12 @@ def build_app(settings: Settings, partition_count: int | None = None,
         cluster.active_partitions, rules.windows, lambda: quadrants,
         group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys,
         last_read=lambda: last_read))
-    bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
-                        settings.high_value_threshold, value_index, cluster.active_partitions,
-                        partitions)
-
-    if board is not None:
-        board.top_of = lambda segment, value: bands.current.flags(segment, value)["high_value"]
-    customer_alerts = build_customer_alerts(rules_config, tagger, bands, rules.state)
     emitter, cases = register_alerting(app, settings, rules_config, metrics, partitions,
                                        alerts_partition_count or settings.partitions,
                                        rules.conventions, rules.windows, shares,
                                        cluster.active_partitions)
     metrics.registry.register(OpenAlertsCollector(cases.open_counts,
                                                   lambda: datetime.now(UTC)))
-    guard = BatchGuard()
-    app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
-
-    def deliver(send: Any, what: str) -> Any:
-        kind = "changelog" if "changelog" in what else "alerts"
-        return delivery.deliver(send, guard, what,
-                                on_retry=metrics.send_retries.labels(kind).inc)
-
-    changelog = BulkChangelog(kafka_sender(app))
-    erased = app.Table("erased_customers", partitions=partitions, key_type=bytes,
-                       value_type=bytes, **state_store(settings, "erased_customers"))
-    writer = StateWriter(customers, partials, rules, metrics, value_index,
-                         AlertReactions(customer_alerts, rules_config, rules.state,
-                                        note_value=value_index.update),
-                         emitter.emit, changelog, deliver, erased,
-                         lambda: bands.current, settings.decoded_cache_bytes, partials_index,
-                         None if shares is None else shares.outputs, desk, board)
     state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
 
     async def erase_customer(customer_id: str) -> dict[str, Any] | None:
@@ -257,7 +241,7 @@ def build_app(settings: Settings, partition_count: int | None = None,
         log.info("customer erased (state, remembered ids and value removed)")
         return {"deleted": receipt}
     revaluator = Revaluator(bands, value_index, cluster.active_partitions, writer,
-                            customer_alerts)
+                            core.customer_alerts)
 
     async def save_value_index() -> None:
         """After the drain of a clean stop: the value index of every owned partition, with
@@ -408,14 +392,6 @@ async def _outside_batches(work: Callable[[], Awaitable[object]], guard: BatchGu
         pass
     except Exception:
         log.exception("%s failed", what)
-
-
-def build_customer_alerts(rules_config: Any, tagger: Any, bands: BandsHolder,
-                          state_rules: Any) -> CustomerAlerts:
-    """The customer rules as a worker runs them: flags from the current value bands,
-    memoised per state, and the wall clock for event age."""
-    return CustomerAlerts(rules_config, tagger, RecentFlags(lambda: bands.current, state_rules),
-                          lambda: datetime.now(UTC))
 
 
 class TableMarks:

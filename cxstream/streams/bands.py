@@ -17,74 +17,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from cxstream.scoring.value_bands import Histogram, ValueBands, ValueIndex, merge
+from cxstream.scoring.value_bands import Histogram, LiveBands, ValueBands, ValueIndex, merge
 from cxstream.streams.cluster import Cluster, ClusterIncomplete
 
 log = logging.getLogger(__name__)
 
 
-class BandsHolder:
-    """The value bands from the local index and the other workers' last shares; rebuilt
-    lazily when either changed (readers never see a mix)."""
+class BandsHolder(LiveBands):
+    """LiveBands with the partitions this worker owns taken from the cluster, and the other
+    workers' shares gathered by ``refresh``."""
 
     def __init__(self, top_share: float, scope: str, fixed_threshold: float | None,
                  index: ValueIndex | None = None,
                  owned: Callable[[], set[int]] = set,
                  partition_count: int | None = None) -> None:
-        self.partition_count = partition_count
-        #: whether the last bands built counted every partition (this worker's indexed
-        #: ones and the other workers' shares); False while partitions are recovering
-        self.complete = True
-        self.top_share = top_share
-        self.scope = scope
-        self.fixed_threshold = fixed_threshold
-        self.index = index
+        super().__init__(top_share, scope, fixed_threshold, index, partition_count)
         self.owned = owned
-        self.remote: list[dict[str, Any]] = []  # other workers' shares, last refresh
-        self._remote_version = 0
-        self._owned_version = 0
-        self._built_for: tuple[int, int, int] | None = None
-        self._bands = ValueBands({}, top_share, scope, fixed_threshold)
-
-    @property
-    def current(self) -> ValueBands:
-        if self.index is not None:
-            key = (self.index.version, self._remote_version, self._owned_version)
-            if key != self._built_for:
-                self._bands = self._build()
-                self._built_for = key
-        return self._bands
+        self.own(owned())
 
     def ownership_changed(self) -> None:
         """After a rebalance: this worker's partitions are others now."""
-        self._owned_version += 1
+        self.own(self.owned())
 
-    def _build(self) -> ValueBands:
-        owned = self.owned()
-        assert self.index is not None
-        known = owned & self.index.indexed
-        local = self.index.histograms(known)
-        per_segment: dict[str, list[Histogram]] = {
-            segment: [counts] for segment, counts in local.items()}
-        covered = set(known)
-        remote = False
-        for share in self.remote:
-            if set(share["partitions"]) & owned:
-                continue  # a share from before a rebalance: those partitions are here now
-            covered |= set(share["partitions"])
-            for segment, histogram in share["segments"].items():
-                per_segment.setdefault(segment, []).append(histogram)
-                remote = True
-        wanted = owned if self.partition_count is None else set(range(self.partition_count))
-        self.complete = covered >= wanted
-        # the index's own sums where nothing is added (a share from JSON has text keys:
-        # merge reads them as numbers)
-        return ValueBands({segment: parts[0] if len(parts) == 1 and parts[0] is local.get(
-            segment) else merge(parts) for segment, parts in per_segment.items()},
-                          self.top_share, self.scope, self.fixed_threshold,
-                          None if remote else self.index.overall(known))
+    def sync_ownership(self) -> ValueBands:
+        """The current bands, with the owned partitions read again first (before a batch:
+        the fold reads the bands as they stand, LiveBands.current)."""
+        self.own(self.owned())
+        return self.current
 
     async def refresh(self, cluster: Cluster) -> None:
         try:

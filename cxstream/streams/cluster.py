@@ -21,6 +21,12 @@ from cxstream.scoring.value_bands import ValueIndex
 log = logging.getLogger(__name__)
 
 
+def active_partitions(app: Any, source_topic: str) -> set[int]:
+    """The partitions of ``source_topic`` the app's consumer owns as active."""
+    return {tp.partition for tp in app.assignor.assigned_actives()
+            if tp.topic == source_topic}
+
+
 class ClusterIncomplete(RuntimeError):
     """Some partitions have no active owner right now."""
 
@@ -44,8 +50,7 @@ class Cluster:
         self.token = token
 
     def active_partitions(self) -> set[int]:
-        return {tp.partition for tp in self.app.assignor.assigned_actives()
-                if tp.topic == self.source_topic}
+        return active_partitions(self.app, self.source_topic)
 
     def worker_urls(self) -> list[str]:
         metadata = self.app.router.table_metadata(self.partials.name)

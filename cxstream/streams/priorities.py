@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from cxstream.alerts.core import Fact
 from cxstream.alerts.group_rules import Signal
 from cxstream.alerts.priorities import (
     Marks,
@@ -113,7 +114,7 @@ class PriorityBoard:
         """A partition's fold starts (what an earlier, failed one saw is dropped)."""
         self._seen.clear()
 
-    def observe(self, item: SourcedEvent, state: Customer, signals: list[Signal],
+    def observe(self, item: SourcedEvent, state: Customer | Fact, signals: list[Signal],
                 top: bool | None) -> None:
         """An applied event's signals, with the customer's state after it and whether
         they are in the top value band (None: no band known); or a new profile (no

@@ -34,8 +34,9 @@ from cxstream.scoring.fold import (
 )
 from cxstream.scoring.groups import DIMENSIONS, GroupKeys
 from cxstream.scoring.partials_index import PartialsIndex
-from cxstream.scoring.value_bands import ValueBands, ValueIndex
+from cxstream.scoring.value_bands import LiveBands, ValueIndex
 from cxstream.scoring.windows import Watermark
+from cxstream.streams.bands import BandsHolder
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.decoded import DECODED_BYTES, DecodedCache
 from cxstream.streams.faust_compat.access import stored_items, table_store, writing_for
@@ -101,7 +102,7 @@ class StateWriter:
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None,
                  changelog: BulkChangelog | None = None,
                  deliver: Deliver | None = None, erased: Any = None,
-                 bands: Callable[[], ValueBands] | None = None,
+                 bands: LiveBands | None = None,
                  decoded_bytes: int = DECODED_BYTES,
                  partials_index: PartialsIndex | None = None,
                  share_partials: ShareHook | None = None,
@@ -124,9 +125,8 @@ class StateWriter:
         self.changelog = changelog
         self.value_index = value_index
         self.decoded: DecodedCache[plain.Customer] = DecodedCache(decoded_bytes)
-        self.core = CustomerCore(rules, reactions, bands,
-                                 None if surveys is None else surveys.observe,
-                                 None if priorities is None else priorities.observe)
+        self.bands = bands
+        self.core = CustomerCore(rules, reactions, bands)
         self.reactions = reactions
         self.emit = emit
         self.partials = partials
@@ -263,9 +263,16 @@ class StateWriter:
     def _decode(self, raw: bytes) -> plain.Customer:
         return plain.decode(raw, self._history, self.rules.state.seen_event_ids_kept)
 
-    def _history(self, key: bytes) -> bytes | None:
-        raw: bytes | None = self._get(self.customers, key)
-        return raw
+    @property
+    def _history(self) -> plain.HistoryLoader:
+        """Where a customer's history records are read from: the table's store itself,
+        so the fold reads them without calling back into this layer."""
+        loader: plain.HistoryLoader = self._store(self.customers).get
+        return loader
+
+    def _store(self, table: Any) -> Any:
+        # the store itself: Faust's table mapping adds a sensor call per read
+        return table_store(table) if self.changelog is not None else table
 
     def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
         if self.changelog is None:
@@ -274,8 +281,7 @@ class StateWriter:
             self.changelog.set(table, partition, key, value)
 
     def _get(self, table: Any, key: bytes) -> Any:
-        # the store itself: Faust's table mapping adds a sensor call per read
-        return table_store(table).get(key) if self.changelog is not None else table.get(key)
+        return self._store(table).get(key)
 
     def _fold_partition(self, partition: int, items: list[Accepted]
                         ) -> tuple[list[Any], list[tuple[Accepted, Rejection]]]:
@@ -314,13 +320,16 @@ class StateWriter:
         now = time.time()
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 min(item.source.message.timestamp, now)) for item in items]
-        stored = Stored(self._load_customer, self._load_partial,
+        customers: dict[str, plain.Customer | None] = {}
+        for item in items:  # every customer of the batch, read once before the fold
+            customer_id = item.event.customer_id
+            if customer_id not in customers:
+                customers[customer_id] = self._load_customer(customer_id)
+        stored = Stored(customers, self._store(self.partials),
                         self._load_watermark(partition), self._load_keys(partition),
                         self._history)
-        if self.surveys is not None:
-            self.surveys.begin()
-        if self.priorities is not None:
-            self.priorities.begin()
+        if isinstance(self.bands, BandsHolder):
+            self.bands.sync_ownership()  # the fold reads the bands as they stand
         return self.core.fold_batch(partition, sourced, stored)
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
@@ -349,6 +358,10 @@ class StateWriter:
         self._set(self.partials, partition, watermark_key(partition).encode(),
                   result.watermark)
         if self.priorities is not None:  # before the customers: see streams.priorities
+            self.priorities.begin()
+            for fact in result.facts:
+                if fact.profile_changed or fact.signals:
+                    self.priorities.observe(fact.item, fact, fact.signals, fact.top)
             issue_writes = self.priorities.finish(partition)
             if issue_writes:
                 self._write_many(self.priorities.table, partition, issue_writes)
@@ -361,6 +374,10 @@ class StateWriter:
                                         plain.experience_is_low(state, self.plain_rules))
         self._write_many(self.customers, partition, writes)
         if self.surveys is not None:
+            self.surveys.begin()
+            for fact in result.facts:
+                if not fact.profile_changed:
+                    self.surveys.observe(fact.item, fact)
             survey_writes, requests = self.surveys.finish(partition)
             if survey_writes:
                 self._write_many(self.surveys.table, partition, survey_writes)
@@ -409,9 +426,6 @@ class StateWriter:
         state.applied_up_to = dict(json.loads(marker)["applied_up_to"])
         return state
 
-    def _load_partial(self, key: str) -> dict[str, Any] | None:
-        raw: dict[str, Any] | None = self._get(self.partials, key.encode())
-        return raw
 
     def _load_watermark_raw(self, partition: int) -> dict[str, Any] | None:
         raw: dict[str, Any] | None = self._get(self.partials,

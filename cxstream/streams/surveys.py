@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from cxstream.alerts.core import Fact
 from cxstream.alerts.surveys import (
     Candidate,
     Decision,
@@ -138,8 +139,9 @@ class SurveyDesk:
         """A partition's fold starts (what an earlier, failed one saw is dropped)."""
         self._seen.clear()
 
-    def observe(self, item: SourcedEvent, state: Customer) -> None:
-        """An event the fold applied, with the customer's state after it."""
+    def observe(self, item: SourcedEvent, state: Customer | Fact) -> None:
+        """An event the fold applied, with the customer's state after it (its profile
+        and alerts: a Fact of alerts.core carries those)."""
         event = item.event
         if isinstance(event, Feedback):
             self._seen.append(_Seen(event.customer_id, to_us(event.occurred_at),

@@ -9,16 +9,15 @@ from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import CustomerState, StateRules
 from cxstream.scoring.fold import (
-    FoldResult,
     FoldRules,
     PartialTally,
     SourcedEvent,
     expired_partial_keys,
-    fold_batch,
     partial_key,
     watermark_key,
 )
 from cxstream.scoring.windows import Watermark, window_specs, window_start
+from tests.reference.fold import FoldResult, fold_batch
 from tests.support import feedback, interaction, profile
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -21,10 +22,12 @@ from cxstream.scoring import plain
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import CustomerState, StateRules
 from cxstream.scoring.customer_view import customer_flags
-from cxstream.scoring.fold import FoldRules, PartialTally, SourcedEvent, fold_batch
+from cxstream.scoring.fold import FoldRules, PartialTally, SourcedEvent
 from cxstream.scoring.groups import GroupKeys
 from cxstream.scoring.value_bands import ValueBands
 from cxstream.scoring.windows import Watermark, window_specs
+from tests.reference.fold import fold_batch
+from tests.reference.reactions import on_batch
 from tests.support import RULES_CONFIG, TAGGER
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -129,7 +132,7 @@ class Reference:
         keys = None if cap is None else GroupKeys(cap, self.keys)
         result = fold_batch(0, items, self.states.get, self.partials.get, self.watermark,
                             self.rules, keys)
-        changed, outputs = self.reactions.on_batch(0, result.applied)
+        changed, outputs = on_batch(self.reactions, 0, result.applied)
         for customer_id, alert_state in changed.items():
             result.states[customer_id] = result.states[customer_id].model_copy(
                 update={"alerts": alert_state})
@@ -149,7 +152,7 @@ class Plain:
 
     def __init__(self, rules: FoldRules) -> None:
         self.rules = rules
-        self.core = CustomerCore(rules, reactions(rules), lambda: BANDS)
+        self.core = CustomerCore(rules, reactions(rules), SimpleNamespace(current=BANDS))  # type: ignore[arg-type]
         self.table: dict[bytes, bytes] = {}
         self.partials: dict[str, dict[str, Any]] = {}
         self.watermark = (0.0, -1)
@@ -165,8 +168,11 @@ class Plain:
     def batch(self, items: list[SourcedEvent]) -> dict[str, Any]:
         cap = self.rules.max_group_keys
         keys = None if cap is None else GroupKeys(cap, self.keys)
-        result = self.core.fold_batch(0, items, Stored(self.customer, self.partials.get,
-                                                       self.watermark, keys, self.table.get))
+        customers = {item.event.customer_id: self.customer(item.event.customer_id)
+                     for item in items}  # read before the batch, as the state writer does
+        partials = {key.encode(): value for key, value in self.partials.items()}
+        result = self.core.fold_batch(0, items, Stored(customers, partials, self.watermark,
+                                                       keys, self.table.get))
         for customer_id, state in result.customers.items():
             self.table[customer_id.encode()] = plain.encode(0, state)
             for tag, value in state.take_writes().items():
