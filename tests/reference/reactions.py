@@ -16,10 +16,13 @@ from cxstream.scoring.fold import SourcedEvent
 from tests.reference.fold import Applied
 
 
-def on_batch(reactions: AlertReactions, partition: int, applied: list[Applied]
+def on_batch(reactions: AlertReactions, partition: int, applied: list[Applied],
+             trace: list[tuple[Applied, CustomerState, list[Any]]] | None = None
              ) -> tuple[dict[str, dict[str, Any]], list[Any]]:
     """Customer -> their alert state after the batch (only those that changed), and
-    the outputs in event order. ``applied``: what the fold applied, in order."""
+    the outputs in event order. ``applied``: what the fold applied, in order.
+    ``trace``: given, gets each applied event with the state after the rules and the
+    outputs it caused (what the survey desk and the priorities read)."""
     changed: dict[str, dict[str, Any]] = {}  # customer -> alert state carried along
     outputs: list[Any] = []
     for change in applied:
@@ -34,6 +37,8 @@ def on_batch(reactions: AlertReactions, partition: int, applied: list[Applied]
         else:
             reacted, produced = on_applied(reactions, change.item, before, after)
         outputs += produced
+        if trace is not None:
+            trace.append((change, reacted, produced))
         if reacted.alerts is not after.alerts:
             changed[customer_id] = reacted.alerts
     return changed, outputs

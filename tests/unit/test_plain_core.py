@@ -1,8 +1,10 @@
-"""The worker's plain-data core (alerts.core, scoring.plain) against the reference: the
-pydantic fold (scoring.fold) and AlertReactions over the contract's models, batch by
-batch, for any stream with resends, re-reads after a crash, late and out-of-order
-answers, profiles and malformed messages: the same states, tallies, watermark, outcome
-counts and outputs (alerts byte for byte), and states that survive their encoding."""
+"""The worker's plain-data core (alerts.core, scoring.plain) against the reference
+(tests/reference: the pydantic fold and the customer rules over the contract's models),
+batch by batch, for any stream with resends, re-reads after a crash, late and
+out-of-order answers, profiles and malformed messages: the same states, tallies,
+watermark, outcome counts and outputs (alerts byte for byte), the same survey requests
+and priority counts from the folds over each side's result, and states that survive
+their encoding."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from cxstream.alerts.core import CustomerCore, Stored
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
+from cxstream.schemas.events import CustomerProfile
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
 from cxstream.scoring import plain
 from cxstream.scoring.conventions import Conventions
@@ -26,6 +29,8 @@ from cxstream.scoring.fold import FoldRules, PartialTally, SourcedEvent
 from cxstream.scoring.groups import GroupKeys
 from cxstream.scoring.value_bands import ValueBands
 from cxstream.scoring.windows import Watermark, window_specs
+from cxstream.streams.priorities import PriorityBoard
+from cxstream.streams.surveys import SurveyDesk
 from tests.reference.fold import fold_batch
 from tests.reference.reactions import on_batch
 from tests.support import RULES_CONFIG, TAGGER
@@ -116,12 +121,43 @@ def streams(draw: Any) -> list[list[SourcedEvent]]:
     return batches
 
 
+
+class SideFolds:
+    """The survey desk and the priorities of one side, on their own tables: fed the
+    core's facts (StateWriter._write) or, for the reference, the same reads of its
+    states after the rules."""
+
+    def __init__(self) -> None:
+        clock = NOW.timestamp
+        self.surveys = SurveyDesk(RULES_CONFIG.surveys, SimpleNamespace(data={}), None, clock)
+        self.priorities = PriorityBoard(RULES_CONFIG.priorities, SimpleNamespace(data={}),
+                                        None, clock)
+        self.priorities.top_of = lambda segment, value: BANDS.flags(segment, value)[
+            "high_value"]
+
+    def begin(self) -> None:
+        self.surveys.begin()
+        self.priorities.begin()
+
+    def finish(self) -> dict[str, Any]:
+        issue_writes = self.priorities.finish(0)
+        survey_writes, requests = self.surveys.finish(0)
+        for table, writes in ((self.priorities.table, issue_writes),
+                              (self.surveys.table, survey_writes)):
+            for key, value in writes.items():
+                table.data.pop(key, None) if value is None else table.data.__setitem__(
+                    key, value)
+        return {"issue_writes": issue_writes, "survey_writes": survey_writes,
+                "survey_requests": [out.request.model_dump_json() for out in requests]}
+
+
 class Reference:
     """The fold and the rules over pydantic models, as a worker ran them before."""
 
     def __init__(self, rules: FoldRules) -> None:
         self.rules = rules
         self.reactions = reactions(rules)
+        self.folds = SideFolds()
         self.states: dict[str, CustomerState] = {}
         self.partials: dict[str, PartialTally] = {}
         self.watermark = Watermark()
@@ -132,7 +168,23 @@ class Reference:
         keys = None if cap is None else GroupKeys(cap, self.keys)
         result = fold_batch(0, items, self.states.get, self.partials.get, self.watermark,
                             self.rules, keys)
-        changed, outputs = on_batch(self.reactions, 0, result.applied)
+        trace: list[tuple[Any, CustomerState, list[Any]]] = []
+        changed, outputs = on_batch(self.reactions, 0, result.applied, trace)
+        self.folds.begin()
+        kept = self.rules.state.seen_event_ids_kept
+        for change, reacted, produced in trace:
+            view = plain.from_model(reacted, kept)  # its profile tuple and alert state
+            if isinstance(change.item.event, CustomerProfile):
+                if view.profile != plain.from_model(change.before, kept).profile:
+                    self.folds.priorities.observe(change.item, view, [], None)
+                continue
+            self.folds.surveys.observe(change.item, view)
+            signals = [output.signal for output in produced if isinstance(output, SignalOut)]
+            if signals:
+                top = None if view.profile is None else BANDS.flags(
+                    view.profile[0], view.profile[1])["high_value"]
+                self.folds.priorities.observe(change.item, view, signals, top)
+        sides = self.folds.finish()
         for customer_id, alert_state in changed.items():
             result.states[customer_id] = result.states[customer_id].model_copy(
                 update={"alerts": alert_state})
@@ -143,7 +195,7 @@ class Reference:
             self.keys = {d: keys.keys_of(d) for d in keys.admitted}
         return {"partials": {k: p.model_dump(mode="json") for k, p in result.partials.items()},
                 "watermark": result.watermark.model_dump(), "outputs": described(outputs),
-                "outcomes": dict(result.outcomes)}
+                "outcomes": dict(result.outcomes), "sides": sides}
 
 
 class Plain:
@@ -152,6 +204,7 @@ class Plain:
 
     def __init__(self, rules: FoldRules) -> None:
         self.rules = rules
+        self.folds = SideFolds()
         self.core = CustomerCore(rules, reactions(rules), SimpleNamespace(current=BANDS))  # type: ignore[arg-type]
         self.table: dict[bytes, bytes] = {}
         self.partials: dict[str, dict[str, Any]] = {}
@@ -173,6 +226,13 @@ class Plain:
         partials = {key.encode(): value for key, value in self.partials.items()}
         result = self.core.fold_batch(0, items, Stored(customers, partials, self.watermark,
                                                        keys, self.table.get))
+        self.folds.begin()  # as StateWriter._write feeds them
+        for fact in result.facts:
+            if fact.profile_changed or fact.signals:
+                self.folds.priorities.observe(fact.item, fact, fact.signals, fact.top)
+            if not fact.profile_changed:
+                self.folds.surveys.observe(fact.item, fact)
+        sides = self.folds.finish()
         for customer_id, state in result.customers.items():
             self.table[customer_id.encode()] = plain.encode(0, state)
             for tag, value in state.take_writes().items():
@@ -186,7 +246,8 @@ class Plain:
         if keys is not None:
             self.keys = {d: keys.keys_of(d) for d in keys.admitted}
         return {"partials": result.partials, "watermark": result.watermark,
-                "outputs": described(result.outputs), "outcomes": result.outcomes}
+                "outputs": described(result.outputs), "outcomes": result.outcomes,
+                "sides": sides}
 
 
 def described(outputs: list[Any]) -> list[Any]:
@@ -216,6 +277,7 @@ def test_the_plain_core_gives_what_the_reference_gives(
         assert got["watermark"] == expected["watermark"]
         assert got["outcomes"] == expected["outcomes"]
         assert got["outputs"] == expected["outputs"]
+        assert got["sides"] == expected["sides"]  # survey requests, priorities
         assert worker.customer_ids() == set(reference.states)
         for customer_id in worker.customer_ids():
             state = worker.customer(customer_id)
