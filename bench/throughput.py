@@ -50,6 +50,7 @@ from cxstream.cli.simulator.sending import send_records
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
 from cxstream.streams.clients import aiokafka_options, ensure_topics
 from cxstream.streams.io import partitions_of
+from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings, load_settings
 from tests.support import base_env, feedback, to_bytes
 
@@ -179,13 +180,13 @@ def in_process_core(settings: Settings, emit: Any, changelog: Any) -> Any:
 
 
 def fold_alone(settings: Settings, passes: list[list[SimRecord]]
-               ) -> list[tuple[float, int, int]]:
-    """Seconds, changelog bytes (keys and values) and new alerts for the pipeline's own
-    work on each
-    pass of records in this process, one worker's state carried from pass to pass, no
-    Kafka and no Faust: validation, fold, rules, alerts, survey requests, priorities and
-    table values with their changelog records encoded (then dropped), in batches of
-    CXSTREAM_BATCH_SIZE. What a worker would cost if Faust and Kafka were free."""
+               ) -> list[tuple[float, int, int, dict[str, float]]]:
+    """Seconds, changelog bytes (keys and values), new alerts and seconds by stage
+    (cxstream_own_work_seconds_total) for the pipeline's own work on each pass of records
+    in this process, one worker's state carried from pass to pass, no Kafka and no Faust:
+    validation, fold, rules, alerts, survey requests, priorities and table values with
+    their changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE.
+    What a worker would cost if Faust and Kafka were free."""
 
     from cxstream.alerts.reactions import AlertOut
     from cxstream.streams.changelog import BulkChangelog
@@ -219,12 +220,36 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]
             await ingest.process(events[start:start + settings.batch_size])
         return time.perf_counter() - began
 
+    def stages() -> dict[str, float]:
+        return {stage: metrics.registry.get_sample_value(
+            "cxstream_own_work_seconds_total", {"stage": stage}) or 0.0
+            for stage in OWN_WORK_STAGES}
+
     results = []
     for records in passes:
         events = in_process_messages(settings, records, next_offset)
         written[0] = alerts[0] = 0
-        results.append((asyncio.run(run(events)), written[0], alerts[0]))
+        before = stages()
+        seconds = asyncio.run(run(events))
+        after = stages()
+        results.append((seconds, written[0], alerts[0],
+                        {stage: after[stage] - before[stage] for stage in OWN_WORK_STAGES}))
     return results
+
+
+def stage_table(passes: list[tuple[str, int, dict[str, float]]]) -> Table:
+    """µs per event by stage of the own work (cxstream_own_work_seconds_total), one column
+    per pass: (name, events, seconds by stage)."""
+    table = Table(title="own work by stage (µs per event, from the worker's counters)")
+    table.add_column("stage")
+    for name, _, _ in passes:
+        table.add_column(name, justify="right")
+    for stage in OWN_WORK_STAGES:
+        table.add_row(stage, *(f"{1e6 * by_stage[stage] / events:.1f}"
+                               for _, events, by_stage in passes))
+    table.add_row("sum", *(f"{1e6 * sum(by_stage.values()) / events:.1f}"
+                           for _, events, by_stage in passes))
+    return table
 
 
 def reference_alone(settings: Settings, records: list[SimRecord]) -> tuple[float, int]:
@@ -635,8 +660,10 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
                   f"({count / produce_seconds:,.0f}/s)")
     # in-process first, on an idle machine
     reference = reference_alone(settings, records)
-    (alone, alone_bytes, alerts), (steady, steady_bytes, _) = fold_alone(
-        settings, [records, second])
+    (alone, alone_bytes, alerts, alone_stages), (steady, steady_bytes, _, steady_stages) = \
+        fold_alone(settings, [records, second])
+    console.print(stage_table([("first pass", count, alone_stages),
+                               ("steady state", len(second), steady_stages)]))
     console.print(f"the mix: {alerts:,} alerts raised by the {count:,} events "
                   f"({1000 * alerts / count:.1f} per 1,000 events)")
     seconds = {RAW: asyncio.run(raw_consumer(settings, count)), REFERENCE: reference[0],
@@ -769,13 +796,16 @@ def in_process_only(args: argparse.Namespace) -> int:
     records = bench_records(args.events, args.customers)
     second = [record for record in bench_records(args.events, args.customers, seed=6,
                                                  later=True) if record.kind != "customers"]
-    for name, (seconds, written, alerts), done in zip(
+    by_stage = []
+    for name, (seconds, written, alerts, stages), done, short in zip(
             (ALONE, STEADY), fold_alone(settings, [records, second]), (records, second),
-            strict=True):
+            ("first pass", "steady state"), strict=True):
         console.print(f"{name}: {len(done):,} events, {1e6 * seconds / len(done):.1f} "
                       f"µs/event, {written / len(done):,.0f} changelog bytes/event, "
                       f"{alerts:,} alerts raised ({1000 * alerts / len(done):.1f} per "
                       f"1,000 events)")
+        by_stage.append((short, len(done), stages))
+    console.print(stage_table(by_stage))
     return 0
 
 

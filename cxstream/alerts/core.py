@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from time import perf_counter
 from typing import Any
 
 from cxstream.alerts.config import RulesConfig
@@ -63,6 +64,8 @@ class CoreResult:
     applied_times: list[float] = field(default_factory=list)
     #: what the folds above the core need of each applied event, in event order
     facts: list[Fact] = field(default_factory=list)
+    #: seconds the customer rules took, inside the fold (cxstream_own_work_seconds_total)
+    rules_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -118,6 +121,8 @@ class CustomerCore:
         result = CoreResult(keys=stored.keys)
         states: dict[str, Customer] = {}  # in the order of their first event
         changed_ids = result.changed
+        clock = perf_counter
+        rules_seconds = 0.0
         for item in items:
             customer_id = item.event.customer_id
             state = states.get(customer_id)
@@ -143,11 +148,13 @@ class CustomerCore:
                 result.applied_times.append(occurred.timestamp())
             if self.reactions is None:
                 continue
+            began = clock()
             if is_profile:  # a profile leaves the experience as it was
                 if before is not None:
                     self._on_profile(partition, item, before, state, result)
                 elif state.profile != profile_before:
                     self._note_profile(partition, state, low)
+                rules_seconds += clock() - began
                 if state.profile != profile_before:
                     # a new value for the issues the customer counts in (the band is
                     # looked up only for those: most customers count in none)
@@ -157,12 +164,14 @@ class CustomerCore:
             signals, top = self._on_applied(item, state, low,
                                             experience_is_low(state, self.plain_rules),
                                             result)
+            rules_seconds += clock() - began
             result.facts.append(Fact(item, state.profile, state.alerts, signals, top))
         result.customers = {customer_id: state for customer_id, state in states.items()
                             if customer_id in changed_ids}
         result.partials = batch.changed_partials()
         result.watermark = batch.watermark()
         result.outcomes = dict(batch.outcomes)
+        result.rules_seconds = rules_seconds
         return result
 
     # -- value band ---------------------------------------------------------------

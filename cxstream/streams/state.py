@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from time import perf_counter
 from typing import Any, TypeVar
 
 from cxstream.alerts.core import CoreResult, CustomerCore, Stored
@@ -157,6 +158,13 @@ class StateWriter:
         deterministic; the webhook sink posts an id once); a worker killed after both
         leaves nothing to send again.
         """
+        began = perf_counter()
+        try:
+            await self._send()
+        finally:
+            self.metrics.own_work["send"].inc(perf_counter() - began)
+
+    async def _send(self) -> None:
         outputs, self._outputs = self._outputs, []
         if self.emit is not None and outputs:
             emit = self.emit
@@ -320,6 +328,7 @@ class StateWriter:
         now = time.time()
         sourced = [SourcedEvent(item.event, item.source.message.offset,
                                 min(item.source.message.timestamp, now)) for item in items]
+        began = perf_counter()
         customers: dict[str, plain.Customer | None] = {}
         for item in items:  # every customer of the batch, read once before the fold
             customer_id = item.event.customer_id
@@ -330,7 +339,13 @@ class StateWriter:
                         self._history)
         if isinstance(self.bands, BandsHolder):
             self.bands.sync_ownership()  # the fold reads the bands as they stand
-        return self.core.fold_batch(partition, sourced, stored)
+        read = perf_counter()
+        result = self.core.fold_batch(partition, sourced, stored)
+        stages = self.metrics.own_work
+        stages["read"].inc(read - began)
+        stages["fold"].inc(perf_counter() - read - result.rules_seconds)
+        stages["rules"].inc(result.rules_seconds)
+        return result
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
         cap = self.rules.max_group_keys
@@ -341,6 +356,8 @@ class StateWriter:
             for dimension in DIMENSIONS})
 
     def _write(self, partition: int, result: CoreResult) -> None:
+        stages = self.metrics.own_work
+        began = perf_counter()
         # Order matters within the partials changelog: tallies before the watermark.
         index = self.partials_index
         for key, partial in result.partials.items():
@@ -357,6 +374,8 @@ class StateWriter:
                 self.metrics.group_keys_overflow.labels(dimension).inc(count)
         self._set(self.partials, partition, watermark_key(partition).encode(),
                   result.watermark)
+        done = perf_counter()
+        write_seconds = done - began
         if self.priorities is not None:  # before the customers: see streams.priorities
             self.priorities.begin()
             for fact in result.facts:
@@ -365,6 +384,8 @@ class StateWriter:
             issue_writes = self.priorities.finish(partition)
             if issue_writes:
                 self._write_many(self.priorities.table, partition, issue_writes)
+            stages["priorities"].inc(perf_counter() - done)
+            done = perf_counter()
         writes: dict[bytes, bytes | None] = {}
         for state in result.customers.values():
             self._customer_writes(partition, state, writes)
@@ -372,7 +393,11 @@ class StateWriter:
                 self.value_index.update(partition, state.customer_id, state.profile[0],
                                         state.profile[1],
                                         plain.experience_is_low(state, self.plain_rules))
+        encoded = perf_counter()
+        stages["encoding"].inc(encoded - done)
         self._write_many(self.customers, partition, writes)
+        done = perf_counter()
+        write_seconds += done - encoded
         if self.surveys is not None:
             self.surveys.begin()
             for fact in result.facts:
@@ -382,6 +407,8 @@ class StateWriter:
             if survey_writes:
                 self._write_many(self.surveys.table, partition, survey_writes)
             result.outputs += requests
+            stages["surveys"].inc(perf_counter() - done)
+        stages["write"].inc(write_seconds)
         now = time.time()
         delay = self.metrics.event_delay
         for occurred in result.applied_times:

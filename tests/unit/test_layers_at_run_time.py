@@ -18,6 +18,7 @@ from cxstream.alerts.reactions import AlertOut, SignalOut
 from cxstream.cli.simulator.generator import SimConfig, simulate
 from cxstream.streams.changelog import BulkChangelog
 from cxstream.streams.ingest import Ingest, IngestLimits
+from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings
 from cxstream.streams.surveys import SurveyOut
 
@@ -88,5 +89,9 @@ def test_a_batch_calls_no_function_of_a_higher_layer() -> None:
     assert any(isinstance(output, SignalOut) for output in outputs)
     assert any(isinstance(output, SurveyOut) for output in outputs)
     assert core.priorities is not None and core.priorities.counts
+    registry = core.writer.metrics.registry  # and every stage of the own work was timed
+    assert {stage: (registry.get_sample_value("cxstream_own_work_seconds_total",
+                                              {"stage": stage}) or 0.0) > 0
+            for stage in OWN_WORK_STAGES} == dict.fromkeys(OWN_WORK_STAGES, True)
     assert upward == {}, "calls from a lower layer into a higher one:\n" + "\n".join(
         f"{count} x {call}" for call, count in upward.most_common())
