@@ -287,26 +287,35 @@ def faust_baseline(mode: str, values: dict[str, str], count: int, workdir: Path,
 PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
 
 
-def quix_peer(values: dict[str, str], count: int, workdir: Path) -> float | None:
-    """Seconds for the quix-streams peer (bench/peer/quix_cx.py) over the input topics,
-    in its own virtualenv; None when that is not installed (make bench-peer)."""
+def quix_peer(values: dict[str, str], count: int, workdir: Path, job: str = "full",
+              run: str = "") -> float | None:
+    """Seconds for a quix-streams peer over ``count`` input events, in its own virtualenv;
+    None when that is not installed (make bench-peer). ``job``: full, the CX job over the
+    three input topics (bench/peer/quix_cx.py); simple, the feedback-only job
+    (bench/peer/quix_simple.py), ``count`` being the answers on the feedback topic.
+    ``run``: a name that makes its consumer group a new one, to read them all again."""
     if not PEER_PYTHON.exists():
         console.print(f"quix-streams peer not measured: {PEER_PYTHON} is missing "
                       "(make bench-peer installs it)")
         return None
+    script = {"full": "quix_cx.py", "simple": "quix_simple.py"}[job]
+    inputs = ["--feedback", values["topic_feedback"]]
+    if job == "full":
+        inputs += ["--customers", values["topic_customers"],
+                   "--interactions", values["topic_interactions"]]
     result = subprocess.run(
-        [str(PEER_PYTHON), str(ROOT / "bench" / "peer" / "quix_cx.py"),
-         "--bootstrap", values["bootstrap_servers"], "--count", str(count),
-         "--customers", values["topic_customers"],
-         "--interactions", values["topic_interactions"],
-         "--feedback", values["topic_feedback"], "--state-dir", str(workdir / "quix")],
+        [str(PEER_PYTHON), str(ROOT / "bench" / "peer" / script),
+         "--bootstrap", values["bootstrap_servers"], "--count", str(count), *inputs,
+         "--state-dir", str(workdir / f"quix-{job}"), "--group", f"bench-quix-{job}{run}"],
         cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
     found = [line for line in result.stdout.splitlines() if line.startswith('{"seconds"')]
     if result.returncode != 0 or not found:
-        raise RuntimeError(f"quix-streams peer failed:\n{(result.stdout + result.stderr)[-3000:]}")
+        raise RuntimeError(f"quix-streams {job} peer failed:\n"
+                           f"{(result.stdout + result.stderr)[-3000:]}")
     figures = json.loads(found[-1])
     if figures["processed"] < count:
-        raise RuntimeError(f"quix-streams peer processed {figures['processed']} of {count}")
+        raise RuntimeError(f"quix-streams {job} peer processed {figures['processed']} "
+                           f"of {count}")
     return float(figures["seconds"])
 
 
@@ -596,7 +605,8 @@ def main() -> int:
     parser.add_argument("--keep-logs", type=Path, default=None,
                         help="copy the workers' logs into this folder at the end (the "
                              "broker's folder, where they are written, is removed)")
-    parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process", "faust"],
+    parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process", "faust",
+                                           "peers"],
                         default="all",
                         help="recovery: only the restart and recovery rows (they need no "
                              "other row to compare with); grown: only the memory of a "
@@ -604,7 +614,9 @@ def main() -> int:
                              "while it folds them; in-process: only cxstream's own work, "
                              "without a broker (what bench/profile_worker.py samples); "
                              "faust: only Faust's batched iteration without and with the "
-                             "worker's monitor and fixes, twice each, alternating")
+                             "worker's monitor and fixes, twice each, alternating; peers: "
+                             "only the naive Faust agent and the quix-streams peers, twice "
+                             "each, alternating")
     args = parser.parse_args()
     if args.only == "in-process":
         return in_process_only(args)
@@ -628,6 +640,8 @@ LEAN = "the same with the worker's monitor (streams.lean_monitor)"
 FIXED = "the same with the worker's monitor and its fixes to Faust (faust_compat)"
 NAIVE = "naive Faust agent (1 table write per event)"
 PEER = "quix-streams peer (the CX job, idiomatic: bench/peer/quix_cx.py)"
+SIMPLE_PEER = ("quix-streams peer, simple job (feedback only: bench/peer/quix_simple.py; "
+               "events/s of answers)")
 FULL = "cxstream full pipeline, 1 worker"
 TWO = "cxstream full pipeline, 2 workers"
 
@@ -648,11 +662,14 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
         return grown_only(values, args.grown_customers, work)
     if args.only == "faust":
         return faust_only(values, args, work)
+    if args.only == "peers":
+        return peers_only(values, args, work)
     records = bench_records(args.events, args.customers)
     second = [record for record in bench_records(args.events, args.customers, seed=6,
                                                  later=True)
               if record.kind != "customers"]  # the next events of the same customers
     count = len(records)
+    answers = sum(1 for record in records if record.kind == "feedback")
     began = time.monotonic()
     asyncio.run(send_records(settings, records, speed=None))
     produce_seconds = time.monotonic() - began
@@ -678,7 +695,10 @@ def run(args: argparse.Namespace, bootstrap: str, work: Path) -> int:
     peer = quix_peer(values, count, work)
     if peer is not None:
         seconds[PEER] = peer
-        console.print("quix-streams peer done")
+        simple = quix_peer(values, answers, work, "simple")
+        assert simple is not None
+        seconds[SIMPLE_PEER] = simple * count / answers  # as a rate of answers
+        console.print("quix-streams peers done")
 
     idle_values = {**values, **topics_for("benchidle"), "app_id": "bench-idle",
                    "data_dir": str(work / "idle"), "web_port": str(free_port())}
@@ -738,6 +758,34 @@ def faust_only(values: dict[str, str], args: argparse.Namespace, work: Path) -> 
     for name, values in seconds.items():
         table.add_row(name, " / ".join(f"{count / value:,.0f}" for value in values),
                       f"{best[name] / best[BATCHED]:.2f}x")
+    console.print(table)
+    return 0
+
+
+def peers_only(values: dict[str, str], args: argparse.Namespace, work: Path) -> int:
+    """The naive Faust agent and both quix-streams peers on the same events, each run
+    twice, alternating (the peers' ratios without the rest of the bench)."""
+    settings = load_settings({}, **values)
+    records = bench_records(args.events, args.customers)
+    answers = sum(1 for record in records if record.kind == "feedback")
+    asyncio.run(send_records(settings, records, speed=None))
+    count = len(records)
+    rates: dict[str, list[float]] = {NAIVE: [], PEER: [], SIMPLE_PEER: []}
+    for run in range(2):
+        (work / f"r{run}").mkdir()
+        rates[NAIVE].append(count / faust_baseline("naive", values, count, work / f"r{run}",
+                                                   f"-{run}"))
+        for name, job, events in ((PEER, "full", count), (SIMPLE_PEER, "simple", answers)):
+            seconds = quix_peer(values, events, work / f"r{run}", job, f"-{run}")
+            if seconds is None:
+                return 1
+            rates[name].append(events / seconds)
+    table = Table("what", "events/s, two runs", "best vs naive Faust",
+                  title=f"{count:,} events ({answers:,} answers), the peers")
+    best = {name: max(values) for name, values in rates.items()}
+    for name, values in rates.items():
+        table.add_row(name, " / ".join(f"{rate:,.0f}" for rate in values),
+                      f"{best[name] / best[NAIVE]:.2f}x")
     console.print(table)
     return 0
 
