@@ -820,6 +820,10 @@ def report(count: int, seconds: dict[str, float], changelog: dict[str, float],
     other.add_row("full pipeline / quix-streams peer",
                   f"{full / rates[PEER]:.2f}x" if PEER in rates else "not measured",
                   ">= 1.5x")
+    other.add_row("full pipeline / quix-streams simple-job peer (events/s of all inputs "
+                  "vs of answers)",
+                  f"{full / rates[SIMPLE_PEER]:.2f}x" if SIMPLE_PEER in rates
+                  else "not measured", ">= 0.5x")
     other.add_row("2 workers / 1 worker (4 partitions)", f"{rates[TWO] / full:.2f}x", "")
     for name, goal in (("half", "< 100 ms"), ("fixed", "< 50 ms")):
         rate, values = latencies[name]
