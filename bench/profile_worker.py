@@ -35,10 +35,18 @@ from tests.support import base_env
 
 PARTS = {
     "validation (pydantic parsing of the raw messages)": ("Ingest._validate",),
+    "the batch's customers read from the table (StateWriter._load_customer)": (
+        "StateWriter._load_customer",),
     "fold, rules and alerts (alerts/core.py)": ("CustomerCore.fold_batch",),
-    "table values and changelog records (encode, batch, send)": ("StateWriter._write",
-                                                                 "BulkChangelog.flush"),
+    "table values and changelog records staged (StateWriter._write)": (
+        "StateWriter._write",),
+    "  of which survey requests and priorities (folds over the core's result)": (
+        "SurveyDesk.", "PriorityBoard."),
+    "changelog sent, then applied to the stores (BulkChangelog.send_all)": (
+        "BulkChangelog.send_all",),
+    "  of which RocksDB writes (store_writes)": ("store_writes",),
     "publishing alerts": ("AlertEmitter.emit",),
+    "timers (waiting surveys, value bands, escalations, expiries)": ("state_timer",),
     "alert cases (the lifecycle table)": ("AlertCases.take_events",),
     "recurring-issue signals (their agent)": ("_fold_signal_event",),
     "metrics scrapes": ("serve_metrics",),

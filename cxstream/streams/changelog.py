@@ -23,7 +23,6 @@ from typing import Any
 from cxstream.streams.faust_compat.access import (
     aiokafka_producer,
     is_durable,
-    note_changelog_offset,
     store_writes,
     table_store,
 )
@@ -106,10 +105,9 @@ class BulkChangelog:
                 if isinstance(last, int):
                     offsets[topic, partition] = last
         for (_, partition), (table, writes) in pending.staged.items():
-            store_writes(table, partition, writes)
             _, topic = self._table(table)
-            if (topic, partition) in offsets:
-                note_changelog_offset(table, topic, partition, offsets[topic, partition])
+            offset = offsets.get((topic, partition))
+            store_writes(table, partition, writes, None if offset is None else (topic, offset))
         pending.staged.clear()  # applied: a second call sends again, nothing more
 
     async def flush(self) -> None:

@@ -65,6 +65,43 @@ def test_a_durable_table_gets_a_value_once_its_changelog_record_is_acknowledged(
     assert table_store(table).persisted_offset(TP(topic, 2)) == 1  # two records: 0 and 1
 
 
+def test_a_batch_is_written_to_rocksdb_in_one_write_with_its_offset(tmp_path: Path) -> None:
+    """The batch path gives what Faust's store gives key by key: the same bytes in the
+    partition's database, read back through the store, deletes applied, with the offset;
+    and one write of the database per partition and batch."""
+    table, kafka = tables(tmp_path, "rocksdb"), Kafka()
+    store = table_store(table)
+    changelog = BulkChangelog(kafka.send)
+    for n in range(50):
+        changelog.set(table, 1, f"c{n}".encode(), f"1|v{n}".encode())
+    asyncio.run(changelog.flush())
+    writes: list[int] = []
+
+    class Counting:  # the partition's database, its writes counted
+        def __init__(self, db: Any) -> None:
+            self.db = db
+
+        def write(self, batch: Any) -> None:
+            writes.append(batch.len())
+            self.db.write(batch)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.db, name)
+
+    store._dbs[1] = Counting(store._db_for_partition(1))
+    changelog.set(table, 1, b"c1", b"1|changed")
+    changelog.delete(table, 1, b"c2")
+    changelog.set(table, 1, b"c50", b"1|v50")
+    asyncio.run(changelog.flush())
+    assert writes == [4]  # three keys and the offset, in one write
+    assert store.get(b"c1") == b"1|changed" and store.get(b"c2") is None
+    assert store.get(b"c50") == b"1|v50" and store.get(b"c3") == b"1|v3"
+    assert sorted(key for key in store._dbs[1].keys() if key != store.offset_key) == sorted(
+        f"c{n}".encode() for n in range(51) if n != 2)
+    topic = table.changelog_topic.get_topic_name()
+    assert store.persisted_offset(TP(topic, 1)) == 52  # 53 records: 0..52
+
+
 def test_a_memory_table_holds_a_value_at_once(tmp_path: Path) -> None:
     table, kafka = tables(tmp_path, "memory"), Kafka()
     assert not is_durable(table)

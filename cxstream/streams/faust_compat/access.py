@@ -46,9 +46,52 @@ class _Message:
         self.partition = partition
 
 
-def store_writes(table: Any, partition: int, writes: dict[bytes, Any]) -> None:
+def store_writes(table: Any, partition: int, writes: dict[bytes, Any],
+                 changelog: tuple[str, int] | None = None) -> None:
     """Put ``writes`` (key -> value, None: delete) into the table's store, in the
-    partition's database."""
+    partition's database, with ``changelog``: the changelog topic and the offset the
+    writes are at (None: not known; see ``note_changelog_offset``). A RocksDB store gets
+    them in one batch with the offset: Faust's store writes one key at a time, each
+    through its own lookups (7.8 % of a folding worker's samples,
+    bench/profile_worker.py), and one batch is atomic, so a crash never leaves values
+    ahead of or behind their offset."""
+    if is_durable(table):
+        _write_batch(table_store(table), partition, writes,
+                     None if changelog is None else changelog[1])
+        return
+    _write_each(table, partition, writes)
+    if changelog is not None:
+        note_changelog_offset(table, changelog[0], partition, changelog[1])
+
+
+def _write_batch(store: Any, partition: int, writes: dict[bytes, Any],
+                 changelog_offset: int | None) -> None:
+    """Faust's ``Store._set`` and ``_del`` for each key, in one rocksdict ``WriteBatch``:
+    the key and value encoded by the store's own codecs into the partition's database,
+    the key's partition into the store's key index (which reads look at first). A delete
+    deletes the key in this partition's database: Faust's ``_del`` looks in every
+    database that may hold it, and these tables' keys live in one partition only. The
+    databases are opened in raw mode (fix 11 writes them the same way)."""
+    import rocksdict
+
+    db = store._db_for_partition(partition)
+    index = store._key_index
+    encode_key, encode_value = store._encode_key, store._encode_value
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in writes.items():
+        raw_key = encode_key(key)
+        if value is None:
+            batch.delete(raw_key)
+            index.pop(raw_key, None)
+        else:
+            batch.put(raw_key, encode_value(value))
+            index[raw_key] = partition
+    if changelog_offset is not None:
+        batch.put(store.offset_key, str(changelog_offset).encode())
+    db.write(batch)
+
+
+def _write_each(table: Any, partition: int, writes: dict[bytes, Any]) -> None:
     store = table_store(table)
     event = _PartitionEvent(partition)
     with writing_for(event):
