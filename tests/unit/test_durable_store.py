@@ -102,6 +102,21 @@ def test_a_batch_is_written_to_rocksdb_in_one_write_with_its_offset(tmp_path: Pa
     assert store.persisted_offset(TP(topic, 1)) == 52  # 53 records: 0..52
 
 
+def test_a_batch_of_json_values_reads_back_as_faust_wrote_them(tmp_path: Path) -> None:
+    settings = load_settings({}, state_store="rocksdb", data_dir=str(tmp_path))
+    app = faust.App("durable-json", store="memory://", datadir=str(tmp_path),
+                    broker="kafka://localhost:1", key_serializer="raw",
+                    value_serializer="raw")
+    table = app.Table("group_partials", partitions=4, key_type=bytes,
+                      **state_store(settings, "group_partials"))
+    store = table_store(table)
+    assert store.value_serializer == "json"
+    changelog = BulkChangelog(Kafka().send)
+    changelog.set(table, 0, b"0|segment|7d|1|smb", {"tally": {"n": 3}, "offset": 9})
+    asyncio.run(changelog.flush())
+    assert store.get(b"0|segment|7d|1|smb") == {"tally": {"n": 3}, "offset": 9}
+
+
 def test_a_memory_table_holds_a_value_at_once(tmp_path: Path) -> None:
     table, kafka = tables(tmp_path, "memory"), Kafka()
     assert not is_durable(table)

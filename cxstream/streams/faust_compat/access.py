@@ -76,15 +76,17 @@ def _write_batch(store: Any, partition: int, writes: dict[bytes, Any],
 
     db = store._db_for_partition(partition)
     index = store._key_index
+    # the raw codec gives bytes back as they are: skip its call for those
+    raw = store.key_serializer == "raw" and store.value_serializer == "raw"
     encode_key, encode_value = store._encode_key, store._encode_value
     batch = rocksdict.WriteBatch(raw_mode=True)
     for key, value in writes.items():
-        raw_key = encode_key(key)
+        raw_key = key if raw and type(key) is bytes else encode_key(key)
         if value is None:
             batch.delete(raw_key)
             index.pop(raw_key, None)
         else:
-            batch.put(raw_key, encode_value(value))
+            batch.put(raw_key, value if raw and type(value) is bytes else encode_value(value))
             index[raw_key] = partition
     if changelog_offset is not None:
         batch.put(store.offset_key, str(changelog_offset).encode())
