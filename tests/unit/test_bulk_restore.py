@@ -103,6 +103,8 @@ class FakeReader:
         self.logs, self.per_fetch, self.after_fetch = logs, per_fetch, after_fetch
         self.positions: dict[Any, int] = {}
         self.fetches = 0
+        self.largest = 0  # the most records one fetch returned
+        self.asked: set[int] = set()  # the max_records asked for
 
     def assign(self, partitions: list[Any]) -> None:
         assert set(partitions) <= set(self.logs)
@@ -119,10 +121,13 @@ class FakeReader:
     async def getmany(self, *keys: Any, timeout_ms: int, max_records: int
                       ) -> dict[Any, list[Any]]:
         self.fetches += 1
+        self.asked.add(max_records)
         fetched = {}
+        room = max_records  # as aiokafka: at most max_records across the partitions
         for key in keys:
             found = [r for r in self.logs[key] if r.offset >= self.positions[key]]
-            found = found[:self.per_fetch]
+            found = found[:min(self.per_fetch, room)]
+            room -= len(found)
             if found:
                 fetched[key] = found
                 self.positions[key] = found[-1].offset + 1
@@ -131,6 +136,7 @@ class FakeReader:
                                           self.logs[key][-1].offset + 1)
         if self.after_fetch is not None:
             self.after_fetch(self)
+        self.largest = max(self.largest, sum(len(found) for found in fetched.values()))
         return fetched
 
 
@@ -246,4 +252,35 @@ async def test_a_bulk_read_ends_within_half_of_fausts_time_for_it_and_says_so(
     assert told == [(written, 2, told[0][2])]
     for partition in partitions:
         assert offsets[partition.tp] == partition.last == int(contents(partition.db)[OFFSET_KEY])
+        partition.db.close()
+
+
+async def test_a_fetch_holds_at_most_fetch_records_and_a_larger_changelog_is_read_whole(
+        tmp_path: Path) -> None:
+    """The bound of one fetch (FETCH_RECORDS across partitions, the consumer's byte
+    limits in streams.app beside it), reached: two partitions of 15,000 records each,
+    offered 20,000 a fetch, are read whole, no fetch holding more."""
+    from aiokafka import TopicPartition
+    from faust.types import TP
+
+    from cxstream.streams.faust_compat.restore import FETCH_RECORDS, read_into
+
+    per_partition = FETCH_RECORDS * 3 // 4
+    partitions, logs = [], {}
+    for number in (0, 1):
+        tp = TP("t-changelog", number)
+        logs[TopicPartition(tp.topic, number)] = [
+            record(offset, b"k%d" % (offset % 1000), b"v%d" % offset)
+            for offset in range(per_partition)]
+        partitions.append(Partition(tp, database(tmp_path), OFFSET_KEY, last=-1,
+                                    end=per_partition - 1))
+    reader = FakeReader(logs, per_fetch=FETCH_RECORDS)
+    offsets: dict[Any, int] = {}
+    assert await read_into(reader, partitions, offsets, lambda: False) == 2 * per_partition
+    assert reader.asked == {FETCH_RECORDS}
+    assert reader.largest == FETCH_RECORDS  # the bound was reached, never passed
+    for partition in partitions:
+        stored = contents(partition.db)
+        assert stored[OFFSET_KEY] == str(per_partition - 1).encode()
+        assert len(stored) == 1000 + 1
         partition.db.close()
