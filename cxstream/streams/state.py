@@ -479,19 +479,16 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
     then removed."""
     index.clear()
     plain_rules = plain.PlainRules(rules)
-    saved: dict[int, list[tuple[str, str, float, bool | None]]] = {}
+    saved: dict[int, int] = {}  # partition -> customers taken from its snapshot
     if snapshots is not None:
         for partition in sorted(owned):
             found = take_snapshot(snapshots, customers, partition)
             if found is not None:
-                saved[partition] = found
+                saved[partition] = index.fill_saved(partition, *found)
         drop_snapshots(snapshots)
     to_read = owned - set(saved)
 
     def rows() -> Iterator[tuple[int, str, str, float, bool | None]]:
-        for partition, kept in saved.items():
-            for customer_id, segment, value, low in kept:
-                yield partition, customer_id, segment, value, low
         if not to_read:
             return
         # history keys sort last (HISTORY_MARK): RocksDB stops before them
@@ -502,10 +499,9 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
                 if fields is not None:
                     yield (partition, key.decode(), *fields)
 
-    indexed = index.fill(rows())
+    indexed = sum(saved.values()) + index.fill(rows())  # fill adds the partitions up
     index.mark_indexed(owned)
     if snapshots is not None:
         log.info("value index: partitions %s from their snapshots (%d customers), %s read "
-                 "from the table", sorted(saved), sum(len(r) for r in saved.values()),
-                 sorted(to_read))
+                 "from the table", sorted(saved), sum(saved.values()), sorted(to_read))
     return indexed

@@ -27,7 +27,8 @@ from cxstream.streams.faust_compat.access import changelog_offset
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+#: 2: the histograms saved beside the rows (1 had the rows alone: read from the table)
+FORMAT = 2
 FOLDER = "value-index"
 
 
@@ -50,18 +51,23 @@ def write_snapshots(folder: Path, customers: Any, index: ValueIndex,
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{partition}.json"
         scratch = path.with_suffix(".tmp")
-        scratch.write_bytes(orjson.dumps({"format": FORMAT, "changelog": topic,
-                                          "offset": offset, "rows": rows}))
+        scratch.write_bytes(orjson.dumps(
+            {"format": FORMAT, "changelog": topic, "offset": offset, "rows": rows,
+             "histograms": index.histograms_of(partition)},
+            option=orjson.OPT_NON_STR_KEYS))
         os.replace(scratch, path)
         written += len(rows)
     return written
 
 
-def take_snapshot(folder: Path, customers: Any, partition: int
-                  ) -> list[tuple[str, str, float, bool | None]] | None:
-    """The rows saved for ``partition`` if they match the store as it is now (None: no
-    snapshot, or one of another table or offset, or unreadable); the file is removed in
-    every case."""
+#: a partition's saved rows (customer id, segment, value, low) and their histograms
+Saved = tuple[list[tuple[str, str, float, bool | None]], dict[str, dict[int, int]]]
+
+
+def take_snapshot(folder: Path, customers: Any, partition: int) -> Saved | None:
+    """The rows and histograms saved for ``partition`` if they match the store as it is
+    now (None: no snapshot, or one of another table or offset, or unreadable, or whose
+    histograms do not count its rows); the file is removed in every case."""
     path = folder / f"{partition}.json"
     try:
         raw = path.read_bytes()
@@ -71,8 +77,11 @@ def take_snapshot(folder: Path, customers: Any, partition: int
     try:
         body = orjson.loads(raw)
         saved = (body["format"], body["changelog"], body["offset"])
-        rows = body["rows"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+        rows = [(row[0], row[1], float(row[2]), row[3]) for row in body["rows"]]
+        histograms = {segment: {int(bucket): int(count) for bucket, count in counts.items()}
+                      for segment, counts in body.get("histograms", {}).items()}
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError,
+            AttributeError) as error:
         log.warning("value index snapshot %s unreadable (%s): reading the table", path, error)
         return None
     current = (FORMAT, customers.changelog_topic.get_topic_name(),
@@ -81,7 +90,14 @@ def take_snapshot(folder: Path, customers: Any, partition: int
         log.info("value index snapshot of partition %d is of %s, the store is at %s: "
                  "reading the table", partition, saved[1:], current[1:])
         return None
-    return [(row[0], row[1], float(row[2]), row[3]) for row in rows]
+    counted: dict[str, int] = {}
+    for _, segment, _, _ in rows:
+        counted[segment] = counted.get(segment, 0) + 1
+    if counted != {segment: sum(counts.values()) for segment, counts in histograms.items()}:
+        log.warning("value index snapshot %s: its histograms do not count its rows; reading "
+                    "the table", path)
+        return None
+    return rows, histograms
 
 
 def drop_snapshots(folder: Path) -> None:

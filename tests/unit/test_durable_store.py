@@ -225,3 +225,30 @@ def test_a_memory_store_saves_no_value_index(tmp_path: Path) -> None:
     assert rebuild_value_index(table, index, {0, 1, 2, 3}, StateRules()) == 8
     assert write_snapshots(tmp_path / "value-index", table, index, {0, 1, 2, 3}) == 0
     assert not (tmp_path / "value-index").exists()
+
+
+def test_a_snapshot_whose_histograms_do_not_count_its_rows_is_not_taken(
+        tmp_path: Path) -> None:
+    import orjson
+
+    from cxstream.scoring.customer import StateRules
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.state import rebuild_value_index
+    from cxstream.streams.value_snapshot import take_snapshot, write_snapshots
+
+    table, kafka = tables(tmp_path, "rocksdb"), Kafka()
+    folder = tmp_path / "value-index"
+    _customers_written(table, kafka, range(40))
+    read = ValueIndex()
+    assert rebuild_value_index(table, read, {0, 1}, StateRules()) == 20
+    assert write_snapshots(folder, table, read, {0, 1}) == 20
+    body = orjson.loads((folder / "1.json").read_bytes())
+    assert body["histograms"] and len(body["rows"]) == 10
+    rows, histograms = take_snapshot(folder, table, 0) or ([], {})
+    assert len(rows) == 10 and sum(sum(c.values()) for c in histograms.values()) == 10
+    segment = next(iter(body["histograms"]))
+    bucket = next(iter(body["histograms"][segment]))
+    body["histograms"][segment][bucket] += 1  # one customer too many
+    (folder / "1.json").write_bytes(orjson.dumps(body))
+    assert take_snapshot(folder, table, 1) is None
+    assert list(folder.iterdir()) == []  # looked at: removed either way

@@ -175,10 +175,18 @@ def test_a_bulk_fill_gives_the_index_that_one_update_per_customer_gives(
     for row in rows:
         one_by_one.update(*row)
     assert bulk.fill(rows) == len(rows)
-    for partitions in ({0, 1, 2, 3}, asked):
-        assert bulk.histograms(partitions) == one_by_one.histograms(partitions)
-        assert bulk.overall(partitions) == one_by_one.overall(partitions)
-    bands = ValueBands(bulk.histograms({0, 1, 2, 3}), 0.2)
-    assert bulk.quadrant_counts(asked, bands) == one_by_one.quadrant_counts(asked, bands)
-    lower = ValueBands({}, 0.2, fixed_threshold=threshold)
-    assert bulk.newly_high(bands, lower, asked) == one_by_one.newly_high(bands, lower, asked)
+    # and what a restart takes from the snapshots: each partition's rows and histograms
+    saved = ValueIndex()
+    assert sum(saved.fill_saved(partition, one_by_one.rows(partition),
+                                one_by_one.histograms_of(partition))
+               for partition in range(4)) + saved.fill([]) == len(rows)
+    for other in (bulk, saved):
+        for partitions in ({0, 1, 2, 3}, asked):
+            assert other.histograms(partitions) == one_by_one.histograms(partitions)
+            assert other.overall(partitions) == one_by_one.overall(partitions)
+        bands = ValueBands(other.histograms({0, 1, 2, 3}), 0.2)
+        assert other.quadrant_counts(asked, bands) == one_by_one.quadrant_counts(asked, bands)
+        lower = ValueBands({}, 0.2, fixed_threshold=threshold)
+        assert other.newly_high(bands, lower, asked) == one_by_one.newly_high(bands, lower,
+                                                                               asked)
+        assert sorted(other.rows(1)) == sorted(one_by_one.rows(1))
