@@ -11,7 +11,7 @@ exact quantile may be classed high-value; none above it is missed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 GROWTH = 1.01
@@ -229,7 +229,7 @@ class ValueIndex:
         self.version += 1
         return added
 
-    def fill_saved(self, partition: int, rows: list[tuple[str, str, float, bool | None]],
+    def fill_saved(self, partition: int, rows: Sequence[Sequence[Any]],
                    histograms: dict[str, Histogram]) -> int:
         """Add a partition's (customer id, segment, value, low) rows with the histograms
         saved with them (``rows``, ``histograms_of``), without a bucket per row: at a
@@ -240,12 +240,13 @@ class ValueIndex:
         if not rows:  # as ``fill`` of no row: nothing is held for the partition
             return 0
         self._customers.setdefault(partition, {}).update(
-            {customer_id: (segment, value) for customer_id, segment, value, _ in rows})
+            {customer_id: (segment, float(value)) for customer_id, segment, value, _ in rows})
         self._low.setdefault(partition, {}).update(
             {customer_id: low for customer_id, _, _, low in rows})
         for customer_id, segment, value, low in rows:
             if low:
-                self._low_by_segment.setdefault(segment, {})[customer_id] = (partition, value)
+                self._low_by_segment.setdefault(segment, {})[customer_id] = (partition,
+                                                                              float(value))
         self._histograms[partition] = {segment: dict(counts)
                                        for segment, counts in histograms.items()}
         return len(rows)

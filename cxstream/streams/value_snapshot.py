@@ -61,7 +61,7 @@ def write_snapshots(folder: Path, customers: Any, index: ValueIndex,
 
 
 #: a partition's saved rows (customer id, segment, value, low) and their histograms
-Saved = tuple[list[tuple[str, str, float, bool | None]], dict[str, dict[int, int]]]
+Saved = tuple[list[list[Any]], dict[str, dict[int, int]]]
 
 
 def take_snapshot(folder: Path, customers: Any, partition: int) -> Saved | None:
@@ -77,9 +77,13 @@ def take_snapshot(folder: Path, customers: Any, partition: int) -> Saved | None:
     try:
         body = orjson.loads(raw)
         saved = (body["format"], body["changelog"], body["offset"])
-        rows = [(row[0], row[1], float(row[2]), row[3]) for row in body["rows"]]
+        rows = body["rows"]  # lists of (customer id, segment, value, low), as saved
         histograms = {segment: {int(bucket): int(count) for bucket, count in counts.items()}
                       for segment, counts in body.get("histograms", {}).items()}
+        counted: dict[str, int] = {}
+        for _, segment, value, _ in rows:
+            counted[segment] = counted.get(segment, 0) + 1
+            float(value)  # a value that is not a number is refused here, not later
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError,
             AttributeError) as error:
         log.warning("value index snapshot %s unreadable (%s): reading the table", path, error)
@@ -90,9 +94,6 @@ def take_snapshot(folder: Path, customers: Any, partition: int) -> Saved | None:
         log.info("value index snapshot of partition %d is of %s, the store is at %s: "
                  "reading the table", partition, saved[1:], current[1:])
         return None
-    counted: dict[str, int] = {}
-    for _, segment, _, _ in rows:
-        counted[segment] = counted.get(segment, 0) + 1
     if counted != {segment: sum(counts.values()) for segment, counts in histograms.items()}:
         log.warning("value index snapshot %s: its histograms do not count its rows; reading "
                     "the table", path)

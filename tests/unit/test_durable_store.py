@@ -252,3 +252,7 @@ def test_a_snapshot_whose_histograms_do_not_count_its_rows_is_not_taken(
     (folder / "1.json").write_bytes(orjson.dumps(body))
     assert take_snapshot(folder, table, 1) is None
     assert list(folder.iterdir()) == []  # looked at: removed either way
+    body["histograms"][segment][bucket] -= 1  # counts right, one row cut short
+    body["rows"][0] = body["rows"][0][:3]
+    (folder / "1.json").write_bytes(orjson.dumps(body))
+    assert take_snapshot(folder, table, 1) is None
