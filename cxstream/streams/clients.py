@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from typing import Any
 
 import faust
@@ -108,18 +109,32 @@ def alert_event_topic(settings: Settings) -> str:
     return f"{settings.app_id}-alert-events"
 
 
+#: how long topic creation waits for the brokers a replication factor needs: a broker
+#: restarting, or fenced for a missed heartbeat on a loaded machine, is left out of the
+#: cluster's description for a few seconds (seen with a three-broker cluster starting)
+BROKERS_GRACE_SECONDS = 10.0
+
+
 async def replication_factor(admin: AIOKafkaAdminClient, settings: Settings,
-                             strict: bool = True) -> int:
+                             strict: bool = True,
+                             grace_seconds: float = BROKERS_GRACE_SECONDS) -> int:
     """The replication of the topics cxstream creates: CXSTREAM_REPLICATION_FACTOR, else
     the cluster's ``default.replication.factor`` (never silently 1 on a cluster set up
     for more). ``strict`` (when topics are to be created): raises TopicLayoutError when it
-    is more than the brokers the cluster has now; a worker starting while a broker is down
-    for a moment, with its topics made, is not refused."""
+    is more than the brokers the cluster has, after waiting up to ``grace_seconds`` for
+    them; a worker starting while a broker is down for a moment, with its topics made, is
+    not refused."""
     cluster = await admin.describe_cluster()
     brokers = cluster["brokers"]
     wanted = settings.replication_factor
     if wanted is None:
         wanted = await _broker_default_replication(admin, brokers[0]["node_id"])
+    deadline = time.monotonic() + grace_seconds
+    while strict and wanted > len(brokers) and time.monotonic() < deadline:
+        log.info("replication factor %d, %d broker(s) in the cluster: waiting for the others",
+                 wanted, len(brokers))
+        await asyncio.sleep(1.0)
+        brokers = (await admin.describe_cluster())["brokers"]
     if strict and wanted > len(brokers):
         raise TopicLayoutError(
             f"CXSTREAM_REPLICATION_FACTOR={wanted} is more than the {len(brokers)} broker(s) "
