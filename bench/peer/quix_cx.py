@@ -139,6 +139,40 @@ def event_time(value: Any, headers: Any, timestamp: float, timestamp_type: Any) 
         return int(timestamp)
 
 
+class TimedRun:
+    """A quix-streams Application that stops once ``count`` messages of ``inputs`` were
+    processed, timed from the first of them (both peers run this way)."""
+
+    def __init__(self, args: argparse.Namespace, inputs: set[str]) -> None:
+        self.count, self.inputs = args.count, inputs
+        self.processed = 0
+        self.began: float | None = None
+        self.app = Application(broker_address=args.bootstrap, consumer_group=args.group,
+                               auto_offset_reset="earliest", state_dir=args.state_dir,
+                               on_message_processed=self.on_processed, loglevel="WARNING")
+
+    def on_processed(self, topic: str, partition: int, offset: int) -> None:
+        if topic not in self.inputs:
+            return
+        if self.began is None:
+            self.began = time.monotonic()
+        self.processed += 1
+        if self.processed >= self.count:
+            self.app.stop()
+
+    def output(self, name: str) -> Any:
+        """An output topic of the job (JSON, 4 partitions)."""
+        return self.app.topic(name, value_serializer="json", key_serializer="str",
+                              config=TopicConfig(num_partitions=4, replication_factor=1))
+
+    def run(self) -> int:
+        """Run the job; print {"seconds": ..., "processed": ...}."""
+        self.app.run()
+        seconds = 0.0 if self.began is None else time.monotonic() - self.began
+        print(json.dumps({"seconds": seconds, "processed": self.processed}))
+        return 0
+
+
 def main() -> int:
     parser_ = argparse.ArgumentParser()
     for name in ("bootstrap", "customers", "interactions", "feedback", "state-dir"):
@@ -146,23 +180,8 @@ def main() -> int:
     parser_.add_argument("--count", type=int, required=True)
     parser_.add_argument("--group", default="bench-quix")
     args = parser_.parse_args()
-
-    processed = [0]
-    began: list[float] = []
-    inputs = {args.customers, args.interactions, args.feedback}
-
-    def on_processed(topic: str, partition: int, offset: int) -> None:
-        if topic not in inputs:
-            return
-        if not began:
-            began.append(time.monotonic())
-        processed[0] += 1
-        if processed[0] >= args.count:
-            app.stop()
-
-    app = Application(broker_address=args.bootstrap, consumer_group=args.group,
-                      auto_offset_reset="earliest", state_dir=args.state_dir,
-                      on_message_processed=on_processed, loglevel="WARNING")
+    timed = TimedRun(args, {args.customers, args.interactions, args.feedback})
+    app = timed.app
     raw = {"value_deserializer": "json", "key_deserializer": "str"}
     streams = [
         app.dataframe(app.topic(args.customers, **raw)).apply(
@@ -173,23 +192,17 @@ def main() -> int:
                       ).apply(parser("feedback", Feedback)),
     ]
     events = streams[0].concat(streams[1]).concat(streams[2])
-    out = {"value_serializer": "json", "key_serializer": "str",
-           "config": TopicConfig(num_partitions=4, replication_factor=1)}
     invalid = events[events["kind"] == "invalid"]
-    invalid.to_topic(app.topic(f"{args.group}.deadletter", **out))
+    invalid.to_topic(timed.output(f"{args.group}.deadletter"))
     events = events[events["kind"] != "invalid"]
     events = events.apply(fold_customer, stateful=True)
     alerts = events[events["alert"]]
-    alerts.apply(alert_of).to_topic(app.topic(f"{args.group}.alerts", **out))
+    alerts.apply(alert_of).to_topic(timed.output(f"{args.group}.alerts"))
     answers = events[(events["kind"] == "feedback") & (events["survey"] == "nps")]
     by_channel = answers.group_by("channel")
     scores = by_channel.tumbling_window(timedelta(days=1)).reduce(add_nps, start_nps).current()
-    scores.to_topic(app.topic(f"{args.group}.nps-by-channel", **out))
-    app.run()
-    seconds = time.monotonic() - began[0] if began else 0.0
-    print(json.dumps({"seconds": seconds, "processed": processed[0]}))
-    return 0
-
+    scores.to_topic(timed.output(f"{args.group}.nps-by-channel"))
+    return timed.run()
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -25,17 +25,13 @@ processed to the ``count``-th, which ends the run.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 # the full job's model and functions (this folder is on the path: both run as scripts)
-from quix_cx import Feedback, add_nps, event_time, is_detractor, start_nps
-from quixstreams import Application
-from quixstreams.models import TopicConfig
+from quix_cx import Feedback, TimedRun, add_nps, event_time, is_detractor, start_nps
 
 SEEN_KEPT = 100
 
@@ -72,39 +68,20 @@ def main() -> int:
     parser.add_argument("--group", default="bench-quix-simple")
     args = parser.parse_args()
 
-    processed = [0]
-    began: list[float] = []
-
-    def on_processed(topic: str, partition: int, offset: int) -> None:
-        if topic != args.feedback:
-            return
-        if not began:
-            began.append(time.monotonic())
-        processed[0] += 1
-        if processed[0] >= args.count:
-            app.stop()
-
-    app = Application(broker_address=args.bootstrap, consumer_group=args.group,
-                      auto_offset_reset="earliest", state_dir=args.state_dir,
-                      on_message_processed=on_processed, loglevel="WARNING")
+    timed = TimedRun(args, {args.feedback})
+    app = timed.app
     answers = app.dataframe(app.topic(args.feedback, value_deserializer="json",
                                       key_deserializer="str", timestamp_extractor=event_time))
     answers = answers.apply(parse)
-    out = {"value_serializer": "json", "key_serializer": "str",
-           "config": TopicConfig(num_partitions=4, replication_factor=1)}
-    answers[~answers["valid"]].to_topic(app.topic(f"{args.group}.deadletter", **out))
+    answers[~answers["valid"]].to_topic(timed.output(f"{args.group}.deadletter"))
     answers = answers[answers["valid"]].apply(remember, stateful=True)
     answers = answers[answers["new"]]
     answers[answers.apply(is_detractor)].apply(alert_of).to_topic(
-        app.topic(f"{args.group}.alerts", **out))
+        timed.output(f"{args.group}.alerts"))
     nps = answers[answers["survey"] == "nps"].group_by("channel")
     scores = nps.tumbling_window(timedelta(days=1)).reduce(add_nps, start_nps).current()
-    scores.to_topic(app.topic(f"{args.group}.nps-by-channel", **out))
-    app.run()
-    seconds = time.monotonic() - began[0] if began else 0.0
-    print(json.dumps({"seconds": seconds, "processed": processed[0]}))
-    return 0
-
+    scores.to_topic(timed.output(f"{args.group}.nps-by-channel"))
+    return timed.run()
 
 if __name__ == "__main__":
     raise SystemExit(main())
