@@ -172,6 +172,23 @@ def _customers_written(table: Any, kafka: Kafka, numbers: range) -> None:
     asyncio.run(changelog.flush())
 
 
+def _indexed_and_saved(tmp_path: Path, owned: set[int], saved: set[int]
+                       ) -> tuple[Any, Any, Path]:
+    """40 customers written to a RocksDB table, the value index rebuilt over ``owned`` and
+    snapshots written for ``saved``: (table, the index, the snapshots' folder)."""
+    from cxstream.scoring.customer import StateRules
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.state import rebuild_value_index
+    from cxstream.streams.value_snapshot import write_snapshots
+
+    table, folder = tables(tmp_path, "rocksdb"), tmp_path / "value-index"
+    _customers_written(table, Kafka(), range(40))
+    read = ValueIndex()
+    assert rebuild_value_index(table, read, owned, StateRules()) == 10 * len(owned)
+    assert write_snapshots(folder, table, read, saved) == 10 * len(owned & saved)
+    return table, read, folder
+
+
 def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_that_match(
         tmp_path: Path) -> None:
     from cxstream.scoring import plain
@@ -179,14 +196,10 @@ def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_tha
     from cxstream.scoring.value_bands import ValueIndex
     from cxstream.streams.faust_compat.access import store_writes
     from cxstream.streams.state import rebuild_value_index
-    from cxstream.streams.value_snapshot import write_snapshots
 
-    table, kafka = tables(tmp_path, "rocksdb"), Kafka()
-    folder = tmp_path / "value-index"
-    _customers_written(table, kafka, range(40))
-    read = ValueIndex()
-    assert rebuild_value_index(table, read, {1, 2, 3}, StateRules()) == 30
-    assert write_snapshots(folder, table, read, {1, 2, 3, 0}) == 30  # 0 is not indexed
+    # partition 0 is asked for but not indexed: no snapshot of it
+    table, read, folder = _indexed_and_saved(tmp_path, {1, 2, 3}, {1, 2, 3, 0})
+    kafka = Kafka()
     assert sorted(p.name for p in folder.iterdir()) == ["1.json", "2.json", "3.json"]
 
     # after the stop: partition 1 moves on (its offset with it); a value reaches
@@ -231,17 +244,9 @@ def test_a_snapshot_whose_histograms_do_not_count_its_rows_is_not_taken(
         tmp_path: Path) -> None:
     import orjson
 
-    from cxstream.scoring.customer import StateRules
-    from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.state import rebuild_value_index
-    from cxstream.streams.value_snapshot import take_snapshot, write_snapshots
+    from cxstream.streams.value_snapshot import take_snapshot
 
-    table, kafka = tables(tmp_path, "rocksdb"), Kafka()
-    folder = tmp_path / "value-index"
-    _customers_written(table, kafka, range(40))
-    read = ValueIndex()
-    assert rebuild_value_index(table, read, {0, 1}, StateRules()) == 20
-    assert write_snapshots(folder, table, read, {0, 1}) == 20
+    table, _, folder = _indexed_and_saved(tmp_path, {0, 1}, {0, 1})
     body = orjson.loads((folder / "1.json").read_bytes())
     assert body["histograms"] and len(body["rows"]) == 10
     rows, histograms = take_snapshot(folder, table, 0) or ([], {})
