@@ -24,6 +24,10 @@ class LeanMonitor(Monitor):
     ``tp_end_offsets``/``tp_committed_offsets`` as Monitor keeps them) and
     ``stream_inbound_time``."""
 
+    #: what it keeps is the last offset and time per partition, so the batched
+    #: ``take_events`` (faust_compat.batches) may call it once per partition and batch
+    calls_per_batch = True
+
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         self.tp_read_offsets[tp] = offset
 

@@ -442,3 +442,98 @@ async def test_while_the_map_is_rebuilt_under_the_lock_a_message_waits_for_the_n
     lock.release()
     await asyncio.wait_for(delivery, 5)
     assert seen == ["new"]
+
+
+def flowing_consumer() -> Any:
+    """What Faust's consumer gives wait_first: a mode service with a suspend_flow event."""
+    from mode import Service
+
+    class Flowing(Service):
+        def __init__(self) -> None:
+            super().__init__()
+            self.suspend_flow = asyncio.Event()
+
+    return Flowing()
+
+
+async def test_a_delivery_that_need_not_wait_runs_in_place_without_a_task() -> None:
+    consumer = flowing_consumer()
+    tasks_before = len(asyncio.all_tasks())
+    tasks_during: list[int] = []
+    mark: Any = __import__("contextvars").ContextVar("mark", default="caller's")
+
+    async def deliver() -> str:
+        tasks_during.append(len(asyncio.all_tasks()))
+        mark.set("the delivery's")  # in a context of its own, as in a task
+        return "delivered"
+
+    flow_wait = consumer.suspend_flow.wait()
+    result = await Consumer.wait_first(consumer, deliver(), flow_wait)
+    assert result.done and result.results == ["delivered"] and not result.stopped
+    assert tasks_during == [tasks_before]  # Faust's made four tasks for it
+    assert mark.get() == "caller's"
+    assert flow_wait.cr_frame is None  # closed, never left "never awaited"
+
+
+async def test_a_delivery_that_waits_goes_on_as_a_task_and_ends_with_its_value() -> None:
+    consumer = flowing_consumer()
+    room = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def deliver() -> str:
+        steps.append("before")
+        value = await room  # a full stream buffer
+        steps.append(f"after {value}")
+        return "delivered"
+
+    waiting = asyncio.ensure_future(Consumer.wait_first(consumer, deliver(),
+                                                        consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.05)
+    assert steps == ["before"] and not waiting.done()
+    room.set_result("room")
+    result = await asyncio.wait_for(waiting, 5)
+    assert steps == ["before", "after room"] and result.results == ["delivered"]
+
+
+async def test_a_rebalance_still_interrupts_a_delivery_that_waits() -> None:
+    consumer = flowing_consumer()
+    room = asyncio.get_running_loop().create_future()
+    seen: list[str] = []
+
+    async def deliver() -> None:
+        try:
+            await room
+        except asyncio.CancelledError:
+            seen.append("cancelled at its wait")
+            raise
+
+    waiting = asyncio.ensure_future(Consumer.wait_first(consumer, deliver(),
+                                                        consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.05)
+    consumer.suspend_flow.set()  # a rebalance begins
+    result = await asyncio.wait_for(waiting, 5)
+    await asyncio.sleep(0.05)  # the cancelled delivery task finishes
+    assert [c.__qualname__ for c in result.done] == ["Event.wait"]  # the suspension won
+    assert seen == ["cancelled at its wait"] and room.cancelled()
+
+
+async def test_while_the_flow_is_suspended_faust_races_the_delivery_as_before() -> None:
+    consumer = flowing_consumer()
+    consumer.suspend_flow.set()
+    ran: list[str] = []
+
+    async def deliver() -> None:
+        ran.append("ran")
+
+    result = await Consumer.wait_first(consumer, deliver(), consumer.suspend_flow.wait())
+    assert result.done  # mode's wait_first: whichever came first, in tasks
+
+
+async def test_a_delivery_that_fails_at_once_raises_as_before() -> None:
+    consumer = flowing_consumer()
+
+    async def deliver() -> None:
+        raise ValueError("bad message")
+
+    with pytest.raises(ValueError, match="bad message"):
+        await Consumer.wait_first(consumer, deliver(), consumer.suspend_flow.wait())

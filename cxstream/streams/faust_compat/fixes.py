@@ -5,7 +5,8 @@ Each of the first four closes a way for an input message to be skipped for good 
 rebalance; the fifth and the eighth keep the consumer from crashing, the sixth saves work,
 the seventh bounds RocksDB's memory, the ninth keeps a retried send from being stored
 twice, the tenth keeps a slow request from holding a stop, the eleventh restores a
-table's changelog in bulk and the twelfth saves a lock per message.
+table's changelog in bulk, the twelfth saves a lock per message, the thirteenth four
+tasks per message and the fourteenth a coroutine, a ``sleep(0)`` and an await per event.
 Written by hand because no release of faust-streaming has them.
 
 1. Acknowledged skips (``Consumer.ack``). When a stream takes a message from its queue
@@ -132,6 +133,20 @@ Written by hand because no release of faust-streaming has them.
     handler now looks the callback up directly while the lock is free and waits for it,
     as before, while it is held.
 
+13. Four tasks for every message (``Consumer.wait_first``, from ``_drain_messages``).
+    Faust hands each fetched message to the conductor through mode's ``wait_first``,
+    racing the delivery against ``suspend_flow`` (a rebalance) so that a delivery
+    blocked on a full stream buffer can be interrupted. ``wait_first`` makes a task of
+    the delivery and of three waits (the suspension, the service's stop and crash),
+    waits for the first and cancels the rest: for every message, though a delivery
+    almost never blocks. Now, while the flow runs, the delivery is first driven in
+    place, in a context of its own as a task would be; only if it has to wait does it go
+    on as a task raced against the same three waits, exactly as before.
+
+14. A coroutine, a ``sleep(0)`` and an awaited acknowledgement for every event
+    (``Stream.take_events``): see ``faust_compat.batches``. The events are taken from the
+    channel's queue in the batch's own generator and acknowledged in one pass per batch.
+
 At-least-once is kept in every case; the state's de-duplication by event id and offset
 makes the second read harmless. Any offsets Faust still counts as processed without a
 delivery are logged as a warning: on these topics (neither compacted nor transactional)
@@ -142,6 +157,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
@@ -149,6 +165,7 @@ from typing import Any
 from aiohttp.web import AppRunner
 from aiokafka import TopicPartition
 from faust.stores.rocksdb import RocksDBOptions
+from faust.streams import Stream
 from faust.tables.recovery import Recovery
 from faust.transport.conductor import Conductor
 from faust.transport.consumer import Consumer
@@ -156,8 +173,9 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from intervaltree import IntervalTree
+from mode.services import WaitResults
 
-from cxstream.streams.faust_compat import restore
+from cxstream.streams.faust_compat import batches, restore
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +394,38 @@ def apply() -> None:
             return locked_path
         return unlocked_handler(self._tp_to_callback, self._tp_to_callback_lock, locked_path)
 
+    original_wait_first = Consumer.wait_first
+
+    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (timeout is not None or len(coros) != 2
+                or not is_flow_wait(coros[1], self.suspend_flow)
+                or self.suspend_flow.is_set() or self._stopped.is_set()
+                or self._crashed.is_set()):
+            return await original_wait_first(self, *coros, timeout=timeout)
+        delivery, flow_wait = coros
+        context = contextvars.copy_context()
+        try:
+            done, value = context.run(first_step, delivery)
+        except BaseException:
+            flow_wait.close()
+            raise
+        if done:
+            flow_wait.close()
+            return WaitResults([delivery], [value], False)
+        return await original_wait_first(self, go_on(delivery, value, context), flow_wait)
+
+    original_take_events = Stream.take_events
+
+    def take_events(self: Any, max_: int, within: Any) -> Any:
+        if not batches.batches_mean_the_same(self):
+            return original_take_events(self, max_, within)
+        generator = batches.take_events(self, max_, within)
+        self._active_agens.add(generator)  # closed by the stream's stop, as Faust's are
+        return generator
+
     replacements: dict[tuple[type, str], Any] = {
+        (Stream, "take_events"): take_events,
+        (Consumer, "wait_first"): wait_first,
         (Conductor, "_compile_message_handler"): compile_message_handler,
         (Recovery, "_build_offsets"): build_offsets,
         (AiohttpWeb, "__init__"): web_init,
@@ -396,6 +445,51 @@ def apply() -> None:
     for (owner, name), replacement in replacements.items():
         _ORIGINALS[owner, name] = owner.__dict__.get(name, _INHERITED)
         setattr(owner, name, replacement)
+
+
+def is_flow_wait(coro: Any, suspend_flow: Any) -> bool:
+    """Whether ``coro`` is ``suspend_flow.wait()`` not yet started (fix 13: the only
+    ``wait_first`` of Faust's consumer, in ``_drain_messages``, races a delivery with
+    it)."""
+    frame = getattr(coro, "cr_frame", None)
+    return (getattr(coro, "__qualname__", None) == "Event.wait" and frame is not None
+            and frame.f_locals.get("self") is suspend_flow)
+
+
+def first_step(coro: Any) -> tuple[bool, Any]:
+    """Run ``coro`` until it ends or first waits: (True, its value) or (False, what it
+    waits for). Its exception, if it raises, is raised."""
+    try:
+        awaited = coro.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, awaited
+
+
+async def go_on(coro: Any, awaited: Any, context: contextvars.Context) -> Any:
+    """Go on with ``coro``, which waits for ``awaited``, as an asyncio task would: each
+    step in ``context``; a cancellation cancels what it waits for and is thrown in."""
+    while True:
+        try:
+            if awaited is None:  # a bare yield (asyncio.sleep(0))
+                await asyncio.sleep(0)
+            elif getattr(awaited, "_asyncio_future_blocking", None) is not None:
+                awaited._asyncio_future_blocking = False  # taken, as a task does
+                await asyncio.wait([awaited])  # done, whatever its outcome
+            else:
+                raise RuntimeError(f"a delivery yielded {awaited!r}, not a future")
+        except asyncio.CancelledError:
+            if awaited is not None and hasattr(awaited, "cancel"):
+                awaited.cancel()
+            try:
+                awaited = context.run(coro.throw, asyncio.CancelledError())
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            awaited = context.run(coro.send, None)
+        except StopIteration as stop:
+            return stop.value
 
 
 def unlocked_handler(callbacks: Mapping[Any, Any], lock: asyncio.Lock,
