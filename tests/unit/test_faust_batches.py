@@ -125,6 +125,21 @@ async def test_an_error_thrown_into_the_channel_is_raised_by_the_batch() -> None
         await anext(flow.stream.take_events(5, within=0.05))
 
 
+async def test_an_actors_cancel_ends_the_batches_after_the_events_in_hand() -> None:
+    flow = Flow()
+    for _ in range(2):
+        flow.put()
+    taken = flow.stream.take_events(5, within=30)
+    waiting = asyncio.ensure_future(anext(taken))
+    await asyncio.sleep(0.05)  # both taken, the batch waits for more
+    flow.channel._throw(StopAsyncIteration())  # what faust.agents.actor's cancel throws
+    flow.put()  # after the end: not taken
+    assert offsets(await asyncio.wait_for(waiting, 2)) == [(0, 0), (0, 1)]
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(taken), 2)
+    assert flow.acked() == [0, 1]
+
+
 async def test_a_stream_with_a_processor_gets_fausts_own_take_events() -> None:
     flow = Flow()
     processed: list[int] = []

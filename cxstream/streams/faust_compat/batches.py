@@ -12,8 +12,10 @@ What Faust's iterator does per event is kept, in the same order: an event taken 
 the flow is suspended (a rebalance) or from an older consumer generation is skipped and
 left to be read again (fix 1 keeps it unacknowledged); an input message is tracked as
 unacknowledged when taken, so a rebalance waits for it and a commit stops before it
-until the batch is acknowledged; an error thrown into the channel is raised; the
-channel's pressure callbacks run as events leave the queue (``get_nowait``).
+until the batch is acknowledged; an error thrown into the channel is raised, except
+``StopAsyncIteration`` (an actor's ``cancel``), which ends the batches after the events
+in hand are yielded; the channel's pressure callbacks run as events leave the queue
+(``get_nowait``).
 
 Written by hand because Faust offers no batched read of a channel. Used only where it
 means the same as Faust's: a stream on a channel with a queue, no processors, no join,
@@ -74,20 +76,25 @@ async def take_events(stream: Any, max_: int, within: Any) -> AsyncIterator[list
     states: list[Any] = []
     # events taken while an older batch's are not yet acknowledged cannot happen: the
     # batch is acknowledged before the next one is taken
+    ended = False  # the actor's ``cancel`` threw StopAsyncIteration into the channel
     try:
-        while not stream.should_stop:
+        while not stream.should_stop and not ended:
             deadline = None if timeout is None else loop.time() + timeout
             while len(events) < max_:
-                if queue.empty():
-                    if deadline is not None and loop.time() >= deadline:
-                        break
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            item = await queue.get()  # cancelled: the item stays queued
-                    except TimeoutError:
-                        break
-                else:
-                    item = get_nowait()
+                try:
+                    if queue.empty():
+                        if deadline is not None and loop.time() >= deadline:
+                            break
+                        try:
+                            async with asyncio.timeout_at(deadline):
+                                item = await queue.get()  # cancelled: the item stays queued
+                        except TimeoutError:
+                            break
+                    else:
+                        item = get_nowait()
+                except StopAsyncIteration:  # the end of the stream, as Faust's iterator ends
+                    ended = True
+                    break
                 if not isinstance(item, EventT):
                     raise TypeError(f"a batched stream took {item!r}, not an event")
                 message = item.message
