@@ -1,7 +1,7 @@
 """Where the time goes: py-spy samples of a `cxstream worker` on simulated traffic, of
 cxstream's own work in-process, or of Faust's bare batched iteration.
 
-    .venv/bin/pip install py-spy     # not a project dependency
+    (py-spy comes with the test extras that `make test` installs)
     .venv/bin/python -m bench.profile_worker [--events 60000] [--seconds 20]
         [--target worker|in-process|faust-batched|recovery] [--top N]
 
@@ -120,7 +120,8 @@ def main() -> int:
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
-        print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)
+        print("py-spy is not installed: make install (the test extras) installs it",
+              file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="cxstream-profile-") as folder:
         raw = Path(folder) / "profile.txt"
