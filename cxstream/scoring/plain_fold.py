@@ -1,7 +1,8 @@
-"""scoring.fold on plain data: the same decisions, states and tallies, updated in place.
+"""The fold on plain data: a batch's decisions, states and tallies, updated in place.
 
-``scoring.fold`` stays the reference (tests/unit/test_plain_core.py checks that both give
-the same results for any stream); this is what a worker runs. One ``FoldBatch`` holds
+Its reference on the contract's pydantic models is tests/reference/fold.py
+(tests/unit/test_plain_core.py checks that both give the same results for any stream);
+this is what a worker runs. One ``FoldBatch`` holds
 what a batch of one partition changed: customers (plain ``Customer``), partial tallies as
 the plain JSON values the partials table holds, the watermark and the outcome counts.
 """

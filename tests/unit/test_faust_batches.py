@@ -39,7 +39,7 @@ class Flow:
         self.app.sensors.add(self.app.monitor)  # as the app's start does
         self.channel = aiter(self.app.channel())
         self.stream = self.app.stream(self.channel)
-        self.app.topics._acking_topics.add(TOPIC)
+        self.app.topics.acking_topics.add(TOPIC)
         self.offsets: dict[int, int] = {}
 
     def put(self, partition: int = 0, generation: int | None = None) -> Event:
