@@ -24,13 +24,13 @@ from prometheus_client import CollectorRegistry
 
 from cxstream.alerts.config import load_rules
 from cxstream.schemas.outputs import Alert
-from cxstream.streams.alert_cases import INDEX_SLICE_SECONDS, AlertCases
-from cxstream.streams.api import filter_rows, local_rows, page
-from cxstream.streams.case_index import IndexNotReady
-from cxstream.streams.changelog import BulkChangelog
-from cxstream.streams.collectors import OpenAlertsCollector
+from cxstream.streams.alerting.case_index import IndexNotReady
+from cxstream.streams.alerting.cases import INDEX_SLICE_SECONDS, AlertCases
+from cxstream.streams.health.collectors import OpenAlertsCollector
+from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import Principal
+from cxstream.streams.web.api import filter_rows, local_rows, page
 from cxstream.streams.worker import GC_THRESHOLDS
 from tests.support import CasesTable, stored_case
 

@@ -7,7 +7,7 @@
   own cost per event: the ceiling for any Faust agent);
 - batched: the same over ``take_events`` batches of CXSTREAM_BATCH_SIZE within
   CXSTREAM_BATCH_TIMEOUT_SECONDS, as the pipeline reads them (the ceiling of its design);
-- batched-lean: batched with the worker's monitor (streams.lean_monitor), which keeps
+- batched-lean: batched with the worker's monitor (streams.kafka.lean_monitor), which keeps
   only the offsets the worker reads instead of Faust's statistics per event;
 - batched-fixed: batched-lean with cxstream's fixes to Faust applied, as the worker runs
   them (streams/faust_compat: among them the two that take work off each message, a
@@ -35,7 +35,7 @@ import uvloop
 
 from cxstream.schemas.events import Feedback
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
-from cxstream.streams.lean_monitor import LeanMonitor
+from cxstream.streams.kafka.lean_monitor import LeanMonitor
 from cxstream.streams.settings import load_settings
 
 
@@ -47,7 +47,7 @@ def main() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
     lean = {"Monitor": LeanMonitor} if mode in ("batched-lean", "batched-fixed") else {}
     if mode == "batched-fixed":
-        from cxstream.streams import faust_compat
+        from cxstream.streams.kafka import faust_compat
 
         faust_compat.install()
     app = faust.App(

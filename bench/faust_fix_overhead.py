@@ -32,8 +32,8 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from mode import Service
 
-from cxstream.streams.faust_compat import fixes as faust_fixes
-from cxstream.streams.lean_monitor import LeanMonitor
+from cxstream.streams.kafka.faust_compat import fixes as faust_fixes
+from cxstream.streams.kafka.lean_monitor import LeanMonitor
 from tests.support import fake_consumer
 
 

@@ -1,6 +1,6 @@
 """Measure the memory one customer's state takes in a worker's table.
 
-The worker's memory store keeps, per customer, the bytes written by streams.state
+The worker's memory store keeps, per customer, the bytes written by streams.customers.state_writer
 (b"<partition>|" + compact JSON of the state) under the customer id. This script builds
 such values with the real fold functions and measures key + value with tracemalloc, for a
 typical customer and for one at every cap (recent lists full, de-duplication memory full),
@@ -27,8 +27,8 @@ from cxstream.scoring.customer import (
     apply_profile,
     remember,
 )
+from cxstream.streams.customers.state_writer import encode_customer
 from cxstream.streams.settings import load_settings
-from cxstream.streams.state import encode_customer
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -59,9 +59,9 @@ def customer_state(n: int, interactions: int, answers: int, rules: StateRules) -
 def worst_state(n: int, rules: StateRules) -> CustomerState:
     """Every list at its cap with the longest ids and texts the contract allows, an open
     alert of each customer rule."""
+    from cxstream.alerts.comment_tags import load_tagger
     from cxstream.alerts.config import load_rules
     from cxstream.alerts.customer_rules import CustomerAlerts
-    from cxstream.alerts.topics import load_tagger
     from cxstream.scoring.customer_view import customer_flags
     from cxstream.scoring.value_bands import ValueBands
 

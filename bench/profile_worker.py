@@ -29,7 +29,7 @@ from bench.throughput import ROOT, bench_records, profiles, topics_for, wait_unt
 from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.sending import send_records
-from cxstream.streams.clients import ensure_topics
+from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.settings import load_settings
 from tests.support import base_env
 
@@ -37,7 +37,7 @@ PARTS = {
     "validation (pydantic parsing of the raw messages)": ("Ingest._validate",),
     "the batch's customers read from the table (StateWriter._load_customer)": (
         "StateWriter._load_customer",),
-    "fold, rules and alerts (alerts/core.py)": ("CustomerCore.fold_batch",),
+    "fold, rules and alerts (alerts/customer_core.py)": ("CustomerCore.fold_batch",),
     "table values and changelog records staged (StateWriter._write)": (
         "StateWriter._write",),
     "  of which survey requests and priorities (folds over the core's result)": (
@@ -62,14 +62,15 @@ PARTS = {
 #: the parts of cxstream's own work (bench.throughput --only in-process)
 IN_PROCESS_PARTS = {
     "validation (pydantic parsing of the raw messages)": ("Ingest._validate",),
-    "fold (plain_fold)": ("FoldBatch.fold",),
-    "rules and alerts (alerts/core.py, beside the fold)": ("CustomerCore._on_applied",
-                                                           "CustomerCore._on_profile"),
+    "fold (batch_fold)": ("FoldBatch.fold",),
+    "rules and alerts (alerts/customer_core.py, beside the fold)": (
+        "CustomerCore._on_applied", "CustomerCore._on_profile"),
     "  of which the contract's models for the rules (to_model)": ("to_model",),
     "table values and changelog records": ("StateWriter._write",),
-    "  of which the hot record's encoding": ("encode (cxstream/scoring/plain.py",),
-    "survey requests (streams/surveys.py)": ("SurveyDesk.finish", "SurveyDesk.observe"),
-    "priorities (streams/priorities.py)": ("PriorityBoard.finish", "PriorityBoard.observe"),
+    "  of which the hot record's encoding": ("encode (cxstream/scoring/plain_customer.py",),
+    "survey requests (streams/customers/survey_desk.py)": (
+        "SurveyDesk.finish", "SurveyDesk.observe"),
+    "priorities (streams/issues/priorities.py)": ("PriorityBoard.finish", "PriorityBoard.observe"),
 }
 #: Faust's path per message (bench.faust_baselines batched)
 FAUST_PARTS = {
@@ -89,7 +90,8 @@ RECOVERY_PARTS = {
     "Faust/aiokafka: fetching and the conductor": ("Fetcher._fetcher",
                                                    "Conductor._compile_message_handler",
                                                    "Consumer._drain_messages"),
-    "the value index from the customer table (streams/bands.py, value_snapshot.py)": (
+    "the value index from the customer table (streams/customers/band_refresh.py, "
+    "value_snapshot.py)": (
         "ValueIndex.", "take_snapshot", "rebuild_from"),
     "the partial-tally index and other table reads after the restore": (
         "PartialsIndex.", "stored_items"),

@@ -48,8 +48,8 @@ from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
-from cxstream.streams.clients import aiokafka_options, ensure_topics
-from cxstream.streams.io import partitions_of
+from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
+from cxstream.streams.kafka.plain_clients import partitions_of
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings, load_settings
 from tests.support import base_env, feedback, to_bytes
@@ -189,8 +189,8 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]
     What a worker would cost if Faust and Kafka were free."""
 
     from cxstream.alerts.reactions import AlertOut
-    from cxstream.streams.changelog import BulkChangelog
-    from cxstream.streams.ingest import Ingest, IngestLimits
+    from cxstream.streams.ingest.batches import Ingest, IngestLimits
+    from cxstream.streams.kafka.changelog import BulkChangelog
 
     written = [0]
     alerts = [0]
@@ -636,7 +636,7 @@ ALONE = "cxstream's own work alone (in-process: no Kafka, no Faust)"
 STEADY = "cxstream's own work alone, steady state (second pass, grown states)"
 BARE = "Faust bare iteration, one by one (no work)"
 BATCHED = "Faust bare iteration over take_events batches (no work)"
-LEAN = "the same with the worker's monitor (streams.lean_monitor)"
+LEAN = "the same with the worker's monitor (streams.kafka.lean_monitor)"
 FIXED = "the same with the worker's monitor and its fixes to Faust (faust_compat)"
 NAIVE = "naive Faust agent (1 table write per event)"
 PEER = "quix-streams peer (the CX job, idiomatic: bench/peer/quix_cx.py)"

@@ -27,12 +27,12 @@ from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records, wait_for_group
-from cxstream.scoring import plain
+from cxstream.scoring import plain_customer as plain
 from cxstream.scoring.recompute import GroupTallies
 from cxstream.scoring.windows import window_specs
-from cxstream.streams.clients import ensure_topics
-from cxstream.streams.deadletter import read_headers
-from cxstream.streams.io import read_topic
+from cxstream.streams.ingest.deadletter_record import read_headers
+from cxstream.streams.kafka.clients import ensure_topics
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import Settings, load_settings
 from tests.receiver import Receiver
 from tests.support import unbudgeted_rules

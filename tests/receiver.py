@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from cxstream.alerts.sinks import ID_HEADER, verify
+from cxstream.alerts.receivers import ID_HEADER, verify
 
 
 @dataclass

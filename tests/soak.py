@@ -53,14 +53,14 @@ from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.scrape import scrape
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records, wait_for_group
-from cxstream.scoring import plain
+from cxstream.scoring import plain_customer as plain
 from cxstream.scoring.bounds import customer_bytes_bound
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.windows import window_specs
-from cxstream.streams.clients import aiokafka_options, ensure_topics
-from cxstream.streams.io import Record, partitions_of, produce, read_topic
+from cxstream.streams.customers.survey_desk import memory_key
+from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
+from cxstream.streams.kafka.plain_clients import Record, partitions_of, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
-from cxstream.streams.surveys import memory_key
 from tests.faults import FaultReport, _check, _wait_until_caught_up
 from tests.receiver import Receiver
 from tests.support import stored_case

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import orjson
 
+from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
 from cxstream.alerts.customer_rules import CustomerAlerts
-from cxstream.alerts.topics import load_tagger
 from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import (
@@ -29,8 +29,8 @@ from cxstream.scoring.customer import (
     apply_profile,
     quadrant,
 )
-from cxstream.streams.clients import ensure_topics
-from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.kafka.clients import ensure_topics
+from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
 
 NOW = "2026-11-23T10:00:00+00:00"

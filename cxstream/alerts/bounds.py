@@ -5,7 +5,7 @@ The counting rules are scoring.bounds's: a contract string takes at most CHAR_BY
 character, an integer INT_BYTES, a float FLOAT_BYTES, with its quotes and comma. Each
 bound is tested against the worst value the real code builds (tests/unit/
 test_alert_bounds.py), and checked at start-up against the producer's request limit
-(streams.bounds).
+(streams.table_limits).
 """
 
 from __future__ import annotations
@@ -129,6 +129,6 @@ def priority_mark_bytes_bound(max_group_keys: int) -> int:
 
 
 def deadletter_mark_bytes() -> int:
-    """A dead-letter mark (streams.deadletter_log.Mark): two offsets."""
+    """A dead-letter mark (streams.ingest.deadletter_once.Mark): two offsets."""
     return 2 + 2 * KEY + 2 * NUMBER
 

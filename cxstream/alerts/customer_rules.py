@@ -13,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cxstream.alerts.building import alert_id, build_alert, customer_context, route, team_of
+from cxstream.alerts.comment_tags import COMPLAINT, TopicTagger
 from cxstream.alerts.config import (
     DetractorRule,
     HighValueAtRiskRule,
     RulesConfig,
     SocialNegativeRule,
 )
-from cxstream.alerts.state import OpenAlert, open_alerts, with_open_alerts
-from cxstream.alerts.topics import COMPLAINT, TopicTagger
+from cxstream.alerts.cooldowns import OpenAlert, open_alerts, with_open_alerts
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.customer import CustomerState

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from cxstream.alerts.building import alert_id, build_alert
+from cxstream.alerts.comment_tags import COMPLAINT
 from cxstream.alerts.config import RecurringIssueRule, RulesConfig
-from cxstream.alerts.topics import COMPLAINT
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions

@@ -1,6 +1,6 @@
 """What a customer event causes besides state: alert messages and issue signals.
 
-The worker's core (alerts.core) applies the customer rules to the events it folds;
+The worker's core (alerts.customer_core) applies the customer rules to the events it folds;
 ``AlertReactions`` holds what they need (the rules, their settings, where a new value
 goes) and the rules of a new profile (``on_profile``). The same rules over the contract's
 models, event by event, are the reference the core is checked against

@@ -2,7 +2,8 @@
 
 The rules file's ``surveys`` section maps interactions to a survey to send (``triggers``)
 and says when a customer must not be asked (``fatigue``). Everything here is plain data
-and pure functions; streams.surveys runs them in the worker, on the events the fold has
+and pure functions; streams.customers.survey_desk runs them in the worker, on the events the fold
+has
 just applied, and keeps each customer's ``SurveyMemory`` in a table of its own.
 
 Times are integer microseconds since the epoch. A decision is taken at a time: the

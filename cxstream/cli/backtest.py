@@ -47,11 +47,11 @@ from cxstream.schemas.parsing import Clocks, Rejection, parse_input
 from cxstream.scoring.recompute import RawInput
 from cxstream.scoring.windows import from_epoch
 from cxstream.streams.core import CorePorts, CoreTables, build_core
-from cxstream.streams.ingest import Accepted
-from cxstream.streams.io import read_topic
+from cxstream.streams.customers.revaluation import Revaluator
+from cxstream.streams.groups.segment_drops import SegmentTallies, ShareOut
+from cxstream.streams.ingest.batches import Accepted
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.revaluation import Revaluator
-from cxstream.streams.segment_drops import SegmentTallies, ShareOut
 from cxstream.streams.settings import Settings
 
 EXAMPLES_KEPT = 3

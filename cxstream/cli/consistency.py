@@ -10,7 +10,7 @@ import httpx
 from cxstream.scoring.groups import DIMENSIONS
 from cxstream.scoring.recompute import GroupTallies, RawInput, recompute
 from cxstream.scoring.tallies import Tally
-from cxstream.streams.io import read_topic
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import Settings
 
 

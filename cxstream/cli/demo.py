@@ -39,7 +39,7 @@ from cxstream.cli.scrape import Samples, parse_samples, total
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.incidents import Expectation
 from cxstream.cli.simulator.sending import send_records
-from cxstream.streams.clients import aiokafka_options, ensure_topics
+from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
 from cxstream.streams.settings import Settings, load_settings
 
 DEFAULT_RULES = resources.files("cxstream.alerts") / "default_rules.yaml"

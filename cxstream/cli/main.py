@@ -190,7 +190,7 @@ def broker_status(bootstrap_servers: BootstrapOption = None, config: ConfigOptio
 def topics_create(bootstrap_servers: BootstrapOption = None, config: ConfigOption = None,
                   output: OutputOption = Output.text) -> None:
     """Create the missing contract topics with CXSTREAM_PARTITIONS partitions."""
-    from cxstream.streams.clients import TopicLayoutError, ensure_topics
+    from cxstream.streams.kafka.clients import TopicLayoutError, ensure_topics
 
     settings = settings_or_exit(bootstrap_servers, config)
     try:
@@ -269,9 +269,9 @@ def schemas_register(
 def config_check(config: ConfigOption = None, output: OutputOption = Output.text) -> None:
     """Check the settings, the rules file, the users file and the lexicons (exit 2 on a
     mistake); print the effective configuration, secrets masked."""
+    from cxstream.alerts.comment_tags import LexiconError, load_tagger
     from cxstream.alerts.config import RulesError, load_rules
-    from cxstream.alerts.topics import LexiconError, load_tagger
-    from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
+    from cxstream.streams.table_limits import bound_problems, request_limit, value_bounds
     from cxstream.streams.users import UsersError, load_users
 
     settings = settings_or_exit(config=config)
@@ -346,7 +346,7 @@ def send_sample(bootstrap_servers: BootstrapOption = None,
                 config: ConfigOption = None) -> None:
     """Send a few valid events of every kind and one input of each kind of mistake."""
     from cxstream.cli.samples import sample_records
-    from cxstream.streams.io import produce
+    from cxstream.streams.kafka.plain_clients import produce
 
     settings = settings_or_exit(bootstrap_servers, config)
     samples = sample_records(settings, datetime.now(UTC))
@@ -363,7 +363,7 @@ def send_file(
     config: ConfigOption = None,
 ) -> None:
     """Send each line of PATH as one message; its key is the line's customer_id."""
-    from cxstream.streams.io import Record, produce
+    from cxstream.streams.kafka.plain_clients import Record, produce
 
     settings = settings_or_exit(bootstrap_servers, config)
     records = [Record(topic, _customer_key(line), line)
@@ -386,8 +386,8 @@ def deadletter_show(limit: Annotated[int, typer.Option(help="Most recent N", min
                     bootstrap_servers: BootstrapOption = None, config: ConfigOption = None,
                     output: OutputOption = Output.text) -> None:
     """List the dead-letter records: source, error class and reason."""
-    from cxstream.streams.deadletter import read_headers
-    from cxstream.streams.io import read_topic
+    from cxstream.streams.ingest.deadletter_record import read_headers
+    from cxstream.streams.kafka.plain_clients import read_topic
 
     settings = settings_or_exit(bootstrap_servers, config)
     records = asyncio.run(read_topic(settings, settings.topic_deadletter))
@@ -990,7 +990,7 @@ def _write_simulation(simulation: Any, out: Path, estimate: int) -> None:
 def _send_simulation(settings: Settings, records: Any, estimate: int,
                      speed: float | None) -> None:
     from cxstream.cli.simulator.sending import send_records, wait_for_group
-    from cxstream.streams.clients import ensure_topics
+    from cxstream.streams.kafka.clients import ensure_topics
 
     async def profiles_read() -> None:
         if not await wait_for_group(settings, settings.topic_customers, timeout=60):

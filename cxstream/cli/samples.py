@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cxstream.streams.io import Record
+from cxstream.streams.kafka.plain_clients import Record
 from cxstream.streams.settings import Settings
 
 

@@ -2,7 +2,7 @@
 requests on ``cx.survey-requests``.
 
 Dead-letter records carry the original bytes unchanged; their metadata travels in Kafka
-headers (see ``streams.deadletter``), so they have no JSON model.
+headers (see ``streams.ingest.deadletter_record``), so they have no JSON model.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def word_bytes(chars: int) -> int:
 
 ID = text_bytes(ID_CHARS) + 1  # with its comma
 NUMBER = INT_BYTES + 1
-#: an alert cooldown (alerts.state.OpenAlert as JSON): id, rule, severity, three times as
+#: an alert cooldown (alerts.cooldowns.OpenAlert as JSON): id, rule, severity, three times as
 #: RFC 3339 text, occurrences, and the keys
 OPEN_ALERT_BYTES = 2 + 7 * 20 + word_bytes(64) + 2 * word_bytes(24) + 3 * word_bytes(40) + NUMBER
 
@@ -58,7 +58,7 @@ def interaction_record_bytes() -> int:
 
 def customer_bytes_bound(rules: StateRules, windows: int, groups_per_answer: int = 5,
                          rules_with_cooldowns: int = 3) -> int:
-    """The hot part of one customer (scoring.plain.encode) at every cap: the profile,
+    """The hot part of one customer (scoring.plain_customer.encode) at every cap: the profile,
     the latest answer per survey, ``negative_signals_kept`` signal times,
     ``seen_event_ids_kept`` remembered ids with their offsets, the history slots, the
     answer counted per window and survey with its groups, and one cooldown per rule."""

@@ -108,7 +108,7 @@ class CustomerState(BaseModel):
     last_event_at: datetime | None = None
     #: what counts for the customer per window (score_basis = latest_per_customer only)
     counted: CountedAnswers = {}
-    #: the alert rules' own state (cooldowns: cxstream.alerts.state), kept in the
+    #: the alert rules' own state (cooldowns: cxstream.alerts.cooldowns), kept in the
     #: customer's record so one changelog write holds both; the fold never reads it
     alerts: dict[str, Any] = {}
 

@@ -1,6 +1,6 @@
 """The fold's vocabulary: its rules, a sourced event, a partition's share of a group tally
 and the keys of the partials table. The fold itself runs on plain data
-(scoring.plain_fold, driven by alerts.core); its reference on the contract's pydantic
+(scoring.batch_fold, driven by alerts.customer_core); its reference on the contract's pydantic
 models, which the differential tests check it against, is tests/reference/fold.py.
 
 Exactly-once effects on top of at-least-once delivery:

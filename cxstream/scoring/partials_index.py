@@ -1,7 +1,7 @@
 """A worker's partial tallies by partition and window slice, kept beside the partials
 table as batches fold, so the readers of group tallies never scan the table.
 
-The partials table (streams.state) holds one partial tally per
+The partials table (streams.customers.state_writer) holds one partial tally per
 (partition, dimension, window, start, group key). Its readers want a few slices of it:
 the API and the metrics the current windows of one dimension, the segment-drop shares a
 window and its baselines, the expiry the slices past retention. A scan of the whole

@@ -17,22 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cxstream.alerts.comment_tags import TopicTagger, load_tagger
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.customer_rules import CustomerAlerts, wall_clock
 from cxstream.alerts.reactions import AlertReactions
-from cxstream.alerts.topics import TopicTagger, load_tagger
 from cxstream.scoring.customer_view import RecentFlags
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
-from cxstream.streams.alerting import SegmentShares, segment_shares
-from cxstream.streams.bands import BandsHolder
-from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.alerting.wiring import SegmentShares, segment_shares
+from cxstream.streams.customers.band_refresh import BandsHolder
+from cxstream.streams.customers.state_writer import Deliver, StateWriter
+from cxstream.streams.customers.survey_desk import SurveyDesk
+from cxstream.streams.issues.priorities import PriorityBoard
+from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.priorities import PriorityBoard
 from cxstream.streams.settings import Settings
-from cxstream.streams.state import Deliver, StateWriter
-from cxstream.streams.surveys import SurveyDesk
 
 
 @dataclass

@@ -16,23 +16,23 @@ from typing import Any
 import uvloop
 from aiokafka.errors import KafkaError
 
+from cxstream.alerts.comment_tags import LexiconError, load_tagger
 from cxstream.alerts.config import RulesError, load_rules
-from cxstream.alerts.topics import LexiconError, load_tagger
-from cxstream.streams.app import FaustEnvironmentError, build_app, check_faust_environment
-from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
-from cxstream.streams.clients import (
+from cxstream.streams.ingest.deadletter_record import message_limit_problem
+from cxstream.streams.kafka.clients import (
     TopicLayoutError,
     ensure_topics,
     ensure_worker_topics,
     resolved_replication,
     topic_max_message_bytes,
 )
-from cxstream.streams.deadletter import message_limit_problem
-from cxstream.streams.delivery import EXIT_STOP_TIMEOUT, BatchGuard
-from cxstream.streams.faust_compat import FaustVersionError, install
-from cxstream.streams.faust_compat.access import in_flight_events
-from cxstream.streams.faust_compat.worker import Worker
+from cxstream.streams.kafka.confirmed_sends import EXIT_STOP_TIMEOUT, BatchGuard
+from cxstream.streams.kafka.faust_compat import FaustVersionError, install
+from cxstream.streams.kafka.faust_compat.access import in_flight_events
+from cxstream.streams.kafka.faust_compat.worker import Worker
 from cxstream.streams.settings import Settings
+from cxstream.streams.table_limits import bound_problems, request_limit, value_bounds
+from cxstream.streams.topology import FaustEnvironmentError, build_app, check_faust_environment
 from cxstream.streams.users import UsersError, load_users
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cxstream.cli.main import app
-from cxstream.streams.io import read_topic
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import Settings
 from tests.support import feedback
 
@@ -45,7 +45,7 @@ def test_the_replication_factor_follows_the_cluster_and_more_than_its_brokers_is
         isolated: dict[str, str], isolated_settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from cxstream.streams.clients import aiokafka_options
+    from cxstream.streams.kafka.clients import aiokafka_options
 
     refused = runner.invoke(app, ["topics", "create"],
                             env={**env_of(isolated), "CXSTREAM_REPLICATION_FACTOR": "3"})

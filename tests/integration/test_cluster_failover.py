@@ -20,9 +20,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from cxstream.cli.consistency import batch_tallies
 from cxstream.cli.kafka import local_cluster
-from cxstream.streams.clients import aiokafka_options
-from cxstream.streams.deadletter import read_headers
-from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.ingest.deadletter_record import read_headers
+from cxstream.streams.kafka.clients import aiokafka_options
+from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
 from tests.receiver import Receiver
 from tests.support import (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.streams.deadletter import read_headers
-from cxstream.streams.io import read_topic
+from cxstream.streams.ingest.deadletter_record import read_headers
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
 from tests.support import base_env, free_port
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.main import app
-from cxstream.streams.io import read_topic
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
 from tests.support import feedback, interaction, profile, send, start
 

@@ -12,8 +12,8 @@ import pytest
 
 from cxstream.cli.consistency import batch_tallies
 from cxstream.cli.processes import WorkerProcess
-from cxstream.streams.deadletter import read_headers
-from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.ingest.deadletter_record import read_headers
+from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import load_settings
 from tests.support import base_env, feedback, profile, settled_differences, to_bytes
 

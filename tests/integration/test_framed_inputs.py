@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cxstream.cli.scrape import total
-from cxstream.streams.io import Record, produce
+from cxstream.streams.kafka.plain_clients import Record, produce
 from cxstream.streams.settings import load_settings
 from tests.support import Api, configure, feedback, profile, start, to_bytes
 

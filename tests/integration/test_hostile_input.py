@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from cxstream.cli.processes import WorkerProcess
 from cxstream.cli.scrape import total
-from cxstream.streams.deadletter import read_headers
-from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.ingest.deadletter_record import read_headers
+from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
 from tests.support import base_env, feedback, free_port, interaction, to_bytes
 

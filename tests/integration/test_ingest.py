@@ -13,8 +13,8 @@ import pytest
 from cxstream.cli.processes import WorkerProcess
 from cxstream.cli.samples import sample_records
 from cxstream.cli.scrape import total as metric
-from cxstream.streams.deadletter import read_headers
-from cxstream.streams.io import Record, produce, read_topic
+from cxstream.streams.ingest.deadletter_record import read_headers
+from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings
 from tests.support import base_env, feedback, interaction, profile, to_bytes
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from cxstream.cli.processes import WorkerProcess
-from cxstream.streams.io import read_topic
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import Settings, load_settings
 from tests.support import feedback, interaction, profile, send, start
 

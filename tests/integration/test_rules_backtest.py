@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from cxstream.cli.main import app
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records
-from cxstream.streams.io import read_topic
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
 from tests.support import configure, start
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cxstream.cli.scrape import total
-from cxstream.streams.io import read_topic
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
 from tests.support import Api, configure, feedback, interaction, profile, send, start
 

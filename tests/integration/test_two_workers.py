@@ -240,7 +240,7 @@ def missing_by_partition(settings: Any, api: Api, customers: list[str]) -> dict[
     import asyncio
     import json
 
-    from cxstream.streams.io import read_topic
+    from cxstream.streams.kafka.plain_clients import read_topic
 
     where = {json.loads(record.value)["event_id"]: (record.partition, record.offset)
              for record in asyncio.run(read_topic(settings, settings.topic_feedback))}
@@ -262,8 +262,8 @@ def answers_per_partition(settings: Any, api: Api) -> dict[str, dict[int, Any]]:
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from cxstream.streams.clients import aiokafka_options
-    from cxstream.streams.io import read_topic
+    from cxstream.streams.kafka.clients import aiokafka_options
+    from cxstream.streams.kafka.plain_clients import read_topic
 
     report: dict[str, dict[int, Any]] = {"on_topic": {}, "committed": {}, "in_changelog": {},
                                          "changelog_records": {}, "in_memory": {}}

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from aiokafka.partitioner import DefaultPartitioner
 
-from cxstream.streams.deadletter import read_headers
-from cxstream.streams.io import read_topic
+from cxstream.streams.ingest.deadletter_record import read_headers
+from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
 from tests.receiver import Receiver
 from tests.support import feedback, free_port, profile, send, start

@@ -1,5 +1,5 @@
 """The reference fold on the contract's pydantic models: the product's plain-data core
-(alerts.core, scoring.plain_fold) must give the same states, tallies, watermark and
+(alerts.customer_core, scoring.batch_fold) must give the same states, tallies, watermark and
 outcome counts for any stream (tests/unit/test_plain_core.py). Kept here, not in the
 product: a rule changes in the product first, and this reference follows it in the same
 change, checked by those tests.

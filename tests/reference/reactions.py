@@ -1,6 +1,6 @@
 """The reference of the customer rules over the contract's models, batch by batch, after
 the reference fold (tests/reference/fold.py): what the product's core
-(alerts.core.CustomerCore) must match, alert for alert (tests/unit/test_plain_core.py).
+(alerts.customer_core.CustomerCore) must match, alert for alert (tests/unit/test_plain_core.py).
 The rules themselves are the product's (alerts.customer_rules, AlertReactions.on_profile);
 this is only the order they are applied in and what is carried between events."""
 

@@ -18,6 +18,7 @@ from cxstream.alerts.bounds import (
     priority_mark_bytes_bound,
 )
 from cxstream.alerts.building import build_alert, customer_context
+from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import RulesConfig, load_rules
 from cxstream.alerts.group_rules import (
     CUSTOMERS_KEPT,
@@ -28,7 +29,6 @@ from cxstream.alerts.group_rules import (
 )
 from cxstream.alerts.lifecycle import HISTORY_BYTES, NOTE_MAX, note, open_case, resolve
 from cxstream.alerts.priorities import count_signal, empty_count
-from cxstream.alerts.topics import load_tagger
 from cxstream.schemas.events import MAX_TEXT_CHARS
 from cxstream.scoring.customer import (
     TEXT_KEPT,
@@ -37,7 +37,7 @@ from cxstream.scoring.customer import (
     Profile,
     ScoreRecord,
 )
-from cxstream.streams.deadletter_log import Mark
+from cxstream.streams.ingest.deadletter_once import DeadLetterMark
 from tests.worst import LATE, WORST, worst
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -144,13 +144,13 @@ def test_a_customer_marked_in_every_issue_stays_under_its_bound(max_keys: int) -
 
 
 def test_a_deadletter_mark_stays_under_its_bound() -> None:
-    raw = Mark(offset=-(2**63), next=-(2**63)).encode()
+    raw = DeadLetterMark(offset=-(2**63), next=-(2**63)).encode()
     assert len(raw) <= deadletter_mark_bytes() < 2 * len(raw)
 
 
 def test_group_keys_that_outgrow_a_priority_mark_stop_the_start() -> None:
-    from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
     from cxstream.streams.settings import load_settings
+    from cxstream.streams.table_limits import bound_problems, request_limit, value_bounds
 
     settings = load_settings({"CXSTREAM_MAX_GROUP_KEYS": "5000"})
     problems = bound_problems(value_bounds(settings, load_rules()), request_limit(settings))

@@ -16,13 +16,13 @@ from prometheus_client import CollectorRegistry
 
 from cxstream.alerts.config import Lifecycle, load_rules
 from cxstream.alerts.lifecycle import InvalidCommand, TransitionRefused
-from cxstream.alerts.sinks import delivery_id
+from cxstream.alerts.receivers import delivery_id
 from cxstream.schemas.outputs import Alert
-from cxstream.streams.alert_cases import AlertCases, AlertEvent, CaseNotFound, case_row
-from cxstream.streams.api import filter_rows, page
-from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.alerting.cases import AlertCases, AlertEvent, CaseNotFound, case_row
+from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import MACHINE, Principal
+from cxstream.streams.web.api import filter_rows, page
 from tests.support import CasesTable
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -205,7 +205,7 @@ def test_the_open_cases_for_the_metrics_follow_each_change_without_reading_the_t
         ) -> None:
     from prometheus_client import CollectorRegistry as Registry
 
-    from cxstream.streams.collectors import OpenAlertsCollector
+    from cxstream.streams.health.collectors import OpenAlertsCollector
 
     kafka, clock = Kafka(), Clock()
     cases, _ = cases_of(kafka, clock)
@@ -251,7 +251,7 @@ def test_the_deadline_check_reads_only_the_cases_due() -> None:
 
 
 def test_an_unresolved_list_reads_no_resolved_case() -> None:
-    from cxstream.streams.api import local_rows
+    from cxstream.streams.web.api import local_rows
 
     kafka, clock = Kafka(), Clock()
     cases, _ = cases_of(kafka, clock)
@@ -306,7 +306,7 @@ def test_the_index_keeps_a_summary_of_each_unresolved_case_not_the_case() -> Non
     import tracemalloc
 
     from cxstream.alerts import lifecycle as lc
-    from cxstream.streams.case_index import CaseIndex
+    from cxstream.streams.alerting.case_index import CaseIndex
 
     now = datetime(2026, 12, 6, tzinfo=UTC)
     history = [{"event_id": f"e-{n}", "at": now.isoformat(), "channel": "phone",
@@ -343,7 +343,7 @@ def test_the_metrics_counts_of_the_index_are_those_of_its_cases(
     scrape reads (bisections of the index's ordered times) are those of counting every
     unresolved case."""
     from cxstream.alerts import lifecycle as lc
-    from cxstream.streams.case_index import CaseIndex
+    from cxstream.streams.alerting.case_index import CaseIndex
 
     now = datetime(2026, 12, 6, tzinfo=UTC)
     index = CaseIndex()
@@ -379,7 +379,7 @@ def test_a_share_of_the_first_rows_pages_as_the_whole_list_does(
         viewer: Principal) -> None:
     """A worker answers with the first offset + limit rows its viewer may see (and how
     many match in all): the page made of them is the page of the whole list."""
-    from cxstream.streams.api import local_rows
+    from cxstream.streams.web.api import local_rows
 
     cases, _ = cases_of(Kafka(), Clock())
     run(cases.take_events([raised(alert(
@@ -421,7 +421,7 @@ def test_the_index_selects_the_first_matching_cases_as_sorting_them_all_would(
     cases resolved), the index's first matching cases and their count are those of
     filtering and sorting every unresolved case."""
     from cxstream.alerts import lifecycle as lc
-    from cxstream.streams.case_index import CaseIndex, summary_list_order
+    from cxstream.streams.alerting.case_index import CaseIndex, summary_list_order
 
     now = datetime(2026, 12, 6, tzinfo=UTC)
     index = CaseIndex()
@@ -452,7 +452,7 @@ def test_a_page_of_the_index_looks_at_its_buckets_and_its_rows_not_every_case() 
     """20,000 unresolved cases in six buckets: the first 50 cost six bucket checks and
     50 rows, and the count is the buckets' sizes."""
     from cxstream.alerts import lifecycle as lc
-    from cxstream.streams.case_index import CaseIndex
+    from cxstream.streams.alerting.case_index import CaseIndex
 
     now = datetime(2026, 12, 6, tzinfo=UTC)
     index = CaseIndex()
@@ -492,10 +492,10 @@ def test_after_a_recovery_the_open_cases_are_read_a_slice_at_a_time_in_a_running
     list answers IndexNotReady (503), the deadline check waits, the open-alert gauges are
     left out, and a case changed meanwhile keeps its change. The index it ends with is
     the one read at once."""
-    from cxstream.streams import alert_cases as module
-    from cxstream.streams import case_index
-    from cxstream.streams.case_index import IndexNotReady
-    from cxstream.streams.collectors import OpenAlertsCollector
+    from cxstream.streams.alerting import case_index
+    from cxstream.streams.alerting import cases as module
+    from cxstream.streams.alerting.case_index import IndexNotReady
+    from cxstream.streams.health.collectors import OpenAlertsCollector
 
     monkeypatch.setattr(module, "INDEX_SLICE_SECONDS", 0.0)  # a slice: CLOCK_EVERY cases
     monkeypatch.setattr(case_index, "CLOCK_EVERY", 4)
@@ -538,7 +538,7 @@ def test_the_index_keeps_nothing_for_cases_resolved_or_moved_away() -> None:
     resolved (after moving between owners and teams), no bucket, customer entry, count
     or due time is left behind."""
     from cxstream.alerts import lifecycle as lc
-    from cxstream.streams.case_index import CaseIndex
+    from cxstream.streams.alerting.case_index import CaseIndex
 
     now = datetime(2026, 12, 6, tzinfo=UTC)
     index = CaseIndex()

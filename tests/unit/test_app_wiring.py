@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.streams.app import build_app
-from cxstream.streams.faust_compat import fixes
+from cxstream.streams.kafka.faust_compat import fixes
 from cxstream.streams.settings import load_settings
+from cxstream.streams.topology import build_app
 
 
 def test_no_app_is_built_without_the_faust_fixes(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ async def test_an_assignment_makes_dead_letters_be_read_back_again(tmp_path: Pat
 
 
 def test_the_openapi_document_describes_every_api_route_and_no_other(tmp_path: Path) -> None:
-    from cxstream.streams.openapi import openapi_document
+    from cxstream.streams.web.openapi import openapi_document
 
     settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
                              replication_factor="1")
@@ -61,7 +61,7 @@ async def test_a_request_made_while_the_worker_stops_or_restores_is_told_to_come
     import httpx
 
     from cxstream.cli.processes import free_port
-    from cxstream.streams import api as api_module
+    from cxstream.streams.web import api as api_module
 
     token = "t" * 32
     settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",

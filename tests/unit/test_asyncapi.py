@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from cxstream.cli.asyncapi import asyncapi
 from cxstream.cli.main import app
 from cxstream.schemas.parsing import ErrorClass, Rejection
-from cxstream.streams.clients import contract_topics
-from cxstream.streams.deadletter import SourcePosition, build_deadletter
+from cxstream.streams.ingest.deadletter_record import SourcePosition, build_deadletter
+from cxstream.streams.kafka.clients import contract_topics
 from cxstream.streams.settings import load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

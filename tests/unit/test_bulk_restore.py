@@ -13,7 +13,7 @@ import rocksdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxstream.streams.faust_compat.restore import Partition, write_fetched
+from cxstream.streams.kafka.faust_compat.restore import Partition, write_fetched
 
 OFFSET_KEY = b"__faust\0offset__"
 _folders = itertools.count()
@@ -156,7 +156,7 @@ def two_partitions(tmp_path: Path) -> tuple[list[Partition], dict[Any, list[Any]
 
 async def test_a_bulk_read_brings_every_partition_to_its_end_and_no_further(
         tmp_path: Path) -> None:
-    from cxstream.streams.faust_compat.restore import read_into
+    from cxstream.streams.kafka.faust_compat.restore import read_into
 
     partitions, logs = two_partitions(tmp_path)
     partitions[1].last = 40  # this one holds up to 40 already
@@ -174,7 +174,7 @@ async def test_a_bulk_read_brings_every_partition_to_its_end_and_no_further(
 
 async def test_a_rebalance_ends_the_bulk_read_with_each_database_and_its_offset_agreeing(
         tmp_path: Path) -> None:
-    from cxstream.streams.faust_compat.restore import read_into
+    from cxstream.streams.kafka.faust_compat.restore import read_into
 
     partitions, logs = two_partitions(tmp_path)
     rebalance = []
@@ -193,7 +193,7 @@ async def test_a_rebalance_ends_the_bulk_read_with_each_database_and_its_offset_
 
 
 async def test_a_reader_with_nothing_to_give_leaves_the_rest_to_faust(tmp_path: Path) -> None:
-    from cxstream.streams.faust_compat.restore import read_into
+    from cxstream.streams.kafka.faust_compat.restore import read_into
 
     partitions, logs = two_partitions(tmp_path)
     for key in logs:
@@ -212,7 +212,7 @@ async def test_a_bulk_read_ends_within_half_of_fausts_time_for_it_and_says_so(
     service: a long bulk read must end before, leaving the rest to Faust."""
     import time
 
-    from cxstream.streams.faust_compat import restore
+    from cxstream.streams.kafka.faust_compat import restore
 
     partitions, logs = two_partitions(tmp_path)
     for partition in partitions:
@@ -258,12 +258,12 @@ async def test_a_bulk_read_ends_within_half_of_fausts_time_for_it_and_says_so(
 async def test_a_fetch_holds_at_most_fetch_records_and_a_larger_changelog_is_read_whole(
         tmp_path: Path) -> None:
     """The bound of one fetch (FETCH_RECORDS across partitions, the consumer's byte
-    limits in streams.app beside it), reached: two partitions of 15,000 records each,
+    limits in streams.topology beside it), reached: two partitions of 15,000 records each,
     offered 20,000 a fetch, are read whole, no fetch holding more."""
     from aiokafka import TopicPartition
     from faust.types import TP
 
-    from cxstream.streams.faust_compat.restore import FETCH_RECORDS, read_into
+    from cxstream.streams.kafka.faust_compat.restore import FETCH_RECORDS, read_into
 
     per_partition = FETCH_RECORDS * 3 // 4
     partitions, logs = [], {}

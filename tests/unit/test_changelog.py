@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from faust.serializers import codecs
 
-from cxstream.streams.changelog import BulkChangelog
+from cxstream.streams.kafka.changelog import BulkChangelog
 
 
 def table(name: str, value_serializer: str) -> Any:

@@ -9,8 +9,8 @@ from faust.types import TP
 
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
-from cxstream.streams.api import BadRequest, parse_partition
-from cxstream.streams.cluster import Cluster
+from cxstream.streams.groups.cluster import Cluster
+from cxstream.streams.web.api import BadRequest, parse_partition
 
 
 def cluster_owning(partitions: set[int], partials: dict[bytes, dict]) -> Cluster:
@@ -46,7 +46,7 @@ async def test_a_worker_refusing_the_token_is_an_error_and_a_metric_not_a_silent
         caplog: pytest.LogCaptureFixture) -> None:
     from aiohttp import web
 
-    from cxstream.streams.cluster import ClusterIncomplete
+    from cxstream.streams.groups.cluster import ClusterIncomplete
     from tests.support import local_server
 
     async def refuse(request: web.Request) -> web.Response:

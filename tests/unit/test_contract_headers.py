@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from cxstream.schemas.outputs import Alert
 from cxstream.schemas.parsing import ErrorClass, Rejection
-from cxstream.streams.alerting import alert_headers
-from cxstream.streams.deadletter import SourcePosition, build_deadletter, read_headers
+from cxstream.streams.alerting.wiring import alert_headers
+from cxstream.streams.ingest.deadletter_record import SourcePosition, build_deadletter, read_headers
 
 T = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 

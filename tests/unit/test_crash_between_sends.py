@@ -13,10 +13,10 @@ import pytest
 from faust.serializers import codecs
 from prometheus_client import CollectorRegistry
 
+from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut, AlertReactions
-from cxstream.alerts.topics import load_tagger
 from cxstream.schemas.events import Feedback
 from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.conventions import Conventions
@@ -25,10 +25,10 @@ from cxstream.scoring.customer_view import customer_flags
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.value_bands import ValueBands, ValueIndex
 from cxstream.scoring.windows import window_specs
-from cxstream.streams.changelog import BulkChangelog
-from cxstream.streams.ingest import Accepted
+from cxstream.streams.customers.state_writer import StateWriter
+from cxstream.streams.ingest.batches import Accepted
+from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.state import StateWriter
 from tests.support import feedback
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cxstream.schemas.parsing import ErrorClass, Rejection
-from cxstream.streams.deadletter import (
+from cxstream.streams.ingest.deadletter_record import (
     KEY_COPY_LIMIT,
     RECORD_HEADROOM,
     SourcePosition,

@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxstream.streams.deadletter import DeadLetter, deadletter_partition, read_headers
-from cxstream.streams.deadletter_log import ExactlyOnceDeadLetters, Mark
+from cxstream.streams.ingest.deadletter_once import DeadLetterMark, ExactlyOnceDeadLetters
+from cxstream.streams.ingest.deadletter_record import DeadLetter, deadletter_partition, read_headers
 
 
 class MemoryTopic:
@@ -50,12 +50,12 @@ class MemoryTopic:
 
 class Marks:
     def __init__(self) -> None:
-        self.marks: dict[tuple[str, int], Mark] = {}
+        self.marks: dict[tuple[str, int], DeadLetterMark] = {}
 
-    def get(self, topic: str, partition: int) -> Mark:
-        return self.marks.get((topic, partition), Mark())
+    def get(self, topic: str, partition: int) -> DeadLetterMark:
+        return self.marks.get((topic, partition), DeadLetterMark())
 
-    def set(self, topic: str, partition: int, mark: Mark) -> None:
+    def set(self, topic: str, partition: int, mark: DeadLetterMark) -> None:
         self.marks[(topic, partition)] = mark
 
 
@@ -130,7 +130,7 @@ def test_any_rewinds_and_lost_marks_leave_each_bad_input_once(
     seen_bad: set[tuple[str, str, str]] = set()
 
     async def run() -> None:
-        durable: dict[tuple[str, int], Mark] = {}
+        durable: dict[tuple[str, int], DeadLetterMark] = {}
         writer = ExactlyOnceDeadLetters(topic, Marks(), retry)
         for partition, back, size, crash in steps:
             start = max(read_up_to[partition] - back, 0)
@@ -152,9 +152,9 @@ def test_any_rewinds_and_lost_marks_leave_each_bad_input_once(
 
 
 def test_mark_round_trip_and_the_first_format() -> None:
-    assert Mark.decode(Mark(12, 40).encode()) == Mark(12, 40)
-    assert Mark.decode(b"17") == Mark(17, None)
-    assert Mark.decode(None) == Mark()
+    assert DeadLetterMark.decode(DeadLetterMark(12, 40).encode()) == DeadLetterMark(12, 40)
+    assert DeadLetterMark.decode(b"17") == DeadLetterMark(17, None)
+    assert DeadLetterMark.decode(None) == DeadLetterMark()
 
 
 def test_every_input_partition_has_one_dead_letter_partition() -> None:

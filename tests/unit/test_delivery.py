@@ -15,7 +15,7 @@ from aiokafka.errors import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cxstream.streams.delivery import (
+from cxstream.streams.kafka.confirmed_sends import (
     EXIT_BATCH_FAILED,
     EXIT_SEND_FAILED,
     BatchAbandoned,

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from cxstream.scoring.partials_index import PartialsIndex
-from cxstream.streams.collectors import WorkerCollector
+from cxstream.streams.health.collectors import WorkerCollector
 from cxstream.streams.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def exposed_metric_names() -> set[str]:
     """Every sample name a worker can expose (families from the one metrics factory)."""
     from datetime import UTC, datetime
 
-    from cxstream.streams.collectors import OpenAlertsCollector
+    from cxstream.streams.health.collectors import OpenAlertsCollector
 
     names = collected_names() | {family.name for family in OpenAlertsCollector(
         lambda now: ({}, {}), lambda: datetime.now(UTC)).collect()}

@@ -12,10 +12,10 @@ import faust
 import pytest
 from faust.types import TP
 
-from cxstream.streams.app import state_store
-from cxstream.streams.changelog import BulkChangelog
-from cxstream.streams.faust_compat.access import is_durable, table_store
+from cxstream.streams.kafka.changelog import BulkChangelog
+from cxstream.streams.kafka.faust_compat.access import is_durable, table_store
 from cxstream.streams.settings import load_settings
+from cxstream.streams.topology import state_store
 
 
 def tables(tmp_path: Path, store: str) -> Any:
@@ -129,11 +129,11 @@ def test_a_memory_table_holds_a_value_at_once(tmp_path: Path) -> None:
 
 def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
         tmp_path: Path) -> None:
-    from cxstream.scoring import plain
+    from cxstream.scoring import plain_customer as plain
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.faust_compat.access import stored_items
-    from cxstream.streams.state import rebuild_value_index
+    from cxstream.streams.customers.state_writer import rebuild_value_index
+    from cxstream.streams.kafka.faust_compat.access import stored_items
 
     for store in ("rocksdb", "memory"):
         table, kafka = tables(tmp_path / store, store), Kafka()
@@ -159,7 +159,7 @@ def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
 
 
 def _customers_written(table: Any, kafka: Kafka, numbers: range) -> None:
-    from cxstream.scoring import plain
+    from cxstream.scoring import plain_customer as plain
 
     changelog = BulkChangelog(kafka.send)
     for n in numbers:
@@ -178,8 +178,8 @@ def _indexed_and_saved(tmp_path: Path, owned: set[int], saved: set[int]
     snapshots written for ``saved``: (table, the index, the snapshots' folder)."""
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.state import rebuild_value_index
-    from cxstream.streams.value_snapshot import write_snapshots
+    from cxstream.streams.customers.state_writer import rebuild_value_index
+    from cxstream.streams.customers.value_snapshot import write_snapshots
 
     table, folder = tables(tmp_path, "rocksdb"), tmp_path / "value-index"
     _customers_written(table, Kafka(), range(40))
@@ -191,11 +191,11 @@ def _indexed_and_saved(tmp_path: Path, owned: set[int], saved: set[int]
 
 def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_that_match(
         tmp_path: Path) -> None:
-    from cxstream.scoring import plain
+    from cxstream.scoring import plain_customer as plain
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.faust_compat.access import store_writes
-    from cxstream.streams.state import rebuild_value_index
+    from cxstream.streams.customers.state_writer import rebuild_value_index
+    from cxstream.streams.kafka.faust_compat.access import store_writes
 
     # partition 0 is asked for but not indexed: no snapshot of it
     table, read, folder = _indexed_and_saved(tmp_path, {1, 2, 3}, {1, 2, 3, 0})
@@ -229,8 +229,8 @@ def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_tha
 def test_a_memory_store_saves_no_value_index(tmp_path: Path) -> None:
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.state import rebuild_value_index
-    from cxstream.streams.value_snapshot import write_snapshots
+    from cxstream.streams.customers.state_writer import rebuild_value_index
+    from cxstream.streams.customers.value_snapshot import write_snapshots
 
     table, kafka = tables(tmp_path, "memory"), Kafka()
     _customers_written(table, kafka, range(8))
@@ -244,7 +244,7 @@ def test_a_snapshot_whose_histograms_do_not_count_its_rows_is_not_taken(
         tmp_path: Path) -> None:
     import orjson
 
-    from cxstream.streams.value_snapshot import take_snapshot
+    from cxstream.streams.customers.value_snapshot import take_snapshot
 
     table, _, folder = _indexed_and_saved(tmp_path, {0, 1}, {0, 1})
     body = orjson.loads((folder / "1.json").read_bytes())

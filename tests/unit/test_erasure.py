@@ -16,9 +16,9 @@ from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.scoring.windows import window_specs
-from cxstream.streams.ingest import Accepted
+from cxstream.streams.customers.state_writer import StateWriter, erased_key
+from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.state import StateWriter, erased_key
 from tests.support import feedback
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

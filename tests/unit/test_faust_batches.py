@@ -1,4 +1,4 @@
-"""Fix 14: ``Stream.take_events`` in batches (streams/faust_compat/batches.py), on a Faust
+"""Fix 14: ``Stream.take_events`` in batches (streams/kafka/faust_compat/batches.py), on a Faust
 app without a broker: events put on the channel's queue as the conductor puts them."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from faust.types.tuples import ConsumerMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxstream.streams.faust_compat import batches
-from cxstream.streams.faust_compat import fixes as faust_fixes
-from cxstream.streams.lean_monitor import LeanMonitor
+from cxstream.streams.kafka.faust_compat import batches
+from cxstream.streams.kafka.faust_compat import fixes as faust_fixes
+from cxstream.streams.kafka.lean_monitor import LeanMonitor
 
 TOPIC = "in"
 

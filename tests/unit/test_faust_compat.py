@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.streams import faust_compat
-from cxstream.streams.faust_compat import SUPPORTED, FaustVersionError, version_problems
+from cxstream.streams.kafka import faust_compat
+from cxstream.streams.kafka.faust_compat import SUPPORTED, FaustVersionError, version_problems
 
 PACKAGE = Path(faust_compat.__file__).resolve().parents[2]  # cxstream/
 WALL = Path(faust_compat.__file__).resolve().parent

@@ -1,4 +1,4 @@
-"""The corrections to Faust in streams/faust_compat/fixes.py, without a broker."""
+"""The corrections to Faust in streams/kafka/faust_compat/fixes.py, without a broker."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import IntervalTree
 
-from cxstream.streams.faust_compat import fixes as faust_fixes
+from cxstream.streams.kafka.faust_compat import fixes as faust_fixes
 from tests.support import fake_consumer
 
 

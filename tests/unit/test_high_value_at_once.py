@@ -10,17 +10,17 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut, AlertReactions
-from cxstream.alerts.topics import load_tagger
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
 from cxstream.scoring.customer_view import customer_flags
 from cxstream.scoring.fold import SourcedEvent
 from cxstream.scoring.value_bands import ValueBands, ValueIndex, histogram_of
-from cxstream.streams.bands import BandsHolder
-from cxstream.streams.revaluation import Revaluator
+from cxstream.streams.customers.band_refresh import BandsHolder
+from cxstream.streams.customers.revaluation import Revaluator
 from tests.support import feedback, interaction, profile
 
 NOW = datetime.now(UTC).replace(microsecond=0)

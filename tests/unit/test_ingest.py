@@ -9,8 +9,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection
-from cxstream.streams.deadletter import DeadLetter, read_headers
-from cxstream.streams.ingest import Accepted, Ingest, IngestLimits
+from cxstream.streams.ingest.batches import Accepted, Ingest, IngestLimits
+from cxstream.streams.ingest.deadletter_record import DeadLetter, read_headers
 from cxstream.streams.metrics import WorkerMetrics
 from tests.support import feedback, profile, to_bytes
 

@@ -16,11 +16,11 @@ from typing import Any
 from bench.throughput import in_process_core, in_process_messages
 from cxstream.alerts.reactions import AlertOut, SignalOut
 from cxstream.cli.simulator.generator import SimConfig, simulate
-from cxstream.streams.changelog import BulkChangelog
-from cxstream.streams.ingest import Ingest, IngestLimits
+from cxstream.streams.customers.survey_desk import SurveyOut
+from cxstream.streams.ingest.batches import Ingest, IngestLimits
+from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings
-from cxstream.streams.surveys import SurveyOut
 
 #: highest first, as in pyproject.toml's import-linter contract
 LAYERS = ("cli", "streams", "alerts", "scoring", "schemas")

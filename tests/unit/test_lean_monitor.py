@@ -7,8 +7,8 @@ from types import SimpleNamespace
 from faust.sensors import Monitor
 from faust.types import TP
 
-from cxstream.streams.collectors import WorkerCollector
-from cxstream.streams.lean_monitor import LeanMonitor
+from cxstream.streams.health.collectors import WorkerCollector
+from cxstream.streams.kafka.lean_monitor import LeanMonitor
 
 
 def test_the_offsets_and_inbound_times_are_kept_and_the_lag_is_what_faust_s_monitor_gives(

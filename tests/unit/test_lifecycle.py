@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from cxstream.alerts import lifecycle as lc
 from cxstream.alerts.config import Lifecycle, RulesConfig, load_rules
+from cxstream.alerts.cooldowns import OpenAlert, open_alerts, with_open_alerts
 from cxstream.alerts.customer_rules import settle
-from cxstream.alerts.state import OpenAlert, open_alerts, with_open_alerts
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.customer import CustomerState
 from tests.support import STATE_RULES, alerts_for, answer, fb, ix, with_profile

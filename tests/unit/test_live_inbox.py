@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cxstream.streams.console.live import LiveInbox
 from cxstream.streams.users import Principal
+from cxstream.streams.web.console.live import LiveInbox
 
 ALICE, BOB = Principal("alice", ("smb-support",)), Principal("bob", ("key-accounts",))
 

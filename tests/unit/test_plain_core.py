@@ -1,4 +1,4 @@
-"""The worker's plain-data core (alerts.core, scoring.plain) against the reference
+"""The worker's plain-data core (alerts.customer_core, scoring.plain_customer) against the reference
 (tests/reference: the pydantic fold and the customer rules over the contract's models),
 batch by batch, for any stream with resends, re-reads after a crash, late and
 out-of-order answers, profiles and malformed messages: the same states, tallies,
@@ -16,12 +16,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxstream.alerts.core import CustomerCore, Stored
+from cxstream.alerts.customer_core import CustomerCore, TablesRead
 from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
 from cxstream.schemas.events import CustomerProfile
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
-from cxstream.scoring import plain
+from cxstream.scoring import plain_customer as plain
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import CustomerState, StateRules
 from cxstream.scoring.customer_view import customer_flags
@@ -29,8 +29,8 @@ from cxstream.scoring.fold import FoldRules, PartialTally, SourcedEvent
 from cxstream.scoring.groups import GroupKeys
 from cxstream.scoring.value_bands import ValueBands
 from cxstream.scoring.windows import Watermark, window_specs
-from cxstream.streams.priorities import PriorityBoard
-from cxstream.streams.surveys import SurveyDesk
+from cxstream.streams.customers.survey_desk import SurveyDesk
+from cxstream.streams.issues.priorities import PriorityBoard
 from tests.reference.fold import fold_batch
 from tests.reference.reactions import on_batch
 from tests.support import RULES_CONFIG, TAGGER
@@ -224,7 +224,7 @@ class Plain:
         customers = {item.event.customer_id: self.customer(item.event.customer_id)
                      for item in items}  # read before the batch, as the state writer does
         partials = {key.encode(): value for key, value in self.partials.items()}
-        result = self.core.fold_batch(0, items, Stored(customers, partials, self.watermark,
+        result = self.core.fold_batch(0, items, TablesRead(customers, partials, self.watermark,
                                                        keys, self.table.get))
         self.folds.begin()  # as StateWriter._write feeds them
         for fact in result.facts:

@@ -1,4 +1,4 @@
-"""Priorities (alerts.priorities, streams.priorities): counting each customer once per issue
+"""Priorities (alerts.priorities, streams.issues.priorities): counting each customer once per issue
 and window, silent ones included, the revenue at stake, the ranking and its trend."""
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from cxstream.alerts.priorities import (
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import SourcedEvent
-from cxstream.scoring.plain import Customer
-from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.priorities import (
+from cxstream.scoring.plain_customer import Customer
+from cxstream.streams.issues.priorities import (
     PriorityBoard,
     count_key,
     decode_mark,
     mark_key,
     parse_count_key,
 )
+from cxstream.streams.metrics import WorkerMetrics
 
 DAY = 86_400
 T = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)  # 10:00 in the window of 2026-12-02

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cxstream.streams.clients import TopicLayoutError, replication_factor
+from cxstream.streams.kafka.clients import TopicLayoutError, replication_factor
 from cxstream.streams.settings import load_settings
 
 

@@ -21,8 +21,8 @@ from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.reports import merge_rows
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import window_specs, window_start
-from cxstream.streams.changelog import BulkChangelog
-from cxstream.streams.segment_drops import SegmentShares, SegmentTallies, tally_key
+from cxstream.streams.groups.segment_drops import SegmentShares, SegmentTallies, tally_key
+from cxstream.streams.kafka.changelog import BulkChangelog
 
 DAY = 86_400
 NOW = datetime(2026, 11, 30, 15, tzinfo=UTC)

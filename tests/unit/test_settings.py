@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cxstream.streams.app import FaustEnvironmentError, check_faust_environment
 from cxstream.streams.settings import SettingsError, load_settings
+from cxstream.streams.topology import FaustEnvironmentError, check_faust_environment
 
 
 def test_defaults_match_the_contract() -> None:
@@ -129,7 +129,7 @@ def test_short_tokens_are_refused() -> None:
 
 
 def test_max_event_bytes_beyond_the_producer_limit_is_named() -> None:
-    from cxstream.streams.deadletter import message_limit_problem
+    from cxstream.streams.ingest.deadletter_record import message_limit_problem
 
     settings = load_settings({"CXSTREAM_MAX_EVENT_BYTES": "2000000",
                               "CXSTREAM_PRODUCER_MAX_REQUEST_BYTES": "1048576"})

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from cxstream.alerts.config import RulesError, load_rules
-from cxstream.alerts.sinks import (
+from cxstream.alerts.receivers import (
     PermanentDeliveryError,
     TransientDeliveryError,
     WebhookSender,
@@ -143,7 +143,7 @@ def test_rule_mistakes_name_the_file_and_key(tmp_path: Path) -> None:
 def test_retry_waits_honour_retry_after_and_jitter_within_the_cap() -> None:
     import random
 
-    from cxstream.streams.webhooks import retry_wait
+    from cxstream.streams.alerting.webhooks import retry_wait
 
     rng = random.Random(3)
     assert retry_wait(0, 42.0, 1.0, rng) == 42.0  # the receiver's word, not the cap

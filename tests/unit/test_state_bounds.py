@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cxstream.alerts.state import OpenAlert
+from cxstream.alerts.cooldowns import OpenAlert
 from cxstream.scoring.bounds import (
     customer_bytes_bound,
     interaction_record_bytes,
@@ -13,7 +13,7 @@ from cxstream.scoring.bounds import (
 )
 from cxstream.scoring.customer import TEXT_KEPT, StateRules
 from cxstream.scoring.groups import Counted
-from cxstream.scoring.plain import Customer, encode
+from cxstream.scoring.plain_customer import Customer, encode
 from tests.worst import BIG, LATE, WORST, worst
 
 
@@ -72,13 +72,13 @@ def test_a_worker_refuses_to_start_with_caps_that_outgrow_the_request_limit() ->
     fits = load_settings({"CXSTREAM_SEEN_EVENT_IDS_KEPT": "100000",
                           "CXSTREAM_PRODUCER_MAX_REQUEST_BYTES": "104857600"})
     from cxstream.alerts.config import load_rules
-    from cxstream.streams.bounds import bound_problems, request_limit, value_bounds
+    from cxstream.streams.table_limits import bound_problems, request_limit, value_bounds
 
     assert bound_problems(value_bounds(fits, load_rules()), request_limit(fits)) == []
 
 
 def test_the_decoded_cache_holds_its_count_and_its_memory_estimate() -> None:
-    from cxstream.streams.decoded import DECODED_FACTOR, DecodedCache
+    from cxstream.streams.customers.decoded import DECODED_FACTOR, DecodedCache
 
     cache: DecodedCache[str] = DecodedCache(max_bytes=100 * DECODED_FACTOR, max_entries=3)
     for n in range(10):

@@ -1,4 +1,5 @@
-"""The survey desk (streams.surveys) on a batch: what the fold shows it, what it writes,
+"""The survey desk (streams.customers.survey_desk) on a batch: what the fold shows it, what it
+writes,
 what it sends, and deferred requests sent by the timer once their condition cleared."""
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from prometheus_client import CollectorRegistry
 from cxstream.alerts.surveys import AfterFailure, Fatigue, Surveys, memory_bytes_bound
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.scoring.fold import SourcedEvent
-from cxstream.scoring.plain import Customer, to_us
-from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.surveys import (
+from cxstream.scoring.plain_customer import Customer, to_us
+from cxstream.streams.customers.survey_desk import (
     PENDING,
     SurveyDesk,
     decode_memory,
@@ -23,6 +23,7 @@ from cxstream.streams.surveys import (
     memory_report,
     pending_key,
 )
+from cxstream.streams.metrics import WorkerMetrics
 
 T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CSAT_ONLY = [Surveys().triggers[0]]  # delivery-csat

@@ -37,7 +37,7 @@ from cxstream.alerts.surveys import (
     request_id,
 )
 from cxstream.scoring.bounds import ID_CHARS, LANGUAGE_CHARS
-from cxstream.streams.surveys import encode_memory
+from cxstream.streams.customers.survey_desk import encode_memory
 
 T0 = 1_780_000_000 * 1_000_000  # a fixed event time
 

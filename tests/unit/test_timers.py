@@ -1,5 +1,5 @@
 """State timers wait while the worker restores a table, rebalances or stops: restoring
-state never acts (streams.timers)."""
+state never acts (streams.kafka.timers)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from cxstream.streams.kafka.timers import is_serving, run_tick
 from cxstream.streams.metrics import WorkerMetrics
-from cxstream.streams.timers import is_serving, run_tick
 
 
 def app(in_recovery: bool = False, rebalancing: bool = False, stopping: bool = False,
@@ -77,4 +77,4 @@ def test_every_timer_but_the_stall_watchdog_is_a_state_timer() -> None:
              if path.name != "timers.py"
              for match in re.finditer(r"@app\.timer\([^\n]*\n\s*async def (\w+)",
                                       path.read_text())]
-    assert plain == [("app.py", "watch_for_stalls")]
+    assert plain == [("topology.py", "watch_for_stalls")]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cxstream.alerts.topics import LexiconError, TopicTagger, load_tagger
+from cxstream.alerts.comment_tags import LexiconError, TopicTagger, load_tagger
 
 TAGGER: TopicTagger = load_tagger()
 
@@ -130,7 +130,7 @@ def test_an_edited_lexicon_is_used(tmp_path: Path) -> None:
 
 def _reference_tag(tagger: Any, text: str, language: str) -> list[str]:
     """The plain definition: some pattern's words match consecutive tokens."""
-    from cxstream.alerts.topics import tokens_of
+    from cxstream.alerts.comment_tags import tokens_of
 
     tokens = tokens_of(text)
     chosen = [language, "en"] if language in tagger.lexicons else list(tagger.lexicons)

@@ -143,7 +143,7 @@ def test_bands_take_other_workers_shares_with_text_buckets_for_segments_held_her
         ) -> None:
     """A share gathered over HTTP has JSON keys (text): bands read them as numbers,
     whether the segment has customers here too or only there."""
-    from cxstream.streams.bands import BandsHolder
+    from cxstream.streams.customers.band_refresh import BandsHolder
 
     index = ValueIndex()
     index.update(0, "c1", "smb", 100.0)

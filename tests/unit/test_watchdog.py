@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cxstream.streams.watchdog import StallTracker
+from cxstream.streams.health.watchdog import StallTracker
 
 
 def test_a_partition_behind_whose_position_does_not_move_is_stalled_after_the_period() -> None:
@@ -69,7 +69,7 @@ def test_a_partition_is_reported_exactly_when_behind_and_unmoved_for_the_whole_p
 
 
 def test_recovery_progress_reads_faust_bookkeeping() -> None:
-    from cxstream.streams.watchdog import recovery_progress
+    from cxstream.streams.health.watchdog import recovery_progress
 
     read, last = recovery_progress({"a": -1, "b": 26, "c": None, "empty": -1},
                                    {"a": 26, "b": 26, "c": 3, "empty": -1})
@@ -84,7 +84,7 @@ def test_a_stalled_table_recovery_is_resumed_then_given_up() -> None:
 
     from faust.types import TP
 
-    from cxstream.streams.watchdog import StallWatchdog
+    from cxstream.streams.health.watchdog import StallWatchdog
 
     log0, log1 = TP("app-t-changelog", 0), TP("app-t-changelog", 1)
 

@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry
 
 from cxstream.alerts.config import Notifications, load_rules
 from cxstream.alerts.lifecycle import as_notice, open_case, resolve, take_alert
-from cxstream.alerts.sinks import PermanentDeliveryError, TransientDeliveryError, delivery_id
+from cxstream.alerts.receivers import PermanentDeliveryError, TransientDeliveryError, delivery_id
 from cxstream.schemas.outputs import Alert
+from cxstream.streams.alerting.webhooks import OffsetTracker, WebhookSink
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.settings import load_settings
-from cxstream.streams.webhooks import OffsetTracker, WebhookSink
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CONFIG = load_rules()

@@ -22,8 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from cxstream.cli.simulator.generator import SimRecord
-from cxstream.streams.clients import aiokafka_options
-from cxstream.streams.io import partitions_of
+from cxstream.streams.kafka.clients import aiokafka_options
+from cxstream.streams.kafka.plain_clients import partitions_of
 from cxstream.streams.settings import Settings
 
 KINDS = ("customers", "interactions", "feedback")

@@ -1,0 +1,1 @@
+"""Alerting: publishing alerts, the alert cases and their index, and the webhook sink."""

@@ -1,0 +1,508 @@
+"""Wire the scoring fold to Faust tables: one read and one write per key per batch.
+
+Tables (all changelogged to Kafka, partitioned like the input topics):
+- ``customer_to_state``: customer_id (bytes) -> b"<partition>|" + compact JSON of the
+  CustomerState (bytes take about a sixth of the memory of the same state as Python
+  dicts; see bench/memory_per_customer.py); the partition prefix lets a worker skip data
+  of partitions it no longer owns (the memory store keeps them after a rebalance)
+- ``group_partials``: "<partition>|<dimension>|<window>|<start>|<key>" -> PartialTally, and
+  "<partition>|~watermark" -> Watermark; each partition keeps its own share of every
+  group tally (two-phase aggregation: no repartition per event; queries add the shares).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Any, TypeVar
+
+from cxstream.alerts.customer_core import BatchOutcome, CustomerCore, TablesRead
+from cxstream.alerts.reactions import AlertReactions
+from cxstream.schemas.parsing import ErrorClass, Rejection
+from cxstream.scoring import plain_customer as plain
+from cxstream.scoring.customer import CustomerState, StateRules
+from cxstream.scoring.fold import (
+    FoldRules,
+    SourcedEvent,
+    group_keys_key,
+    watermark_key,
+)
+from cxstream.scoring.groups import DIMENSIONS, GroupKeys
+from cxstream.scoring.partials_index import PartialsIndex
+from cxstream.scoring.value_bands import LiveBands, ValueIndex
+from cxstream.scoring.windows import Watermark
+from cxstream.streams.customers.band_refresh import BandsHolder
+from cxstream.streams.customers.decoded import DECODED_BYTES, DecodedCache
+from cxstream.streams.customers.survey_desk import SurveyDesk
+from cxstream.streams.customers.value_snapshot import drop_snapshots, take_snapshot
+from cxstream.streams.ingest.batches import Accepted
+from cxstream.streams.issues.priorities import PriorityBoard
+from cxstream.streams.kafka.changelog import BulkChangelog
+from cxstream.streams.kafka.faust_compat.access import stored_items, table_store, writing_for
+from cxstream.streams.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: the outputs a partition's moved partial tallies cause (key -> table value)
+ShareHook = Callable[[int, dict[str, dict[str, Any]]], list[Any]]
+#: runs a send until Kafka confirms it (streams.kafka.confirmed_sends.deliver with the worker's
+#: stop)
+Deliver = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
+
+
+async def _deliver_once(send: Callable[[], Awaitable[Any]], what: str) -> Any:
+    return await send()
+
+EXPIRY_INTERVAL_SECONDS = 60.0
+#: encoded bytes of the decoded states kept beside the table (their bytes checked by
+#: identity): decoding stood out in a profile of the worker (bench/profile_worker.py).
+#: A decoded state takes several times its encoded size (bench/memory_per_customer.py).
+
+
+def encode_customer(partition: int, state: CustomerState, kept_ids: int
+                    ) -> dict[bytes, bytes]:
+    """A state of the contract's model as the table holds it: the hot part under the
+    customer's id and its history records (scoring.plain_customer)."""
+    customer = plain.from_model(state, kept_ids)
+    records = {state.customer_id.encode(): plain.encode(partition, customer)}
+    records |= {plain.history_key(state.customer_id, tag): value
+                for tag, value in customer.take_writes().items() if value is not None}
+    return records
+
+
+def customer_partition(raw: bytes) -> int:
+    return int(raw[: raw.index(b"|")])
+
+
+def decode_customer(raw: bytes, history: plain.HistoryLoader | None = None
+                    ) -> CustomerState:
+    """A table value as the contract's model, with its history read through ``history``
+    (the table's get)."""
+    return plain.to_model(plain.decode(raw, history))
+
+
+
+
+def erased_key(customer_id: str) -> bytes:
+    """Key of an erased customer's marker: a digest, not the id."""
+    return hashlib.sha256(customer_id.encode()).hexdigest().encode()
+
+
+class StateWriter:
+    """Folds accepted inputs into the tables, partition by partition (alerts.customer_core)."""
+
+    def __init__(self, customers: Any, partials: Any, rules: FoldRules,
+                 metrics: WorkerMetrics, value_index: ValueIndex,
+                 reactions: AlertReactions | None = None,
+                 emit: Callable[[list[Any]], Awaitable[None]] | None = None,
+                 changelog: BulkChangelog | None = None,
+                 deliver: Deliver | None = None, erased: Any = None,
+                 bands: LiveBands | None = None,
+                 decoded_bytes: int = DECODED_BYTES,
+                 partials_index: PartialsIndex | None = None,
+                 share_partials: ShareHook | None = None,
+                 surveys: SurveyDesk | None = None,
+                 priorities: PriorityBoard | None = None) -> None:
+        self.customers = customers
+        #: the issue counts of the batches (streams.issues.priorities), with their table
+        self.priorities = priorities
+        #: survey requests of the batches (streams.customers.survey_desk), with their table
+        self.surveys = surveys
+        #: the partial tallies by slice, following every write (readers never scan)
+        self.partials_index = partials_index or PartialsIndex()
+        #: what a batch's moved tallies send on (the segment shares), with its outputs
+        self.share_partials = share_partials
+        #: table erased_customers: SHA-256 of an erased id -> what keeps its old events
+        #: from being applied again ({"applied_up_to": {kind: offset}, "erased_at": ...})
+        self.erased = erased
+        self.deliver: Deliver = deliver or _deliver_once
+        self._outputs: list[Any] = []
+        self.changelog = changelog
+        self.value_index = value_index
+        self.decoded: DecodedCache[plain.Customer] = DecodedCache(decoded_bytes)
+        self.bands = bands
+        self.core = CustomerCore(rules, reactions, bands)
+        self.reactions = reactions
+        self.emit = emit
+        self.partials = partials
+        self.rules = rules
+        self.plain_rules = plain.PlainRules(rules.state)
+        self.metrics = metrics
+        self._last_expiry: dict[int, float] = {}
+
+    async def handle(self, accepted: Sequence[Accepted]) -> list[tuple[Accepted, Rejection]]:
+        """BatchHandler for Ingest: returns the inputs that could not be folded. What they
+        caused is sent by ``finish``."""
+        failures: list[tuple[Accepted, Rejection]] = []
+        for partition, items in _by_partition(accepted).items():
+            with writing_for(items[-1].source):
+                produced, failed = self._fold_partition(partition, items)
+                self._maybe_expire(partition)
+            failures += failed
+            self._outputs += produced
+        return failures
+
+    async def finish(self) -> None:
+        """Send the batch's alerts and signals, then its changelog records; return once
+        Kafka has them all.
+
+        The order is what makes a crash harmless: a state in the changelog means that what
+        its events caused is in Kafka already. A worker killed between the two leaves the
+        old state, so the events are read again as new and raise the same alerts (ids are
+        deterministic; the webhook sink posts an id once); a worker killed after both
+        leaves nothing to send again.
+        """
+        began = perf_counter()
+        try:
+            await self._send()
+        finally:
+            self.metrics.own_work["send"].inc(perf_counter() - began)
+
+    async def _send(self) -> None:
+        outputs, self._outputs = self._outputs, []
+        if self.emit is not None and outputs:
+            emit = self.emit
+            await self.deliver(lambda: emit(outputs), "publishing alerts and signals")
+        if self.changelog is not None and self.changelog.pending:
+            changelog = self.changelog
+            pending = changelog.take()
+            await self.deliver(lambda: changelog.send_all(pending), "writing table changelogs")
+
+    def erase(self, customer_id: str) -> dict[str, int] | None:
+        """Remove a customer's state and remembered ids through the changelog (right to
+        erasure); their old events stay ignored if read again. Returns what was deleted,
+        by store (None: unknown here)."""
+        key = customer_id.encode()
+        raw = self._get(self.customers, key)
+        if raw is None:
+            return None
+        partition = customer_partition(raw)
+        state = self._decode(raw)
+        tags = state.history_tags()
+        for tag in tags:
+            self._delete(self.customers, partition, plain.history_key(customer_id, tag))
+        self._delete(self.customers, partition, key)
+        receipt = {"customer_state": 1, "history_records": len(tags)}
+        if self.erased is not None:
+            marker = json.dumps({"applied_up_to": state.applied_up_to,
+                                 "erased_at": datetime.now(UTC).isoformat()}).encode()
+            self._set(self.erased, partition, erased_key(customer_id), marker)
+        self.decoded.pop(customer_id)
+        self.value_index.forget(partition, customer_id)
+        if self.surveys is not None:
+            found = [survey_key for survey_key in self.surveys.forget(partition, customer_id)
+                     if self._get(self.surveys.table, survey_key) is not None]
+            for survey_key in found:
+                self._delete(self.surveys.table, partition, survey_key)
+            receipt["survey_memory"] = len(found)
+        if self.priorities is not None:
+            marks = self.priorities.forget(partition, customer_id)
+            for mark in marks:
+                self._delete(self.priorities.table, partition, mark)
+            receipt["priority_marks"] = len(marks)
+        return receipt
+
+    def send_due_surveys(self, partitions: set[int]) -> None:
+        """Look at the deferred survey requests of ``partitions`` again (sent with the
+        next ``finish``)."""
+        if self.surveys is None:
+            return
+        for partition in sorted(partitions):
+            writes, requests = self.surveys.due_requests(partition, self._load_customer)
+            if writes:
+                self._write_many(self.surveys.table, partition, writes)
+            self._outputs += requests
+
+    def load_state(self, customer_id: str) -> CustomerState | None:
+        """The customer's current state (None: unknown here), as the contract's model."""
+        state = self._load_customer(customer_id)
+        return None if state is None else plain.to_model(state, with_seen=True)
+
+    def put_state(self, partition: int, customer_id: str, state: CustomerState,
+                  outputs: list[Any]) -> None:
+        """Write the alert rules' part of ``state`` outside a batch of events (the rest
+        is the fold's), with what it caused (sent by ``finish``)."""
+        current = self._load_customer(customer_id) or plain.from_model(
+            state, self.rules.state.seen_event_ids_kept)
+        current.alerts = dict(state.alerts)
+        self._put_customer(partition, current)
+        self._outputs += outputs
+
+    def _put_customer(self, partition: int, state: plain.Customer) -> None:
+        writes: dict[bytes, bytes | None] = {}
+        self._customer_writes(partition, state, writes)
+        self._write_many(self.customers, partition, writes)
+
+    def _customer_writes(self, partition: int, state: plain.Customer,
+                         writes: dict[bytes, bytes | None]) -> None:
+        """Add the customer's hot part and the history records that changed to
+        ``writes``; the decoded state keeps the hot part only (history is read again
+        when needed)."""
+        raw = plain.encode(partition, state)
+        writes[state.customer_id.encode()] = raw
+        customer_id = state.customer_id
+        for tag, value in state.take_writes().items():
+            writes[plain.history_key(customer_id, tag)] = value
+        state.cache.clear()
+        self.decoded.put(customer_id, raw, state)
+
+    def _write_many(self, table: Any, partition: int, writes: dict[bytes, Any]) -> None:
+        if self.changelog is not None:
+            self.changelog.write_many(table, partition, writes)
+            return
+        for key, value in writes.items():  # Faust writes: a changelog record each
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+
+    def _delete(self, table: Any, partition: int, key: bytes) -> None:
+        if self.changelog is None:
+            table.pop(key, None)
+        else:
+            self.changelog.delete(table, partition, key)
+
+    def _decode(self, raw: bytes) -> plain.Customer:
+        return plain.decode(raw, self._history, self.rules.state.seen_event_ids_kept)
+
+    @property
+    def _history(self) -> plain.HistoryLoader:
+        """Where a customer's history records are read from: the table's store itself,
+        so the fold reads them without calling back into this layer."""
+        loader: plain.HistoryLoader = self._store(self.customers).get
+        return loader
+
+    def _store(self, table: Any) -> Any:
+        # the store itself: Faust's table mapping adds a sensor call per read
+        return table_store(table) if self.changelog is not None else table
+
+    def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
+        if self.changelog is None:
+            table[key] = value  # a Faust write: its changelog record on its own
+        else:
+            self.changelog.set(table, partition, key, value)
+
+    def _get(self, table: Any, key: bytes) -> Any:
+        return self._store(table).get(key)
+
+    def _fold_partition(self, partition: int, items: list[Accepted]
+                        ) -> tuple[list[Any], list[tuple[Accepted, Rejection]]]:
+        try:
+            result = self._fold(partition, items)
+            self._write(partition, result)
+            return result.outputs, []
+        except Exception:
+            log.exception("folding a batch of partition %d failed; retrying one by one",
+                          partition)
+            self._forget(items)
+        outputs: list[Any] = []
+        failures = []
+        for item in items:  # isolate the input that breaks the fold
+            try:
+                result = self._fold(partition, [item])
+                self._write(partition, result)
+                outputs += result.outputs
+            except Exception as exc:
+                self._forget([item])
+                failures.append((item, Rejection(ErrorClass.INTERNAL,
+                                                 f"{type(exc).__name__}: {exc}"[:1000])))
+        return outputs, failures
+
+    def _forget(self, items: list[Accepted]) -> None:
+        """Drop the decoded states a failed fold may have changed in place: the table
+        still holds their bytes from before it."""
+        for item in items:
+            self.decoded.pop(item.event.customer_id)
+        if self.surveys is not None:
+            self.surveys.drop_decoded(item.event.customer_id for item in items)
+
+    def _fold(self, partition: int, items: list[Accepted]) -> BatchOutcome:
+        # a record time ahead of the worker's clock counts as now: no producer clock can
+        # move the watermark past the worker's clock plus the allowed skew
+        now = time.time()
+        sourced = [SourcedEvent(item.event, item.source.message.offset,
+                                min(item.source.message.timestamp, now)) for item in items]
+        began = perf_counter()
+        customers: dict[str, plain.Customer | None] = {}
+        for item in items:  # every customer of the batch, read once before the fold
+            customer_id = item.event.customer_id
+            if customer_id not in customers:
+                customers[customer_id] = self._load_customer(customer_id)
+        stored = TablesRead(customers, self._store(self.partials),
+                        self._load_watermark(partition), self._load_keys(partition),
+                        self._history)
+        if isinstance(self.bands, BandsHolder):
+            self.bands.sync_ownership()  # the fold reads the bands as they stand
+        read = perf_counter()
+        result = self.core.fold_batch(partition, sourced, stored)
+        stages = self.metrics.own_work
+        stages["read"].inc(read - began)
+        stages["fold"].inc(perf_counter() - read - result.rules_seconds)
+        stages["rules"].inc(result.rules_seconds)
+        return result
+
+    def _load_keys(self, partition: int) -> GroupKeys | None:
+        cap = self.rules.max_group_keys
+        if cap is None:
+            return None
+        return GroupKeys(cap, {dimension: self._get(
+            self.partials, group_keys_key(partition, dimension).encode()) or []
+            for dimension in DIMENSIONS})
+
+    def _write(self, partition: int, result: BatchOutcome) -> None:
+        stages = self.metrics.own_work
+        began = perf_counter()
+        # Order matters within the partials changelog: tallies before the watermark.
+        index = self.partials_index
+        for key, partial in result.partials.items():
+            self._set(self.partials, partition, key.encode(), partial)
+            index.put(key, partial)
+        if self.share_partials is not None and result.partials:
+            result.outputs += self.share_partials(partition, result.partials)
+        if result.keys is not None:
+            for dimension in sorted(result.keys.changed):
+                self._set(self.partials, partition,
+                          group_keys_key(partition, dimension).encode(),
+                          result.keys.keys_of(dimension))
+            for dimension, count in result.keys.overflow.items():
+                self.metrics.group_keys_overflow.labels(dimension).inc(count)
+        self._set(self.partials, partition, watermark_key(partition).encode(),
+                  result.watermark)
+        done = perf_counter()
+        write_seconds = done - began
+        if self.priorities is not None:  # before the customers: see streams.issues.priorities
+            self.priorities.begin()
+            for fact in result.facts:
+                if fact.profile_changed or fact.signals:
+                    self.priorities.observe(fact.item, fact, fact.signals, fact.top)
+            issue_writes = self.priorities.finish(partition)
+            if issue_writes:
+                self._write_many(self.priorities.table, partition, issue_writes)
+            stages["priorities"].inc(perf_counter() - done)
+            done = perf_counter()
+        writes: dict[bytes, bytes | None] = {}
+        for state in result.customers.values():
+            self._customer_writes(partition, state, writes)
+            if state.profile is not None:
+                self.value_index.update(partition, state.customer_id, state.profile[0],
+                                        state.profile[1],
+                                        plain.experience_is_low(state, self.plain_rules))
+        encoded = perf_counter()
+        stages["encoding"].inc(encoded - done)
+        self._write_many(self.customers, partition, writes)
+        done = perf_counter()
+        write_seconds += done - encoded
+        if self.surveys is not None:
+            self.surveys.begin()
+            for fact in result.facts:
+                if not fact.profile_changed:
+                    self.surveys.observe(fact.item, fact)
+            survey_writes, requests = self.surveys.finish(partition)
+            if survey_writes:
+                self._write_many(self.surveys.table, partition, survey_writes)
+            result.outputs += requests
+            stages["surveys"].inc(perf_counter() - done)
+        stages["write"].inc(write_seconds)
+        now = time.time()
+        delay = self.metrics.event_delay
+        for occurred in result.applied_times:
+            delay.observe(max(now - occurred, 0.0))
+        for (kind, outcome), count in result.outcomes.items():
+            self.metrics.events_folded.labels(kind, outcome).inc(count)
+
+    def _maybe_expire(self, partition: int) -> None:
+        now = time.monotonic()
+        if now - self._last_expiry.get(partition, 0.0) < EXPIRY_INTERVAL_SECONDS:
+            return
+        self._last_expiry[partition] = now
+        watermark = Watermark.model_validate(self._load_watermark_raw(partition) or {})
+        for key in self.partials_index.expired(partition, watermark.at, self.rules.windows):
+            if self.changelog is None:
+                del self.partials[key.encode()]
+            else:
+                self.changelog.delete(self.partials, partition, key.encode())
+            self.partials_index.put(key, None)
+        if self.priorities is not None:
+            for old in self.priorities.expired(partition):
+                self._delete(self.priorities.table, partition, old)
+
+    def _load_customer(self, customer_id: str) -> plain.Customer | None:
+        raw = self._get(self.customers, customer_id.encode())
+        if raw is None:
+            return self._after_erasure(customer_id)
+        cached = self.decoded.get(customer_id, raw)
+        if cached is not None:  # the very bytes this worker wrote
+            return cached
+        return self._decode(raw)
+
+    def _after_erasure(self, customer_id: str) -> plain.Customer | None:
+        """A new state for an erased customer that knows which of their events were
+        applied before (None: never erased)."""
+        if self.erased is None:
+            return None
+        marker = self._get(self.erased, erased_key(customer_id))
+        if marker is None:
+            return None
+        state = plain.Customer(customer_id, self._history)
+        state.applied_up_to = dict(json.loads(marker)["applied_up_to"])
+        return state
+
+
+    def _load_watermark_raw(self, partition: int) -> dict[str, Any] | None:
+        raw: dict[str, Any] | None = self._get(self.partials,
+                                               watermark_key(partition).encode())
+        return raw
+
+    def _load_watermark(self, partition: int) -> tuple[float, int]:
+        raw = self._load_watermark_raw(partition)
+        return (0.0, -1) if raw is None else (float(raw["at"]), int(raw["offset"]))
+
+
+def _by_partition(accepted: Sequence[Accepted]) -> dict[int, list[Accepted]]:
+    groups: dict[int, list[Accepted]] = {}
+    for item in accepted:
+        groups.setdefault(item.source.message.partition, []).append(item)
+    return groups
+
+
+def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
+                        rules: StateRules, snapshots: Path | None = None) -> int:
+    """Refill the index from the table (after recovery); return the customers indexed.
+    With ``snapshots`` (a folder, streams.customers.value_snapshot), a partition whose snapshot
+    matches its store is taken from it instead of being read, and every snapshot there is
+    then removed."""
+    index.clear()
+    plain_rules = plain.PlainRules(rules)
+    saved: dict[int, int] = {}  # partition -> customers taken from its snapshot
+    if snapshots is not None:
+        for partition in sorted(owned):
+            found = take_snapshot(snapshots, customers, partition)
+            if found is not None:
+                saved[partition] = index.fill_saved(partition, *found)
+        drop_snapshots(snapshots)
+    to_read = owned - set(saved)
+
+    def rows() -> Iterator[tuple[int, str, str, float, bool | None]]:
+        if not to_read:
+            return
+        # history keys sort last (HISTORY_MARK): RocksDB stops before them
+        for _, key, raw in stored_items(customers, to_read, below=plain.HISTORY_MARK):
+            partition = customer_partition(raw)
+            if partition in to_read:
+                fields = plain.value_fields(raw, plain_rules)
+                if fields is not None:
+                    yield (partition, key.decode(), *fields)
+
+    indexed = sum(saved.values()) + index.fill(rows())  # fill adds the partitions up
+    index.mark_indexed(owned)
+    if snapshots is not None:
+        log.info("value index: partitions %s from their snapshots (%d customers), %s read "
+                 "from the table", sorted(saved), sum(saved.values()), sorted(to_read))
+    return indexed

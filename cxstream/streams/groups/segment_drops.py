@@ -1,0 +1,212 @@
+"""Segment drops, evaluated where each segment's tallies meet.
+
+A segment's answers are spread over every input partition (customers are keyed by id),
+so its drop needs every partition's share. Rather than gather them over HTTP on one
+worker, each worker sends its shares to the segment:
+
+1. After a batch moved a segment tally of the rule's window, the state writer sends that
+   partition's whole tally of the slice (``ShareOut``) to the internal topic
+   ``<app_id>-segment-shares``, keyed by segment, before the batch's changelog (as it
+   sends alerts and signals).
+2. Whoever owns the segment's partition of that topic keeps the shares of every input
+   partition in the table ``segment_tallies`` (changelogged: a failover moves a segment
+   with its shares), and a copy in memory.
+3. A timer on every worker evaluates the segments of the partitions it owns, from at most
+   ``partitions x (baseline_windows + 1)`` shares per segment: the cost is per segment,
+   whatever the number of customers or workers.
+
+A share is a partition's whole tally with the input offset it reached, not a delta: a
+share sent twice or replayed after a crash changes nothing, and an older share arriving
+after a newer one is ignored. A partition recovered by a worker sends its shares again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.group_rules import segment_drop_alerts, segment_recovered
+from cxstream.schemas.outputs import Alert
+from cxstream.scoring.conventions import Conventions
+from cxstream.scoring.fold import parse_partial_key
+from cxstream.scoring.partials_index import PartialsIndex
+from cxstream.scoring.reports import merge_rows
+from cxstream.scoring.tallies import Tally
+from cxstream.scoring.windows import WindowSpec, window_start
+from cxstream.streams.kafka.changelog import BulkChangelog
+
+log = logging.getLogger(__name__)
+
+#: one input partition's share of a segment window: {"tally": ..., "offset": ...}
+Share = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ShareOut:
+    """An input partition's whole tally of one segment window, to send to the segment."""
+
+    segment: str
+    partition: int
+    start: int
+    share: Share
+
+    def encode(self) -> bytes:
+        return json.dumps({"segment": self.segment, "partition": self.partition,
+                           "start": self.start,
+                           "tally": self.share["tally"], "offset": self.share["offset"]},
+                          separators=(",", ":")).encode()
+
+
+class SegmentShares:
+    """The shares a worker sends for the segment tallies its batches moved."""
+
+    def __init__(self, spec: WindowSpec, baseline_windows: int, index: PartialsIndex) -> None:
+        self.spec = spec
+        self.baseline_windows = baseline_windows
+        self.index = index
+        #: input partitions recovered since their shares were last sent in full
+        self.to_resend: set[int] = set()
+
+    def outputs(self, partition: int, partials: dict[str, Share]) -> list[ShareOut]:
+        """StateWriter's share hook: a ShareOut per moved segment tally of the window."""
+        prefix = f"{partition}|segment|{self.spec.name}|"
+        found = []
+        for key, share in partials.items():
+            if key.startswith(prefix):
+                _, _, _, start, segment = parse_partial_key(key)
+                found.append(ShareOut(segment, partition, start, share))
+        return found
+
+    def resend(self, now: float, owned: set[int]) -> list[ShareOut]:
+        """Every share of the evaluated windows of the recovered partitions still owned
+        (taken: a partition is sent again only after its next recovery)."""
+        partitions, self.to_resend = self.to_resend & owned, set()
+        current = window_start(now, self.spec.seconds)
+        found = []
+        for partition in sorted(partitions):
+            for k in range(self.baseline_windows + 1):
+                start = current - k * self.spec.seconds
+                for segment, share in self.index.slice(partition, "segment", self.spec.name,
+                                                       start).items():
+                    found.append(ShareOut(segment, partition, start, share))
+        return found
+
+
+def tally_key(segment: str, start: int) -> bytes:
+    return f"{start}|{segment}".encode()
+
+
+class SegmentTallies:
+    """The shares of the segments whose partitions of the shares topic this worker owns:
+    shares partition -> segment -> window start -> input partition -> share."""
+
+    def __init__(self, table: Any, spec: WindowSpec, config: RulesConfig,
+                 conventions: Conventions, changelog: BulkChangelog,
+                 owned: Callable[[], set[int]]) -> None:
+        self.table = table
+        self.spec = spec
+        self.config = config
+        self.conventions = conventions
+        self.changelog = changelog
+        self.owned = owned
+        self.shares: dict[int, dict[str, dict[int, dict[int, Share]]]] = {}
+        self.loaded: set[int] = set()
+        self.folded = 0  # shares taken (newer than the one kept)
+        self.ignored = 0  # shares older than the one kept
+
+    def load(self, items: Iterable[tuple[bytes, bytes]], partitions: set[int]) -> None:
+        """Read the table (after a recovery) for the owned ``partitions``."""
+        self.shares = {partition: {} for partition in partitions}
+        for _, raw in items:
+            value = json.loads(raw)
+            by_segment = self.shares.get(value["p"])
+            if by_segment is not None:
+                by_segment.setdefault(value["segment"], {})[value["start"]] = {
+                    int(p): share for p, share in value["shares"].items()}
+        self.loaded = set(partitions)
+
+    def fold(self, partition: int, raw: bytes) -> bool:
+        """Take one share read from the topic's ``partition``; False: older than the one
+        kept (or unreadable, logged)."""
+        try:
+            value = json.loads(raw)
+            segment, start = str(value["segment"]), int(value["start"])
+            source, offset = int(value["partition"]), int(value["offset"])
+            share = {"tally": dict(value["tally"]), "offset": offset}
+        except (ValueError, KeyError, TypeError):
+            log.exception("unreadable segment share on partition %d", partition)
+            return False
+        starts = self.shares.setdefault(partition, {}).setdefault(segment, {})
+        by_source = starts.setdefault(start, {})
+        kept = by_source.get(source)
+        if kept is not None and kept["offset"] > offset:
+            self.ignored += 1
+            return False
+        by_source[source] = share
+        self._write(partition, segment, start)
+        self.folded += 1
+        return True
+
+    def _write(self, partition: int, segment: str, start: int) -> None:
+        by_source = self.shares[partition][segment][start]
+        value = {"p": partition, "segment": segment, "start": start,
+                 "shares": {str(p): share for p, share in sorted(by_source.items())}}
+        self.changelog.set(self.table, partition, tally_key(segment, start),
+                           json.dumps(value, separators=(",", ":")).encode())
+
+    def evaluate(self, now: datetime
+                 ) -> tuple[list[Alert], dict[tuple[str, str], dict[str, Any]]]:
+        """The drops to raise in the owned segments, and the (segment, metric) pairs
+        recovered (with figures)."""
+        rule = self.config.segment_drop
+        current = window_start(now.timestamp(), self.spec.seconds)
+        baseline_starts = [current - k * self.spec.seconds
+                           for k in range(1, rule.baseline_windows + 1)]
+        alerts: list[Alert] = []
+        recovered: dict[tuple[str, str], dict[str, Any]] = {}
+        name = self.spec.name
+        for partition in sorted(self.owned() & self.loaded):
+            for segment, starts in sorted(self.shares.get(partition, {}).items()):
+                tallies = merge_rows((name, start, segment, share["tally"])
+                                     for start, by_source in starts.items()
+                                     for share in by_source.values())
+                now_tally = tallies.get((name, current, segment), Tally())
+                baseline = Tally()
+                for start in baseline_starts:
+                    baseline = baseline.merge(tallies.get((name, start, segment), Tally()))
+                alerts += segment_drop_alerts(segment, now_tally, baseline, name,
+                                              current, self.config, self.conventions, now)
+                for metric in rule.metrics:
+                    figures = segment_recovered(metric, now_tally, baseline, self.config,
+                                                self.conventions)
+                    if figures is not None:
+                        recovered[(segment, metric)] = figures
+        return alerts, recovered
+
+    def segment_count(self) -> int:
+        """The segments of the owned partitions (what an evaluation looks at)."""
+        return sum(len(self.shares.get(partition, {}))
+                   for partition in self.owned() & self.loaded)
+
+    async def expire(self, now: float) -> int:
+        """Delete the windows older than the baselines (tombstones); returns how many."""
+        horizon = (window_start(now, self.spec.seconds)
+                   - self.config.segment_drop.baseline_windows * self.spec.seconds)
+        deleted = 0
+        for partition in sorted(self.owned() & self.loaded & set(self.shares)):
+            for segment, starts in self.shares[partition].items():
+                for start in [start for start in starts if start < horizon]:
+                    del starts[start]
+                    self.changelog.delete(self.table, partition, tally_key(segment, start))
+                    deleted += 1
+            for segment in [segment for segment, starts in self.shares[partition].items()
+                            if not starts]:
+                del self.shares[partition][segment]
+        if deleted:
+            await self.changelog.flush()
+        return deleted

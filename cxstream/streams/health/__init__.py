@@ -1,0 +1,1 @@
+"""Health: metrics, scrape-time collectors, the stall watchdog and readiness."""

@@ -1,0 +1,1 @@
+"""Ingest: the input batch parsed and validated, dead letters written exactly once."""

@@ -1,0 +1,1 @@
+"""Issues: the recurring-issue counts behind priorities, per input partition."""

@@ -1,0 +1,1 @@
+"""The worker's web: the HTTP API, the support console, users and credentials."""
