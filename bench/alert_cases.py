@@ -30,7 +30,8 @@ from cxstream.streams.health.collectors import OpenAlertsCollector
 from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import Principal
-from cxstream.streams.web.api import filter_rows, local_rows, page
+from cxstream.streams.web.alert_lists import filter_rows, local_rows
+from cxstream.streams.web.queries import page
 from cxstream.streams.worker import GC_THRESHOLDS
 from tests.support import CasesTable, stored_case
 

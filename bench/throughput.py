@@ -170,13 +170,14 @@ def in_process_core(settings: Settings, emit: Any, changelog: Any) -> Any:
 
     from cxstream.alerts.config import load_rules
     from cxstream.streams.core import CorePorts, CoreTables, build_core
+    from cxstream.streams.kafka.table_writers import BulkWrites
     from cxstream.streams.metrics import WorkerMetrics
 
     tables = CoreTables(_Table("customers", "raw"), _Table("partials", "json"),
                         _Table("survey_memory", "raw"), _Table("issue_priorities", "raw"))
     return build_core(settings, load_rules(settings.rules_file), tables,
                       CorePorts(WorkerMetrics(CollectorRegistry()), lambda: set(range(4)), 4,
-                                emit, changelog))
+                                emit, None if changelog is None else BulkWrites(changelog)))
 
 
 def fold_alone(settings: Settings, passes: list[list[SimRecord]]

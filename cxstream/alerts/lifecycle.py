@@ -288,3 +288,19 @@ def redact(case: AlertCase, actor: str, now: datetime) -> AlertCase:
     return case.model_copy(update={"alert": hidden,
                                    "history": kept_history((*history, change)),
                                    "updated_at": now})
+
+
+def due_text(seconds: int | None) -> str:
+    """Time left to an alert's deadline, as the console and the command line show it:
+    "2 h 5 min left", "overdue by 12 min", "3 d 1 h left", "no deadline"."""
+    if seconds is None:
+        return "no deadline"
+    late = seconds < 0
+    left = abs(int(seconds))
+    days, rest = divmod(left, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = max(rest // 60, 0 if days or hours else 1)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "",
+             f"{minutes} min" if minutes and not days else ""]
+    text = " ".join(p for p in parts if p) or "1 min"
+    return f"overdue by {text}" if late else f"{text} left"

@@ -25,12 +25,12 @@ from cxstream.scoring.customer_view import RecentFlags
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
-from cxstream.streams.alerting.wiring import SegmentShares, segment_shares
 from cxstream.streams.customers.band_refresh import BandsHolder
-from cxstream.streams.customers.state_writer import Deliver, StateWriter
+from cxstream.streams.customers.state_writer import StateWriter
 from cxstream.streams.customers.survey_desk import SurveyDesk
+from cxstream.streams.groups.segment_drops import SegmentShares, segment_shares
 from cxstream.streams.issues.priorities import PriorityBoard
-from cxstream.streams.kafka.changelog import BulkChangelog
+from cxstream.streams.kafka.table_writers import Deliver, TableWriter
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.settings import Settings
 
@@ -58,8 +58,9 @@ class CorePorts:
     partition_count: int | None = None
     #: sends a batch's alerts, signals and survey requests (None: kept nowhere)
     emit: Callable[[list[Any]], Awaitable[None]] | None = None
-    #: the batch's table writes, sent with ``deliver`` (None: Faust's per-key writes)
-    changelog: BulkChangelog | None = None
+    #: how the tables are written (None: plain per-key writes, DirectWrites)
+    writes: TableWriter | None = None
+    #: runs the send of a batch's outputs until Kafka confirms it (None: once)
     deliver: Deliver | None = None
     #: the customer rules' clock (event age, alert times)
     now: Callable[[], datetime] = wall_clock
@@ -109,14 +110,13 @@ def build_core(settings: Settings, config: RulesConfig, tables: CoreTables,
     priorities = None
     if config.priorities.enabled:
         priorities = PriorityBoard(config.priorities, tables.issues, ports.metrics,
-                                   ports.clock, max_keys=settings.max_group_keys)
-        priorities.top_of = lambda segment, value: bands.current.flags(
-            segment, value)["high_value"]
+                                   ports.clock, max_keys=settings.max_group_keys,
+                                   top_of=bands.is_high_value)
     shares = segment_shares(config, rules.windows, partials_index)
     writer = StateWriter(
         tables.customers, tables.partials, rules, ports.metrics, index,
         AlertReactions(customer_alerts, config, rules.state, note_value=index.update),
-        ports.emit, ports.changelog, ports.deliver, tables.erased, bands,
+        ports.emit, ports.writes, ports.deliver, tables.erased, bands,
         settings.decoded_cache_bytes, partials_index,
         None if shares is None else shares.outputs, surveys, priorities)
     return Core(rules, config, index, partials_index, bands, customer_alerts, shares,

@@ -1,96 +1,88 @@
-"""The Faust application, built from the settings: topics, agents and web views."""
+"""What a worker runs: every topic, table, agent, timer, task and web view, declared here
+in the order data flows through them.
+
+    cx.customers ─┐
+    cx.interactions ─┼─▶ agent ingest_events ──▶ validate (ingest.batches), dead letters
+    cx.feedback ─┘        │                         to cx.deadletter (ingest.deadletter_once)
+                          ▼
+          the core (core.build_core): fold, customer rules, survey desk, priorities
+          tables customer_to_state, group_partials, survey_memory, issue_priorities,
+                 erased_customers, deadletter_marks
+                          │ outputs, sent before the batch is acknowledged
+          ┌───────────────┼──────────────────┬─────────────────────┐
+          ▼               ▼                  ▼                     ▼
+    cx.alerts +     <app>-issue-signals  <app>-segment-shares  cx.survey-requests
+    <app>-alert-events    │                  │
+          │               ▼                  ▼
+          │   agent count_recurring_issues   agent fold_segment_shares
+          │   table issue_windows            table segment_tallies
+          ▼                                  timer check_segment_drops
+    agent track_alert_cases ─▶ table alert_cases (its changelog: cx.alert-lifecycle)
+    timers check_alert_deadlines, forget_resolved_alerts
+    cx.alerts ─▶ task deliver_alerts_to_webhook (its own consumer, alerting.webhooks)
+
+Timers that read or write state wait while the worker restores its tables
+(kafka.timers.state_timer): restoring state never acts. Web views: /api (web.api),
+/console (web.console), /metrics, /healthz and /readyz.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from functools import partial
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from aiokafka import AIOKafkaConsumer
-from faust.types.settings import Settings as FaustSettings
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
-from cxstream.alerts.comment_tags import load_tagger
-from cxstream.alerts.config import load_rules
-from cxstream.streams.alerting.wiring import register_alerting
-from cxstream.streams.core import CorePorts, CoreTables, build_core
-from cxstream.streams.customers.revaluation import Revaluator
-from cxstream.streams.customers.state_writer import StateWriter, rebuild_value_index
+from cxstream.streams.customers.state_writer import rebuild_value_index
 from cxstream.streams.customers.survey_desk import load_waiting_surveys
-from cxstream.streams.customers.value_snapshot import snapshot_folder, write_snapshots
-from cxstream.streams.groups.cluster import Cluster, active_partitions
-from cxstream.streams.health.collectors import OpenAlertsCollector, WorkerCollector
-from cxstream.streams.health.readiness import readiness, recovery_remaining
-from cxstream.streams.health.watchdog import EXIT_STALLED, StallWatchdog
-from cxstream.streams.ingest.batches import Ingest, IngestLimits
-from cxstream.streams.ingest.deadletter_once import (
-    DeadLetterMark,
-    ExactlyOnceDeadLetters,
-    KafkaDeadLetterTopic,
-)
-from cxstream.streams.ingest.deadletter_record import copy_limit
-from cxstream.streams.kafka import confirmed_sends as delivery
-from cxstream.streams.kafka.changelog import BulkChangelog, kafka_sender
-from cxstream.streams.kafka.clients import aiokafka_options, faust_credentials
-from cxstream.streams.kafka.confirmed_sends import BatchGuard
-from cxstream.streams.kafka.faust_compat import fixes, restore
-from cxstream.streams.kafka.faust_compat.access import table_store
-from cxstream.streams.kafka.lean_monitor import LeanMonitor
+from cxstream.streams.customers.value_snapshot import snapshot_folder
+from cxstream.streams.health.views import register_health_views
+from cxstream.streams.kafka.agents import batches
+from cxstream.streams.kafka.clients import alert_event_topic, segment_shares_topic
+from cxstream.streams.kafka.faust_app import check_faust_environment, faust_app
+from cxstream.streams.kafka.faust_compat import fixes
 from cxstream.streams.kafka.stores import state_store
 from cxstream.streams.kafka.timers import state_timer
-from cxstream.streams.metrics import WorkerMetrics, add_process_collectors
+from cxstream.streams.services import (
+    Partitions,
+    Tables,
+    Topics,
+    WorkerFiles,
+    WorkerServices,
+    build_services,
+    read_files,
+)
 from cxstream.streams.settings import Settings
-from cxstream.streams.users import load_users
-from cxstream.streams.web.api import AlertsApi, register_api
-from cxstream.streams.web.console import register_console
-from cxstream.streams.web.credentials import Credentials, signing_key
+from cxstream.streams.web.api import register_api
+from cxstream.streams.web.console.pages import register_console
 
+RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 log = logging.getLogger(__name__)
 
 
-class FaustEnvironmentError(RuntimeError):
-    """Faust's own environment variables are set; they would override cxstream's settings."""
+@dataclass
+class Worker:
+    """A worker's Faust app and the services its agents, timers and views act through."""
 
-
-def check_faust_environment(environ: Mapping[str, str]) -> None:
-    """Refuse to start when Faust's variables (``BROKER_URL``, ``APP_DATADIR``...) are set.
-
-    Faust reads them itself and they win over the settings passed to the app, which would
-    silently send a worker to another cluster or data folder.
-    """
-    names = {param.env_name for param in FaustSettings.SETTINGS.values() if param.env_name}
-    present = sorted(name for name in names if name in environ)
-    if present:
-        raise FaustEnvironmentError(
-            "unset Faust's own variables " + ", ".join(present)
-            + "; configure cxstream with CXSTREAM_* settings instead"
-        )
-
-
-def _resolved(replication_factor: int | None) -> int:
-    if replication_factor is None:
-        raise ValueError("CXSTREAM_REPLICATION_FACTOR is not resolved: run_worker asks the "
-                         "cluster first (streams.kafka.clients.resolved_replication)")
-    return replication_factor
+    app: faust.App
+    services: WorkerServices
 
 
 def build_app(settings: Settings, partition_count: int | None = None,
               alerts_partition_count: int | None = None,
               registry: CollectorRegistry | None = None,
               deadletter_partition_count: int | None = None,
-              deadletter_max_message_bytes: int | None = None) -> faust.App:
-    """Create the worker's Faust app with its tables, agents and views.
+              deadletter_max_message_bytes: int | None = None,
+              files: WorkerFiles | None = None) -> Worker:
+    """The worker: its app with every topic, table, agent, timer and view, and its services.
 
-    ``partition_count`` is that of the input topics and ``alerts_partition_count`` that of
-    the alerts topic (tables' changelogs must match their source topics).
-    Raises RulesError or LexiconError when the rules or lexicon files are invalid.
+    The partition counts are those of the topics on the cluster (tables' changelogs must
+    match their source topics); ``files``: the rules, lexicons and users as read at
+    start-up (read here when not given). Raises RulesError, LexiconError or UsersError
+    when one of those files is invalid.
     """
     check_faust_environment(os.environ)
     if not fixes.is_applied():  # without them input messages can be skipped for good
@@ -98,343 +90,202 @@ def build_app(settings: Settings, partition_count: int | None = None,
                            "install() (the worker does)")
     if settings.state_store == "rocksdb":  # one budget for every table partition
         fixes.share_rocksdb_memory(settings.state_cache_bytes)
-    partitions = partition_count or settings.partitions
-    rules_config = load_rules(settings.rules_file)
-    tagger = load_tagger(settings.lexicons_dir)
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        broker_credentials=faust_credentials(settings),
-        store="memory://",
-        datadir=str(settings.data_dir),
-        topic_partitions=partitions,
-        # the worker resolves it from the cluster first (clients.resolved_replication)
-        topic_replication_factor=_resolved(settings.replication_factor),
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        # changelog writes and alerts batched for up to 5 ms: one produce request per batch
-        # instead of one per record (socket writes stood out in a py-spy profile)
-        producer_linger=0.005,
-        producer_max_batch_size=262_144,
-        producer_max_request_size=settings.producer_max_request_bytes,
-        web_enabled=True,
-        # Faust's own views would serve table contents and routing to anyone
-        web_tables_enabled=False,
-        web_router_enabled=False,
-        web_graph_enabled=False,
-        web_host=settings.web_host,
-        web_bind=settings.web_host,
-        web_port=settings.web_port,
-        canonical_url=settings.canonical_url,
-        # Standbys would double the changelog reads on two cores; a worker that takes over
-        # a partition restores it from the changelog instead.
-        table_standby_replicas=0,
-        broker_session_timeout=settings.session_timeout_seconds,
-        # Faust refuses a session longer than a request (its default 90 s), which the
-        # setting allows (up to 300 s): the worker then crashed as its consumer started
-        broker_request_timeout=max(90.0, settings.session_timeout_seconds + 10),
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
-        # a restarted worker takes its partitions back without a rebalance
-        consumer_group_instance_id=settings.group_instance_id,
-        autodiscover=False,
-        key_serializer="raw",
-        value_serializer="raw",
-        # Faust's default monitor keeps statistics per event that nothing reads
-        # (streams.kafka.lean_monitor; bench/throughput.py has Faust's iteration with each)
-        Monitor=LeanMonitor,
+    files = files or read_files(settings)
+    partitions = Partitions(partition_count or settings.partitions,
+                            alerts_partition_count or settings.partitions,
+                            deadletter_partition_count or settings.partitions,
+                            deadletter_max_message_bytes)
+    app = faust_app(settings, partitions.inputs)
+    topics = declare_topics(app, settings, files, partitions)
+    tables = declare_tables(app, settings, topics, partitions)
+    services = build_services(app, settings, files, topics, tables, partitions, registry)
+    declare_agents(app, topics, services)
+    declare_recovery(app, tables, services)
+    declare_timers(app, services)
+    declare_web(app, services)
+    return Worker(app, services)
+
+
+def declare_topics(app: faust.App, settings: Settings, files: WorkerFiles,
+                   partitions: Partitions) -> Topics:
+    """Every topic, as raw bytes (the worker validates with pydantic itself)."""
+    segment_drops_on = files.rules.segment_drop.enabled
+    return Topics(
+        inputs=app.topic(*settings.input_topics, **RAW),
+        alerts=app.topic(settings.topic_alerts, **RAW),
+        alert_events=app.topic(alert_event_topic(settings), partitions=partitions.alerts,
+                               internal=True, **RAW),
+        issue_signals=app.topic(f"{settings.app_id}-issue-signals",
+                                partitions=partitions.inputs, internal=True, **RAW),
+        segment_shares=app.topic(segment_shares_topic(settings.app_id),
+                                 partitions=partitions.inputs, internal=True, **RAW)
+        if segment_drops_on else None,
+        survey_requests=app.topic(settings.topic_survey_requests, **RAW),
+        # compacted, with as many partitions as cx.alerts (clients.ensure_topics)
+        alert_lifecycle=app.topic(settings.topic_alert_lifecycle,
+                                  partitions=partitions.alerts, **RAW),
     )
-    if registry is None:
-        registry = CollectorRegistry()
-        add_process_collectors(registry)
-    metrics = WorkerMetrics(registry)
-    if settings.bulk_restore and settings.state_store == "rocksdb":
-        restore.read_changelogs_with(
-            app, lambda: AIOKafkaConsumer(
-                **aiokafka_options(settings), group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", fetch_max_wait_ms=100,
-                max_partition_fetch_bytes=16 * 2**20, fetch_max_bytes=64 * 2**20),
-            settings.bulk_restore_min_records,
-            lambda records, partitions, seconds: metrics.bulk_restored.inc(records))
-    rules = settings.fold_rules()
-    # bytes keys use the raw codec, so a customer key routes like the producers' keys
-    customers = app.Table("customer_to_state", partitions=partitions, key_type=bytes,
-                          value_type=bytes, **state_store(settings, "customer_to_state"))
-    partials = app.Table("group_partials", partitions=partitions, key_type=bytes,
-                         **state_store(settings, "group_partials"))
-    survey_table = app.Table("survey_memory", partitions=partitions, key_type=bytes,
-                             value_type=bytes, **state_store(settings, "survey_memory"))
-    issues_table = app.Table("issue_priorities", partitions=partitions, key_type=bytes,
-                             value_type=bytes, **state_store(settings, "issue_priorities"))
-    erased = app.Table("erased_customers", partitions=partitions, key_type=bytes,
-                       value_type=bytes, **state_store(settings, "erased_customers"))
-    guard = BatchGuard()
-    app.cx_batch_guard = guard  # type: ignore[attr-defined]  # read by the draining worker
 
-    def deliver(send: Any, what: str) -> Any:
-        kind = "changelog" if "changelog" in what else "alerts"
-        return delivery.deliver(send, guard, what,
-                                on_retry=metrics.send_retries.labels(kind).inc)
 
-    async def emit(outputs: list[Any]) -> None:
-        # the alert emitter is registered below: it needs the core's segment shares
-        await emitter.emit(outputs)
+def declare_tables(app: faust.App, settings: Settings, topics: Topics,
+                   partitions: Partitions) -> Tables:
+    """Every table, named as the map it holds; bytes keys use the raw codec, so a customer
+    key routes like the producers' keys. Each changelog has its source's partitions."""
+    def table(name: str, count: int = partitions.inputs, stored: bool = True,
+              **options: Any) -> Any:
+        where = state_store(settings, name) if stored else {}
+        return app.Table(name, partitions=count, key_type=bytes, value_type=bytes,
+                         **where, **options)
 
-    changelog = BulkChangelog(kafka_sender(app))
-    core = build_core(settings, rules_config,
-                      CoreTables(customers, partials, survey_table, issues_table, erased),
-                      CorePorts(metrics, partial(active_partitions, app, settings.topic_feedback),
-                                partitions, emit, changelog, deliver), tagger)
-    value_index, partials_index, bands = core.index, core.partials_index, core.bands
-    desk, board, shares, writer = core.surveys, core.priorities, core.shares, core.writer
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    cluster = Cluster(app, settings.topic_feedback, partitions, partials, value_index,
-                      settings.canonical_url, token,
-                      lambda reason: metrics.cluster_request_failures.labels(reason).inc(),
-                      partials_index)
+    return Tables(
+        customer_to_state=table("customer_to_state"),
+        # its values are JSON: Faust's default codec
+        group_partials=app.Table("group_partials", partitions=partitions.inputs,
+                                 key_type=bytes, **state_store(settings, "group_partials")),
+        survey_memory=table("survey_memory"),
+        issue_priorities=table("issue_priorities"),
+        erased_customers=table("erased_customers"),
+        deadletter_marks=table("deadletter_marks", stored=False),
+        alert_cases=table("alert_cases", partitions.alerts,
+                          changelog_topic=topics.alert_lifecycle),
+        issue_windows=table("issue_windows", stored=False),
+        segment_tallies=table("segment_tallies", stored=False)
+        if topics.segment_shares is not None else None,
+    )
 
-    @partials.on_recover
+
+def declare_agents(app: faust.App, topics: Topics, services: WorkerServices) -> None:
+    """One agent per source topic; concurrency 1 (faust-streaming#606): the worker scales
+    with partitions and workers instead."""
+    settings = services.settings
+
+    @app.agent(topics.inputs, name="ingest_events", concurrency=1)
+    async def ingest_events(stream: Any) -> None:
+        async for events in batches(stream, settings):
+            await services.state.take_batch(events)
+
+    @app.agent(topics.alert_events, name="track_alert_cases", concurrency=1)
+    async def track_alert_cases(stream: Any) -> None:
+        async for events in batches(stream, settings):
+            await services.cases.take_events([event.message.value for event in events])
+
+    @app.agent(topics.issue_signals, name="count_recurring_issues", concurrency=1)
+    async def count_recurring_issues(stream: Any) -> None:
+        async for events in batches(stream, settings):
+            await services.recurring.count(events)
+
+    drops = services.segment_drops
+    if drops is not None:
+        @app.agent(topics.segment_shares, name="fold_segment_shares", concurrency=1)
+        async def fold_segment_shares(stream: Any) -> None:
+            async for events in batches(stream, settings):
+                await drops.fold(events)
+
+    webhooks = services.webhooks
+    if webhooks is not None:
+        @app.task
+        async def deliver_alerts_to_webhook() -> None:
+            await webhooks.run_forever()
+
+
+def declare_recovery(app: faust.App, tables: Tables, services: WorkerServices) -> None:
+    """What each table's readers index once it is restored, and what a new assignment
+    resets. Indexing only: restoring state never acts."""
+    core, cluster, settings = services.core, services.cluster, services.settings
+
+    @tables.customer_to_state.on_recover
+    async def index_recovered_customers() -> None:
+        indexed = rebuild_value_index(tables.customer_to_state, core.index,
+                                      cluster.active_partitions(), core.rules.state,
+                                      snapshot_folder(settings.data_dir))
+        log.info("value index rebuilt: %d customers with a profile", indexed)
+
+    @tables.group_partials.on_recover
     async def index_recovered_partials() -> None:
         owned = cluster.active_partitions()
-        read = partials_index.load(list(partials.items()), owned)
-        if shares is not None:
-            shares.to_resend |= owned  # a crash may have kept the last ones from the topic
+        read = core.partials_index.load(list(tables.group_partials.items()), owned)
+        if core.shares is not None:
+            core.shares.to_resend |= owned  # a crash may have kept the last ones from the topic
         log.info("partials index loaded: %d tallies in %d slices", read,
-                 partials_index.slice_count())
+                 core.partials_index.slice_count())
 
-    @survey_table.on_recover
+    @tables.survey_memory.on_recover
     async def index_waiting_surveys() -> None:
-        if desk is not None:
-            waiting = load_waiting_surveys(survey_table, desk, cluster.active_partitions())
+        if core.surveys is not None:
+            waiting = load_waiting_surveys(tables.survey_memory, core.surveys,
+                                           cluster.active_partitions())
             log.info("survey requests waiting: %d customers", waiting)
 
-    @issues_table.on_recover
+    @tables.issue_priorities.on_recover
     async def index_issue_counts() -> None:
-        if board is not None:
-            read = board.recovered(cluster.active_partitions())
+        if core.priorities is not None:
+            read = core.priorities.recovered(cluster.active_partitions())
             log.info("issue counts read: %d", read)
 
-    @customers.on_recover
-    async def index_recovered_customers() -> None:
-        indexed = rebuild_value_index(customers, value_index, cluster.active_partitions(),
-                                      rules.state, snapshot_folder(settings.data_dir))
-        log.info("value index rebuilt: %d customers with a profile", indexed)
-    metrics.watch_partitions(lambda: len(cluster.active_partitions()))
-    quadrants: dict[tuple[str, str], int] = {}  # counted at each value-band refresh
-    last_read: dict[tuple[str, int], float] = {}  # kept by the ingest, for the lag
-    metrics.registry.register(WorkerCollector(
-        app, {"customer_to_state": customers, "group_partials": partials}, partials_index,
-        cluster.active_partitions, rules.windows, lambda: quadrants,
-        group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys,
-        last_read=lambda: last_read))
-    emitter, cases = register_alerting(app, settings, rules_config, metrics, partitions,
-                                       alerts_partition_count or settings.partitions,
-                                       rules.conventions, rules.windows, shares,
-                                       cluster.active_partitions)
-    metrics.registry.register(OpenAlertsCollector(cases.open_counts,
-                                                  lambda: datetime.now(UTC)))
-    state_lock = asyncio.Lock()  # batches, revaluations and erasures, one at a time
+    @tables.alert_cases.on_recover
+    async def read_open_cases_again() -> None:
+        services.cases.table_recovered()
 
-    async def erase_customer(customer_id: str) -> dict[str, Any] | None:
-        """What was deleted, by store (None: no such customer here)."""
-        async with state_lock:
-            receipt = writer.erase(customer_id)
-            if receipt is None:
-                return None
-            await writer.finish()  # the tombstones are in Kafka before the answer
-        log.info("customer erased (state, remembered ids and value removed)")
-        return {"deleted": receipt}
-    revaluator = Revaluator(bands, value_index, cluster.active_partitions, writer,
-                            core.customer_alerts)
+    @tables.issue_windows.on_recover
+    async def index_issue_windows_again() -> None:
+        services.recurring.expiry.table_recovered()
 
-    async def save_value_index() -> None:
-        """After the drain of a clean stop: the value index of every owned partition, with
-        the changelog offsets it matches (streams.customers.value_snapshot)."""
-        async with state_lock:
-            saved = write_snapshots(snapshot_folder(settings.data_dir), customers,
-                                    value_index, cluster.active_partitions())
-        log.info("value index saved for the next start: %d customers", saved)
-    app.cx_after_drain = save_value_index  # type: ignore[attr-defined]  # read by the worker
+    drops = services.segment_drops
+    if drops is not None:
+        @tables.segment_tallies.on_recover
+        async def read_segment_tallies_again() -> None:
+            drops.table_recovered(list(tables.segment_tallies.items()))
 
-    def recount_bands_after_assignment(sender: Any, *args: Any, **kwargs: Any) -> None:
-        bands.ownership_changed()
+    def after_assignment(sender: Any, *args: Any, **kwargs: Any) -> None:
+        core.bands.ownership_changed()  # the high-value band counts this worker's share
+        services.deadletters.forget_verified()  # read the dead-letter marks back again
 
     # cast: mode types the handler as a union of callables, which mypy cannot match
-    app.on_partitions_assigned.connect(cast(Any, recount_bands_after_assignment))
+    app.on_partitions_assigned.connect(cast(Any, after_assignment))
 
-    _register_ingest(app, settings, metrics, writer, partitions,
-                     deadletter_partition_count or settings.partitions, guard, changelog,
-                     copy_limit(settings.producer_max_request_bytes,
-                                deadletter_max_message_bytes), state_lock, revaluator,
-                     last_read)
 
-    watchdog = _register_watchdog(app, settings, metrics)
+def declare_timers(app: faust.App, services: WorkerServices) -> None:
+    """Periodic work. Every timer but the stall watchdog is a state timer."""
+    settings, config, metrics = services.settings, services.files.rules, services.metrics
 
-    if desk is not None:
-        @state_timer(app, rules_config.surveys.check_every_seconds, metrics)
-        async def send_waiting_surveys() -> None:
-            async with state_lock:
-                await _send_waiting_surveys(writer, cluster.active_partitions(), guard)
+    @app.timer(max(1.0, settings.stall_seconds / 4))
+    async def watch_for_stalls() -> None:  # reads no table: runs while a recovery is stuck
+        await services.watchdog.check()
 
     @state_timer(app, settings.value_band_refresh_seconds, metrics)
     async def refresh_value_bands() -> None:
-        await bands.refresh(cluster)
-        async with state_lock:
-            await _revaluate(revaluator, guard)
-        counted = value_index.quadrant_counts(cluster.active_partitions(), bands.current)
-        quadrants.clear()
-        quadrants.update(counted)
+        await services.refresh_value_bands()
 
-    users = load_users(settings.users_file, token)
-    credentials = Credentials(users, signing_key(token), settings.console_session_hours,
-                              token)
-    register_api(app, customers, cluster, bands, rules, credentials, rules_config.routing,
-                 erase_customer,
-                 AlertsApi(cases, alerts_partition_count or settings.partitions),
-                 None if desk is None else table_store(survey_table),
-                 settings.agent_min_answers, board)
-    register_console(app, settings, credentials, rules_config, rules.windows)
-    _register_metrics_view(app, metrics)
-    _register_health_views(app, watchdog)
-    metrics.ready.set_function(lambda: 1.0 if readiness(app, watchdog).ready else 0.0)
-    metrics.recovery_remaining.set_function(lambda: recovery_remaining(app))
-    return app
+    if services.core.surveys is not None:
+        @state_timer(app, config.surveys.check_every_seconds, metrics)
+        async def send_waiting_surveys() -> None:
+            await services.state.send_waiting_surveys()
 
+    @state_timer(app, config.lifecycle.check_every_seconds, metrics)
+    async def check_alert_deadlines() -> None:
+        await services.cases.check_deadlines()
 
-def _register_watchdog(app: faust.App, settings: Settings, metrics: WorkerMetrics
-                       ) -> StallWatchdog:
-    async def give_up(reason: str) -> None:
-        app.cx_exit_code = EXIT_STALLED  # type: ignore[attr-defined]  # read by run_worker
-        os.kill(os.getpid(), signal.SIGTERM)  # drain and commit, then exit 75
+    @state_timer(app, 5.0, metrics)
+    async def forget_resolved_alerts() -> None:
+        # 500 stored cases looked at per tick (about 6 ms: bench/alert_cases.py): a whole
+        # walk of a million cases takes under three hours, far within the retention's days
+        await services.cases.forget_resolved(settings.alert_case_retention_days,
+                                             slice_size=500)
 
-    watchdog = StallWatchdog(app, set(settings.input_topics), settings.stall_seconds,
-                             lambda action: metrics.partition_stalls.labels(action).inc(),
-                             give_up, time.monotonic)
+    if config.recurring_issue.auto_resolve:
+        @state_timer(app, min(60.0, config.recurring_issue.window_minutes * 15.0), metrics)
+        async def resolve_recovered_issues() -> None:
+            await services.recurring.resolve_recovered()
 
-    @app.timer(max(1.0, settings.stall_seconds / 4))
-    async def watch_for_stalls() -> None:
-        await watchdog.check()
-
-    return watchdog
+    drops = services.segment_drops
+    if drops is not None:
+        @state_timer(app, config.segment_drop.evaluate_every_seconds, metrics)
+        async def check_segment_drops() -> None:
+            await drops.check()
 
 
-def _register_ingest(app: faust.App, settings: Settings, metrics: WorkerMetrics,
-                     writer: StateWriter, partitions: int, deadletter_partitions: int,
-                     guard: BatchGuard, changelog: BulkChangelog,
-                     deadletter_copy_limit: int, state_lock: asyncio.Lock,
-                     revaluator: Revaluator,
-                     last_read: dict[tuple[str, int], float] | None = None) -> None:
-    input_topic = app.topic(*settings.input_topics, key_serializer="raw", value_serializer="raw")
-
-    def deliver(send: Any, what: str) -> Any:
-        return delivery.deliver(send, guard, what,
-                                on_retry=metrics.deadletter_send_retries.inc)
-
-    marks_table = app.Table("deadletter_marks", partitions=partitions, key_type=bytes,
-                            value_type=bytes)
-    deadletters = ExactlyOnceDeadLetters(
-        KafkaDeadLetterTopic(aiokafka_options(settings), settings.topic_deadletter,
-                             deadletter_partitions, settings.producer_max_request_bytes),
-        TableMarks(marks_table, changelog), deliver)
-
-    def read_back_deadletters_after_assignment(sender: Any, *args: Any,
-                                                **kwargs: Any) -> None:
-        deadletters.forget_verified()
-
-    app.on_partitions_assigned.connect(cast(Any, read_back_deadletters_after_assignment))
-    app.cx_deadletters = deadletters  # type: ignore[attr-defined]  # for inspection
-
-    ingest = Ingest(
-        kind_of_topic=settings.input_kinds(),
-        limits=IngestLimits(settings.max_event_bytes, deadletter_copy_limit,
-                            settings.max_clock_skew_seconds),
-        metrics=metrics,
-        deadletters=deadletters,
-        handle_batch=writer.handle,
-        finish=writer.finish,
-    )
-    if last_read is not None:
-        ingest.last_read = last_read
-
-    # Concurrency 1 (faust-streaming#606): scale with partitions and workers instead.
-    @app.agent(input_topic, name="ingest_events", concurrency=1)
-    async def ingest_events(stream: Any) -> None:  # faust.Stream: take_events is untyped
-        async for events in stream.take_events(settings.batch_size,
-                                               within=settings.batch_timeout_seconds):
-            async with state_lock:
-                try:
-                    await ingest.process(events)
-                except Exception as exc:  # leaving the batch would acknowledge it
-                    await guard.fail(exc)
-                await _revaluate(revaluator, guard)
-
-
-async def _send_waiting_surveys(writer: StateWriter, owned: set[int], guard: BatchGuard
-                                ) -> None:
-    """Deferred survey requests whose condition cleared."""
-    async def send() -> None:
-        writer.send_due_surveys(owned)
-        await writer.finish()
-    await _outside_batches(send, guard, "looking at the waiting survey requests")
-
-
-async def _revaluate(revaluator: Revaluator, guard: BatchGuard) -> None:
-    """Customers who entered the high-value band."""
-    await _outside_batches(revaluator.run, guard,
-                           "evaluating customers who entered the high-value band")
-
-
-async def _outside_batches(work: Callable[[], Awaitable[object]], guard: BatchGuard,
-                           what: str) -> None:
-    """Timer work that writes state: a failure leaves it for the next run (nothing of an
-    input is lost), unless sending failed for good."""
-    try:
-        await work()
-    except delivery.SendFailed as exc:
-        await guard.fail(exc)
-    except delivery.BatchAbandoned:
-        pass
-    except Exception:
-        log.exception("%s failed", what)
-
-
-class TableMarks:
-    """Dead-letter marks (streams.ingest.deadletter_once.DeadLetterMark) in a Faust table, keyed by
-    "<topic>|<partition>" and written with the batch's other changelog records."""
-
-    def __init__(self, table: Any, changelog: BulkChangelog) -> None:
-        self.table = table
-        self.changelog = changelog
-
-    @staticmethod
-    def _key(topic: str, partition: int) -> bytes:
-        return f"{topic}|{partition}".encode()
-
-    def get(self, topic: str, partition: int) -> DeadLetterMark:
-        return DeadLetterMark.decode(table_store(self.table).get(self._key(topic, partition)))
-
-    def set(self, topic: str, partition: int, mark: DeadLetterMark) -> None:
-        if mark.offset >= self.get(topic, partition).offset:
-            self.changelog.set(self.table, partition, self._key(topic, partition),
-                               mark.encode())
-
-
-def _register_health_views(app: faust.App, watchdog: StallWatchdog) -> None:
-    """/healthz and /readyz (streams.health.readiness): no token, no data."""
-
-    @app.page("/healthz")
-    async def alive(web: Any, request: Any) -> Any:
-        return web.json({"alive": True})
-
-    @app.page("/readyz")
-    async def ready(web: Any, request: Any) -> Any:
-        found = readiness(app, watchdog)
-        return web.json({"ready": found.ready, "reason": found.reason},
-                        status=200 if found.ready else 503)
-
-
-def _register_metrics_view(app: faust.App, metrics: WorkerMetrics) -> None:
-    @app.page("/metrics")
-    async def serve_metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry),
-                         content_type=CONTENT_TYPE_LATEST.split(";")[0])
+def declare_web(app: faust.App, services: WorkerServices) -> None:
+    """The HTTP views: the API, the console, metrics and health."""
+    api = register_api(app, services)
+    register_console(app, services, api)
+    register_health_views(app, services.metrics, services.watchdog)

@@ -16,8 +16,8 @@ from typing import Any
 import uvloop
 from aiokafka.errors import KafkaError
 
-from cxstream.alerts.comment_tags import LexiconError, load_tagger
-from cxstream.alerts.config import RulesError, load_rules
+from cxstream.alerts.comment_tags import LexiconError
+from cxstream.alerts.config import RulesError
 from cxstream.streams.ingest.deadletter_record import message_limit_problem
 from cxstream.streams.kafka.clients import (
     TopicLayoutError,
@@ -27,13 +27,15 @@ from cxstream.streams.kafka.clients import (
     topic_max_message_bytes,
 )
 from cxstream.streams.kafka.confirmed_sends import EXIT_STOP_TIMEOUT, BatchGuard
+from cxstream.streams.kafka.faust_app import FaustEnvironmentError, check_faust_environment
 from cxstream.streams.kafka.faust_compat import FaustVersionError, install
 from cxstream.streams.kafka.faust_compat.access import in_flight_events
 from cxstream.streams.kafka.faust_compat.worker import Worker
+from cxstream.streams.services import WorkerServices, read_files
 from cxstream.streams.settings import Settings
 from cxstream.streams.table_limits import bound_problems, request_limit, value_bounds
-from cxstream.streams.topology import FaustEnvironmentError, build_app, check_faust_environment
-from cxstream.streams.users import UsersError, load_users
+from cxstream.streams.topology import build_app
+from cxstream.streams.users import UsersError
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,10 @@ def run_worker(settings: Settings) -> None:
     try:
         check_faust_environment(os.environ)
         install()  # the supported Faust and aiokafka, with cxstream's fixes
-        rules = load_rules(settings.rules_file)  # validate before touching Kafka
-        problems = bound_problems(value_bounds(settings, rules), request_limit(settings))
+        files = read_files(settings)  # the rules, lexicons and users, validated once
+        problems = bound_problems(value_bounds(settings, files.rules), request_limit(settings))
         if problems:
             raise WorkerStartError("\n".join(problems))
-        load_tagger(settings.lexicons_dir)
-        load_users(settings.users_file, None)
         settings = asyncio.run(asyncio.wait_for(resolved_replication(settings), timeout=60))
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
         asyncio.run(asyncio.wait_for(
@@ -92,23 +92,24 @@ def run_worker(settings: Settings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook call is noise
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        app = build_app(settings, partition_count=counts[settings.topic_feedback],
-                        alerts_partition_count=counts[settings.topic_alerts],
-                        deadletter_partition_count=counts[settings.topic_deadletter],
-                        deadletter_max_message_bytes=deadletter_limit)
+        built = build_app(settings, partition_count=counts[settings.topic_feedback],
+                          alerts_partition_count=counts[settings.topic_alerts],
+                          deadletter_partition_count=counts[settings.topic_deadletter],
+                          deadletter_max_message_bytes=deadletter_limit, files=files)
     except (RulesError, LexiconError, ValueError) as exc:
         raise WorkerStartError(str(exc)) from exc
+    services = built.services
     try:
-        worker = DrainingWorker(app, loglevel=settings.log_level, quiet=True)
+        worker = DrainingWorker(built.app, loglevel=settings.log_level, quiet=True)
+        worker.worker_services = services
         worker.drain_timeout = settings.drain_timeout_seconds
         # Faust's terminal spinner sets the root logger to DEBUG at levels warn and above,
         # so every debug call of Faust and aiokafka builds a log record
         worker.spinner = None
         worker.execute_from_commandline()
     finally:
-        code = getattr(app, "cx_exit_code", None)
-        if code is not None:  # the stall watchdog asked to be restarted
-            raise SystemExit(code)
+        if services.exit.code is not None:  # the stall watchdog asked to be restarted
+            raise SystemExit(services.exit.code)
 
 
 class DrainingWorker(Worker):
@@ -124,10 +125,12 @@ class DrainingWorker(Worker):
     """
 
     drain_timeout = DRAIN_SECONDS
+    #: the worker's services: the batch guard, and what to do once drained
+    worker_services: WorkerServices | None = None
 
     async def before_stop_on_signal(self, sig: signal.Signals) -> None:
         log.info("signal %s: finishing in-flight events before stopping", sig.name)
-        guard: BatchGuard | None = getattr(self.app, "cx_batch_guard", None)
+        guard = None if self.worker_services is None else self.worker_services.guard
         if guard is not None:  # sends under way may finish within half the drain timeout
             guard.request_stop(self.drain_timeout / 2)
         _exit_after(self.drain_timeout + STOP_GRACE_SECONDS, EXIT_STOP_TIMEOUT)
@@ -143,7 +146,7 @@ class DrainingWorker(Worker):
         elif drain.exception() is not None:  # stopping must go on whatever happens here
             log.warning("could not drain before stopping: %r", drain.exception())
         elif guard is None or guard.failed is None:
-            await _after_drain(self.app)
+            await _after_drain(self.worker_services)
         if guard is not None and guard.failed is not None:
             code = guard.exit_code or 0
             log.warning("a batch was left unacknowledged; exiting with code %d", code)
@@ -151,14 +154,13 @@ class DrainingWorker(Worker):
             os._exit(code)  # Faust's stop would acknowledge the failed batch
 
 
-async def _after_drain(app: Any) -> None:
-    """What the app asked to do once drained (``cx_after_drain``: save the value index);
-    a failure there is logged, and the stop goes on."""
-    hook = getattr(app, "cx_after_drain", None)
-    if hook is None:
+async def _after_drain(services: WorkerServices | None) -> None:
+    """What the services do once drained (save the value index); a failure there is
+    logged, and the stop goes on."""
+    if services is None:
         return
     try:
-        await hook()
+        await services.after_drain()
     except Exception:  # the next start reads the table instead: nothing is lost
         log.exception("could not run the after-drain step")
 

@@ -22,7 +22,8 @@ from cxstream.streams.alerting.cases import AlertCases, AlertEvent, CaseNotFound
 from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import MACHINE, Principal
-from cxstream.streams.web.api import filter_rows, page
+from cxstream.streams.web.alert_lists import filter_rows
+from cxstream.streams.web.queries import page
 from tests.support import CasesTable
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -251,7 +252,7 @@ def test_the_deadline_check_reads_only_the_cases_due() -> None:
 
 
 def test_an_unresolved_list_reads_no_resolved_case() -> None:
-    from cxstream.streams.web.api import local_rows
+    from cxstream.streams.web.alert_lists import local_rows
 
     kafka, clock = Kafka(), Clock()
     cases, _ = cases_of(kafka, clock)
@@ -379,7 +380,7 @@ def test_a_share_of_the_first_rows_pages_as_the_whole_list_does(
         viewer: Principal) -> None:
     """A worker answers with the first offset + limit rows its viewer may see (and how
     many match in all): the page made of them is the page of the whole list."""
-    from cxstream.streams.web.api import local_rows
+    from cxstream.streams.web.alert_lists import local_rows
 
     cases, _ = cases_of(Kafka(), Clock())
     run(cases.take_events([raised(alert(

@@ -23,9 +23,9 @@ async def test_an_assignment_makes_dead_letters_be_read_back_again(tmp_path: Pat
     settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
                              replication_factor="1")
     with fixes.applied():
-        app = build_app(settings, partition_count=3, alerts_partition_count=3,
-                        deadletter_partition_count=3)
-    deadletters = app.cx_deadletters  # type: ignore[attr-defined]
+        worker = build_app(settings, partition_count=3, alerts_partition_count=3,
+                           deadletter_partition_count=3)
+    app, deadletters = worker.app, worker.services.deadletters
     deadletters.verified.update({("cx.feedback", 0), ("cx.feedback", 1)})
     await app.on_partitions_assigned.send(set())
     assert deadletters.verified == set()
@@ -38,7 +38,7 @@ def test_the_openapi_document_describes_every_api_route_and_no_other(tmp_path: P
                              replication_factor="1")
     with fixes.applied():
         app = build_app(settings, partition_count=3, alerts_partition_count=3,
-                        deadletter_partition_count=3)
+                        deadletter_partition_count=3).app
     document = openapi_document(["hour", "day", "7d"])
     served = {path for path in app.web.views if path.startswith("/api/")}
     assert set(document["paths"]) == served
@@ -61,7 +61,7 @@ async def test_a_request_made_while_the_worker_stops_or_restores_is_told_to_come
     import httpx
 
     from cxstream.cli.processes import free_port
-    from cxstream.streams.web import api as api_module
+    from cxstream.streams.web import errors as api_module
 
     token = "t" * 32
     settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
@@ -69,7 +69,7 @@ async def test_a_request_made_while_the_worker_stops_or_restores_is_told_to_come
                              web_port=str(free_port()))
     with fixes.applied():
         app = build_app(settings, partition_count=3, alerts_partition_count=3,
-                        deadletter_partition_count=3)
+                        deadletter_partition_count=3).app
         await app.web.start_server()
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.web_port}",
@@ -124,7 +124,7 @@ async def test_a_forwarded_request_keeps_the_owners_retry_after(
     try:
         with fixes.applied():
             app = build_app(settings, partition_count=3, alerts_partition_count=3,
-                            deadletter_partition_count=3)
+                            deadletter_partition_count=3).app
             monkeypatch.setattr(app.router, "key_store",
                                 lambda table, key: f"http://127.0.0.1:{owner_port}")
             await app.web.start_server()
@@ -151,7 +151,7 @@ def test_the_worker_joins_its_groups_with_its_group_instance_id(
     settings = load_settings({}, **values)
     with fixes.applied():
         app = build_app(settings, partition_count=3, alerts_partition_count=3,
-                        deadletter_partition_count=3)
+                        deadletter_partition_count=3).app
     # Faust passes it to aiokafka as group_instance_id (the restart test shows it works)
     assert app.conf.consumer_group_instance_id == instance
 
@@ -164,6 +164,6 @@ def test_any_session_timeout_the_settings_allow_is_one_faust_accepts(tmp_path: P
                                  replication_factor="1", session_timeout_seconds=seconds)
         with fixes.applied():
             app = build_app(settings, partition_count=3, alerts_partition_count=3,
-                            deadletter_partition_count=3)
+                            deadletter_partition_count=3).app
         assert app.conf.broker_session_timeout == float(seconds)
         assert app.conf.broker_request_timeout > app.conf.broker_session_timeout

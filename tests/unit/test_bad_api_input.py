@@ -6,8 +6,9 @@ import pytest
 
 from cxstream.alerts.lifecycle import InvalidCommand
 from cxstream.streams.alerting.cases import parse_time
-from cxstream.streams.web.api import BadRequest, check_text_fields
-from cxstream.streams.web.console import snooze_until
+from cxstream.streams.web.console.rendering import snooze_until
+from cxstream.streams.web.errors import BadRequest
+from cxstream.streams.web.queries import check_text_fields
 
 
 @pytest.mark.parametrize("until", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
@@ -42,7 +43,7 @@ def test_console_snooze_hours_give_a_time_that_far_ahead() -> None:
 def test_a_huge_min_n_and_an_at_out_of_range_are_refused_naming_them() -> None:
     from datetime import UTC, datetime
 
-    from cxstream.streams.web.api import parse_at, parse_count
+    from cxstream.streams.web.queries import parse_at, parse_count
 
     with pytest.raises(BadRequest, match=r"^min_n: from 1 to 1000000000"):
         parse_count("32589158477190044730")  # once a 500: its JSON answer could not be made

@@ -10,7 +10,8 @@ from faust.types import TP
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams.groups.cluster import Cluster
-from cxstream.streams.web.api import BadRequest, parse_partition
+from cxstream.streams.web.errors import BadRequest
+from cxstream.streams.web.queries import parse_partition
 
 
 def cluster_owning(partitions: set[int], partials: dict[bytes, dict]) -> Cluster:

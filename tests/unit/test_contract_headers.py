@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from cxstream.schemas.outputs import Alert
 from cxstream.schemas.parsing import ErrorClass, Rejection
-from cxstream.streams.alerting.wiring import alert_headers
+from cxstream.streams.alerting.publishing import alert_headers
 from cxstream.streams.ingest.deadletter_record import SourcePosition, build_deadletter, read_headers
 
 T = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)

@@ -28,6 +28,7 @@ from cxstream.scoring.windows import window_specs
 from cxstream.streams.customers.state_writer import StateWriter
 from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.kafka.changelog import BulkChangelog
+from cxstream.streams.kafka.table_writers import BulkWrites
 from cxstream.streams.metrics import WorkerMetrics
 from tests.support import feedback
 
@@ -94,7 +95,7 @@ def worker(kafka: Kafka) -> StateWriter:
                             lambda state: customer_flags(state, bands, RULES.state), lambda: NOW)
     return StateWriter(customers, partials, RULES, WorkerMetrics(CollectorRegistry()),
                        ValueIndex(), AlertReactions(alerts, load_rules(), RULES.state),
-                       kafka.emit, BulkChangelog(kafka.send))
+                       kafka.emit, BulkWrites(BulkChangelog(kafka.send)))
 
 
 def detractor_answers(count: int) -> list[Accepted]:

@@ -14,8 +14,8 @@ from faust.types import TP
 
 from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.kafka.faust_compat.access import is_durable, table_store
+from cxstream.streams.kafka.stores import state_store
 from cxstream.streams.settings import load_settings
-from cxstream.streams.topology import state_store
 
 
 def tables(tmp_path: Path, store: str) -> Any:

@@ -113,7 +113,7 @@ async def test_issue_windows_expire_after_their_retention_from_owned_partitions_
 
     from cxstream.alerts.config import load_rules
     from cxstream.alerts.group_rules import issue_window_expired, issue_window_key
-    from cxstream.streams.alerting.wiring import IssueWindowExpiry
+    from cxstream.streams.alerting.recurring_issues import IssueWindowExpiry
     from cxstream.streams.kafka.changelog import BulkChangelog
 
     config = load_rules()
@@ -152,7 +152,7 @@ async def test_recovered_issue_windows_resolve_once_and_the_table_is_read_once()
 
     from cxstream.alerts.config import load_rules
     from cxstream.alerts.group_rules import IssueWindow, issue_window_key
-    from cxstream.streams.alerting.wiring import IssueWindowExpiry
+    from cxstream.streams.alerting.recurring_issues import IssueWindowExpiry
     from cxstream.streams.kafka.changelog import BulkChangelog
 
     config = load_rules()
@@ -209,7 +209,8 @@ def test_issue_window_keys_are_capped_per_partition_and_window() -> None:
     from prometheus_client import CollectorRegistry
 
     from cxstream.alerts.group_rules import parse_issue_window_key
-    from cxstream.streams.alerting.wiring import IssueWindowExpiry, _fold_signal_event
+    from cxstream.streams.alerting.recurring_issues import IssueWindowExpiry
+    from cxstream.streams.alerting.recurring_issues import fold_signal_event as _fold_signal_event
     from cxstream.streams.metrics import WorkerMetrics
 
     async def send(topic: str, partition: int, records: list[Any]) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cxstream.streams.kafka.faust_app import FaustEnvironmentError, check_faust_environment
 from cxstream.streams.settings import SettingsError, load_settings
-from cxstream.streams.topology import FaustEnvironmentError, check_faust_environment
 
 
 def test_defaults_match_the_contract() -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cxstream.streams.credentials import ACTING_HEADER, Credentials, signing_key
 from cxstream.streams.users import MACHINE, Principal, UsersError, hash_token, load_users
-from cxstream.streams.web.console import (
+from cxstream.streams.web.console.rendering import (
     due_text,
     environment,
     form_token,
@@ -16,7 +17,6 @@ from cxstream.streams.web.console import (
     local_time,
     value_text,
 )
-from cxstream.streams.web.credentials import ACTING_HEADER, Credentials, signing_key
 
 TOKEN_A = "alice-token-0123456789abcdef"
 API = "the-shared-api-token-of-32-characters-x"
@@ -114,7 +114,7 @@ def test_the_templates_escape_producer_text() -> None:
 
 
 def test_later_compares_times_not_strings() -> None:
-    from cxstream.streams.web.console import later
+    from cxstream.streams.web.console.rendering import later
 
     assert later("2026-11-23T10:00:00.5+00:00", "2026-11-23T10:00:00+00:00")
     assert not later("2026-11-23T10:00:00+00:00", "2026-11-23T10:00:00.5+00:00")

@@ -36,6 +36,11 @@ class BandsHolder(LiveBands):
         self.owned = owned
         self.own(owned())
 
+    def is_high_value(self, segment: str, value: float) -> bool | None:
+        """Whether a customer of ``segment`` worth ``value`` is in the top band now."""
+        high: bool | None = self.current.flags(segment, value)["high_value"]
+        return high
+
     def ownership_changed(self) -> None:
         """After a rebalance: this worker's partitions are others now."""
         self.own(self.owned())

@@ -43,8 +43,8 @@ from cxstream.streams.customers.survey_desk import SurveyDesk
 from cxstream.streams.customers.value_snapshot import drop_snapshots, take_snapshot
 from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.issues.priorities import PriorityBoard
-from cxstream.streams.kafka.changelog import BulkChangelog
-from cxstream.streams.kafka.faust_compat.access import stored_items, table_store, writing_for
+from cxstream.streams.kafka.faust_compat.access import stored_items, writing_for
+from cxstream.streams.kafka.table_writers import Deliver, DirectWrites, TableWriter, deliver_once
 from cxstream.streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: the outputs a partition's moved partial tallies cause (key -> table value)
 ShareHook = Callable[[int, dict[str, dict[str, Any]]], list[Any]]
-#: runs a send until Kafka confirms it (streams.kafka.confirmed_sends.deliver with the worker's
-#: stop)
-Deliver = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
 
-
-async def _deliver_once(send: Callable[[], Awaitable[Any]], what: str) -> Any:
-    return await send()
 
 EXPIRY_INTERVAL_SECONDS = 60.0
 #: encoded bytes of the decoded states kept beside the table (their bytes checked by
@@ -102,7 +96,7 @@ class StateWriter:
                  metrics: WorkerMetrics, value_index: ValueIndex,
                  reactions: AlertReactions | None = None,
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None,
-                 changelog: BulkChangelog | None = None,
+                 writes: TableWriter | None = None,
                  deliver: Deliver | None = None, erased: Any = None,
                  bands: LiveBands | None = None,
                  decoded_bytes: int = DECODED_BYTES,
@@ -122,9 +116,10 @@ class StateWriter:
         #: table erased_customers: SHA-256 of an erased id -> what keeps its old events
         #: from being applied again ({"applied_up_to": {kind: offset}, "erased_at": ...})
         self.erased = erased
-        self.deliver: Deliver = deliver or _deliver_once
+        self.deliver: Deliver = deliver or deliver_once
         self._outputs: list[Any] = []
-        self.changelog = changelog
+        #: how tables are written: in bulk with the batch (the worker) or per key
+        self.writes: TableWriter = writes or DirectWrites()
         self.value_index = value_index
         self.decoded: DecodedCache[plain.Customer] = DecodedCache(decoded_bytes)
         self.bands = bands
@@ -170,10 +165,7 @@ class StateWriter:
         if self.emit is not None and outputs:
             emit = self.emit
             await self.deliver(lambda: emit(outputs), "publishing alerts and signals")
-        if self.changelog is not None and self.changelog.pending:
-            changelog = self.changelog
-            pending = changelog.take()
-            await self.deliver(lambda: changelog.send_all(pending), "writing table changelogs")
+        await self.writes.send()
 
     def erase(self, customer_id: str) -> dict[str, int] | None:
         """Remove a customer's state and remembered ids through the changelog (right to
@@ -254,20 +246,10 @@ class StateWriter:
         self.decoded.put(customer_id, raw, state)
 
     def _write_many(self, table: Any, partition: int, writes: dict[bytes, Any]) -> None:
-        if self.changelog is not None:
-            self.changelog.write_many(table, partition, writes)
-            return
-        for key, value in writes.items():  # Faust writes: a changelog record each
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = value
+        self.writes.write_many(table, partition, writes)
 
     def _delete(self, table: Any, partition: int, key: bytes) -> None:
-        if self.changelog is None:
-            table.pop(key, None)
-        else:
-            self.changelog.delete(table, partition, key)
+        self.writes.delete(table, partition, key)
 
     def _decode(self, raw: bytes) -> plain.Customer:
         return plain.decode(raw, self._history, self.rules.state.seen_event_ids_kept)
@@ -280,14 +262,10 @@ class StateWriter:
         return loader
 
     def _store(self, table: Any) -> Any:
-        # the store itself: Faust's table mapping adds a sensor call per read
-        return table_store(table) if self.changelog is not None else table
+        return self.writes.store(table)
 
     def _set(self, table: Any, partition: int, key: bytes, value: Any) -> None:
-        if self.changelog is None:
-            table[key] = value  # a Faust write: its changelog record on its own
-        else:
-            self.changelog.set(table, partition, key, value)
+        self.writes.set(table, partition, key, value)
 
     def _get(self, table: Any, key: bytes) -> Any:
         return self._store(table).get(key)
@@ -424,10 +402,7 @@ class StateWriter:
         self._last_expiry[partition] = now
         watermark = Watermark.model_validate(self._load_watermark_raw(partition) or {})
         for key in self.partials_index.expired(partition, watermark.at, self.rules.windows):
-            if self.changelog is None:
-                del self.partials[key.encode()]
-            else:
-                self.changelog.delete(self.partials, partition, key.encode())
+            self.writes.delete(self.partials, partition, key.encode())
             self.partials_index.put(key, None)
         if self.priorities is not None:
             for old in self.priorities.expired(partition):

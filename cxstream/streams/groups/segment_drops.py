@@ -210,3 +210,17 @@ class SegmentTallies:
         if deleted:
             await self.changelog.flush()
         return deleted
+
+
+def segment_shares(config: RulesConfig, windows: tuple[WindowSpec, ...],
+                   index: PartialsIndex) -> SegmentShares | None:
+    """What the state writer sends for segment drops (None: the rule is off); raises
+    ValueError for a window the rules do not keep."""
+    rule = config.segment_drop
+    if not rule.enabled:
+        return None
+    spec = next((s for s in windows if s.name == rule.window), None)
+    if spec is None:
+        raise ValueError(f"segment_drop.window {rule.window!r} is not one of "
+                         f"{', '.join(s.name for s in windows)}")
+    return SegmentShares(spec, rule.baseline_windows, index)

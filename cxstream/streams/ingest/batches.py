@@ -73,6 +73,7 @@ class Ingest:
         handle_batch: BatchHandler | None = None,
         finish: Finisher | None = None,
         clock: Callable[[], float] = time.time,
+        last_read: dict[tuple[str, int], float] | None = None,
     ) -> None:
         self.kind_of_topic = kind_of_topic
         self.limits = limits
@@ -81,8 +82,9 @@ class Ingest:
         self.handle_batch = handle_batch
         self.finish = finish
         self.clock = clock
-        #: (topic, partition) -> record time of the last message read (lag in seconds)
-        self.last_read: dict[tuple[str, int], float] = {}
+        #: (topic, partition) -> record time of the last message read (lag in seconds;
+        #: shared with the metrics' collector when given)
+        self.last_read: dict[tuple[str, int], float] = {} if last_read is None else last_read
 
     async def process(self, events: Sequence[Any]) -> None:
         """Validate, fold and dead-letter one batch of Faust events."""

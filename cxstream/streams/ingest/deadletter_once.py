@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from cxstream.streams.ingest.deadletter_record import DeadLetter, deadletter_partition, read_headers
+from cxstream.streams.kafka.changelog import BulkChangelog
+from cxstream.streams.kafka.faust_compat.access import table_store
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +209,24 @@ class KafkaDeadLetterTopic:
             if client is not None:
                 await client.stop()
         self._producer = self._reader = None
+
+
+class TableMarks:
+    """Dead-letter marks (``DeadLetterMark``) in a Faust table, keyed by
+    "<topic>|<partition>" and written with the batch's other changelog records."""
+
+    def __init__(self, table: Any, changelog: BulkChangelog) -> None:
+        self.table = table
+        self.changelog = changelog
+
+    @staticmethod
+    def _key(topic: str, partition: int) -> bytes:
+        return f"{topic}|{partition}".encode()
+
+    def get(self, topic: str, partition: int) -> DeadLetterMark:
+        return DeadLetterMark.decode(table_store(self.table).get(self._key(topic, partition)))
+
+    def set(self, topic: str, partition: int, mark: DeadLetterMark) -> None:
+        if mark.offset >= self.get(topic, partition).offset:
+            self.changelog.set(self.table, partition, self._key(topic, partition),
+                               mark.encode())

@@ -91,7 +91,8 @@ class PriorityBoard:
 
     def __init__(self, config: PrioritiesConfig, table: Any,
                  metrics: WorkerMetrics | None = None,
-                 clock: Callable[[], float] = time.time, max_keys: int = 1_000) -> None:
+                 clock: Callable[[], float] = time.time, max_keys: int = 1_000,
+                 top_of: Callable[[str, float], bool | None] | None = None) -> None:
         self.config = config
         #: distinct issues (groups) counted per partition and window at most; a signal of
         #: any other counts under "<kind>:(other)" (CXSTREAM_MAX_GROUP_KEYS)
@@ -102,9 +103,9 @@ class PriorityBoard:
         self.clock = clock
         self._seen: list[_Seen] = []
         self._results: Counter[str] = Counter()
-        #: (segment, value) -> in the top value band, with the current bands (set by the
-        #: worker once its bands exist; a new profile's band is looked up with it)
-        self.top_of: Callable[[str, float], bool | None] | None = None
+        #: (segment, value) -> in the top value band, with the current bands (a new
+        #: profile's band is looked up with it; None: the fold's own answer is kept)
+        self.top_of = top_of
         #: partition -> (window start, group) -> count, for the partitions read in
         self.counts: dict[int, dict[tuple[int, str], dict[str, Any]]] = {}
 

@@ -1,0 +1,365 @@
+"""The console's pages, one ``faust.web.View`` class each, bound to one worker's console
+when registered (``register_console``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, cast
+from urllib.parse import quote, urlencode
+
+import faust
+import jinja2
+from aiohttp import web as aioweb
+from aiohttp_sse import sse_response
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from cxstream.streams.services import WorkerServices
+from cxstream.streams.users import COOKIE, Principal
+from cxstream.streams.web.console.live import LiveInbox
+from cxstream.streams.web.console.rendering import (
+    environment,
+    form_token,
+    later,
+    local_time,
+    snooze_until,
+    timeline,
+)
+from cxstream.streams.web.errors import status_of
+from cxstream.streams.web.worker_api import WorkerApi
+
+LIVE_EVERY_SECONDS = 2.0
+#: a live stream ends after this long and the page opens a new one (with what it has):
+#: no connection outlives a worker's stop, or keeps a worker it no longer reaches
+LIVE_STREAM_SECONDS = 60.0
+INBOX_LIMIT = 200
+STATIC = {"console.js": "text/javascript", "console.css": "text/css"}
+
+
+class Console:
+    """One worker's console: the API's calls, the templates, the sign-in limit and the
+    live inbox."""
+
+    def __init__(self, services: WorkerServices, api: WorkerApi) -> None:
+        settings = services.settings
+        self.api = api
+        self.services = services
+        self.credentials = services.credentials
+        self.config = services.files.rules
+        self.windows = services.core.rules.windows
+        self.tagger = services.files.tagger
+        self.env = environment()
+        self.public_url = settings.public_url or settings.canonical_url
+        self.session_seconds = int(settings.console_session_hours * 3_600)
+        self.closing = asyncio.Event()  # set when the worker stops: live streams end
+        self.live = LiveInbox(self.inbox, LIVE_EVERY_SECONDS)
+        # failed sign-ins per client address, in a moving window kept in this process
+        self.sign_ins = MovingWindowRateLimiter(MemoryStorage())
+        self.sign_in_limit = RateLimitItemPerMinute(settings.sign_in_attempts_per_minute)
+        self.files = {name: (jinja2.PackageLoader("cxstream.streams.web.console", "static")
+                             .get_source(self.env, name)[0]) for name in STATIC}
+
+    async def inbox(self, principal: Principal) -> list[dict[str, Any]]:
+        found = await self.api.alerts(principal, {"status": "unresolved",
+                                                  "limit": str(INBOX_LIMIT)})
+        rows: list[dict[str, Any]] = found["alerts"]
+        return rows
+
+    def render(self, template: str, principal: Principal | None, **context: Any) -> str:
+        zone = principal.timezone if principal else None
+        return self.env.get_template(template).render(
+            user=principal, zone=zone, when=lambda iso: local_time(iso, zone), **context)
+
+    def signed_in(self, request: Any) -> tuple[str, Principal] | None:
+        """(session cookie, user) of a signed-in request; None: not signed in, or the
+        session expired or was ended by a change of the user's token."""
+        session = request.cookies.get(COOKIE)
+        principal = self.credentials.from_session(session)
+        return (session, principal) if session and principal else None
+
+    def html(self, text: str, status: int = 200) -> aioweb.Response:
+        return aioweb.Response(text=text, status=status, content_type="text/html",
+                               headers={"Cache-Control": "no-store",
+                                        "Content-Security-Policy":
+                                            "default-src 'self'; frame-ancestors 'none'",
+                                        "X-Content-Type-Options": "nosniff"})
+
+    def error_page(self, principal: Principal | None, status: int, message: str
+                   ) -> aioweb.Response:
+        return self.html(self.render("error.html", principal, message=message,
+                                     status=status), status)
+
+    async def stop_live_streams(self, sender: Any, **kwargs: Any) -> None:
+        self.closing.set()
+        await self.live.shut()
+
+
+def to_login(reason: str | None = None) -> aioweb.Response:
+    query = f"?{urlencode({'reason': reason})}" if reason else ""
+    return aioweb.HTTPSeeOther(f"/console/login{query}")
+
+
+class ConsoleView(faust.web.View):
+    """A page; ``signed`` runs ``page(principal, session)`` for a signed-in user (anyone
+    else goes to the login page) and shows the API's refusals as an error page."""
+
+    console: ClassVar[Console]
+
+    async def signed(self, request: Any,
+                     page: Callable[[Principal, str], Awaitable[Any]]) -> Any:
+        signed = self.console.signed_in(request)
+        if signed is None:
+            return to_login()
+        session, principal = signed
+        try:
+            return await page(principal, session)
+        except Exception as exc:
+            status = status_of(exc)
+            if status is None:
+                raise
+            return self.console.error_page(principal, status, str(exc))
+
+
+class StaticFile(ConsoleView):
+    async def get(self, request: Any, name: str) -> Any:
+        if name not in STATIC:
+            return aioweb.Response(status=404, text="not found")
+        return aioweb.Response(text=self.console.files[name], content_type=STATIC[name],
+                               headers={"Cache-Control": "max-age=300"})
+
+
+class Login(ConsoleView):
+    async def get(self, request: Any) -> Any:
+        console = self.console
+        return console.html(console.render("login.html", None,
+                                           reason=request.query.get("reason")))
+
+    async def post(self, request: Any) -> Any:
+        console = self.console
+        client = request.remote or "unknown"
+        if not console.sign_ins.test(console.sign_in_limit, client):
+            return console.html(console.render(
+                "login.html", None, reason="Too many failed sign-ins from here. Wait a "
+                                           "minute and try again."), 429)
+        form = await request.post()
+        session = console.credentials.session_for(str(form.get("token", "")).strip())
+        if session is None:
+            console.sign_ins.hit(console.sign_in_limit, client)
+            return console.html(console.render(
+                "login.html", None, reason="That token is not known. Check it and try "
+                                           "again."), 401)
+        response = aioweb.HTTPSeeOther("/console")
+        response.set_cookie(COOKIE, session[0], httponly=True, samesite="Strict", path="/",
+                            secure=console.public_url.startswith("https://"),
+                            max_age=console.session_seconds)
+        return response
+
+
+class Logout(ConsoleView):
+    async def post(self, request: Any) -> Any:
+        response = to_login("You are signed out.")
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+
+class Inbox(ConsoleView):
+    async def get(self, request: Any) -> Any:
+        async def page(principal: Principal, session: str) -> Any:
+            rows = await self.console.inbox(principal)
+            return self.console.html(self.console.render("inbox.html", principal, rows=rows))
+        return await self.signed(request, page)
+
+
+class InboxEvents(ConsoleView):
+    """Server-sent events: ``ready`` (the ids in the inbox now: the page drops other rows),
+    then ``alert`` / ``changed`` with a row's HTML for each alert new or changed since
+    ``since`` (the page's newest change), ``gone`` for one resolved, and ``bye`` when the
+    stream ends (the page opens a new one)."""
+
+    async def get(self, request: Any) -> Any:
+        signed = self.console.signed_in(request)
+        if signed is None:
+            return aioweb.Response(status=401, text="sign in first")
+        _, principal = signed
+        live = self.console.live
+        if not live.open(principal):
+            return aioweb.Response(status=429, text=(
+                f"at most {live.max_per_user} live pages per user: close one"))
+        try:
+            return await self.stream_rows(request, principal)
+        finally:
+            live.close(principal)
+
+    async def stream_rows(self, request: Any, principal: Principal) -> Any:
+        console = self.console
+        since = request.query.get("since", "")
+        row_template = console.env.get_template("row.html")
+        ends = time.monotonic() + LIVE_STREAM_SECONDS
+        seen: dict[str, str] | None = None
+        version = 0
+
+        def row_html(row: dict[str, Any]) -> str:
+            return row_template.render(
+                row=row, user=principal, zone=principal.timezone,
+                when=lambda iso: local_time(iso, principal.timezone)).replace("\n", " ")
+
+        async with sse_response(request) as stream:
+            try:
+                while (stream.is_connected() and not console.closing.is_set()
+                       and time.monotonic() < ends):
+                    version, rows = await console.live.wait(principal, version,
+                                                            LIVE_EVERY_SECONDS * 2)
+                    if rows is None:
+                        continue
+                    if seen is None:  # what the page may have missed before
+                        await stream.send(" ".join(r["alert_id"] for r in rows),
+                                          event="ready")
+                        seen = {r["alert_id"]: since for r in rows}
+                    for row in rows:
+                        if later(row["updated_at"], seen.get(row["alert_id"])):
+                            kind = "changed" if row["alert_id"] in seen else "alert"
+                            await stream.send(row_html(row), event=kind, id=row["alert_id"])
+                    current = {r["alert_id"]: r["updated_at"] for r in rows}
+                    for gone in set(seen) - set(current):
+                        await stream.send(gone, event="gone")
+                    seen = current
+                await stream.send("", event="bye")
+            except ConnectionError:  # the page was closed meanwhile
+                pass
+        return stream
+
+
+class AlertPage(ConsoleView):
+    async def get(self, request: Any, alert_id: str) -> Any:
+        async def page(principal: Principal, session: str) -> Any:
+            console = self.console
+            data = await console.api.alert(principal, alert_id)
+            alert = data["alert"]
+            earlier: list[dict[str, Any]] = []
+            if alert.get("customer_id"):
+                earlier = await self.earlier(principal, alert["customer_id"], alert_id)
+            return console.html(console.render(
+                "alert.html", principal, alert=alert, history=data["history"],
+                customer=data["customer"], earlier=earlier,
+                timeline=timeline(console.tagger, data["customer"], data),
+                categories=console.config.lifecycle.resolution_categories,
+                form_token=form_token(session), done=request.query.get("done"),
+                failed=request.query.get("error")))
+        return await self.signed(request, page)
+
+    async def earlier(self, principal: Principal, customer_id: str, alert_id: str
+                      ) -> list[dict[str, Any]]:
+        """The customer's other alerts, newest first (none when the list cannot be had
+        right now: the alert itself still shows)."""
+        try:
+            found = await self.console.api.alerts(principal, {"customer_id": customer_id,
+                                                              "limit": "50"})
+        except Exception as exc:
+            if status_of(exc) is None:
+                raise
+            return []
+        return sorted((row for row in found["alerts"] if row["alert_id"] != alert_id),
+                      key=lambda row: row["created_at"], reverse=True)
+
+
+class AlertAction(ConsoleView):
+    async def post(self, request: Any, alert_id: str, action: str) -> Any:
+        signed = self.console.signed_in(request)
+        if signed is None:
+            return to_login()
+        session, principal = signed
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if not hmac.compare_digest(form.get("form_token", ""), form_token(session)):
+            return self.console.error_page(principal, 403, "This form has expired. Go "
+                                           "back, reload the page and try again.")
+        body: dict[str, Any] = {k: v for k, v in form.items()
+                                if k in {"to", "text", "category", "note"} and v}
+        page = f"/console/alerts/{quote(alert_id)}"
+        try:
+            if action == "snooze":
+                body["until"] = snooze_until(form)  # ValueError names the field
+            await self.console.api.act(principal, alert_id, action, body)
+        except Exception as exc:
+            if status_of(exc) is None and not isinstance(exc, ValueError):
+                raise
+            return aioweb.HTTPSeeOther(f"{page}?{urlencode({'error': str(exc)})}")
+        return aioweb.HTTPSeeOther(f"{page}?{urlencode({'done': action})}")
+
+
+class ScoresPage(ConsoleView):
+    async def get(self, request: Any) -> Any:
+        async def page(principal: Principal, session: str) -> Any:
+            console = self.console
+            names = [spec.name for spec in console.windows]
+            window = request.query.get("window", "day" if "day" in names else names[0])
+            metric = request.query.get("metric", "nps")
+            if window not in names or metric not in {"nps", "csat", "ces"}:
+                return console.error_page(principal, 400, "Pick a window and a metric "
+                                                          "from the lists.")
+            # the scores of agents are about people: for leads and admins (web.api)
+            shown = ("segment", "channel", "touchpoint", "stage") + (
+                ("agent",) if principal.sees_all else ())
+            tables = [await self.table(principal, dimension, window, metric)
+                      for dimension in shown]
+            return console.html(console.render("scores.html", principal, tables=tables,
+                                               window=window, metric=metric, windows=names))
+        return await self.signed(request, page)
+
+    async def table(self, principal: Principal, dimension: str, window: str, metric: str
+                    ) -> dict[str, Any]:
+        both = {which: await self.console.api.ranking(
+            principal, dimension, {"window": window, "metric": metric, "which": which})
+            for which in ("current", "previous")}
+        previous = {row["key"]: row for row in both["previous"]["groups"]}
+        return {"dimension": dimension, "start": both["current"]["start"],
+                "rows": [{**row, "previous": previous.get(row["key"])}
+                         for row in both["current"]["groups"]],
+                "hidden": both["current"].get("hidden")}
+
+
+class PrioritiesPage(ConsoleView):
+    async def get(self, request: Any) -> Any:
+        async def page(principal: Principal, session: str) -> Any:
+            console = self.console
+            rank_by = request.query.get("rank_by", console.config.priorities.rank_by)
+            by = request.query.get("by", "issue")
+            if rank_by not in {"value", "customers", "mix"} or by not in {"issue", "area"}:
+                return console.error_page(principal, 400, "Pick a ranking from the list.")
+            if console.services.core.priorities is None:
+                return console.error_page(principal, 404, "Priorities are switched off in "
+                                          "the rules file (priorities.enabled).")
+            ranked = await console.api.priorities({"rank_by": rank_by, "by": by,
+                                                   "limit": "50"})
+            return console.html(console.render("priorities.html", principal, ranked=ranked,
+                                               rank_by=rank_by, by=by))
+        return await self.signed(request, page)
+
+
+PAGES: tuple[tuple[str, type[ConsoleView]], ...] = (
+    ("/console/static/{name}", StaticFile),
+    ("/console/login", Login),
+    ("/console/logout", Logout),
+    ("/console", Inbox),
+    ("/console/events", InboxEvents),
+    ("/console/alerts/{alert_id}", AlertPage),
+    ("/console/alerts/{alert_id}/{action}", AlertAction),
+    ("/console/scores", ScoresPage),
+    ("/console/priorities", PrioritiesPage),
+)
+
+
+def register_console(app: faust.App, services: WorkerServices, api: WorkerApi) -> Console:
+    """Add the console's pages to the app, bound to this worker's console."""
+    console = Console(services, api)
+    blueprint = faust.web.Blueprint("console")
+    for path, view in PAGES:
+        blueprint.route(path, name=view.__name__)(
+            type(view.__name__, (view,), {"console": console, "__doc__": view.__doc__}))
+    blueprint.register(app)
+    # cast: mode types the handler as a union of callables, which mypy cannot match
+    app.on_before_shutdown.connect(cast(Any, console.stop_live_streams))
+    return console
