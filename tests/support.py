@@ -297,7 +297,7 @@ class AlertsClient:
     def act(self, alert_id: str, action: str, **body: str) -> httpx.Response:
         """An action, asked again while the worker answers 503 with Retry-After (as the
         CLI does: it is restoring its tables or taking over partitions)."""
-        from cxstream.cli.main import busy_retrying
+        from cxstream.streams.web.client import busy_retrying
 
         answer: httpx.Response = busy_retrying(
             lambda: self.http.post(f"/api/alerts/{alert_id}/{action}", json=body))

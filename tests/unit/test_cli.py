@@ -91,7 +91,7 @@ def test_a_busy_worker_is_asked_again_as_its_retry_after_says_and_its_last_answe
     other answer, or a 503 without the header, is returned at once."""
     import httpx
 
-    from cxstream.cli import main
+    from cxstream.streams.web import client as main
 
     waits: list[float] = []
     monkeypatch.setattr("time.sleep", waits.append)

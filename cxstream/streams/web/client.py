@@ -9,6 +9,7 @@ stopping), waiting what it asks each time (at most 10 s).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -29,17 +30,31 @@ def error_of(response: httpx.Response) -> ApiError:
     return ApiError(response.status_code, message, response.headers.get("Retry-After"))
 
 
-def _busy(response: httpx.Response) -> bool:
-    return response.status_code == 503 and "Retry-After" in response.headers
+#: how long the command line waits on a worker that answers 503 with Retry-After
+#: (restoring its tables, taking over partitions, stopping) before it says so
+BUSY_WAIT_SECONDS = 60.0
 
 
-def _asked_wait(state: tenacity.RetryCallState) -> float:
-    outcome = state.outcome
-    header = outcome.result().headers.get("Retry-After", "1") if outcome else "1"
-    try:
-        return min(max(float(header), 0.1), 10.0)
-    except ValueError:
-        return 1.0
+def busy_retrying(request: Callable[[], Any], seconds: float | None = None) -> Any:
+    """``request()`` again while its answer is a 503 with Retry-After, waiting what the
+    worker asks (at most 10 s a time, ``seconds`` in all: BUSY_WAIT_SECONDS by default);
+    the last answer."""
+    def busy(response: Any) -> bool:
+        return bool(response.status_code == 503 and "Retry-After" in response.headers)
+
+    def asked(state: tenacity.RetryCallState) -> float:
+        outcome = state.outcome
+        header = outcome.result().headers.get("Retry-After", "1") if outcome else "1"
+        try:
+            return min(max(float(header), 0.1), 10.0)
+        except ValueError:
+            return 1.0
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_result(busy), wait=asked,
+        stop=tenacity.stop_after_delay(BUSY_WAIT_SECONDS if seconds is None else seconds),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome
+        else None, reraise=True)(request)
 
 
 class ApiClient:
@@ -60,11 +75,7 @@ class ApiClient:
             return httpx.request(method, self.base_url + path, params=params,
                                  headers=self.headers, timeout=self.timeout, json=json)
         try:
-            response = tenacity.Retrying(
-                retry=tenacity.retry_if_result(_busy), wait=_asked_wait,
-                stop=tenacity.stop_after_delay(self.busy_seconds),
-                retry_error_callback=lambda state: state.outcome.result() if state.outcome
-                else None, reraise=True)(once)
+            response = busy_retrying(once, self.busy_seconds)
         except httpx.HTTPError as exc:
             raise Unreachable(f"cannot reach a worker at {self.base_url}: {exc}") from exc
         return self._answer(response)

@@ -1,0 +1,1 @@
+"""The command line's groups, one module each; cli.main puts them together."""

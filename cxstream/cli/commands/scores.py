@@ -1,0 +1,197 @@
+"""cxstream scores, priorities and recompute: group scores, issues ranked, tallies recomputed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cxstream.cli.options import (
+    BootstrapOption,
+    ConfigOption,
+    Output,
+    OutputOption,
+    UrlOption,
+    api_call,
+    console,
+    fail,
+    print_json,
+    settings_or_exit,
+)
+
+
+class Dimension(StrEnum):
+    segment = "segment"
+    channel = "channel"
+    touchpoint = "touchpoint"
+
+
+class Metric(StrEnum):
+    nps = "nps"
+    csat = "csat"
+    ces = "ces"
+
+
+def scores(
+    dimension: Annotated[Dimension, typer.Argument(help="The group dimension")],
+    key: Annotated[str | None, typer.Argument(help="One group; omit to rank all groups")] = None,
+    window: Annotated[str, typer.Option(
+        help="hour, day or the long window (CXSTREAM_LONG_WINDOW_DAYS, e.g. 7d)")] = "day",
+    metric: Annotated[Metric, typer.Option(help="The ranking's metric")] = Metric.nps,
+    min_n: Annotated[int, typer.Option(help="Leave out groups with fewer answers",
+                                       min=1)] = 1,
+    at: Annotated[datetime | None, typer.Option(
+        help="ISO time with offset (default: now)",
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])] = None,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Scores of one group (current and previous windows), or groups ranked by a metric."""
+    from urllib.parse import quote
+
+    settings = settings_or_exit(config=config)
+    windows = ("hour", "day", f"{settings.long_window_days}d")
+    if window not in windows:  # checked before any request
+        raise fail(f"--window: {window!r} is not one of {', '.join(windows)}", 2)
+    params = {"window": window, "metric": metric.value, "min_n": str(min_n)}
+    if at:
+        params["at"] = at.isoformat()
+    if key is not None:
+        report = api_call(settings, url,
+                          f"/api/scores/{dimension.value}/{quote(key, safe='')}",
+                          {"at": params["at"]} if at else None)
+        if output is Output.json:
+            print_json(report)
+        else:
+            _print_group(report)
+        return
+    ranked = api_call(settings, url, f"/api/scores/{dimension.value}", params)
+    if output is Output.json:
+        print_json(ranked)
+        return
+    dimension_name, metric_name = dimension.value, metric.value
+    table = Table("rank", dimension_name, metric_name.upper(), "n", "± (95 %)",
+                  title=f"{dimension_name} by {metric_name.upper()}, {window} from "
+                  f"{ranked['start']}")
+    for rank, row in enumerate(ranked["groups"], 1):
+        table.add_row(str(rank), row["key"], f"{row['score']:g}", str(row["n"]),
+                      "" if row["margin_of_error"] is None else f"{row['margin_of_error']:g}")
+    console.print(table)
+
+
+class RankBy(StrEnum):
+    value = "value"
+    customers = "customers"
+    mix = "mix"
+
+
+class IssueKind(StrEnum):
+    touchpoint = "touchpoint"
+    topic = "topic"
+
+
+def priorities(
+    rank_by: Annotated[RankBy | None, typer.Option(
+        help="value: revenue at stake; customers; mix (default: the rules file's)")] = None,
+    kind: Annotated[IssueKind | None, typer.Option(
+        help="Only touchpoints or only topics (default: both)")] = None,
+    by_area: Annotated[bool, typer.Option(help="Sum the issues per CX area")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many issues", min=1,
+                                       max=500)] = 20,
+    at: Annotated[datetime | None, typer.Option(
+        help="ISO time with offset in the current or previous window (default: now)",
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])] = None,
+    url: UrlOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Issues to fix first: the customers each touchpoint or topic hurt in the current
+    window (silent ones too) and the revenue they carry, with the trend."""
+    settings = settings_or_exit(config=config)
+    params = {"limit": str(limit), "by": "area" if by_area else "issue"}
+    if rank_by is not None:
+        params["rank_by"] = rank_by.value
+    if kind is not None:
+        params["kind"] = kind.value
+    if at is not None:
+        params["at"] = at.isoformat()
+    ranked = api_call(settings, url, "/api/priorities", params)
+    if output is Output.json:
+        print_json(ranked)
+        return
+    table = Table("rank", "issue", "customers", "silent", "value at stake", "top band",
+                  "previous", "trend",
+                  title=f"priorities by {ranked['rank_by']}, window from "
+                  f"{ranked['window']['start'][:16].replace('T', ' ')} "
+                  f"({ranked['total']} issues)")
+    for row in ranked["issues"]:
+        share = row["top_value_share"]
+        previous = row["previous"]
+        table.add_row(
+            str(row["rank"]), row["issue"],
+            f"{row['customers']}" + (" (few)" if row["few"] else ""), str(row["silent"]),
+            f"{row['value']:,.2f}", "-" if share is None else f"{share:.0%}",
+            "-" if previous is None else f"{previous['customers']} / {previous['value']:,.2f}",
+            row["trend"])
+    console.print(table)
+    if not ranked["issues"]:
+        console.print("no negative signals in this window")
+
+
+def _print_group(report: dict[str, Any]) -> None:
+    table = Table("window", "start", "NPS (n, ±)", "CSAT % (n, ±)", "CES mean (n, ±)",
+                  title=f"{report['dimension']} {report['key']}")
+    for name, pair in report["windows"].items():
+        for which in ("current", "previous"):
+            row = pair[which]
+            table.add_row(f"{name} {which}", row["start"][:16].replace("T", " "),
+                          *(_cell(row[metric]) for metric in ("nps", "csat", "ces")))
+    console.print(table)
+
+
+def _cell(score: dict[str, Any] | None) -> str:
+    if score is None:
+        return "-"
+    margin = score["margin_of_error"]
+    return f"{score['score']:g} ({score['n']}, ±{'?' if margin is None else f'{margin:g}'})"
+
+
+def recompute(
+    compare: Annotated[bool, typer.Option(help="Compare with the running workers' tallies")]
+    = True,
+    url: UrlOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = Output.text,
+) -> None:
+    """Recompute every group tally from the input topics (no Faust) and compare.
+
+    Exit 0 when the stream and the batch agree exactly, 1 with the differences otherwise.
+    """
+    from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
+
+    settings = settings_or_exit(bootstrap_servers, config)
+    expected = batch_tallies(settings)
+    if not compare:
+        tallies = [[*slot, tally.model_dump()] for slot, tally in sorted(expected.items())]
+        if output is Output.json:
+            print_json(tallies)
+        else:
+            console.print_json(data=tallies)
+        return
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    actual = stream_tallies(url or f"http://{settings.web_host}:{settings.web_port}", token)
+    found = differences(expected, actual)
+    if output is Output.json:
+        print_json({"group_windows": len(set(expected) | set(actual)), "differences": found})
+        if found:
+            raise typer.Exit(1)
+        return
+    if found:
+        console.print_json(data=found)
+        raise fail(f"{len(found)} of {len(set(expected) | set(actual))} group windows differ")
+    console.print(f"stream and batch agree on all {len(expected)} group windows")

@@ -1,0 +1,89 @@
+"""What every command shares: the consoles, the options (-b, --config, -o, --url,
+--token), loading the settings, failing with a message, JSON output, and calls to a
+worker's API (through the one API client, streams.web.client)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cxstream.streams.settings import CONFIG_FILE_VARIABLE, Settings, SettingsError, load_settings
+from cxstream.streams.web.client import BUSY_WAIT_SECONDS, ApiClient, Unreachable
+from cxstream.streams.web.errors import ApiError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+BrokersOption = Annotated[int, typer.Option(
+    "--brokers", min=1, max=9, help="Brokers of the local cluster (3: replication 3, "
+    "min.insync.replicas=2)")]
+BootstrapOption = Annotated[str | None, typer.Option(
+    "-b", "--bootstrap-servers", help="Kafka brokers, host:port[,host:port]",
+    envvar="CXSTREAM_BOOTSTRAP_SERVERS", show_envvar=True)]
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="Settings file (TOML or YAML); the environment wins over it",
+    envvar=CONFIG_FILE_VARIABLE, show_envvar=True, dir_okay=False)]
+OutputOption = Annotated[Output, typer.Option("-o", "--output", help="text or json")]
+UrlOption = Annotated[str | None, typer.Option(
+    help="A worker's base URL (default: this machine's CXSTREAM_WEB_HOST:CXSTREAM_WEB_PORT)")]
+TokenOption = Annotated[str | None, typer.Option(
+    envvar="CXSTREAM_USER_TOKEN", show_envvar=True,
+    help="Act as the user of this token (users file); default: the shared API token")]
+
+
+def settings_or_exit(bootstrap_servers: str | None = None, config: Path | None = None,
+                     **overrides: Any) -> Settings:
+    """Load the settings from the environment, the file ``config`` and the command's
+    options; print every mistake and exit 2 if invalid."""
+    environ = dict(os.environ)
+    if config is not None:
+        environ[CONFIG_FILE_VARIABLE] = str(config)
+    if bootstrap_servers:
+        overrides["bootstrap_servers"] = bootstrap_servers
+    try:
+        return load_settings(environ, **overrides)
+    except SettingsError as exc:
+        err_console.print(f"[bold red]cxstream:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` on standard error; the exit to raise with ``code``."""
+    err_console.print(f"[bold red]cxstream:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output (-o json): one JSON document on standard output."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def api_call(settings: Settings, url: str | None, path: str,
+             params: dict[str, str] | None = None, method: str = "GET",
+             token: str | None = None, body: dict[str, Any] | None = None) -> Any:
+    """A worker's answer to one API call, waiting on a busy worker (BUSY_WAIT_SECONDS);
+    an error answer or no answer exits with its message."""
+    if token is None:
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    base = url or f"http://{settings.web_host}:{settings.web_port}"
+    client = ApiClient(base, headers, timeout=30, busy_seconds=BUSY_WAIT_SECONDS)
+    try:
+        return client.call(method, path, params=params, json=body)
+    except Unreachable as exc:
+        raise fail(str(exc)) from exc
+    except ApiError as exc:
+        raise fail(f"{exc.status}: {exc}") from exc
