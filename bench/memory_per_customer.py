@@ -27,7 +27,7 @@ from cxstream.scoring.customer import (
     apply_profile,
     remember,
 )
-from cxstream.streams.customers.state_writer import encode_customer
+from cxstream.streams.customers.state_codec import encode_customer
 from cxstream.streams.settings import load_settings
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from cxstream.alerts.priorities import PrioritiesConfig
-from cxstream.alerts.surveys import Surveys
+from cxstream.alerts.survey_config import Surveys
 from cxstream.scoring.journey import Journey
 
 Severity = Literal["info", "warning", "critical"]

@@ -46,8 +46,8 @@ from cxstream.scoring.plain_customer import (
     PlainRules,
     experience_is_low,
     is_negative,
-    to_model,
 )
+from cxstream.scoring.plain_models import to_model
 from cxstream.scoring.value_bands import LiveBands
 
 

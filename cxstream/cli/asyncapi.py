@@ -69,6 +69,27 @@ def asyncapi(settings: Settings) -> dict[str, Any]:
         ("surveyRequests", settings.topic_survey_requests, "cx.survey-requests.schema.json",
          "Surveys to send, after the fatigue rules.", VERSION, "send"),
     ]
+    channels, operations = _channels(settings, topics)
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": "cxstream event contract", "version": CONTRACT_VERSION,
+                 "description": f"Topics cxstream {__version__} reads and writes "
+                                "(docs/contract.md). Values are UTF-8 JSON, or JSON framed "
+                                "by Confluent's JSON Schema serializer (a zero byte and a "
+                                "4-byte schema id), which workers strip."},
+        "defaultContentType": "application/json",
+        "servers": {"kafka": {"host": settings.bootstrap_servers.split(",")[0],
+                              "protocol": "kafka",
+                              "description": "Your Kafka (CXSTREAM_BOOTSTRAP_SERVERS)."}},
+        "channels": channels,
+        "operations": operations,
+    }
+
+
+def _channels(settings: Settings, topics: list[tuple[str, str, str, str, dict[str, Any] | None,
+                                                     str]]
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The channels and operations: the contract's topics, then the dead-letter ones."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for channel, topic, schema, summary, headers, action in topics:
@@ -97,17 +118,4 @@ def asyncapi(settings: Settings) -> dict[str, Any]:
         operations[f"send{channel[0].upper()}{channel[1:]}"] = {
             "action": "send", "channel": {"$ref": f"#/channels/{channel}"},
             "messages": [{"$ref": f"#/channels/{channel}/messages/{channel}"}]}
-    return {
-        "asyncapi": "3.0.0",
-        "info": {"title": "cxstream event contract", "version": CONTRACT_VERSION,
-                 "description": f"Topics cxstream {__version__} reads and writes "
-                                "(docs/contract.md). Values are UTF-8 JSON, or JSON framed "
-                                "by Confluent's JSON Schema serializer (a zero byte and a "
-                                "4-byte schema id), which workers strip."},
-        "defaultContentType": "application/json",
-        "servers": {"kafka": {"host": settings.bootstrap_servers.split(",")[0],
-                              "protocol": "kafka",
-                              "description": "Your Kafka (CXSTREAM_BOOTSTRAP_SERVERS)."}},
-        "channels": channels,
-        "operations": operations,
-    }
+    return channels, operations

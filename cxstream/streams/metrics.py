@@ -52,6 +52,14 @@ class WorkerMetrics:
         self.build = Info("cxstream_build", "The versions this worker runs.",
                           registry=registry)
         self.build.info(build_versions())
+        self._ingest(registry)
+        self._outputs(registry)
+        self._faults(registry)
+        self._timing(registry)
+        self._lifecycle(registry)
+
+    def _ingest(self, registry: CollectorRegistry) -> None:
+        """Input read, validated, dead-lettered and folded."""
         self.events_consumed = Counter(
             "cxstream_events_consumed_total",
             "Input messages read from Kafka, valid or not.",
@@ -74,6 +82,9 @@ class WorkerMetrics:
             "state, left out of group windows).",
             ["kind", "outcome"], registry=registry,
         )
+
+    def _outputs(self, registry: CollectorRegistry) -> None:
+        """What the rules raised and sent."""
         self.alerts_raised = Counter(
             "cxstream_alerts_raised_total",
             "New alerts published to the alerts topic.",
@@ -119,6 +130,9 @@ class WorkerMetrics:
             "cxstream_webhook_alerts_expired_total",
             "Alerts deleted by the alerts topic's retention before the webhook got them.",
             registry=registry)
+
+    def _faults(self, registry: CollectorRegistry) -> None:
+        """Retries, overflows, failures, restores and stalls."""
         self.deadletter_send_retries = Counter(
             "cxstream_deadletter_send_retries_total",
             "Failed attempts to write a dead-letter record (retried while the worker runs; "
@@ -155,6 +169,9 @@ class WorkerMetrics:
             "Input partitions this worker actively processes.",
             registry=registry,
         )
+
+    def _timing(self, registry: CollectorRegistry) -> None:
+        """Delays and durations: events, alerts, batches, own work."""
         self.event_delay = Histogram(
             "cxstream_event_delay_seconds",
             "From an event's own time (occurred_at) to its processing.",
@@ -191,6 +208,9 @@ class WorkerMetrics:
         #: one child per stage, bound once (labels() costs a lookup per call)
         self.own_work = {stage: own_work.labels(stage) for stage in OWN_WORK_STAGES}
 
+
+    def _lifecycle(self, registry: CollectorRegistry) -> None:
+        """Alert cases, webhooks, recovery, timers and readiness."""
         hours = (60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 24 * 3600, 72 * 3600,
                  7 * 24 * 3600)
         self.alert_time_to_acknowledge = Histogram(

@@ -202,14 +202,7 @@ def build_services(app: Any, settings: Settings, files: WorkerFiles, topics: Top
                        OwnedPartitions(app, topics.alert_events), publisher.follow_up)
     deadletters = _deadletters(settings, tables, changelog, partitions, guard, metrics)
     last_read: dict[tuple[str, int], float] = {}  # kept by the ingest, for the lag
-    ingest = Ingest(
-        kind_of_topic=settings.input_kinds(),
-        limits=IngestLimits(settings.max_event_bytes,
-                            copy_limit(settings.producer_max_request_bytes,
-                                       partitions.deadletter_max_message_bytes),
-                            settings.max_clock_skew_seconds),
-        metrics=metrics, deadletters=deadletters, handle_batch=core.writer.handle,
-        finish=core.writer.finish, last_read=last_read)
+    ingest = _ingest(settings, partitions, metrics, deadletters, core, last_read)
     revaluator = Revaluator(core.bands, core.index, input_owned, core.writer,
                             core.customer_alerts)
     services = WorkerServices(
@@ -251,6 +244,19 @@ def _restore_in_bulk(app: Any, settings: Settings, metrics: WorkerMetrics) -> No
             max_partition_fetch_bytes=16 * 2**20, fetch_max_bytes=64 * 2**20),
         settings.bulk_restore_min_records,
         lambda records, partitions, seconds: metrics.bulk_restored.inc(records))
+
+
+def _ingest(settings: Settings, partitions: Partitions, metrics: WorkerMetrics,
+            deadletters: ExactlyOnceDeadLetters, core: Core,
+            last_read: dict[tuple[str, int], float]) -> Ingest:
+    return Ingest(
+        kind_of_topic=settings.input_kinds(),
+        limits=IngestLimits(settings.max_event_bytes,
+                            copy_limit(settings.producer_max_request_bytes,
+                                       partitions.deadletter_max_message_bytes),
+                            settings.max_clock_skew_seconds),
+        metrics=metrics, deadletters=deadletters, handle_batch=core.writer.handle,
+        finish=core.writer.finish, last_read=last_read)
 
 
 def _deadletters(settings: Settings, tables: Tables, changelog: BulkChangelog,

@@ -25,6 +25,7 @@ from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.windows import window_specs
+from cxstream.streams.settings_groups import EventTime, HighValueBand, LocalBroker, WebhookDelivery
 
 ENV_PREFIX = "CXSTREAM_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
@@ -49,7 +50,8 @@ class SettingsError(ValueError):
     """Raised when the configuration is invalid; the message names every bad setting."""
 
 
-class Settings(BaseSettings, Conventions, StateRules):
+class Settings(BaseSettings, Conventions, StateRules, WebhookDelivery, EventTime,
+               HighValueBand, LocalBroker):
     """Everything a worker, the CLI and the local broker need to know.
 
     The score conventions (``Conventions``) and the customer-state rules (``StateRules``)
@@ -203,30 +205,9 @@ class Settings(BaseSettings, Conventions, StateRules):
     webhook_url: SecretStr | None = None
     """URL the alerts are posted to (unset: no webhook); a secret (a Slack webhook URL is a
     credential), masked wherever settings are printed."""
-    webhook_secret: SecretStr | None = None
-    """the webhook's Standard Webhooks signing key (`whsec_<base64>`, or any string)."""
-    webhook_previous_secret: SecretStr | None = None
-    """during a key rotation, the key receivers may still hold: requests carry a signature for
-    each
-    """
-    webhook_retry_max_age_seconds: float = Field(default=86_400, gt=0)
-    """an alert the receiver keeps refusing (5xx, 408, 429, unreachable) is retried until it is
-    this old (a follow-up: since its notice), then moved to the alerts dead-letter topic
-    """
-    webhook_format: Literal["json", "slack"] = "json"
-    """the webhook body: the alert as JSON, or a Slack message."""
-    webhook_timeout_seconds: float = Field(default=5, gt=0, le=120)
-    """timeout of one webhook request."""
-    webhook_max_backoff_seconds: float = Field(default=60, gt=0, le=3600)
-    """longest wait between webhook retries (jittered; a `Retry-After` of the receiver wins)."""
     alert_case_retention_days: float = Field(default=30, gt=0, le=3_650)
     """a resolved alert case leaves the `alert_cases` table (a tombstone on
     `cx.alert-lifecycle`) this long after its resolution
-    """
-    webhook_queue_max: int = Field(default=10_000, ge=1, le=1_000_000)
-    """deliveries (alerts, follow-ups, digests) waiting for one destination at most; one
-    more is moved to the alerts dead-letter topic with the reason (each destination has its
-    own queue: a receiver that is down delays no other)
     """
 
     max_group_keys: int = Field(default=1_000, ge=1, le=100_000)
@@ -236,41 +217,6 @@ class Settings(BaseSettings, Conventions, StateRules):
     agent_min_answers: int = Field(default=10, ge=1, le=100_000)
     """answers an agent needs in a window to be ranked in `GET /api/scores/agent` (fewer:
     left out, counted as hidden with the reason)."""
-
-    # Windows and event time
-    long_window_days: int = Field(default=7, ge=2, le=366)
-    """the long window beside hour and day."""
-    allowed_lateness_seconds: float = Field(default=86_400, ge=0)
-    """answers older than the watermark minus this are late."""
-    max_clock_skew_seconds: float = Field(default=600, ge=0, le=86_400)
-    """an event time (`occurred_at`, a profile's `updated_at`) further ahead of the worker's
-    clock or of its Kafka record's timestamp is dead-lettered as `schema`; no watermark or
-    customer clock moves past the worker's clock plus this
-    """
-
-    # High-value band
-    high_value_share: float = Field(default=0.2, gt=0, lt=1)
-    """the top share of customers by value that is "high-value"."""
-    high_value_scope: Literal["segment", "overall"] = "segment"
-    """`segment`: the top share within the customer's segment; `overall`: among all
-    customers.
-    """
-    high_value_threshold: float | None = Field(default=None, ge=0)
-    """a fixed value threshold instead of the top share."""
-    value_band_refresh_seconds: float = Field(default=30, gt=0)
-    """how often the other workers' value histograms are gathered (a worker counts its own
-    customers' profiles at once)
-    """
-
-    # Local broker started by `cxstream broker start` (development, tests, demo)
-    kafka_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
-    """Kafka version of the local broker (jars from Maven Central)."""
-    kafka_cache_dir: Path = Path.home() / ".cache" / "cxstream"
-    """where the jars are cached."""
-    broker_dir: Path = Path(".cxstream/broker")
-    """local broker's data, log and pid file."""
-    broker_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
-    """local broker's Java heap."""
 
     @classmethod
     def settings_customise_sources(

@@ -36,9 +36,8 @@ from typing import Any, cast
 import faust
 from prometheus_client import CollectorRegistry
 
-from cxstream.streams.customers.state_writer import rebuild_value_index
 from cxstream.streams.customers.survey_desk import load_waiting_surveys
-from cxstream.streams.customers.value_snapshot import snapshot_folder
+from cxstream.streams.customers.value_snapshot import rebuild_value_index, snapshot_folder
 from cxstream.streams.health.views import register_health_views
 from cxstream.streams.kafka.agents import batches
 from cxstream.streams.kafka.clients import alert_event_topic, segment_shares_topic

@@ -132,7 +132,7 @@ def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
     from cxstream.scoring import plain_customer as plain
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.customers.state_writer import rebuild_value_index
+    from cxstream.streams.customers.value_snapshot import rebuild_value_index
     from cxstream.streams.kafka.faust_compat.access import stored_items
 
     for store in ("rocksdb", "memory"):
@@ -178,8 +178,7 @@ def _indexed_and_saved(tmp_path: Path, owned: set[int], saved: set[int]
     snapshots written for ``saved``: (table, the index, the snapshots' folder)."""
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.customers.state_writer import rebuild_value_index
-    from cxstream.streams.customers.value_snapshot import write_snapshots
+    from cxstream.streams.customers.value_snapshot import rebuild_value_index, write_snapshots
 
     table, folder = tables(tmp_path, "rocksdb"), tmp_path / "value-index"
     _customers_written(table, Kafka(), range(40))
@@ -194,7 +193,7 @@ def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_tha
     from cxstream.scoring import plain_customer as plain
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.customers.state_writer import rebuild_value_index
+    from cxstream.streams.customers.value_snapshot import rebuild_value_index
     from cxstream.streams.kafka.faust_compat.access import store_writes
 
     # partition 0 is asked for but not indexed: no snapshot of it
@@ -229,8 +228,7 @@ def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_tha
 def test_a_memory_store_saves_no_value_index(tmp_path: Path) -> None:
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
-    from cxstream.streams.customers.state_writer import rebuild_value_index
-    from cxstream.streams.customers.value_snapshot import write_snapshots
+    from cxstream.streams.customers.value_snapshot import rebuild_value_index, write_snapshots
 
     table, kafka = tables(tmp_path, "memory"), Kafka()
     _customers_written(table, kafka, range(8))

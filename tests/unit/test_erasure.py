@@ -16,7 +16,8 @@ from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.scoring.windows import window_specs
-from cxstream.streams.customers.state_writer import StateWriter, erased_key
+from cxstream.streams.customers.state_codec import erased_key
+from cxstream.streams.customers.state_writer import StateWriter
 from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.metrics import WorkerMetrics
 from tests.support import feedback

@@ -22,6 +22,7 @@ from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, Sign
 from cxstream.schemas.events import CustomerProfile
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
 from cxstream.scoring import plain_customer as plain
+from cxstream.scoring import plain_models
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import CustomerState, StateRules
 from cxstream.scoring.customer_view import customer_flags
@@ -173,9 +174,9 @@ class Reference:
         self.folds.begin()
         kept = self.rules.state.seen_event_ids_kept
         for change, reacted, produced in trace:
-            view = plain.from_model(reacted, kept)  # its profile tuple and alert state
+            view = plain_models.from_model(reacted, kept)  # its profile tuple and alert state
             if isinstance(change.item.event, CustomerProfile):
-                if view.profile != plain.from_model(change.before, kept).profile:
+                if view.profile != plain_models.from_model(change.before, kept).profile:
                     self.folds.priorities.observe(change.item, view, [], None)
                 continue
             self.folds.surveys.observe(change.item, view)
@@ -282,7 +283,7 @@ def test_the_plain_core_gives_what_the_reference_gives(
         for customer_id in worker.customer_ids():
             state = worker.customer(customer_id)
             assert state is not None
-            assert plain.to_model(state, with_seen=True).model_dump_json() == \
+            assert plain_models.to_model(state, with_seen=True).model_dump_json() == \
                 reference.states[customer_id].model_dump_json()
         history = {key for key in worker.table if plain.is_history_key(key)}
         assert history == {plain.history_key(customer_id, tag)  # nothing left behind
@@ -309,12 +310,12 @@ def test_the_encoding_is_fixed_and_reads_what_earlier_releases_wrote() -> None:
     assert model.alerts  # the detractor's cooldown is part of the state
     old = b"0|" + model.model_dump_json(exclude_none=True).encode()  # before 0.4.0
     state = plain.decode(old, kept_ids=rules.state.seen_event_ids_kept)
-    assert plain.to_model(state, with_seen=True).model_dump_json() == model.model_dump_json()
+    assert plain_models.to_model(state, with_seen=True).model_dump_json() == model.model_dump_json()
     table = {b"c0": plain.encode(0, state)}
     table |= {plain.history_key("c0", tag): value
               for tag, value in state.take_writes().items() if value is not None}
     again = plain.decode(table[b"c0"], table.get)
-    assert plain.to_model(again, with_seen=True).model_dump_json() == model.model_dump_json()
+    assert plain_models.to_model(again, with_seen=True).model_dump_json() == model.model_dump_json()
     assert plain.encode(0, again) == table[b"c0"]  # byte for byte
     assert json.loads(table[b"c0"][2:])["v"] == plain.FORMAT
     assert len(table[b"c0"]) < len(old)
@@ -388,5 +389,5 @@ def test_the_value_index_reads_from_the_bytes_what_the_decoded_state_says(
         expected = None if state.profile is None else (
             state.profile[0], state.profile[1], plain.experience_is_low(state, plain_rules))
         assert plain.value_fields(raw, plain_rules) == expected
-        whole = plain.to_model(state, with_seen=True).model_dump_json().encode()
+        whole = plain_models.to_model(state, with_seen=True).model_dump_json().encode()
         assert plain.value_fields(b"0|" + whole, plain_rules) == expected  # 0.3.0's bytes

@@ -10,7 +10,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from cxstream.alerts.surveys import AfterFailure, Fatigue, Surveys, memory_bytes_bound
+from cxstream.alerts.survey_config import AfterFailure, Fatigue, Surveys
+from cxstream.alerts.surveys import memory_bytes_bound
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.scoring.fold import SourcedEvent
 from cxstream.scoring.plain_customer import Customer, to_us

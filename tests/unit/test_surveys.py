@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxstream.alerts.surveys import (
+from cxstream.alerts.survey_config import (
     DAY_US,
     DECISIONS_KEPT,
     HOUR_US,
@@ -19,14 +19,16 @@ from cxstream.alerts.surveys import (
     SENT_KEPT,
     TRIGGER_NAME_CHARS,
     AfterFailure,
-    Candidate,
-    Decision,
     Fatigue,
     Reason,
     SegmentCaps,
-    SurveyMemory,
     Surveys,
     SurveyTrigger,
+)
+from cxstream.alerts.surveys import (
+    Candidate,
+    Decision,
+    SurveyMemory,
     candidates,
     decide,
     language_of,

@@ -42,8 +42,6 @@ def rules_backtest(
     """Replay the input topics through the fold and the rules a worker runs (no Faust,
     nothing sent) and count the alerts each rules file would have raised, per rule,
     severity and owner, with examples."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from cxstream.alerts.config import RulesError, load_rules
     from cxstream.cli import backtest as bt
 
@@ -57,12 +55,27 @@ def rules_backtest(
         raise fail(str(exc), 2) from exc
     with err_console.status("reading the input topics"):
         inputs = list(bt.merged(asyncio.run(bt.read_history(settings, start.timestamp()))))
+    current, proposed = _replay_both(settings, inputs, (
+        (str(current_path or "shipped rules"), current_rules), (str(rules), proposed_rules)))
+    compared = bt.comparison(current, proposed)
+    if output is Output.json:
+        print_json({"since": start.isoformat(), "current": bt.report_json(current),
+                    "proposed": bt.report_json(proposed), "comparison": compared})
+        return
+    _print_comparison(start, current, proposed, compared)
+
+
+def _replay_both(settings: Any, inputs: list[Any], rules: Any) -> list[Any]:
+    """The backtest report of each (name, rules), with a progress bar on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cxstream.cli import backtest as bt
+
     reports = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err_console, transient=True,
                   disable=not err_console.is_terminal) as progress:
-        for name, config_ in ((str(current_path or "shipped rules"), current_rules),
-                              (str(rules), proposed_rules)):
+        for name, config_ in rules:
             task = progress.add_task(f"replaying with {Path(name).name}", total=len(inputs))
 
             def advance(n: int, task: Any = task) -> None:
@@ -70,12 +83,13 @@ def rules_backtest(
 
             replay = bt.Replay(settings, config_, name)
             reports.append(asyncio.run(replay.run(inputs, advance)))
-    current, proposed = reports
-    compared = bt.comparison(current, proposed)
-    if output is Output.json:
-        print_json({"since": start.isoformat(), "current": bt.report_json(current),
-                    "proposed": bt.report_json(proposed), "comparison": compared})
-        return
+    return reports
+
+
+def _print_comparison(start: datetime, current: Any, proposed: Any,
+                      compared: list[dict[str, Any]]) -> None:
+    from cxstream.cli import backtest as bt
+
     console.print(f"{proposed.inputs} inputs from {proposed.first_record or '-'} to "
                   f"{proposed.last_record or '-'} ({proposed.rejected} invalid, left out)")
     table = Table("rule", "severity", "owner", "current", "proposed", "change",

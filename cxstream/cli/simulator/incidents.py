@@ -95,25 +95,43 @@ class Plan:
 
 def plan_incidents(rng: random.Random, population: list[Customer],
                    config: SimConfig) -> Plan:
+    """The scripted incidents of a simulation, each with what should catch it; the RNG
+    is drawn in the same order whatever the incidents' sizes (same seed, same plan)."""
     plan = Plan()
     if not config.incidents:
         return plan
-    duration = config.duration
-    events = plan.events
+    vip = _high_value_decline(plan, population, config.duration)
+    _delivery_outage(rng, plan, population, vip, config)
+    _social_burst(rng, plan, population, vip, config.duration)
+    # a segment's NPS drops
+    plan.nps_drop_segment = NPS_DROP_SEGMENT
+    plan.nps_drop_from = NPS_DROP_FROM * config.duration
+    plan.expectations.append(Expectation(
+        f"NPS drop in segment {NPS_DROP_SEGMENT}", "segment_drop",
+        segment=NPS_DROP_SEGMENT, metric="nps"))
+    plan.events.sort(key=lambda item: (item[0], item[2].customer_id))
+    return plan
 
-    # the most valuable customer degrades and never answers a survey
+
+def _high_value_decline(plan: Plan, population: list[Customer], duration: float
+                        ) -> Customer:
+    """The most valuable customer degrades and never answers a survey."""
     vip = max(population, key=lambda customer: customer.value)
     plan.never_answers.add(vip.customer_id)
     for fraction, decline in zip(DECLINE_AT, DECLINE_EVENTS, strict=True):
-        events.append((fraction * duration, "interactions", vip, dict(decline),
-                       "high-value decline"))
+        plan.events.append((fraction * duration, "interactions", vip, dict(decline),
+                            "high-value decline"))
     plan.expectations.append(Expectation(
         f"high-value customer {vip.customer_id} declining without answering surveys",
         "high_value_at_risk", customers=frozenset({vip.customer_id})))
+    return vip
 
-    # delivery outage in one region
+
+def _delivery_outage(rng: random.Random, plan: Plan, population: list[Customer],
+                     vip: Customer, config: SimConfig) -> None:
+    """A delivery outage in one region: failures, escalations and angry answers."""
     region = [c for c in population if c.region == OUTAGE_REGION and c is not vip]
-    start, end = (fraction * duration for fraction in OUTAGE_WINDOW)
+    start, end = (fraction * config.duration for fraction in OUTAGE_WINDOW)
     plan.outage = (OUTAGE_REGION, start, end)
     for at in _arrivals(rng, start, end, OUTAGE_RATE_SHARE * config.rate):
         customer = rng.choice(region)
@@ -123,40 +141,33 @@ def plan_incidents(rng: random.Random, population: list[Customer],
                                       "outcome": rng.choice(("failure", "escalated"))}
             if channel in {"phone", "chat"}:
                 fields["wait_seconds"] = round(rng.uniform(600, 1800), 1)
-            events.append((at, "interactions", customer, fields, "delivery outage"))
+            plan.events.append((at, "interactions", customer, fields, "delivery outage"))
         else:
             fields = {"survey": "nps", "score": rng.choice(BAD_NPS_SCORES[:5]),
                       "channel": "email", "touchpoint": "delivery",
                       "comment": rng.choice(texts.NEGATIVE["delivery"][customer.language]),
                       "language": customer.language}
-            events.append((at, "feedback", customer, fields, "delivery outage"))
+            plan.events.append((at, "feedback", customer, fields, "delivery outage"))
     plan.expectations.append(Expectation(
         f"delivery outage in {OUTAGE_REGION}", "recurring_issue", key="delivery"))
 
-    # a burst of angry social posts from ordinary customers
+
+def _social_burst(rng: random.Random, plan: Plan, population: list[Customer],
+                  vip: Customer, duration: float) -> None:
+    """A burst of angry social posts from ordinary customers."""
     consumers = sorted((c for c in population if c.segment == "consumer" and c is not vip),
                        key=lambda customer: customer.value)
     ordinary = consumers[: max(SOCIAL_CUSTOMERS, len(consumers) // 2)]
     posters = rng.sample(ordinary, min(SOCIAL_CUSTOMERS, len(ordinary)))
     start, end = (fraction * duration for fraction in SOCIAL_WINDOW)
     for customer in posters:
-        events.append((rng.uniform(start, end), "interactions", customer, {
+        plan.events.append((rng.uniform(start, end), "interactions", customer, {
             "channel": "social", "touchpoint": "brand",
             "sentiment": round(rng.uniform(-0.95, -0.7), 2),
             "text": rng.choice(texts.SOCIAL_ANGRY[customer.language])}, "social burst"))
     plan.expectations.append(Expectation(
         f"burst of negative social posts ({len(posters)} customers)", "social_negative",
         customers=frozenset(c.customer_id for c in posters)))
-
-    # a segment's NPS drops
-    plan.nps_drop_segment = NPS_DROP_SEGMENT
-    plan.nps_drop_from = NPS_DROP_FROM * duration
-    plan.expectations.append(Expectation(
-        f"NPS drop in segment {NPS_DROP_SEGMENT}", "segment_drop",
-        segment=NPS_DROP_SEGMENT, metric="nps"))
-
-    events.sort(key=lambda item: (item[0], item[2].customer_id))
-    return plan
 
 
 def _arrivals(rng: random.Random, start: float, end: float, rate: float) -> Iterator[float]:

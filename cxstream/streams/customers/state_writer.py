@@ -12,13 +12,9 @@ Tables (all changelogged to Kafka, partitioned like the input topics):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
 
@@ -26,7 +22,8 @@ from cxstream.alerts.customer_core import BatchOutcome, CustomerCore, TablesRead
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.schemas.parsing import ErrorClass, Rejection
 from cxstream.scoring import plain_customer as plain
-from cxstream.scoring.customer import CustomerState, StateRules
+from cxstream.scoring import plain_models
+from cxstream.scoring.customer import CustomerState
 from cxstream.scoring.fold import (
     FoldRules,
     SourcedEvent,
@@ -39,11 +36,11 @@ from cxstream.scoring.value_bands import LiveBands, ValueIndex
 from cxstream.scoring.windows import Watermark
 from cxstream.streams.customers.band_refresh import BandsHolder
 from cxstream.streams.customers.decoded import DECODED_BYTES, DecodedCache
+from cxstream.streams.customers.erasure import erase, state_after_erasure
 from cxstream.streams.customers.survey_desk import SurveyDesk
-from cxstream.streams.customers.value_snapshot import drop_snapshots, take_snapshot
 from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.issues.priorities import PriorityBoard
-from cxstream.streams.kafka.faust_compat.access import stored_items, writing_for
+from cxstream.streams.kafka.faust_compat.access import writing_for
 from cxstream.streams.kafka.table_writers import Deliver, DirectWrites, TableWriter, deliver_once
 from cxstream.streams.metrics import WorkerMetrics
 
@@ -58,35 +55,6 @@ EXPIRY_INTERVAL_SECONDS = 60.0
 #: encoded bytes of the decoded states kept beside the table (their bytes checked by
 #: identity): decoding stood out in a profile of the worker (bench/profile_worker.py).
 #: A decoded state takes several times its encoded size (bench/memory_per_customer.py).
-
-
-def encode_customer(partition: int, state: CustomerState, kept_ids: int
-                    ) -> dict[bytes, bytes]:
-    """A state of the contract's model as the table holds it: the hot part under the
-    customer's id and its history records (scoring.plain_customer)."""
-    customer = plain.from_model(state, kept_ids)
-    records = {state.customer_id.encode(): plain.encode(partition, customer)}
-    records |= {plain.history_key(state.customer_id, tag): value
-                for tag, value in customer.take_writes().items() if value is not None}
-    return records
-
-
-def customer_partition(raw: bytes) -> int:
-    return int(raw[: raw.index(b"|")])
-
-
-def decode_customer(raw: bytes, history: plain.HistoryLoader | None = None
-                    ) -> CustomerState:
-    """A table value as the contract's model, with its history read through ``history``
-    (the table's get)."""
-    return plain.to_model(plain.decode(raw, history))
-
-
-
-
-def erased_key(customer_id: str) -> bytes:
-    """Key of an erased customer's marker: a digest, not the id."""
-    return hashlib.sha256(customer_id.encode()).hexdigest().encode()
 
 
 class StateWriter:
@@ -168,38 +136,8 @@ class StateWriter:
         await self.writes.send()
 
     def erase(self, customer_id: str) -> dict[str, int] | None:
-        """Remove a customer's state and remembered ids through the changelog (right to
-        erasure); their old events stay ignored if read again. Returns what was deleted,
-        by store (None: unknown here)."""
-        key = customer_id.encode()
-        raw = self._get(self.customers, key)
-        if raw is None:
-            return None
-        partition = customer_partition(raw)
-        state = self._decode(raw)
-        tags = state.history_tags()
-        for tag in tags:
-            self._delete(self.customers, partition, plain.history_key(customer_id, tag))
-        self._delete(self.customers, partition, key)
-        receipt = {"customer_state": 1, "history_records": len(tags)}
-        if self.erased is not None:
-            marker = json.dumps({"applied_up_to": state.applied_up_to,
-                                 "erased_at": datetime.now(UTC).isoformat()}).encode()
-            self._set(self.erased, partition, erased_key(customer_id), marker)
-        self.decoded.pop(customer_id)
-        self.value_index.forget(partition, customer_id)
-        if self.surveys is not None:
-            found = [survey_key for survey_key in self.surveys.forget(partition, customer_id)
-                     if self._get(self.surveys.table, survey_key) is not None]
-            for survey_key in found:
-                self._delete(self.surveys.table, partition, survey_key)
-            receipt["survey_memory"] = len(found)
-        if self.priorities is not None:
-            marks = self.priorities.forget(partition, customer_id)
-            for mark in marks:
-                self._delete(self.priorities.table, partition, mark)
-            receipt["priority_marks"] = len(marks)
-        return receipt
+        """The customer's state and remembered ids removed (customers.erasure)."""
+        return erase(self, customer_id)
 
     def send_due_surveys(self, partitions: set[int]) -> None:
         """Look at the deferred survey requests of ``partitions`` again (sent with the
@@ -215,13 +153,13 @@ class StateWriter:
     def load_state(self, customer_id: str) -> CustomerState | None:
         """The customer's current state (None: unknown here), as the contract's model."""
         state = self._load_customer(customer_id)
-        return None if state is None else plain.to_model(state, with_seen=True)
+        return None if state is None else plain_models.to_model(state, with_seen=True)
 
     def put_state(self, partition: int, customer_id: str, state: CustomerState,
                   outputs: list[Any]) -> None:
         """Write the alert rules' part of ``state`` outside a batch of events (the rest
         is the fold's), with what it caused (sent by ``finish``)."""
-        current = self._load_customer(customer_id) or plain.from_model(
+        current = self._load_customer(customer_id) or plain_models.from_model(
             state, self.rules.state.seen_event_ids_kept)
         current.alerts = dict(state.alerts)
         self._put_customer(partition, current)
@@ -251,11 +189,11 @@ class StateWriter:
     def _delete(self, table: Any, partition: int, key: bytes) -> None:
         self.writes.delete(table, partition, key)
 
-    def _decode(self, raw: bytes) -> plain.Customer:
-        return plain.decode(raw, self._history, self.rules.state.seen_event_ids_kept)
+    def decode_state(self, raw: bytes) -> plain.Customer:
+        return plain.decode(raw, self.history_loader, self.rules.state.seen_event_ids_kept)
 
     @property
-    def _history(self) -> plain.HistoryLoader:
+    def history_loader(self) -> plain.HistoryLoader:
         """Where a customer's history records are read from: the table's store itself,
         so the fold reads them without calling back into this layer."""
         loader: plain.HistoryLoader = self._store(self.customers).get
@@ -315,7 +253,7 @@ class StateWriter:
                 customers[customer_id] = self._load_customer(customer_id)
         stored = TablesRead(customers, self._store(self.partials),
                         self._load_watermark(partition), self._load_keys(partition),
-                        self._history)
+                        self.history_loader)
         if isinstance(self.bands, BandsHolder):
             self.bands.sync_ownership()  # the fold reads the bands as they stand
         read = perf_counter()
@@ -335,8 +273,30 @@ class StateWriter:
             for dimension in DIMENSIONS})
 
     def _write(self, partition: int, result: BatchOutcome) -> None:
+        """A partition's fold written: tallies, issue counts, customers, survey memory;
+        the own-work stages timed as they go."""
         stages = self.metrics.own_work
         began = perf_counter()
+        self._write_partials(partition, result)
+        done = perf_counter()
+        write_seconds = done - began
+        if self.priorities is not None:  # before the customers: see streams.issues.priorities
+            self._write_priorities(self.priorities, partition, result)
+            stages["priorities"].inc(perf_counter() - done)
+            done = perf_counter()
+        writes = self._encode_customers(partition, result)
+        encoded = perf_counter()
+        stages["encoding"].inc(encoded - done)
+        self._write_many(self.customers, partition, writes)
+        done = perf_counter()
+        write_seconds += done - encoded
+        if self.surveys is not None:
+            self._write_surveys(self.surveys, partition, result)
+            stages["surveys"].inc(perf_counter() - done)
+        stages["write"].inc(write_seconds)
+        self._count_applied(result)
+
+    def _write_partials(self, partition: int, result: BatchOutcome) -> None:
         # Order matters within the partials changelog: tallies before the watermark.
         index = self.partials_index
         for key, partial in result.partials.items():
@@ -353,18 +313,19 @@ class StateWriter:
                 self.metrics.group_keys_overflow.labels(dimension).inc(count)
         self._set(self.partials, partition, watermark_key(partition).encode(),
                   result.watermark)
-        done = perf_counter()
-        write_seconds = done - began
-        if self.priorities is not None:  # before the customers: see streams.issues.priorities
-            self.priorities.begin()
-            for fact in result.facts:
-                if fact.profile_changed or fact.signals:
-                    self.priorities.observe(fact.item, fact, fact.signals, fact.top)
-            issue_writes = self.priorities.finish(partition)
-            if issue_writes:
-                self._write_many(self.priorities.table, partition, issue_writes)
-            stages["priorities"].inc(perf_counter() - done)
-            done = perf_counter()
+
+    def _write_priorities(self, board: PriorityBoard, partition: int,
+                          result: BatchOutcome) -> None:
+        board.begin()
+        for fact in result.facts:
+            if fact.profile_changed or fact.signals:
+                board.observe(fact.item, fact, fact.signals, fact.top)
+        issue_writes = board.finish(partition)
+        if issue_writes:
+            self._write_many(board.table, partition, issue_writes)
+
+    def _encode_customers(self, partition: int, result: BatchOutcome
+                          ) -> dict[bytes, bytes | None]:
         writes: dict[bytes, bytes | None] = {}
         for state in result.customers.values():
             self._customer_writes(partition, state, writes)
@@ -372,22 +333,19 @@ class StateWriter:
                 self.value_index.update(partition, state.customer_id, state.profile[0],
                                         state.profile[1],
                                         plain.experience_is_low(state, self.plain_rules))
-        encoded = perf_counter()
-        stages["encoding"].inc(encoded - done)
-        self._write_many(self.customers, partition, writes)
-        done = perf_counter()
-        write_seconds += done - encoded
-        if self.surveys is not None:
-            self.surveys.begin()
-            for fact in result.facts:
-                if not fact.profile_changed:
-                    self.surveys.observe(fact.item, fact)
-            survey_writes, requests = self.surveys.finish(partition)
-            if survey_writes:
-                self._write_many(self.surveys.table, partition, survey_writes)
-            result.outputs += requests
-            stages["surveys"].inc(perf_counter() - done)
-        stages["write"].inc(write_seconds)
+        return writes
+
+    def _write_surveys(self, desk: SurveyDesk, partition: int, result: BatchOutcome) -> None:
+        desk.begin()
+        for fact in result.facts:
+            if not fact.profile_changed:
+                desk.observe(fact.item, fact)
+        survey_writes, requests = desk.finish(partition)
+        if survey_writes:
+            self._write_many(desk.table, partition, survey_writes)
+        result.outputs += requests
+
+    def _count_applied(self, result: BatchOutcome) -> None:
         now = time.time()
         delay = self.metrics.event_delay
         for occurred in result.applied_times:
@@ -415,20 +373,10 @@ class StateWriter:
         cached = self.decoded.get(customer_id, raw)
         if cached is not None:  # the very bytes this worker wrote
             return cached
-        return self._decode(raw)
+        return self.decode_state(raw)
 
     def _after_erasure(self, customer_id: str) -> plain.Customer | None:
-        """A new state for an erased customer that knows which of their events were
-        applied before (None: never erased)."""
-        if self.erased is None:
-            return None
-        marker = self._get(self.erased, erased_key(customer_id))
-        if marker is None:
-            return None
-        state = plain.Customer(customer_id, self._history)
-        state.applied_up_to = dict(json.loads(marker)["applied_up_to"])
-        return state
-
+        return state_after_erasure(self, customer_id)
 
     def _load_watermark_raw(self, partition: int) -> dict[str, Any] | None:
         raw: dict[str, Any] | None = self._get(self.partials,
@@ -445,39 +393,3 @@ def _by_partition(accepted: Sequence[Accepted]) -> dict[int, list[Accepted]]:
     for item in accepted:
         groups.setdefault(item.source.message.partition, []).append(item)
     return groups
-
-
-def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
-                        rules: StateRules, snapshots: Path | None = None) -> int:
-    """Refill the index from the table (after recovery); return the customers indexed.
-    With ``snapshots`` (a folder, streams.customers.value_snapshot), a partition whose snapshot
-    matches its store is taken from it instead of being read, and every snapshot there is
-    then removed."""
-    index.clear()
-    plain_rules = plain.PlainRules(rules)
-    saved: dict[int, int] = {}  # partition -> customers taken from its snapshot
-    if snapshots is not None:
-        for partition in sorted(owned):
-            found = take_snapshot(snapshots, customers, partition)
-            if found is not None:
-                saved[partition] = index.fill_saved(partition, *found)
-        drop_snapshots(snapshots)
-    to_read = owned - set(saved)
-
-    def rows() -> Iterator[tuple[int, str, str, float, bool | None]]:
-        if not to_read:
-            return
-        # history keys sort last (HISTORY_MARK): RocksDB stops before them
-        for _, key, raw in stored_items(customers, to_read, below=plain.HISTORY_MARK):
-            partition = customer_partition(raw)
-            if partition in to_read:
-                fields = plain.value_fields(raw, plain_rules)
-                if fields is not None:
-                    yield (partition, key.decode(), *fields)
-
-    indexed = sum(saved.values()) + index.fill(rows())  # fill adds the partitions up
-    index.mark_indexed(owned)
-    if snapshots is not None:
-        log.info("value index: partitions %s from their snapshots (%d customers), %s read "
-                 "from the table", sorted(saved), sum(saved.values()), sorted(to_read))
-    return indexed

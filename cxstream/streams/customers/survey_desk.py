@@ -29,11 +29,11 @@ from typing import Any
 import orjson
 
 from cxstream.alerts.customer_core import Fact
+from cxstream.alerts.survey_config import Surveys
 from cxstream.alerts.surveys import (
     Candidate,
     Decision,
     SurveyMemory,
-    Surveys,
     candidates,
     decide,
     language_of,

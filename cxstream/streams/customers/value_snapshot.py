@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from cxstream.scoring import plain_customer as plain
+from cxstream.scoring.customer import StateRules
 from cxstream.scoring.value_bands import ValueIndex
-from cxstream.streams.kafka.faust_compat.access import changelog_offset
+from cxstream.streams.customers.state_codec import customer_partition
+from cxstream.streams.kafka.faust_compat.access import changelog_offset, stored_items
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +110,39 @@ def drop_snapshots(folder: Path) -> None:
     if folder.is_dir():
         for path in folder.glob("*.json"):
             path.unlink(missing_ok=True)
+
+
+def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
+                        rules: StateRules, snapshots: Path | None = None) -> int:
+    """Refill the index from the table (after recovery); return the customers indexed.
+    With ``snapshots`` (a folder, streams.customers.value_snapshot), a partition whose snapshot
+    matches its store is taken from it instead of being read, and every snapshot there is
+    then removed."""
+    index.clear()
+    plain_rules = plain.PlainRules(rules)
+    saved: dict[int, int] = {}  # partition -> customers taken from its snapshot
+    if snapshots is not None:
+        for partition in sorted(owned):
+            found = take_snapshot(snapshots, customers, partition)
+            if found is not None:
+                saved[partition] = index.fill_saved(partition, *found)
+        drop_snapshots(snapshots)
+    to_read = owned - set(saved)
+
+    def rows() -> Iterator[tuple[int, str, str, float, bool | None]]:
+        if not to_read:
+            return
+        # history keys sort last (HISTORY_MARK): RocksDB stops before them
+        for _, key, raw in stored_items(customers, to_read, below=plain.HISTORY_MARK):
+            partition = customer_partition(raw)
+            if partition in to_read:
+                fields = plain.value_fields(raw, plain_rules)
+                if fields is not None:
+                    yield (partition, key.decode(), *fields)
+
+    indexed = sum(saved.values()) + index.fill(rows())  # fill adds the partitions up
+    index.mark_indexed(owned)
+    if snapshots is not None:
+        log.info("value index: partitions %s from their snapshots (%d customers), %s read "
+                 "from the table", sorted(saved), sum(saved.values()), sorted(to_read))
+    return indexed

@@ -17,14 +17,9 @@ import httpx
 
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
+from cxstream.streams.kafka.agents import owned_partitions
 
 log = logging.getLogger(__name__)
-
-
-def active_partitions(app: Any, source_topic: str) -> set[int]:
-    """The partitions of ``source_topic`` the app's consumer owns as active."""
-    return {tp.partition for tp in app.assignor.assigned_actives()
-            if tp.topic == source_topic}
 
 
 class ClusterIncomplete(RuntimeError):
@@ -50,7 +45,7 @@ class Cluster:
         self.token = token
 
     def active_partitions(self) -> set[int]:
-        return active_partitions(self.app, self.source_topic)
+        return owned_partitions(self.app, self.source_topic)
 
     def worker_urls(self) -> list[str]:
         metadata = self.app.router.table_metadata(self.partials.name)

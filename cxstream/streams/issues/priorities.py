@@ -146,52 +146,65 @@ class PriorityBoard:
         marks: dict[bytes, Marks] = {}
         for entry in seen:
             if entry.source == "c":
-                top: bool | None = None
-                for start in (current, previous):
-                    key = mark_key(start, entry.customer_id)
-                    mark = marks.get(key)
-                    if mark is None:
-                        raw = self.load(key)
-                        if raw is None:
-                            continue
-                        mark = marks[key] = decode_mark(raw)
-                    if top is None:
-                        top = bool(self.top_of(entry.segment or "", entry.value or 0.0)) \
-                            if self.top_of is not None else entry.top
-                    for group in list(mark):
-                        count = counts.get((start, group))
-                        if count is not None and revalue(count, mark, group, entry.value or 0.0,
-                                                         top, entry.offset):
-                            moved[start, group] = None
-                            self._results["revalued"] += 1
-                continue
-            start = signal_window(entry.at, self.config)
-            if start not in (current, previous):
-                self._results["too_old" if start < previous else "ahead"] += len(entry.groups)
-                continue
-            key = mark_key(start, entry.customer_id)
-            mark = marks.get(key)
-            if mark is None:
-                raw = self.load(key)
-                mark = marks[key] = {} if raw is None else decode_mark(raw)
-            for named in entry.groups:
-                group = self._capped(counts, sizes, start, named)
-                count = counts.get((start, group))
-                if count is None:
-                    count = counts[start, group] = empty_count()
-                    sizes[start] += 1
-                if count_signal(count, mark, group, entry.answered, entry.value, entry.top,
-                                entry.source, entry.offset):
-                    moved[start, group] = None
-                    self._results["counted"] += 1
-                else:
-                    self._results["again"] += 1
+                self._revalue(entry, counts, marks, moved, (current, previous))
+            else:
+                self._count_signals(entry, counts, sizes, marks, moved, current, previous)
         writes: Writes = {count_key(partition, start, group): orjson.dumps(counts[start, group])
                           for start, group in moved}
         for key, mark in marks.items():
             writes[key] = b"%d|" % partition + orjson.dumps(mark)
         self._count()
         return writes
+
+    def _revalue(self, entry: _Seen, counts: dict[tuple[int, str], Any],
+                 marks: dict[bytes, Marks], moved: dict[tuple[int, str], None],
+                 starts: tuple[int, int]) -> None:
+        """A profile's new value moved into the counts its customer is marked in."""
+        top: bool | None = None
+        for start in starts:
+            key = mark_key(start, entry.customer_id)
+            mark = marks.get(key)
+            if mark is None:
+                raw = self.load(key)
+                if raw is None:
+                    continue
+                mark = marks[key] = decode_mark(raw)
+            if top is None:
+                top = bool(self.top_of(entry.segment or "", entry.value or 0.0)) \
+                    if self.top_of is not None else entry.top
+            for group in list(mark):
+                count = counts.get((start, group))
+                if count is not None and revalue(count, mark, group, entry.value or 0.0,
+                                                 top, entry.offset):
+                    moved[start, group] = None
+                    self._results["revalued"] += 1
+
+    def _count_signals(self, entry: _Seen, counts: dict[tuple[int, str], Any],
+                       sizes: dict[int, int], marks: dict[bytes, Marks],
+                       moved: dict[tuple[int, str], None], current: int,
+                       previous: int) -> None:
+        """An event's issue signals counted in their window, each customer once."""
+        start = signal_window(entry.at, self.config)
+        if start not in (current, previous):
+            self._results["too_old" if start < previous else "ahead"] += len(entry.groups)
+            return
+        key = mark_key(start, entry.customer_id)
+        mark = marks.get(key)
+        if mark is None:
+            raw = self.load(key)
+            mark = marks[key] = {} if raw is None else decode_mark(raw)
+        for named in entry.groups:
+            group = self._capped(counts, sizes, start, named)
+            count = counts.get((start, group))
+            if count is None:
+                count = counts[start, group] = empty_count()
+                sizes[start] += 1
+            if count_signal(count, mark, group, entry.answered, entry.value, entry.top,
+                            entry.source, entry.offset):
+                moved[start, group] = None
+                self._results["counted"] += 1
+            else:
+                self._results["again"] += 1
 
     def _capped(self, counts: dict[tuple[int, str], Any], sizes: dict[int, int], start: int,
                 group: str) -> str:

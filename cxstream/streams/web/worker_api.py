@@ -25,7 +25,7 @@ from cxstream.scoring.customer_view import customer_report
 from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
 from cxstream.scoring.windows import from_epoch
 from cxstream.streams.alerting.cases import case_row
-from cxstream.streams.customers.state_writer import decode_customer
+from cxstream.streams.customers.state_codec import decode_customer
 from cxstream.streams.customers.survey_desk import memory_key, memory_report
 from cxstream.streams.kafka.faust_compat.access import table_store
 from cxstream.streams.services import WorkerServices

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxstream.alerts.receivers import PermanentDeliveryError, TransientDeliveryError, WebhookSender
+from cxstream.schemas.outputs import Alert
 from cxstream.streams.kafka.confirmed_sends import backoff_seconds
 from cxstream.streams.metrics import WorkerMetrics
 
@@ -35,7 +36,7 @@ class Delivery:
     webhook_id: str
     body: bytes
     kind: str  # alert, follow_up or digest
-    raised_at: float  # when its oldest message was made (sink.made_at): expiry, the age gauge
+    raised_at: float  # when its oldest message was made (made_at): expiry, the age gauge
     records: list[Any] = field(default_factory=list)  # aiokafka ConsumerRecords
     alert_ids: list[str] = field(default_factory=list)  # webhook ids it delivers
     label: str = ""  # what the log says of it
@@ -189,3 +190,12 @@ class Lane:
                 log.exception("settling %s failed; trying again", delivery.label)
                 await self.sleep(backoff_seconds(attempt, 0.5, 30.0, self.rng))
                 attempt += 1
+
+
+def made_at(alert: Alert) -> float:
+    """When this message of ``alert`` was made (epoch seconds), which a delivery's age
+    counts from (CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS): a follow-up's notice time, else
+    the alert's creation (updates are not posted). An alert raised days ago and resolved
+    now is no older than now: counted from its creation, its resolution was dead-lettered
+    as expired at its first failed attempt."""
+    return (alert.notice_at or alert.created_at).timestamp()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 
@@ -46,8 +46,9 @@ from cxstream.alerts.receivers import (
     webhook_body,
 )
 from cxstream.schemas.outputs import Alert
-from cxstream.streams.alerting.webhooks.lanes import Delivery, Lane
+from cxstream.streams.alerting.webhooks.lanes import Delivery, Lane, made_at
 from cxstream.streams.alerting.webhooks.offsets import OffsetTracker
+from cxstream.streams.alerting.webhooks.settled import OnRebalance, expired_unsent, read_settled
 from cxstream.streams.ingest.deadletter_record import Refusal, SourcePosition, build_deadletter
 from cxstream.streams.kafka.clients import aiokafka_options, webhook_settled_topic
 from cxstream.streams.metrics import WorkerMetrics
@@ -274,7 +275,7 @@ class WebhookSink:
         await reader.start()
         self.ready.clear()
         consumer.subscribe([self.settings.topic_alerts],
-                           listener=_OnRebalance(self, consumer))
+                           listener=OnRebalance(self, consumer))
         await consumer.start()
         await self.producer.start()
         try:
@@ -352,16 +353,9 @@ class WebhookSink:
                      tps: set[TopicPartition]) -> None:
         began = time.monotonic()
         committed = {tp: await consumer.committed(tp) for tp in tps}
-        firsts = await reader.beginning_offsets(list(tps))
-        for tp in tps:
-            first, done = firsts[tp], committed[tp]
-            if done is not None and done < first:  # retention deleted them unsent
-                lost = first - done
-                self.metrics.webhook_alerts_expired.inc(lost)
-                log.error("%d alerts of %s[%d] were deleted by the topic's retention before "
-                          "the webhook received them (offsets %d-%d): raise retention.ms of "
-                          "%s above the longest receiver outage", lost, tp.topic,
-                          tp.partition, done, first - 1, tp.topic)
+        lost = expired_unsent(committed, await reader.beginning_offsets(list(tps)))
+        if lost:
+            self.metrics.webhook_alerts_expired.inc(lost)
         settled, ids = await self.learn_settled(
             reader, {tp.partition: committed[tp] or 0 for tp in tps})
         for webhook_id in ids:
@@ -385,39 +379,9 @@ class WebhookSink:
         they are not posted twice). One read for all the partitions; it costs the records
         of that time, not the topic's history. Raises KafkaError when the read makes no
         progress for ``stall_seconds`` (the sink starts again)."""
-        settled: dict[int, set[int]] = {partition: set() for partition in committed}
-        ids: list[str] = []
-        tps = [TopicPartition(self.settled_topic, partition) for partition in committed]
         since = max(0, int((self.clock() - self.settings.webhook_retry_max_age_seconds
                             - 3_600) * 1000))
-        found = await reader.offsets_for_times({tp: since for tp in tps})
-        ends = await reader.end_offsets(tps)
-        todo = {tp for tp in tps if (at := found.get(tp)) is not None and at.offset < ends[tp]}
-        if not todo:
-            return settled, ids  # nothing that recent
-        reader.assign(list(todo))
-        for tp in todo:
-            reader.seek(tp, found[tp].offset)
-        deadline = time.monotonic() + stall_seconds
-        try:
-            while todo:
-                batches = await reader.getmany(*todo, timeout_ms=1000, max_records=10_000)
-                for tp, messages in batches.items():
-                    for message in messages:
-                        offset = int(message.value)
-                        if offset >= committed[tp.partition]:
-                            settled[tp.partition].add(offset)
-                        if message.key:
-                            ids.append(message.key.decode())
-                if batches:
-                    deadline = time.monotonic() + stall_seconds
-                elif time.monotonic() > deadline:
-                    raise KafkaError(f"no record of {self.settled_topic} read for "
-                                     f"{stall_seconds:g} s")
-                todo = {tp for tp in todo if await reader.position(tp) < ends[tp]}
-        finally:
-            reader.unsubscribe()  # it would fetch the idle partitions meanwhile
-        return settled, ids
+        return await read_settled(reader, self.settled_topic, committed, since, stall_seconds)
 
     def remember(self, webhook_id: str) -> None:
         self.delivered[webhook_id] = None
@@ -434,32 +398,3 @@ class WebhookSink:
                                           headers=dead.headers)
         log.error("alert at %s[%d]@%d not delivered for good: %s", record.topic,
                   record.partition, record.offset, reason)
-
-
-class _OnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Before partitions move: commit what is settled, then hand over what is not. A
-    partition assigned again is learnt again from the settled topic: another process may
-    have delivered alerts of it meanwhile."""
-
-    def __init__(self, sink: WebhookSink, consumer: AIOKafkaConsumer) -> None:
-        self.sink = sink
-        self.consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        try:
-            await self.sink.commit(self.consumer)
-        except KafkaError:
-            log.info("webhook sink: commit before a rebalance failed")
-        self.sink.revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
-
-
-def made_at(alert: Alert) -> float:
-    """When this message of ``alert`` was made (epoch seconds), which a delivery's age
-    counts from (CXSTREAM_WEBHOOK_RETRY_MAX_AGE_SECONDS): a follow-up's notice time, else
-    the alert's creation (updates are not posted). An alert raised days ago and resolved
-    now is no older than now: counted from its creation, its resolution was dead-lettered
-    as expired at its first failed attempt."""
-    return (alert.notice_at or alert.created_at).timestamp()

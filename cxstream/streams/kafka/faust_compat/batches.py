@@ -49,80 +49,102 @@ def sensors_per_batch(sensors: Any) -> bool:
     return all(getattr(sensor, "calls_per_batch", False) for sensor in sensors)
 
 
+class _Taking:
+    """What the batched ``take_events`` reads at every event, looked up once."""
+
+    def __init__(self, stream: Any, channel: Any) -> None:
+        app = stream.app
+        self.stream = stream
+        self.app = app
+        self.queue = channel.queue
+        self.get_nowait = channel.queue.get_nowait  # raises an error thrown into the channel
+        self.flow_control = app.flow_control
+        self.acking_topics = app.topics.acking_topics
+        self.add_unacked = app.consumer.unacked.add
+        self.per_batch = sensors_per_batch(app.sensors)
+        self.on_message_in = stream._on_message_in
+        self.on_event_in = stream._on_stream_event_in
+        self.on_event_out = stream._on_stream_event_out
+        self.on_message_out = stream._on_message_out
+        self.ended = False  # the actor's ``cancel`` threw StopAsyncIteration into the channel
+
+    async def fill(self, events: list[Any], states: list[Any], max_: int,
+                   deadline: float | None, loop: asyncio.AbstractEventLoop) -> None:
+        """Events into ``events`` until there are ``max_``, the deadline passes or the
+        stream ends. Events of a rebalance or an older generation are skipped without
+        being acknowledged (fix 1): they are read again after the seek."""
+        queue, get_nowait, app = self.queue, self.get_nowait, self.app
+        per_batch, stream = self.per_batch, self.stream
+        while len(events) < max_:
+            try:
+                if queue.empty():
+                    if deadline is not None and loop.time() >= deadline:
+                        return
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            item = await queue.get()  # cancelled: the item stays queued
+                    except TimeoutError:
+                        return
+                else:
+                    item = get_nowait()
+            except StopAsyncIteration:  # the end of the stream, as Faust's iterator ends
+                self.ended = True
+                return
+            if not isinstance(item, EventT):
+                raise TypeError(f"a batched stream took {item!r}, not an event")
+            message = item.message
+            if (not self.flow_control.is_active()
+                    or message.generation_id != app.consumer_generation_id):
+                item.ack()  # untracked: not recorded (fix 1), read again after the seek
+                continue
+            if message.topic in self.acking_topics and not message.tracked:
+                message.tracked = True
+                self.add_unacked(message)
+                if not per_batch:
+                    self.on_message_in(message.tp, message.offset, message)
+            events.append(item)
+            if not per_batch:
+                states.append(self.on_event_in(message.tp, message.offset, stream, item))
+
+    def batch_in(self, batch: list[Any]) -> None:
+        """The sensors' calls for a batch taken, once per partition."""
+        last = {event.message.tp: event for event in batch}
+        for tp, event in last.items():
+            self.on_message_in(tp, event.message.offset, event.message)
+            self.on_event_in(tp, event.message.offset, self.stream, event)
+
+
 async def take_events(stream: Any, max_: int, within: Any) -> AsyncIterator[list[Any]]:
     """Lists of up to ``max_`` events, each yielded when full or ``within`` seconds after
     the previous one ended (an empty batch is not yielded); acknowledged when the
     consumer asks for the next one or closes the generator."""
     stream._finalized = True
     started_by_us = await stream.maybe_start()
-    app = stream.app
     # an agent's stream reads an iterator already; any other channel is subscribed to
     # here, as Faust's take_events does
     channel = aiter(stream.channel)
-    queue = channel.queue
-    get_nowait = queue.get_nowait  # raises an error thrown into the channel
-    consumer = app.consumer
-    flow_control = app.flow_control
-    acking_topics = app.topics.acking_topics
-    add_unacked = consumer.unacked.add
-    per_batch = sensors_per_batch(app.sensors)
-    on_message_in = stream._on_message_in
-    on_event_in = stream._on_stream_event_in
-    on_event_out = stream._on_stream_event_out
-    on_message_out = stream._on_message_out
+    taking = _Taking(stream, channel)
     timeout = want_seconds(within) if within else None
     loop = asyncio.get_running_loop()
     events: list[Any] = []
     states: list[Any] = []
     # events taken while an older batch's are not yet acknowledged cannot happen: the
     # batch is acknowledged before the next one is taken
-    ended = False  # the actor's ``cancel`` threw StopAsyncIteration into the channel
     try:
-        while not stream.should_stop and not ended:
+        while not stream.should_stop and not taking.ended:
             deadline = None if timeout is None else loop.time() + timeout
-            while len(events) < max_:
-                try:
-                    if queue.empty():
-                        if deadline is not None and loop.time() >= deadline:
-                            break
-                        try:
-                            async with asyncio.timeout_at(deadline):
-                                item = await queue.get()  # cancelled: the item stays queued
-                        except TimeoutError:
-                            break
-                    else:
-                        item = get_nowait()
-                except StopAsyncIteration:  # the end of the stream, as Faust's iterator ends
-                    ended = True
-                    break
-                if not isinstance(item, EventT):
-                    raise TypeError(f"a batched stream took {item!r}, not an event")
-                message = item.message
-                if (not flow_control.is_active()
-                        or message.generation_id != app.consumer_generation_id):
-                    item.ack()  # untracked: not recorded (fix 1), read again after the seek
-                    continue
-                if message.topic in acking_topics and not message.tracked:
-                    message.tracked = True
-                    add_unacked(message)
-                    if not per_batch:
-                        on_message_in(message.tp, message.offset, message)
-                events.append(item)
-                if not per_batch:
-                    states.append(on_event_in(message.tp, message.offset, stream, item))
+            await taking.fill(events, states, max_, deadline, loop)
             if not events:
                 continue
             batch, events = events, []
-            if per_batch:
-                last = {event.message.tp: event for event in batch}
-                for tp, event in last.items():
-                    on_message_in(tp, event.message.offset, event.message)
-                    on_event_in(tp, event.message.offset, stream, event)
+            if taking.per_batch:
+                taking.batch_in(batch)
             stream.events_total += len(batch)
             try:
                 yield batch
             finally:
-                acknowledge(batch, states, stream, per_batch, on_event_out, on_message_out)
+                acknowledge(batch, states, stream, taking.per_batch, taking.on_event_out,
+                            taking.on_message_out)
                 states = []
     finally:
         stream._channel_stop_iteration(channel)

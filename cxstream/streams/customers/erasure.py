@@ -1,0 +1,63 @@
+"""A customer's erasure (the right to erasure): their state, history records, survey
+memory and priority marks deleted through the changelog, and a marker under a digest of
+their id that keeps their old events from being applied again if read again."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from cxstream.scoring import plain_customer as plain
+from cxstream.streams.customers.state_codec import customer_partition, erased_key
+
+if TYPE_CHECKING:  # the writer calls these: no import at run time
+    from cxstream.streams.customers.state_writer import StateWriter
+
+
+def erase(writer: StateWriter, customer_id: str) -> dict[str, int] | None:
+    """Remove a customer's state and remembered ids through the changelog (right to
+    erasure); their old events stay ignored if read again. Returns what was deleted,
+    by store (None: unknown here)."""
+    key = customer_id.encode()
+    raw = writer.writes.store(writer.customers).get(key)
+    if raw is None:
+        return None
+    partition = customer_partition(raw)
+    state = writer.decode_state(raw)
+    tags = state.history_tags()
+    for tag in tags:
+        writer.writes.delete(writer.customers, partition, plain.history_key(customer_id, tag))
+    writer.writes.delete(writer.customers, partition, key)
+    receipt = {"customer_state": 1, "history_records": len(tags)}
+    if writer.erased is not None:
+        marker = json.dumps({"applied_up_to": state.applied_up_to,
+                             "erased_at": datetime.now(UTC).isoformat()}).encode()
+        writer.writes.set(writer.erased, partition, erased_key(customer_id), marker)
+    writer.decoded.pop(customer_id)
+    writer.value_index.forget(partition, customer_id)
+    if writer.surveys is not None:
+        found = [survey_key for survey_key in writer.surveys.forget(partition, customer_id)
+                 if writer.writes.store(writer.surveys.table).get(survey_key) is not None]
+        for survey_key in found:
+            writer.writes.delete(writer.surveys.table, partition, survey_key)
+        receipt["survey_memory"] = len(found)
+    if writer.priorities is not None:
+        marks = writer.priorities.forget(partition, customer_id)
+        for mark in marks:
+            writer.writes.delete(writer.priorities.table, partition, mark)
+        receipt["priority_marks"] = len(marks)
+    return receipt
+
+
+def state_after_erasure(writer: StateWriter, customer_id: str) -> plain.Customer | None:
+    """A new state for an erased customer that knows which of their events were
+    applied before (None: never erased)."""
+    if writer.erased is None:
+        return None
+    marker = writer.writes.store(writer.erased).get(erased_key(customer_id))
+    if marker is None:
+        return None
+    state = plain.Customer(customer_id, writer.history_loader)
+    state.applied_up_to = dict(json.loads(marker)["applied_up_to"])
+    return state
