@@ -33,7 +33,7 @@ from cxstream.streams.users import Principal
 from cxstream.streams.web.alert_lists import filter_rows, local_rows
 from cxstream.streams.web.queries import page
 from cxstream.streams.worker import GC_THRESHOLDS
-from tests.support import CasesTable, stored_case
+from testkit.support import CasesTable, stored_case
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 CONFIG = load_rules()

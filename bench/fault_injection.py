@@ -12,8 +12,8 @@ import sys
 
 from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import free_port
-from tests.faults import run_fault_test
-from tests.support import base_env
+from testkit.faults import run_fault_test
+from testkit.support import base_env
 
 
 def main() -> int:

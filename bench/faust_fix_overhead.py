@@ -34,7 +34,7 @@ from mode import Service
 
 from cxstream.streams.kafka.faust_compat import fixes as faust_fixes
 from cxstream.streams.kafka.lean_monitor import LeanMonitor
-from tests.support import fake_consumer
+from testkit.support import fake_consumer
 
 
 async def drain(records: Any) -> int:

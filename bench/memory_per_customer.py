@@ -61,7 +61,7 @@ def worst_state(n: int, rules: StateRules) -> CustomerState:
     alert of each customer rule."""
     from cxstream.alerts.comment_tags import load_tagger
     from cxstream.alerts.config import load_rules
-    from cxstream.alerts.customer_rules import CustomerAlerts
+    from cxstream.alerts.customer_alerts import CustomerAlerts
     from cxstream.scoring.customer_view import customer_flags
     from cxstream.scoring.value_bands import ValueBands
 

@@ -28,7 +28,7 @@ from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.sending import send_records
 from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.settings import load_settings
-from tests.support import base_env
+from testkit.support import base_env
 
 
 def owner(stack: list[tuple[str, str, int]]) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """The pipeline's own work as 0.3.0 did it, for bench/throughput.py's same-run ratio: the
-pydantic fold (tests/reference/fold.py), the alert rules over the contract's models
-(tests/reference/reactions.py), every changed state encoded whole as JSON (its changelog
+pydantic fold (testkit/reference/fold.py), the alert rules over the contract's models
+(testkit/reference/reactions.py), every changed state encoded whole as JSON (its changelog
 record), validation as the worker does it, in the same batches. Not used by the product;
 tests/unit/test_plain_core.py checks that the product's core gives the same results."""
 
@@ -24,8 +24,8 @@ from cxstream.scoring.fold import (
 from cxstream.scoring.groups import GroupKeys
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.scoring.windows import Watermark
-from tests.reference.fold import fold_batch
-from tests.reference.reactions import on_batch
+from testkit.reference.fold import fold_batch
+from testkit.reference.reactions import on_batch
 
 #: (kind, partition, offset, key, value) of one input message
 Message = tuple[InputKind, int, int, bytes, bytes]

@@ -1,6 +1,6 @@
 """The soak month: a month of simulated traffic at accelerated time through a worker on a
 local broker, with a noisy customer, a destination down, another rate-limited, a support
-team resolving alerts, and a SIGTERM or SIGKILL restart every 20-40 s (tests/soak.py).
+team resolving alerts, and a SIGTERM or SIGKILL restart every 20-40 s (testkit/soak.py).
 
 Usage: .venv/bin/python -m bench.soak [--customers 20000] [--days 30] [--per-day 20000]
        [--seed-cases 1000000] [--rate 400]
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import free_port
-from tests.soak import SoakPlan, run_soak
-from tests.support import base_env
+from testkit.soak import SoakPlan, run_soak
+from testkit.support import base_env
 
 
 def main() -> int:

@@ -52,7 +52,7 @@ from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
 from cxstream.streams.kafka.plain_clients import partitions_of
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings, load_settings
-from tests.support import base_env, feedback, to_bytes
+from testkit.support import base_env, feedback, to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()

@@ -12,7 +12,7 @@ import pytest
 from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import log_excerpt
 from cxstream.streams.settings import Settings, load_settings
-from tests.support import free_port
+from testkit.support import free_port
 
 _counter = itertools.count()
 

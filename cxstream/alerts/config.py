@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -29,15 +31,15 @@ from cxstream.alerts.survey_config import Surveys
 from cxstream.scoring.journey import Journey
 
 Severity = Literal["info", "warning", "critical"]
-RULE_NAMES = ("detractor", "high_value_at_risk", "recurring_issue", "segment_drop",
-              "social_negative")
 
 
 class RulesError(ValueError):
     """The rules file is invalid; the message says where."""
 
 
-class _Rule(BaseModel):
+class RuleSettings(BaseModel):
+    """What every rule's section of the rules file has."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
@@ -46,7 +48,7 @@ class _Rule(BaseModel):
     auto_resolve: bool = True
 
 
-class DetractorRule(_Rule):
+class DetractorRule(RuleSettings):
     nps_max: int = Field(default=6, ge=0, le=10)
     csat_max: int | None = Field(default=2, ge=1, le=5)
     ces_max: int | None = Field(default=2, ge=1, le=7)
@@ -57,17 +59,17 @@ class DetractorRule(_Rule):
     recovered_ces_min: int = Field(default=5, ge=1, le=7)
 
 
-class HighValueAtRiskRule(_Rule):
+class HighValueAtRiskRule(RuleSettings):
     severity: Severity = "critical"
     cooldown_hours: float = Field(default=72, ge=0)
 
 
-class RecurringIssueRule(_Rule):
+class RecurringIssueRule(RuleSettings):
     min_customers: int = Field(default=5, ge=2)
     window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
 
 
-class SegmentDropRule(_Rule):
+class SegmentDropRule(RuleSettings):
     metrics: list[Literal["nps", "csat", "ces"]] = Field(default=["nps", "csat", "ces"],
                                                          min_length=1)
     window: str = "day"
@@ -84,7 +86,7 @@ class SegmentDropRule(_Rule):
         return self
 
 
-class SocialNegativeRule(_Rule):
+class SocialNegativeRule(RuleSettings):
     sentiment_max: float = Field(default=-0.5, ge=-1, le=1)
     cooldown_hours: float = Field(default=24, ge=0)
     #: a later social post at or above this sentiment resolves the alert
@@ -193,6 +195,42 @@ class RulesConfig(BaseModel):
     journey: Journey = Journey()
     #: issues ranked by the customers they hit and the revenue at stake
     priorities: PrioritiesConfig = PrioritiesConfig()
+    #: the sections of customer rules added in alerts.customer_rules, validated there
+    _added_rules: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _added_rule_sections(cls, data: Any, handler: ValidatorFunctionWrapHandler
+                             ) -> RulesConfig:
+        """The section of each customer rule added in alerts.customer_rules, validated by
+        the rule's own settings model (its defaults when the file has none); any other
+        unknown section is refused as before."""
+        # imported here: customer_rules imports this module for the built-in rules' models
+        from cxstream.alerts.customer_rules import ADDED_RULES
+
+        if not isinstance(data, dict) or not ADDED_RULES:
+            config: RulesConfig = handler(data)
+            return config
+        data = dict(data)
+        sections = {}
+        for rule in ADDED_RULES:
+            try:
+                sections[rule.name] = rule.settings.model_validate(data.pop(rule.name, None)
+                                                                   or {})
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(part) for part in (rule.name, *error["loc"]))
+                raise ValueError(f"{where}: {error['msg']}") from None
+        config = handler(data)
+        config._added_rules = sections
+        return config
+
+    def rule_settings(self, name: str) -> Any:
+        """The section of the rule ``name``: a built-in rule's field, or an added rule's
+        validated section. Raises KeyError for a rule that is neither."""
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        return self._added_rules[name]
 
 
 def load_rules(path: Path | None = None) -> RulesConfig:

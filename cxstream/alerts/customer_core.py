@@ -31,7 +31,8 @@ from time import perf_counter
 from typing import Any
 
 from cxstream.alerts.config import RulesConfig
-from cxstream.alerts.customer_rules import recovered
+from cxstream.alerts.customer_alerts import auto_resolves, recovered
+from cxstream.alerts.customer_rules import ADDED_RULES
 from cxstream.alerts.group_rules import Signal, is_negative_feedback, signals_of
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
@@ -241,7 +242,9 @@ class CustomerCore:
             or (isinstance(event, Feedback) and config.detractor.enabled
                 and is_negative_feedback(event, config))
             or (isinstance(event, Interaction) and _may_be_negative_post(event, config))
-            or _may_resolve(state, event, lambda: quadrant_of(high(), low_after), config))
+            or _may_resolve(state, event, lambda: quadrant_of(high(), low_after), config)
+            or any(rule.may_fire(event, config.rule_settings(rule.name))
+                   for rule in ADDED_RULES))
         signals = _may_signal(event, self.reactions)
         if not (may_alert or signals):
             return [], None
@@ -290,7 +293,7 @@ def _may_resolve(state: Customer, event: Feedback | Interaction,
     still cooling at its time, of a rule that resolves by itself and that it recovers."""
     at = event.occurred_at
     for rule, alert in state.alerts.get("open", {}).items():
-        if (getattr(config, rule).auto_resolve
+        if (auto_resolves(rule, config)
                 and at < datetime.fromisoformat(alert["until"])
                 and recovered(rule, event, {"quadrant": quadrant()}, config) is not None):
             return True

@@ -4,7 +4,7 @@ The worker's core (alerts.customer_core) applies the customer rules to the event
 ``AlertReactions`` holds what they need (the rules, their settings, where a new value
 goes) and the rules of a new profile (``on_profile``). The same rules over the contract's
 models, event by event, are the reference the core is checked against
-(tests/reference/reactions.py).
+(testkit/reference/reactions.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cxstream.alerts.config import RulesConfig
-from cxstream.alerts.customer_rules import CustomerAlerts, Resolution
+from cxstream.alerts.customer_alerts import CustomerAlerts, Resolution
 from cxstream.alerts.group_rules import Signal
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low

@@ -33,7 +33,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from cxstream.alerts.config import RulesConfig
-from cxstream.alerts.customer_rules import ReplayClock
+from cxstream.alerts.customer_alerts import ReplayClock
 from cxstream.alerts.group_rules import (
     IssueWindow,
     fold_signal,

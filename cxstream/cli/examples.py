@@ -11,7 +11,7 @@ from typing import Any
 
 from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
-from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.customer_alerts import CustomerAlerts
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.schemas.examples import FEEDBACK, INTERACTION, PROFILE
 from cxstream.scoring.customer import (

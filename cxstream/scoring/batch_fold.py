@@ -1,6 +1,6 @@
 """The fold on plain data: a batch's decisions, states and tallies, updated in place.
 
-Its reference on the contract's pydantic models is tests/reference/fold.py
+Its reference on the contract's pydantic models is testkit/reference/fold.py
 (tests/unit/test_plain_core.py checks that both give the same results for any stream);
 this is what a worker runs. One ``FoldBatch`` holds
 what a batch of one partition changed: customers (plain ``Customer``), partial tallies as

@@ -1,7 +1,7 @@
 """The fold's vocabulary: its rules, a sourced event, a partition's share of a group tally
 and the keys of the partials table. The fold itself runs on plain data
 (scoring.batch_fold, driven by alerts.customer_core); its reference on the contract's pydantic
-models, which the differential tests check it against, is tests/reference/fold.py.
+models, which the differential tests check it against, is testkit/reference/fold.py.
 
 Exactly-once effects on top of at-least-once delivery:
 - a customer remembers the offset that first brought each event id: the same id at

@@ -19,7 +19,7 @@ from typing import Any
 
 from cxstream.alerts.comment_tags import TopicTagger, load_tagger
 from cxstream.alerts.config import RulesConfig
-from cxstream.alerts.customer_rules import CustomerAlerts, wall_clock
+from cxstream.alerts.customer_alerts import CustomerAlerts, wall_clock
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.scoring.customer_view import RecentFlags
 from cxstream.scoring.fold import FoldRules

@@ -12,7 +12,7 @@ import pytest
 
 from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.streams.settings import load_settings
-from tests.support import TOKEN, Api, configure, feedback, send, start
+from testkit.support import TOKEN, Api, configure, feedback, send, start
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from cxstream.streams.settings import load_settings
-from tests.receiver import Receiver
-from tests.support import (
+from testkit.support import (
     SECRET,
     TOKEN,
     AlertsClient,
@@ -33,6 +32,7 @@ from tests.support import (
     start,
     wait_until,
 )
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 ALICE = "alice-token-0123456789abcdef"

@@ -15,8 +15,7 @@ import pytest
 from cxstream.cli.processes import WorkerProcess
 from cxstream.cli.scrape import total
 from cxstream.streams.settings import Settings, load_settings
-from tests.receiver import Receiver
-from tests.support import (
+from testkit.support import (
     SECRET,
     alerts_on_topic,
     feedback,
@@ -27,6 +26,7 @@ from tests.support import (
     start,
     wait_until,
 )
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 RULES = """

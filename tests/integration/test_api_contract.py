@@ -24,7 +24,7 @@ from schemathesis.checks import (
 
 from cxstream.cli.processes import WorkerProcess
 from cxstream.streams.settings import load_settings
-from tests.support import TOKEN, configure, feedback, free_port, profile, send, start
+from testkit.support import TOKEN, configure, feedback, free_port, profile, send, start
 
 pytestmark = pytest.mark.integration
 ALICE = "alice-token-0123456789abcdef"

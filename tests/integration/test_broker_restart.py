@@ -18,7 +18,7 @@ from cxstream.cli.processes import WorkerProcess
 from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import load_settings
-from tests.support import TOKEN, base_env, base_time, feedback, free_port, profile, to_bytes
+from testkit.support import TOKEN, base_env, base_time, feedback, free_port, profile, to_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from cxstream.cli.processes import WorkerProcess
 from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import Record, produce
 from cxstream.streams.settings import load_settings
-from tests.support import (
+from testkit.support import (
     TOKEN,
     alerts_on_topic,
     base_env,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cxstream.cli.main import app
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import Settings
-from tests.support import feedback
+from testkit.support import feedback
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cxstream.streams.settings import load_settings
-from tests.support import feedback, profile, send, start
+from testkit.support import feedback, profile, send, start
 
 pytestmark = pytest.mark.integration
 TOKEN = "closed-doors-token-of-32-characters-or-more"

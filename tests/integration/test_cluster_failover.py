@@ -24,8 +24,7 @@ from cxstream.streams.ingest.deadletter_record import read_headers
 from cxstream.streams.kafka.clients import aiokafka_options
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
-from tests.receiver import Receiver
-from tests.support import (
+from testkit.support import (
     SECRET,
     TOKEN,
     configure,
@@ -38,6 +37,7 @@ from tests.support import (
     to_bytes,
     wait_until,
 )
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 BROKERS = 3

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cxstream.streams.settings import load_settings
-from tests.support import TOKEN, configure, feedback, interaction, profile, send, start
+from testkit.support import TOKEN, configure, feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium")

@@ -15,7 +15,7 @@ import pytest
 from cxstream.streams.ingest.deadletter_record import read_headers
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
-from tests.support import base_env, free_port
+from testkit.support import base_env, free_port
 
 pytestmark = pytest.mark.integration
 

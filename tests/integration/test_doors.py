@@ -15,7 +15,7 @@ import yaml
 
 from cxstream.cli.scrape import total
 from cxstream.streams.settings import load_settings
-from tests.support import configure, feedback, free_port, profile, send, start, wait_until
+from testkit.support import configure, feedback, free_port, profile, send, start, wait_until
 
 pytestmark = pytest.mark.integration
 ALICE, KIM = "alice-token-0123456789abcdef", "kim-token-0123456789abcdef"

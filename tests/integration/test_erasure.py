@@ -17,7 +17,7 @@ from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.main import app
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
-from tests.support import feedback, interaction, profile, send, start
+from testkit.support import feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 TOKEN = "erasure-test-token-of-32-characters-or-more"

@@ -15,7 +15,7 @@ from cxstream.cli.processes import WorkerProcess
 from cxstream.streams.ingest.deadletter_record import read_headers
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import load_settings
-from tests.support import base_env, feedback, profile, settled_differences, to_bytes
+from testkit.support import base_env, feedback, profile, settled_differences, to_bytes
 
 pytestmark = pytest.mark.integration
 TOKEN = "a-test-token-of-at-least-32-characters"

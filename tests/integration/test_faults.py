@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import run_fault_test
-from tests.support import base_env
+from testkit.faults import run_fault_test
+from testkit.support import base_env
 
 pytestmark = pytest.mark.integration
 EVENTS = 20_000

@@ -12,7 +12,7 @@ import pytest
 from cxstream.cli.scrape import total
 from cxstream.streams.kafka.plain_clients import Record, produce
 from cxstream.streams.settings import load_settings
-from tests.support import Api, configure, feedback, profile, start, to_bytes
+from testkit.support import Api, configure, feedback, profile, start, to_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from cxstream.cli.scrape import total
 from cxstream.streams.ingest.deadletter_record import read_headers
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
-from tests.support import base_env, feedback, free_port, interaction, to_bytes
+from testkit.support import base_env, feedback, free_port, interaction, to_bytes
 
 pytestmark = pytest.mark.integration
 

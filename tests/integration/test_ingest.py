@@ -16,7 +16,7 @@ from cxstream.cli.scrape import total as metric
 from cxstream.streams.ingest.deadletter_record import read_headers
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings
-from tests.support import base_env, feedback, interaction, profile, to_bytes
+from testkit.support import base_env, feedback, interaction, profile, to_bytes
 
 pytestmark = pytest.mark.integration
 

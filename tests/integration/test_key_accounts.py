@@ -17,7 +17,7 @@ import pytest
 from cxstream.cli.processes import WorkerProcess
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import Settings, load_settings
-from tests.support import feedback, interaction, profile, send, start
+from testkit.support import feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 

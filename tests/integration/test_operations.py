@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import configure, feedback, interaction, profile, send, start
+from testkit.support import configure, feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"

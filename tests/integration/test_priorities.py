@@ -20,7 +20,7 @@ from cxstream.cli.main import app
 from cxstream.cli.scrape import total
 from cxstream.scoring.windows import window_start
 from cxstream.streams.settings import load_settings
-from tests.support import Api, configure, feedback, interaction, profile, send, start
+from testkit.support import Api, configure, feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 DAY = 86_400

@@ -15,8 +15,7 @@ import yaml
 from cxstream.cli.processes import WorkerProcess
 from cxstream.cli.scrape import total
 from cxstream.streams.settings import load_settings
-from tests.receiver import Receiver
-from tests.support import (
+from testkit.support import (
     SECRET,
     TOKEN,
     AlertsClient,
@@ -29,6 +28,7 @@ from tests.support import (
     start,
     wait_until,
 )
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 CUSTOMERS = [f"r{n:03d}" for n in range(60)]

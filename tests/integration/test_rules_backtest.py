@@ -22,7 +22,7 @@ from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
-from tests.support import configure, start
+from testkit.support import configure, start
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.main import app
 from cxstream.cli.scrape import total
 from cxstream.streams.settings import Settings, load_settings
-from tests.support import (
+from testkit.support import (
     TOKEN,
     Api,
     base_time,

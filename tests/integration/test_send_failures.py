@@ -25,7 +25,7 @@ from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
 from cxstream.streams.kafka.confirmed_sends import EXIT_SEND_FAILED
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
-from tests.support import base_env, feedback, profile, settled_differences, to_bytes
+from testkit.support import base_env, feedback, profile, settled_differences, to_bytes
 
 pytestmark = pytest.mark.integration
 TOKEN = "a-test-token-of-at-least-32-characters"

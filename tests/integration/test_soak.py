@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.soak import SoakPlan, percentile, run_soak
-from tests.support import base_env
+from testkit.soak import SoakPlan, percentile, run_soak
+from testkit.support import base_env
 
 pytestmark = pytest.mark.integration
 PLAN = SoakPlan(customers=1_000, days=30, per_day=600, noisy_failures=10_000,

@@ -18,7 +18,7 @@ import yaml
 from cxstream.cli.scrape import total
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
-from tests.support import Api, configure, feedback, interaction, profile, send, start
+from testkit.support import Api, configure, feedback, interaction, profile, send, start
 
 pytestmark = pytest.mark.integration
 

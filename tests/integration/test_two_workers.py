@@ -15,7 +15,7 @@ import pytest
 from cxstream.cli.processes import WorkerProcess
 from cxstream.cli.scrape import total
 from cxstream.streams.settings import load_settings
-from tests.support import (
+from testkit.support import (
     TOKEN,
     Api,
     alerts_on_topic,
@@ -150,9 +150,8 @@ def test_one_of_two_workers_leaving_mid_stream_loses_nothing_and_duplicates_no_a
     more, the survivor takes over after the session timeout and reads again what the
     killed worker processed since its last commit."""
     from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
-    from tests.faults import in_flight_reposts
-    from tests.receiver import Receiver
-    from tests.support import (
+    from testkit.faults import in_flight_reposts
+    from testkit.support import (
         SECRET,
         alerts_on_topic,
         feedback,
@@ -160,6 +159,7 @@ def test_one_of_two_workers_leaving_mid_stream_loses_nothing_and_duplicates_no_a
         unbudgeted_rules,
         wait_until,
     )
+    from tests.receiver import Receiver
 
     receiver = Receiver(free_port(), SECRET).start()
     settings, first, second = start_two(
@@ -316,7 +316,7 @@ def test_a_segment_drop_spread_over_both_workers_is_raised_once_with_every_answe
 
     import yaml
 
-    from tests.support import alerts_on_topic, feedback, profile, wait_until
+    from testkit.support import alerts_on_topic, feedback, profile, wait_until
 
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"segment_drop": {

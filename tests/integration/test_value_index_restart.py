@@ -14,7 +14,7 @@ import pytest
 from cxstream.cli.processes import WorkerProcess
 from cxstream.cli.scrape import total
 from cxstream.streams.settings import load_settings
-from tests.support import Api, configure, feedback, profile, send, start
+from testkit.support import Api, configure, feedback, profile, send, start
 
 pytestmark = pytest.mark.integration
 

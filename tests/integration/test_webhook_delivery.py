@@ -17,8 +17,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from cxstream.streams.ingest.deadletter_record import read_headers
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import load_settings
+from testkit.support import feedback, free_port, profile, send, start
 from tests.receiver import Receiver
-from tests.support import feedback, free_port, profile, send, start
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtd2ViaG9vay10ZXN0cw=="

@@ -24,7 +24,7 @@ from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.users import MACHINE, Principal
 from cxstream.streams.web.alert_lists import filter_rows
 from cxstream.streams.web.queries import page
-from tests.support import CasesTable
+from testkit.support import CasesTable
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CONFIG = load_rules().model_copy(update={"lifecycle": Lifecycle(

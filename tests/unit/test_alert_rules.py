@@ -13,16 +13,13 @@ from cxstream.alerts.building import alert_id, route
 from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import DetractorRule, SocialNegativeRule, load_rules
 from cxstream.alerts.cooldowns import open_alerts
-from cxstream.alerts.customer_rules import (
-    detractor_trigger,
-    social_negative_trigger,
-)
+from cxstream.alerts.customer_rules import detractor_trigger, social_negative_trigger
 from cxstream.scoring.customer import (
     CustomerState,
     StateRules,
     apply_interaction,
 )
-from tests.support import alerts_for, answer, fb, ix, with_profile
+from testkit.support import alerts_for, answer, fb, ix, with_profile
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 RULES = StateRules()

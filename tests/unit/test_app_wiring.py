@@ -109,7 +109,7 @@ async def test_a_forwarded_request_keeps_the_owners_retry_after(
     from aiohttp import web as aioweb
 
     from cxstream.cli.processes import free_port
-    from tests.support import local_server
+    from testkit.support import local_server
 
     async def restoring(request: aioweb.Request) -> aioweb.Response:
         return aioweb.json_response({"error": "restoring"}, status=503,

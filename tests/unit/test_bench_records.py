@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.throughput import bench_records
-from tests.support import without_times
+from testkit.support import without_times
 
 
 @pytest.mark.parametrize(("events", "customers"), [(3_000, 500), (500, 400), (60, 50)])

@@ -15,7 +15,7 @@ import cxstream
 from cxstream.cli.main import app
 from cxstream.cli.reference import configuration_reference
 from cxstream.streams.settings import Settings, load_settings
-from tests.support import free_port
+from testkit.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

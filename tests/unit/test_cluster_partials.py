@@ -48,7 +48,7 @@ async def test_a_worker_refusing_the_token_is_an_error_and_a_metric_not_a_silent
     from aiohttp import web
 
     from cxstream.streams.groups.cluster import ClusterIncomplete
-    from tests.support import local_server
+    from testkit.support import local_server
 
     async def refuse(request: web.Request) -> web.Response:
         return web.json_response({"error": "missing or wrong bearer token"}, status=401)

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
-from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.customer_alerts import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut, AlertReactions
 from cxstream.schemas.events import Feedback
 from cxstream.schemas.parsing import InputKind
@@ -30,7 +30,7 @@ from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.kafka.table_writers import BulkWrites
 from cxstream.streams.metrics import WorkerMetrics
-from tests.support import feedback
+from testkit.support import feedback
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 RULES = FoldRules(state=StateRules(), conventions=Conventions(), windows=window_specs(7),

@@ -20,7 +20,7 @@ from cxstream.scoring.customer import (
     quadrant,
     remember,
 )
-from tests.support import feedback, interaction, profile
+from testkit.support import feedback, interaction, profile
 
 RULES = StateRules()
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

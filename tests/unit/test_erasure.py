@@ -20,7 +20,7 @@ from cxstream.streams.customers.state_codec import erased_key
 from cxstream.streams.customers.state_writer import StateWriter
 from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.metrics import WorkerMetrics
-from tests.support import feedback
+from testkit.support import feedback
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 RULES = FoldRules(state=StateRules(seen_event_ids_kept=10), conventions=Conventions(),

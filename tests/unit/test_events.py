@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cxstream.schemas.events import SCORE_RANGES, CustomerProfile, Feedback, Interaction
-from tests.support import feedback, interaction, profile, to_bytes
+from testkit.support import feedback, interaction, profile, to_bytes
 
 
 def parse_feedback(**overrides: object) -> Feedback:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.faults import IN_FLIGHT_SECONDS, in_flight_reposts
+from testkit.faults import IN_FLIGHT_SECONDS, in_flight_reposts
 from tests.receiver import Received
 
 
@@ -41,7 +41,7 @@ def test_seeded_cases_are_valid_cases_of_earlier_weeks_none_due_during_a_soak() 
     from aiokafka.partitioner import DefaultPartitioner
 
     from cxstream.schemas.outputs import AlertCase
-    from tests.soak import SEEDED, seeded_cases
+    from testkit.soak import SEEDED, seeded_cases
 
     start = datetime(2026, 12, 6, tzinfo=UTC)
     seeded = list(seeded_cases(200, 0.05, start))
@@ -67,7 +67,7 @@ def test_the_unresolved_cases_on_the_topic_count_untouched_seeded_ones_by_their_
     import dataclasses
     from datetime import UTC, datetime
 
-    from tests.soak import SoakPlan, _unresolved, seeded_cases
+    from testkit.soak import SoakPlan, _unresolved, seeded_cases
 
     plan = dataclasses.replace(SoakPlan(), seed_cases=200, seed_open_share=0.05)
     seeded = {key.decode(): json.loads(value) for key, value in
@@ -84,7 +84,7 @@ def test_the_rss_of_a_process_that_has_just_exited_is_no_figure_not_a_crash() ->
     """The soak's sampler and restarter read the worker's VmRSS; a worker exiting at that
     moment (a zombie: no memory lines) once ended the sampler thread, and with it every
     later sample."""
-    from tests.soak import vmrss_mib
+    from testkit.soak import vmrss_mib
 
     assert vmrss_mib("Name:\tpython\nState:\tS (sleeping)\nVmRSS:\t  524288 kB\n") == 512.0
     assert vmrss_mib("Name:\tpython\nState:\tZ (zombie)\nThreads:\t1\n") is None

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from intervaltree import IntervalTree
 
 from cxstream.streams.kafka.faust_compat import fixes as faust_fixes
-from tests.support import fake_consumer
+from testkit.support import fake_consumer
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,8 @@ from cxstream.scoring.fold import (
     watermark_key,
 )
 from cxstream.scoring.windows import Watermark, window_specs, window_start
-from tests.reference.fold import FoldResult, fold_batch
-from tests.support import feedback, interaction, profile
+from testkit.reference.fold import FoldResult, fold_batch
+from testkit.support import feedback, interaction, profile
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 RULES = FoldRules(state=StateRules(), conventions=Conventions(), windows=window_specs(7),
@@ -180,7 +180,7 @@ def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation
     from cxstream.schemas.parsing import InputKind
     from cxstream.scoring.groups import OTHER_KEY, GroupKeys
     from cxstream.scoring.recompute import RawInput, recompute
-    from tests.support import to_bytes
+    from testkit.support import to_bytes
 
     rules = FoldRules(state=StateRules(), conventions=Conventions(), windows=window_specs(7),
                       allowed_lateness_seconds=30 * 86_400, max_clock_skew_seconds=300,

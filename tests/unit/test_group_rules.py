@@ -16,7 +16,7 @@ from cxstream.schemas.events import Feedback, Interaction
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.tallies import Tally
-from tests.support import feedback, interaction
+from testkit.support import feedback, interaction
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CONFIG = load_rules()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
-from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.customer_alerts import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut, AlertReactions
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import CustomerState, StateRules, experience_is_low
@@ -21,7 +21,7 @@ from cxstream.scoring.fold import SourcedEvent
 from cxstream.scoring.value_bands import ValueBands, ValueIndex, histogram_of
 from cxstream.streams.customers.band_refresh import BandsHolder
 from cxstream.streams.customers.revaluation import Revaluator
-from tests.support import feedback, interaction, profile
+from testkit.support import feedback, interaction, profile
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 RULES = StateRules()

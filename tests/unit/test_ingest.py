@@ -12,7 +12,7 @@ from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection
 from cxstream.streams.ingest.batches import Accepted, Ingest, IngestLimits
 from cxstream.streams.ingest.deadletter_record import DeadLetter, read_headers
 from cxstream.streams.metrics import WorkerMetrics
-from tests.support import feedback, profile, to_bytes
+from testkit.support import feedback, profile, to_bytes
 
 TOPICS = {"fb": InputKind.FEEDBACK, "cu": InputKind.CUSTOMER}
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from cxstream.alerts import lifecycle as lc
 from cxstream.alerts.config import Lifecycle, RulesConfig, load_rules
 from cxstream.alerts.cooldowns import OpenAlert, open_alerts, with_open_alerts
-from cxstream.alerts.customer_rules import settle
+from cxstream.alerts.customer_alerts import settle
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.customer import CustomerState
-from tests.support import STATE_RULES, alerts_for, answer, fb, ix, with_profile
+from testkit.support import STATE_RULES, alerts_for, answer, fb, ix, with_profile
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 CONFIG = load_rules().model_copy(update={"lifecycle": Lifecycle(

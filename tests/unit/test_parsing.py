@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from cxstream.schemas.events import Feedback, Interaction
 from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
-from tests.support import feedback, interaction, to_bytes
+from testkit.support import feedback, interaction, to_bytes
 
 LIMIT = 65_536
 
@@ -123,7 +123,7 @@ def test_event_times_ahead_of_either_clock_are_schema_errors() -> None:
     from datetime import datetime
 
     from cxstream.schemas.parsing import Clocks
-    from tests.support import NOW, profile
+    from testkit.support import NOW, profile
 
     now = datetime.fromisoformat(NOW).timestamp()
     ahead = to_bytes(feedback(occurred_at="2026-11-23T10:10:01+00:00"))  # 601 s

@@ -1,5 +1,5 @@
 """The worker's plain-data core (alerts.customer_core, scoring.plain_customer) against the reference
-(tests/reference: the pydantic fold and the customer rules over the contract's models),
+(testkit/reference: the pydantic fold and the customer rules over the contract's models),
 batch by batch, for any stream with resends, re-reads after a crash, late and
 out-of-order answers, profiles and malformed messages: the same states, tallies,
 watermark, outcome counts and outputs (alerts byte for byte), the same survey requests
@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cxstream.alerts.customer_alerts import CustomerAlerts
 from cxstream.alerts.customer_core import CustomerCore, TablesRead
-from cxstream.alerts.customer_rules import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
 from cxstream.schemas.events import CustomerProfile
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
@@ -32,9 +32,9 @@ from cxstream.scoring.value_bands import ValueBands
 from cxstream.scoring.windows import Watermark, window_specs
 from cxstream.streams.customers.survey_desk import SurveyDesk
 from cxstream.streams.issues.priorities import PriorityBoard
-from tests.reference.fold import fold_batch
-from tests.reference.reactions import on_batch
-from tests.support import RULES_CONFIG, TAGGER
+from testkit.reference.fold import fold_batch
+from testkit.reference.reactions import on_batch
+from testkit.support import RULES_CONFIG, TAGGER
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 BANDS = ValueBands({}, 0.2, "overall", 1_000.0)  # high-value from 1,000

@@ -23,7 +23,7 @@ from cxstream.scoring.fold import (
 from cxstream.scoring.recompute import GroupTallies, RawInput, recompute
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import Watermark, window_specs
-from tests.reference.fold import fold_batch
+from testkit.reference.fold import fold_batch
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 KINDS = {"fb": InputKind.FEEDBACK, "cu": InputKind.CUSTOMER, "ix": InputKind.INTERACTION}

@@ -21,7 +21,7 @@ from cxstream.cli.simulator.population import build_population, top_share_of_val
 from cxstream.cli.simulator.sending import ReplayFileError, read_jsonl, to_json_line, write_jsonl
 from cxstream.schemas.events import CustomerProfile, Feedback
 from cxstream.schemas.parsing import ErrorClass, InputKind, Rejection, parse_input
-from tests.support import without_times
+from testkit.support import without_times
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SMALL = SimConfig(customers=300, rate=60, duration=30, history_days=2, history_per_day=200)

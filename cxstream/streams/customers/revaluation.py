@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.customer_alerts import CustomerAlerts
 from cxstream.alerts.reactions import AlertOut
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams.customers.band_refresh import BandsHolder

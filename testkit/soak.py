@@ -62,9 +62,9 @@ from cxstream.streams.customers.survey_desk import memory_key
 from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
 from cxstream.streams.kafka.plain_clients import Record, partitions_of, produce, read_topic
 from cxstream.streams.settings import Settings, load_settings
-from tests.faults import FaultReport, _check, _wait_until_caught_up
+from testkit.faults import FaultReport, _check, _wait_until_caught_up
+from testkit.support import stored_case
 from tests.receiver import Receiver
-from tests.support import stored_case
 
 SECRET = "soak-run-secret"
 NOISY = "c-noisy"

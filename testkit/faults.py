@@ -35,8 +35,8 @@ from cxstream.streams.ingest.deadletter_record import read_headers
 from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.settings import Settings, load_settings
+from testkit.support import unbudgeted_rules
 from tests.receiver import Receiver
-from tests.support import unbudgeted_rules
 
 MIN_KILLS = 3
 #: a post this close before a SIGKILL may not have been committed yet

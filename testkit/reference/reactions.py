@@ -1,5 +1,5 @@
 """The reference of the customer rules over the contract's models, batch by batch, after
-the reference fold (tests/reference/fold.py): what the product's core
+the reference fold (testkit/reference/fold.py): what the product's core
 (alerts.customer_core.CustomerCore) must match, alert for alert (tests/unit/test_plain_core.py).
 The rules themselves are the product's (alerts.customer_rules, AlertReactions.on_profile);
 this is only the order they are applied in and what is carried between events."""
@@ -13,7 +13,7 @@ from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, Sign
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import CustomerState
 from cxstream.scoring.fold import SourcedEvent
-from tests.reference.fold import Applied
+from testkit.reference.fold import Applied
 
 
 def on_batch(reactions: AlertReactions, partition: int, applied: list[Applied],

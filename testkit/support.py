@@ -19,7 +19,7 @@ import orjson
 
 from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
-from cxstream.alerts.customer_rules import CustomerAlerts
+from cxstream.alerts.customer_alerts import CustomerAlerts
 from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import (
