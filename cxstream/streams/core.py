@@ -30,7 +30,7 @@ from cxstream.streams.customers.state_writer import StateWriter
 from cxstream.streams.customers.survey_desk import SurveyDesk
 from cxstream.streams.groups.segment_drops import SegmentShares, segment_shares
 from cxstream.streams.issues.priorities import PriorityBoard
-from cxstream.streams.kafka.table_writers import Deliver, TableWriter
+from cxstream.streams.kafka.table_writers import ConfirmedSend, TableWriter
 from cxstream.streams.metrics import WorkerMetrics
 from cxstream.streams.settings import Settings
 
@@ -61,7 +61,7 @@ class CorePorts:
     #: how the tables are written (None: plain per-key writes, DirectWrites)
     writes: TableWriter | None = None
     #: runs the send of a batch's outputs until Kafka confirms it (None: once)
-    deliver: Deliver | None = None
+    confirmed: ConfirmedSend | None = None
     #: the customer rules' clock (event age, alert times)
     now: Callable[[], datetime] = wall_clock
     #: the survey desk's and the priorities' clock (epoch seconds)
@@ -97,7 +97,7 @@ def build_core(settings: Settings, config: RulesConfig, tables: CoreTables,
                ports: CorePorts, tagger: TopicTagger | None = None) -> Core:
     """The one way a core is put together (the worker, cli.backtest, bench.throughput
     and the tests)."""
-    rules = settings.fold_rules()
+    rules = settings.fold_rules(config.journey)
     index = ValueIndex()
     partials_index = PartialsIndex()
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
@@ -116,7 +116,7 @@ def build_core(settings: Settings, config: RulesConfig, tables: CoreTables,
     writer = StateWriter(
         tables.customers, tables.partials, rules, ports.metrics, index,
         AlertReactions(customer_alerts, config, rules.state, note_value=index.update),
-        ports.emit, ports.writes, ports.deliver, tables.erased, bands,
+        ports.emit, ports.writes, ports.confirmed, tables.erased, bands,
         settings.decoded_cache_bytes, partials_index,
         None if shares is None else shares.outputs, surveys, priorities)
     return Core(rules, config, index, partials_index, bands, customer_alerts, shares,

@@ -54,7 +54,7 @@ from cxstream.streams.kafka.changelog import BulkChangelog, kafka_sender
 from cxstream.streams.kafka.clients import aiokafka_options
 from cxstream.streams.kafka.confirmed_sends import BatchGuard
 from cxstream.streams.kafka.faust_compat import restore
-from cxstream.streams.kafka.table_writers import BulkWrites, Deliver
+from cxstream.streams.kafka.table_writers import BulkWrites, ConfirmedSend
 from cxstream.streams.metrics import WorkerMetrics, add_process_collectors
 from cxstream.streams.settings import Settings
 from cxstream.streams.users import Users, load_users
@@ -102,17 +102,18 @@ class Topics:
 
 @dataclass
 class Tables:
-    """Every table of a worker, named as the map it holds."""
+    """Every table of a worker, named as the map it holds (the Faust name, which names
+    its changelog topic, in brackets)."""
 
-    customer_to_state: Any
-    group_partials: Any
-    survey_memory: Any
-    issue_priorities: Any
-    erased_customers: Any
-    deadletter_marks: Any
-    alert_cases: Any
-    issue_windows: Any
-    segment_tallies: Any  # None: segment drops are off
+    customer_to_state: Any  # [customer_to_state] customer id -> state, history records
+    slice_to_partial: Any  # [group_partials] partition|dimension|window|start|key -> tally
+    customer_to_survey_memory: Any  # [survey_memory] customer id -> survey memory
+    issue_to_count: Any  # [issue_priorities] issue window -> count; customer -> marks
+    erased_id_to_marker: Any  # [erased_customers] digest of an erased id -> applied offsets
+    input_partition_to_mark: Any  # [deadletter_marks] topic|partition -> dead-letter mark
+    alert_to_case: Any  # [alert_cases] alert id -> case (changelog: cx.alert-lifecycle)
+    issue_window_to_count: Any  # [issue_windows] issue|window start -> customers counted
+    segment_window_to_shares: Any  # [segment_tallies] None: segment drops are off
 
 
 @dataclass
@@ -188,16 +189,16 @@ def build_services(app: Any, settings: Settings, files: WorkerFiles, topics: Top
 
     writes = BulkWrites(changelog, _confirmed(guard, metrics.send_retries.labels("changelog")))
     core = build_core(settings, files.rules, CoreTables(
-        tables.customer_to_state, tables.group_partials, tables.survey_memory,
-        tables.issue_priorities, tables.erased_customers),
+        tables.customer_to_state, tables.slice_to_partial, tables.customer_to_survey_memory,
+        tables.issue_to_count, tables.erased_id_to_marker),
         CorePorts(metrics, input_owned, partitions.inputs, emitter.emit, writes,
                   _confirmed(guard, metrics.send_retries.labels("alerts"))), files.tagger)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    cluster = Cluster(app, settings.topic_feedback, partitions.inputs, tables.group_partials,
+    cluster = Cluster(app, settings.topic_feedback, partitions.inputs, tables.slice_to_partial,
                       core.index, settings.canonical_url, token,
                       lambda reason: metrics.cluster_request_failures.labels(reason).inc(),
                       core.partials_index)
-    cases = AlertCases(tables.alert_cases, files.rules, metrics, partitions.alerts,
+    cases = AlertCases(tables.alert_to_case, files.rules, metrics, partitions.alerts,
                        BulkChangelog(kafka_sender(app)),
                        OwnedPartitions(app, topics.alert_events), publisher.follow_up)
     deadletters = _deadletters(settings, tables, changelog, partitions, guard, metrics)
@@ -225,12 +226,12 @@ def build_services(app: Any, settings: Settings, files: WorkerFiles, topics: Top
     return services
 
 
-def _confirmed(guard: BatchGuard, retries: Any) -> Deliver:
+def _confirmed(guard: BatchGuard, retries: Any) -> ConfirmedSend:
     """Sends run until Kafka confirms them, each retry counted on ``retries`` (a counter
     of cxstream_send_retries_total or cxstream_deadletter_send_retries_total)."""
-    def deliver(send: Any, what: str) -> Any:
-        return confirmed_sends.deliver(send, guard, what, on_retry=retries.inc)
-    return deliver
+    def send(work: Any, what: str) -> Any:
+        return confirmed_sends.send_confirmed(work, guard, what, on_retry=retries.inc)
+    return send
 
 
 def _restore_in_bulk(app: Any, settings: Settings, metrics: WorkerMetrics) -> None:
@@ -265,14 +266,14 @@ def _deadletters(settings: Settings, tables: Tables, changelog: BulkChangelog,
     return ExactlyOnceDeadLetters(
         KafkaDeadLetterTopic(aiokafka_options(settings), settings.topic_deadletter,
                              partitions.deadletter, settings.producer_max_request_bytes),
-        TableMarks(tables.deadletter_marks, changelog),
+        TableMarks(tables.input_partition_to_mark, changelog),
         _confirmed(guard, metrics.deadletter_send_retries))
 
 
 def _recurring_issues(app: Any, settings: Settings, config: RulesConfig, tables: Tables,
                       topics: Topics, publisher: AlertPublisher, metrics: WorkerMetrics,
                       partitions: Partitions) -> RecurringIssues:
-    expiry = IssueWindowExpiry(tables.issue_windows, config,
+    expiry = IssueWindowExpiry(tables.issue_window_to_count, config,
                                issue_retention(settings.allowed_lateness_seconds, config),
                                partitions.inputs, BulkChangelog(kafka_sender(app)),
                                OwnedPartitions(app, topics.issue_signals),
@@ -285,7 +286,7 @@ def _segment_drops(app: Any, settings: Settings, config: RulesConfig, tables: Ta
                    core: Core, input_owned: OwnedPartitions) -> SegmentDropCheck | None:
     if core.shares is None or topics.segment_shares is None:
         return None
-    tallies = SegmentTallies(tables.segment_tallies, core.shares.spec, config,
+    tallies = SegmentTallies(tables.segment_window_to_shares, core.shares.spec, config,
                              core.rules.conventions, BulkChangelog(kafka_sender(app)),
                              OwnedPartitions(app, topics.segment_shares))
     return SegmentDropCheck(settings, config, metrics, publisher, core.shares, tallies,
@@ -300,7 +301,7 @@ def _collect_metrics(app: Any, services: WorkerServices, tables: Tables,
     metrics.watch_partitions(lambda: len(owned()))
     metrics.registry.register(WorkerCollector(
         app, {"customer_to_state": tables.customer_to_state,
-              "group_partials": tables.group_partials}, core.partials_index, owned,
+              "group_partials": tables.slice_to_partial}, core.partials_index, owned,
         core.rules.windows, lambda: services.quadrants,
         group_detail=settings.metrics_group_detail, max_keys=settings.max_group_keys,
         last_read=lambda: last_read))

@@ -24,6 +24,7 @@ from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import FoldRules
+from cxstream.scoring.journey import Journey
 from cxstream.scoring.windows import window_specs
 from cxstream.streams.settings_groups import EventTime, HighValueBand, LocalBroker, WebhookDelivery
 
@@ -36,8 +37,6 @@ CLI_VARIABLES = frozenset({f"{ENV_PREFIX}USER_TOKEN"})
 _WEBHOOK_URL = re.compile(r"^https?://\S+$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
-
-
 MIN_TOKEN_CHARS = 32
 
 
@@ -305,8 +304,8 @@ class Settings(BaseSettings, Conventions, StateRules, WebhookDelivery, EventTime
                 self.topic_feedback: InputKind.FEEDBACK,
                 self.topic_customers: InputKind.CUSTOMER}
 
-    def fold_rules(self) -> FoldRules:
-        """The rules the stream fold (and the batch recomputation) apply."""
+    def fold_rules(self, journey: Journey | None = None) -> FoldRules:
+        """The rules the fold applies (``journey``: the rules file's, if read already)."""
         return FoldRules(
             state=StateRules(**{name: getattr(self, name) for name in StateRules.model_fields}),
             conventions=Conventions(**{name: getattr(self, name)
@@ -315,7 +314,7 @@ class Settings(BaseSettings, Conventions, StateRules, WebhookDelivery, EventTime
             allowed_lateness_seconds=self.allowed_lateness_seconds,
             max_clock_skew_seconds=self.max_clock_skew_seconds,
             max_group_keys=self.max_group_keys,
-            journey=load_rules(self.rules_file).journey,
+            journey=journey if journey is not None else load_rules(self.rules_file).journey,
         )
 
     @property

@@ -10,6 +10,7 @@ settings to change. The bounds themselves are computed where each value is encod
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cxstream.alerts.bounds import (
@@ -42,11 +43,14 @@ class ValueBound:
     settings: tuple[str, ...] = ()
 
 
-def value_bounds(settings: Settings, rules: RulesConfig) -> list[ValueBound]:
-    """Every bounded store's largest value under ``settings`` and ``rules``."""
+def value_bounds(settings: Settings, rules: RulesConfig,
+                 topics: Iterable[str] | None = None) -> list[ValueBound]:
+    """Every bounded store's largest value under ``settings`` and ``rules`` (``topics``:
+    the lexicons' topics, when they are read already)."""
     windows = len(window_specs(settings.long_window_days))
     state = StateRules(**{name: getattr(settings, name) for name in StateRules.model_fields})
-    topics = load_tagger(settings.lexicons_dir).topics
+    if topics is None:
+        topics = load_tagger(settings.lexicons_dir).topics
     context = ("the rules file's context_interactions", f"{ENV_PREFIX}LEXICONS_DIR")
     return [
         ValueBound("customers: a customer's hot state",

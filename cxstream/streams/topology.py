@@ -128,8 +128,9 @@ def declare_topics(app: faust.App, settings: Settings, files: WorkerFiles,
 
 def declare_tables(app: faust.App, settings: Settings, topics: Topics,
                    partitions: Partitions) -> Tables:
-    """Every table, named as the map it holds; bytes keys use the raw codec, so a customer
-    key routes like the producers' keys. Each changelog has its source's partitions."""
+    """Every table, named as the map it holds (and by its Faust name, which names its
+    changelog topic); bytes keys use the raw codec, so a customer key routes like the
+    producers' keys. Each changelog has its source's partitions."""
     def table(name: str, count: int = partitions.inputs, stored: bool = True,
               **options: Any) -> Any:
         where = state_store(settings, name) if stored else {}
@@ -139,16 +140,16 @@ def declare_tables(app: faust.App, settings: Settings, topics: Topics,
     return Tables(
         customer_to_state=table("customer_to_state"),
         # its values are JSON: Faust's default codec
-        group_partials=app.Table("group_partials", partitions=partitions.inputs,
-                                 key_type=bytes, **state_store(settings, "group_partials")),
-        survey_memory=table("survey_memory"),
-        issue_priorities=table("issue_priorities"),
-        erased_customers=table("erased_customers"),
-        deadletter_marks=table("deadletter_marks", stored=False),
-        alert_cases=table("alert_cases", partitions.alerts,
-                          changelog_topic=topics.alert_lifecycle),
-        issue_windows=table("issue_windows", stored=False),
-        segment_tallies=table("segment_tallies", stored=False)
+        slice_to_partial=app.Table("group_partials", partitions=partitions.inputs,
+                                   key_type=bytes, **state_store(settings, "group_partials")),
+        customer_to_survey_memory=table("survey_memory"),
+        issue_to_count=table("issue_priorities"),
+        erased_id_to_marker=table("erased_customers"),
+        input_partition_to_mark=table("deadletter_marks", stored=False),
+        alert_to_case=table("alert_cases", partitions.alerts,
+                            changelog_topic=topics.alert_lifecycle),
+        issue_window_to_count=table("issue_windows", stored=False),
+        segment_window_to_shares=table("segment_tallies", stored=False)
         if topics.segment_shares is not None else None,
     )
 
@@ -199,41 +200,41 @@ def declare_recovery(app: faust.App, tables: Tables, services: WorkerServices) -
                                       snapshot_folder(settings.data_dir))
         log.info("value index rebuilt: %d customers with a profile", indexed)
 
-    @tables.group_partials.on_recover
+    @tables.slice_to_partial.on_recover
     async def index_recovered_partials() -> None:
         owned = cluster.active_partitions()
-        read = core.partials_index.load(list(tables.group_partials.items()), owned)
+        read = core.partials_index.load(list(tables.slice_to_partial.items()), owned)
         if core.shares is not None:
             core.shares.to_resend |= owned  # a crash may have kept the last ones from the topic
         log.info("partials index loaded: %d tallies in %d slices", read,
                  core.partials_index.slice_count())
 
-    @tables.survey_memory.on_recover
+    @tables.customer_to_survey_memory.on_recover
     async def index_waiting_surveys() -> None:
         if core.surveys is not None:
-            waiting = load_waiting_surveys(tables.survey_memory, core.surveys,
+            waiting = load_waiting_surveys(tables.customer_to_survey_memory, core.surveys,
                                            cluster.active_partitions())
             log.info("survey requests waiting: %d customers", waiting)
 
-    @tables.issue_priorities.on_recover
+    @tables.issue_to_count.on_recover
     async def index_issue_counts() -> None:
         if core.priorities is not None:
             read = core.priorities.recovered(cluster.active_partitions())
             log.info("issue counts read: %d", read)
 
-    @tables.alert_cases.on_recover
+    @tables.alert_to_case.on_recover
     async def read_open_cases_again() -> None:
         services.cases.table_recovered()
 
-    @tables.issue_windows.on_recover
+    @tables.issue_window_to_count.on_recover
     async def index_issue_windows_again() -> None:
         services.recurring.expiry.table_recovered()
 
     drops = services.segment_drops
     if drops is not None:
-        @tables.segment_tallies.on_recover
+        @tables.segment_window_to_shares.on_recover
         async def read_segment_tallies_again() -> None:
-            drops.table_recovered(list(tables.segment_tallies.items()))
+            drops.table_recovered(list(tables.segment_window_to_shares.items()))
 
     def after_assignment(sender: Any, *args: Any, **kwargs: Any) -> None:
         core.bands.ownership_changed()  # the high-value band counts this worker's share

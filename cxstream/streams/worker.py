@@ -31,7 +31,7 @@ from cxstream.streams.kafka.faust_app import FaustEnvironmentError, check_faust_
 from cxstream.streams.kafka.faust_compat import FaustVersionError, install
 from cxstream.streams.kafka.faust_compat.access import in_flight_events
 from cxstream.streams.kafka.faust_compat.worker import Worker
-from cxstream.streams.services import WorkerServices, read_files
+from cxstream.streams.services import WorkerFiles, WorkerServices, read_files
 from cxstream.streams.settings import Settings
 from cxstream.streams.table_limits import bound_problems, request_limit, value_bounds
 from cxstream.streams.topology import build_app
@@ -59,10 +59,7 @@ def run_worker(settings: Settings) -> None:
     try:
         check_faust_environment(os.environ)
         install()  # the supported Faust and aiokafka, with cxstream's fixes
-        files = read_files(settings)  # the rules, lexicons and users, validated once
-        problems = bound_problems(value_bounds(settings, files.rules), request_limit(settings))
-        if problems:
-            raise WorkerStartError("\n".join(problems))
+        files = checked_files(settings)
         settings = asyncio.run(asyncio.wait_for(resolved_replication(settings), timeout=60))
         counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
         asyncio.run(asyncio.wait_for(
@@ -110,6 +107,17 @@ def run_worker(settings: Settings) -> None:
     finally:
         if services.exit.code is not None:  # the stall watchdog asked to be restarted
             raise SystemExit(services.exit.code)
+
+
+def checked_files(settings: Settings) -> WorkerFiles:
+    """The rules, lexicons and users, read and validated once, with every table's largest
+    value under them checked against the producer's request limit."""
+    files = read_files(settings)
+    problems = bound_problems(value_bounds(settings, files.rules, files.tagger.topics),
+                              request_limit(settings))
+    if problems:
+        raise WorkerStartError("\n".join(problems))
+    return files
 
 
 class DrainingWorker(Worker):

@@ -22,8 +22,8 @@ from cxstream.streams.kafka.confirmed_sends import (
     BatchGuard,
     SendFailed,
     backoff_seconds,
-    deliver,
     is_retriable,
+    send_confirmed,
 )
 
 
@@ -53,7 +53,7 @@ async def test_retriable_failures_are_retried_until_the_send_succeeds() -> None:
             raise KafkaConnectionError("broker away")
         return "ok"
 
-    result = await deliver(flaky, BatchGuard(kill=lambda: None), "test send",
+    result = await send_confirmed(flaky, BatchGuard(kill=lambda: None), "test send",
                            on_retry=lambda: retries.append(1), base=0.001)
     assert result == "ok" and len(attempts) == 3 and len(retries) == 2
 
@@ -66,7 +66,7 @@ async def test_a_failure_retrying_cannot_fix_is_not_retried() -> None:
         raise MessageSizeTooLargeError("1200000 bytes")
 
     with pytest.raises(SendFailed, match="MessageSizeTooLargeError"):
-        await deliver(too_large, BatchGuard(kill=lambda: None), "test send", base=0.001)
+        await send_confirmed(too_large, BatchGuard(kill=lambda: None), "test send", base=0.001)
     assert len(attempts) == 1
 
 
@@ -78,7 +78,7 @@ async def test_a_stop_gives_up_a_send_that_keeps_failing() -> None:
         attempts.append(1)
         raise KafkaConnectionError("broker away")
 
-    task = asyncio.ensure_future(deliver(down, guard, "test send", base=0.05, cap=0.05))
+    task = asyncio.ensure_future(send_confirmed(down, guard, "test send", base=0.05, cap=0.05))
     await asyncio.sleep(0.2)
     guard.request_stop(grace_seconds=0.0)
     with pytest.raises(BatchAbandoned):
@@ -93,7 +93,7 @@ async def test_a_send_under_way_at_the_stop_may_finish_within_the_grace() -> Non
         await asyncio.sleep(0.1)
         return "done"
 
-    task = asyncio.ensure_future(deliver(slow, guard, "test send"))
+    task = asyncio.ensure_future(send_confirmed(slow, guard, "test send"))
     await asyncio.sleep(0.01)
     guard.request_stop(grace_seconds=1.0)
     assert await asyncio.wait_for(task, 2) == "done"
@@ -105,7 +105,7 @@ async def test_a_send_that_hangs_past_the_grace_is_abandoned() -> None:
     async def hangs() -> None:
         await asyncio.Event().wait()
 
-    task = asyncio.ensure_future(deliver(hangs, guard, "test send"))
+    task = asyncio.ensure_future(send_confirmed(hangs, guard, "test send"))
     await asyncio.sleep(0.01)
     guard.request_stop(grace_seconds=0.05)
     with pytest.raises(BatchAbandoned):

@@ -41,7 +41,7 @@ from cxstream.streams.customers.survey_desk import SurveyDesk
 from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.issues.priorities import PriorityBoard
 from cxstream.streams.kafka.faust_compat.access import writing_for
-from cxstream.streams.kafka.table_writers import Deliver, DirectWrites, TableWriter, deliver_once
+from cxstream.streams.kafka.table_writers import ConfirmedSend, DirectWrites, TableWriter, send_once
 from cxstream.streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class StateWriter:
                  reactions: AlertReactions | None = None,
                  emit: Callable[[list[Any]], Awaitable[None]] | None = None,
                  writes: TableWriter | None = None,
-                 deliver: Deliver | None = None, erased: Any = None,
+                 confirmed: ConfirmedSend | None = None, erased: Any = None,
                  bands: LiveBands | None = None,
                  decoded_bytes: int = DECODED_BYTES,
                  partials_index: PartialsIndex | None = None,
@@ -84,7 +84,7 @@ class StateWriter:
         #: table erased_customers: SHA-256 of an erased id -> what keeps its old events
         #: from being applied again ({"applied_up_to": {kind: offset}, "erased_at": ...})
         self.erased = erased
-        self.deliver: Deliver = deliver or deliver_once
+        self.confirmed: ConfirmedSend = confirmed or send_once
         self._outputs: list[Any] = []
         #: how tables are written: in bulk with the batch (the worker) or per key
         self.writes: TableWriter = writes or DirectWrites()
@@ -132,7 +132,7 @@ class StateWriter:
         outputs, self._outputs = self._outputs, []
         if self.emit is not None and outputs:
             emit = self.emit
-            await self.deliver(lambda: emit(outputs), "publishing alerts and signals")
+            await self.confirmed(lambda: emit(outputs), "publishing alerts and signals")
         await self.writes.send()
 
     def erase(self, customer_id: str) -> dict[str, int] | None:

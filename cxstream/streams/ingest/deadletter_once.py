@@ -73,16 +73,16 @@ class DeadLetterTopic(Protocol):
         (None: from the beginning), and the partition's end offset."""
 
 
-Deliver = Callable[[Callable[[], Awaitable[int]], str], Awaitable[int]]
+ConfirmedSend = Callable[[Callable[[], Awaitable[int]], str], Awaitable[int]]
 
 
 class ExactlyOnceDeadLetters:
     """Dead-letters the rejected inputs of one input partition at a time, once each."""
 
-    def __init__(self, topic: DeadLetterTopic, marks: MarkStore, deliver: Deliver) -> None:
+    def __init__(self, topic: DeadLetterTopic, marks: MarkStore, confirmed: ConfirmedSend) -> None:
         self.topic = topic
         self.marks = marks
-        self.deliver = deliver
+        self.confirmed = confirmed
         self.verified: set[tuple[str, int]] = set()  # read back since the last assignment
         self.skipped_found = 0  # inputs found already dead-lettered when read back
 
@@ -128,7 +128,7 @@ class ExactlyOnceDeadLetters:
                 sent.extend(offset for offset, _ in pending)
             return next_offset if next_offset is not None else -1
 
-        next_offset = await self.deliver(attempt, f"dead-lettering {topic}[{partition}]")
+        next_offset = await self.confirmed(attempt, f"dead-lettering {topic}[{partition}]")
         self.marks.set(topic, partition, DeadLetterMark(
             offset=max(rejected[-1][0], highest_found),
             next=None if next_offset < 0 else next_offset))

@@ -1,7 +1,7 @@
 """Confirmed sends: every record a batch causes is acknowledged by Kafka before the batch
 is, and a send that cannot succeed stops the worker instead of being retried forever.
 
-Shape: ``deliver(send, guard)`` -> the send's result, or ``SendFailed`` (retrying cannot
+Shape: ``send_confirmed(send, guard)`` -> the send's result, or ``SendFailed`` (retrying cannot
 help: record too large, not authorized, unknown topic...), or ``BatchAbandoned`` (the worker
 is stopping while a retriable failure persists). Either exception leaves the batch
 unacknowledged: ``BatchGuard.fail`` holds it until the process exits, and the events are
@@ -70,7 +70,7 @@ async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T:
     return task.result()
 
 
-async def deliver(send: Callable[[], Awaitable[T]], guard: BatchGuard, what: str,
+async def send_confirmed(send: Callable[[], Awaitable[T]], guard: BatchGuard, what: str,
                   on_retry: Callable[[], Any] = lambda: None, base: float = 0.2,
                   cap: float = 10.0, rng: random.Random | None = None) -> T:
     """Run ``send`` until it succeeds. Retriable failures are retried with jittered

@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.kafka.faust_compat.access import table_store
 
-#: runs a send until Kafka confirms it (streams.kafka.confirmed_sends.deliver)
-Deliver = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
+#: runs a send until Kafka confirms it (streams.kafka.confirmed_sends.send_confirmed)
+ConfirmedSend = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
 
 
-async def deliver_once(send: Callable[[], Awaitable[Any]], what: str) -> Any:
+async def send_once(send: Callable[[], Awaitable[Any]], what: str) -> Any:
     """A send tried once (no worker around it to stop)."""
     return await send()
 
@@ -41,9 +41,9 @@ class TableWriter(Protocol):
 class BulkWrites:
     """Writes to the stores, changelog records sent in bulk (``BulkChangelog``)."""
 
-    def __init__(self, changelog: BulkChangelog, deliver: Deliver | None = None) -> None:
+    def __init__(self, changelog: BulkChangelog, confirmed: ConfirmedSend | None = None) -> None:
         self.changelog = changelog
-        self.deliver: Deliver = deliver or deliver_once
+        self.confirmed: ConfirmedSend = confirmed or send_once
 
     def store(self, table: Any) -> Any:
         # the store itself: Faust's table mapping adds a sensor call per read
@@ -62,7 +62,7 @@ class BulkWrites:
         changelog = self.changelog
         if changelog.pending:
             pending = changelog.take()
-            await self.deliver(lambda: changelog.send_all(pending),
+            await self.confirmed(lambda: changelog.send_all(pending),
                                "writing table changelogs")
 
 

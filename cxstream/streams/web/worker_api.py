@@ -61,7 +61,7 @@ class WorkerApi:
         self.credentials = services.credentials
         self.board = services.core.priorities
         self.survey_memory = (None if services.core.surveys is None
-                              else table_store(services.tables.survey_memory))
+                              else table_store(services.tables.customer_to_survey_memory))
 
     # -- routing to the owner ----------------------------------------------------------
 
