@@ -228,9 +228,13 @@ class RulesConfig(BaseModel):
     def rule_settings(self, name: str) -> Any:
         """The section of the rule ``name``: a built-in rule's field, or an added rule's
         validated section. Raises KeyError for a rule that is neither."""
-        if name in type(self).model_fields:
+        if name in _SECTIONS:
             return getattr(self, name)
         return self._added_rules[name]
+
+
+#: the rules file's own sections (pydantic's model_fields is slow to ask at every event)
+_SECTIONS = frozenset(RulesConfig.model_fields)
 
 
 def load_rules(path: Path | None = None) -> RulesConfig:

@@ -19,6 +19,7 @@ from cxstream.alerts.comment_tags import TopicTagger
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.cooldowns import OpenAlert, open_alerts, with_open_alerts
 from cxstream.alerts.customer_rules import (
+    ADDED_RULES,
     CUSTOMER_RULES,
     RULE_BY_NAME,
     RuleFacts,
@@ -135,6 +136,11 @@ class CustomerAlerts:
                  report_of: Callable[[CustomerState], dict[str, Any]],
                  now: Callable[[], datetime]) -> None:
         self.config = config
+        #: every rule with its section of ``config``, looked up once (not per event)
+        self.rules = tuple((rule, config.rule_settings(rule.name)) for rule in CUSTOMER_RULES)
+        #: the added rules that are on, for the core's quick test (customer_core)
+        self.added_on = tuple((rule, settings) for rule, settings in self.rules
+                              if rule in ADDED_RULES and settings.enabled)
         self.tagger = tagger
         self.report_of = report_of
         self.now = now
@@ -161,9 +167,8 @@ class CustomerAlerts:
         customer was in before it (all that the rules read of the state before)."""
         report_after = self.report_of(after)
         facts = RuleFacts(event, quadrant_before, report_after, topics)
-        triggers = [trigger for rule in CUSTOMER_RULES
-                    if (trigger := rule.fires(facts, self.config.rule_settings(rule.name)))
-                    is not None]
+        triggers = [trigger for rule, settings in self.rules
+                    if (trigger := rule.fires(facts, settings)) is not None]
         if not triggers:
             return after, []
         return self._raise(triggers, Cause.of_event(event), after, report_after, topics)

@@ -32,7 +32,6 @@ from typing import Any
 
 from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.customer_alerts import auto_resolves, recovered
-from cxstream.alerts.customer_rules import ADDED_RULES
 from cxstream.alerts.group_rules import Signal, is_negative_feedback, signals_of
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
@@ -243,8 +242,8 @@ class CustomerCore:
                 and is_negative_feedback(event, config))
             or (isinstance(event, Interaction) and _may_be_negative_post(event, config))
             or _may_resolve(state, event, lambda: quadrant_of(high(), low_after), config)
-            or any(rule.may_fire(event, config.rule_settings(rule.name))
-                   for rule in ADDED_RULES))
+            or (bool(alerts.added_on) and any(rule.may_fire(event, settings)
+                                              for rule, settings in alerts.added_on)))
         signals = _may_signal(event, self.reactions)
         if not (may_alert or signals):
             return [], None
