@@ -29,7 +29,7 @@ from bench.throughput import ROOT, bench_records, profiles, topics_for, wait_unt
 from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.sending import send_records
-from cxstream.streams.kafka.clients import ensure_topics
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import load_settings
 from testkit.support import base_env
 

@@ -48,8 +48,9 @@ from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
-from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
+from cxstream.streams.kafka.clients import aiokafka_options
 from cxstream.streams.kafka.plain_clients import partitions_of
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings, load_settings
 from testkit.support import base_env, feedback, to_bytes

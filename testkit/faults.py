@@ -32,8 +32,8 @@ from cxstream.scoring import plain_models
 from cxstream.scoring.recompute import GroupTallies
 from cxstream.scoring.windows import window_specs
 from cxstream.streams.ingest.deadletter_record import read_headers
-from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import read_topic
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import Settings, load_settings
 from testkit.support import unbudgeted_rules
 from tests.receiver import Receiver

@@ -59,8 +59,9 @@ from cxstream.scoring.bounds import customer_bytes_bound
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.windows import window_specs
 from cxstream.streams.customers.survey_desk import memory_key
-from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
+from cxstream.streams.kafka.clients import aiokafka_options
 from cxstream.streams.kafka.plain_clients import Record, partitions_of, produce, read_topic
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import Settings, load_settings
 from testkit.faults import FaultReport, _check, _wait_until_caught_up
 from testkit.support import stored_case

@@ -29,8 +29,8 @@ from cxstream.scoring.customer import (
     apply_profile,
     quadrant,
 )
-from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import Settings, load_settings
 
 NOW = "2026-11-23T10:00:00+00:00"

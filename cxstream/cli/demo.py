@@ -49,7 +49,8 @@ from cxstream.cli.scrape import total
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.incidents import Expectation
 from cxstream.cli.simulator.sending import send_records
-from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
+from cxstream.streams.kafka.clients import aiokafka_options
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import Settings, load_settings
 
 START_TIMEOUT = 120.0

@@ -15,6 +15,8 @@ import logging
 from typing import Annotated
 
 import typer
+from aiokafka.errors import KafkaConnectionError
+from typer.core import TyperGroup
 
 from cxstream import __version__
 from cxstream.cli.commands import (
@@ -30,9 +32,35 @@ from cxstream.cli.commands import (
     topics,
     worker,
 )
-from cxstream.cli.options import console
+from cxstream.cli.options import console, kafka_unreachable
+
+
+class _RefusedConnections(logging.Filter):
+    """aiokafka logs each refused connection at ERROR before it raises: a command says it
+    once, in its own words (a worker keeps them: they date a broker's absence)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable connect to")
+
+
+_REFUSED_CONNECTIONS = _RefusedConnections()
+
+
+class Commands(TyperGroup):
+    """The root group: a command that cannot reach Kafka ends with one line naming the
+    address, the setting and the flag, and exit 3, whichever command it is."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        if ctx.invoked_subcommand != "worker":
+            logging.getLogger("aiokafka").addFilter(_REFUSED_CONNECTIONS)
+        try:
+            return super().invoke(ctx)
+        except KafkaConnectionError as exc:
+            raise kafka_unreachable() from exc
+
 
 app = typer.Typer(
+    cls=Commands,
     help="Real-time customer-experience stream processing on Kafka and Faust.\n\n"
     "Every setting is an environment variable CXSTREAM_<NAME> (docs/configuration.md), "
     "for example CXSTREAM_BOOTSTRAP_SERVERS=localhost:9092, or a key in the TOML/YAML "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,12 @@ from cxstream.streams.web.errors import ApiError
 
 console = Console()
 err_console = Console(stderr=True)
+
+#: exit code of a command that cannot reach Kafka or a worker's API (docs/cli.md)
+EXIT_UNREACHABLE = 3
+
+#: the Kafka address of the command being run, named when no broker answers there
+kafka_address: ContextVar[str] = ContextVar("kafka_address", default="localhost:9092")
 
 
 class Output(StrEnum):
@@ -54,10 +61,20 @@ def settings_or_exit(bootstrap_servers: str | None = None, config: Path | None =
     if bootstrap_servers:
         overrides["bootstrap_servers"] = bootstrap_servers
     try:
-        return load_settings(environ, **overrides)
+        settings = load_settings(environ, **overrides)
     except SettingsError as exc:
         err_console.print(f"[bold red]cxstream:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
+    kafka_address.set(settings.bootstrap_servers)
+    return settings
+
+
+def kafka_unreachable() -> typer.Exit:
+    """No broker answered at the command's address: one line naming it, the setting and
+    the flag; the exit to raise (EXIT_UNREACHABLE)."""
+    return fail(f"cannot reach Kafka at {kafka_address.get()}: no broker answered. Start "
+                "one (cxstream broker start) or name yours with -b/--bootstrap-servers or "
+                "CXSTREAM_BOOTSTRAP_SERVERS", EXIT_UNREACHABLE)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -84,6 +101,7 @@ def api_call(settings: Settings, url: str | None, path: str,
     try:
         return client.call(method, path, params=params, json=body)
     except Unreachable as exc:
-        raise fail(str(exc)) from exc
+        raise fail(f"{exc}. Start a worker, or name one with --url or CXSTREAM_WEB_HOST and "
+                   "CXSTREAM_WEB_PORT", EXIT_UNREACHABLE) from exc
     except ApiError as exc:
         raise fail(f"{exc.status}: {exc}") from exc

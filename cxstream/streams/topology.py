@@ -120,7 +120,7 @@ def declare_topics(app: faust.App, settings: Settings, files: WorkerFiles,
                                  partitions=partitions.inputs, internal=True, **RAW)
         if segment_drops_on else None,
         survey_requests=app.topic(settings.topic_survey_requests, **RAW),
-        # compacted, with as many partitions as cx.alerts (clients.ensure_topics)
+        # compacted, with as many partitions as cx.alerts (topic_admin.ensure_topics)
         alert_lifecycle=app.topic(settings.topic_alert_lifecycle,
                                   partitions=partitions.alerts, **RAW),
     )

@@ -10,27 +10,29 @@ import io
 import logging
 import os
 import signal
+import socket
 import threading
 from typing import Any
 
+import filelock
 import uvloop
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from cxstream.alerts.comment_tags import LexiconError
 from cxstream.alerts.config import RulesError
 from cxstream.streams.ingest.deadletter_record import message_limit_problem
-from cxstream.streams.kafka.clients import (
+from cxstream.streams.kafka.confirmed_sends import EXIT_STOP_TIMEOUT, BatchGuard
+from cxstream.streams.kafka.faust_app import FaustEnvironmentError, check_faust_environment
+from cxstream.streams.kafka.faust_compat import FaustVersionError, install
+from cxstream.streams.kafka.faust_compat.access import in_flight_events
+from cxstream.streams.kafka.faust_compat.worker import Worker
+from cxstream.streams.kafka.topic_admin import (
     TopicLayoutError,
     ensure_topics,
     ensure_worker_topics,
     resolved_replication,
     topic_max_message_bytes,
 )
-from cxstream.streams.kafka.confirmed_sends import EXIT_STOP_TIMEOUT, BatchGuard
-from cxstream.streams.kafka.faust_app import FaustEnvironmentError, check_faust_environment
-from cxstream.streams.kafka.faust_compat import FaustVersionError, install
-from cxstream.streams.kafka.faust_compat.access import in_flight_events
-from cxstream.streams.kafka.faust_compat.worker import Worker
 from cxstream.streams.services import WorkerFiles, WorkerServices, read_files
 from cxstream.streams.settings import Settings
 from cxstream.streams.table_limits import bound_problems, request_limit, value_bounds
@@ -56,12 +58,59 @@ def run_worker(settings: Settings) -> None:
     # tracebacks of every thread in the log instead of a bare exit code
     with contextlib.suppress(io.UnsupportedOperation, ValueError):
         faulthandler.enable()  # (not when stderr is no file, as under a test runner)
+    with held_data_dir(settings):
+        _run_worker(settings)
+
+
+#: the lock file a worker holds in its data directory while it runs (with its pid)
+DATA_DIR_LOCK = "worker.lock"
+
+
+def held_data_dir(settings: Settings) -> contextlib.AbstractContextManager[Any]:
+    """The data directory's lock, taken: a directory another process holds (a second
+    worker given the same CXSTREAM_DATA_DIR, whose tables' files would be written by
+    both) is refused, naming that process."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / DATA_DIR_LOCK
+
+    def write_pid(fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+
+    lock = filelock.FileLock(path, timeout=0, on_acquired=write_pid)
+    try:
+        return lock.acquire()  # released when the worker is done (a context manager)
+    except filelock.Timeout as exc:
+        holder = path.read_text(errors="replace").strip() or "?"
+        raise WorkerStartError(
+            f"the data directory {settings.data_dir} is held by another process (pid "
+            f"{holder}, {path}): give each worker its own directory with --data-dir or "
+            "CXSTREAM_DATA_DIR") from exc
+
+
+def check_web_port(settings: Settings) -> None:
+    """Refuse a web port another process listens on, naming it and the setting, before
+    anything starts (Faust would log the bind error deep in its start-up and go on)."""
+    family = socket.AF_INET6 if ":" in settings.web_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind((settings.web_host, settings.web_port))
+        except OSError as exc:
+            raise WorkerStartError(
+                f"cannot listen on {settings.web_host}:{settings.web_port} ({exc.strerror}): "
+                "another process uses the port; choose another with --web-port or "
+                "CXSTREAM_WEB_PORT") from exc
+
+
+def _run_worker(settings: Settings) -> None:
+    check_web_port(settings)
     try:
         check_faust_environment(os.environ)
         install()  # the supported Faust and aiokafka, with cxstream's fixes
         files = checked_files(settings)
         settings = asyncio.run(asyncio.wait_for(resolved_replication(settings), timeout=60))
-        counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60))
+        counts = asyncio.run(asyncio.wait_for(ensure_topics(settings), timeout=60)).partitions
         asyncio.run(asyncio.wait_for(
             ensure_worker_topics(settings, counts[settings.topic_feedback],
                                  counts[settings.topic_alerts]), timeout=60))
@@ -75,6 +124,8 @@ def run_worker(settings: Settings) -> None:
     except (FaustEnvironmentError, FaustVersionError, TopicLayoutError, RulesError,
             LexiconError, UsersError) as exc:
         raise WorkerStartError(str(exc)) from exc
+    except KafkaConnectionError:
+        raise  # the command line names the address, the setting and the flag (exit 3)
     except (KafkaError, OSError, TimeoutError) as exc:
         raise WorkerStartError(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc!r}"
@@ -87,7 +138,6 @@ def run_worker(settings: Settings) -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per webhook call is noise
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         built = build_app(settings, partition_count=counts[settings.topic_feedback],
                           alerts_partition_count=counts[settings.topic_alerts],

@@ -15,8 +15,8 @@ import pytest
 from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import WorkerProcess
-from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import load_settings
 from testkit.support import TOKEN, base_env, base_time, feedback, free_port, profile, to_bytes
 

@@ -16,8 +16,8 @@ import pytest
 
 from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.processes import WorkerProcess
-from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import Record, produce
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import load_settings
 from testkit.support import (
     TOKEN,

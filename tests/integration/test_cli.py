@@ -26,7 +26,8 @@ def test_topics_create_and_send_file(isolated: dict[str, str], isolated_settings
                                      tmp_path: Path) -> None:
     created = runner.invoke(app, ["topics", "create"], env=env_of(isolated))
     assert created.exit_code == 0, created.output
-    assert f"{isolated_settings.topic_feedback}: 3 partitions" in created.output
+    assert (f"{isolated_settings.topic_feedback}: 3 partitions, replication 1 (created)"
+            in created.output)
 
     lines = [json.dumps(feedback(event_id=f"e{i}", customer_id=f"c{i}")) for i in range(4)]
     path = tmp_path / "feedback.jsonl"
@@ -41,25 +42,63 @@ def test_topics_create_and_send_file(isolated: dict[str, str], isolated_settings
 
 
 
-def test_the_replication_factor_follows_the_cluster_and_more_than_its_brokers_is_refused(
-        isolated: dict[str, str], isolated_settings: Settings) -> None:
+async def listed_topics(settings: Settings) -> set[str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from cxstream.streams.kafka.clients import aiokafka_options
 
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+def test_topics_made_before_by_the_broker_are_reported_not_trusted(
+        isolated: dict[str, str], isolated_settings: Settings) -> None:
+    """Topics the broker auto-created (one partition, replication 1, not compacted) fail
+    ``topics create`` naming each problem; asking more replication than brokers fails
+    even when every topic exists; and no command makes a topic by naming it."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from cxstream.streams.kafka.clients import aiokafka_options, contract_topics
+
+    shown = runner.invoke(app, ["deadletter", "show"], env=env_of(isolated))
+    assert shown.exit_code == 0, shown.output
+    assert isolated_settings.topic_deadletter not in asyncio.run(listed_topics(
+        isolated_settings))  # read without being made
+
+    async def as_auto_created() -> None:
+        admin = AIOKafkaAdminClient(**aiokafka_options(isolated_settings))
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, 3, 1)
+                                       for name in contract_topics(isolated_settings)])
+        finally:
+            await admin.close()
+
+    asyncio.run(as_auto_created())
+    refused = runner.invoke(app, ["topics", "create"], env=env_of(isolated))
+    assert refused.exit_code == 1, refused.output
+    for name in (isolated_settings.topic_customers, isolated_settings.topic_alert_lifecycle):
+        assert f"{name} has cleanup.policy=delete but must be compacted" in refused.output
+    assert isolated_settings.topic_feedback + " has" not in refused.output
+
+    more = runner.invoke(app, ["topics", "create"],
+                         env={**env_of(isolated), "CXSTREAM_REPLICATION_FACTOR": "3"})
+    assert more.exit_code == 1
+    assert "CXSTREAM_REPLICATION_FACTOR=3 is more than the 1 broker(s)" in more.output
+
+
+def test_the_replication_factor_follows_the_cluster_and_more_than_its_brokers_is_refused(
+        isolated: dict[str, str], isolated_settings: Settings) -> None:
     refused = runner.invoke(app, ["topics", "create"],
                             env={**env_of(isolated), "CXSTREAM_REPLICATION_FACTOR": "3"})
     assert refused.exit_code != 0
     assert "CXSTREAM_REPLICATION_FACTOR=3 is more than the 1 broker(s)" in refused.output
 
-    async def listed() -> list[str]:
-        admin = AIOKafkaAdminClient(**aiokafka_options(isolated_settings))
-        await admin.start()
-        try:
-            return list(await admin.list_topics())
-        finally:
-            await admin.close()
-
-    assert isolated_settings.topic_feedback not in asyncio.run(listed())  # nothing made
+    assert isolated_settings.topic_feedback not in asyncio.run(
+        listed_topics(isolated_settings))  # nothing made
     created = runner.invoke(app, ["topics", "create"], env=env_of(isolated))
     assert created.exit_code == 0, created.output  # unset: the broker's default (1 here)

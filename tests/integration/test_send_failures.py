@@ -21,9 +21,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from cxstream.cli.consistency import batch_tallies
 from cxstream.cli.processes import WorkerProcess
 from cxstream.streams.ingest.deadletter_record import read_headers
-from cxstream.streams.kafka.clients import aiokafka_options, ensure_topics
+from cxstream.streams.kafka.clients import aiokafka_options
 from cxstream.streams.kafka.confirmed_sends import EXIT_SEND_FAILED
 from cxstream.streams.kafka.plain_clients import Record, produce, read_topic
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import Settings, load_settings
 from testkit.support import base_env, feedback, profile, settled_differences, to_bytes
 

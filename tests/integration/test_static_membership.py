@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cxstream.cli.processes import WorkerProcess
-from cxstream.streams.kafka.clients import ensure_topics
 from cxstream.streams.kafka.plain_clients import Record, produce
+from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import load_settings
 from testkit.support import (
     alerts_on_topic,

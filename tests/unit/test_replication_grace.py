@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from cxstream.streams.kafka.clients import TopicLayoutError, replication_factor
+from cxstream.streams.kafka.topic_admin import TopicLayoutError, replication_factor
 from cxstream.streams.settings import load_settings
 
 
@@ -48,3 +49,35 @@ def test_a_worker_with_its_topics_made_is_not_held_by_a_missing_broker() -> None
     admin = Admin([2])
     assert asyncio.run(replication_factor(admin, settings, strict=False)) == 3  # type: ignore[arg-type]
     assert admin.asked == 1
+
+
+class Refusing:
+    """create_topics answers with the errors given per topic."""
+
+    def __init__(self, errors: dict[str, tuple[int, str | None]]) -> None:
+        self.errors = errors
+
+    async def create_topics(self, topics: list[Any], timeout_ms: int) -> Any:
+        return SimpleNamespace(
+            topic_errors=[(t.name, *self.errors.get(t.name, (0, None))) for t in topics])
+
+
+def test_every_topic_the_broker_refuses_is_named_with_its_error() -> None:
+    from aiokafka.admin import NewTopic
+    from aiokafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError
+
+    from cxstream.streams.kafka.topic_admin import create_topics
+
+    admin = Refusing({
+        "cx.a": (InvalidReplicationFactorError.errno, "Replication factor: 3 larger than "
+                 "available brokers: 1."),
+        "cx.b": (TopicAlreadyExistsError.errno, None),  # made meanwhile: no error
+        "cx.c": (InvalidReplicationFactorError.errno, None)})
+    with pytest.raises(TopicLayoutError) as refused:
+        asyncio.run(create_topics(admin, [NewTopic(n, 1, 3) for n in  # type: ignore[arg-type]
+                                          ("cx.a", "cx.b", "cx.c", "cx.d")]))
+    text = str(refused.value)
+    assert "cx.a: InvalidReplicationFactorError (Replication factor: 3 larger" in text
+    assert "cx.c: InvalidReplicationFactorError (Replication-factor is invalid.)" in text
+    assert "cx.b" not in text and "cx.d" not in text
+    asyncio.run(create_topics(Refusing({}), [NewTopic("cx.d", 1, 1)]))  # type: ignore[arg-type]

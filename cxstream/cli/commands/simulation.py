@@ -100,7 +100,7 @@ def _write_simulation(simulation: Any, out: Path, estimate: int) -> None:
 def _send_simulation(settings: Settings, records: Any, estimate: int,
                      speed: float | None) -> None:
     from cxstream.cli.simulator.sending import send_records, wait_for_group
-    from cxstream.streams.kafka.clients import ensure_topics
+    from cxstream.streams.kafka.topic_admin import ensure_topics
 
     async def profiles_read() -> None:
         if not await wait_for_group(settings, settings.topic_customers, timeout=60):

@@ -101,12 +101,12 @@ async def send_records(settings: Settings, records: Iterable[SimRecord],
     producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all",
                                 enable_idempotence=True, linger_ms=5,
                                 max_request_size=16_777_216)
-    await producer.start()
     stats = SendStats()
     pending: list[asyncio.Future[Any]] = []
     began = time.monotonic()
     waiting_for_profiles = after_profiles is not None
     try:
+        await producer.start()
         for record in records:
             if waiting_for_profiles and record.kind != "customers":
                 await asyncio.gather(*pending)
@@ -142,12 +142,12 @@ async def wait_for_group(settings: Settings, topic: str, timeout: float) -> bool
 
     Returns False on timeout (for example when no worker is running)."""
     admin = AIOKafkaAdminClient(**aiokafka_options(settings))
-    await admin.start()
     try:
+        await admin.start()
         partitions = [TopicPartition(topic, p) for p in await partitions_of(settings, topic)]
         probe = AIOKafkaConsumer(**aiokafka_options(settings), group_id=None)
-        await probe.start()
         try:
+            await probe.start()
             ends = await probe.end_offsets(partitions)
         finally:
             await probe.stop()

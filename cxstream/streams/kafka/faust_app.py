@@ -35,7 +35,7 @@ def check_faust_environment(environ: Mapping[str, str]) -> None:
 def _resolved(replication_factor: int | None) -> int:
     if replication_factor is None:
         raise ValueError("CXSTREAM_REPLICATION_FACTOR is not resolved: run_worker asks the "
-                         "cluster first (streams.kafka.clients.resolved_replication)")
+                         "cluster first (streams.kafka.topic_admin.resolved_replication)")
     return replication_factor
 
 
@@ -50,7 +50,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=partitions,
-        # the worker resolves it from the cluster first (clients.resolved_replication)
+        # the worker resolves it from the cluster first (topic_admin.resolved_replication)
         topic_replication_factor=_resolved(settings.replication_factor),
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",

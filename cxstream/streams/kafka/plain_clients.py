@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from cxstream.streams.kafka.clients import aiokafka_options
+from cxstream.streams.kafka.topic_admin import existing_topics
 from cxstream.streams.settings import Settings
 
 
@@ -30,8 +31,8 @@ async def produce(settings: Settings, records: Iterable[Record]) -> int:
     """Send ``records`` (acks=all, idempotent producer) and wait until all are stored."""
     producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all",
                                 enable_idempotence=True, max_request_size=16_777_216)
-    await producer.start()
     try:
+        await producer.start()
         futures = [
             await producer.send(record.topic, key=record.key, value=record.value,
                                 headers=list(record.headers) or None)
@@ -46,13 +47,12 @@ async def produce(settings: Settings, records: Iterable[Record]) -> int:
 async def partitions_of(settings: Settings, topic: str) -> list[int]:
     """The partition numbers of ``topic`` (empty if it does not exist)."""
     admin = AIOKafkaAdminClient(**aiokafka_options(settings))
-    await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        await admin.start()
+        described = await existing_topics(admin, [topic])
     finally:
         await admin.close()
-    return sorted(p["partition"] for item in described if item["error_code"] == 0
-                  for p in item["partitions"])
+    return sorted(p["partition"] for item in described.values() for p in item["partitions"])
 
 
 async def read_topic(settings: Settings, topic: str, timeout_seconds: float = 30.0,
@@ -61,8 +61,8 @@ async def read_topic(settings: Settings, topic: str, timeout_seconds: float = 30
     given), from the beginning to the current end, in order per partition."""
     consumer = AIOKafkaConsumer(**aiokafka_options(settings), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
     try:
+        await consumer.start()
         assigned = [TopicPartition(topic, p) for p in await partitions_of(settings, topic)]
         if not assigned:
             return []
