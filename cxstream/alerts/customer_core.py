@@ -24,6 +24,8 @@ implementation would have to replace.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +52,8 @@ from cxstream.scoring.plain_customer import (
 from cxstream.scoring.plain_models import to_model
 from cxstream.scoring.value_bands import LiveBands
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class BatchOutcome:
@@ -66,6 +70,8 @@ class BatchOutcome:
     facts: list[Fact] = field(default_factory=list)
     #: seconds the customer rules took, inside the fold (cxstream_own_work_seconds_total)
     rules_seconds: float = 0.0
+    #: (kind, event time) of the events too old for the customer rules (max_event_age_hours)
+    too_old: list[tuple[str, datetime]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -235,6 +241,9 @@ class CustomerCore:
 
         recent = alerts.now() - event.occurred_at <= timedelta(
             hours=config.max_event_age_hours)
+        if not recent:
+            result.too_old.append(("feedback" if isinstance(event, Feedback) else "interaction",
+                                   event.occurred_at))
         may_alert = recent and (
             (config.high_value_at_risk.enabled and low_after is True
              and low_before is not True and high() is True)
@@ -297,3 +306,15 @@ def _may_resolve(state: Customer, event: Feedback | Interaction,
                 and recovered(rule, event, {"quadrant": quadrant()}, config) is not None):
             return True
     return False
+
+
+def count_too_old(result: BatchOutcome, counter: Any) -> None:
+    """Count the batch's events the customer rules skipped for their age, by kind, on
+    ``counter`` (cxstream_events_too_old_for_rules_total), and say so in one log line."""
+    if not result.too_old:
+        return
+    for kind, count in Counter(kind for kind, _ in result.too_old).items():
+        counter.labels(kind).inc(count)
+    log.info("%d event(s) older than the rules file's max_event_age_hours (oldest "
+             "occurred_at %s): counted in the scores, no customer alert for them",
+             len(result.too_old), min(at for _, at in result.too_old).isoformat())

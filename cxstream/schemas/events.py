@@ -72,7 +72,9 @@ Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+    # fields the contract does not name are accepted, kept out of state and counted
+    # (streams.ingest.unknown_fields): a producer may add fields before cxstream knows them
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=False)
 
 
 class CustomerProfile(_Event):

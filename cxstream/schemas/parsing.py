@@ -59,12 +59,19 @@ class Clocks:
 
 def parse_input(
     kind: InputKind, key: bytes | None, raw: bytes | None, max_bytes: int,
-    clocks: Clocks | None = None,
+    clocks: Clocks | None = None, unknown: list[str] | None = None,
 ) -> InputEvent | Rejection:
     """Validate one message of ``kind``; never raises. With ``clocks``, an event time
-    (``occurred_at``, or a profile's ``updated_at``) too far ahead is a schema error."""
+    (``occurred_at``, or a profile's ``updated_at``) too far ahead is a schema error.
+    Fields the contract does not name are dropped from the event (an added
+    ``occurred_at`` on a profile must not read as one), their names appended to
+    ``unknown`` when given."""
     try:
         event = _parse(kind, key, raw, max_bytes)
+        if not isinstance(event, Rejection) and event.model_extra:
+            if unknown is not None:
+                unknown.extend(event.model_extra)
+            event.model_extra.clear()
         if clocks is not None and not isinstance(event, Rejection):
             return _check_event_time(event, clocks) or event
         return event

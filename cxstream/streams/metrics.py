@@ -8,7 +8,7 @@ an event id or free text.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,6 +20,8 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+
+from cxstream.schemas.parsing import ErrorClass
 
 
 def build_versions() -> dict[str, str]:
@@ -43,6 +45,10 @@ def add_process_collectors(registry: CollectorRegistry) -> None:
 #: the stages of cxstream_own_work_seconds_total, in the order a batch goes through them
 OWN_WORK_STAGES = ("validation", "read", "fold", "rules", "priorities", "surveys",
                    "encoding", "write", "send")
+#: the actions of cxstream_partition_stalls_total (streams.health.watchdog)
+STALL_ACTIONS = ("resumed", "gave_up")
+#: the outcomes of cxstream_webhook_deliveries_total (streams.alerting.webhooks)
+WEBHOOK_OUTCOMES = ("delivered", "retried", "deadlettered", "expired", "duplicate")
 
 class WorkerMetrics:
     """The metric families a worker updates; tests pass a fresh ``CollectorRegistry()``."""
@@ -57,6 +63,20 @@ class WorkerMetrics:
         self._faults(registry)
         self._timing(registry)
         self._lifecycle(registry)
+
+    def start_series(self, input_topics: Sequence[str]) -> None:
+        """Write every label set the shipped Prometheus rules read, at 0: a counter
+        series that appears only at its first increment hides that increment from
+        ``increase()`` and ``rate()``, so a worker's first stall, dead letter or failed
+        webhook would raise no alert (deploy/prometheus/rules)."""
+        for topic in input_topics:
+            self.events_consumed.labels(topic)
+            for reason in ErrorClass:
+                self.events_deadlettered.labels(topic, reason.value)
+        for action in STALL_ACTIONS:
+            self.partition_stalls.labels(action)
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_deliveries.labels(outcome)
 
     def _ingest(self, registry: CollectorRegistry) -> None:
         """Input read, validated, dead-lettered and folded."""
@@ -75,6 +95,16 @@ class WorkerMetrics:
             "Input messages sent to the dead-letter topic, by error class.",
             ["topic", "reason"], registry=registry,
         )
+        self.unknown_fields = Counter(
+            "cxstream_unknown_fields_total",
+            "Fields of accepted inputs that the contract does not name, by topic and "
+            "field (ignored, never stored; the first 32 names per topic, later ones as "
+            "(other)).", ["topic", "field"], registry=registry)
+        self.events_too_old_for_rules = Counter(
+            "cxstream_events_too_old_for_rules_total",
+            "Feedback and interactions older than the rules file's max_event_age_hours "
+            "when folded: counted in the scores, skipped by the customer rules (no alert "
+            "for a backfill).", ["kind"], registry=registry)
         self.events_folded = Counter(
             "cxstream_events_folded_total",
             "Accepted inputs by what the fold did: applied, duplicate (same event_id "

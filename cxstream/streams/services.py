@@ -178,6 +178,7 @@ def build_services(app: Any, settings: Settings, files: WorkerFiles, topics: Top
         registry = CollectorRegistry()
         add_process_collectors(registry)
     metrics = WorkerMetrics(registry)
+    metrics.start_series(settings.input_topics)
     _restore_in_bulk(app, settings, metrics)
     guard = BatchGuard()
     input_owned = OwnedPartitions(app, settings.topic_feedback)

@@ -26,7 +26,7 @@ from cxstream.scoring.customer import StateRules
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.journey import Journey
 from cxstream.scoring.windows import window_specs
-from cxstream.streams.settings_groups import EventTime, HighValueBand, LocalBroker, WebhookDelivery
+from cxstream.streams import settings_groups as group
 
 ENV_PREFIX = "CXSTREAM_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
@@ -49,8 +49,8 @@ class SettingsError(ValueError):
     """Raised when the configuration is invalid; the message names every bad setting."""
 
 
-class Settings(BaseSettings, Conventions, StateRules, WebhookDelivery, EventTime,
-               HighValueBand, LocalBroker):
+class Settings(BaseSettings, Conventions, StateRules, group.WebhookDelivery, group.EventTime,
+               group.SlowProcessingLog, group.HighValueBand, group.LocalBroker):
     """Everything a worker, the CLI and the local broker need to know.
 
     The score conventions (``Conventions``) and the customer-state rules (``StateRules``)

@@ -54,6 +54,18 @@ class EventTime(BaseModel):
     """
 
 
+class SlowProcessingLog(BaseModel):
+    """When Faust reports a partition it reads but does not process or commit."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    slow_processing_log_seconds: float = Field(default=300, ge=5, le=86_400)
+    """a partition with unread records that no stream has processed, or no commit has
+    advanced, for this long is logged at ERROR by Faust, with its likely causes (Faust's
+    `stream_processing_timeout` and `broker_commit_livelock_soft_timeout`)
+    """
+
+
 class HighValueBand(BaseModel):
     """Which customers are high-value."""
 

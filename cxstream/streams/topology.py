@@ -120,9 +120,12 @@ def declare_topics(app: faust.App, settings: Settings, files: WorkerFiles,
                                  partitions=partitions.inputs, internal=True, **RAW)
         if segment_drops_on else None,
         survey_requests=app.topic(settings.topic_survey_requests, **RAW),
-        # compacted, with as many partitions as cx.alerts (topic_admin.ensure_topics)
+        # compacted, with as many partitions as cx.alerts (topic_admin.ensure_topics);
+        # a changelog, never acknowledged by a stream, as Faust declares its own: with
+        # acks on, Faust's stall check saw its end move past a position no stream
+        # advances and logged "Stream has not started processing" from an idle worker
         alert_lifecycle=app.topic(settings.topic_alert_lifecycle,
-                                  partitions=partitions.alerts, **RAW),
+                                  partitions=partitions.alerts, acks=False, **RAW),
     )
 
 

@@ -167,3 +167,18 @@ def test_any_session_timeout_the_settings_allow_is_one_faust_accepts(tmp_path: P
                             deadletter_partition_count=3).app
         assert app.conf.broker_session_timeout == float(seconds)
         assert app.conf.broker_request_timeout > app.conf.broker_session_timeout
+
+
+def test_a_built_worker_exposes_the_counters_its_alert_rules_read_at_zero(
+        tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    settings = load_settings({}, data_dir=str(tmp_path / "worker"), partitions="3",
+                             replication_factor="1")
+    with fixes.applied():
+        worker = build_app(settings, partition_count=3, alerts_partition_count=3,
+                           deadletter_partition_count=3)
+    scrape = generate_latest(worker.services.metrics.registry).decode()
+    assert 'cxstream_partition_stalls_total{action="gave_up"} 0.0' in scrape
+    assert 'cxstream_events_consumed_total{topic="cx.customers"} 0.0' in scrape
+    assert 'cxstream_webhook_deliveries_total{outcome="retried"} 0.0' in scrape

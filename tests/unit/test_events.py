@@ -70,10 +70,26 @@ def test_timestamp_that_is_not_a_date_is_rejected() -> None:
         parse_feedback(occurred_at="yesterday")
 
 
-def test_unknown_extra_fields_are_accepted_and_ignored() -> None:
-    event = parse_feedback(campaign="spring", nested={"a": [1, 2]})
-    assert not hasattr(event, "campaign")
-    assert event.score == 9
+def test_unknown_extra_fields_are_accepted_ignored_and_named() -> None:
+    from cxstream.schemas.parsing import InputKind, parse_input
+
+    raw = to_bytes(feedback(customer_id="c-1", campaign="spring", nested={"a": [1, 2]},
+                            comments="typo"))
+    unknown: list[str] = []
+    event = parse_input(InputKind.FEEDBACK, b"c-1", raw, 65_536, unknown=unknown)
+    assert isinstance(event, Feedback) and event.score == 9
+    assert sorted(unknown) == ["campaign", "comments", "nested"]
+    assert not hasattr(event, "campaign") and event.comment is None
+    assert "comments" not in event.model_dump()
+
+
+def test_a_field_of_another_kind_added_to_an_input_is_not_read_as_its_own() -> None:
+    from cxstream.schemas.parsing import InputKind, parse_input
+
+    raw = to_bytes(profile(customer_id="c-1", occurred_at="not a time", score="x"))
+    parsed = parse_input(InputKind.CUSTOMER, b"c-1", raw, 65_536)
+    assert isinstance(parsed, CustomerProfile)
+    assert getattr(parsed, "occurred_at", None) is None  # the fold tells kinds apart so
 
 
 @pytest.mark.parametrize("missing", ["event_id", "customer_id", "occurred_at", "survey", "score",

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
 
-from cxstream.alerts.customer_core import BatchOutcome, CustomerCore, TablesRead
+from cxstream.alerts.customer_core import BatchOutcome, CustomerCore, TablesRead, count_too_old
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.schemas.parsing import ErrorClass, Rejection
 from cxstream.scoring import plain_customer as plain
@@ -352,6 +352,7 @@ class StateWriter:
             delay.observe(max(now - occurred, 0.0))
         for (kind, outcome), count in result.outcomes.items():
             self.metrics.events_folded.labels(kind, outcome).inc(count)
+        count_too_old(result, self.metrics.events_too_old_for_rules)
 
     def _maybe_expire(self, partition: int) -> None:
         now = time.monotonic()

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from cxstream.schemas.events import InputEvent
 from cxstream.schemas.parsing import Clocks, InputKind, Rejection, parse_input
 from cxstream.streams.ingest.deadletter_record import DeadLetter, SourcePosition, build_deadletter
+from cxstream.streams.ingest.unknown_fields import UnknownFields
 from cxstream.streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Ingest:
         #: (topic, partition) -> record time of the last message read (lag in seconds;
         #: shared with the metrics' collector when given)
         self.last_read: dict[tuple[str, int], float] = {} if last_read is None else last_read
+        self.unknown_fields = UnknownFields(metrics.unknown_fields)
 
     async def process(self, events: Sequence[Any]) -> None:
         """Validate, fold and dead-letter one batch of Faust events."""
@@ -118,6 +120,7 @@ class Ingest:
         now = self.clock()
         ahead = self.limits.max_ahead_seconds
         last_read = self.last_read
+        unknown: list[str] = []
         for event in events:
             message = event.message
             consumed[message.topic] = consumed.get(message.topic, 0) + 1
@@ -125,11 +128,14 @@ class Ingest:
             kind = self.kind_of_topic[message.topic]
             clocks = None if ahead is None else Clocks(now, _record_seconds(message), ahead)
             result = parse_input(kind, message.key, message.value,
-                                 self.limits.max_event_bytes, clocks)
+                                 self.limits.max_event_bytes, clocks, unknown)
             if isinstance(result, Rejection):
                 rejected.append((event, result))
             else:
                 accepted.append(Accepted(kind, result, event))
+            if unknown:  # fields the contract does not name: counted, then forgotten
+                self.unknown_fields.note(message.topic, unknown)
+                unknown.clear()
         for topic, count in consumed.items():
             self.metrics.events_consumed.labels(topic).inc(count)
         return accepted, rejected

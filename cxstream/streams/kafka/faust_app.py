@@ -77,6 +77,8 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         # setting allows (up to 300 s): the worker then crashed as its consumer started
         broker_request_timeout=max(90.0, settings.session_timeout_seconds + 10),
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        stream_processing_timeout=settings.slow_processing_log_seconds,
+        broker_commit_livelock_soft_timeout=settings.slow_processing_log_seconds,
         # a restarted worker takes its partitions back without a rebalance
         consumer_group_instance_id=settings.group_instance_id,
         autodiscover=False,
