@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
+import yaml
 
 from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import load_rules
@@ -382,3 +383,15 @@ def without_times(batch: list[Any]) -> list[tuple[str, bytes, str]]:
             value.pop(name, None)
         out.append((record.kind, record.key, json.dumps(value, sort_keys=True)))
     return out
+
+
+def console_worker(isolated: dict[str, str], tmp_path: Path, users: list[dict[str, Any]],
+                   rules: dict[str, Any]) -> tuple[Settings, str, WorkerProcess]:
+    """A worker with a users file and a rules file, for the console's browser tests:
+    its settings, its base URL and the process."""
+    users_file, rules_file = tmp_path / "users.yaml", tmp_path / "rules.yaml"
+    users_file.write_text(yaml.safe_dump({"users": users}))
+    rules_file.write_text(yaml.safe_dump(rules))
+    values = configure(isolated, users_file=str(users_file), rules_file=str(rules_file))
+    return (load_settings({}, **values), f"http://127.0.0.1:{values['web_port']}",
+            start(values, tmp_path, "worker"))

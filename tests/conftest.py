@@ -49,6 +49,8 @@ def isolated(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
         "topic_alert_lifecycle": f"{run}.cx.alert-lifecycle",
         "topic_survey_requests": f"{run}.cx.survey-requests",
         "partitions": "3",
+        # scenarios of a few customers per segment: one of five is its top 20 %
+        "high_value_min_customers": "1",
         "data_dir": str(tmp_path / "worker"),
         "web_port": str(free_port()),
     }

@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from cxstream.scoring.windows import window_start
 
 AREAS = ("trust", "empathy", "delivery", "personalisation", "ease", "responsiveness")
-#: the fields of an issue count (all numbers)
+#: the fields of an issue count that add up (all numbers); ``largest``, the largest value
+#: one customer brought to the issue in the window, is a maximum
 COUNT_FIELDS = ("customers", "silent", "value", "top_customers", "top_value")
 RankBy = Literal["value", "customers", "mix"]
 
@@ -41,11 +42,13 @@ class PrioritiesConfig(BaseModel):
     #: the window the issues are counted over (tumbling, aligned to the epoch like the
     #: score windows); the previous one gives the trend
     window_hours: float = Field(default=24, gt=0, le=24 * 31)
-    #: value: revenue at stake; customers: distinct customers; mix: both, weighted
-    rank_by: RankBy = "value"
+    #: value: revenue at stake; customers: distinct customers; mix: both, weighted (the
+    #: default: one large account cannot lead by its value alone)
+    rank_by: RankBy = "mix"
     #: mix only: the weight of the value's share of the largest (the rest: customers')
     value_weight: float = Field(default=0.5, ge=0, le=1)
-    #: issues hitting fewer customers are flagged ``few``: read their counts, not rank
+    #: issues hitting fewer customers are flagged ``few`` and ranked after every issue
+    #: that meets it: read their counts, not their rank
     min_customers: int = Field(default=3, ge=1)
     #: topic or touchpoint -> CX area (trust, empathy, delivery, personalisation, ease,
     #: responsiveness), for priorities by area; others are in no area
@@ -72,7 +75,7 @@ Marks = dict[str, list[float]]
 
 def empty_count() -> dict[str, Any]:
     return {"customers": 0, "silent": 0, "value": 0.0, "top_customers": 0,
-            "top_value": 0.0, "offsets": {}}
+            "top_value": 0.0, "largest": 0.0, "offsets": {}}
 
 
 def count_signal(count: dict[str, Any], marks: Marks, group: str, answered: bool,
@@ -133,6 +136,10 @@ def _add_value(count: dict[str, Any], mark: list[float], sign: int) -> None:
     count["value"] += sign * mark[1]
     count["top_customers"] += sign * mark[2]
     count["top_value"] += sign * mark[1] * mark[2]
+    if sign > 0 and mark[1] > count.get("largest", 0.0):
+        # a maximum only rises: a customer's value lowered later leaves it until the
+        # window ends (the largest account's share is then an upper bound)
+        count["largest"] = mark[1]
 
 
 def signal_window(at_seconds: float, config: PrioritiesConfig) -> int:
@@ -152,9 +159,14 @@ def counts(rows: Iterable[tuple[int, str, dict[str, Any]]]) -> dict[tuple[int, s
     summed: dict[tuple[int, str], dict[str, float]] = {}
     for start, group, count in rows:
         into = summed.setdefault((start, group), dict.fromkeys(COUNT_FIELDS, 0))
-        for name in COUNT_FIELDS:
-            into[name] += count[name]
+        _add_count(into, count)
     return summed
+
+
+def _add_count(into: dict[str, float], count: dict[str, Any]) -> None:
+    for name in COUNT_FIELDS:
+        into[name] += count[name]
+    into["largest"] = max(into.get("largest", 0.0), count.get("largest", 0.0))
 
 
 # -- ranking -----------------------------------------------------------------------------
@@ -169,13 +181,14 @@ def ranking(summed: dict[tuple[int, str], dict[str, float]], current: int, previ
     rank_by = rank_by or config.rank_by
     now = _issues(summed, current, kind, by_area, config)
     before = _issues(summed, previous, kind, by_area, config)
-    top_value = max((row["value"] for row in now.values()), default=0.0)
+    top_value = max((spread_value(row) for row in now.values()), default=0.0)
     top_customers = max((row["customers"] for row in now.values()), default=0)
     rows = []
     for name, row in now.items():
         score = priority_score(row, rank_by, config.value_weight, top_value, top_customers)
         rows.append(_row(name, row, before.get(name), score, config))
-    rows.sort(key=lambda row: (-row["score"], -row["customers"], row["issue"]))
+    # an issue of too few customers never ranks above one that has enough
+    rows.sort(key=lambda row: (row["few"], -row["score"], -row["customers"], row["issue"]))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     answer: dict[str, Any] = {
@@ -188,15 +201,25 @@ def ranking(summed: dict[tuple[int, str], dict[str, float]], current: int, previ
     return answer
 
 
+def spread_value(row: dict[str, float]) -> float:
+    """The value at stake with the issue's largest account counted at most as much as
+    all its other customers together: what ``mix`` weighs, so that one account cannot
+    make an issue lead by itself (its value is still shown whole)."""
+    value = row["value"]
+    return min(value, 2 * (value - row.get("largest", 0.0))) if row["customers"] > 1 \
+        else value
+
+
 def priority_score(row: dict[str, float], rank_by: RankBy, value_weight: float,
                    top_value: float, top_customers: float) -> float:
     """What the ranking sorts by: the revenue at stake, the customers, or a weighted mix
-    of each one's share of the largest in the window."""
+    of each one's share of the largest in the window (the value spread: no account
+    counts more than the issue's other customers together, ``spread_value``)."""
     if rank_by == "value":
         return round(row["value"], 6)
     if rank_by == "customers":
         return float(row["customers"])
-    value_share = row["value"] / top_value if top_value else 0.0
+    value_share = spread_value(row) / top_value if top_value else 0.0
     customer_share = row["customers"] / top_customers if top_customers else 0.0
     return round(value_weight * value_share + (1 - value_weight) * customer_share, 6)
 
@@ -215,8 +238,7 @@ def _issues(summed: dict[tuple[int, str], dict[str, float]], start: int, kind: s
             if area is None:
                 continue
             into = found.setdefault(f"area:{area}", dict.fromkeys(COUNT_FIELDS, 0))
-            for name in COUNT_FIELDS:
-                into[name] += count[name]
+            _add_count(into, count)
         else:
             found[group] = dict(count)
     return found
@@ -235,6 +257,9 @@ def _row(name: str, row: dict[str, float], before: dict[str, float] | None, scor
         "value": value, "top_customers": int(row["top_customers"]),
         "top_value": round(row["top_value"], 2),
         "top_value_share": round(row["top_value"] / row["value"], 3) if row["value"] else None,
+        "largest_value": round(row.get("largest", 0.0), 2),
+        "largest_share": round(min(row.get("largest", 0.0) / row["value"], 1.0), 3)
+        if row["value"] else None,
         "score": score, "few": customers < config.min_customers,
         "previous": None, "trend": "new"}
     if before is not None:

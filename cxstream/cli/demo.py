@@ -115,7 +115,8 @@ class DemoRun:
             "survey_requests": {f"{action}: {reason}" if reason != "none" else action: count
                                 for (action, reason), count in sorted(self.surveys.items())},
             "top_priorities": [{name: row[name] for name in (
-                "rank", "issue", "customers", "silent", "value", "top_value_share")}
+                "rank", "issue", "customers", "silent", "value", "largest_share",
+                "top_value_share")}
                 for row in self.priorities],
             "incidents": {name: [a["alert_id"] for a in found]
                           for name, found in self.caught().items()},

@@ -110,14 +110,16 @@ def print_summary(console: Console, run: DemoRun) -> None:
     for what, count in summary["survey_requests"].items():
         table.add_row(f"survey requests {what.replace('_', ' ')}", str(count))
     console.print(table)
-    top = Table("rank", "issue", "customers (silent)", "value at stake", "top band",
+    top = Table("rank", "customers (silent)", "value at stake", "largest account",
                 title="What to fix first (cxstream priorities)", title_justify="left")
+    top.add_column("issue", no_wrap=True)  # whole, even in an 80-column terminal
     for row in run.priorities:
-        share = row["top_value_share"]
-        top.add_row(str(row["rank"]), row["issue"], f"{row['customers']} ({row['silent']})",
-                    f"{row['value']:,.0f}", "-" if share is None else f"{share:.0%}")
+        largest = row.get("largest_share")
+        top.add_row(str(row["rank"]), f"{row['customers']} ({row['silent']})",
+                    f"{row['value']:,.0f}", "-" if largest is None else f"{largest:.0%}",
+                    row["issue"])
     if not run.priorities:
-        top.add_row("-", "no priorities: the worker did not answer", "", "", "")
+        top.add_row("-", "", "", "", "no priorities: the worker did not answer")
     console.print(top)
     incidents = Table("scripted incident", "caught", "by", title_justify="left")
     for name, found in run.caught().items():

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cxstream.schemas.examples import FEEDBACK, INTERACTION, PROFILE
 from cxstream.streams.kafka.plain_clients import Record
 from cxstream.streams.settings import Settings
+
+#: the kinds ``cxstream send example`` sends, in order, with their example and time field
+EXAMPLES = {"customers": (PROFILE, "updated_at"), "interactions": (INTERACTION, "occurred_at"),
+            "feedback": (FEEDBACK, "occurred_at")}
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,20 @@ def sample_records(settings: Settings, now: datetime) -> Samples:
                _json(dict(profiles[2], note="x" * (settings.max_event_bytes + 1)))),
     ]
     return Samples(records + invalid, valid=valid, invalid=len(invalid))
+
+
+def example_events(now: datetime, token: str,
+                   kinds: tuple[str, ...] = tuple(EXAMPLES)) -> list[tuple[str, dict[str, Any]]]:
+    """The docs' examples of ``kinds`` (kind, event), stamped a little before ``now`` in
+    their order, with ids made fresh by ``token``: a customer of their own, so a second
+    run raises a new alert instead of folding into the first one's."""
+    customer = f"{PROFILE['customer_id']}-{token}"
+    events = []
+    for step, kind in enumerate(kinds):
+        example, time_field = EXAMPLES[kind]
+        event = {**example, "customer_id": customer,
+                 time_field: (now - timedelta(seconds=3 * (len(kinds) - step))).isoformat()}
+        if "event_id" in event:
+            event["event_id"] = f"{event['event_id']}-{token}"
+        events.append((kind, event))
+    return events

@@ -54,14 +54,15 @@ def merge(histograms: Iterable[Histogram]) -> Histogram:
     return merged
 
 
-def top_share_threshold(histogram: Histogram, top_share: float) -> float | None:
+def top_share_threshold(histogram: Histogram, top_share: float,
+                        min_customers: int = 1) -> float | None:
     """The value at or above which a customer is in the top ``top_share`` (None if empty).
 
     The exact threshold is the value of the ceil(top_share * n)-th largest customer; this
-    returns the lower edge of its bucket.
-    """
+    returns the lower edge of its bucket. None too while fewer than ``min_customers``
+    are counted (CXSTREAM_HIGH_VALUE_MIN_CUSTOMERS): one customer is no "top 20 %"."""
     total = sum(histogram.values())
-    if total == 0:
+    if total == 0 or total < min_customers:
         return None
     wanted = max(1, math.ceil(top_share * total))
     seen = 0
@@ -77,13 +78,14 @@ class ValueBands:
 
     def __init__(self, histograms: dict[str, Histogram], top_share: float,
                  scope: str = "segment", fixed_threshold: float | None = None,
-                 overall: Histogram | None = None) -> None:
+                 overall: Histogram | None = None, min_customers: int = 1) -> None:
         #: histograms per segment; the overall one is their sum (``overall``, if the
         #: caller has it)
-        self.by_segment = {segment: top_share_threshold(h, top_share)
+        self.by_segment = {segment: top_share_threshold(h, top_share, min_customers)
                            for segment, h in histograms.items()}
         self.overall = top_share_threshold(
-            merge(histograms.values()) if overall is None else overall, top_share)
+            merge(histograms.values()) if overall is None else overall, top_share,
+            min_customers)
         self.customers = sum(sum(h.values()) for h in histograms.values())
         self.top_share = top_share
         self.scope = scope
@@ -325,8 +327,9 @@ class LiveBands:
 
     def __init__(self, top_share: float, scope: str, fixed_threshold: float | None,
                  index: ValueIndex | None = None,
-                 partition_count: int | None = None) -> None:
+                 partition_count: int | None = None, min_customers: int = 1) -> None:
         self.partition_count = partition_count
+        self.min_customers = min_customers
         #: whether the last bands built counted every partition (this worker's indexed
         #: ones and the other workers' shares); False while partitions are recovering
         self.complete = True
@@ -384,7 +387,7 @@ class LiveBands:
         return ValueBands({segment: parts[0] if len(parts) == 1 and parts[0] is local.get(
             segment) else merge(parts) for segment, parts in per_segment.items()},
                           self.top_share, self.scope, self.fixed_threshold,
-                          None if remote else self.index.overall(known))
+                          None if remote else self.index.overall(known), self.min_customers)
 
 
 def quadrant_name(high_value: bool | None, low: bool | None) -> str:

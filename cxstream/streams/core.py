@@ -102,7 +102,7 @@ def build_core(settings: Settings, config: RulesConfig, tables: CoreTables,
     partials_index = PartialsIndex()
     bands = BandsHolder(settings.high_value_share, settings.high_value_scope,
                         settings.high_value_threshold, index, ports.owned,
-                        ports.partition_count)
+                        ports.partition_count, settings.band_min_customers)
     customer_alerts = build_customer_alerts(
         config, tagger or load_tagger(settings.lexicons_dir), bands, rules, ports.now)
     surveys = (SurveyDesk(config.surveys, tables.surveys, ports.metrics, ports.clock)

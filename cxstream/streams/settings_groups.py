@@ -4,6 +4,7 @@ same: ``CXSTREAM_<NAME>``)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -79,6 +80,17 @@ class HighValueBand(BaseModel):
     """
     high_value_threshold: float | None = Field(default=None, ge=0)
     """a fixed value threshold instead of the top share."""
+    high_value_min_customers: int | None = Field(default=None, ge=1)
+    """a segment (scope `segment`) or the base (scope `overall`) has no top-share band until
+    it counts this many customers with a profile: its customers are neither high-value nor
+    not (quadrant `unknown`); unset: as many as the share needs to hold one customer, 1 /
+    `CXSTREAM_HIGH_VALUE_SHARE` (5 for 0.2)
+    """
+    @property
+    def band_min_customers(self) -> int:
+        """CXSTREAM_HIGH_VALUE_MIN_CUSTOMERS, or 1 / the share (rounded up)."""
+        return self.high_value_min_customers or math.ceil(1 / self.high_value_share - 1e-9)
+
     value_band_refresh_seconds: float = Field(default=30, gt=0)
     """how often the other workers' value histograms are gathered (a worker counts its own
     customers' profiles at once)

@@ -56,7 +56,7 @@ from cxstream.streams.services import (
 )
 from cxstream.streams.settings import Settings
 from cxstream.streams.web.api import register_api
-from cxstream.streams.web.console.pages import register_console
+from cxstream.streams.web.console.routes import register_console
 
 RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 log = logging.getLogger(__name__)

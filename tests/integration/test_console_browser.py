@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from cxstream.streams.settings import load_settings
-from testkit.support import TOKEN, configure, feedback, interaction, profile, send, start
+from testkit.support import TOKEN, console_worker, feedback, interaction, profile, send
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium")
@@ -31,16 +29,10 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
         isolated: dict[str, str], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    users = tmp_path / "users.yaml"
-    users.write_text(yaml.safe_dump({"users": [
-        {"name": "alice", "token": ALICE, "teams": ["smb-support"]}]}))
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(yaml.safe_dump({"routing": {"segment_teams": {"smb": "smb-support"}},
-                                     "high_value_at_risk": {"enabled": False}}))
-    values = configure(isolated, users_file=str(users), rules_file=str(rules))
-    settings = load_settings({}, **values)
-    base = f"http://127.0.0.1:{values['web_port']}"
-    worker = start(values, tmp_path, "worker")
+    settings, base, worker = console_worker(
+        isolated, tmp_path, users=[{"name": "alice", "token": ALICE, "teams": ["smb-support"]}],
+        rules={"routing": {"segment_teams": {"smb": "smb-support"}},
+               "high_value_at_risk": {"enabled": False}})
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     ARTIFACTS.mkdir(exist_ok=True)
     try:

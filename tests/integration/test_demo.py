@@ -64,11 +64,12 @@ def test_the_demo_catches_every_scripted_incident_and_dead_letters_the_malformed
     assert surveys.get("sent", 0) > 0, surveys
     assert any(what.startswith("suppressed: recently") for what in surveys), surveys
     assert "survey requests sent" in result.stdout
-    # the top three priorities, by revenue at stake, with their counts
+    # the top three priorities (value and customers mixed), with their counts: the
+    # scripted delivery outage first, above issues led by the declining VIP's value
     top = summary["top_priorities"]
     assert [row["rank"] for row in top] == [1, 2, 3], top
-    assert [row["value"] for row in top] == sorted((row["value"] for row in top),
-                                                   reverse=True)
+    assert top[0]["issue"] == "touchpoint:delivery", top
+    assert top[0]["largest_share"] < 0.5, top  # broad: no account makes half of it
     assert all(row["customers"] >= max(row["silent"], 1) for row in top), top
     assert "What to fix first" in result.stdout and top[0]["issue"] in result.stdout
 

@@ -449,6 +449,16 @@ def test_the_index_selects_the_first_matching_cases_as_sorting_them_all_would(
         s.alert_id for s in (expected if first is None else expected[:first])]
 
 
+def test_a_critical_alert_comes_before_a_warning_due_at_the_same_minute() -> None:
+    from cxstream.streams.alerting.case_index import list_order
+
+    due = datetime(2026, 12, 6, 10, 0, tzinfo=UTC).timestamp()
+    warning = list_order(due + 10, "warning", 5_000.0, "w")
+    critical = list_order(due + 30, "critical", 10.0, "c")
+    later_critical = list_order(due + 3_600, "critical", 10.0, "c2")
+    assert sorted([warning, later_critical, critical]) == [critical, later_critical, warning]
+
+
 def test_a_page_of_the_index_looks_at_its_buckets_and_its_rows_not_every_case() -> None:
     """20,000 unresolved cases in six buckets: the first 50 cost six bucket checks and
     50 rows, and the count is the buckets' sizes."""
@@ -483,7 +493,8 @@ def test_a_page_of_the_index_looks_at_its_buckets_and_its_rows_not_every_case() 
     index.open = Counting(index.open)
     matched, chosen = index.select(wanted, 50)
     assert matched == 10_000 and len(looked) == 6 and built == 50
-    assert [s.alert_id for s in chosen] == [f"a-{n}" for n in range(0, 100, 2)]
+    # the most severe first (critical: every sixth case of the team), then the soonest due
+    assert [s.alert_id for s in chosen] == [f"a-{n}" for n in range(0, 300, 6)]
 
 
 def test_after_a_recovery_the_open_cases_are_read_a_slice_at_a_time_in_a_running_loop(

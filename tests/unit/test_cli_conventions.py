@@ -129,3 +129,15 @@ def test_config_check_refuses_caps_under_which_a_value_outgrows_the_request_limi
     assert result.exit_code == 2
     assert "CXSTREAM_SEEN_EVENT_IDS_KEPT" in result.output
     assert "CXSTREAM_PRODUCER_MAX_REQUEST_BYTES" in result.output
+
+
+def test_the_cli_docs_and_api_agree_on_the_score_dimensions() -> None:
+    from cxstream.cli.commands.scores import Dimension
+    from cxstream.scoring.groups import DIMENSIONS
+
+    assert tuple(d.value for d in Dimension) == DIMENSIONS
+    api = " ".join((ROOT / "docs" / "api.md").read_text().split())
+    sentence = api[api.index("`dimension` is "):].split(";")[0]
+    assert all(f"`{d}`" in sentence for d in DIMENSIONS), sentence
+    text = help_of(["scores"])
+    assert all(d in text for d in DIMENSIONS)

@@ -27,7 +27,8 @@ runner = CliRunner()
 
 #: the arguments each command needs besides the address (a file made in the test)
 KAFKA_COMMANDS = {
-    "topics create": [], "send sample": [], "send file": ["{jsonl}", "--topic", "cx.feedback"],
+    "topics create": [], "send sample": [], "send example": [],
+    "send file": ["{jsonl}", "--topic", "cx.feedback"],
     "deadletter show": [], "recompute": [], "simulate": ["--customers", "50"],
     "replay": ["{jsonl}"], "rules backtest": ["--rules", "{rules}"],
 }

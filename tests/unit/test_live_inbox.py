@@ -15,7 +15,7 @@ ALICE, BOB = Principal("alice", ("smb-support",)), Principal("bob", ("key-accoun
 async def test_many_pages_of_one_user_cost_one_poll_per_tick() -> None:
     asked: list[str] = []
 
-    async def inbox(principal: Principal) -> list[dict[str, Any]]:
+    async def inbox(principal: Principal, view: Any) -> list[dict[str, Any]]:
         asked.append(principal.name)
         return [{"alert_id": f"{principal.name}-1"}]
 
@@ -40,7 +40,7 @@ async def test_many_pages_of_one_user_cost_one_poll_per_tick() -> None:
 
 
 async def test_a_user_may_open_only_so_many_live_pages() -> None:
-    async def inbox(principal: Principal) -> list[dict[str, Any]]:
+    async def inbox(principal: Principal, view: Any) -> list[dict[str, Any]]:
         return []
 
     live = LiveInbox(inbox, every_seconds=10, max_per_user=2)
@@ -53,7 +53,7 @@ async def test_a_user_may_open_only_so_many_live_pages() -> None:
 
 
 async def test_stopping_wakes_every_waiting_page_at_once() -> None:
-    async def inbox(principal: Principal) -> list[dict[str, Any]]:
+    async def inbox(principal: Principal, view: Any) -> list[dict[str, Any]]:
         return []
 
     live = LiveInbox(inbox, every_seconds=10)
@@ -63,3 +63,23 @@ async def test_stopping_wakes_every_waiting_page_at_once() -> None:
     await asyncio.sleep(0.05)
     await live.shut()
     assert await asyncio.wait_for(waiting, 1.0) == (version, None)
+
+
+async def test_each_view_of_a_user_is_polled_once_and_counts_towards_their_pages() -> None:
+    asked: list[tuple[str, Any]] = []
+
+    async def inbox(principal: Principal, view: Any) -> list[dict[str, Any]]:
+        asked.append((principal.name, view))
+        return [{"alert_id": f"{view}"}]
+
+    live = LiveInbox(inbox, every_seconds=0.05, max_per_user=3)
+    critical, page_two = ("severity=critical",), ("offset=50",)
+    assert live.open(ALICE, critical) and live.open(ALICE, critical)
+    assert live.open(ALICE, page_two)
+    assert not live.open(ALICE)  # three pages already, whatever their views
+    (_, rows), (_, other) = await asyncio.gather(live.wait(ALICE, 0, 1.0, critical),
+                                                 live.wait(ALICE, 0, 1.0, page_two))
+    assert rows == [{"alert_id": str(critical)}] and other == [{"alert_id": str(page_two)}]
+    await asyncio.sleep(0.12)
+    assert asked.count(("alice", critical)) == asked.count(("alice", page_two))
+    await live.shut()

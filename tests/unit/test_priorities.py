@@ -156,7 +156,7 @@ SUMMED = counts([
 
 
 def test_revenue_at_stake_puts_few_high_value_customers_first() -> None:
-    answer = ranking(SUMMED, NOW, BEFORE, CONFIG)
+    answer = ranking(SUMMED, NOW, BEFORE, PrioritiesConfig(rank_by="value"))
     rows = answer["issues"]
     assert [row["issue"] for row in rows] == ["touchpoint:delivery", "touchpoint:billing",
                                               "topic:waiting"]
@@ -183,6 +183,61 @@ def test_ranking_by_customers_and_by_a_mix() -> None:
     assert mix["value_weight"] == 0.5
     heavy = PrioritiesConfig(value_weight=0.0)
     assert ranking(SUMMED, NOW, BEFORE, heavy, rank_by="mix")["issues"][0]["key"] == "billing"
+
+
+def test_one_large_account_does_not_lead_a_wide_outage_by_default() -> None:
+    """Support: 3 customers, one of them an account worth 2.2 M; delivery: an outage
+    hitting 281 customers worth 300 k. The default ranking (mix) puts the outage first,
+    and the support issue shows that one account is nearly all of its value."""
+    board = PrioritiesConfig()
+    assert board.rank_by == "mix"
+    marks: dict[str, Any] = {}
+    support, outage = empty_count(), empty_count()
+    for n, value in enumerate((2_200_000.0, 40.0, 30.0)):
+        count_signal(support, marks.setdefault(f"s{n}", {}), "touchpoint:support", False,
+                     value, False, "i", n)
+    for n in range(281):
+        count_signal(outage, marks.setdefault(f"o{n}", {}), "touchpoint:delivery", False,
+                     300_000.0 / 281, False, "i", n)
+    summed = counts([(NOW, "touchpoint:support", support),
+                     (NOW, "touchpoint:delivery", outage)])
+    rows = ranking(summed, NOW, BEFORE, board)["issues"]
+    assert [row["key"] for row in rows] == ["delivery", "support"]
+    assert rows[1]["largest_value"] == 2_200_000.0 and rows[1]["largest_share"] > 0.99
+    assert rows[0]["largest_share"] == round(1 / 281, 3)
+    by_value = ranking(summed, NOW, BEFORE, board, rank_by="value")["issues"]
+    assert by_value[0]["key"] == "support"  # asked for by value, the account leads
+
+
+def test_a_broad_issue_with_one_huge_account_does_not_outrank_a_broader_one() -> None:
+    """Checkout: 94 customers, one of them worth 2 M (the rest 300 each); delivery: 167
+    customers at 300. In mix, no account counts more than the issue's other customers
+    together, so the broader delivery issue leads."""
+    checkout = {**issue(94, 2_000_000.0 + 93 * 300.0), "largest": 2_000_000.0}
+    delivery = {**issue(167, 167 * 300.0), "largest": 300.0}
+    summed = counts([(NOW, "touchpoint:checkout", checkout),
+                     (NOW, "touchpoint:delivery", delivery)])
+    rows = ranking(summed, NOW, BEFORE, PrioritiesConfig())["issues"]
+    assert [row["key"] for row in rows] == ["delivery", "checkout"]
+    assert rows[1]["value"] == 2_027_900.0  # shown whole
+
+
+def test_an_issue_of_too_few_customers_never_ranks_above_one_with_enough() -> None:
+    summed = counts([(NOW, "touchpoint:support", issue(2, 5_000_000.0)),
+                     (NOW, "touchpoint:delivery", issue(3, 10.0))])
+    for rank_by in ("value", "customers", "mix"):
+        rows = ranking(summed, NOW, BEFORE, CONFIG, rank_by=rank_by)["issues"]  # type: ignore[arg-type]
+        assert [(row["key"], row["few"]) for row in rows] == [("delivery", False),
+                                                             ("support", True)], rank_by
+
+
+def test_the_largest_account_of_an_issue_is_the_largest_of_every_partition() -> None:
+    summed = counts([(NOW, "topic:a", {**issue(2, 10.0), "largest": 7.0}),
+                     (NOW, "topic:a", {**issue(3, 50.0), "largest": 30.0}),
+                     (NOW, "topic:a", issue(1, 1.0))])  # a count kept before the field
+    assert summed[NOW, "topic:a"]["largest"] == 30.0
+    row = ranking(summed, NOW, BEFORE, CONFIG)["issues"][0]
+    assert (row["largest_value"], row["largest_share"]) == (30.0, round(30 / 61, 3))
 
 
 def test_kind_filter_and_areas() -> None:

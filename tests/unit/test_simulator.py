@@ -213,3 +213,31 @@ def test_simulate_command_writes_the_same_file_for_the_same_seed(tmp_path: Path)
     assert first == (tmp_path / "b.jsonl").read_bytes() and first.count(b"\n") > 250
     bad = runner.invoke(app, ["simulate", "--customers", "3", "--out", str(tmp_path / "c")])
     assert bad.exit_code == 2 and "--customers" in bad.output
+
+
+@pytest.mark.parametrize("hour", [1, 13, 22])
+def test_the_demo_company_has_plausible_scores_whatever_the_hour(hour: int) -> None:
+    """The demo (a flat rate, its incidents, its default size and seed): over the day
+    window the scoreboard reads, the segments outside the NPS drop score +20 to +50 and
+    the dropping one below 0, at night as in the afternoon."""
+    start = datetime(2026, 12, 7, hour, 30, tzinfo=UTC)
+    simulation = simulate(SimConfig(daily_rhythm=False), start)
+    segment = {c.customer_id: c.segment for c in simulation.population}
+    midnight = start.replace(hour=0, minute=0)
+    answers: dict[str, Counter[str]] = {}
+    for record in simulation.records():
+        if record.kind != "feedback" or record.malformed:
+            continue
+        event = json.loads(record.value)
+        if event["survey"] != "nps" or datetime.fromisoformat(event["occurred_at"]) < midnight:
+            continue
+        tally = answers.setdefault(segment[event["customer_id"]], Counter())
+        tally["n"] += 1
+        tally["promoters"] += event["score"] >= 9
+        tally["detractors"] += event["score"] <= 6
+    nps = {name: 100 * (t["promoters"] - t["detractors"]) / t["n"]
+           for name, t in answers.items()}
+    assert all(t["n"] >= 100 for t in answers.values()), answers
+    drop = simulation.plan.nps_drop_segment
+    assert all(20 <= score <= 50 for name, score in nps.items() if name != drop), nps
+    assert nps[drop] < 0, nps

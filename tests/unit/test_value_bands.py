@@ -56,6 +56,21 @@ def test_empty_histogram_has_no_threshold() -> None:
     assert top_share_threshold({}, 0.2) is None
 
 
+def test_a_segment_smaller_than_the_minimum_has_no_high_value_band() -> None:
+    """The only customer of a new segment is not its top 20 %: by default a band needs
+    1 / share customers (5 for 20 %), then holds ceil(share * n) of them."""
+    from cxstream.streams.settings import load_settings
+
+    assert load_settings({}).band_min_customers == 5
+    assert load_settings({}, high_value_share="0.3").band_min_customers == 4
+    assert load_settings({}, high_value_min_customers="1").band_min_customers == 1
+    assert top_share_threshold(histogram_of([1_840.0]), 0.2, 5) is None
+    assert top_share_threshold(histogram_of([10.0, 20.0, 30.0, 40.0]), 0.2, 5) is None
+    five = top_share_threshold(histogram_of([10.0, 20.0, 30.0, 40.0, 5_000.0]), 0.2, 5)
+    assert five is not None and 40.0 < five <= 5_000.0
+    assert top_share_threshold(histogram_of([1_840.0]), 0.2) is not None  # minimum 1
+
+
 def test_merging_histograms_adds_counts_including_json_string_buckets() -> None:
     assert merge([{1: 2}, {"1": 3, "5": 1}]) == {1: 5, 5: 1}  # type: ignore[dict-item]
 

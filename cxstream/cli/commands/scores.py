@@ -24,9 +24,13 @@ from cxstream.cli.options import (
 
 
 class Dimension(StrEnum):
+    """The group dimensions (scoring.groups.DIMENSIONS; a test compares)."""
+
     segment = "segment"
     channel = "channel"
     touchpoint = "touchpoint"
+    stage = "stage"
+    agent = "agent"
 
 
 class Metric(StrEnum):
@@ -74,13 +78,30 @@ def scores(
         print_json(ranked)
         return
     dimension_name, metric_name = dimension.value, metric.value
-    table = Table("rank", dimension_name, metric_name.upper(), "n", "± (95 %)",
+    table = Table("rank", dimension_name, metric_name.upper(), "n", "± (95 %)", "previous",
+                  "change (± its margin)",
                   title=f"{dimension_name} by {metric_name.upper()}, {window} from "
                   f"{ranked['start']}")
     for rank, row in enumerate(ranked["groups"], 1):
+        previous = row.get("previous")
         table.add_row(str(rank), row["key"], f"{row['score']:g}", str(row["n"]),
-                      "" if row["margin_of_error"] is None else f"{row['margin_of_error']:g}")
+                      "" if row["margin_of_error"] is None else f"{row['margin_of_error']:g}",
+                      "-" if previous is None else f"{previous['score']:g} (n={previous['n']})",
+                      change_text(row.get("change")))
     console.print(table)
+    console.print("A change marked 'noise' is within its margin: the samples alone give "
+                  "differences that large more than 1 time in 20.", style="dim")
+
+
+def change_text(change: dict[str, Any] | None) -> str:
+    """A change with its margin; one within the margin says so, uncoloured."""
+    if change is None:
+        return "-"
+    margin = "?" if change["margin"] is None else f"{change['margin']:g}"
+    text = f"{change['value']:+g} (± {margin})"
+    if not change["significant"]:
+        return f"{text} noise"
+    return f"[{'green' if change['direction'] == 'up' else 'red'}]{text}[/]"
 
 
 class RankBy(StrEnum):
@@ -123,8 +144,8 @@ def priorities(
     if output is Output.json:
         print_json(ranked)
         return
-    table = Table("rank", "issue", "customers", "silent", "value at stake", "top band",
-                  "previous", "trend",
+    table = Table("rank", "issue", "customers", "silent", "value at stake",
+                  "largest account", "top band", "previous", "trend",
                   title=f"priorities by {ranked['rank_by']}, window from "
                   f"{ranked['window']['start'][:16].replace('T', ' ')} "
                   f"({ranked['total']} issues)")
@@ -134,12 +155,18 @@ def priorities(
         table.add_row(
             str(row["rank"]), row["issue"],
             f"{row['customers']}" + (" (few)" if row["few"] else ""), str(row["silent"]),
-            f"{row['value']:,.2f}", "-" if share is None else f"{share:.0%}",
+            f"{row['value']:,.2f}", _largest(row), "-" if share is None else f"{share:.0%}",
             "-" if previous is None else f"{previous['customers']} / {previous['value']:,.2f}",
             row["trend"])
     console.print(table)
     if not ranked["issues"]:
         console.print("no negative signals in this window")
+
+
+def _largest(row: dict[str, Any]) -> str:
+    """An issue's largest account and its share of the value at stake."""
+    share = row.get("largest_share")
+    return "-" if share is None else f"{row['largest_value']:,.0f} ({share:.0%})"
 
 
 def _print_group(report: dict[str, Any]) -> None:
@@ -150,6 +177,8 @@ def _print_group(report: dict[str, Any]) -> None:
             row = pair[which]
             table.add_row(f"{name} {which}", row["start"][:16].replace("T", " "),
                           *(_cell(row[metric]) for metric in ("nps", "csat", "ces")))
+        table.add_row(f"{name} change", "", *(change_text(pair["change"][metric])
+                                             for metric in ("nps", "csat", "ces")))
     console.print(table)
 
 

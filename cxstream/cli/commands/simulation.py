@@ -178,7 +178,9 @@ def demo(
     from cxstream.cli.demo import DemoOptions, run_demo
 
     settings = settings_or_exit(bootstrap_servers, config_file)
+    # a flat rate: the demo shows the same company whatever the hour it is run (with the
+    # daily rhythm, a run at night had a tenth of the traffic against the same incidents)
     config = _sim_config_or_exit(customers=customers, rate=rate, duration=duration,
-                                 seed=seed, history_days=history_days)
+                                 seed=seed, history_days=history_days, daily_rhythm=False)
     sys.exit(run_demo(settings, console, DemoOptions(config, keep_broker=keep_broker,
                                                      summary_file=summary_json)))

@@ -15,6 +15,7 @@ Shape of a run (``at`` is the second, from the start of sending, a record is due
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import random
@@ -28,7 +29,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cxstream.cli.simulator import texts
 from cxstream.cli.simulator.incidents import Expectation, Plan, plan_incidents
-from cxstream.cli.simulator.population import Customer, Kind, build_population, pick
+from cxstream.cli.simulator.population import (
+    SEGMENT_ACTIVITY,
+    Customer,
+    Kind,
+    build_population,
+    pick,
+)
 
 #: relative traffic per hour of the day (UTC), a retail-like day with evening peak
 HOURLY = (0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.2, 1.5, 1.6, 1.6,
@@ -156,6 +163,9 @@ class _Builder:
         self.bad_segment = simulation.plan.nps_drop_segment
         self.bad_from = simulation.plan.nps_drop_from
         self.outage = simulation.plan.outage
+        #: cumulative activity of the customers, in population order (SEGMENT_ACTIVITY)
+        self.activity = list(itertools.accumulate(
+            SEGMENT_ACTIVITY[customer.segment] for customer in simulation.population))
 
     # -- the three phases --------------------------------------------------------------
 
@@ -198,7 +208,7 @@ class _Builder:
 
     def _event(self, at: float, event_time: float) -> SimRecord:
         rng = self.rng
-        customer = rng.choice(self.sim.population)
+        customer = rng.choices(self.sim.population, cum_weights=self.activity)[0]
         kind: Kind = pick(rng, KINDS)  # type: ignore[assignment]  # a key of KINDS
         if kind == "feedback" and customer.customer_id in self.silent:
             kind = "interactions"  # the declining high-value customer never answers

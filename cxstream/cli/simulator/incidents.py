@@ -27,7 +27,12 @@ if TYPE_CHECKING:
 
 OUTAGE_REGION = "LT"
 OUTAGE_WINDOW = (0.15, 0.55)
-OUTAGE_RATE_SHARE = 0.25  # extra events during the outage, as a share of the live rate
+#: extra events during the outage, as a share of the live rate, and the share of them that
+#: are angry NPS answers (the rest: failed or escalated deliveries). Sized so that the
+#: segments outside the NPS drop keep a plausible NPS (+20 to +50) over the demo's day
+#: (tests/unit/test_simulator.py), while the outage still leads what to fix first
+OUTAGE_RATE_SHARE = 0.1
+OUTAGE_ANSWER_SHARE = 0.1
 DECLINE_AT = (0.25, 0.35, 0.45, 0.55)
 SOCIAL_WINDOW = (0.60, 0.70)
 SOCIAL_CUSTOMERS = 8
@@ -135,7 +140,7 @@ def _delivery_outage(rng: random.Random, plan: Plan, population: list[Customer],
     plan.outage = (OUTAGE_REGION, start, end)
     for at in _arrivals(rng, start, end, OUTAGE_RATE_SHARE * config.rate):
         customer = rng.choice(region)
-        if rng.random() < 0.7:
+        if rng.random() >= OUTAGE_ANSWER_SHARE:
             channel = rng.choice(("phone", "chat", "web", "app"))
             fields: dict[str, Any] = {"channel": channel, "touchpoint": "delivery",
                                       "outcome": rng.choice(("failure", "escalated"))}

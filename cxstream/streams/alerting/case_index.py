@@ -74,11 +74,13 @@ class CaseSummary:
 
 def list_order(deadline: float | None, severity: str, customer_value: Any,
                alert_id: str) -> tuple[Any, ...]:
-    """Where a case comes in the alert list: by deadline (soonest first, to the second;
-    none last), then severity (critical first), then customer value (highest first).
-    Absolute times, so the order of two cases never changes while they do not."""
-    return (deadline is None, 0 if deadline is None else math.floor(deadline),
-            -SEVERITY_RANK.get(severity, 0), -(customer_value or 0), alert_id)
+    """Where a case comes in the alert list: by severity (critical first), then deadline
+    (soonest first, to the second; none last), then customer value (highest first): a
+    critical alert is never below a warning due at the same time. Absolute times, so
+    the order of two cases never changes while they do not."""
+    return (-SEVERITY_RANK.get(severity, 0), deadline is None,
+            0 if deadline is None else math.floor(deadline), -(customer_value or 0),
+            alert_id)
 
 
 def summary_list_order(summary: CaseSummary) -> tuple[Any, ...]:

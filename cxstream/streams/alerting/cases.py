@@ -375,8 +375,8 @@ def case_row(case: lc.AlertCase | CaseSummary, now: datetime) -> dict[str, Any]:
 
 
 def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """By deadline (soonest first, none last), then severity, then customer value: the
-    order of ``list_order``, which the index keeps."""
+    """By severity (critical first), then deadline (soonest first, none last), then
+    customer value: the order of ``list_order``, which the index keeps."""
     def order(row: dict[str, Any]) -> tuple[Any, ...]:
         due = row["due"]
         return list_order(None if due is None else datetime.fromisoformat(due).timestamp(),

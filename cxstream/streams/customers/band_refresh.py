@@ -31,8 +31,9 @@ class BandsHolder(LiveBands):
     def __init__(self, top_share: float, scope: str, fixed_threshold: float | None,
                  index: ValueIndex | None = None,
                  owned: Callable[[], set[int]] = set,
-                 partition_count: int | None = None) -> None:
-        super().__init__(top_share, scope, fixed_threshold, index, partition_count)
+                 partition_count: int | None = None, min_customers: int = 1) -> None:
+        super().__init__(top_share, scope, fixed_threshold, index, partition_count,
+                         min_customers)
         self.owned = owned
         self.own(owned())
 
@@ -65,7 +66,7 @@ class BandsHolder(LiveBands):
                     per_segment.setdefault(segment, []).append(histogram)
             self._bands = ValueBands({segment: merge(parts) for segment, parts in
                                       per_segment.items()}, self.top_share, self.scope,
-                                     self.fixed_threshold)
+                                     self.fixed_threshold, min_customers=self.min_customers)
             return
         self.remote = shares[1:]  # Cluster.gather puts this worker's own share first
         self._remote_version += 1

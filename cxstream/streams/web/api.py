@@ -145,6 +145,16 @@ class AlertActionView(ApiView):
         return await self.answer(request, act)
 
 
+class AlertsActionView(ApiView):
+    """POST /api/alert-actions/{action}: one action on several alerts, answered per
+    alert."""
+
+    async def post(self, request: Any, action: str) -> Any:
+        async def act(who: Principal) -> Any:
+            return await self.api.act_on_many(who, action, await json_body(request))
+        return await self.answer(request, act)
+
+
 class OpenApiView(ApiView):
     """GET /api/openapi.json: the API's description (no data: open like /healthz)."""
 
@@ -211,6 +221,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/alerts", AlertsView),
     ("/api/alerts/{alert_id}", AlertView),
     ("/api/alerts/{alert_id}/{action}", AlertActionView),
+    ("/api/alert-actions/{action}", AlertsActionView),
     ("/api/openapi.json", OpenApiView),
     ("/internal/partials", PartialsShareView),
     ("/internal/value-histograms", ValueHistogramsShareView),

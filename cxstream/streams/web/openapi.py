@@ -16,6 +16,7 @@ METRICS = ("nps", "csat", "ces")
 ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
 ACTIONS = ("ack", "assign", "note", "snooze", "resolve")
 MAX_PAGE = 500
+MAX_BULK = 200  # web.queries.MAX_BULK
 ERROR = {"$ref": "#/components/schemas/Error"}
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
@@ -58,11 +59,6 @@ PAGE = [_query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, 
 def openapi_document(windows: list[str]) -> dict[str, Any]:
     """The document, for a worker whose score windows are ``windows``."""
     dimension = _path("dimension", {"type": "string", "enum": list(DIMENSIONS)})
-    action_body = {"required": False, "content": {"application/json": {"schema": {
-        "type": "object", "properties": {
-            "to": {"type": "string"}, "text": {"type": "string"},
-            "until": {"type": "string", "format": "date-time"},
-            "category": {"type": "string"}, "note": {"type": "string"}}}}}}
     paths: dict[str, Any] = {
         "/api/openapi.json": {"get": {"summary": "this document (no token needed)",
                                       "security": [], "responses": {"200": {
@@ -92,16 +88,7 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
             _query("kind", {"type": "string", "enum": ["touchpoint", "topic"]}, "issues"),
             _query("by", {"type": "string", "enum": ["issue", "area"]}, "grouping"),
             PAGE[0]], 400, 503),
-        "/api/alerts": _get("the alerts the caller may see, by deadline", [
-            *(_query(name, {"type": "string"}, f"{name} (comma-separated: any of)")
-              for name in ALERT_FILTERS), *PAGE], 400, 503),
-        "/api/alerts/{alert_id}": _get("an alert, its case, history and customer",
-                                       [_path("alert_id")], 404, 503),
-        "/api/alerts/{alert_id}/{action}": {"post": {
-            "summary": "act on an alert", "requestBody": action_body,
-            "parameters": [_path("alert_id"),
-                           _path("action", {"type": "string", "enum": list(ACTIONS)})],
-            "responses": _answers(400, 404, 409, 503)}},
+        **_alert_paths(),
     }
     return {
         "openapi": "3.1.0",
@@ -114,4 +101,38 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Error": {"type": "object", "required": ["error"],
                                   "properties": {"error": {"type": "string"}}}}},
+    }
+
+
+#: the fields of an action on an alert (each action takes its own: docs/api.md)
+ACTION_FIELDS: dict[str, Any] = {
+    "to": {"type": "string"}, "text": {"type": "string"},
+    "until": {"type": "string", "format": "date-time"},
+    "category": {"type": "string"}, "note": {"type": "string"}}
+
+
+def _alert_paths() -> dict[str, Any]:
+    """The alert list, one alert, an action on it, and one action on several."""
+    action = _path("action", {"type": "string", "enum": list(ACTIONS)})
+    action_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": ACTION_FIELDS}}}}
+    bulk_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["alert_ids"], "properties": {
+            "alert_ids": {"type": "array", "minItems": 1, "maxItems": MAX_BULK,
+                          "items": {"type": "string"}},
+            **ACTION_FIELDS}}}}}
+    return {
+        "/api/alerts": _get("the alerts the caller may see, by deadline", [
+            *(_query(name, {"type": "string"}, f"{name} (comma-separated: any of)")
+              for name in ALERT_FILTERS), *PAGE], 400, 503),
+        "/api/alerts/{alert_id}": _get("an alert, its case, history and customer",
+                                       [_path("alert_id")], 404, 503),
+        "/api/alert-actions/{action}": {"post": {
+            "summary": "one action on several alerts, answered per alert",
+            "requestBody": bulk_body, "parameters": [action],
+            "responses": _answers(400, 404, 503)}},
+        "/api/alerts/{alert_id}/{action}": {"post": {
+            "summary": "act on an alert", "requestBody": action_body,
+            "parameters": [_path("alert_id"), action],
+            "responses": _answers(400, 404, 409, 503)}},
     }

@@ -18,6 +18,8 @@ METRICS = ("nps", "csat", "ces")
 ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
 ACTIONS = ("ack", "assign", "note", "snooze", "resolve")
 MAX_PAGE = 500
+#: alerts one bulk action may name (each is an action of its own, maybe forwarded)
+MAX_BULK = 200
 MAX_COUNT = 10**9
 RANK_BY = ("value", "customers", "mix")
 ISSUE_KINDS = ("touchpoint", "topic")
@@ -82,6 +84,14 @@ def parse_bounded(raw: str, name: str, low: int, high: int) -> int:
         raise BadRequest(f"{name}: from {low} to {high}")
     return value
 
+
+
+def parse_alert_ids(raw: Any) -> list[str]:
+    """``alert_ids`` of a bulk action: 1 to MAX_BULK strings, repeats dropped."""
+    if (not isinstance(raw, list) or not raw or len(raw) > MAX_BULK
+            or not all(isinstance(item, str) and 0 < len(item) <= 200 for item in raw)):
+        raise BadRequest(f"alert_ids: a list of 1 to {MAX_BULK} alert ids")
+    return list(dict.fromkeys(raw))
 
 
 def check_text_fields(body: dict[str, Any]) -> None:

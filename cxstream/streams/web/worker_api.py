@@ -40,6 +40,7 @@ from cxstream.streams.web.errors import (
     NotFound,
     Unavailable,
     must_serve,
+    status_of,
 )
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,8 @@ class WorkerApi:
             why_hidden = (f"agents are ranked from {least} {metric} answers "
                           "(CXSTREAM_AGENT_MIN_ANSWERS)")
         start = current if which == "current" else previous
-        tallies = await self._gathered(dimension, {(spec.name, start)}, None)
+        tallies = await self._gathered(
+            dimension, {(spec.name, start), (spec.name, start - spec.seconds)}, None)
         return ranking(dimension, spec, start, metric, min_n, tallies, self.rules.conventions,
                        self.rules.journey.order() if dimension == "stage" else None,
                        why_hidden)
@@ -310,6 +312,33 @@ class WorkerApi:
                                    f"/api/alerts/{quote(alert_id)}/{action}",
                                    lambda: self._act_here(principal, alert_id, action, body),
                                    body)
+
+    async def act_on_many(self, principal: Principal, action: str,
+                          body: dict[str, Any]) -> dict[str, Any]:
+        """One action on several alerts (``alert_ids``, at most MAX_BULK), each as its
+        own ``act``: one alert refused (not found, not the caller's, a transition it
+        cannot take) or whose worker is busy leaves the others done, and the answer
+        says, per alert, what happened."""
+        if action not in q.ACTIONS:
+            raise NotFound(f"no action {action!r}; actions are {', '.join(q.ACTIONS)}")
+        ids = q.parse_alert_ids(body.get("alert_ids"))
+        fields = {name: value for name, value in body.items() if name != "alert_ids"}
+        q.check_text_fields(fields)
+        results = []
+        for alert_id in ids:
+            try:
+                answer = await self.act(principal, alert_id, action, fields)
+            except Exception as exc:
+                status = status_of(exc)
+                if status is None:
+                    raise
+                results.append({"alert_id": alert_id, "status": status, "error": str(exc)})
+            else:
+                results.append({"alert_id": alert_id, "status": 200,
+                                "alert_status": answer["alert"]["status"]})
+        done = sum(result["status"] == 200 for result in results)
+        return {"action": action, "done": done, "failed": len(results) - done,
+                "results": results}
 
     async def _act_here(self, principal: Principal, alert_id: str, action: str,
                         body: dict[str, Any]) -> dict[str, Any]:

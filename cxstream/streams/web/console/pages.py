@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import faust
 import jinja2
 from aiohttp import web as aioweb
-from aiohttp_sse import sse_response
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -24,7 +22,6 @@ from cxstream.streams.web.console.live import LiveInbox
 from cxstream.streams.web.console.rendering import (
     environment,
     form_token,
-    later,
     local_time,
     snooze_until,
     timeline,
@@ -36,7 +33,6 @@ LIVE_EVERY_SECONDS = 2.0
 #: a live stream ends after this long and the page opens a new one (with what it has):
 #: no connection outlives a worker's stop, or keeps a worker it no longer reaches
 LIVE_STREAM_SECONDS = 60.0
-INBOX_LIMIT = 200
 STATIC = {"console.js": "text/javascript", "console.css": "text/css"}
 
 
@@ -63,9 +59,9 @@ class Console:
         self.files = {name: (jinja2.PackageLoader("cxstream.streams.web.console", "static")
                              .get_source(self.env, name)[0]) for name in STATIC}
 
-    async def inbox(self, principal: Principal) -> list[dict[str, Any]]:
-        found = await self.api.alerts(principal, {"status": "unresolved",
-                                                  "limit": str(INBOX_LIMIT)})
+    async def inbox(self, principal: Principal, view: Any) -> list[dict[str, Any]]:
+        """The rows of one inbox view (console.inbox.InboxView) for the live pages."""
+        found = await self.api.alerts(principal, view.api_query(principal))
         rows: list[dict[str, Any]] = found["alerts"]
         return rows
 
@@ -166,73 +162,6 @@ class Logout(ConsoleView):
         return response
 
 
-class Inbox(ConsoleView):
-    async def get(self, request: Any) -> Any:
-        async def page(principal: Principal, session: str) -> Any:
-            rows = await self.console.inbox(principal)
-            return self.console.html(self.console.render("inbox.html", principal, rows=rows))
-        return await self.signed(request, page)
-
-
-class InboxEvents(ConsoleView):
-    """Server-sent events: ``ready`` (the ids in the inbox now: the page drops other rows),
-    then ``alert`` / ``changed`` with a row's HTML for each alert new or changed since
-    ``since`` (the page's newest change), ``gone`` for one resolved, and ``bye`` when the
-    stream ends (the page opens a new one)."""
-
-    async def get(self, request: Any) -> Any:
-        signed = self.console.signed_in(request)
-        if signed is None:
-            return aioweb.Response(status=401, text="sign in first")
-        _, principal = signed
-        live = self.console.live
-        if not live.open(principal):
-            return aioweb.Response(status=429, text=(
-                f"at most {live.max_per_user} live pages per user: close one"))
-        try:
-            return await self.stream_rows(request, principal)
-        finally:
-            live.close(principal)
-
-    async def stream_rows(self, request: Any, principal: Principal) -> Any:
-        console = self.console
-        since = request.query.get("since", "")
-        row_template = console.env.get_template("row.html")
-        ends = time.monotonic() + LIVE_STREAM_SECONDS
-        seen: dict[str, str] | None = None
-        version = 0
-
-        def row_html(row: dict[str, Any]) -> str:
-            return row_template.render(
-                row=row, user=principal, zone=principal.timezone,
-                when=lambda iso: local_time(iso, principal.timezone)).replace("\n", " ")
-
-        async with sse_response(request) as stream:
-            try:
-                while (stream.is_connected() and not console.closing.is_set()
-                       and time.monotonic() < ends):
-                    version, rows = await console.live.wait(principal, version,
-                                                            LIVE_EVERY_SECONDS * 2)
-                    if rows is None:
-                        continue
-                    if seen is None:  # what the page may have missed before
-                        await stream.send(" ".join(r["alert_id"] for r in rows),
-                                          event="ready")
-                        seen = {r["alert_id"]: since for r in rows}
-                    for row in rows:
-                        if later(row["updated_at"], seen.get(row["alert_id"])):
-                            kind = "changed" if row["alert_id"] in seen else "alert"
-                            await stream.send(row_html(row), event=kind, id=row["alert_id"])
-                    current = {r["alert_id"]: r["updated_at"] for r in rows}
-                    for gone in set(seen) - set(current):
-                        await stream.send(gone, event="gone")
-                    seen = current
-                await stream.send("", event="bye")
-            except ConnectionError:  # the page was closed meanwhile
-                pass
-        return stream
-
-
 class AlertPage(ConsoleView):
     async def get(self, request: Any, alert_id: str) -> Any:
         async def page(principal: Principal, session: str) -> Any:
@@ -311,14 +240,10 @@ class ScoresPage(ConsoleView):
 
     async def table(self, principal: Principal, dimension: str, window: str, metric: str
                     ) -> dict[str, Any]:
-        both = {which: await self.console.api.ranking(
-            principal, dimension, {"window": window, "metric": metric, "which": which})
-            for which in ("current", "previous")}
-        previous = {row["key"]: row for row in both["previous"]["groups"]}
-        return {"dimension": dimension, "start": both["current"]["start"],
-                "rows": [{**row, "previous": previous.get(row["key"])}
-                         for row in both["current"]["groups"]],
-                "hidden": both["current"].get("hidden")}
+        ranked = await self.console.api.ranking(
+            principal, dimension, {"window": window, "metric": metric})
+        return {"dimension": dimension, "start": ranked["start"], "rows": ranked["groups"],
+                "hidden": ranked.get("hidden")}
 
 
 class PrioritiesPage(ConsoleView):
@@ -337,29 +262,3 @@ class PrioritiesPage(ConsoleView):
             return console.html(console.render("priorities.html", principal, ranked=ranked,
                                                rank_by=rank_by, by=by))
         return await self.signed(request, page)
-
-
-PAGES: tuple[tuple[str, type[ConsoleView]], ...] = (
-    ("/console/static/{name}", StaticFile),
-    ("/console/login", Login),
-    ("/console/logout", Logout),
-    ("/console", Inbox),
-    ("/console/events", InboxEvents),
-    ("/console/alerts/{alert_id}", AlertPage),
-    ("/console/alerts/{alert_id}/{action}", AlertAction),
-    ("/console/scores", ScoresPage),
-    ("/console/priorities", PrioritiesPage),
-)
-
-
-def register_console(app: faust.App, services: WorkerServices, api: WorkerApi) -> Console:
-    """Add the console's pages to the app, bound to this worker's console."""
-    console = Console(services, api)
-    blueprint = faust.web.Blueprint("console")
-    for path, view in PAGES:
-        blueprint.route(path, name=view.__name__)(
-            type(view.__name__, (view,), {"console": console, "__doc__": view.__doc__}))
-    blueprint.register(app)
-    # cast: mode types the handler as a union of callables, which mypy cannot match
-    app.on_before_shutdown.connect(cast(Any, console.stop_live_streams))
-    return console
