@@ -206,8 +206,7 @@ def spread_value(row: dict[str, float]) -> float:
     all its other customers together: what ``mix`` weighs, so that one account cannot
     make an issue lead by itself (its value is still shown whole)."""
     value = row["value"]
-    return min(value, 2 * (value - row.get("largest", 0.0))) if row["customers"] > 1 \
-        else value
+    return min(value, 2 * (value - row.get("largest", 0.0)))
 
 
 def priority_score(row: dict[str, float], rank_by: RankBy, value_weight: float,

@@ -136,6 +136,19 @@ def test_a_lead_pages_filters_and_bulk_acknowledges_1000_alerts(
             page.goto(f"{base}/console?status=open&limit=25")
             assert counts_shown(page) == (1, 25, api_total(base, status="open"))
 
+            # a search by words of the alert: a customer, and words of its summary
+            assert api_total(base, q="k123") == 1
+            page.goto(f"{base}/console")
+            page.fill("input[name=q]", "K123")
+            page.click("#filters button[type=submit]")
+            page.wait_for_selector("#total:has-text('1')")
+            assert counts_shown(page) == (1, 1, 1) and "k123" in page.inner_text("#inbox")
+            page.goto(f"{base}/console?q=NPS+0+checkout&limit=200")
+            assert counts_shown(page)[2] == api_total(base, q="NPS 0 checkout") > 0
+            refused = httpx.get(f"{base}/api/alerts", params={"q": "!!!"}, timeout=30,
+                                headers={"Authorization": f"Bearer {TOKEN}"})
+            assert refused.status_code == 400 and "q:" in refused.json()["error"]
+
             # on a phone: nothing wider than the screen
             phone = browser.new_page(viewport={"width": 390, "height": 844},
                                      is_mobile=True, locale="en-GB")

@@ -569,3 +569,47 @@ def test_the_index_keeps_nothing_for_cases_resolved_or_moved_away() -> None:
     by_band, overdue = index.counts(now)  # keyed by severity and status only: bounded
     assert set(by_band.values()) == {0} and set(overdue.values()) <= {0}
     assert index.due(now.timestamp() + 10**9) == []
+
+
+WORDS = ["courier", "refund", "billing", "late", "app", "c-7", "smb", "consumer"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.sampled_from(WORDS), min_size=1, max_size=4),
+                          st.booleans()), min_size=1, max_size=40),
+       st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))
+def test_a_text_search_finds_the_cases_holding_every_word_and_forgets_resolved_ones(
+        cases: list[tuple[list[str], bool]], query: list[str]) -> None:
+    """The index's search equals a scan of the open cases, and a resolved case leaves
+    no word behind (the word index holds only what is open)."""
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.streams.alerting.case_index import CaseIndex, summary_words
+
+    index = CaseIndex()
+    for n, (words, resolve) in enumerate(cases):
+        case = lc.open_case(alert(alert_id=f"a-{n}", summary=" ".join(words)),
+                            "smb-support", T0, CONFIG)
+        index.update(case)
+        if resolve:
+            index.remove(f"a-{n}")
+    wanted = {word.lower() for word in query}
+    expected = {alert_id for alert_id, summary in index.open.items()
+                if wanted <= summary_words(summary)}
+    assert index.search(" ".join(query)) == expected
+    for n in range(len(cases)):
+        index.remove(f"a-{n}")
+    assert index._by_word == {}  # the bound: nothing of a closed case stays
+    assert index.search("!!!") == set()  # no word: nothing, not everything
+
+
+def test_a_search_finds_the_few_cases_of_a_rare_word_among_thousands() -> None:
+    from cxstream.alerts import lifecycle as lc
+    from cxstream.streams.alerting.case_index import CaseIndex
+
+    index = CaseIndex()
+    for n in range(5_000):
+        words = "NPS 3 about delivery" + (" courier" if n % 1_000 == 0 else "")
+        index.update(lc.open_case(alert(alert_id=f"a-{n}", summary=words), "smb-support",
+                                  T0, CONFIG))
+    assert index.search("Courier delivery") == {f"a-{n}" for n in range(0, 5_000, 1_000)}
+    assert len(index._by_word["courier"]) == 5

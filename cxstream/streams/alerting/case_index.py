@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -98,6 +99,25 @@ def bucket_of(summary: CaseSummary) -> Bucket:
     return (summary.team, summary.owner, summary.status, summary.severity, summary.rule)
 
 
+#: a word of the alert list's text search: letters, digits and . @ - _
+WORD = re.compile(r"[\w.@-]+")
+#: words indexed per case, and characters per word (the index's bound per case)
+MAX_WORDS, MAX_WORD_CHARS = 32, 64
+
+
+def words_of(text: str, most: int = MAX_WORDS) -> set[str]:
+    """The search words of ``text``: lower case, the first ``most``, clipped."""
+    return {word[:MAX_WORD_CHARS] for word in WORD.findall(text.lower())[:most]}
+
+
+def summary_words(summary: CaseSummary) -> set[str]:
+    """What the text search finds a case by: its summary, customer, segment, rule, owner
+    and team."""
+    return words_of(" ".join(str(part) for part in (
+        summary.summary, summary.customer_id or "", summary.segment or "", summary.rule,
+        summary.owner, summary.team)))
+
+
 class CaseIndex:
     """Unresolved cases by id (their summaries), a heap of when each is next due, and
     their creation times and deadlines in order: a metrics scrape counts them by age band
@@ -112,6 +132,8 @@ class CaseIndex:
         self.open: dict[str, CaseSummary] = {}
         self._buckets: dict[Bucket, SortedList] = {}
         self._by_customer: dict[str, set[str]] = {}
+        #: search word -> the ids of the cases whose summary_words hold it
+        self._by_word: dict[str, set[str]] = {}
         self._heap: list[tuple[float, str]] = []
         self._due_at: dict[str, float] = {}  # the heap entry that counts, per id
         #: (severity, status) -> creation times; severity -> deadlines (epoch seconds)
@@ -151,6 +173,8 @@ class CaseIndex:
             summary_list_order(summary))
         if summary.customer_id is not None:
             self._by_customer.setdefault(summary.customer_id, set()).add(summary.alert_id)
+        for word in summary_words(summary):
+            self._by_word.setdefault(word, set()).add(summary.alert_id)
 
     def _uncount(self, summary: CaseSummary) -> None:
         self._created[(summary.severity, summary.status)].remove(
@@ -167,6 +191,23 @@ class CaseIndex:
             ids.discard(summary.alert_id)
             if not ids:
                 del self._by_customer[summary.customer_id]
+        for word in summary_words(summary):
+            holders = self._by_word[word]
+            holders.discard(summary.alert_id)
+            if not holders:
+                del self._by_word[word]
+
+    def search(self, text: str) -> set[str]:
+        """The ids of the unresolved cases holding every word of ``text`` (at most 8
+        words): the smallest word's cases, checked against the others. Cost: the cases
+        of that word, never every case."""
+        words = sorted(words_of(text, 8), key=lambda word: len(self._by_word.get(word, ())))
+        if not words:
+            return set()
+        found = set(self._by_word.get(words[0], ()))
+        for word in words[1:]:
+            found &= self._by_word.get(word, set())
+        return found
 
     def select(self, wanted: Callable[[Bucket], bool], first: int | None = None,
                customer_id: str | None = None) -> tuple[int, list[CaseSummary]]:

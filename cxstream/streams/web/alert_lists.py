@@ -6,10 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cxstream.streams.alerting.case_index import Bucket, CaseSummary, summary_list_order
+from cxstream.streams.alerting.case_index import (
+    Bucket,
+    CaseSummary,
+    bucket_of,
+    summary_list_order,
+    summary_words,
+    words_of,
+)
 from cxstream.streams.alerting.cases import AlertCases, case_row, sort_rows
 from cxstream.streams.users import MACHINE, Principal
-from cxstream.streams.web.queries import ALERT_FILTERS
+from cxstream.streams.web.queries import ALERT_FILTERS, SEARCH
 from cxstream.streams.web.queries import now as _now
 
 
@@ -45,15 +52,21 @@ def local_rows(cases: AlertCases, filters: dict[str, str], viewer: Principal = M
                     ("team", team), ("owner", owner), ("status", status),
                     ("severity", severity), ("rule", rule)))
 
-        customers = filters.get("customer_id")
-        matched, chosen = (cases.index().select(bucket_wanted, first) if customers is None
-                           else _of_customers(cases, bucket_wanted, first,
-                                              set(customers.split(","))))
+        customers, text = filters.get("customer_id"), filters.get(SEARCH)
+        if text:
+            matched, chosen = _of_search(cases, bucket_wanted, first, text, customers)
+        elif customers is None:
+            matched, chosen = cases.index().select(bucket_wanted, first)
+        else:
+            matched, chosen = _of_customers(cases, bucket_wanted, first,
+                                            set(customers.split(",")))
     else:
+        words = words_of(filters.get(SEARCH, ""), 8)
         kept = sorted((summary for summary in map(CaseSummary.of, cases.local())
                        if viewer.can_see(summary.owner, summary.team)
+                       and words <= summary_words(summary)
                        and all(_matches_value(getattr(summary, name), name, value)
-                               for name, value in filters.items())),
+                               for name, value in filters.items() if name != SEARCH)),
                       key=summary_list_order)
         matched, chosen = len(kept), kept if first is None else kept[:first]
     return {"partitions": sorted(cases.owned()), "matched": matched,
@@ -66,6 +79,19 @@ def _of_customers(cases: AlertCases, wanted: Callable[[Bucket], bool], first: in
     found = [cases.index().select(wanted, None, customer) for customer in customers]
     rows = sorted((summary for _, summaries in found for summary in summaries),
                   key=summary_list_order)
+    return len(rows), rows if first is None else rows[:first]
+
+
+def _of_search(cases: AlertCases, wanted: Callable[[Bucket], bool], first: int | None,
+               text: str, customers: str | None) -> tuple[int, list[CaseSummary]]:
+    """The unresolved cases holding every word of ``text`` (the index's search: the
+    cases of its rarest word), of ``customers`` if given."""
+    index = cases.index()
+    only = None if customers is None else set(customers.split(","))
+    rows = sorted((summary for alert_id in index.search(text)
+                   if (summary := index.open[alert_id]) is not None
+                   and (only is None or summary.customer_id in only)
+                   and wanted(bucket_of(summary))), key=summary_list_order)
     return len(rows), rows if first is None else rows[:first]
 
 

@@ -124,7 +124,9 @@ def _alert_paths() -> dict[str, Any]:
     return {
         "/api/alerts": _get("the alerts the caller may see, by deadline", [
             *(_query(name, {"type": "string"}, f"{name} (comma-separated: any of)")
-              for name in ALERT_FILTERS), *PAGE], 400, 503),
+              for name in ALERT_FILTERS),
+            _query("q", {"type": "string"}, "words the case holds, all of them"),
+            *PAGE], 400, 503),
         "/api/alerts/{alert_id}": _get("an alert, its case, history and customer",
                                        [_path("alert_id")], 404, 503),
         "/api/alert-actions/{action}": {"post": {

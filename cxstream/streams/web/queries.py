@@ -16,6 +16,9 @@ from cxstream.streams.web.errors import BadRequest, Forbidden
 
 METRICS = ("nps", "csat", "ces")
 ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
+#: the alert list's text search: cases holding every word (summary, customer, segment,
+#: rule, owner, team), at most 8 words
+SEARCH = "q"
 ACTIONS = ("ack", "assign", "note", "snooze", "resolve")
 MAX_PAGE = 500
 #: alerts one bulk action may name (each is an action of its own, maybe forwarded)

@@ -24,6 +24,7 @@ from cxstream.alerts.priorities import ranking as priority_ranking
 from cxstream.scoring.customer_view import customer_report
 from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
 from cxstream.scoring.windows import from_epoch
+from cxstream.streams.alerting.case_index import words_of
 from cxstream.streams.alerting.cases import case_row
 from cxstream.streams.customers.state_codec import decode_customer
 from cxstream.streams.customers.survey_desk import memory_key, memory_report
@@ -259,10 +260,14 @@ class WorkerApi:
     async def alerts(self, principal: Principal, query: Query) -> dict[str, Any]:
         """The alerts ``principal`` may see that match the filters, one page of them."""
         for name in query:
-            if name not in (*q.ALERT_FILTERS, "limit", "offset"):
+            if name not in (*q.ALERT_FILTERS, q.SEARCH, "limit", "offset"):
                 raise BadRequest(f"{name}: not a filter; filters are "
-                                 f"{', '.join(q.ALERT_FILTERS)}, with limit and offset")
-        filters = {name: query[name] for name in q.ALERT_FILTERS if query.get(name)}
+                                 f"{', '.join(q.ALERT_FILTERS)} and {q.SEARCH} (words to "
+                                 "search), with limit and offset")
+        filters = {name: query[name] for name in (*q.ALERT_FILTERS, q.SEARCH)
+                   if query.get(name)}
+        if q.SEARCH in filters and not words_of(filters[q.SEARCH]):
+            raise BadRequest(f"{q.SEARCH}: at least one word (letters or digits)")
         offset, limit = q.page_bounds(query)
         first = offset + limit  # each worker's first rows: the page is among them
         shares = await self.cluster.gather(
@@ -276,7 +281,8 @@ class WorkerApi:
     def alerts_share(self, query: Query) -> dict[str, Any]:
         """This worker's share of an alert list (internal)."""
         first = query.get("first")
-        return local_rows(self.cases, {name: query[name] for name in q.ALERT_FILTERS
+        return local_rows(self.cases, {name: query[name] for name in (*q.ALERT_FILTERS,
+                                                                      q.SEARCH)
                                        if query.get(name)}, viewer_of(query),
                           None if first is None
                           else q.parse_bounded(first, "first", 1, 2 * q.MAX_COUNT))

@@ -28,7 +28,7 @@ from cxstream.streams.web.console.pages import (
 )
 from cxstream.streams.web.console.rendering import form_token, later, local_time
 from cxstream.streams.web.errors import BadRequest, status_of
-from cxstream.streams.web.queries import ALERT_FILTERS, MAX_BULK
+from cxstream.streams.web.queries import ALERT_FILTERS, MAX_BULK, SEARCH
 
 #: rows per inbox page unless the view asks for another count (at most PAGE_SIZES[-1])
 PAGE_SIZES = (25, 50, 100, 200)
@@ -50,7 +50,7 @@ class InboxView:
     @classmethod
     def of(cls, query: Any) -> InboxView:
         """The view of a query string; a bad value raises BadRequest naming it."""
-        filters = tuple((name, str(query[name]).strip()) for name in ALERT_FILTERS
+        filters = tuple((name, str(query[name]).strip()) for name in (*ALERT_FILTERS, SEARCH)
                         if str(query.get(name, "")).strip())
         if "status" not in query:
             filters = (("status", "unresolved"), *filters)
