@@ -127,14 +127,18 @@ def run_fault_test(settings_values: dict[str, str], env: dict[str, str], workdir
 
     ``settings_values`` are the CXSTREAM_* settings (without prefix) of the run; the
     webhook settings are added here."""
+    records = fault_records(events, seed)
+    # every event id must be checkable in its customer's state: the state remembers as
+    # many ids as the busiest simulated customer sends (business accounts send more)
+    busiest = max(Counter(r.key for r in records if r.kind != "customers").values())
     receiver = Receiver(free_port(), WEBHOOK_SECRET).start()
-    values = {"rules_file": unbudgeted_rules(workdir), **settings_values,
+    values = {"rules_file": unbudgeted_rules(workdir),
+              "seen_event_ids_kept": str(max(100, busiest)), **settings_values,
               "webhook_url": receiver.url,
               "webhook_secret": WEBHOOK_SECRET, "webhook_max_backoff_seconds": "1",
               "allowed_lateness_seconds": str(30 * 86_400)}
     settings = load_settings({}, **values)
     worker_env = {**env, **{f"CXSTREAM_{k.upper()}": v for k, v in values.items()}}
-    records = fault_records(events, seed)
     report = FaultReport(events=len(records),
                          invalid=sum(1 for r in records if r.malformed))
     report.valid = report.events - report.invalid
