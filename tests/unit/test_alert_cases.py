@@ -613,3 +613,11 @@ def test_a_search_finds_the_few_cases_of_a_rare_word_among_thousands() -> None:
                                   T0, CONFIG))
     assert index.search("Courier delivery") == {f"a-{n}" for n in range(0, 5_000, 1_000)}
     assert len(index._by_word["courier"]) == 5
+
+
+def test_a_case_indexes_at_most_32_words_of_at_most_64_characters() -> None:
+    from cxstream.streams.alerting.case_index import MAX_WORD_CHARS, MAX_WORDS, words_of
+
+    text = " ".join(f"word{n}" for n in range(500)) + " " + "x" * 1_000
+    assert len(words_of(text)) == MAX_WORDS == 32
+    assert max(len(word) for word in words_of("x" * 1_000)) == MAX_WORD_CHARS == 64
