@@ -60,6 +60,8 @@ class BatchOutcome:
     customers: dict[str, Customer] = field(default_factory=dict)  # changed ones, to write
     changed: set[str] = field(default_factory=set)
     partials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the recent answers of the groups the batch's answers counted in, by table key
+    answers: dict[str, list[Any]] = field(default_factory=dict)
     watermark: dict[str, Any] = field(default_factory=dict)
     keys: GroupKeys | None = None
     outputs: list[Any] = field(default_factory=list)  # AlertOut, ResolveOut, SignalOut
@@ -176,6 +178,7 @@ class CustomerCore:
         result.customers = {customer_id: state for customer_id, state in states.items()
                             if customer_id in changed_ids}
         result.partials = batch.changed_partials()
+        result.answers = batch.answers
         result.watermark = batch.watermark()
         result.outcomes = dict(batch.outcomes)
         result.rules_seconds = rules_seconds

@@ -15,7 +15,8 @@ from typing import Any
 
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.fold import FoldRules, SourcedEvent, partial_key
-from cxstream.scoring.groups import GroupKeys, contributions
+from cxstream.scoring.group_answers import answer_of, answers_key, keep_answer
+from cxstream.scoring.groups import Contribution, GroupKeys, contributions
 from cxstream.scoring.plain_customer import (
     Customer,
     PlainRules,
@@ -58,6 +59,8 @@ class FoldBatch:
         self.keys = keys
         self.partials: dict[str, dict[str, Any]] = {}  # as loaded, then as moved
         self.moved: dict[str, None] = {}  # keys an answer moved, in order
+        #: the recent answers of the groups an answer counted in (scoring.group_answers)
+        self.answers: dict[str, list[list[Any]]] = {}
         self.outcomes: Counter[tuple[str, str]] = Counter()
 
     def fold(self, item: SourcedEvent, state: Customer) -> tuple[bool, bool]:
@@ -121,6 +124,21 @@ class FoldBatch:
             self.moved[key] = None
         if rules.conventions.score_basis == "latest_per_customer" and new:
             state.counted = counted_after
+        if rules.state.group_answers_kept and changes:
+            self._keep_answer(event, changes, rules.state.group_answers_kept)
+
+    def _keep_answer(self, event: Feedback, changes: list[Contribution], kept: int) -> None:
+        """The answer among the recent answers of every group it counts in."""
+        answer = answer_of(event)
+        groups = dict.fromkeys((change.dimension, change.key) for change in changes
+                               if change.sign > 0)
+        for dimension, key in groups:
+            ring_key = answers_key(self.partition, dimension, key)
+            answers = self.answers.get(ring_key)
+            if answers is None:
+                answers = list(self.stored_partials.get(ring_key.encode()) or ())
+            if keep_answer(answers, answer, kept):
+                self.answers[ring_key] = answers
 
     def changed_partials(self) -> dict[str, dict[str, Any]]:
         """The partial tallies an answer moved (a key only read stays unwritten)."""

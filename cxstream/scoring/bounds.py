@@ -77,3 +77,12 @@ def customer_bytes_bound(rules: StateRules, windows: int, groups_per_answer: int
                                                                 + OPEN_ALERT_BYTES)
     return (PREFIX_BYTES + keys + NUMBER + ID + profile + last_scores + signals + applied
             + NUMBER + slots + remembered + counted + cooldowns)
+
+
+def group_answers_bytes_bound(kept: int) -> int:
+    """A group's recent answers in one partition (scoring.group_answers): ``kept``
+    answers of time, event id, customer id, survey, score, comment (TEXT_KEPT
+    characters) and language."""
+    answer = 2 + NUMBER + 2 * ID + word_bytes(4) + 1 + NUMBER + text_bytes(TEXT_KEPT) + 1 + \
+        word_bytes(LANGUAGE_CHARS)
+    return 2 + kept * (answer + 1)

@@ -28,6 +28,9 @@ class StateRules(BaseModel):
     """interactions kept per customer."""
     recent_scores_kept: int = Field(default=20, ge=1, le=1000)
     """answers kept per customer."""
+    group_answers_kept: int = Field(default=20, ge=0, le=100)
+    """recent answers kept per group (segment, channel, touchpoint, stage, agent) and
+    input partition, with their comments, for the group's page; 0: none."""
     seen_event_ids_kept: int = Field(default=100, ge=10, le=100_000)
     """per-customer memory of event ids for de-duplication."""
     negative_signals_kept: int = Field(default=100, ge=1, le=10_000)

@@ -23,6 +23,7 @@ from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.customer import (
     StateRules,
 )
+from cxstream.scoring.group_answers import is_answers_key
 from cxstream.scoring.journey import Journey
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import Watermark, WindowSpec, is_expired
@@ -81,8 +82,10 @@ def group_keys_key(partition: int, dimension: str) -> str:
 
 
 def is_bookkeeping_key(raw: str) -> bool:
-    """True for the partials table's keys that are not tallies (watermark, group keys)."""
-    return raw.endswith("|" + WATERMARK_SUFFIX) or f"|{GROUP_KEYS_MARK}|" in raw
+    """True for the partials table's keys that are not tallies (watermark, group keys,
+    a group's recent answers)."""
+    return (raw.endswith("|" + WATERMARK_SUFFIX) or f"|{GROUP_KEYS_MARK}|" in raw
+            or is_answers_key(raw))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Container, Iterable
 from typing import Any
 
 from cxstream.scoring.fold import is_bookkeeping_key, parse_partial_key, partial_key
+from cxstream.scoring.group_answers import AnswersIndex, is_answers_key, parse_answers_key
 from cxstream.scoring.windows import WindowSpec, is_expired
 
 #: (dimension, window name, window start)
@@ -30,14 +31,21 @@ class PartialsIndex:
     def __init__(self) -> None:
         self._partitions: dict[int, dict[Slice, dict[str, dict[str, Any]]]] = {}
         self.loaded: set[int] = set()
+        #: the groups' recent answers, kept under their own keys in the same table
+        self.answers = AnswersIndex()
 
     def load(self, items: Iterable[tuple[bytes, Any]], partitions: set[int]) -> int:
         """Replace everything with the table's (key, value) items of ``partitions`` (after
         a recovery: partitions no longer owned are dropped); returns the tallies read."""
         self._partitions = {partition: {} for partition in partitions}
+        self.answers.clear(partitions)
         read = 0
         for raw_key, value in items:
             raw = raw_key.decode()
+            if is_answers_key(raw):
+                if parse_answers_key(raw)[0] in partitions:
+                    self.answers.put(raw, value)
+                continue
             if is_bookkeeping_key(raw):
                 continue
             partition, dimension, window, start, key = parse_partial_key(raw)

@@ -25,6 +25,7 @@ from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.surveys import memory_bytes_bound
 from cxstream.scoring.bounds import (
     customer_bytes_bound,
+    group_answers_bytes_bound,
     interaction_record_bytes,
     score_record_bytes,
 )
@@ -58,6 +59,9 @@ def value_bounds(settings: Settings, rules: RulesConfig,
                    tuple(f"{ENV_PREFIX}{name.upper()}" for name in (
                        "seen_event_ids_kept", "negative_signals_kept",
                        "recent_scores_kept", "recent_interactions_kept"))),
+        ValueBound("group_partials: a group's recent answers",
+                   group_answers_bytes_bound(state.group_answers_kept),
+                   (f"{ENV_PREFIX}GROUP_ANSWERS_KEPT",)),
         ValueBound("customers: one history record",
                    max(score_record_bytes(), interaction_record_bytes())),
         ValueBound("survey_memory: a customer's survey memory",

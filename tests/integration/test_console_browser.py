@@ -1,7 +1,8 @@
 """The support console in a real headless Chromium (Debian's package, driven by
 Playwright): a user signs in with their token, sees an alert raised by the pipeline
 appear without reloading, opens it, reads the customer's comment, acknowledges it, and
-the API shows the new status. Screenshots of the inbox and of the alert page are saved
+the API shows the new status; a lead goes from a group's score to the answers and
+comments that make it. Screenshots of the inbox and of the alert page are saved
 under test-artifacts/."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ALICE = "alice-console-token-0123456789"
+LENA = "lena-console-token-0123456789"
 COMMENT = "Le colis n'est jamais arrivé et personne ne répond <b>au téléphone</b>"
 
 
@@ -30,7 +32,8 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
     from playwright.sync_api import sync_playwright
 
     settings, base, worker = console_worker(
-        isolated, tmp_path, users=[{"name": "alice", "token": ALICE, "teams": ["smb-support"]}],
+        isolated, tmp_path, users=[{"name": "alice", "token": ALICE, "teams": ["smb-support"]},
+                                   {"name": "lena", "token": LENA, "role": "lead"}],
         rules={"routing": {"segment_teams": {"smb": "smb-support"}},
                "high_value_at_risk": {"enabled": False}})
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -96,6 +99,7 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
             page.click("text=Scores")
             page.wait_for_selector("h2:has-text('By segment')")
             assert "smb" in page.inner_text("main")  # chloe's answer, with its n
+            assert page.query_selector("table.scores a") is None  # answers: for leads
 
             # chloe's abandoned call (silent) and her answer about the delivery
             page.click("text=Priorities")
@@ -105,6 +109,28 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
             assert "few" in support and "2,400" in support and "\t1\t" in support
             assert "few" in delivery and "2,400" in delivery
             page.screenshot(path=str(ARTIFACTS / "console-priorities.png"), full_page=True)
+
+            # a lead goes from a group's score to the answers and comments behind it
+            lead = browser.new_page(viewport={"width": 1280, "height": 900},
+                                    timezone_id="Europe/Paris", locale="en-GB")
+            lead.goto(f"{base}/console/login")
+            lead.fill("#token", LENA)
+            lead.click("button[type=submit]")
+            lead.wait_for_selector("h1:has-text('Inbox')")
+            lead.click("text=Scores")
+            lead.click("table.scores a:text-is('delivery')")
+            lead.wait_for_selector("#group-answers")
+            assert "Touchpoint" in lead.inner_text("h1") and "delivery" in lead.inner_text("h1")
+            shown = lead.inner_text("#group-answers tr[data-event='chloe-nps']")
+            assert "chloe" in shown and "\t2\t" in shown
+            assert lead.inner_text("#group-answers blockquote") == COMMENT  # escaped
+            assert "1 of 1 found" in lead.inner_text("main")
+            assert lead.inner_text("#group-scores tr[data-window='day'] td:nth-child(3)") == "1"
+            lead.screenshot(path=str(ARTIFACTS / "console-group.png"), full_page=True)
+            lead.select_option("select[name=metric]", "csat")
+            lead.click("section.card button[type=submit]")
+            lead.wait_for_selector("text=No answers kept for this choice.")
+            lead.close()
 
             # an open live stream does not hold up the worker's stop
             page.goto(f"{base}/console")

@@ -1,6 +1,7 @@
 """Right to erasure on the real broker: `cxstream customer erase` removes a customer's
 state and remembered ids through the changelog, the API answers 404 afterwards (after a
-restart too), and the group tallies keep their answers, which hold no id."""
+restart too), its answers leave the groups' recent answers, and the group tallies keep
+their answers, which hold no id."""
 
 from __future__ import annotations
 
@@ -63,10 +64,14 @@ def test_an_erased_customer_is_gone_from_state_and_api_and_stays_in_the_tallies(
         cases = alerts_of("e1")
         assert cases, "e1's detractor answers raise an alert"
         case = cases[0]
+        assert _answering(base, auth) == {"e1", "e2"}  # the group's recent answers
         result = CliRunner().invoke(app, ["customer", "erase", "e1", "--yes", "-o", "json"],
                                     env=env)
         assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout)["deleted"]["alert_cases_redacted"] == len(cases)
+        deleted = json.loads(result.stdout)["deleted"]
+        assert deleted["alert_cases_redacted"] == len(cases)
+        assert deleted["group_answers"] == 3 * 4  # segment, channel, touchpoint, stage
+        assert _answering(base, auth) == {"e2"}
         assert alerts_of("e1") == [] and len(alerts_of("e2")) == 1
         shown = httpx.get(f"{base}/api/alerts/{case['alert_id']}", headers=auth).json()
         assert "private number" not in json.dumps(shown) and '"e1"' not in json.dumps(shown)
@@ -98,15 +103,41 @@ def test_an_erased_customer_is_gone_from_state_and_api_and_stays_in_the_tallies(
         erased = [key for key in marks if key.endswith(b"|e1")]
         assert erased and all(marks[key] is None for key in erased)
         assert any(key.endswith(b"|e2") and marks[key] is not None for key in marks)
+        groups: dict[bytes, bytes | None] = {}  # the groups' recent answers, as stored
+        for record in asyncio.run(read_topic(
+                settings, f"{settings.app_id}-group_partials-changelog")):
+            if b"|~answers|" in (record.key or b""):
+                groups[record.key or b""] = record.value
+        kept = [value for value in groups.values() if value is not None]  # None: emptied
+        assert len(kept) == 4 and all(b"e2-0" in value and b"e1" not in value
+                                      for value in kept)
 
         assert worker.stop() == 0, worker.log()
         worker.start()  # recovery from the changelog: still gone
         worker.wait_for("cxstream_partitions_assigned", 3, timeout=120)
         deadline = asyncio.run(_status_after_recovery(base, auth))
         assert deadline == (404, 200)
+        assert _answering(base, auth) == {"e2"}
     finally:
         if worker.running:
             assert worker.stop() == 0, worker.log()
+
+
+def _answering(base: str, auth: dict[str, str]) -> set[str]:
+    """The customers among the recent answers of the answers' touchpoint, and their
+    comments checked against them."""
+    import httpx
+
+    for _ in range(60):  # 503 until the recovered partitions are read into the index
+        found = httpx.get(f"{base}/api/scores/touchpoint/checkout/answers", headers=auth,
+                          params={"limit": "100"}, timeout=30)
+        if found.status_code != 503:
+            break
+        time.sleep(1)
+    assert found.status_code == 200, found.text
+    answers = found.json()["answers"]
+    assert all(f"on {a['customer_id']}'s private" in a["comment"] for a in answers)
+    return {answer["customer_id"] for answer in answers}
 
 
 async def _status_after_recovery(base: str, auth: dict[str, str]) -> tuple[int, int]:

@@ -7,6 +7,7 @@ must survive a SIGKILL of the worker mid-stream.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
@@ -130,6 +131,12 @@ def check_cli(settings_map: dict[str, str], at: str) -> None:
     assert [line.split("│")[2].strip() for line in lines] == ["smb", "enterprise", "unknown"]
     group = runner.invoke(app, ["scores", "segment", "enterprise", "--at", at], env=env)
     assert group.exit_code == 0 and "25 (4," in group.output, group.output
+    answers = runner.invoke(app, ["scores", "segment", "enterprise", "--answers", "--at", at,
+                                  "-o", "json"], env=env)
+    assert answers.exit_code == 0, answers.output
+    shown = json.loads(answers.stdout)["answers"]  # the day's NPS answers, newest first
+    assert [a["event_id"] for a in shown] == ["f2", "f1", "f5", "f10"]
+    assert shown[0]["customer_id"] == "c1" and shown[0]["score"] == 3
     checked = runner.invoke(app, ["recompute"], env=env)
     assert checked.exit_code == 0 and "agree on all" in checked.output, checked.output
     wrong = "a-wrong-token-of-32-characters-or-more"

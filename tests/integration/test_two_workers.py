@@ -107,6 +107,12 @@ def test_queries_are_answered_by_either_worker(isolated: dict[str, str], tmp_pat
                 time.sleep(1)
             day = response.json()["windows"]["day"]["current"]["nps"]
             assert (day["score"], day["n"]) == (25.0, 4)
+            # the answers behind the score, from both workers' partitions, newest first
+            recent = api.get("/api/scores/segment/enterprise/answers", survey="nps")
+            assert [a["event_id"] for a in recent["answers"]] == ["f2", "f1", "f5", "f10"]
+            assert recent["total"] == 4 and recent["answers"][0]["customer_id"] == "c1"
+            two = api.get("/api/scores/segment/enterprise/answers", survey="nps", limit="2")
+            assert [a["event_id"] for a in two["answers"]] == ["f2", "f1"]
             for customer_id in ("c1", "c2", "c3", "c4"):
                 assert api.get(f"/api/customers/{customer_id}")["customer_id"] == customer_id
             assert api.get("/api/customers/c1")["last_scores"]["nps"]["event_id"] == "f2"

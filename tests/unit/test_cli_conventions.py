@@ -57,6 +57,7 @@ def test_every_command_that_prints_data_has_json_output(command: list[str]) -> N
     (["scores", "segment", "--metric", "nss"], "nss"),
     (["scores", "segment", "--window", "30d"], "30d"),
     (["scores", "segment", "--at", "yesterday"], "yesterday"),
+    (["scores", "segment", "--answers"], "KEY"),
 ])
 def test_choices_are_refused_before_any_request(arguments: list[str], wrong: str) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"  # a request would fail with "cannot reach"

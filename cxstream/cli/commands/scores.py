@@ -50,6 +50,11 @@ def scores(
     at: Annotated[datetime | None, typer.Option(
         help="ISO time with offset (default: now)",
         formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"])] = None,
+    answers: Annotated[bool, typer.Option(
+        "--answers", help="With KEY: the group's recent answers of --metric in the "
+        "current --window, newest first, with their comments (leads and admins)")] = False,
+    comments_only: Annotated[bool, typer.Option(
+        "--comments-only", help="With --answers: only answers with a comment")] = False,
     url: UrlOption = None,
     config: ConfigOption = None,
     output: OutputOption = Output.text,
@@ -61,9 +66,18 @@ def scores(
     windows = ("hour", "day", f"{settings.long_window_days}d")
     if window not in windows:  # checked before any request
         raise fail(f"--window: {window!r} is not one of {', '.join(windows)}", 2)
+    if (answers or comments_only) and key is None:
+        raise fail("--answers and --comments-only need a group KEY", 2)
     params = {"window": window, "metric": metric.value, "min_n": str(min_n)}
     if at:
         params["at"] = at.isoformat()
+    if answers or comments_only:
+        params = {"window": window, "survey": metric.value,
+                  "comments": "only" if comments_only else "all", "limit": "100",
+                  **({"at": params["at"]} if at else {})}
+        _print_answers(api_call(settings, url, f"/api/scores/{dimension.value}/"
+                                f"{quote(str(key), safe='')}/answers", params), output)
+        return
     if key is not None:
         report = api_call(settings, url,
                           f"/api/scores/{dimension.value}/{quote(key, safe='')}",
@@ -77,7 +91,11 @@ def scores(
     if output is Output.json:
         print_json(ranked)
         return
-    dimension_name, metric_name = dimension.value, metric.value
+    _print_ranking(ranked, dimension.value, metric.value, window)
+
+
+def _print_ranking(ranked: dict[str, Any], dimension_name: str, metric_name: str,
+                   window: str) -> None:
     table = Table("rank", dimension_name, metric_name.upper(), "n", "± (95 %)", "previous",
                   "change (± its margin)",
                   title=f"{dimension_name} by {metric_name.upper()}, {window} from "
@@ -180,6 +198,21 @@ def _print_group(report: dict[str, Any]) -> None:
         table.add_row(f"{name} change", "", *(change_text(pair["change"][metric])
                                              for metric in ("nps", "csat", "ces")))
     console.print(table)
+
+
+def _print_answers(found: dict[str, Any], output: Output) -> None:
+    if output is Output.json:
+        print_json(found)
+        return
+    table = Table("at", "customer", "survey", "score", "comment",
+                  title=f"{found['dimension']} {found['key']}: {len(found['answers'])} of "
+                  f"{found['total']} recent answers")
+    for answer in found["answers"]:
+        table.add_row(answer["at"][:16].replace("T", " "), answer["customer_id"],
+                      answer["survey"], str(answer["score"]), answer["comment"] or "-")
+    console.print(table)
+    console.print(f"Each worker keeps the latest {found['kept_per_partition']} answers per "
+                  "group and input partition (CXSTREAM_GROUP_ANSWERS_KEPT).", style="dim")
 
 
 def _cell(score: dict[str, Any] | None) -> str:

@@ -1,6 +1,7 @@
 """A customer's erasure (the right to erasure): their state, history records, survey
-memory and priority marks deleted through the changelog, and a marker under a digest of
-their id that keeps their old events from being applied again if read again."""
+memory, priority marks and their answers among the groups' recent ones deleted through
+the changelog, and a marker under a digest of their id that keeps their old events from
+being applied again if read again."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cxstream.scoring import plain_customer as plain
+from cxstream.scoring.group_answers import without_customer
 from cxstream.streams.customers.state_codec import customer_partition, erased_key
 
 if TYPE_CHECKING:  # the writer calls these: no import at run time
@@ -30,6 +32,17 @@ def erase(writer: StateWriter, customer_id: str) -> dict[str, int] | None:
         writer.writes.delete(writer.customers, partition, plain.history_key(customer_id, tag))
     writer.writes.delete(writer.customers, partition, key)
     receipt = {"customer_state": 1, "history_records": len(tags)}
+    answers = writer.partials_index.answers
+    receipt["group_answers"] = 0
+    for ring_key in answers.keys_of_customer(partition, customer_id):
+        group_answers = writer.writes.store(writer.partials).get(ring_key.encode()) or []
+        kept = without_customer(group_answers, customer_id)
+        if kept:
+            writer.writes.set(writer.partials, partition, ring_key.encode(), kept)
+        else:
+            writer.writes.delete(writer.partials, partition, ring_key.encode())
+        answers.put(ring_key, kept)
+        receipt["group_answers"] += len(group_answers) - len(kept)
     if writer.erased is not None:
         marker = json.dumps({"applied_up_to": state.applied_up_to,
                              "erased_at": datetime.now(UTC).isoformat()}).encode()

@@ -5,9 +5,9 @@ Tables (all changelogged to Kafka, partitioned like the input topics):
   CustomerState (bytes take about a sixth of the memory of the same state as Python
   dicts; see bench/memory_per_customer.py); the partition prefix lets a worker skip data
   of partitions it no longer owns (the memory store keeps them after a rebalance)
-- ``group_partials``: "<partition>|<dimension>|<window>|<start>|<key>" -> PartialTally, and
-  "<partition>|~watermark" -> Watermark; each partition keeps its own share of every
-  group tally (two-phase aggregation: no repartition per event; queries add the shares).
+- ``group_partials``: "<partition>|<dimension>|<window>|<start>|<key>" -> PartialTally,
+  "<partition>|~watermark" -> Watermark, and the groups' recent answers (scoring.group_answers);
+  each partition keeps its own share of every group tally (two-phase aggregation).
 """
 
 from __future__ import annotations
@@ -302,6 +302,9 @@ class StateWriter:
         for key, partial in result.partials.items():
             self._set(self.partials, partition, key.encode(), partial)
             index.put(key, partial)
+        for key, answers in result.answers.items():  # the groups' recent answers
+            self._set(self.partials, partition, key.encode(), answers)
+            index.answers.put(key, answers)
         if self.share_partials is not None and result.partials:
             result.outputs += self.share_partials(partition, result.partials)
         if result.keys is not None:
@@ -370,14 +373,11 @@ class StateWriter:
     def _load_customer(self, customer_id: str) -> plain.Customer | None:
         raw = self._get(self.customers, customer_id.encode())
         if raw is None:
-            return self._after_erasure(customer_id)
+            return state_after_erasure(self, customer_id)
         cached = self.decoded.get(customer_id, raw)
         if cached is not None:  # the very bytes this worker wrote
             return cached
         return self.decode_state(raw)
-
-    def _after_erasure(self, customer_id: str) -> plain.Customer | None:
-        return state_after_erasure(self, customer_id)
 
     def _load_watermark_raw(self, partition: int) -> dict[str, Any] | None:
         raw: dict[str, Any] | None = self._get(self.partials,

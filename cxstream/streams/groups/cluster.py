@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 
+from cxstream.scoring.group_answers import answers_key
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams.kafka.agents import owned_partitions
+from cxstream.streams.kafka.faust_compat.access import table_store
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,16 @@ class Cluster:
             owned &= {only}
         rows = self.partials_index.rows(dimension, slices, key, owned)
         return {"partitions": sorted(owned), "rows": rows}
+
+    def local_answers(self, dimension: str, key: str) -> dict[str, Any]:
+        """The recent answers of one group in the owned partitions read into the index
+        (one read of the table per partition)."""
+        owned = self.active_partitions() & self.partials_index.loaded
+        store = table_store(self.partials)
+        found: list[Any] = []
+        for partition in sorted(owned):
+            found += store.get(answers_key(partition, dimension, key).encode()) or ()
+        return {"partitions": sorted(owned), "answers": found}
 
     def local_value_histograms(self) -> dict[str, Any]:
         """Value histograms per segment of the customers in owned partitions (only those

@@ -6,10 +6,11 @@ Every /api endpoint needs ``Authorization: Bearer <token>``: the shared
 CXSTREAM_API_TOKEN (machines; sees every alert) or a user's token from the users file
 (acts as that user), or a worker's signed acting user (streams.credentials). What a user
 may see: their own and their teams' alerts and customers (a lead or an admin: all), the
-scores of segments, channels, touchpoints and stages; the scores of agents and the raw
-tallies are for leads, admins and machines. Erasure is for admins and machines.
-/internal endpoints take the shared token only. Without any token configured they all
-answer 401. /metrics stays open for Prometheus; /api/openapi.json describes the API.
+scores of segments, channels, touchpoints and stages; the scores of agents, the answers
+behind a group and the raw tallies are for leads, admins and machines. Erasure is for
+admins and machines. /internal endpoints take the shared token only. Without any token
+configured they all answer 401. /metrics stays open for Prometheus; /api/openapi.json
+describes the API.
 """
 
 from __future__ import annotations
@@ -101,6 +102,15 @@ class GroupScoresView(ApiView):
             who, dimension, key, request.query))
 
 
+class GroupAnswersView(ApiView):
+    """GET /api/scores/{dimension}/{key}/answers: the group's recent answers and comments
+    (leads, admins, machines)."""
+
+    async def get(self, request: Any, dimension: str, key: str) -> Any:
+        return await self.answer(request, lambda who: self.api.group_answers(
+            who, dimension, key, request.query))
+
+
 class TalliesView(ApiView):
     """GET /api/tallies/{dimension}: the raw tallies (leads, admins, machines)."""
 
@@ -171,6 +181,15 @@ class PartialsShareView(ApiView):
         return await self.answer(request, lambda who: self.api.partials_share(request.query))
 
 
+class AnswersShareView(ApiView):
+    """GET /internal/group-answers: this worker's recent answers of one group."""
+
+    machine_only = True
+
+    async def get(self, request: Any) -> Any:
+        return await self.answer(request, lambda who: self.api.answers_share(request.query))
+
+
 class ValueHistogramsShareView(ApiView):
     """GET /internal/value-histograms: this worker's value histograms."""
 
@@ -215,6 +234,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/customers/{customer_id}/erase", EraseCustomerView),
     ("/api/scores/{dimension}", RankingView),
     ("/api/scores/{dimension}/{key}", GroupScoresView),
+    ("/api/scores/{dimension}/{key}/answers", GroupAnswersView),
     ("/api/tallies/{dimension}", TalliesView),
     ("/api/value-bands", ValueBandsView),
     ("/api/priorities", PrioritiesView),
@@ -224,6 +244,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/alert-actions/{action}", AlertsActionView),
     ("/api/openapi.json", OpenApiView),
     ("/internal/partials", PartialsShareView),
+    ("/internal/group-answers", AnswersShareView),
     ("/internal/value-histograms", ValueHistogramsShareView),
     ("/internal/priorities", PrioritiesShareView),
     ("/internal/alerts", AlertsShareView),

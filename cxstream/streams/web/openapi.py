@@ -79,6 +79,14 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
             AT], 400, 403, 503),
         "/api/scores/{dimension}/{key}": _get("one group's scores, current and previous",
                                               [dimension, _path("key"), AT], 400, 403, 503),
+        "/api/scores/{dimension}/{key}/answers": _get(
+            "the group's recent answers and comments, newest first", [
+                dimension, _path("key"),
+                _query("survey", {"type": "string", "enum": list(METRICS)}, "survey"),
+                _query("window", {"type": "string", "enum": windows},
+                       "only the answers of this window, current at at"), AT,
+                _query("comments", {"type": "string", "enum": ["all", "only"]},
+                       "only answers with a comment"), PAGE[0]], 400, 403, 503),
         "/api/tallies/{dimension}": _get("every group window's raw counts", [dimension],
                                          400, 403, 503),
         "/api/value-bands": _get("the current high-value thresholds", []),

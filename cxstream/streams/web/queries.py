@@ -9,7 +9,7 @@ from typing import Any
 
 from cxstream.alerts.priorities import counted_windows, signal_window
 from cxstream.scoring.groups import DIMENSIONS
-from cxstream.scoring.windows import WindowSpec, from_epoch
+from cxstream.scoring.windows import WindowSpec, from_epoch, window_start
 from cxstream.streams.issues.priorities import PriorityBoard
 from cxstream.streams.users import Principal
 from cxstream.streams.web.errors import BadRequest, Forbidden
@@ -158,6 +158,28 @@ def priorities_query(query: Any, board: PriorityBoard, now: datetime
     limit = parse_bounded(query.get("limit", "50"), "limit", 1, MAX_PAGE)
     return start, start - config.window_seconds, {
         "rank_by": rank_by, "kind": kind, "by_area": by == "area", "limit": limit}
+
+
+def answers_query(query: Any, specs: tuple[WindowSpec, ...]
+                  ) -> tuple[str | None, float | None, int, bool]:
+    """(survey, since (epoch seconds), limit, comments only) of a group's answers request:
+    ``window`` keeps the answers of its current window (at ``at``, default now)."""
+    for name in query:
+        if name not in ("survey", "window", "at", "limit", "comments"):
+            raise BadRequest(f"{name}: not a parameter; parameters are survey, window, at, "
+                             "limit, comments")
+    survey = query.get("survey")
+    if survey is not None and survey not in METRICS:
+        raise BadRequest(f"survey: one of {', '.join(METRICS)}, not {survey!r}")
+    since = None
+    if "window" in query:
+        spec = pick_window(specs, query["window"])
+        since = float(window_start(parse_at(query.get("at"), now).timestamp(), spec.seconds))
+    comments = query.get("comments", "all")
+    if comments not in ("all", "only"):
+        raise BadRequest(f"comments: all or only, not {comments!r}")
+    return (survey, since, parse_bounded(query.get("limit", "50"), "limit", 1, MAX_PAGE),
+            comments == "only")
 
 
 def parse_starts(raw: str) -> set[int]:

@@ -21,6 +21,7 @@ from yarl import URL
 from cxstream.alerts.building import route, team_of
 from cxstream.alerts.priorities import counts
 from cxstream.alerts.priorities import ranking as priority_ranking
+from cxstream.scoring import group_answers as ga
 from cxstream.scoring.customer_view import customer_report
 from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
 from cxstream.scoring.windows import from_epoch
@@ -197,6 +198,33 @@ class WorkerApi:
         tallies = await self._gathered(dimension, slices, key)
         return group_report(dimension, key, self.rules.windows, at, tallies,
                             self.rules.conventions)
+
+    async def group_answers(self, principal: Principal, dimension: str, key: str,
+                            query: Query) -> dict[str, Any]:
+        """The recent answers that make a group's scores, newest first, with comments."""
+        if not principal.sees_all:  # they name customers and quote them
+            raise Forbidden("the answers behind a group are for leads, admins and the "
+                            "shared API token")
+        q.check_dimension(dimension)
+        survey, since, limit, comments_only = q.answers_query(query, self.rules.windows)
+        shares = await self.cluster.gather(
+            "/internal/group-answers", {"dimension": dimension, "key": key},
+            lambda: self.cluster.local_answers(dimension, key))
+        since_us = None if since is None else int(since * 1_000_000)
+        found = [answer for share in shares for answer in share["answers"]
+                 if (survey is None or answer[ga.SURVEY] == survey)
+                 and (since_us is None or answer[ga.AT] >= since_us)
+                 and (not comments_only or answer[ga.COMMENT])]
+        found.sort(key=lambda answer: (answer[ga.AT], answer[ga.EVENT_ID]), reverse=True)
+        return {"dimension": dimension, "key": key, "total": len(found),
+                "kept_per_partition": self.rules.state.group_answers_kept,
+                "answers": [ga.answer_report(answer) for answer in found[:limit]]}
+
+    def answers_share(self, query: Query) -> dict[str, Any]:
+        """This worker's recent answers of one group (internal)."""
+        dimension = query.get("dimension", "")
+        q.check_dimension(dimension)
+        return self.cluster.local_answers(dimension, query.get("key", ""))
 
     async def tallies(self, principal: Principal, dimension: str) -> dict[str, Any]:
         if not principal.sees_all:

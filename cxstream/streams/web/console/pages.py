@@ -246,6 +246,35 @@ class ScoresPage(ConsoleView):
                 "hidden": ranked.get("hidden")}
 
 
+class GroupPage(ConsoleView):
+    """One group: its scores in every window, and the recent answers and comments that
+    make them (leads and admins: they name customers)."""
+
+    async def get(self, request: Any) -> Any:
+        async def page(principal: Principal, session: str) -> Any:
+            console = self.console
+            dimension = request.query.get("dimension", "")
+            key = request.query.get("key", "")
+            names = [spec.name for spec in console.windows]
+            window = request.query.get("window", "day" if "day" in names else names[0])
+            metric = request.query.get("metric", "nps")
+            comments = request.query.get("comments", "all")
+            if window not in [*names, "kept"] or metric not in {"nps", "csat", "ces"} \
+                    or comments not in {"all", "only"}:
+                return console.error_page(principal, 400, "Pick a window, a metric and "
+                                                          "which answers from the lists.")
+            query = {"survey": metric, "limit": "200", "comments": comments}
+            if window != "kept":
+                query["window"] = window
+            answers = await console.api.group_answers(principal, dimension, key, query)
+            scores = await console.api.group(principal, dimension, key, {})
+            return console.html(console.render(
+                "group.html", principal, dimension=dimension, key=key, scores=scores,
+                answers=answers, window=window, metric=metric, comments=comments,
+                windows=names))
+        return await self.signed(request, page)
+
+
 class PrioritiesPage(ConsoleView):
     async def get(self, request: Any) -> Any:
         async def page(principal: Principal, session: str) -> Any:

@@ -14,6 +14,7 @@ from cxstream.streams.web.console.pages import (
     AlertPage,
     Console,
     ConsoleView,
+    GroupPage,
     Login,
     Logout,
     PrioritiesPage,
@@ -32,6 +33,7 @@ PAGES: tuple[tuple[str, type[ConsoleView]], ...] = (
     ("/console/alerts/{alert_id}", AlertPage),
     ("/console/alerts/{alert_id}/{action}", AlertAction),
     ("/console/scores", ScoresPage),
+    ("/console/group", GroupPage),
     ("/console/priorities", PrioritiesPage),
 )
 
