@@ -608,7 +608,7 @@ def main() -> int:
                         help="copy the workers' logs into this folder at the end (the "
                              "broker's folder, where they are written, is removed)")
     parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process", "faust",
-                                           "peers"],
+                                           "peers", "group-answers"],
                         default="all",
                         help="recovery: only the restart and recovery rows (they need no "
                              "other row to compare with); grown: only the memory of a "
@@ -618,10 +618,14 @@ def main() -> int:
                              "faust: only Faust's batched iteration without and with the "
                              "worker's monitor and fixes, twice each, alternating; peers: "
                              "only the naive Faust agent and the quix-streams peers, twice "
+                             "each, alternating; group-answers: the in-process own work "
+                             "without and with the groups' recent answers kept, twice "
                              "each, alternating")
     args = parser.parse_args()
     if args.only == "in-process":
         return in_process_only(args)
+    if args.only == "group-answers":
+        return group_answers_cost(args)
     with local_broker.scratch_broker("cxstream-bench-", heap="2g") as (bootstrap, work):
         try:
             return run(args, bootstrap, work)
@@ -860,6 +864,33 @@ def in_process_only(args: argparse.Namespace) -> int:
                       f"1,000 events)")
         by_stage.append((short, len(done), stages))
     console.print(stage_table(by_stage))
+    return 0
+
+
+def group_answers_cost(args: argparse.Namespace) -> int:
+    """The cost of keeping each group's recent answers (CXSTREAM_GROUP_ANSWERS_KEPT):
+    the in-process own work without (0) and with them (the shipped 20), both passes,
+    twice each, alternating so that the machine's drift falls on both."""
+    records = bench_records(args.events, args.customers)
+    second = [record for record in bench_records(args.events, args.customers, seed=6,
+                                                 later=True) if record.kind != "customers"]
+    runs: dict[int, list[tuple[float, float]]] = {0: [], 20: []}
+    for kept in (0, 20, 0, 20):
+        settings = load_settings({}, partitions="4", **topics_for("bench"),
+                                 allowed_lateness_seconds=str(30 * 86_400),
+                                 group_answers_kept=str(kept))
+        passes = fold_alone(settings, [records, second])
+        events = len(records) + len(second)
+        seconds = sum(result[0] for result in passes)
+        written = sum(result[1] for result in passes)
+        runs[kept].append((1e6 * seconds / events, written / events))
+        console.print(f"group answers kept {kept:>2}: {1e6 * seconds / events:.1f} µs/event, "
+                      f"{written / events:,.0f} changelog bytes/event")
+    best = {kept: min(cost for cost, _ in found) for kept, found in runs.items()}
+    size = {kept: found[0][1] for kept, found in runs.items()}
+    console.print(f"best of two: {best[0]:.1f} -> {best[20]:.1f} µs/event "
+                  f"(x{best[20] / best[0]:.3f}); changelog {size[0]:,.0f} -> {size[20]:,.0f} "
+                  f"bytes/event (x{size[20] / size[0]:.3f})")
     return 0
 
 
