@@ -81,12 +81,24 @@ def group_context_bytes() -> int:
     return 2 + 2 * KEY + 2 + CUSTOMERS_KEPT * ID + 2 + EXAMPLES_KEPT * (signal_bytes() + 1)
 
 
+def drop_context_bytes() -> int:
+    """A group drop's context: the current and baseline scores (up to 8 figures each),
+    the baseline's size and the drivers (streams.groups.drivers: the dimension, the
+    summary of up to 3 names, 3 figures, and 5 drivers of a name and 4 figures)."""
+    scores = 2 + 8 * (KEY + NUMBER)
+    driver = 2 + 5 * KEY + ID + 4 * NUMBER
+    drivers = (2 + 5 * KEY + word_bytes(16) + text_bytes(3 * (ID_CHARS + 12))
+               + 3 * NUMBER + 2 + 5 * (driver + 1))
+    return 2 + 4 * KEY + 2 * scores + NUMBER + drivers
+
+
 def alert_bytes_bound(rules: RulesConfig, topics: Iterable[str] = ()) -> int:
     """One alert (schemas.outputs.Alert as JSON), of any rule: ids and names of the
     contract, the summary, the reason, the larger of a customer's and a group's context,
     times, counts, and a resolution and notice reason a person wrote."""
     topics = list(topics)
-    context = max(customer_context_bytes(rules, topics), group_context_bytes())
+    context = max(customer_context_bytes(rules, topics), group_context_bytes(),
+                  drop_context_bytes())
     return (2 + 22 * KEY + 5 * ID + 4 * word_bytes(64) + 4 * TIME + 3 * NUMBER
             + 2 * (text_bytes(NOTE_MAX) + 1) + summary_bytes(topics)
             + reason_bytes(topics) + context)

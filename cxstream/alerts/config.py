@@ -129,6 +129,20 @@ class Lifecycle(BaseModel):
         return self
 
 
+class Drivers(BaseModel):
+    """What explains a score's change (scoring.drivers): in the API, the console and the
+    summaries of group alerts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: a part with fewer answers in a window it has answers in is shown as too thin,
+    #: and never named in a summary
+    min_answers: int = Field(default=10, ge=1)
+    #: the drivers a summary names ("delivery -15.2, billing -6.1"; at most 3: a summary
+    #: holds up to four names, alerts.bounds)
+    named: int = Field(default=2, ge=1, le=3)
+
+
 class Notifications(BaseModel):
     """Where alert messages go, who is mentioned, and how many one recipient gets."""
 
@@ -180,6 +194,7 @@ class RulesConfig(BaseModel):
     high_value_at_risk: HighValueAtRiskRule = HighValueAtRiskRule()
     recurring_issue: RecurringIssueRule = RecurringIssueRule()
     segment_drop: SegmentDropRule = SegmentDropRule()
+    drivers: Drivers = Drivers()
     social_negative: SocialNegativeRule = SocialNegativeRule()
     routing: Routing = Routing()
     lifecycle: Lifecycle = Lifecycle()

@@ -86,3 +86,12 @@ def group_answers_bytes_bound(kept: int) -> int:
     answer = 2 + NUMBER + 2 * ID + word_bytes(4) + 1 + NUMBER + text_bytes(TEXT_KEPT) + 1 + \
         word_bytes(LANGUAGE_CHARS)
     return 2 + kept * (answer + 1)
+
+
+def group_keys_bytes_bound(cap: int) -> int:
+    """The keys one partition admits in one dimension (scoring.groups.GroupKeys): ``cap``
+    names, or in a part dimension half as many keys of a name, a part and the name's
+    length (scoring.groups.part_key)."""
+    names = 2 + cap * (text_bytes(ID_CHARS) + 1)
+    parts = 2 + max(1, cap // 2) * (text_bytes(3 + 1 + 2 * ID_CHARS) + 1)
+    return max(names, parts)

@@ -17,6 +17,16 @@ from cxstream.scoring.journey import Journey
 from cxstream.scoring.windows import WindowSpec, window_start
 
 DIMENSIONS = ("segment", "channel", "touchpoint", "stage", "agent")
+#: the parts a group's change is split across (scoring.drivers): a group of a dimension
+#: is also tallied by each dimension named here, in the windows of DRIVER_WINDOWS, as the
+#: "part dimension" "<dimension>/<by>" with the key ``part_key(group, part)``
+BY: dict[str, tuple[str, ...]] = {
+    "segment": ("touchpoint", "channel", "stage"), "channel": ("touchpoint", "stage"),
+    "stage": ("touchpoint", "channel"), "touchpoint": ("channel",), "agent": ("touchpoint",)}
+PART_DIMENSIONS = tuple(f"{dimension}/{by}" for dimension, bys in BY.items() for by in bys)
+#: every dimension of the partials table, with the group keys a partition admits
+KEYED_DIMENSIONS = DIMENSIONS + PART_DIMENSIONS
+DRIVER_WINDOWS = ("day",)
 UNKNOWN_SEGMENT = "unknown"
 #: where answers of keys beyond the cap of a dimension count (not a valid name: names
 #: from the contract are 1-128 characters, this one is reserved by its parentheses)
@@ -38,11 +48,16 @@ class GroupKeys:
         self.changed: set[str] = set()
         self.overflow: dict[str, int] = {}
 
+    def cap_of(self, dimension: str) -> int:
+        """A part dimension admits half as many keys: each holds two names, and the list
+        of a dimension's keys must stay under the producer's request limit."""
+        return self.cap if "/" not in dimension else max(1, self.cap // 2)
+
     def key(self, dimension: str, key: str) -> str:
         known = self.admitted.setdefault(dimension, {})
         if key in known:
             return key
-        if len(known) < self.cap:
+        if len(known) < self.cap_of(dimension):
             known[key] = None
             self.changed.add(dimension)
             return key
@@ -96,6 +111,37 @@ def group_keys(event: Feedback, segment: str | None,
     return tuple((dimension, keys.key(dimension, key)) for dimension, key in groups)
 
 
+def part_key(group: str, part: str) -> str:
+    """A group's key and one of its parts in one key, unambiguous whatever the names
+    hold: the group's length first ("3:smbdelivery")."""
+    return f"{len(group)}:{group}{part}"
+
+
+def parse_part_key(raw: str) -> tuple[str, str]:
+    length, rest = raw.split(":", 1)
+    return rest[:int(length)], rest[int(length):]
+
+
+def with_parts(groups: tuple[tuple[str, str], ...], keys: GroupKeys | None
+               ) -> tuple[tuple[str, str], ...]:
+    """``groups`` and the part groups they make (BY): the same answer in
+    "segment/touchpoint" under part_key(segment, touchpoint), and so on; a part past the
+    cap of its part dimension counts as the group's OTHER_KEY part, so a group's parts
+    always hold all of its answers."""
+    named = dict(groups)
+    found = list(groups)
+    for dimension, key in groups:
+        for by in BY.get(dimension, ()):
+            part = named.get(by)
+            if part is None:
+                continue
+            name, composite = f"{dimension}/{by}", part_key(key, part)
+            if keys is not None and keys.key(name, composite) == OTHER_KEY:
+                composite = part_key(key, OTHER_KEY)
+            found.append((name, composite))
+    return tuple(found)
+
+
 def contributions(
     event: Feedback,
     segment: str | None,
@@ -107,21 +153,27 @@ def contributions(
 ) -> tuple[list[Contribution], CountedAnswers]:
     """The tally changes an answer makes, and what is counted for the customer afterwards."""
     groups = group_keys(event, segment, keys, journey)
+    parted: tuple[tuple[str, str], ...] | None = None  # made once, if a window needs them
     at = event.occurred_at.timestamp()
     changes: list[Contribution] = []
     after = {name: dict(per_survey) for name, per_survey in counted.items()}
     for spec in specs:
         start = window_start(at, spec.seconds)
+        adding = groups
+        if spec.name in DRIVER_WINDOWS:
+            adding = parted = parted or with_parts(groups, keys)
         if conventions.score_basis == "all_answers":
-            changes += _adds(groups, spec.name, start, event.survey, event.score, 1)
+            changes += _adds(adding, spec.name, start, event.survey, event.score, 1)
             continue
         previous = after.get(spec.name, {}).get(event.survey)
         if previous is not None and (previous.start > start or (
                 previous.start == start and event.occurred_at < previous.at)):
             continue  # an older answer than the one that counts: superseded
         if previous is not None and previous.start == start:
-            changes += _adds(previous.groups, spec.name, start, event.survey, previous.score, -1)
-        changes += _adds(groups, spec.name, start, event.survey, event.score, 1)
+            retracted = previous.groups if spec.name not in DRIVER_WINDOWS else with_parts(
+                previous.groups, keys)  # the same part keys: admitted keys stay admitted
+            changes += _adds(retracted, spec.name, start, event.survey, previous.score, -1)
+        changes += _adds(adding, spec.name, start, event.survey, event.score, 1)
         after.setdefault(spec.name, {})[event.survey] = Counted(
             start=start, score=event.score, at=event.occurred_at, groups=groups)
     return changes, after

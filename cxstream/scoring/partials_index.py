@@ -76,9 +76,10 @@ class PartialsIndex:
         return self._partitions.get(partition, {}).get((dimension, window, start), {})
 
     def rows(self, dimension: str, slices: set[tuple[str, int]] | None, key: str | None,
-             partitions: Container[int]) -> list[list[Any]]:
+             partitions: Container[int], prefix: str | None = None) -> list[list[Any]]:
         """[window, start, group key, tally] of ``dimension`` in ``slices`` ((window,
-        start); None: all) of the loaded ``partitions``, optionally of one group key."""
+        start); None: all) of the loaded ``partitions``, optionally of one group key or of
+        the keys starting with ``prefix`` (a group's parts)."""
         rows = []
         for partition, by_slice in self._partitions.items():
             if partition not in partitions or partition not in self.loaded:
@@ -87,7 +88,8 @@ class PartialsIndex:
                 if dim != dimension or (slices is not None and (window, start) not in slices):
                     continue
                 for group, value in tallies.items():
-                    if key is None or group == key:
+                    if (key is None or group == key) and (
+                            prefix is None or group.startswith(prefix)):
                         rows.append([window, start, group, value["tally"]])
         return rows
 

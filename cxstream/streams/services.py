@@ -37,6 +37,7 @@ from cxstream.streams.customers.revaluation import Revaluator
 from cxstream.streams.customers.state_work import StateWork
 from cxstream.streams.customers.value_snapshot import snapshot_folder
 from cxstream.streams.groups.cluster import Cluster
+from cxstream.streams.groups.drivers import GroupDrivers
 from cxstream.streams.groups.segment_drops import SegmentTallies
 from cxstream.streams.health.collectors import OpenAlertsCollector, WorkerCollector
 from cxstream.streams.health.readiness import readiness, recovery_remaining
@@ -214,7 +215,7 @@ def build_services(app: Any, settings: Settings, files: WorkerFiles, topics: Top
         recurring=_recurring_issues(app, settings, files.rules, tables, topics, publisher,
                                     metrics, partitions),
         segment_drops=_segment_drops(app, settings, files.rules, tables, topics, publisher,
-                                     metrics, core, input_owned),
+                                     metrics, core, input_owned, cluster),
         webhooks=webhook_run(settings, files.rules, metrics),
         watchdog=StallWatchdog(app, set(settings.input_topics), settings.stall_seconds,
                                lambda action: metrics.partition_stalls.labels(action).inc(),
@@ -284,14 +285,16 @@ def _recurring_issues(app: Any, settings: Settings, config: RulesConfig, tables:
 
 def _segment_drops(app: Any, settings: Settings, config: RulesConfig, tables: Tables,
                    topics: Topics, publisher: AlertPublisher, metrics: WorkerMetrics,
-                   core: Core, input_owned: OwnedPartitions) -> SegmentDropCheck | None:
+                   core: Core, input_owned: OwnedPartitions, cluster: Cluster
+                   ) -> SegmentDropCheck | None:
     if core.shares is None or topics.segment_shares is None:
         return None
     tallies = SegmentTallies(tables.segment_window_to_shares, core.shares.spec, config,
                              core.rules.conventions, BulkChangelog(kafka_sender(app)),
                              OwnedPartitions(app, topics.segment_shares))
     return SegmentDropCheck(settings, config, metrics, publisher, core.shares, tallies,
-                            topics.segment_shares, input_owned)
+                            topics.segment_shares, input_owned,
+                            GroupDrivers(cluster, core.rules.conventions, config.drivers))
 
 
 def _collect_metrics(app: Any, services: WorkerServices, tables: Tables,

@@ -26,6 +26,7 @@ from cxstream.alerts.surveys import memory_bytes_bound
 from cxstream.scoring.bounds import (
     customer_bytes_bound,
     group_answers_bytes_bound,
+    group_keys_bytes_bound,
     interaction_record_bytes,
     score_record_bytes,
 )
@@ -62,6 +63,9 @@ def value_bounds(settings: Settings, rules: RulesConfig,
         ValueBound("group_partials: a group's recent answers",
                    group_answers_bytes_bound(state.group_answers_kept),
                    (f"{ENV_PREFIX}GROUP_ANSWERS_KEPT",)),
+        ValueBound("group_partials: the group keys of a dimension",
+                   group_keys_bytes_bound(settings.max_group_keys),
+                   (f"{ENV_PREFIX}MAX_GROUP_KEYS",)),
         ValueBound("customers: one history record",
                    max(score_record_bytes(), interaction_record_bytes())),
         ValueBound("survey_memory: a customer's survey memory",

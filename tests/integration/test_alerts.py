@@ -83,13 +83,16 @@ def scenario(now: datetime) -> dict[str, list[dict[str, Any]]]:
                 baseline.append(feedback(
                     event_id=f"b{day}-{customer}", customer_id=customer, survey="ces", score=7,
                     occurred_at=(now - timedelta(days=day)).isoformat(), channel="web",
-                    touchpoint="account"))
+                    touchpoint="delivery" if customer == f"ds{n}" and n % 2 else "account"))
     profiles += [profile(customer_id=f"{prefix}{n}", segment=segment, value=5, updated_at=at)
                  for n in range(10) for prefix, segment in (("ds", "drop-seg"),
                                                             ("ts", "tiny-seg"))]
-    # CES 4: a clear drop from 7, yet not a low score for any one customer
-    current = [feedback(event_id=f"c-ds{n}-{k}", customer_id=f"ds{n}", survey="ces", score=4,
-                        occurred_at=at, channel="web", touchpoint="account")
+    # deliveries degrade: CES 4 there (a clear drop from 7, yet not a low score for any
+    # one customer), 7 still for accounts; delivery's share of the answers grows from a
+    # half to two thirds
+    current = [feedback(event_id=f"c-ds{n}-{k}", customer_id=f"ds{n}", survey="ces",
+                        score=7 if k == 2 else 4, occurred_at=at, channel="web",
+                        touchpoint="account" if k == 2 else "delivery")
                for n in range(10) for k in range(3)]  # 30 answers
     current += [feedback(event_id=f"c-ts{n}", customer_id=f"ts{n}", survey="ces", score=4,
                          occurred_at=at, channel="web", touchpoint="account")
@@ -181,7 +184,14 @@ def test_each_rule_fires_exactly_where_it_should_with_context_and_a_signed_webho
 
         [drop] = by_rule["segment_drop"]
         assert drop["segment"] == "drop-seg" and drop["reason"]["metric"] == "ces"
-        assert drop["reason"]["current"] == 4.0 and drop["reason"]["baseline"] == 7.0
+        assert drop["reason"]["current"] == 5.0 and drop["reason"]["baseline"] == 7.0
+        # why: the degraded touchpoint first, in the summary and in the context
+        drivers = drop["context"]["drivers"]
+        assert drivers["by"] == "touchpoint" and drivers["change"] == -2.0
+        assert [(d["part"], d["points"]) for d in drivers["drivers"]] == [
+            ("delivery", -1.83), ("account", -0.17)]
+        assert drop["summary"].endswith(": delivery -1.8, account -0.2"), drop["summary"]
+        check_drivers(settings_map)
 
         assert wait_until(lambda: len(receiver.received) >= len(alerts), timeout=30)
         assert sorted(receiver.alert_ids()) == sorted(a["alert_id"] for a in alerts)
@@ -225,6 +235,42 @@ def test_each_rule_fires_exactly_where_it_should_with_context_and_a_signed_webho
     finally:
         assert worker.stop() == 0
         receiver.stop()
+
+
+def check_drivers(settings_map: dict[str, str]) -> None:
+    """The same split between yesterday and today through the API and the CLI."""
+    import json
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from cxstream.cli.main import app
+
+    base = f"http://127.0.0.1:{settings_map['web_port']}/api/scores/segment/drop-seg/drivers"
+    auth = {"Authorization": f"Bearer {settings_map['api_token']}"}
+    found = httpx.get(base, headers=auth, timeout=30).json()
+    assert found["by"] == "touchpoint" and found["window"] == "day"
+    ces = found["metrics"]["ces"]
+    assert (ces["previous_score"], ces["score"], ces["change"]) == (7.0, 5.0, -2.0)
+    assert [(d["part"], d["points"], d["answers"], d["previous_answers"])
+            for d in ces["drivers"]] == [("delivery", -1.83, 20, 5), ("account", -0.17, 10, 5)]
+    assert ces["drivers"][0]["rate"] == -1.75  # its own CES fell; its share grew a little
+    # yesterday had 5 answers of each: too few to name either (the alert's baseline of
+    # three days has 15 of each)
+    assert all(d["few"] for d in ces["drivers"]) and ces["summary"] == ""
+    assert found["metrics"]["nps"]["change"] is None  # no NPS answers to explain
+    by_channel = httpx.get(base, params={"by": "channel"}, headers=auth, timeout=30).json()
+    assert [d["part"] for d in by_channel["metrics"]["ces"]["drivers"]] == ["web"]
+    wrong = httpx.get(base, params={"by": "agent"}, headers=auth, timeout=30)
+    assert wrong.status_code == 400 and wrong.json()["error"].startswith("by:")
+    env = {f"CXSTREAM_{k.upper()}": v for k, v in settings_map.items()}
+    shown = CliRunner().invoke(app, ["scores", "segment", "drop-seg", "--drivers",
+                                     "--metric", "ces"], env=env)
+    assert shown.exit_code == 0 and "delivery" in shown.output, shown.output
+    assert "too few" in shown.output and "named:" not in shown.output
+    as_json = CliRunner().invoke(app, ["scores", "segment", "drop-seg", "--drivers", "-o",
+                                       "json"], env=env)
+    assert json.loads(as_json.stdout)["metrics"]["ces"]["drivers"][0]["points"] == -1.83
 
 
 def test_sigkill_and_a_webhook_outage_lose_no_alert_and_duplicate_none(

@@ -16,6 +16,7 @@ from cxstream.scoring.fold import (
     partial_key,
     watermark_key,
 )
+from cxstream.scoring.groups import part_key
 from cxstream.scoring.windows import Watermark, window_specs, window_start
 from testkit.reference.fold import FoldResult, fold_batch
 from testkit.support import feedback, interaction, profile
@@ -64,7 +65,13 @@ def test_answers_count_in_segment_channel_touchpoint_and_stage_of_every_window()
     assert store.day_tally("touchpoint", "checkout").nps_n == 2
     assert store.day_tally("stage", "purchase").nps_n == 2  # checkout's journey stage
     assert store.day_tally("agent", "a-1") is None  # no handled_by: no agent
-    assert len(store.partials) == 4 * 3  # 4 dimensions x 3 window sizes
+    # 4 dimensions x 3 window sizes, and in the day window the groups by their parts:
+    # segment by touchpoint, channel and stage, channel by touchpoint and stage, stage by
+    # touchpoint and channel, touchpoint by channel
+    assert len(store.partials) == 4 * 3 + 8
+    part = store.day_tally("segment/touchpoint", part_key("enterprise", "checkout"))
+    assert (part.promoters, part.detractors) == (1, 1)
+    assert store.day_tally("stage/channel", part_key("purchase", "web")).nps_n == 2
 
 
 def test_an_answer_handled_by_an_agent_counts_for_the_agent_too() -> None:
@@ -76,7 +83,8 @@ def test_an_answer_handled_by_an_agent_counts_for_the_agent_too() -> None:
     assert store.day_tally("agent", "a-2").csat_n == 1
     assert store.day_tally("stage", "support").csat_n == 1
     # one segment and channel, two touchpoints, stages and agents, in 3 window sizes
-    assert len(store.partials) == (1 + 1 + 2 + 2 + 2) * 3
+    # and in the day window 9 part groups per answer, segment by channel in common
+    assert len(store.partials) == (1 + 1 + 2 + 2 + 2) * 3 + 9 + 8
 
 
 def test_answers_before_any_profile_count_under_unknown() -> None:
@@ -199,7 +207,10 @@ def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation
         store.watermark = result.watermark
     touchpoints = {key.split("|")[4] for key in store.partials if "|touchpoint|day|" in key}
     assert touchpoints == {"tp-0", "tp-1", "tp-2", OTHER_KEY}
-    assert keys.overflow == {"touchpoint": 12}
+    assert {dim: n for dim, n in keys.overflow.items() if "/" not in dim} == {"touchpoint": 12}
+    # a part dimension admits 1 key at a cap of 3: the rest count in the group's (other)
+    assert keys.overflow["segment/touchpoint"] == 21 - 3
+    assert store.day_tally("segment/touchpoint", part_key("unknown", OTHER_KEY)).nps_n == 18
     assert store.day_tally("touchpoint", OTHER_KEY).nps_n == 12
     batch = recompute([RawInput("fb", 0, n, T0.timestamp() + 3_600, f"c{n}".encode(),
                                 to_bytes(event)) for n, event in enumerate(raw)],
@@ -207,6 +218,11 @@ def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation
     assert {slot[3] for slot in batch if slot[0] == "touchpoint"} == touchpoints
     start = window_start(T0.timestamp(), 86_400)
     assert batch[("touchpoint", "day", start, OTHER_KEY)].nps_n == 12
+    streamed = {}
+    for raw_key, partial in store.partials.items():
+        _, dimension, window, slot_start, key = raw_key.split("|", 4)
+        streamed[(dimension, window, int(slot_start), key)] = partial.tally
+    assert streamed == batch  # the part groups too
 
 
 def test_group_keys_remembered_across_batches_keep_their_order() -> None:

@@ -88,3 +88,19 @@ def test_the_decoded_cache_holds_its_count_and_its_memory_estimate() -> None:
     cache.put("big", b"y" * 95, "big")  # 95 of 100 estimated: the three others go
     assert len(cache) == 1 and cache.bytes == 95 * DECODED_FACTOR
     assert cache.get("big", b"z" * 95) is None  # other bytes: not this value any more
+
+
+def test_the_group_keys_of_a_dimension_at_the_cap_stay_under_their_bound() -> None:
+    import orjson
+
+    from cxstream.scoring.bounds import group_keys_bytes_bound
+    from cxstream.scoring.groups import GroupKeys, part_key
+
+    for cap in (1, 10, 1_000):
+        keys = GroupKeys(cap)
+        for n in range(cap + 3):
+            keys.key("touchpoint", worst(n))
+            keys.key("segment/touchpoint", part_key(worst(n), worst(n + 1)))
+        for dimension in ("touchpoint", "segment/touchpoint"):
+            raw = orjson.dumps(keys.keys_of(dimension))
+            assert len(raw) <= group_keys_bytes_bound(cap) < 2 * len(raw) + 100

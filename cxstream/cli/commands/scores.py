@@ -55,6 +55,12 @@ def scores(
         "current --window, newest first, with their comments (leads and admins)")] = False,
     comments_only: Annotated[bool, typer.Option(
         "--comments-only", help="With --answers: only answers with a comment")] = False,
+    drivers: Annotated[bool, typer.Option(
+        "--drivers", help="With KEY: what moved the group's scores between the previous "
+        "day and the current one, part by part (--by)")] = False,
+    by: Annotated[str | None, typer.Option(
+        help="With --drivers: the parts' dimension (a segment: touchpoint, channel or "
+        "stage; default: the first)")] = None,
     url: UrlOption = None,
     config: ConfigOption = None,
     output: OutputOption = Output.text,
@@ -66,17 +72,17 @@ def scores(
     windows = ("hour", "day", f"{settings.long_window_days}d")
     if window not in windows:  # checked before any request
         raise fail(f"--window: {window!r} is not one of {', '.join(windows)}", 2)
-    if (answers or comments_only) and key is None:
-        raise fail("--answers and --comments-only need a group KEY", 2)
+    if (answers or comments_only or drivers or by) and key is None:
+        raise fail("--answers, --comments-only, --drivers and --by need a group KEY", 2)
     params = {"window": window, "metric": metric.value, "min_n": str(min_n)}
     if at:
         params["at"] = at.isoformat()
-    if answers or comments_only:
-        params = {"window": window, "survey": metric.value,
-                  "comments": "only" if comments_only else "all", "limit": "100",
-                  **({"at": params["at"]} if at else {})}
-        _print_answers(api_call(settings, url, f"/api/scores/{dimension.value}/"
-                                f"{quote(str(key), safe='')}/answers", params), output)
+    if answers or comments_only or drivers or by:
+        _details(settings, url, f"/api/scores/{dimension.value}/{quote(str(key), safe='')}",
+                 {"window": window, "survey": metric.value,
+                  "comments": "only" if comments_only else "all",
+                  **({"at": params["at"]} if at else {})},
+                 by if drivers or by else None, drivers or bool(by), output)
         return
     if key is not None:
         report = api_call(settings, url,
@@ -198,6 +204,46 @@ def _print_group(report: dict[str, Any]) -> None:
         table.add_row(f"{name} change", "", *(change_text(pair["change"][metric])
                                              for metric in ("nps", "csat", "ces")))
     console.print(table)
+
+
+def _details(settings: Any, url: str | None, group_path: str, params: dict[str, str],
+             by: str | None, drivers: bool, output: Output) -> None:
+    """A group's drivers (``drivers``) or its recent answers."""
+    if drivers:
+        found = api_call(settings, url, f"{group_path}/drivers", {
+            **({"by": by} if by else {}), **({"at": params["at"]} if "at" in params else {})})
+        _print_drivers(found, params["survey"], output)
+        return
+    _print_answers(api_call(settings, url, f"{group_path}/answers",
+                            {**params, "limit": "100"}), output)
+
+
+def _print_drivers(found: dict[str, Any], metric: str, output: Output) -> None:
+    if output is Output.json:
+        print_json(found)
+        return
+    report = found["metrics"][metric]
+    change = "-" if report["change"] is None else f"{report['change']:+g}"
+    table = Table(found["by"], "points", "own change", "share change", "answers",
+                  f"{metric.upper()} now", "before",
+                  title=f"{found['dimension']} {found['key']}: {metric.upper()} "
+                  f"{report['previous_score']} -> {report['score']} ({change}), "
+                  f"{found['window']} from {found['start'][:16].replace('T', ' ')}")
+    for driver in report["drivers"]:
+        table.add_row(driver["part"], f"{driver['points']:+g}", f"{driver['rate']:+g}",
+                      f"{driver['mix']:+g}",
+                      f"{driver['answers']} ({driver['previous_answers']})"
+                      + (" too few" if driver["few"] else ""),
+                      _number(driver["score"]), _number(driver["previous_score"]))
+    console.print(table)
+    console.print(f"The points add up to the change. Parts with fewer than "
+                  f"{found['min_answers']} answers are marked too few and never named"
+                  + (f"; named: {report['summary']}" if report["summary"] else ""),
+                  style="dim")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _print_answers(found: dict[str, Any], output: Output) -> None:

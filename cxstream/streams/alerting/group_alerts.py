@@ -18,6 +18,7 @@ from cxstream.alerts.config import RulesConfig
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.windows import window_start
 from cxstream.streams.alerting.publishing import RULE_HEADER, AlertPublisher
+from cxstream.streams.groups.drivers import GroupDrivers
 from cxstream.streams.groups.segment_drops import SegmentShares, SegmentTallies
 from cxstream.streams.kafka.plain_clients import read_topic
 from cxstream.streams.metrics import WorkerMetrics
@@ -37,8 +38,11 @@ class SegmentDropCheck:
     def __init__(self, settings: Settings, config: RulesConfig, metrics: WorkerMetrics,
                  publisher: AlertPublisher, shares: SegmentShares,
                  tallies: SegmentTallies, shares_topic: Any,
-                 input_owned: Callable[[], set[int]]) -> None:
+                 input_owned: Callable[[], set[int]],
+                 explain: GroupDrivers | None = None) -> None:
         self.rule = config.segment_drop
+        #: the drivers of a new drop, put in its alert (None: alerts without them)
+        self.explain = explain
         self.metrics = metrics
         self.publisher = publisher
         self.shares = shares
@@ -89,12 +93,34 @@ class SegmentDropCheck:
         await self.raised.load_since(window_start(now.timestamp(), spec.seconds)
                                      - spec.seconds)
         for alert in alerts:
+            if alert.alert_id not in self.raised.ids and self.explain is not None:
+                alert = await self._with_drivers(alert, now)
             if self.raised.add(alert.alert_id, alert):
                 await (await self.publisher.alert(alert))
                 self.metrics.alerts_raised.labels(alert.rule, alert.severity).inc()
         if self.rule.auto_resolve:
             await self._resolve(recovered, now)
         await tallies.expire(now.timestamp())
+
+    async def _with_drivers(self, alert: Alert, now: datetime) -> Alert:
+        """The alert with what drove the drop against its baseline: named in the summary
+        (enough answers only) and listed in the context."""
+        assert self.explain is not None and alert.segment is not None
+        spec = self.shares.spec
+        current = window_start(now.timestamp(), spec.seconds)
+        baseline = [current - k * spec.seconds for k in range(1, self.rule.baseline_windows + 1)]
+        try:
+            found = await self.explain.of_drop("segment", alert.segment,
+                                               str(alert.reason["metric"]), spec, current,
+                                               baseline)
+        except Exception:  # the alert goes out without its drivers rather than not at all
+            log.exception("the drivers of alert %s could not be read", alert.alert_id)
+            return alert
+        if found is None:
+            return alert
+        named = f": {found['summary']}" if found["summary"] else ""
+        return alert.model_copy(update={"summary": alert.summary + named,
+                                        "context": {**alert.context, "drivers": found}})
 
     async def _resolve(self, recovered: dict[tuple[str, str], dict[str, Any]],
                        now: datetime) -> None:

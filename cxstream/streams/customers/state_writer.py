@@ -30,7 +30,7 @@ from cxstream.scoring.fold import (
     group_keys_key,
     watermark_key,
 )
-from cxstream.scoring.groups import DIMENSIONS, GroupKeys
+from cxstream.scoring.groups import KEYED_DIMENSIONS, GroupKeys
 from cxstream.scoring.partials_index import PartialsIndex
 from cxstream.scoring.value_bands import LiveBands, ValueIndex
 from cxstream.scoring.windows import Watermark
@@ -270,7 +270,7 @@ class StateWriter:
             return None
         return GroupKeys(cap, {dimension: self._get(
             self.partials, group_keys_key(partition, dimension).encode()) or []
-            for dimension in DIMENSIONS})
+            for dimension in KEYED_DIMENSIONS})
 
     def _write(self, partition: int, result: BatchOutcome) -> None:
         """A partition's fold written: tallies, issue counts, customers, survey memory;

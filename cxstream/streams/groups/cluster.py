@@ -58,14 +58,15 @@ class Cluster:
     # -- local shares ------------------------------------------------------------------
 
     def local_partials(self, dimension: str, slices: set[tuple[str, int]] | None,
-                       key: str | None, only: int | None = None) -> dict[str, Any]:
+                       key: str | None, only: int | None = None,
+                       prefix: str | None = None) -> dict[str, Any]:
         """Rows (window, start, key, tally) of ``dimension`` in ``slices`` (None: all) of the
         partitions this worker owns (only partition ``only`` if given: for diagnosis), from
         the partials index: a partition not read into it yet is not claimed."""
         owned = self.active_partitions() & self.partials_index.loaded
         if only is not None:
             owned &= {only}
-        rows = self.partials_index.rows(dimension, slices, key, owned)
+        rows = self.partials_index.rows(dimension, slices, key, owned, prefix)
         return {"partitions": sorted(owned), "rows": rows}
 
     def local_answers(self, dimension: str, key: str) -> dict[str, Any]:

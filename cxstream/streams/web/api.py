@@ -102,6 +102,15 @@ class GroupScoresView(ApiView):
             who, dimension, key, request.query))
 
 
+class DriversView(ApiView):
+    """GET /api/scores/{dimension}/{key}/drivers: what moved the group's scores, part by
+    part."""
+
+    async def get(self, request: Any, dimension: str, key: str) -> Any:
+        return await self.answer(request, lambda who: self.api.drivers(
+            who, dimension, key, request.query))
+
+
 class GroupAnswersView(ApiView):
     """GET /api/scores/{dimension}/{key}/answers: the group's recent answers and comments
     (leads, admins, machines)."""
@@ -235,6 +244,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/scores/{dimension}", RankingView),
     ("/api/scores/{dimension}/{key}", GroupScoresView),
     ("/api/scores/{dimension}/{key}/answers", GroupAnswersView),
+    ("/api/scores/{dimension}/{key}/drivers", DriversView),
     ("/api/tallies/{dimension}", TalliesView),
     ("/api/value-bands", ValueBandsView),
     ("/api/priorities", PrioritiesView),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxstream import __version__
-from cxstream.scoring.groups import DIMENSIONS
+from cxstream.scoring.groups import BY, DIMENSIONS, DRIVER_WINDOWS
 
 METRICS = ("nps", "csat", "ces")
 ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
@@ -87,6 +87,15 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
                        "only the answers of this window, current at at"), AT,
                 _query("comments", {"type": "string", "enum": ["all", "only"]},
                        "only answers with a comment"), PAGE[0]], 400, 403, 503),
+        "/api/scores/{dimension}/{key}/drivers": _get(
+            "what moved the group's scores between the previous window and the current "
+            "one, part by part", [
+                dimension, _path("key"),
+                _query("by", {"type": "string", "enum": sorted(
+                    {by for bys in BY.values() for by in bys})},
+                       "the dimension of the parts (by dimension: see docs/api.md)"),
+                _query("window", {"type": "string", "enum": list(DRIVER_WINDOWS)},
+                       "window"), AT], 400, 403, 503),
         "/api/tallies/{dimension}": _get("every group window's raw counts", [dimension],
                                          400, 403, 503),
         "/api/value-bands": _get("the current high-value thresholds", []),

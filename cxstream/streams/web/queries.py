@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxstream.alerts.priorities import counted_windows, signal_window
-from cxstream.scoring.groups import DIMENSIONS
+from cxstream.scoring.groups import BY, DIMENSIONS, DRIVER_WINDOWS, KEYED_DIMENSIONS
 from cxstream.scoring.windows import WindowSpec, from_epoch, window_start
 from cxstream.streams.issues.priorities import PriorityBoard
 from cxstream.streams.users import Principal
@@ -120,6 +120,30 @@ def parse_partition(raw: str) -> int:
     if not raw.isdigit():
         raise BadRequest(f"partition: a partition number, not {raw!r}")
     return int(raw)
+
+
+def check_tally_dimension(dimension: str) -> None:
+    """A dimension of the partials table: a group dimension or a part dimension."""
+    if dimension not in KEYED_DIMENSIONS:
+        raise BadRequest(f"dimension: one of {', '.join(KEYED_DIMENSIONS)}, not "
+                         f"{dimension!r}")
+
+
+def drivers_query(query: Any, dimension: str, specs: tuple[WindowSpec, ...]
+                  ) -> tuple[str, WindowSpec, datetime]:
+    """(by, window, at) of a drivers request."""
+    for name in query:
+        if name not in ("by", "window", "at"):
+            raise BadRequest(f"{name}: not a parameter; parameters are by, window, at")
+    choices = BY[dimension]
+    by = query.get("by", choices[0])
+    if by not in choices:
+        raise BadRequest(f"by: one of {', '.join(choices)} for a {dimension}, not {by!r}")
+    window = query.get("window", DRIVER_WINDOWS[0])
+    if window not in DRIVER_WINDOWS:
+        raise BadRequest(f"window: one of {', '.join(DRIVER_WINDOWS)} (the windows whose "
+                         f"groups are kept by part), not {window!r}")
+    return by, pick_window(specs, window), parse_at(query.get("at"), now)
 
 
 def check_dimension(dimension: str, principal: Principal | None = None) -> None:

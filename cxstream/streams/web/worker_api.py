@@ -21,13 +21,11 @@ from yarl import URL
 from cxstream.alerts.building import route, team_of
 from cxstream.alerts.priorities import counts
 from cxstream.alerts.priorities import ranking as priority_ranking
-from cxstream.scoring import group_answers as ga
 from cxstream.scoring.customer_view import customer_report
-from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
 from cxstream.scoring.windows import from_epoch
 from cxstream.streams.alerting.case_index import words_of
 from cxstream.streams.alerting.cases import case_row
-from cxstream.streams.customers.state_codec import decode_customer
+from cxstream.streams.customers.state_codec import customer_partition, decode_customer
 from cxstream.streams.customers.survey_desk import memory_key, memory_report
 from cxstream.streams.kafka.faust_compat.access import table_store
 from cxstream.streams.services import WorkerServices
@@ -40,16 +38,18 @@ from cxstream.streams.web.errors import (
     BadRequest,
     Forbidden,
     NotFound,
+    NotServing,
     Unavailable,
     must_serve,
     status_of,
 )
+from cxstream.streams.web.score_queries import ScoreQueries
 
 log = logging.getLogger(__name__)
 Query = Mapping[str, str]
 
 
-class WorkerApi:
+class WorkerApi(ScoreQueries):
     """The API's answers for one worker."""
 
     def __init__(self, app: Any, services: WorkerServices) -> None:
@@ -120,8 +120,13 @@ class WorkerApi:
 
     async def _erase_here(self, principal: Principal, customer_id: str) -> dict[str, Any]:
         must_serve(self.app)
-        if self.customers.get(customer_id.encode()) is None:
+        raw = self.customers.get(customer_id.encode())
+        if raw is None:
             raise NotFound(f"no customer {customer_id!r}")
+        if customer_partition(raw) not in self.services.core.partials_index.loaded:
+            # which groups hold the customer's answers is known once the partition's
+            # group table is read (right after its recovery)
+            raise NotServing("this worker is reading its group tables; try again")
         # first the alert cases, on every worker (all or none)
         params = {"customer_id": customer_id, "actor": principal.name}
         shares = await self.cluster.gather(
@@ -148,108 +153,6 @@ class WorkerApi:
             raise BadRequest("customer_id: required")
         must_serve(self.app)
         return await self._redact_here(customer_id, query.get("actor", "api"))
-
-    # -- scores ------------------------------------------------------------------------
-
-    async def _gathered(self, dimension: str, slices: set[tuple[str, int]] | None,
-                        key: str | None) -> Any:
-        joined = "all" if slices is None else ",".join(f"{w}:{s}" for w, s in sorted(slices))
-        params = {"dimension": dimension, "slices": joined}
-        if key is not None:
-            params["key"] = key
-        shares = await self.cluster.gather(
-            "/internal/partials", params,
-            lambda: self.cluster.local_partials(dimension, slices, key))
-        return merge_rows(tuple(row) for share in shares for row in share["rows"])
-
-    async def ranking(self, principal: Principal, dimension: str, query: Query
-                      ) -> dict[str, Any]:
-        """Groups of a dimension ranked by a metric in one window."""
-        q.check_dimension(dimension, principal)
-        spec = q.pick_window(self.rules.windows, query.get("window", "day"))
-        metric = query.get("metric", "nps")
-        if metric not in q.METRICS:
-            raise BadRequest(f"metric: one of {', '.join(q.METRICS)}, not {metric!r}")
-        current, previous = current_and_previous(spec, q.parse_at(query.get("at"), q.now))
-        which = query.get("which", "current")
-        if which not in {"current", "previous"}:
-            raise BadRequest(f"which: current or previous, not {which!r}")
-        min_n = q.parse_count(query.get("min_n", "1"))
-        why_hidden = None
-        least = self.services.settings.agent_min_answers
-        if dimension == "agent" and min_n < least:  # fairness: never fewer
-            min_n = least
-            why_hidden = (f"agents are ranked from {least} {metric} answers "
-                          "(CXSTREAM_AGENT_MIN_ANSWERS)")
-        start = current if which == "current" else previous
-        tallies = await self._gathered(
-            dimension, {(spec.name, start), (spec.name, start - spec.seconds)}, None)
-        return ranking(dimension, spec, start, metric, min_n, tallies, self.rules.conventions,
-                       self.rules.journey.order() if dimension == "stage" else None,
-                       why_hidden)
-
-    async def group(self, principal: Principal, dimension: str, key: str, query: Query
-                    ) -> dict[str, Any]:
-        """One group's scores in every window, current and previous."""
-        q.check_dimension(dimension, principal)
-        at = q.parse_at(query.get("at"), q.now)
-        slices = {(spec.name, start) for spec in self.rules.windows
-                  for start in current_and_previous(spec, at)}
-        tallies = await self._gathered(dimension, slices, key)
-        return group_report(dimension, key, self.rules.windows, at, tallies,
-                            self.rules.conventions)
-
-    async def group_answers(self, principal: Principal, dimension: str, key: str,
-                            query: Query) -> dict[str, Any]:
-        """The recent answers that make a group's scores, newest first, with comments."""
-        if not principal.sees_all:  # they name customers and quote them
-            raise Forbidden("the answers behind a group are for leads, admins and the "
-                            "shared API token")
-        q.check_dimension(dimension)
-        survey, since, limit, comments_only = q.answers_query(query, self.rules.windows)
-        shares = await self.cluster.gather(
-            "/internal/group-answers", {"dimension": dimension, "key": key},
-            lambda: self.cluster.local_answers(dimension, key))
-        since_us = None if since is None else int(since * 1_000_000)
-        found = [answer for share in shares for answer in share["answers"]
-                 if (survey is None or answer[ga.SURVEY] == survey)
-                 and (since_us is None or answer[ga.AT] >= since_us)
-                 and (not comments_only or answer[ga.COMMENT])]
-        found.sort(key=lambda answer: (answer[ga.AT], answer[ga.EVENT_ID]), reverse=True)
-        return {"dimension": dimension, "key": key, "total": len(found),
-                "kept_per_partition": self.rules.state.group_answers_kept,
-                "answers": [ga.answer_report(answer) for answer in found[:limit]]}
-
-    def answers_share(self, query: Query) -> dict[str, Any]:
-        """This worker's recent answers of one group (internal)."""
-        dimension = query.get("dimension", "")
-        q.check_dimension(dimension)
-        return self.cluster.local_answers(dimension, query.get("key", ""))
-
-    async def tallies(self, principal: Principal, dimension: str) -> dict[str, Any]:
-        if not principal.sees_all:
-            raise Forbidden("the raw tallies are for leads, admins and the shared API token")
-        q.check_dimension(dimension)
-        tallies = await self._gathered(dimension, None, None)
-        return {"dimension": dimension, "tallies": [
-            {"window": window, "start": start, "key": key, **tally.model_dump()}
-            for (window, start, key), tally in sorted(tallies.items())]}
-
-    def value_bands(self) -> dict[str, Any]:
-        described: dict[str, Any] = self.services.core.bands.current.describe()
-        return described
-
-    def partials_share(self, query: Query) -> dict[str, Any]:
-        """This worker's partial tallies (internal)."""
-        dimension = query.get("dimension", "")
-        q.check_dimension(dimension)
-        slices = q.parse_slices(query.get("slices", "all"))
-        only = query.get("partition")
-        return self.cluster.local_partials(dimension, slices, query.get("key"),
-                                           None if only is None else q.parse_partition(only))
-
-    def value_histograms_share(self) -> dict[str, Any]:
-        return self.cluster.local_value_histograms()
 
     # -- priorities --------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from cxstream.scoring.groups import BY
 from cxstream.streams.services import WorkerServices
 from cxstream.streams.users import COOKIE, Principal
 from cxstream.streams.web.console.live import LiveInbox
@@ -268,10 +269,13 @@ class GroupPage(ConsoleView):
                 query["window"] = window
             answers = await console.api.group_answers(principal, dimension, key, query)
             scores = await console.api.group(principal, dimension, key, {})
+            by = request.query.get("by")
+            drivers = await console.api.drivers(principal, dimension, key,
+                                                {"by": by} if by else {})
             return console.html(console.render(
                 "group.html", principal, dimension=dimension, key=key, scores=scores,
                 answers=answers, window=window, metric=metric, comments=comments,
-                windows=names))
+                windows=names, drivers=drivers, bys=BY.get(dimension, ())))
         return await self.signed(request, page)
 
 
