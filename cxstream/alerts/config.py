@@ -77,6 +77,20 @@ class SegmentDropRule(RuleSettings):
     min_sample: int = Field(default=30, ge=1)
     margins: dict[Literal["nps", "csat", "ces"], float] = {"nps": 10, "csat": 10, "ces": 0.5}
     evaluate_every_seconds: float = Field(default=30, gt=0)
+    #: the group dimensions evaluated (agent: the scores of people, off unless named)
+    dimensions: list[Literal["segment", "channel", "touchpoint", "stage", "agent"]] = Field(
+        default=["segment", "channel", "touchpoint", "stage"], min_length=1)
+    #: fdr: a drop is a discovery of a z-test at this false discovery rate over every
+    #: group and metric of one evaluation (Benjamini-Hochberg) that also exceeds its
+    #: margin, or a sustained rise of bad answers seen by a CUSUM while the score is below
+    #: the baseline. margin: the drop exceeds the margin and the margin of error (the
+    #: only test before 0.5)
+    test: Literal["fdr", "margin"] = "fdr"
+    false_discovery_rate: float = Field(default=0.05, gt=0, lt=1)
+    #: the CUSUM looks for this rise of the share of bad answers (NPS detractors, CSAT
+    #: unsatisfied, CES hard) over the baseline's, and signals at this threshold
+    cusum_shift: float = Field(default=0.1, gt=0, lt=1)
+    cusum_threshold: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _margin_per_metric(self) -> SegmentDropRule:

@@ -160,31 +160,57 @@ def recurring_issue_alert(window: IssueWindow, signal: Signal, config: RulesConf
 def segment_drop_alerts(segment: str, current: Tally, baseline: Tally, window: str,
                         window_start_at: int, config: RulesConfig, conventions: Conventions,
                         now: datetime) -> list[Alert]:
-    """An alert per metric whose current score is clearly below the segment's baseline."""
-    rule = config.segment_drop
-    if not rule.enabled:
+    """An alert per metric whose current score is clearly below the segment's baseline
+    (the margin test)."""
+    if not config.segment_drop.enabled:
         return []
-    now_scores, base_scores = scores(current, conventions), scores(baseline, conventions)
     alerts = []
-    for metric in rule.metrics:
-        found = _drop(now_scores[metric], base_scores[metric], rule.min_sample,
-                      rule.margins[metric])
-        if found is None:
-            continue
-        alerts.append(build_alert(
-            rule="segment_drop", severity=rule.severity,
-            alert_key=alert_id("segment_drop", f"{segment}:{metric}",
-                               f"{window}:{window_start_at}"),
-            customer_id=None, segment=segment, owner=config.routing.cx_team,
-            summary=f"{metric.upper()} of segment {segment} fell to {found['current']:g} "
-                    f"from {found['baseline']:g} ({window} window)",
-            reason={"metric": metric, "window": window,
-                    "window_start": from_epoch(window_start_at).isoformat(), **found},
-            context={"current": now_scores[metric], "baseline": base_scores[metric],
-                     "baseline_windows": rule.baseline_windows},
-            event_time=from_epoch(window_start_at), created_at=now, occurrences=1,
-            config=config))
+    for metric in config.segment_drop.metrics:
+        found = margin_drop(metric, current, baseline, config, conventions)
+        if found is not None:
+            alerts.append(drop_alert(("segment", segment), metric, current, baseline, window,
+                                     window_start_at, {**found, "test": "margin"}, config,
+                                     conventions, now))
     return alerts
+
+
+def margin_drop(metric: Literal["nps", "csat", "ces"], current: Tally, baseline: Tally,
+                config: RulesConfig, conventions: Conventions) -> dict[str, Any] | None:
+    """The figures of a drop beyond the margin and the margin of error; else None."""
+    rule = config.segment_drop
+    return _drop(scores(current, conventions)[metric], scores(baseline, conventions)[metric],
+                 rule.min_sample, rule.margins[metric])
+
+
+def drop_alert(group: tuple[str, str], metric: Literal["nps", "csat", "ces"],
+               current: Tally, baseline: Tally, window: str, window_start_at: int,
+               test: dict[str, Any], config: RulesConfig, conventions: Conventions,
+               now: datetime) -> Alert:
+    """The alert of a group's drop found by ``test`` (its figures go in the reason)."""
+    dimension, key = group
+    rule = config.segment_drop
+    now_score = scores(current, conventions)[metric]
+    base_score = scores(baseline, conventions)[metric]
+    assert now_score is not None and base_score is not None
+    figures = {"current": now_score["score"], "baseline": base_score["score"],
+               "drop": round(base_score["score"] - now_score["score"], 3),
+               "margin": rule.margins[metric], "current_n": now_score["n"],
+               "baseline_n": base_score["n"], **test}
+    subject = key if dimension == "segment" else f"{dimension}:{key}"
+    return build_alert(
+        rule="segment_drop", severity=rule.severity,
+        alert_key=alert_id("segment_drop", f"{subject}:{metric}",
+                           f"{window}:{window_start_at}"),
+        customer_id=None, segment=key if dimension == "segment" else None,
+        owner=config.routing.cx_team,
+        summary=f"{metric.upper()} of {dimension} {key} fell to {figures['current']:g} "
+                f"from {figures['baseline']:g} ({window} window)",
+        reason={"metric": metric, "dimension": dimension, "key": key, "window": window,
+                "window_start": from_epoch(window_start_at).isoformat(), **figures},
+        context={"current": now_score, "baseline": base_score,
+                 "baseline_windows": rule.baseline_windows},
+        event_time=from_epoch(window_start_at), created_at=now, occurrences=1,
+        config=config)
 
 
 def _drop(current: dict[str, Any] | None, baseline: dict[str, Any] | None, min_sample: int,

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 RULES = """
 recurring_issue: {min_customers: 3, window_minutes: 60}
 segment_drop:
+  dimensions: [segment, channel]
   metrics: [ces]
   window: day
   baseline_windows: 3
@@ -127,7 +128,7 @@ def scenario(now: datetime) -> dict[str, list[dict[str, Any]]]:
 
 
 EXPECTED_RULES = Counter({"detractor": 4, "high_value_at_risk": 1, "recurring_issue": 1,
-                          "social_negative": 1, "segment_drop": 1})
+                          "social_negative": 1, "segment_drop": 2})
 
 
 def feed(settings: Settings, worker: WorkerProcess, events: dict[str, list[dict[str, Any]]]
@@ -182,7 +183,15 @@ def test_each_rule_fires_exactly_where_it_should_with_context_and_a_signed_webho
         [social] = by_rule["social_negative"]
         assert social["customer_id"] == "s1" and "complaint" in social["reason"]["topics"]
 
-        [drop] = by_rule["segment_drop"]
+        drops = {a["reason"]["dimension"]: a for a in by_rule["segment_drop"]}
+        assert sorted(drops) == ["channel", "segment"]
+        # the same answers seen by their channel: web's CES fell from 7 (60 answers) to 4.75
+        web = drops["channel"]
+        assert (web["reason"]["key"], web["segment"], web["reason"]["test"]) == (
+            "web", None, "fdr")
+        assert (web["reason"]["current"], web["reason"]["baseline"]) == (4.75, 7.0)
+        assert web["context"]["drivers"]["drivers"][0]["part"] == "delivery"
+        drop = drops["segment"]
         assert drop["segment"] == "drop-seg" and drop["reason"]["metric"] == "ces"
         assert drop["reason"]["current"] == 5.0 and drop["reason"]["baseline"] == 7.0
         # why: the degraded touchpoint first, in the summary and in the context
@@ -202,7 +211,7 @@ def test_each_rule_fires_exactly_where_it_should_with_context_and_a_signed_webho
         samples = worker.metrics()
         for rule, count in EXPECTED_RULES.items():
             assert total(samples, "cxstream_alerts_raised_total", rule=rule) == count, rule
-        assert total(samples, "cxstream_webhook_deliveries_total", outcome="delivered") == 8
+        assert total(samples, "cxstream_webhook_deliveries_total", outcome="delivered") == 9
         assert total(samples, "cxstream_alert_latency_seconds_count") == 6  # customer alerts
         assert total(samples, "cxstream_events_deadlettered_total") == 0
         assert total(samples, "cxstream_group_answers", dimension="segment", key="drop-seg",

@@ -327,7 +327,7 @@ def test_a_segment_drop_spread_over_both_workers_is_raised_once_with_every_answe
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"segment_drop": {
         "metrics": ["ces"], "window": "day", "baseline_windows": 3, "min_sample": 20,
-        "margins": {"ces": 0.5}, "evaluate_every_seconds": 1}}))
+        "margins": {"ces": 0.5}, "evaluate_every_seconds": 1, "dimensions": ["segment"]}}))
     settings, first, second = start_two(
         configure(isolated, partitions="4", session_timeout_seconds="8",
                   rules_file=str(rules), allowed_lateness_seconds=str(10 * 86_400)), tmp_path)

@@ -107,7 +107,7 @@ def test_recurring_issues_count_distinct_customers_and_expire_on_the_records_clo
 def test_segment_drops_are_evaluated_on_the_workers_interval_and_at_the_end() -> None:
     config = RulesConfig.model_validate({
         "segment_drop": {"min_sample": 5, "baseline_windows": 1, "metrics": ["nps"],
-                         "evaluate_every_seconds": 30},
+                         "evaluate_every_seconds": 30, "dimensions": ["segment"]},
         "detractor": {"enabled": False}, "recurring_issue": {"enabled": False}})
     day = 86_400
     start = T - T % day

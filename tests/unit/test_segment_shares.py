@@ -29,7 +29,7 @@ NOW = datetime(2026, 11, 30, 15, tzinfo=UTC)
 TODAY = window_start(NOW.timestamp(), DAY)
 CONFIG = load_rules().model_copy(update={"segment_drop": load_rules().segment_drop.model_copy(
     update={"metrics": ["ces"], "window": "day", "baseline_windows": 3, "min_sample": 5,
-            "margins": {"ces": 0.5}})})
+            "margins": {"ces": 0.5}, "test": "margin"})})
 CONVENTIONS = Conventions()
 SPEC = next(spec for spec in window_specs(7) if spec.name == "day")
 
@@ -147,5 +147,5 @@ def test_a_recovered_partition_sends_its_evaluated_windows_again_once() -> None:
     shares.to_resend |= {3, 1}
     again = shares.resend(NOW.timestamp(), {3})
     assert sorted(out.start for out in again) == [TODAY - back * DAY for back in (3, 2, 1, 0)]
-    assert {(out.segment, out.partition) for out in again} == {("smb", 3)}
+    assert {(out.key, out.partition) for out in again} == {("smb", 3)}
     assert shares.resend(NOW.timestamp(), {3}) == []

@@ -1,7 +1,9 @@
-"""Segment-drop alerts: the shares of every input partition folded where each segment's
-tallies meet (agent ``fold_segment_shares``, table ``segment_tallies``), evaluated by
-the timer ``check_segment_drops``, each alert raised once across restarts and failovers
-(``RaisedGroupAlerts`` reads back what cx.alerts already holds)."""
+"""Group-drop alerts (rule ``segment_drop``: segments, channels, touchpoints, stages): the
+shares of every input partition folded where each group's tallies meet (agent
+``fold_segment_shares``, table ``segment_tallies``), evaluated by the timer
+``check_segment_drops``, each alert raised once across restarts and failovers
+(``RaisedGroupAlerts`` reads back what cx.alerts already holds), with the drivers of the
+drop (streams.groups.drivers)."""
 
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ class SegmentDropCheck:
         """The shares of partitions recovered since the last tick (a crash may have kept
         the last ones from the topic)."""
         resent = self.shares.resend(time.time(), self.input_owned())
-        acks = [await self.shares_topic.send(key=share.segment.encode(), value=share.encode())
+        acks = [await self.shares_topic.send(key=share.topic_key, value=share.encode())
                 for share in resent]
         await asyncio.gather(*acks)
         if resent:
@@ -105,14 +107,15 @@ class SegmentDropCheck:
     async def _with_drivers(self, alert: Alert, now: datetime) -> Alert:
         """The alert with what drove the drop against its baseline: named in the summary
         (enough answers only) and listed in the context."""
-        assert self.explain is not None and alert.segment is not None
+        assert self.explain is not None
+        dimension = str(alert.reason.get("dimension", "segment"))
+        key = str(alert.reason.get("key", alert.segment))
         spec = self.shares.spec
         current = window_start(now.timestamp(), spec.seconds)
         baseline = [current - k * spec.seconds for k in range(1, self.rule.baseline_windows + 1)]
         try:
-            found = await self.explain.of_drop("segment", alert.segment,
-                                               str(alert.reason["metric"]), spec, current,
-                                               baseline)
+            found = await self.explain.of_drop(dimension, key, str(alert.reason["metric"]),
+                                               spec, current, baseline)
         except Exception:  # the alert goes out without its drivers rather than not at all
             log.exception("the drivers of alert %s could not be read", alert.alert_id)
             return alert
@@ -122,13 +125,13 @@ class SegmentDropCheck:
         return alert.model_copy(update={"summary": alert.summary + named,
                                         "context": {**alert.context, "drivers": found}})
 
-    async def _resolve(self, recovered: dict[tuple[str, str], dict[str, Any]],
+    async def _resolve(self, recovered: dict[tuple[str, str, str], dict[str, Any]],
                        now: datetime) -> None:
-        for alert_key, (segment, metric) in list(self.raised.subjects.items()):
-            figures = recovered.get((segment, metric))
+        for alert_key, (dimension, key, metric) in list(self.raised.subjects.items()):
+            figures = recovered.get((dimension, key, metric))
             if figures is not None and self.raised.resolve(alert_key):
                 await (await self.publisher.resolution(
-                    alert_key, f"{metric.upper()} of segment {segment} is back at "
+                    alert_key, f"{metric.upper()} of {dimension} {key} is back at "
                     f"{figures['current']:g} (baseline {figures['baseline']:g}, floor "
                     f"{figures['floor']:g}, n={figures['current_n']})", now))
 
@@ -144,7 +147,8 @@ class RaisedGroupAlerts:
         self.settings = settings
         self.rule = rule
         self.ids: set[str] = set()
-        self.subjects: dict[str, tuple[str, str]] = {}  # id -> (segment, metric)
+        #: id -> (dimension, key, metric)
+        self.subjects: dict[str, tuple[str, str, str]] = {}
         self.resolved: set[str] = set()
         self.loaded_since: int | None = None
 
@@ -156,8 +160,12 @@ class RaisedGroupAlerts:
 
     def add(self, alert_id: str, alert: Alert | None = None) -> bool:
         """Remember an id; False if it was already raised."""
-        if alert is not None and alert.segment and alert.reason.get("metric"):
-            self.subjects[alert_id] = (alert.segment, str(alert.reason["metric"]))
+        if alert is not None and alert.reason.get("metric"):
+            reason = alert.reason  # before 0.5: segments only, named in ``segment``
+            key = reason.get("key", alert.segment)
+            if key is not None:
+                self.subjects[alert_id] = (str(reason.get("dimension", "segment")), str(key),
+                                           str(reason["metric"]))
         if alert_id in self.ids:
             return False
         self.ids.add(alert_id)

@@ -114,7 +114,7 @@ class AlertEmitter:
                 acks.append(await self.signals_topic.send(
                     key=signal.group.encode(), value=signal.model_dump_json().encode()))
             elif isinstance(output, ShareOut) and self.shares_topic is not None:
-                acks.append(await self.shares_topic.send(key=output.segment.encode(),
+                acks.append(await self.shares_topic.send(key=output.topic_key,
                                                          value=output.encode()))
             elif isinstance(output, SurveyOut) and self.surveys_topic is not None:
                 acks.append(await self.surveys_topic.send(

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from cxstream.alerts.config import RulesConfig
-from cxstream.alerts.group_rules import segment_drop_alerts, segment_recovered
+from cxstream.alerts.group_drops import DropEvaluation
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.fold import parse_partial_key
@@ -46,40 +46,56 @@ log = logging.getLogger(__name__)
 Share = dict[str, Any]
 
 
+def group_name(dimension: str, key: str) -> str:
+    """A group's name on the shares topic and in the table: a segment's own name (as
+    before other dimensions were evaluated, so a segment keeps its partition), else
+    "~<dimension>|<key>"."""
+    return key if dimension == "segment" else f"~{dimension}|{key}"
+
+
 @dataclass(frozen=True)
 class ShareOut:
-    """An input partition's whole tally of one segment window, to send to the segment."""
+    """An input partition's whole tally of one group window, to send to the group."""
 
-    segment: str
+    key: str  # the group's key in its dimension
     partition: int
     start: int
     share: Share
+    dimension: str = "segment"
+
+    @property
+    def topic_key(self) -> bytes:
+        return group_name(self.dimension, self.key).encode()
 
     def encode(self) -> bytes:
-        return json.dumps({"segment": self.segment, "partition": self.partition,
-                           "start": self.start,
+        return json.dumps({"dimension": self.dimension, "segment": self.key,
+                           "partition": self.partition, "start": self.start,
                            "tally": self.share["tally"], "offset": self.share["offset"]},
                           separators=(",", ":")).encode()
 
 
 class SegmentShares:
-    """The shares a worker sends for the segment tallies its batches moved."""
+    """The shares a worker sends for the group tallies its batches moved, of the
+    dimensions the rule evaluates."""
 
-    def __init__(self, spec: WindowSpec, baseline_windows: int, index: PartialsIndex) -> None:
+    def __init__(self, spec: WindowSpec, baseline_windows: int, index: PartialsIndex,
+                 dimensions: tuple[str, ...] = ("segment",)) -> None:
         self.spec = spec
         self.baseline_windows = baseline_windows
         self.index = index
+        self.dimensions = dimensions
         #: input partitions recovered since their shares were last sent in full
         self.to_resend: set[int] = set()
 
     def outputs(self, partition: int, partials: dict[str, Share]) -> list[ShareOut]:
-        """StateWriter's share hook: a ShareOut per moved segment tally of the window."""
-        prefix = f"{partition}|segment|{self.spec.name}|"
+        """StateWriter's share hook: a ShareOut per moved group tally of the window."""
+        prefixes = tuple(f"{partition}|{dimension}|{self.spec.name}|"
+                         for dimension in self.dimensions)
         found = []
         for key, share in partials.items():
-            if key.startswith(prefix):
-                _, _, _, start, segment = parse_partial_key(key)
-                found.append(ShareOut(segment, partition, start, share))
+            if key.startswith(prefixes):
+                _, dimension, _, start, group = parse_partial_key(key)
+                found.append(ShareOut(group, partition, start, share, dimension))
         return found
 
     def resend(self, now: float, owned: set[int]) -> list[ShareOut]:
@@ -91,19 +107,21 @@ class SegmentShares:
         for partition in sorted(partitions):
             for k in range(self.baseline_windows + 1):
                 start = current - k * self.spec.seconds
-                for segment, share in self.index.slice(partition, "segment", self.spec.name,
+                for dimension in self.dimensions:
+                    for key, share in self.index.slice(partition, dimension, self.spec.name,
                                                        start).items():
-                    found.append(ShareOut(segment, partition, start, share))
+                        found.append(ShareOut(key, partition, start, share, dimension))
         return found
 
 
-def tally_key(segment: str, start: int) -> bytes:
-    return f"{start}|{segment}".encode()
+def tally_key(group: str, start: int) -> bytes:
+    """A group window's key in the table (``group``: ``group_name``)."""
+    return f"{start}|{group}".encode()
 
 
 class SegmentTallies:
-    """The shares of the segments whose partitions of the shares topic this worker owns:
-    shares partition -> segment -> window start -> input partition -> share."""
+    """The shares of the groups whose partitions of the shares topic this worker owns:
+    shares partition -> group name -> window start -> input partition -> share."""
 
     def __init__(self, table: Any, spec: WindowSpec, config: RulesConfig,
                  conventions: Conventions, changelog: BulkChangelog,
@@ -115,18 +133,25 @@ class SegmentTallies:
         self.changelog = changelog
         self.owned = owned
         self.shares: dict[int, dict[str, dict[int, dict[int, Share]]]] = {}
+        #: group name -> (dimension, key)
+        self.groups: dict[str, tuple[str, str]] = {}
         self.loaded: set[int] = set()
         self.folded = 0  # shares taken (newer than the one kept)
         self.ignored = 0  # shares older than the one kept
+        self.evaluation = DropEvaluation(config, conventions)
 
     def load(self, items: Iterable[tuple[bytes, bytes]], partitions: set[int]) -> None:
         """Read the table (after a recovery) for the owned ``partitions``."""
         self.shares = {partition: {} for partition in partitions}
+        self.groups = {}
         for _, raw in items:
             value = json.loads(raw)
-            by_segment = self.shares.get(value["p"])
-            if by_segment is not None:
-                by_segment.setdefault(value["segment"], {})[value["start"]] = {
+            by_group = self.shares.get(value["p"])
+            if by_group is not None:
+                dimension = value.get("dimension", "segment")  # before 0.5: segments only
+                name = group_name(dimension, value["segment"])
+                self.groups[name] = (dimension, value["segment"])
+                by_group.setdefault(name, {})[value["start"]] = {
                     int(p): share for p, share in value["shares"].items()}
         self.loaded = set(partitions)
 
@@ -135,61 +160,58 @@ class SegmentTallies:
         kept (or unreadable, logged)."""
         try:
             value = json.loads(raw)
-            segment, start = str(value["segment"]), int(value["start"])
+            dimension = str(value.get("dimension", "segment"))
+            key, start = str(value["segment"]), int(value["start"])
             source, offset = int(value["partition"]), int(value["offset"])
             share = {"tally": dict(value["tally"]), "offset": offset}
         except (ValueError, KeyError, TypeError):
             log.exception("unreadable segment share on partition %d", partition)
             return False
-        starts = self.shares.setdefault(partition, {}).setdefault(segment, {})
+        name = group_name(dimension, key)
+        self.groups[name] = (dimension, key)
+        starts = self.shares.setdefault(partition, {}).setdefault(name, {})
         by_source = starts.setdefault(start, {})
         kept = by_source.get(source)
         if kept is not None and kept["offset"] > offset:
             self.ignored += 1
             return False
         by_source[source] = share
-        self._write(partition, segment, start)
+        self._write(partition, name, start)
         self.folded += 1
         return True
 
-    def _write(self, partition: int, segment: str, start: int) -> None:
-        by_source = self.shares[partition][segment][start]
-        value = {"p": partition, "segment": segment, "start": start,
+    def _write(self, partition: int, name: str, start: int) -> None:
+        by_source = self.shares[partition][name][start]
+        dimension, key = self.groups[name]
+        value = {"p": partition, "dimension": dimension, "segment": key, "start": start,
                  "shares": {str(p): share for p, share in sorted(by_source.items())}}
-        self.changelog.set(self.table, partition, tally_key(segment, start),
+        self.changelog.set(self.table, partition, tally_key(name, start),
                            json.dumps(value, separators=(",", ":")).encode())
 
     def evaluate(self, now: datetime
-                 ) -> tuple[list[Alert], dict[tuple[str, str], dict[str, Any]]]:
-        """The drops to raise in the owned segments, and the (segment, metric) pairs
+                 ) -> tuple[list[Alert], dict[tuple[str, str, str], dict[str, Any]]]:
+        """The drops to raise in the owned groups, and the (dimension, key, metric)
         recovered (with figures)."""
         rule = self.config.segment_drop
         current = window_start(now.timestamp(), self.spec.seconds)
         baseline_starts = [current - k * self.spec.seconds
                            for k in range(1, rule.baseline_windows + 1)]
-        alerts: list[Alert] = []
-        recovered: dict[tuple[str, str], dict[str, Any]] = {}
         name = self.spec.name
+        groups: dict[tuple[str, str], tuple[Tally, Tally]] = {}
         for partition in sorted(self.owned() & self.loaded):
-            for segment, starts in sorted(self.shares.get(partition, {}).items()):
-                tallies = merge_rows((name, start, segment, share["tally"])
+            for group, starts in self.shares.get(partition, {}).items():
+                tallies = merge_rows((name, start, group, share["tally"])
                                      for start, by_source in starts.items()
                                      for share in by_source.values())
-                now_tally = tallies.get((name, current, segment), Tally())
                 baseline = Tally()
                 for start in baseline_starts:
-                    baseline = baseline.merge(tallies.get((name, start, segment), Tally()))
-                alerts += segment_drop_alerts(segment, now_tally, baseline, name,
-                                              current, self.config, self.conventions, now)
-                for metric in rule.metrics:
-                    figures = segment_recovered(metric, now_tally, baseline, self.config,
-                                                self.conventions)
-                    if figures is not None:
-                        recovered[(segment, metric)] = figures
-        return alerts, recovered
+                    baseline = baseline.merge(tallies.get((name, start, group), Tally()))
+                groups[self.groups[group]] = (tallies.get((name, current, group), Tally()),
+                                              baseline)
+        return self.evaluation.evaluate(groups, name, current, now)
 
     def segment_count(self) -> int:
-        """The segments of the owned partitions (what an evaluation looks at)."""
+        """The groups of the owned partitions (what an evaluation looks at)."""
         return sum(len(self.shares.get(partition, {}))
                    for partition in self.owned() & self.loaded)
 
@@ -199,14 +221,15 @@ class SegmentTallies:
                    - self.config.segment_drop.baseline_windows * self.spec.seconds)
         deleted = 0
         for partition in sorted(self.owned() & self.loaded & set(self.shares)):
-            for segment, starts in self.shares[partition].items():
+            for group, starts in self.shares[partition].items():
                 for start in [start for start in starts if start < horizon]:
                     del starts[start]
-                    self.changelog.delete(self.table, partition, tally_key(segment, start))
+                    self.changelog.delete(self.table, partition, tally_key(group, start))
                     deleted += 1
-            for segment in [segment for segment, starts in self.shares[partition].items()
-                            if not starts]:
-                del self.shares[partition][segment]
+            for group in [group for group, starts in self.shares[partition].items()
+                          if not starts]:
+                del self.shares[partition][group]
+                self.groups.pop(group, None)
         if deleted:
             await self.changelog.flush()
         return deleted
@@ -223,4 +246,4 @@ def segment_shares(config: RulesConfig, windows: tuple[WindowSpec, ...],
     if spec is None:
         raise ValueError(f"segment_drop.window {rule.window!r} is not one of "
                          f"{', '.join(s.name for s in windows)}")
-    return SegmentShares(spec, rule.baseline_windows, index)
+    return SegmentShares(spec, rule.baseline_windows, index, tuple(rule.dimensions))
