@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -395,3 +396,21 @@ def console_worker(isolated: dict[str, str], tmp_path: Path, users: list[dict[st
     values = configure(isolated, users_file=str(users_file), rules_file=str(rules_file))
     return (load_settings({}, **values), f"http://127.0.0.1:{values['web_port']}",
             start(values, tmp_path, "worker"))
+
+
+#: Debian's Chromium, for the console's browser tests (None: not installed), and where
+#: their screenshots go
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def signed_in_page(browser: Any, base: str, token: str, **options: Any) -> Any:
+    """A new Chromium page of the console at ``base``, signed in with ``token``, on the
+    inbox (a wide desktop window unless ``options`` say otherwise)."""
+    page = browser.new_page(**{"viewport": {"width": 1280, "height": 900}, "locale": "en-GB",
+                               **options})
+    page.goto(f"{base}/console/login")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Inbox')")
+    return page

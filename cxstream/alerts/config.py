@@ -87,8 +87,9 @@ class SegmentDropRule(RuleSettings):
     #: only test before 0.5)
     test: Literal["fdr", "margin"] = "fdr"
     false_discovery_rate: float = Field(default=0.05, gt=0, lt=1)
-    #: the CUSUM looks for this rise of the share of bad answers (NPS detractors, CSAT
-    #: unsatisfied, CES hard) over the baseline's, and signals at this threshold
+    #: the drop the CUSUM is tuned to, as a share: 0.1 is NPS 10 points lower (promoters
+    #: to detractors) or 10 points more unsatisfied CSAT or hard CES answers; it signals
+    #: when its log-likelihood ratio reaches the threshold
     cusum_shift: float = Field(default=0.1, gt=0, lt=1)
     cusum_threshold: float = Field(default=10.0, gt=0)
 

@@ -26,7 +26,14 @@ from cxstream.alerts.group_rules import drop_alert, margin_drop, segment_recover
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.drivers import Metric
-from cxstream.scoring.drops import bad_and_all, benjamini_hochberg, cusum_step, drop_test
+from cxstream.scoring.drops import (
+    baseline_shares,
+    benjamini_hochberg,
+    categories,
+    cusum_step,
+    drop_test,
+    shifted_shares,
+)
 from cxstream.scoring.tallies import Tally, scores
 
 Group = tuple[str, str]  # (dimension, key)
@@ -35,8 +42,7 @@ Group = tuple[str, str]  # (dimension, key)
 @dataclass
 class Cusum:
     start: int  # the window its counts are of
-    bad: int  # bad answers of that window already counted
-    answers: int
+    counts: tuple[int, ...]  # the answers of that window already counted, by category
     statistic: float = 0.0
 
 
@@ -97,25 +103,24 @@ class DropEvaluation:
         kept: dict[tuple[str, str, str], Cusum] = {}
         for group, (current, baseline) in groups.items():
             for metric in rule.metrics:
-                base_bad, base_all = bad_and_all(metric, baseline, self.conventions)
-                if base_all < rule.min_sample:
+                before = categories(metric, baseline, self.conventions)
+                if sum(before) < rule.min_sample:
                     continue
-                bad, answers = bad_and_all(metric, current, self.conventions)
+                counts = categories(metric, current, self.conventions)
                 key = (*group, metric)
-                state = self.cusums.get(key) or Cusum(start, 0, 0)
-                if state.start != start or answers < state.answers or bad < state.bad:
-                    state = Cusum(start, 0, 0, state.statistic)  # a new window's counts
-                p0 = min(max(base_bad / base_all, 0.01), 0.9)
-                p1 = min(p0 + rule.cusum_shift, 0.99)
-                new_bad, new_all = bad - state.bad, answers - state.answers
-                state = Cusum(start, bad, answers,
-                              cusum_step(state.statistic, new_bad, new_all - new_bad, p0, p1))
+                state = self.cusums.get(key) or Cusum(start, (0,) * len(counts))
+                if state.start != start or any(
+                        now < seen for now, seen in zip(counts, state.counts, strict=True)):
+                    state = Cusum(start, (0,) * len(counts), state.statistic)  # a new window
+                p0 = baseline_shares(before)
+                p1 = shifted_shares(metric, p0, rule.cusum_shift)
+                new = tuple(now - seen for now, seen in zip(counts, state.counts, strict=True))
+                state = Cusum(start, counts, cusum_step(state.statistic, new, p0, p1))
                 test = drop_test(metric, current, baseline, self.conventions)
                 if (state.statistic >= rule.cusum_threshold and key not in found
                         and test is not None and test.drop > 0):
                     found[key] = {"test": "cusum", "cusum": round(state.statistic, 3),
-                                  "cusum_threshold": rule.cusum_threshold,
-                                  "baseline_bad_share": round(p0, 4)}
+                                  "cusum_threshold": rule.cusum_threshold}
                     state.statistic = 0.0  # signalled: watch again from here
                 kept[key] = state
         self.cusums = kept

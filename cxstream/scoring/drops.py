@@ -11,11 +11,12 @@ test that sees a sustained drop before its window closes.
   find the largest k with p_(k) <= k q / m, and reject the k smallest. Written here (a
   sort and a scan) rather than taken from scipy.stats.false_discovery_control, which
   would bring scipy and numpy for ten lines.
-- ``cusum_step``: a Bernoulli CUSUM (Page, Biometrika 41, 1954; Reynolds & Stoumbos,
-  J. Qual. Technol. 31(1), 1999) on the share of bad answers (NPS detractors, CSAT
-  unsatisfied, CES hard) against the baseline's share p0, tuned to a rise to p1:
-  S <- max(0, S + bad ln(p1/p0) + good ln((1 - p1)/(1 - p0))), a drop when S >= h. It
-  takes counts since the last step, so it runs on tallies.
+- ``cusum_step``: a CUSUM (Page, Biometrika 41, 1954) of the answers' categories (NPS:
+  promoters, passives, detractors; CSAT: unsatisfied or not; CES: hard or not; as the
+  Bernoulli CUSUM of Reynolds & Stoumbos, J. Qual. Technol. 31(1), 1999, with three
+  categories for NPS) against the baseline's shares p0, tuned to a drop p1 of the size
+  worth catching: S <- max(0, S + sum_i n_i ln(p1_i / p0_i)), a drop when S >= h. It
+  takes the counts since the last step, so it runs on tallies.
 """
 
 from __future__ import annotations
@@ -90,18 +91,42 @@ def benjamini_hochberg(p_values: list[float], q: float) -> list[bool]:
     return found
 
 
-def bad_and_all(metric: Metric, tally: Tally, conventions: Conventions) -> tuple[int, int]:
-    """(bad answers, answers) of ``metric``: NPS detractors, CSAT not satisfied, CES
-    hard."""
+def categories(metric: Metric, tally: Tally, conventions: Conventions) -> tuple[int, ...]:
+    """The counts the CUSUM follows: NPS (promoters, passives, detractors) as the score
+    counts them; CSAT (not satisfied, satisfied); CES (hard, not hard)."""
     if metric == "nps":
-        n = int(weight_and_total(metric, tally, conventions)[0])
-        return tally.detractors, n
+        passives = tally.passives if conventions.nps_denominator == "all_responses" else 0
+        return tally.promoters, passives, tally.detractors
     if metric == "csat":
-        return tally.csat_n - tally.csat_satisfied, tally.csat_n
-    return tally.ces_hard, tally.ces_n
+        return tally.csat_n - tally.csat_satisfied, tally.csat_satisfied
+    return tally.ces_hard, tally.ces_n - tally.ces_hard
 
 
-def cusum_step(statistic: float, bad: int, good: int, p0: float, p1: float) -> float:
-    """The CUSUM after ``bad`` and ``good`` more answers (0 < p0 < p1 < 1)."""
-    step = bad * math.log(p1 / p0) + good * math.log((1 - p1) / (1 - p0))
+def shifted_shares(metric: Metric, shares: tuple[float, ...], shift: float
+                   ) -> tuple[float, ...]:
+    """The shares after a drop of ``shift`` (0.1: 10 NPS points, from promoters to
+    detractors half each; 10 points more unsatisfied CSAT or hard CES answers)."""
+    if metric == "nps":
+        move = min(shift / 2, shares[0] - FLOOR)
+        return shares[0] - move, shares[1], shares[2] + move
+    move = min(shift, shares[1] - FLOOR)
+    return shares[0] + move, shares[1] - move
+
+
+#: no share is taken as smaller than this (a log of zero has no bound)
+FLOOR = 0.005
+
+
+def baseline_shares(counts: tuple[int, ...]) -> tuple[float, ...]:
+    total = sum(counts)
+    raw = [max(count / total, FLOOR) for count in counts]
+    return tuple(share / sum(raw) for share in raw)
+
+
+def cusum_step(statistic: float, counts: tuple[int, ...], p0: tuple[float, ...],
+               p1: tuple[float, ...]) -> float:
+    """The CUSUM after the answers ``counts`` (per category) more: the log-likelihood
+    ratio of the shares ``p1`` against ``p0``, added, never below zero."""
+    step = sum(count * math.log(after / before)
+               for count, before, after in zip(counts, p0, p1, strict=True) if count)
     return max(0.0, statistic + step)

@@ -131,3 +131,18 @@ def ranking(dimension: str, spec: WindowSpec, start: int, metric: str, min_n: in
             "start": from_epoch(start).isoformat(), "min_n": min_n, "groups": rows,
             "hidden": {"groups": hidden,
                        "reason": why_hidden or f"fewer than {min_n} {metric} answers"}}
+
+
+def trend(tallies: Tallies, spec: WindowSpec, starts: list[int], key: str, metric: str,
+          conventions: Conventions) -> list[dict[str, Any]]:
+    """One group's ``metric`` in each window of ``starts`` (oldest first): the score, its
+    answers and margin of error (None where the window has no answers)."""
+    points = []
+    for start in starts:
+        tally = tallies.get((spec.name, start, key))
+        found = None if tally is None else scores(tally, conventions)[metric]
+        points.append({"start": from_epoch(start).isoformat(),
+                       "score": None if found is None else found["score"],
+                       "n": 0 if found is None else found["n"],
+                       "margin_of_error": None if found is None else found["margin_of_error"]})
+    return points

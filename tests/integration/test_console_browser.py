@@ -7,7 +7,6 @@ under test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,11 +14,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from testkit.support import TOKEN, console_worker, feedback, interaction, profile, send
+from testkit.support import (
+    ARTIFACTS,
+    CHROMIUM,
+    TOKEN,
+    console_worker,
+    feedback,
+    interaction,
+    profile,
+    send,
+    signed_in_page,
+)
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ALICE = "alice-console-token-0123456789"
 LENA = "lena-console-token-0123456789"
 COMMENT = "Le colis n'est jamais arrivé et personne ne répond <b>au téléphone</b>"
@@ -111,12 +118,7 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
             page.screenshot(path=str(ARTIFACTS / "console-priorities.png"), full_page=True)
 
             # a lead goes from a group's score to the answers and comments behind it
-            lead = browser.new_page(viewport={"width": 1280, "height": 900},
-                                    timezone_id="Europe/Paris", locale="en-GB")
-            lead.goto(f"{base}/console/login")
-            lead.fill("#token", LENA)
-            lead.click("button[type=submit]")
-            lead.wait_for_selector("h1:has-text('Inbox')")
+            lead = signed_in_page(browser, base, LENA, timezone_id="Europe/Paris")
             lead.click("text=Scores")
             lead.click("table.scores a:text-is('delivery')")
             lead.wait_for_selector("#group-answers")

@@ -5,7 +5,6 @@ status, and the page on a phone. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,11 +13,19 @@ from typing import Any
 import httpx
 import pytest
 
-from testkit.support import TOKEN, console_worker, feedback, profile, send, wait_until
+from testkit.support import (
+    ARTIFACTS,
+    CHROMIUM,
+    TOKEN,
+    console_worker,
+    feedback,
+    profile,
+    send,
+    signed_in_page,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LENA = "lena-lead-console-token-0123456789"
 ALERTS = 1_000
 
@@ -71,11 +78,7 @@ def test_a_lead_pages_filters_and_bulk_acknowledges_1000_alerts(
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                                  args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
-            page.goto(f"{base}/console/login")
-            page.fill("#token", LENA)
-            page.click("button[type=submit]")
-            page.wait_for_selector("h1:has-text('Inbox')")
+            page = signed_in_page(browser, base, LENA)
 
             # paged, with the total: never a silent cut
             assert counts_shown(page) == (1, 50, everything)

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from cxstream.alerts.config import load_rules
 from cxstream.alerts.group_drops import DropEvaluation
 from cxstream.scoring.conventions import Conventions
-from cxstream.scoring.drops import benjamini_hochberg, cusum_step, drop_test
+from cxstream.scoring.drops import (
+    baseline_shares,
+    benjamini_hochberg,
+    cusum_step,
+    drop_test,
+    shifted_shares,
+)
 from cxstream.scoring.tallies import Tally
 
 CONVENTIONS = Conventions()
@@ -61,13 +67,18 @@ def test_the_drop_test_knows_a_real_drop_from_noise() -> None:
 
 
 def test_the_cusum_adds_evidence_and_never_goes_below_zero() -> None:
+    p0 = baseline_shares((50, 30, 20))
+    p1 = shifted_shares("nps", p0, 0.1)  # NPS 10 points lower: promoters to detractors
+    assert math.isclose(p1[0], 0.45) and math.isclose(p1[2], 0.25) and p1[1] == p0[1]
     rising = 0.0
     for _ in range(10):
-        rising = cusum_step(rising, 5, 15, 0.2, 0.3)  # 25 % bad against 20 %
+        rising = cusum_step(rising, (4, 3, 3), p0, p1)  # NPS +10 against +30
     assert rising > 0
-    assert cusum_step(0.0, 0, 100, 0.2, 0.3) == 0.0
-    both = cusum_step(cusum_step(0.0, 3, 7, 0.2, 0.3), 2, 8, 0.2, 0.3)
-    assert math.isclose(both, cusum_step(0.0, 5, 15, 0.2, 0.3))  # counts add up
+    assert cusum_step(0.0, (60, 30, 10), p0, p1) == 0.0  # better than usual: nothing
+    both = cusum_step(cusum_step(0.0, (2, 1, 3), p0, p1), (2, 2, 3), p0, p1)
+    assert math.isclose(both, cusum_step(0.0, (4, 3, 6), p0, p1))  # counts add up
+    assert shifted_shares("csat", baseline_shares((10, 90)), 0.1) == (0.2, 0.8)
+    assert baseline_shares((0, 100))[0] > 0  # never a share of zero
 
 
 def groups_with(drop: dict[tuple[str, str], Tally], count: int, seed: int
@@ -113,9 +124,10 @@ def test_the_cusum_catches_detractors_that_come_late_in_a_good_window() -> None:
         if alerts:
             raised_at = step, alerts[0].reason["test"], alerts[0].reason["drop"]
             break
-    # the window's NPS has moved by a few points only: no z-test would see it yet
-    assert raised_at is not None and raised_at[:2] == (9, "cusum"), raised_at
-    assert raised_at[2] < 5
+    # 160 answers at NPS 0 after 600 as usual: the window's NPS has fallen by 7 points
+    # only, under the margin of 10 a z-test's discovery needs, and the CUSUM signals
+    assert raised_at is not None and raised_at[:2] == (16, "cusum"), raised_at
+    assert raised_at[2] < load_rules().segment_drop.margins["nps"]
 
 
 def test_the_margin_test_of_before_is_kept_as_a_choice() -> None:

@@ -111,6 +111,14 @@ class DriversView(ApiView):
             who, dimension, key, request.query))
 
 
+class TrendView(ApiView):
+    """GET /api/scores/{dimension}/{key}/trend: the group's score per day."""
+
+    async def get(self, request: Any, dimension: str, key: str) -> Any:
+        return await self.answer(request, lambda who: self.api.trend(
+            who, dimension, key, request.query))
+
+
 class GroupAnswersView(ApiView):
     """GET /api/scores/{dimension}/{key}/answers: the group's recent answers and comments
     (leads, admins, machines)."""
@@ -245,6 +253,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/scores/{dimension}/{key}", GroupScoresView),
     ("/api/scores/{dimension}/{key}/answers", GroupAnswersView),
     ("/api/scores/{dimension}/{key}/drivers", DriversView),
+    ("/api/scores/{dimension}/{key}/trend", TrendView),
     ("/api/tallies/{dimension}", TalliesView),
     ("/api/value-bands", ValueBandsView),
     ("/api/priorities", PrioritiesView),

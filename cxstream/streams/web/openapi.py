@@ -96,6 +96,12 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
                        "the dimension of the parts (by dimension: see docs/api.md)"),
                 _query("window", {"type": "string", "enum": list(DRIVER_WINDOWS)},
                        "window"), AT], 400, 403, 503),
+        "/api/scores/{dimension}/{key}/trend": _get(
+            "the group's score per day, oldest first, with answers and margins", [
+                dimension, _path("key"),
+                _query("metric", {"type": "string", "enum": list(METRICS)}, "metric"),
+                _query("days", {"type": "integer", "minimum": 2, "maximum": 60}, "days"),
+                AT], 400, 403, 503),
         "/api/tallies/{dimension}": _get("every group window's raw counts", [dimension],
                                          400, 403, 503),
         "/api/value-bands": _get("the current high-value thresholds", []),

@@ -146,6 +146,22 @@ def drivers_query(query: Any, dimension: str, specs: tuple[WindowSpec, ...]
     return by, pick_window(specs, window), parse_at(query.get("at"), now)
 
 
+#: the days a trend may cover (the day windows are kept 62 days)
+MAX_TREND_DAYS = 60
+
+
+def trend_query(query: Any) -> tuple[str, int, datetime]:
+    """(metric, days, at) of a trend request."""
+    for name in query:
+        if name not in ("metric", "days", "at"):
+            raise BadRequest(f"{name}: not a parameter; parameters are metric, days, at")
+    metric = query.get("metric", "nps")
+    if metric not in METRICS:
+        raise BadRequest(f"metric: one of {', '.join(METRICS)}, not {metric!r}")
+    days = parse_bounded(query.get("days", "30"), "days", 2, MAX_TREND_DAYS)
+    return metric, days, parse_at(query.get("at"), now)
+
+
 def check_dimension(dimension: str, principal: Principal | None = None) -> None:
     """A known dimension, and one ``principal`` may see: an agent's scores are about a
     person, for leads, admins and machines only."""

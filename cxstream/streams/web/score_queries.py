@@ -11,7 +11,14 @@ from cxstream.scoring import group_answers as ga
 from cxstream.scoring.drivers import drivers_report
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.groups import part_key
-from cxstream.scoring.reports import current_and_previous, group_report, merge_rows, ranking
+from cxstream.scoring.reports import (
+    current_and_previous,
+    group_report,
+    merge_rows,
+    ranking,
+    trend,
+)
+from cxstream.scoring.windows import window_start
 from cxstream.streams.groups.cluster import Cluster
 from cxstream.streams.services import WorkerServices
 from cxstream.streams.users import Principal
@@ -91,6 +98,21 @@ class ScoreQueries:
         settings = self.services.files.rules.drivers
         return drivers_report(dimension, key, by, spec, (previous, current), tallies,
                               self.rules.conventions, settings.min_answers, settings.named)
+
+    async def trend(self, principal: Principal, dimension: str, key: str | None,
+                    query: Query) -> dict[str, Any]:
+        """A group's score per day (``key`` None: every group of the dimension, for the
+        scores page), oldest first."""
+        q.check_dimension(dimension, principal)
+        metric, days, at = q.trend_query(query)
+        spec = q.pick_window(self.rules.windows, "day")
+        current = window_start(at.timestamp(), spec.seconds)
+        starts = [current - back * spec.seconds for back in range(days - 1, -1, -1)]
+        tallies = await self._gathered(dimension, {(spec.name, s) for s in starts}, key)
+        keys = [key] if key is not None else sorted({group for _, _, group in tallies})
+        return {"dimension": dimension, "metric": metric, "window": spec.name,
+                "groups": {group: trend(tallies, spec, starts, group, metric,
+                                        self.rules.conventions) for group in keys}}
 
     async def group_answers(self, principal: Principal, dimension: str, key: str,
                             query: Query) -> dict[str, Any]:

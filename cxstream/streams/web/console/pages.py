@@ -174,12 +174,33 @@ class AlertPage(ConsoleView):
                 earlier = await self.earlier(principal, alert["customer_id"], alert_id)
             return console.html(console.render(
                 "alert.html", principal, alert=alert, history=data["history"],
+                trend=await self.group_trend(principal, alert),
                 customer=data["customer"], earlier=earlier,
                 timeline=timeline(console.tagger, data["customer"], data),
                 categories=console.config.lifecycle.resolution_categories,
                 form_token=form_token(session), done=request.query.get("done"),
                 failed=request.query.get("error")))
         return await self.signed(request, page)
+
+    async def group_trend(self, principal: Principal, alert: dict[str, Any]
+                          ) -> list[dict[str, Any]] | None:
+        """A group drop's score per day, for its chart (None: not a group drop, or the
+        trend cannot be had right now: the alert itself still shows)."""
+        raised = alert.get("alert") or {}  # the case holds the alert as raised
+        reason = raised.get("reason") or {}
+        if raised.get("rule") != "segment_drop" or "metric" not in reason:
+            return None
+        dimension = str(reason.get("dimension", "segment"))
+        key = str(reason.get("key", raised.get("segment")))
+        try:
+            found = await self.console.api.trend(principal, dimension, key, {
+                "metric": str(reason["metric"]), "days": "30"})
+        except Exception as exc:
+            if status_of(exc) is None:
+                raise
+            return None
+        points: list[dict[str, Any]] = found["groups"][key]
+        return points
 
     async def earlier(self, principal: Principal, customer_id: str, alert_id: str
                       ) -> list[dict[str, Any]]:
@@ -241,10 +262,11 @@ class ScoresPage(ConsoleView):
 
     async def table(self, principal: Principal, dimension: str, window: str, metric: str
                     ) -> dict[str, Any]:
-        ranked = await self.console.api.ranking(
-            principal, dimension, {"window": window, "metric": metric})
+        api = self.console.api
+        ranked = await api.ranking(principal, dimension, {"window": window, "metric": metric})
+        trends = await api.trend(principal, dimension, None, {"metric": metric, "days": "30"})
         return {"dimension": dimension, "start": ranked["start"], "rows": ranked["groups"],
-                "hidden": ranked.get("hidden")}
+                "hidden": ranked.get("hidden"), "trends": trends["groups"]}
 
 
 class GroupPage(ConsoleView):
@@ -272,10 +294,13 @@ class GroupPage(ConsoleView):
             by = request.query.get("by")
             drivers = await console.api.drivers(principal, dimension, key,
                                                 {"by": by} if by else {})
+            trend = await console.api.trend(principal, dimension, key,
+                                            {"metric": metric, "days": "30"})
             return console.html(console.render(
                 "group.html", principal, dimension=dimension, key=key, scores=scores,
                 answers=answers, window=window, metric=metric, comments=comments,
-                windows=names, drivers=drivers, bys=BY.get(dimension, ())))
+                windows=names, drivers=drivers, bys=BY.get(dimension, ()),
+                trend=trend["groups"][key]))
         return await self.signed(request, page)
 
 

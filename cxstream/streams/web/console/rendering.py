@@ -14,6 +14,7 @@ import jinja2
 
 from cxstream.alerts.comment_tags import TopicTagger
 from cxstream.alerts.lifecycle import due_text
+from cxstream.streams.web.console.charts import trend_chart
 
 __all__ = ["due_text", "environment", "form_token", "label", "later", "local_time", "money",
            "snooze_until", "timeline", "value_text"]
@@ -30,6 +31,7 @@ def environment() -> jinja2.Environment:
     env.filters["label"] = label
     env.filters["money"] = money
     env.filters["value_text"] = value_text
+    env.globals["trend_chart"] = trend_chart
     return env
 
 
