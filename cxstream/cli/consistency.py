@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from cxstream.scoring.groups import DIMENSIONS
+from cxstream.scoring.groups import KEYED_DIMENSIONS
 from cxstream.scoring.recompute import GroupTallies, RawInput, recompute
 from cxstream.scoring.tallies import Tally
 from cxstream.streams.kafka.plain_clients import read_topic
@@ -36,7 +36,7 @@ def stream_tallies(base_url: str, token: str | None) -> GroupTallies:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     tallies: GroupTallies = {}
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
-        for dimension in DIMENSIONS:
+        for dimension in KEYED_DIMENSIONS:
             response = client.get(f"/api/tallies/{dimension}")
             response.raise_for_status()
             for row in response.json()["tallies"]:

@@ -29,6 +29,7 @@ from cxstream.cli.commands import (
     scores,
     send,
     simulation,
+    surveys,
     topics,
     worker,
 )
@@ -72,7 +73,7 @@ for group, name in ((broker.broker_app, "broker"), (topics.topics_app, "topics")
                     (schemas.schemas_app, "schemas"), (send.send_app, "send"),
                     (send.deadletter_app, "deadletter"), (customer.customer_app, "customer"),
                     (config.config_app, "config"), (alerts.alerts_app, "alerts"),
-                    (rules.rules_app, "rules")):
+                    (rules.rules_app, "rules"), (surveys.surveys_app, "surveys")):
     app.add_typer(group, name=name)
 for command in (worker.worker, scores.scores, scores.priorities, scores.recompute,
                 simulation.simulate, simulation.replay, simulation.demo):

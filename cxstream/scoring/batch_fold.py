@@ -131,7 +131,7 @@ class FoldBatch:
         """The answer among the recent answers of every group it counts in."""
         answer = answer_of(event)
         groups = dict.fromkeys((change.dimension, change.key) for change in changes
-                               if change.sign > 0 and "/" not in change.dimension)
+                               if change.sign > 0 and "." not in change.dimension)
         for dimension, key in groups:
             ring_key = answers_key(self.partition, dimension, key)
             answers = self.answers.get(ring_key)

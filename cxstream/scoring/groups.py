@@ -19,11 +19,11 @@ from cxstream.scoring.windows import WindowSpec, window_start
 DIMENSIONS = ("segment", "channel", "touchpoint", "stage", "agent")
 #: the parts a group's change is split across (scoring.drivers): a group of a dimension
 #: is also tallied by each dimension named here, in the windows of DRIVER_WINDOWS, as the
-#: "part dimension" "<dimension>/<by>" with the key ``part_key(group, part)``
+#: "part dimension" "<dimension>.<by>" with the key ``part_key(group, part)``
 BY: dict[str, tuple[str, ...]] = {
     "segment": ("touchpoint", "channel", "stage"), "channel": ("touchpoint", "stage"),
     "stage": ("touchpoint", "channel"), "touchpoint": ("channel",), "agent": ("touchpoint",)}
-PART_DIMENSIONS = tuple(f"{dimension}/{by}" for dimension, bys in BY.items() for by in bys)
+PART_DIMENSIONS = tuple(f"{dimension}.{by}" for dimension, bys in BY.items() for by in bys)
 #: every dimension of the partials table, with the group keys a partition admits
 KEYED_DIMENSIONS = DIMENSIONS + PART_DIMENSIONS
 DRIVER_WINDOWS = ("day",)
@@ -51,7 +51,7 @@ class GroupKeys:
     def cap_of(self, dimension: str) -> int:
         """A part dimension admits half as many keys: each holds two names, and the list
         of a dimension's keys must stay under the producer's request limit."""
-        return self.cap if "/" not in dimension else max(1, self.cap // 2)
+        return self.cap if "." not in dimension else max(1, self.cap // 2)
 
     def key(self, dimension: str, key: str) -> str:
         known = self.admitted.setdefault(dimension, {})
@@ -111,6 +111,12 @@ def group_keys(event: Feedback, segment: str | None,
     return tuple((dimension, keys.key(dimension, key)) for dimension, key in groups)
 
 
+def part_dimension(dimension: str, by: str) -> str:
+    """The part dimension of ``dimension``'s groups by ``by`` ("segment.touchpoint": no
+    "/", so it names a URL path segment)."""
+    return f"{dimension}.{by}"
+
+
 def part_key(group: str, part: str) -> str:
     """A group's key and one of its parts in one key, unambiguous whatever the names
     hold: the group's length first ("3:smbdelivery")."""
@@ -125,7 +131,7 @@ def parse_part_key(raw: str) -> tuple[str, str]:
 def with_parts(groups: tuple[tuple[str, str], ...], keys: GroupKeys | None
                ) -> tuple[tuple[str, str], ...]:
     """``groups`` and the part groups they make (BY): the same answer in
-    "segment/touchpoint" under part_key(segment, touchpoint), and so on; a part past the
+    "segment.touchpoint" under part_key(segment, touchpoint), and so on; a part past the
     cap of its part dimension counts as the group's OTHER_KEY part, so a group's parts
     always hold all of its answers."""
     named = dict(groups)
@@ -135,7 +141,7 @@ def with_parts(groups: tuple[tuple[str, str], ...], keys: GroupKeys | None
             part = named.get(by)
             if part is None:
                 continue
-            name, composite = f"{dimension}/{by}", part_key(key, part)
+            name, composite = part_dimension(dimension, by), part_key(key, part)
             if keys is not None and keys.key(name, composite) == OTHER_KEY:
                 composite = part_key(key, OTHER_KEY)
             found.append((name, composite))

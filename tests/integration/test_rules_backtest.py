@@ -93,6 +93,7 @@ def test_the_backtest_of_the_shipped_rules_counts_what_the_stream_raised(
             assert headers["ce_type"].startswith(b"cxstream.alert.")
             assert headers["cx.rule"] == alert["rule"].encode()
             event_ids.append((headers["ce_id"], record.value))
+        asked = len(asyncio.run(read_topic(settings, settings.topic_survey_requests)))
     finally:
         assert worker.stop() == 0, worker.log()
     # an update or a follow-up is another event: one id, one value (a record sent again
@@ -131,3 +132,19 @@ def test_the_backtest_of_the_shipped_rules_counts_what_the_stream_raised(
                                     "--since", "8d"], env={**env, "COLUMNS": "200"})
     assert text.exit_code == 0, text.output
     assert "alerts that would have fired" in text.output and "fewer" in text.output
+
+    # the survey policy, on the same history: what the stream sent, and a quieter policy
+    quieter = tmp_path / "quieter.yaml"
+    quieter.write_text(yaml.safe_dump({"surveys": {"fatigue": {"any_survey_days": 30}}}))
+    surveys = CliRunner().invoke(app, ["surveys", "backtest", "--rules", str(quieter),
+                                       "--since", "8d", "-o", "json"], env=env)
+    assert surveys.exit_code == 0, surveys.output
+    found = json.loads(surveys.output)
+    current_totals = found["current"]["totals"]
+    sent = current_totals.get("sent", 0) + current_totals.get("sent after waiting", 0)
+    assert sent == asked > 0, (current_totals, asked)
+    proposed_totals = found["proposed"]["totals"]
+    assert proposed_totals.get("sent", 0) < current_totals.get("sent", 0)
+    reasons = {(row["outcome"], row["reason"]) for row in found["comparison"]
+               if row["proposed"] > row["current"]}
+    assert ("suppressed", "recently_surveyed_any") in reasons

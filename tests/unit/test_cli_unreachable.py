@@ -31,6 +31,7 @@ KAFKA_COMMANDS = {
     "send file": ["{jsonl}", "--topic", "cx.feedback"],
     "deadletter show": [], "recompute": [], "simulate": ["--customers", "50"],
     "replay": ["{jsonl}"], "rules backtest": ["--rules", "{rules}"],
+    "surveys backtest": ["--rules", "{rules}"],
 }
 API_COMMANDS = {
     "scores": ["segment"], "priorities": [], "customer show": ["c1"],

@@ -69,9 +69,9 @@ def test_answers_count_in_segment_channel_touchpoint_and_stage_of_every_window()
     # segment by touchpoint, channel and stage, channel by touchpoint and stage, stage by
     # touchpoint and channel, touchpoint by channel
     assert len(store.partials) == 4 * 3 + 8
-    part = store.day_tally("segment/touchpoint", part_key("enterprise", "checkout"))
+    part = store.day_tally("segment.touchpoint", part_key("enterprise", "checkout"))
     assert (part.promoters, part.detractors) == (1, 1)
-    assert store.day_tally("stage/channel", part_key("purchase", "web")).nps_n == 2
+    assert store.day_tally("stage.channel", part_key("purchase", "web")).nps_n == 2
 
 
 def test_an_answer_handled_by_an_agent_counts_for_the_agent_too() -> None:
@@ -207,10 +207,10 @@ def test_group_keys_beyond_the_cap_count_under_other_in_stream_and_recomputation
         store.watermark = result.watermark
     touchpoints = {key.split("|")[4] for key in store.partials if "|touchpoint|day|" in key}
     assert touchpoints == {"tp-0", "tp-1", "tp-2", OTHER_KEY}
-    assert {dim: n for dim, n in keys.overflow.items() if "/" not in dim} == {"touchpoint": 12}
+    assert {dim: n for dim, n in keys.overflow.items() if "." not in dim} == {"touchpoint": 12}
     # a part dimension admits 1 key at a cap of 3: the rest count in the group's (other)
-    assert keys.overflow["segment/touchpoint"] == 21 - 3
-    assert store.day_tally("segment/touchpoint", part_key("unknown", OTHER_KEY)).nps_n == 18
+    assert keys.overflow["segment.touchpoint"] == 21 - 3
+    assert store.day_tally("segment.touchpoint", part_key("unknown", OTHER_KEY)).nps_n == 18
     assert store.day_tally("touchpoint", OTHER_KEY).nps_n == 12
     batch = recompute([RawInput("fb", 0, n, T0.timestamp() + 3_600, f"c{n}".encode(),
                                 to_bytes(event)) for n, event in enumerate(raw)],

@@ -132,6 +132,8 @@ class SurveyDesk:
                                                                  DECODED_KEPT)
         #: customers with deferred requests, by partition (from the markers)
         self.pending: dict[int, set[str]] = {}
+        #: told every decision counted, with the customer's segment (cli.survey_backtest)
+        self.audit: Callable[[Candidate, Decision, str | None], None] | None = None
 
     # -- the fold's side ---------------------------------------------------------------
 
@@ -272,6 +274,8 @@ class SurveyDesk:
             return [], False
         self._counts[candidate.survey, ACTION_NAMES[decision.action],
                      decision.reason or "none"] += 1
+        if self.audit is not None:
+            self.audit(candidate, decision, segment)
         if decision.reason == "trigger_interval" and waiting is None:
             return [], False  # nothing to remember
         if decision.action == "suppress" and waiting is None and _repeats(memory, candidate,

@@ -1,5 +1,5 @@
 """The drivers of a group's change, gathered from every worker's partitions: the tallies
-of the group's parts (the part dimension "<dimension>/<by>", scoring.groups.BY) in the
+of the group's parts (the part dimension "<dimension>.<by>", scoring.groups.BY) in the
 windows compared, added up, then split (scoring.drivers).
 
 Used by the API (a group's drivers between two windows) and by the segment-drop check
@@ -15,7 +15,13 @@ from typing import Any
 from cxstream.alerts.config import Drivers
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.drivers import Decomposition, decompose, summary
-from cxstream.scoring.groups import BY, DRIVER_WINDOWS, parse_part_key, part_key
+from cxstream.scoring.groups import (
+    BY,
+    DRIVER_WINDOWS,
+    parse_part_key,
+    part_dimension,
+    part_key,
+)
 from cxstream.scoring.reports import Tallies, merge_rows
 from cxstream.scoring.tallies import Tally
 from cxstream.scoring.windows import WindowSpec
@@ -39,7 +45,7 @@ class GroupDrivers:
                            starts: set[int]) -> Tallies:
         """(window, start, part key) -> the whole tally, of ``key``'s parts by ``by`` in
         the windows of ``spec`` starting at ``starts``."""
-        name, prefix = f"{dimension}/{by}", part_key(key, "")
+        name, prefix = part_dimension(dimension, by), part_key(key, "")
         slices = {(spec.name, start) for start in starts}
         params = {"dimension": name, "prefix": prefix,
                   "slices": ",".join(f"{w}:{s}" for w, s in sorted(slices))}

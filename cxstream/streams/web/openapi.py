@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxstream import __version__
-from cxstream.scoring.groups import BY, DIMENSIONS, DRIVER_WINDOWS
+from cxstream.scoring.groups import BY, DIMENSIONS, DRIVER_WINDOWS, KEYED_DIMENSIONS
 
 METRICS = ("nps", "csat", "ces")
 ALERT_FILTERS = ("owner", "team", "status", "severity", "rule", "customer_id")
@@ -79,6 +79,36 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
             AT], 400, 403, 503),
         "/api/scores/{dimension}/{key}": _get("one group's scores, current and previous",
                                               [dimension, _path("key"), AT], 400, 403, 503),
+        **_group_paths(dimension, windows),
+        "/api/tallies/{dimension}": _get("every group window's raw counts", [_path(
+            "dimension", {"type": "string", "enum": list(KEYED_DIMENSIONS)})],
+                                         400, 403, 503),
+        "/api/value-bands": _get("the current high-value thresholds", []),
+        "/api/priorities": _get("issues ranked by the revenue at stake", [
+            AT, _query("rank_by", {"type": "string", "enum": ["value", "customers", "mix"]},
+                       "ranking"),
+            _query("kind", {"type": "string", "enum": ["touchpoint", "topic"]}, "issues"),
+            _query("by", {"type": "string", "enum": ["issue", "area"]}, "grouping"),
+            PAGE[0]], 400, 503),
+        **_alert_paths(),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "cxstream", "version": __version__,
+                 "description": "Customers, scores, priorities and alerts of the workers; "
+                                "any worker answers any request (docs/api.md)."},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "required": ["error"],
+                                  "properties": {"error": {"type": "string"}}}}},
+    }
+
+
+def _group_paths(dimension: dict[str, Any], windows: list[str]) -> dict[str, Any]:
+    """A group's answers, drivers and trend."""
+    return {
         "/api/scores/{dimension}/{key}/answers": _get(
             "the group's recent answers and comments, newest first", [
                 dimension, _path("key"),
@@ -102,28 +132,6 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
                 _query("metric", {"type": "string", "enum": list(METRICS)}, "metric"),
                 _query("days", {"type": "integer", "minimum": 2, "maximum": 60}, "days"),
                 AT], 400, 403, 503),
-        "/api/tallies/{dimension}": _get("every group window's raw counts", [dimension],
-                                         400, 403, 503),
-        "/api/value-bands": _get("the current high-value thresholds", []),
-        "/api/priorities": _get("issues ranked by the revenue at stake", [
-            AT, _query("rank_by", {"type": "string", "enum": ["value", "customers", "mix"]},
-                       "ranking"),
-            _query("kind", {"type": "string", "enum": ["touchpoint", "topic"]}, "issues"),
-            _query("by", {"type": "string", "enum": ["issue", "area"]}, "grouping"),
-            PAGE[0]], 400, 503),
-        **_alert_paths(),
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "cxstream", "version": __version__,
-                 "description": "Customers, scores, priorities and alerts of the workers; "
-                                "any worker answers any request (docs/api.md)."},
-        "security": [{"bearer": []}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {"type": "object", "required": ["error"],
-                                  "properties": {"error": {"type": "string"}}}}},
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from cxstream.scoring import group_answers as ga
 from cxstream.scoring.drivers import drivers_report
 from cxstream.scoring.fold import FoldRules
-from cxstream.scoring.groups import part_key
+from cxstream.scoring.groups import part_dimension, part_key
 from cxstream.scoring.reports import (
     current_and_previous,
     group_report,
@@ -92,7 +92,7 @@ class ScoreQueries:
         q.check_dimension(dimension, principal)
         by, spec, at = q.drivers_query(query, dimension, self.rules.windows)
         current, previous = current_and_previous(spec, at)
-        tallies = await self._gathered(f"{dimension}/{by}",
+        tallies = await self._gathered(part_dimension(dimension, by),
                                        {(spec.name, current), (spec.name, previous)}, None,
                                        part_key(key, ""))
         settings = self.services.files.rules.drivers
@@ -144,7 +144,7 @@ class ScoreQueries:
     async def tallies(self, principal: Principal, dimension: str) -> dict[str, Any]:
         if not principal.sees_all:
             raise Forbidden("the raw tallies are for leads, admins and the shared API token")
-        q.check_dimension(dimension)
+        q.check_tally_dimension(dimension)  # the groups' parts too (cxstream recompute)
         tallies = await self._gathered(dimension, None, None)
         return {"dimension": dimension, "tallies": [
             {"window": window, "start": start, "key": key, **tally.model_dump()}
