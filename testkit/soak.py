@@ -93,6 +93,9 @@ class SoakPlan:
     #: and due after the soak, the rest resolved within the retention
     seed_cases: int = 0
     seed_open_share: float = 0.05
+    #: the rate-limited destination answers every this-many-th post 429, Retry-After: 1
+    #: (its lane then waits a second: the run's end waits for that lane to drain)
+    limit_every: int = 3
 
 
 @dataclass
@@ -306,14 +309,14 @@ def soak_rules(folder: Path, urls: dict[str, str]) -> str:
 class Destinations:
     """The three receivers, seen together as one by the fault checks."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit_every: int = 3) -> None:
         self.down = threading.Event()
         limited = itertools.count()
         self.by_name = {
             "key-accounts": Receiver(free_port(), SECRET,
                                      answer=lambda alert: 503 if self.down.is_set() else None),
             "smb-support": Receiver(free_port(), SECRET, retry_after="1",
-                                    answer=lambda alert: 429 if next(limited) % 3 == 0
+                                    answer=lambda alert: 429 if next(limited) % limit_every == 0
                                     else None),
             "customer-care": Receiver(free_port(), SECRET)}
 
@@ -397,7 +400,7 @@ def deadline_buckets(port: int) -> dict[float, float]:
 
 def run_soak(settings_values: dict[str, str], env: dict[str, str], workdir: Path,
              plan: SoakPlan, timeout: float = 3_600.0) -> SoakReport:
-    destinations = Destinations().start()
+    destinations = Destinations(plan.limit_every).start()
     urls = {name: r.url for name, r in destinations.by_name.items()}
     values = {**settings_values, "rules_file": soak_rules(workdir, urls),
               "users_file": soak_users(workdir),

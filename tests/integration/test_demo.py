@@ -53,6 +53,12 @@ def test_the_demo_catches_every_scripted_incident_and_dead_letters_the_malformed
     # the alerts were shown as they fired, one line each
     for rule in ("high_value_at_risk", "recurring_issue", "social_negative", "segment_drop"):
         assert rule in result.stdout
+    # the segment's drop names what drove it, as printed: its deliveries, scripted to go
+    # bad (the printed line may be wrapped: read as one line)
+    printed = " ".join(result.stdout.split())
+    assert "NPS of segment smb fell to" in printed
+    assert all(part.split("window)", 1)[1].startswith(": delivery -")
+               for part in printed.split("NPS of segment smb fell to")[1:]), printed[-3000:]
     assert "Today per segment" in result.stdout and "smb" in result.stdout
     # the console's address with the demo user's token, and the lifecycle in the summary
     assert "/console  (sign in as demo with the token " in result.stdout

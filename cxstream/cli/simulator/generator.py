@@ -28,7 +28,13 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cxstream.cli.simulator import texts
-from cxstream.cli.simulator.incidents import Expectation, Plan, plan_incidents
+from cxstream.cli.simulator.incidents import (
+    NPS_DROP_SHARE,
+    NPS_DROP_TOUCHPOINT,
+    Expectation,
+    Plan,
+    plan_incidents,
+)
 from cxstream.cli.simulator.population import (
     SEGMENT_ACTIVITY,
     Customer,
@@ -257,13 +263,16 @@ class _Builder:
         rng = self.rng
         survey = pick(rng, SURVEYS)
         distribution = SCORES[survey]
+        touchpoint = None
         if (survey == "nps" and customer.segment == self.bad_segment
-                and self.bad_from is not None and event_time >= self.bad_from):
-            distribution = BAD_NPS  # the segment whose NPS drops
+                and self.bad_from is not None and event_time >= self.bad_from
+                and rng.random() < NPS_DROP_SHARE):
+            # the segment whose NPS drops, through its deliveries (what its drivers show)
+            distribution, touchpoint = BAD_NPS, NPS_DROP_TOUCHPOINT
         score = int(pick(rng, {str(k): v for k, v in distribution.items()}))
         event: dict[str, Any] = {"survey": survey, "score": score,
                                  "channel": pick(rng, SURVEY_CHANNELS),
-                                 "touchpoint": pick(rng, SURVEY_TOUCHPOINTS)}
+                                 "touchpoint": touchpoint or pick(rng, SURVEY_TOUCHPOINTS)}
         if rng.random() < COMMENT_SHARE:
             event["comment"] = comment_for(rng, customer.language, survey, score,
                                            event["touchpoint"])

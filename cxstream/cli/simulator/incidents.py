@@ -8,8 +8,9 @@ the same script:
   while they never answer a survey -> high_value_at_risk for that customer;
 - a burst of angry public posts (60-70%) from eight ordinary customers ->
   social_negative for each of them;
-- one segment's NPS drops from 30% on (its customers' NPS answers turn mostly negative)
-  -> segment_drop for that segment and NPS.
+- one segment's NPS drops from 30% on: most of its customers' NPS answers are about
+  deliveries, and mostly negative -> segment_drop for that segment and NPS, with
+  delivery its top driver.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ SOCIAL_WINDOW = (0.60, 0.70)
 SOCIAL_CUSTOMERS = 8
 NPS_DROP_SEGMENT = "smb"
 NPS_DROP_FROM = 0.30
+#: the share of the segment's NPS answers, from then on, about this touchpoint and bad
+NPS_DROP_SHARE, NPS_DROP_TOUCHPOINT = 0.6, "delivery"
 BAD_NPS_SCORES = (0, 1, 2, 3, 4, 5)
 
 DECLINE_EVENTS: tuple[dict[str, Any], ...] = (
