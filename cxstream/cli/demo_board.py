@@ -29,8 +29,10 @@ async def metrics_of(client: httpx.AsyncClient) -> Samples:
 def alert_line(alert: dict[str, Any]) -> Text:
     """One line: time, severity, rule, customer or segment, owner, summary."""
     color = {"critical": "bold red", "warning": "yellow"}.get(alert["severity"], "cyan")
+    reason = alert["reason"]
     subject = (alert.get("customer_id") or (f"segment {alert['segment']}"
-               if alert.get("segment") else str(alert["reason"].get("key", "group"))))
+               if alert.get("segment") else f"{reason['dimension']} {reason['key']}"
+               if reason.get("dimension") else str(reason.get("key", "group"))))
     when = alert["event_time"][11:19]
     if alert.get("notice"):
         return Text.assemble((f"{(alert.get('notice_at') or '')[11:19]} ", "dim"),
