@@ -129,8 +129,8 @@ def test_a_user_signs_in_sees_an_alert_arrive_live_reads_it_and_acknowledges_it(
             assert "1 of 1 found" in lead.inner_text("main")
             assert lead.inner_text("#group-scores tr[data-window='day'] td:nth-child(3)") == "1"
             lead.screenshot(path=str(ARTIFACTS / "console-group.png"), full_page=True)
-            lead.select_option("select[name=metric]", "csat")
-            lead.click("section.card button[type=submit]")
+            lead.select_option("#answers-form select[name=metric]", "csat")
+            lead.click("#answers-form button[type=submit]")
             lead.wait_for_selector("text=No answers kept for this choice.")
             lead.close()
 
