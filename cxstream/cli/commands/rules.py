@@ -26,15 +26,39 @@ rules_app = typer.Typer(help="The alert rules file: judge a change on history.",
                          no_args_is_help=True)
 
 
+SinceOption = Annotated[str, typer.Option(
+    help="Replay the inputs stored since: a span back from now (30d, 12h) or an ISO time "
+         "with offset")]
+AgainstOption = Annotated[Path | None, typer.Option(
+    help="The rules file to compare with (default: the current one, CXSTREAM_RULES_FILE, "
+         "else the shipped rules)")]
+
+
+def history_and_rules(settings: Any, rules: Path, against: Path | None, since: str
+                      ) -> tuple[datetime, list[Any], tuple[tuple[str, Any], tuple[str, Any]]]:
+    """(start, the inputs to replay, ((name, current rules), (name, proposed rules))) of
+    a backtest; a bad --since or rules file exits 2."""
+    from cxstream.alerts.config import RulesError, load_rules
+    from cxstream.cli import backtest as bt
+
+    try:
+        start = bt.parse_since(since, datetime.now(UTC))
+        proposed = load_rules(rules)
+        current_path = against or settings.rules_file
+        current = load_rules(current_path)
+    except (ValueError, RulesError) as exc:
+        raise fail(str(exc), 2) from exc
+    with err_console.status("reading the input topics"):
+        inputs = list(bt.merged(asyncio.run(bt.read_history(settings, start.timestamp()))))
+    return start, inputs, ((str(current_path or "shipped rules"), current),
+                           (str(rules), proposed))
+
+
 @rules_app.command("backtest")
 def rules_backtest(
     rules: Annotated[Path, typer.Option(help="The rules file to judge (YAML or TOML)")],
-    since: Annotated[str, typer.Option(
-        help="Replay the inputs stored since: a span back from now (30d, 12h) or an ISO "
-             "time with offset")] = "30d",
-    against: Annotated[Path | None, typer.Option(
-        help="The rules file to compare with (default: the current one, "
-             "CXSTREAM_RULES_FILE, else the shipped rules)")] = None,
+    since: SinceOption = "30d",
+    against: AgainstOption = None,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
     output: OutputOption = Output.text,
@@ -42,21 +66,11 @@ def rules_backtest(
     """Replay the input topics through the fold and the rules a worker runs (no Faust,
     nothing sent) and count the alerts each rules file would have raised, per rule,
     severity and owner, with examples."""
-    from cxstream.alerts.config import RulesError, load_rules
     from cxstream.cli import backtest as bt
 
     settings = settings_or_exit(bootstrap_servers, config)
-    try:
-        start = bt.parse_since(since, datetime.now(UTC))
-        proposed_rules = load_rules(rules)
-        current_path = against or settings.rules_file
-        current_rules = load_rules(current_path)
-    except (ValueError, RulesError) as exc:
-        raise fail(str(exc), 2) from exc
-    with err_console.status("reading the input topics"):
-        inputs = list(bt.merged(asyncio.run(bt.read_history(settings, start.timestamp()))))
-    current, proposed = _replay_both(settings, inputs, (
-        (str(current_path or "shipped rules"), current_rules), (str(rules), proposed_rules)))
+    start, inputs, named = history_and_rules(settings, rules, against, since)
+    current, proposed = _replay_both(settings, inputs, named)
     compared = bt.comparison(current, proposed)
     if output is Output.json:
         print_json({"since": start.isoformat(), "current": bt.report_json(current),

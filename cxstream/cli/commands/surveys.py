@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from cxstream.cli.commands.rules import AgainstOption, SinceOption, history_and_rules
 from cxstream.cli.options import (
     BootstrapOption,
     ConfigOption,
@@ -17,7 +18,6 @@ from cxstream.cli.options import (
     OutputOption,
     console,
     err_console,
-    fail,
     print_json,
     settings_or_exit,
 )
@@ -30,12 +30,8 @@ surveys_app = typer.Typer(help="The survey policy of the rules file: judge a cha
 def surveys_backtest(
     rules: Annotated[Path, typer.Option(help="The rules file whose surveys section to "
                                              "judge (YAML or TOML)")],
-    since: Annotated[str, typer.Option(
-        help="Replay the inputs stored since: a span back from now (30d, 12h) or an ISO "
-             "time with offset")] = "30d",
-    against: Annotated[Path | None, typer.Option(
-        help="The rules file to compare with (default: the current one, "
-             "CXSTREAM_RULES_FILE, else the shipped rules)")] = None,
+    since: SinceOption = "30d",
+    against: AgainstOption = None,
     bootstrap_servers: BootstrapOption = None,
     config: ConfigOption = None,
     output: OutputOption = Output.text,
@@ -43,25 +39,13 @@ def surveys_backtest(
     """Replay the input topics through the survey policy a worker runs (no Faust, nothing
     sent) and count the requests each rules file would have sent, deferred and
     suppressed, by reason, segment and trigger."""
-    from cxstream.alerts.config import RulesError, load_rules
-    from cxstream.cli import backtest as bt
     from cxstream.cli import survey_backtest as sb
 
     settings = settings_or_exit(bootstrap_servers, config)
-    try:
-        start = bt.parse_since(since, datetime.now(UTC))
-        proposed_rules = load_rules(rules)
-        current_path = against or settings.rules_file
-        current_rules = load_rules(current_path)
-    except (ValueError, RulesError) as exc:
-        raise fail(str(exc), 2) from exc
-    with err_console.status("reading the input topics"):
-        inputs = list(bt.merged(asyncio.run(bt.read_history(settings, start.timestamp()))))
+    start, inputs, named = history_and_rules(settings, rules, against, since)
     with err_console.status(f"replaying {len(inputs)} inputs with each policy"):
-        current, proposed = (
-            asyncio.run(sb.replay_surveys(settings, rules_, name, inputs))
-            for name, rules_ in ((str(current_path or "shipped rules"), current_rules),
-                                 (str(rules), proposed_rules)))
+        current, proposed = (asyncio.run(sb.replay_surveys(settings, rules_, name, inputs))
+                             for name, rules_ in named)
     compared = sb.comparison(current, proposed)
     if output is Output.json:
         print_json({"since": start.isoformat(), "current": sb.report_json(current),
