@@ -4,7 +4,8 @@ test of 0.5 (test: fdr: z-tests at a false discovery rate and a CUSUM) next to t
 margin test of before (test: margin), in one run.
 
     .venv/bin/python -m bench.group_alerts [--groups 500] [--days 30] [--runs 5]
-        [--every-minutes 15] [--seed 1]
+        [--every-minutes 15] [--seed 1] [--only quiet|drops] [--cusum-threshold H]
+        [--false-discovery-rate Q]
 
 What it drives: alerts.group_drops.DropEvaluation, the evaluation a worker runs on the
 tallies of its groups (current day and the 7 days before), every --every-minutes
@@ -203,11 +204,18 @@ def methods(config: RulesConfig, conventions: Conventions) -> dict[str, DropEval
             "margin (before 0.5)": DropEvaluation(margin, conventions)}
 
 
+@dataclass
+class Quiet:
+    raised: dict[str, list[tuple[float, Any]]]  # method -> (time, alert)
+    sizes: dict[str, int]  # group key -> its NPS answers a day
+
+
 def quiet_month(args: argparse.Namespace, config: RulesConfig, conventions: Conventions
-                ) -> dict[str, list[tuple[float, Any]]]:
+                ) -> Quiet:
     rng = random.Random(args.seed)
     world = World(population(args.groups, rng), conventions, args.seed, args.every * 60)
-    return world.run(START + (BASELINE_DAYS + args.days) * DAY, methods(config, conventions))
+    raised = world.run(START + (BASELINE_DAYS + args.days) * DAY, methods(config, conventions))
+    return Quiet(raised, {group.key: group.nps_per_day for group in world.groups})
 
 
 @dataclass
@@ -216,6 +224,7 @@ class Found:
     drop: float
     delay_hours: dict[str, float | None]
     top_driver_right: bool | None
+    first_by: str  # the test of the first alert (fdr + cusum), or "missed"
 
 
 def drop_runs(args: argparse.Namespace, config: RulesConfig, conventions: Conventions
@@ -240,17 +249,19 @@ def drop_runs(args: argparse.Namespace, config: RulesConfig, conventions: Conven
         for group in injected:
             assert group.drop_from is not None
             delays: dict[str, float | None] = {}
-            first_alert_at = None
+            first: tuple[float, Any] | None = None
             for name, alerts in raised.items():
-                hits = [at for at, alert in alerts if alert.reason["key"] == group.key
+                hits = [(at, alert) for at, alert in alerts
+                        if alert.reason["key"] == group.key
                         and alert.reason["metric"] == "nps" and at >= group.drop_from
                         and at <= group.drop_from + MISSED_AFTER_DAYS * DAY]
-                delays[name] = (min(hits) - group.drop_from) / 3600 if hits else None
+                delays[name] = (hits[0][0] - group.drop_from) / 3600 if hits else None
                 if name.startswith("fdr") and hits:
-                    first_alert_at = min(hits)
+                    first = hits[0]
             found.append(Found(group.nps_per_day, group.drop, delays,
-                               None if first_alert_at is None else
-                               top_driver(world, group, first_alert_at, conventions)))
+                               None if first is None else
+                               top_driver(world, group, first[0], conventions),
+                               "missed" if first is None else first[1].reason["test"]))
     return found
 
 
@@ -270,20 +281,35 @@ def top_driver(world: World, group: Group, at: float, conventions: Conventions) 
     return bool(split.drivers) and split.drivers[0].part == group.degraded
 
 
-def report(args: argparse.Namespace, quiet: dict[str, list[tuple[float, Any]]],
-           found: list[Found], seconds: float) -> None:
-    table = Table("test", "false group alerts", "per 100 groups", "by dimension",
+def report_quiet(args: argparse.Namespace, quiet: Quiet) -> None:
+    table = Table("test", "false group alerts", "per 100 groups", "found by",
+                  "by dimension", "by NPS answers a day",
                   title=f"A quiet month: {args.groups} groups, {args.days} days, evaluated "
                   f"every {args.every} simulated minutes")
-    for name, alerts in quiet.items():
-        by_dimension: dict[str, int] = {}
-        for _, alert in alerts:
-            dimension = alert.reason.get("dimension", "segment")
-            by_dimension[dimension] = by_dimension.get(dimension, 0) + 1
+    for name, alerts in quiet.raised.items():
+        by_test = counted(f'{alert.reason.get("test", "margin")} {alert.reason["metric"]}'
+                          for _, alert in alerts)
+        by_dimension = counted(alert.reason.get("dimension", "segment") for _, alert in alerts)
+        by_size = "; ".join(
+            f"{test}: " + counted(quiet.sizes[alert.reason["key"]] for _, alert in alerts
+                                  if alert.reason.get("test", "margin") == test)
+            for test in sorted({alert.reason.get("test", "margin") for _, alert in alerts}))
         table.add_row(name, str(len(alerts)), f"{100 * len(alerts) / args.groups:.2f}",
-                      ", ".join(f"{d} {n}" for d, n in sorted(by_dimension.items())) or "-")
+                      by_test, by_dimension, by_size)
     console.print(table)
-    names = list(quiet)
+    groups = counted(quiet.sizes.values())
+    console.print(f"groups by NPS answers a day: {groups}")
+
+
+def counted(values: Any) -> str:
+    counts: dict[Any, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return ", ".join(f"{value} {n}" for value, n in sorted(counts.items())) or "-"
+
+
+def report_drops(args: argparse.Namespace, found: list[Found]) -> None:
+    names = list(found[0].delay_hours)
     drops = Table("NPS answers a day", "drop (points)",
                   *(f"{name}: found, median delay (h)" for name in names),
                   title=f"Injected drops: {args.runs} runs, found within "
@@ -299,10 +325,10 @@ def report(args: argparse.Namespace, quiet: dict[str, list[tuple[float, Any]]],
                 cells.append(f"{len(hits)}/{len(delays)}, {median}")
             drops.add_row(str(size), str(drop), *cells)
     console.print(drops)
+    console.print(f"first found by (fdr + cusum): {counted(f.first_by for f in found)}")
     judged = [f.top_driver_right for f in found if f.top_driver_right is not None]
     console.print(f"drivers: the degraded touchpoint was the top driver in "
                   f"{sum(judged)} of {len(judged)} drops found (fdr + cusum)")
-    console.print(f"{seconds:.0f} s; seed {args.seed}")
 
 
 def main() -> int:
@@ -312,12 +338,31 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--every", "--every-minutes", type=int, default=15, dest="every")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cusum-threshold", type=float,
+                        help="the rule's cusum_threshold (default: the rules file's)")
+    parser.add_argument("--false-discovery-rate", type=float,
+                        help="the rule's false_discovery_rate (default: the rules file's)")
+    parser.add_argument("--only", choices=("quiet", "drops"),
+                        help="one part: the quiet month or the injected drops")
     args = parser.parse_args()
     config, conventions = load_rules(), Conventions()
+    changed = {name: value for name, value in (
+        ("cusum_threshold", args.cusum_threshold),
+        ("false_discovery_rate", args.false_discovery_rate)) if value is not None}
+    if changed:  # validated as a rules file's would be
+        rule = config.segment_drop.model_validate({**config.segment_drop.model_dump(),
+                                                   **changed})
+        config = config.model_copy(update={"segment_drop": rule})
+    console.print(f"segment_drop: false_discovery_rate "
+                  f"{config.segment_drop.false_discovery_rate}, cusum_shift "
+                  f"{config.segment_drop.cusum_shift}, cusum_threshold "
+                  f"{config.segment_drop.cusum_threshold}")
     began = time.perf_counter()
-    quiet = quiet_month(args, config, conventions)
-    found = drop_runs(args, config, conventions)
-    report(args, quiet, found, time.perf_counter() - began)
+    if args.only in (None, "quiet"):
+        report_quiet(args, quiet_month(args, config, conventions))
+    if args.only in (None, "drops"):
+        report_drops(args, drop_runs(args, config, conventions))
+    console.print(f"{time.perf_counter() - began:.0f} s; seed {args.seed}")
     return 0
 
 

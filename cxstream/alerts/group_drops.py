@@ -3,7 +3,9 @@
 Shape: {(dimension, key): (current tally, baseline tally)} of the groups a worker
 evaluates -> alerts (one per group, metric and window) and the figures of the groups back
 at their baseline. Three tests (scoring.drops):
-- ``fdr``: the z-test of each group's drop, with Benjamini-Hochberg over every group and
+- ``fdr``: the z-test of each group's drop, its p-value always valid (one that repeated
+  evaluations of a filling window do not wear down, scoring.drops.always_valid_p, for
+  drops of about the metric's margin), with Benjamini-Hochberg over every group and
   metric of the evaluation at ``false_discovery_rate``; a discovery is raised when its
   drop also exceeds the metric's margin (a drop that matters, not only a real one);
 - a CUSUM per group and metric on the share of bad answers, fed with the answers counted
@@ -70,15 +72,17 @@ class DropEvaluation:
                     if drop is not None:
                         found[(*group, metric)] = {**drop, "test": "margin"}
                     continue
-                test = drop_test(metric, current, baseline, self.conventions)
+                test = drop_test(metric, current, baseline, self.conventions,
+                                 rule.margins[metric])
                 if test is not None and _enough(metric, current, baseline, rule.min_sample,
                                                 self.conventions):
                     tested.append((group, metric, test))
-        discoveries = benjamini_hochberg([t.p_value for _, _, t in tested],
+        discoveries = benjamini_hochberg([t.always_valid for _, _, t in tested],
                                          rule.false_discovery_rate)
         for (group, metric, test), discovered in zip(tested, discoveries, strict=True):
             if discovered and test.drop > rule.margins[metric]:
-                found[(*group, metric)] = {"test": "fdr", "p_value": test.p_value,
+                found[(*group, metric)] = {"test": "fdr",
+                                           "p_value": float(f"{test.always_valid:.3g}"),
                                            "false_discovery_rate": rule.false_discovery_rate,
                                            "tested": len(tested)}
         if rule.test == "fdr":
@@ -116,14 +120,19 @@ class DropEvaluation:
                 p1 = shifted_shares(metric, p0, rule.cusum_shift)
                 new = tuple(now - seen for now, seen in zip(counts, state.counts, strict=True))
                 state = Cusum(start, counts, cusum_step(state.statistic, new, p0, p1))
-                test = drop_test(metric, current, baseline, self.conventions)
                 if (state.statistic >= rule.cusum_threshold and key not in found
-                        and test is not None and test.drop > 0):
+                        and _fell(metric, current, baseline, self.conventions)):
                     found[key] = {"test": "cusum", "cusum": round(state.statistic, 3),
                                   "cusum_threshold": rule.cusum_threshold}
                     state.statistic = 0.0  # signalled: watch again from here
                 kept[key] = state
         self.cusums = kept
+
+
+def _fell(metric: Metric, current: Tally, baseline: Tally, conventions: Conventions
+          ) -> bool:
+    test = drop_test(metric, current, baseline, conventions)
+    return test is not None and test.drop > 0
 
 
 def _enough(metric: Metric, current: Tally, baseline: Tally, min_sample: int,

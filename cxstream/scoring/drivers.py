@@ -148,5 +148,24 @@ def drivers_report(dimension: str, key: str, by: str, spec: WindowSpec,
             "min_answers": min_answers, "metrics": metrics}
 
 
+def drivers_of_groups(metric: Metric, spec: WindowSpec, starts: tuple[int, int],
+                      tallies: Tallies, conventions: Conventions, min_answers: int
+                      ) -> dict[str, Decomposition]:
+    """The drivers of ``metric`` of every group whose parts are in ``tallies`` (rows of
+    one part dimension keyed (window, start, part key)), between the windows starting at
+    ``starts`` (previous, current): one pass over the rows, for the scores page."""
+    current = starts[1]
+    groups: dict[str, dict[str, list[Tally]]] = {}
+    for (window, start, raw), tally in tallies.items():
+        if window != spec.name or start not in starts:
+            continue
+        group, part = parse_part_key(raw)
+        pair = groups.setdefault(group, {}).setdefault(part, [Tally(), Tally()])
+        pair[start == current] = tally
+    return {group: decompose(metric, {part: (pair[0], pair[1]) for part, pair in parts.items()},
+                             conventions, min_answers)
+            for group, parts in groups.items()}
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)

@@ -5,7 +5,11 @@ test that sees a sustained drop before its window closes.
 - ``drop_test``: the drop of a metric from the baseline to the current window, its
   standard error and the one-sided p-value of a z-test (NPS: the per-answer values +1, 0,
   -1, whose variance is p + d - (p - d)^2; CSAT: the satisfied share; CES: the mean,
-  from the sums of scores and squares).
+  from the sums of scores and squares), with the variance of both windows' answers
+  together (the pooled variance of the two-sample score test), and its always-valid
+  p-value (``always_valid_p``), the one Benjamini-Hochberg reads: a worker tests the
+  window every 30 s as it fills, and the fixed-sample p-value of a test repeated that
+  often would be small by chance many times a month.
 - ``benjamini_hochberg``: which of m p-values are discoveries at false discovery rate q
   (Benjamini & Hochberg, J. R. Stat. Soc. B 57(1), 1995, step-up procedure): sort them,
   find the largest k with p_(k) <= k q / m, and reject the k smallest. Written here (a
@@ -37,22 +41,67 @@ class DropTest:
     drop: float  # baseline score minus current score (positive: the score fell)
     standard_error: float
     p_value: float  # one-sided: of a drop at least this large, were nothing wrong
+    #: the p-value that stays valid however often the window is looked at as it fills
+    #: (always_valid_p); None unless the test was given the drop worth catching
+    always_valid: float | None = None
 
 
-def drop_test(metric: Metric, current: Tally, baseline: Tally, conventions: Conventions
-              ) -> DropTest | None:
-    """The drop of ``metric`` and its p-value; None without answers on either side."""
+def drop_test(metric: Metric, current: Tally, baseline: Tally, conventions: Conventions,
+              worth: float | None = None) -> DropTest | None:
+    """The drop of ``metric`` and its p-value (and its always-valid p-value for drops of
+    about ``worth`` points); None without answers on either side."""
     now, before = _mean_and_variance(metric, current, conventions), _mean_and_variance(
         metric, baseline, conventions)
     if now is None or before is None:
         return None
     (mean_now, var_now, n_now), (mean_before, var_before, n_before) = now, before
-    # a variance of 0 on a side (every answer the same) is estimated from the other
-    # side, and from 1/4 of the range when both agree exactly: no z of infinity
-    pooled = max(var_now, var_before) or 0.25 * _range(metric) ** 2
-    error = math.sqrt((var_now or pooled) / n_now + (var_before or pooled) / n_before)
+    # the variance of both sides' answers together, as it would be were nothing wrong
+    # (the score test of two samples): a side's own variance from a few answers that
+    # happen to agree would make a z of almost anything; 1/4 of the range squared when
+    # every answer is the same on both sides (no z of infinity)
+    n = n_now + n_before
+    mean = (n_now * mean_now + n_before * mean_before) / n
+    pooled = (n_now * (var_now + mean_now ** 2) + n_before * (var_before + mean_before ** 2)
+              ) / n - mean ** 2
+    variance = max(pooled, 0.0) or 0.25 * _range(metric) ** 2
+    error = math.sqrt(variance * (1 / n_now + 1 / n_before))
     drop = mean_before - mean_now
-    return DropTest(drop, error, 1.0 - NORMAL.cdf(drop / error))
+    return DropTest(drop, error, 1.0 - NORMAL.cdf(drop / error),
+                    None if worth is None else always_valid_p(drop, error, worth))
+
+
+#: the scales of the mixture over drops, in margins: a drop of about the margin, and the
+#: larger ones a small group can show at all
+SCALES = (1.0, 2.0, 4.0, 8.0)
+
+
+def always_valid_p(drop: float, error: float, worth: float) -> float:
+    """A p-value of ``drop`` (standard error ``error``) that stays valid when the window
+    is tested again and again as its answers come in: 1 / the likelihood ratio of "a
+    drop" against "no drop", the drop's size averaged over half-normal mixtures of scales
+    ``worth`` x SCALES (Robbins' normal mixture; the mixture SPRT of Johari, Koomen,
+    Pekelis & Walsh, "Always valid inference", Operations Research 70(3), 2022, one-sided
+    here). Under no drop each ratio, and so their mean, is a martingale as answers add up,
+    so the chance it ever reaches 1/alpha is at most alpha (Ville's inequality), and
+    Benjamini-Hochberg on these p-values holds the false discovery rate at whatever
+    evaluation a drop is raised. One scale would fit one size of group: with a standard
+    error far above the scale (a small group), evidence for a drop of that size grows too
+    slowly; the mean over scales costs at most a factor of len(SCALES). With V = error^2
+    and t = scale^2, each ratio is
+
+        2 sqrt(V / (V + t)) exp(drop^2 t / (2 V (V + t))) Phi(drop sqrt(t / (V (V + t))))
+    """
+    variance = error * error
+    logs = []
+    for scale in SCALES:
+        spread = (worth * scale) ** 2
+        exponent = drop * drop * spread / (2 * variance * (variance + spread))
+        tail = NORMAL.cdf(drop * math.sqrt(spread / (variance * (variance + spread))))
+        logs.append(math.log(2.0) + 0.5 * math.log(variance / (variance + spread))
+                    + exponent + math.log(max(tail, 1e-300)))
+    top = max(logs)
+    log_ratio = top + math.log(sum(math.exp(value - top) for value in logs) / len(logs))
+    return 1.0 if log_ratio <= 0 else math.exp(-log_ratio)
 
 
 def _range(metric: Metric) -> float:

@@ -1,8 +1,8 @@
 """Why scores move, in a real Chromium: a segment whose deliveries went bad raises one
 group-drop alert naming delivery as its top driver; the scores page draws every group's
-last 30 days; the group's page draws its line with the margin band and the drivers as
-bars; the alert's page marks the alert's window on the same chart. Screenshots under
-test-artifacts/."""
+last 30 days and what moved it today; the group's page draws its line with the margin
+band and the drivers as bars; the alert's page marks the alert's window on the same
+chart. Screenshots under test-artifacts/."""
 
 from __future__ import annotations
 
@@ -69,6 +69,12 @@ def test_a_drop_is_explained_and_charted_from_the_alert_to_the_group(
             spark = page.locator("table.scores tr:has(a:text-is('smb')) svg.trend.compact")
             assert spark.count() == 1
             assert "NPS per day over 30 days" in (spark.get_attribute("aria-label") or "")
+            # what moved smb from yesterday to today: delivery, as bars beside its line
+            moved = page.locator("table.scores tr:has(a:text-is('smb')) td.moved svg.drivers")
+            assert moved.count() == 1
+            assert (moved.get_attribute("aria-label") or "").startswith("delivery -")
+            assert moved.locator("rect.down").count() >= 1
+            assert (moved.locator("text").first.text_content() or "").startswith("delivery -")
             page.screenshot(path=str(ARTIFACTS / "console-scores.png"), full_page=True)
 
             page.click("table.scores a:text-is('smb')")

@@ -113,18 +113,19 @@ def test_segment_drops_are_evaluated_on_the_workers_interval_and_at_the_end() ->
     start = T - T % day
 
     def week(recovery_after: float | None) -> Inputs:
+        # 30 answers a side: enough for the always-valid test to find NPS 0 -> -100
         inputs = Inputs()
-        for n in range(10):  # yesterday: NPS 0 (five promoters, five detractors)
+        for n in range(30):  # yesterday: NPS 0 (15 promoters, 15 detractors)
             inputs.profile(f"c{n}", 100, start - day)
             inputs.profile(f"p{n}", 100, start - day)
-            inputs.answer(f"y{n}", f"c{n}", 10 if n < 5 else 0, start - day + 3600 + n)
+            inputs.answer(f"y{n}", f"c{n}", 10 if n < 15 else 0, start - day + 3600 + n)
         # evaluations every 30 s from the first input: one at 01:00:00 today
-        for n in range(10):  # today, from 01:00:01: detractors
-            inputs.answer(f"t{n}", f"c{n}", 1, start + 3601 + n)
+        for n in range(30):  # today, from 01:00:01 to 01:00:08.25: detractors
+            inputs.answer(f"t{n}", f"c{n}", 1, start + 3601 + n * 0.25)
         if recovery_after is not None:  # then promoters: today's score recovers
-            for n in range(10):
+            for n in range(30):
                 inputs.answer(f"r{n}", f"p{n}", 10,
-                              start + 3601 + recovery_after + n * 0.5)
+                              start + 3601 + recovery_after + n * 0.25)
         return inputs
 
     report = replay(week(None), config)

@@ -4,6 +4,7 @@ figures in its title."""
 
 from __future__ import annotations
 
+import math
 import re
 
 from cxstream.streams.web.console.charts import trend_chart
@@ -45,3 +46,23 @@ def test_a_compact_chart_marks_its_last_day_only() -> None:
     assert "<text" not in svg  # no axes in a table cell
     empty = str(trend_chart(points([None, None]), "csat"))
     assert "no answers in these 2 days" in empty and "<polyline" not in empty
+
+
+def test_the_drivers_bars_are_labelled_and_point_the_way_they_moved() -> None:
+    from cxstream.scoring.drivers import Driver
+    from cxstream.streams.web.console.charts import driver_bars
+
+    drivers = [Driver("delivery", -15.2, -14.0, -1.2, 40, 42, 10.0, 45.0, False),
+               Driver("billing", -5.0, -5.0, 0.0, 30, 30, 20.0, 37.0, False),
+               Driver("<app>", 2.0, 2.0, 0.0, 3, 4, 50.0, 0.0, True)]
+    svg = str(driver_bars(drivers, width=260))
+    assert 'aria-label="delivery -15.2; billing -5.0; &lt;app&gt; +2.0"' in svg
+    assert ">delivery -15.2<" in svg and ">&lt;app&gt; +2.0 (too few)<" in svg
+    bars = re.findall(r'<rect class="(down|up)" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
+    assert [b[0] for b in bars] == ["down", "down", "up"]
+    (_, x1, w1), (_, x2, w2), (_, x3, _) = bars
+    middle = float(x1) + float(w1)
+    assert math.isclose(float(x2) + float(w2), middle, abs_tol=0.1)  # losses end at the axis
+    assert math.isclose(float(x3), middle, abs_tol=0.1)  # gains start there
+    assert math.isclose(float(w2) / float(w1), 5.0 / 15.2, rel_tol=0.01)
+    assert str(driver_bars([])).count("<rect") == 0

@@ -79,3 +79,24 @@ def test_a_part_new_in_the_window_moves_the_score_by_its_mix() -> None:
     phone = next(d for d in found.drivers if d.part == "phone")
     assert phone.rate == 0 and phone.mix < 0 and phone.previous_score is None
     assert summary(found) == "phone -75.0, web -25.0"
+
+
+@given(st.dictionaries(st.sampled_from(["smb", "enterprise", "3:x"]), parts, max_size=3))
+def test_the_drivers_of_every_group_equal_each_groups_own(
+        groups: dict[str, dict[str, tuple[Tally, Tally]]]) -> None:
+    from cxstream.scoring.drivers import drivers_of_groups
+    from cxstream.scoring.groups import part_key
+    from cxstream.scoring.windows import WindowSpec
+
+    spec = WindowSpec(name="day", seconds=86_400, retained=62)
+    previous, current = 0, 86_400
+    rows = {}
+    for group, its_parts in groups.items():
+        for part, (before, now) in its_parts.items():
+            rows[("day", previous, part_key(group, part))] = before
+            rows[("day", current, part_key(group, part))] = now
+            rows[("week", current, part_key(group, part))] = now  # another window: ignored
+    found = drivers_of_groups("nps", spec, (previous, current), rows, CONVENTIONS, 5)
+    assert set(found) == {group for group, its_parts in groups.items() if its_parts}
+    for group, split in found.items():
+        assert split == decompose("nps", groups[group], CONVENTIONS, 5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime
+from statistics import NormalDist
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from cxstream.alerts.config import load_rules
 from cxstream.alerts.group_drops import DropEvaluation
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.drops import (
+    always_valid_p,
     baseline_shares,
     benjamini_hochberg,
     cusum_step,
@@ -64,6 +66,69 @@ def test_the_drop_test_knows_a_real_drop_from_noise() -> None:
                      Tally(ces_n=3, ces_sum=21, ces_sum_sq=147), CONVENTIONS)
     assert same is not None and same.p_value == 0.5  # no variance anywhere: no z of inf
     assert drop_test("csat", Tally(), nps(1, 0, 0), CONVENTIONS) is None
+
+
+def test_the_drop_test_uses_the_variance_of_both_windows_together() -> None:
+    # 30 answers, nearly all detractors, against a baseline of 1,000: their own variance
+    # is small (they agree), which would make z about 19; under no drop both windows are
+    # one population, whose variance is that of the 1,030 answers together
+    current, baseline = nps(1, 1, 28), nps(450, 350, 200)
+    test = drop_test("nps", current, baseline, CONVENTIONS)
+    assert test is not None
+    together = nps(451, 351, 228)
+    p, d = together.promoters / 1030, together.detractors / 1030
+    variance = 1e4 * (p + d - (p - d) ** 2)
+    assert math.isclose(test.standard_error, math.sqrt(variance * (1 / 30 + 1 / 1000)))
+    assert math.isclose(test.drop, 25 - (1 - 28) / 30 * 100)
+    assert 5 < test.drop / test.standard_error < 8
+
+
+@given(st.tuples(*[st.integers(0, 50)] * 3), st.tuples(*[st.integers(0, 500)] * 3))
+def test_the_pooled_variance_equals_the_merged_tallys(now: tuple[int, int, int],
+                                                      before: tuple[int, int, int]) -> None:
+    current, baseline = nps(*now), nps(*before)
+    test = drop_test("nps", current, baseline, CONVENTIONS)
+    if not sum(now) or not sum(before):
+        assert test is None
+        return
+    assert test is not None
+    merged = current.merge(baseline)
+    n = merged.nps_n
+    p, d = merged.promoters / n, merged.detractors / n
+    variance = 1e4 * (p + d - (p - d) ** 2) or 0.25 * 200 ** 2
+    expected = math.sqrt(variance * (1 / sum(now) + 1 / sum(before)))
+    assert math.isclose(test.standard_error, expected, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def test_the_always_valid_p_value_holds_however_often_it_is_looked_at() -> None:
+    # under no drop: the mean of n answers (standard deviation 1) looked at after each
+    # of 200 answers, in 1,000 streams; how many streams ever fall under alpha
+    rng = random.Random(7)
+    alpha, streams, looks = 0.05, 1000, 200
+    ever_always, ever_fixed = 0, 0
+    for _ in range(streams):
+        total, always, fixed = 0.0, False, False
+        for n in range(1, looks + 1):
+            total += rng.gauss(0.0, 1.0)
+            drop, error = total / n, 1 / math.sqrt(n)
+            always = always or always_valid_p(drop, error, 0.25) <= alpha
+            fixed = fixed or 1 - NormalDist().cdf(drop / error) <= alpha
+        ever_always += always
+        ever_fixed += fixed
+    # Ville: at most alpha (here well under: the bound holds for any number of looks)
+    assert ever_always / streams <= alpha
+    assert ever_fixed / streams > 4 * alpha  # the fixed-sample p-value, looked at as often
+
+
+def test_the_always_valid_p_value_grows_with_the_evidence() -> None:
+    assert always_valid_p(0.0, 5.0, 10.0) == 1.0 and always_valid_p(-30.0, 5.0, 10.0) == 1.0
+    ps = [always_valid_p(drop, 5.0, 10.0) for drop in (10, 15, 20, 30, 40)]
+    assert ps == sorted(ps, reverse=True) and ps[-1] < 1e-9
+    # the same drop, more answers (a smaller error): more evidence
+    assert always_valid_p(20.0, 4.0, 10.0) < always_valid_p(20.0, 8.0, 10.0)
+    # a small group's large drop is found (the larger scales of the mixture): NPS -100
+    # against 0 with 30 answers on each side (error about 22 points)
+    assert always_valid_p(100.0, 22.4, 10.0) < 1e-3
 
 
 def test_the_cusum_adds_evidence_and_never_goes_below_zero() -> None:

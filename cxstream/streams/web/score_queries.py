@@ -5,10 +5,10 @@ behind it and the raw tallies, each gathered from every worker's partitions
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from cxstream.scoring import group_answers as ga
-from cxstream.scoring.drivers import drivers_report
+from cxstream.scoring.drivers import Metric, drivers_of_groups, drivers_report, summary
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.groups import part_dimension, part_key
 from cxstream.scoring.reports import (
@@ -98,6 +98,26 @@ class ScoreQueries:
         settings = self.services.files.rules.drivers
         return drivers_report(dimension, key, by, spec, (previous, current), tallies,
                               self.rules.conventions, settings.min_answers, settings.named)
+
+    async def drivers_of_dimension(self, principal: Principal, dimension: str, metric: str
+                                   ) -> dict[str, Any]:
+        """The drivers of the latest change of ``metric`` of every group of a dimension
+        (day window, by its first part dimension), for the scores page: one request for
+        the part tallies of two windows, bounded by the part keys' cap."""
+        q.check_dimension(dimension, principal)
+        if metric not in q.METRICS:
+            raise BadRequest(f"metric: one of {', '.join(q.METRICS)}, not {metric!r}")
+        by, spec, at = q.drivers_query({}, dimension, self.rules.windows)
+        current, previous = current_and_previous(spec, at)
+        tallies = await self._gathered(part_dimension(dimension, by),
+                                       {(spec.name, current), (spec.name, previous)}, None)
+        settings = self.services.files.rules.drivers
+        found = drivers_of_groups(cast(Metric, metric), spec, (previous, current), tallies,
+                                  self.rules.conventions, settings.min_answers)
+        return {"by": by, "window": spec.name, "min_answers": settings.min_answers,
+                "groups": {group: {"change": split.change, "summary": summary(split, 3),
+                                   "drivers": split.drivers[:3]}
+                           for group, split in found.items()}}
 
     async def trend(self, principal: Principal, dimension: str, key: str | None,
                     query: Query) -> dict[str, Any]:

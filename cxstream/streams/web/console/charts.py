@@ -122,3 +122,33 @@ def _summary(points: list[dict[str, Any]], metric: str) -> str:
         return f"{metric.upper()} per day: no answers in these {len(points)} days"
     return (f"{metric.upper()} per day over {len(points)} days: {known[0]['score']:g} on "
             f"{known[0]['start'][:10]}, {known[-1]['score']:g} on {known[-1]['start'][:10]}")
+
+
+def driver_bars(drivers: list[Any], *, width: int = 260, row: int = 16) -> Markup:
+    """The largest drivers of a change (scoring.drivers.Driver, at most a few) as bars
+    from a middle axis, points lost to the left, each labelled with its part and points
+    (readable without colour); a part with too few answers is labelled so."""
+    widest = max((abs(driver.points) for driver in drivers), default=0.0) or 1.0
+    labels = width * 0.5  # the parts' names and points, right-aligned before the bars
+    half = (width - labels - 4) / 2
+    middle = labels + 2 + half
+    parts = [f'<line class="axis" x1="{middle:.1f}" y1="0" x2="{middle:.1f}" '
+             f'y2="{row * len(drivers)}"/>']
+    for i, driver in enumerate(drivers):
+        length = abs(driver.points) / widest * half
+        left = middle - length if driver.points < 0 else middle
+        label = f"{driver.part} {driver.points:+.1f}" + (" (too few)" if driver.few else "")
+        parts.append(f'<rect class="{"down" if driver.points < 0 else "up"}" '
+                     f'x="{left:.1f}" y="{i * row + 3}" width="{length:.1f}" '
+                     f'height="{row - 6}"><title>{escape(label)}</title></rect>')
+        parts.append(f'<text class="tick" x="{labels - 2:.1f}" y="{i * row + row - 4}" '
+                     f'text-anchor="end">{escape(_short(label, 22))}</text>')
+    said = "; ".join(f"{driver.part} {driver.points:+.1f}" for driver in drivers)
+    height = row * len(drivers)
+    return Markup(f'<svg class="bar drivers" width="{width}" height="{height}" '
+                  f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(said)}">'
+                  + "".join(parts) + "</svg>")
+
+
+def _short(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"

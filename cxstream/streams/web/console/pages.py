@@ -265,8 +265,10 @@ class ScoresPage(ConsoleView):
         api = self.console.api
         ranked = await api.ranking(principal, dimension, {"window": window, "metric": metric})
         trends = await api.trend(principal, dimension, None, {"metric": metric, "days": "30"})
+        drivers = await api.drivers_of_dimension(principal, dimension, metric)
         return {"dimension": dimension, "start": ranked["start"], "rows": ranked["groups"],
-                "hidden": ranked.get("hidden"), "trends": trends["groups"]}
+                "hidden": ranked.get("hidden"), "trends": trends["groups"],
+                "drivers": drivers}
 
 
 class GroupPage(ConsoleView):

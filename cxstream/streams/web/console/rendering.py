@@ -14,7 +14,7 @@ import jinja2
 
 from cxstream.alerts.comment_tags import TopicTagger
 from cxstream.alerts.lifecycle import due_text
-from cxstream.streams.web.console.charts import trend_chart
+from cxstream.streams.web.console.charts import driver_bars, trend_chart
 
 __all__ = ["due_text", "environment", "form_token", "label", "later", "local_time", "money",
            "snooze_until", "timeline", "value_text"]
@@ -32,6 +32,7 @@ def environment() -> jinja2.Environment:
     env.filters["money"] = money
     env.filters["value_text"] = value_text
     env.globals["trend_chart"] = trend_chart
+    env.globals["driver_bars"] = driver_bars
     return env
 
 
