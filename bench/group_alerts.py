@@ -24,7 +24,8 @@ simulator (more in the day than at night).
    drops of 10, 15 and 25 NPS points) get a degraded touchpoint from a random hour of
    their day on: the touchpoint holding 30 % of the group's answers loses
    drop / 0.3 points, from promoters to detractors. The delay is from the start of the
-   drop to the first alert of that group's NPS (none within 3 days: missed).
+   drop to the first alert of that group's NPS (none within 5 days: missed; the
+   baseline week then holds more and more of the drop).
 3. Drivers: for every drop found, whether the degraded touchpoint is the top driver of
    the group's change against its baseline (scoring.drivers).
 """
@@ -58,7 +59,7 @@ SIZE_WEIGHTS = (3, 3, 3, 2, 2, 1, 1)
 PART_SHARES = (0.3, 0.2, 0.2, 0.15, 0.15)  # a group's touchpoints
 DROP_SIZES = (50, 100, 200, 500)
 DROPS = (10, 15, 25)
-MISSED_AFTER_DAYS = 3
+MISSED_AFTER_DAYS = 5
 #: answers over the hours of a day (as the simulator's rhythm: quiet at night)
 RHYTHM = tuple(0.3 if hour < 7 else 1.5 if 9 <= hour < 18 else 0.8 for hour in range(24))
 START = datetime(2027, 1, 4, tzinfo=UTC).timestamp()

@@ -91,7 +91,7 @@ class SegmentDropRule(RuleSettings):
     #: to detractors) or 10 points more unsatisfied CSAT or hard CES answers; it signals
     #: when its log-likelihood ratio reaches the threshold
     cusum_shift: float = Field(default=0.1, gt=0, lt=1)
-    cusum_threshold: float = Field(default=10.0, gt=0)
+    cusum_threshold: float = Field(default=11.0, gt=0)
 
     @model_validator(mode="after")
     def _margin_per_metric(self) -> SegmentDropRule:
