@@ -330,6 +330,11 @@ def report_drops(args: argparse.Namespace, found: list[Found]) -> None:
     judged = [f.top_driver_right for f in found if f.top_driver_right is not None]
     console.print(f"drivers: the degraded touchpoint was the top driver in "
                   f"{sum(judged)} of {len(judged)} drops found (fdr + cusum)")
+    for f in found:
+        if f.top_driver_right is False:
+            delay = f.delay_hours[names[0]]
+            console.print(f"  not the top driver: {f.size} answers a day, {f.drop} points, "
+                          f"found after {delay:.1f} h")
 
 
 def main() -> int:
