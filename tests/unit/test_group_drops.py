@@ -175,7 +175,9 @@ def test_among_200_quiet_groups_only_the_one_that_dropped_is_raised() -> None:
 
 
 def test_the_cusum_catches_detractors_that_come_late_in_a_good_window() -> None:
-    config = load_rules()
+    rules = load_rules()  # at a threshold of 10 (the shipped one is 11: two steps later)
+    config = rules.model_copy(update={"segment_drop": rules.segment_drop.model_copy(
+        update={"cusum_threshold": 10.0})})
     evaluation = DropEvaluation(config, CONVENTIONS)
     baseline = nps(1050, 700, 350)  # 2,100 answers: NPS +33
     morning = (300, 200, 100)  # 600 answers as usual
@@ -190,7 +192,9 @@ def test_the_cusum_catches_detractors_that_come_late_in_a_good_window() -> None:
             raised_at = step, alerts[0].reason["test"], alerts[0].reason["drop"]
             break
     # 160 answers at NPS 0 after 600 as usual: the window's NPS has fallen by 7 points
-    # only, under the margin of 10 a z-test's discovery needs, and the CUSUM signals
+    # only, under the margin of 10 a z-test's discovery needs, and the CUSUM signals:
+    # each step adds 4 ln(0.45 / 0.5) + 4 ln((1/6 + 0.05) / (1/6)) = 0.628, so at 10
+    # after 16 steps
     assert raised_at is not None and raised_at[:2] == (16, "cusum"), raised_at
     assert raised_at[2] < load_rules().segment_drop.margins["nps"]
 
