@@ -123,17 +123,10 @@ def drivers_report(dimension: str, key: str, by: str, spec: WindowSpec,
     ``starts`` (previous, current), from the tallies of its part dimension (rows keyed
     (window, start, part key))."""
     previous, current = starts
-    parts: dict[str, list[Tally]] = {}
-    for (window, start, raw), tally in tallies.items():
-        group, part = parse_part_key(raw)
-        if window != spec.name or group != key or start not in starts:
-            continue
-        pair = parts.setdefault(part, [Tally(), Tally()])
-        pair[start == current] = tally
+    parts = parts_by_group(spec, starts, tallies).get(key, {})
     metrics = {}
     for metric in METRICS:
-        found = decompose(metric, {part: (pair[0], pair[1]) for part, pair in parts.items()},
-                          conventions, min_answers)
+        found = decompose(metric, parts, conventions, min_answers)
         metrics[metric] = {
             "score": _rounded(found.score), "previous_score": _rounded(found.previous_score),
             "change": _rounded(found.change), "summary": summary(found, named),
@@ -154,6 +147,15 @@ def drivers_of_groups(metric: Metric, spec: WindowSpec, starts: tuple[int, int],
     """The drivers of ``metric`` of every group whose parts are in ``tallies`` (rows of
     one part dimension keyed (window, start, part key)), between the windows starting at
     ``starts`` (previous, current): one pass over the rows, for the scores page."""
+    return {group: decompose(metric, parts, conventions, min_answers)
+            for group, parts in parts_by_group(spec, starts, tallies).items()}
+
+
+def parts_by_group(spec: WindowSpec, starts: tuple[int, int], tallies: Tallies
+                   ) -> dict[str, dict[str, tuple[Tally, Tally]]]:
+    """group -> part -> (previous tally, current tally) of the rows of one part dimension
+    (keyed (window, start, part key)) in ``spec``'s windows starting at ``starts``
+    (previous, current); a part missing from a window has an empty tally there."""
     current = starts[1]
     groups: dict[str, dict[str, list[Tally]]] = {}
     for (window, start, raw), tally in tallies.items():
@@ -162,8 +164,7 @@ def drivers_of_groups(metric: Metric, spec: WindowSpec, starts: tuple[int, int],
         group, part = parse_part_key(raw)
         pair = groups.setdefault(group, {}).setdefault(part, [Tally(), Tally()])
         pair[start == current] = tally
-    return {group: decompose(metric, {part: (pair[0], pair[1]) for part, pair in parts.items()},
-                             conventions, min_answers)
+    return {group: {part: (pair[0], pair[1]) for part, pair in parts.items()}
             for group, parts in groups.items()}
 
 
