@@ -142,6 +142,23 @@ def wait_until(check: Any, timeout: float = 90, every: float = 0.5) -> Any:
 TOKEN = "test-token-for-the-api-of-32-chars-or-more"
 
 
+def flat_model_file(path: Path, probability: float = 0.2) -> Path:
+    """A prediction model file of this version's features that gives everyone
+    ``probability`` (for tests that need a model, not a good one)."""
+    from cxstream.scoring.features import FEATURE_VERSION, Vocabulary, feature_names
+    from cxstream.scoring.journey import Journey
+    from cxstream.scoring.prediction import MODEL_FORMAT, ModelFile
+
+    vocabulary = Vocabulary(("smb",), ("web",), tuple(Journey().order()))
+    names = feature_names(vocabulary)
+    file = ModelFile(format=MODEL_FORMAT, feature_version=FEATURE_VERSION, features=names,
+                     vocabulary=vocabulary.as_json(), weights=[0.0] * len(names),
+                     intercept=0.0, means=[0.0] * len(names), calibration_x=[0.0, 1.0],
+                     calibration_y=[probability, probability], evaluation={}, trained={})
+    path.write_text(file.model_dump_json())
+    return path
+
+
 def base_time() -> datetime:
     """hh:30 some hours ago, away from day and week boundaries."""
     at = (datetime.now(UTC) - timedelta(hours=10)).replace(minute=30, second=0, microsecond=0)

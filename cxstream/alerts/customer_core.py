@@ -48,8 +48,10 @@ from cxstream.scoring.plain_customer import (
     PlainRules,
     experience_is_low,
     is_negative,
+    to_us,
 )
 from cxstream.scoring.plain_models import to_model
+from cxstream.scoring.prediction import Predictor
 from cxstream.scoring.value_bands import LiveBands
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,11 @@ class BatchOutcome:
     rules_seconds: float = 0.0
     #: (kind, event time) of the events too old for the customer rules (max_event_age_hours)
     too_old: list[tuple[str, datetime]] = field(default_factory=list)
+    #: (answer time in µs, the prediction made before it, low or not) of the new answers
+    #: (with a prediction model configured)
+    predicted: list[tuple[int, float, bool]] = field(default_factory=list)
+    #: seconds the predictions took, inside the fold
+    predict_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -115,9 +122,13 @@ class CustomerCore:
     """The fold and the customer rules of one worker, on plain data."""
 
     def __init__(self, rules: FoldRules, reactions: AlertReactions | None,
-                 bands: LiveBands | None = None) -> None:
+                 bands: LiveBands | None = None, predictor: Predictor | None = None
+                 ) -> None:
         self.rules = rules
-        self.plain_rules = PlainRules(rules.state)
+        self.plain_rules = PlainRules(rules.state, ledger=predictor is not None)
+        #: the prediction model (None: none configured)
+        self.predictor = predictor
+        self._predict_seconds = 0.0  # the answers' predictions of the batch so far
         self.reactions = reactions
         #: the value bands, read when a rule needs them (None: the quadrant is taken from
         #: the rules' own report of the state, built per event)
@@ -147,11 +158,16 @@ class CustomerCore:
             low = experience_is_low(state, self.plain_rules)  # the experience before
             if is_profile and self.reactions is not None and (low or state.alerts.get("open")):
                 before = to_model(state)  # the profile rules read the whole state
+            predicted = (self._before_answer(state, item.event)
+                         if self.predictor is not None and isinstance(item.event, Feedback)
+                         else None)
             applied, changed = batch.fold(item, state)
             if changed:
                 changed_ids.add(customer_id)
             if not applied:
                 continue
+            if predicted is not None:
+                result.predicted.append(predicted)
             occurred = getattr(item.event, "occurred_at", None)
             if occurred is not None:
                 result.applied_times.append(occurred.timestamp())
@@ -175,14 +191,42 @@ class CustomerCore:
                                             result)
             rules_seconds += clock() - began
             result.facts.append(Fact(item, state.profile, state.alerts, signals, top))
+        result.rules_seconds = rules_seconds
+        return self._finish(result, batch, states)
+
+    def _finish(self, result: BatchOutcome, batch: FoldBatch, states: dict[str, Customer]
+                ) -> BatchOutcome:
         result.customers = {customer_id: state for customer_id, state in states.items()
-                            if customer_id in changed_ids}
+                            if customer_id in result.changed}
+        if self.predictor is not None:
+            self._predict(result)
         result.partials = batch.changed_partials()
         result.answers = batch.answers
         result.watermark = batch.watermark()
         result.outcomes = dict(batch.outcomes)
-        result.rules_seconds = rules_seconds
         return result
+
+    # -- predictions --------------------------------------------------------------
+
+    def _before_answer(self, state: Customer, event: Feedback) -> tuple[int, float, bool]:
+        """The prediction of an answer from the state before it, and what was answered."""
+        assert self.predictor is not None
+        began = perf_counter()
+        at = to_us(event.occurred_at)
+        predicted = (at, self.predictor.probability(state, at, event.survey),
+                     self.predictor.thresholds.is_low(event.survey, event.score))
+        self._predict_seconds += perf_counter() - began
+        return predicted
+
+    def _predict(self, result: BatchOutcome) -> None:
+        """Every changed customer's prediction, once per batch, at their newest event."""
+        assert self.predictor is not None
+        began = perf_counter()
+        for state in result.customers.values():
+            if state.last_event_at is not None:
+                state.prediction = self.predictor.predict(state, state.last_event_at)
+        result.predict_seconds = self._predict_seconds + perf_counter() - began
+        self._predict_seconds = 0.0
 
     # -- value band ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from cxstream.cli.commands import (
     broker,
     config,
     customer,
+    model,
     rules,
     schemas,
     scores,
@@ -73,7 +74,8 @@ for group, name in ((broker.broker_app, "broker"), (topics.topics_app, "topics")
                     (schemas.schemas_app, "schemas"), (send.send_app, "send"),
                     (send.deadletter_app, "deadletter"), (customer.customer_app, "customer"),
                     (config.config_app, "config"), (alerts.alerts_app, "alerts"),
-                    (rules.rules_app, "rules"), (surveys.surveys_app, "surveys")):
+                    (rules.rules_app, "rules"), (surveys.surveys_app, "surveys"),
+                    (model.model_app, "model")):
     app.add_typer(group, name=name)
 for command in (worker.worker, scores.scores, scores.priorities, scores.recompute,
                 simulation.simulate, simulation.replay, simulation.demo):

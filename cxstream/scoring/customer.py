@@ -114,6 +114,10 @@ class CustomerState(BaseModel):
     #: the alert rules' own state (cooldowns: cxstream.alerts.cooldowns), kept in the
     #: customer's record so one changelog write holds both; the fold never reads it
     alerts: dict[str, Any] = {}
+    #: the prediction model's latest score of the customer, with a model configured:
+    #: {probability (of a low NPS answer), model_version, at, reasons: [{feature, value,
+    #: text}]} (docs/predictions.md)
+    prediction: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod

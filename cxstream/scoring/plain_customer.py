@@ -38,6 +38,7 @@ from cxstream.scoring.customer import (
     CustomerState,
     StateRules,
 )
+from cxstream.scoring.features import Thresholds, note_interaction
 from cxstream.scoring.groups import Counted
 
 FORMAT = 3
@@ -92,10 +93,13 @@ def is_history_key(key: bytes) -> bool:
 class PlainRules:
     """StateRules with spans in microseconds, computed once."""
 
-    __slots__ = ("limits", "recency_us", "rules", "signal_window_us")
+    __slots__ = ("ledger", "limits", "recency_us", "rules", "signal_window_us", "thresholds")
 
-    def __init__(self, rules: StateRules) -> None:
+    def __init__(self, rules: StateRules, ledger: bool = False) -> None:
         self.rules = rules
+        #: keep the prediction model's ledger of recent days (scoring.features)
+        self.ledger = ledger
+        self.thresholds = Thresholds.of(rules)
         self.signal_window_us = span_us(hours=rules.signal_window_hours)
         self.recency_us = span_us(days=rules.score_recency_days)
         self.limits = {"nps": rules.nps_low_max, "csat": rules.csat_low_max,
@@ -106,8 +110,8 @@ class Customer:
     """One customer's state (see CustomerState for what each part means)."""
 
     __slots__ = ("alerts", "applied_up_to", "cache", "counted", "customer_id", "history",
-                 "last_event_at", "last_scores", "order", "profile", "remembered",
-                 "signals", "writes")
+                 "last_event_at", "last_scores", "ledger", "order", "prediction", "profile",
+                 "remembered", "signals", "writes")
 
     def __init__(self, customer_id: str, history: HistoryLoader | None = None) -> None:
         self.customer_id = customer_id
@@ -119,6 +123,10 @@ class Customer:
         self.last_event_at: int | None = None
         self.counted: dict[str, dict[str, Counted]] = {}
         self.alerts: dict[str, Any] = {}
+        #: the prediction model's days (scoring.features; kept with a model configured)
+        self.ledger: list[list[Any]] = []
+        #: the latest prediction (scoring.prediction.Predictor.predict; None: none)
+        self.prediction: list[Any] | None = None
         #: history kind -> slots of the kept records, in time order
         self.order: dict[str, list[int]] = {}
         #: "<kind letter>:<event_id>" -> offset of the message that first brought it,
@@ -254,6 +262,9 @@ def apply_interaction(state: Customer, event: Interaction, at: int, rules: Plain
     state.add_record(INTERACTIONS, record, rules.rules.recent_interactions_kept)
     if state.last_event_at is None or at > state.last_event_at:
         state.last_event_at = at
+    if rules.ledger:
+        note_interaction(state.ledger, at, event.channel, event.touchpoint, event.outcome,
+                         event.wait_seconds, event.sentiment, rules.thresholds)
     if negative:
         signals = state.signals
         insort(signals, at)
@@ -327,6 +338,10 @@ def encode(partition: int, state: Customer) -> bytes:
                      for name, per in state.counted.items()}
     if state.alerts:
         body["x"] = state.alerts
+    if state.ledger:
+        body["e"] = state.ledger
+    if state.prediction is not None:
+        body["m"] = state.prediction
     return b"%d|" % partition + orjson.dumps(body)
 
 
@@ -372,4 +387,6 @@ def decode(raw: bytes, history: HistoryLoader | None = None,
         start=c[0], score=c[1], at=from_us(c[2]), groups=tuple(tuple(g) for g in c[3]))
         for survey, c in per.items()} for name, per in body.get("k", {}).items()}
     state.alerts = body.get("x", {})
+    state.ledger = body.get("e", [])
+    state.prediction = body.get("m")
     return state

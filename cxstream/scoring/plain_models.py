@@ -14,6 +14,7 @@ from cxstream.scoring.plain_customer import (
     from_us,
     to_us,
 )
+from cxstream.scoring.prediction import prediction_json
 
 
 def to_model(state: Customer, with_seen: bool = False) -> CustomerState:
@@ -34,7 +35,7 @@ def to_model(state: Customer, with_seen: bool = False) -> CustomerState:
         seen=state.seen() if with_seen else {}, applied_up_to=dict(state.applied_up_to),
         last_event_at=None if state.last_event_at is None else from_us(state.last_event_at),
         counted={name: dict(per) for name, per in state.counted.items()},
-        alerts=dict(state.alerts))
+        alerts=dict(state.alerts), prediction=prediction_json(state.prediction))
 
 
 def from_model(model: CustomerState, kept_ids: int) -> Customer:

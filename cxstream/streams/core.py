@@ -22,8 +22,10 @@ from cxstream.alerts.config import RulesConfig
 from cxstream.alerts.customer_alerts import CustomerAlerts, wall_clock
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.scoring.customer_view import RecentFlags
+from cxstream.scoring.features import Thresholds
 from cxstream.scoring.fold import FoldRules
 from cxstream.scoring.partials_index import PartialsIndex
+from cxstream.scoring.prediction import Model, Predictor
 from cxstream.scoring.value_bands import ValueIndex
 from cxstream.streams.customers.band_refresh import BandsHolder
 from cxstream.streams.customers.state_writer import StateWriter
@@ -93,6 +95,14 @@ def build_customer_alerts(config: RulesConfig, tagger: TopicTagger, bands: Bands
     return CustomerAlerts(config, tagger, RecentFlags(bands.read, rules.state), now)
 
 
+def predictor_of(settings: Settings, rules: FoldRules) -> Predictor | None:
+    """The configured prediction model, ready for the fold (None: none configured)."""
+    if settings.model_file is None:
+        return None
+    return Predictor(Model.load(settings.model_file), rules.journey,
+                     Thresholds.of(rules.state))
+
+
 def build_core(settings: Settings, config: RulesConfig, tables: CoreTables,
                ports: CorePorts, tagger: TopicTagger | None = None) -> Core:
     """The one way a core is put together (the worker, cli.backtest, bench.throughput
@@ -118,6 +128,7 @@ def build_core(settings: Settings, config: RulesConfig, tables: CoreTables,
         AlertReactions(customer_alerts, config, rules.state, note_value=index.update),
         ports.emit, ports.writes, ports.confirmed, tables.erased, bands,
         settings.decoded_cache_bytes, partials_index,
-        None if shares is None else shares.outputs, surveys, priorities)
+        None if shares is None else shares.outputs, surveys, priorities,
+        predictor_of(settings, rules))
     return Core(rules, config, index, partials_index, bands, customer_alerts, shares,
                 surveys, priorities, writer)

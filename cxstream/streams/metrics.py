@@ -43,8 +43,8 @@ def add_process_collectors(registry: CollectorRegistry) -> None:
 
 
 #: the stages of cxstream_own_work_seconds_total, in the order a batch goes through them
-OWN_WORK_STAGES = ("validation", "read", "fold", "rules", "priorities", "surveys",
-                   "encoding", "write", "send")
+OWN_WORK_STAGES = ("validation", "read", "fold", "rules", "predict", "priorities",
+                   "surveys", "encoding", "write", "send")
 #: the actions of cxstream_partition_stalls_total (streams.health.watchdog)
 STALL_ACTIONS = ("resumed", "gave_up")
 #: the outcomes of cxstream_webhook_deliveries_total (streams.alerting.webhooks)
@@ -231,12 +231,38 @@ class WorkerMetrics:
             "cxstream_own_work_seconds_total",
             "The worker's own work on its batches, by stage: validation, read (the "
             "batch's customers from the table, decoded), fold, rules (the customer rules, "
-            "inside the fold), priorities, surveys, encoding (table values), write "
+            "inside the fold), predict (the prediction model, inside the fold), "
+            "priorities, surveys, encoding (table values), write "
             "(table and changelog records staged), send (alerts and changelog to Kafka, "
             "waiting for its acknowledgement).",
             ["stage"], registry=registry)
         #: one child per stage, bound once (labels() costs a lookup per call)
         self.own_work = {stage: own_work.labels(stage) for stage in OWN_WORK_STAGES}
+        self._predictions(registry)
+
+    def _predictions(self, registry: CollectorRegistry) -> None:
+        """The prediction model measured as it runs (scoring.prediction_live); the
+        version label has at most prediction_live.VERSIONS_KEPT values."""
+        self.prediction_answers = Counter(
+            "cxstream_prediction_answers_total",
+            "New answers compared with the prediction made before them, by model version "
+            "and outcome (low or other).", ["model_version", "outcome"], registry=registry)
+        self.prediction_live_auc = Gauge(
+            "cxstream_prediction_live_auc",
+            "AUC of the predictions made before this ISO week's answers (this worker's "
+            "partitions).", ["model_version"], registry=registry)
+        self.prediction_live_brier = Gauge(
+            "cxstream_prediction_live_brier",
+            "Brier score of the predictions made before this ISO week's answers.",
+            ["model_version"], registry=registry)
+        self.prediction_live_week_answers = Gauge(
+            "cxstream_prediction_live_week_answers",
+            "Answers compared this ISO week (what the live AUC stands on).",
+            ["model_version"], registry=registry)
+        self.prediction_training_auc = Gauge(
+            "cxstream_prediction_training_auc",
+            "AUC of the model on its training's latest answers (the model file's "
+            "evaluation).", ["model_version"], registry=registry)
 
 
     def _lifecycle(self, registry: CollectorRegistry) -> None:

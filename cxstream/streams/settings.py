@@ -50,7 +50,7 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings, Conventions, StateRules, group.WebhookDelivery, group.EventTime,
-               group.SlowProcessingLog, group.HighValueBand, group.LocalBroker):
+               group.SlowProcessingLog, group.HighValueBand, group.LocalBroker, group.Prediction):
     """Everything a worker, the CLI and the local broker need to know.
 
     The score conventions (``Conventions``) and the customer-state rules (``StateRules``)

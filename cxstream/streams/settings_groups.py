@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class WebhookDelivery(BaseModel):
@@ -110,3 +110,24 @@ class LocalBroker(BaseModel):
     """local broker's data, log and pid file."""
     broker_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
     """local broker's Java heap."""
+
+
+class Prediction(BaseModel):
+    """The prediction model (docs/predictions.md)."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    model_file: Path | None = None
+    """a model file written by `cxstream model train`: the worker scores every customer after
+    each of their interactions and answers, and measures the predictions against the answers
+    that follow; a file of another feature version stops start-up
+    """
+
+    @field_validator("model_file")
+    @classmethod
+    def _model_runs_here(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from cxstream.scoring.prediction import Model
+
+            Model.load(value)  # ModelMismatch (a ValueError) says what differs
+        return value

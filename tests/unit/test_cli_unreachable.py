@@ -31,7 +31,7 @@ KAFKA_COMMANDS = {
     "send file": ["{jsonl}", "--topic", "cx.feedback"],
     "deadletter show": [], "recompute": [], "simulate": ["--customers", "50"],
     "replay": ["{jsonl}"], "rules backtest": ["--rules", "{rules}"],
-    "surveys backtest": ["--rules", "{rules}"],
+    "surveys backtest": ["--rules", "{rules}"], "model train": ["--out", "{model}"],
 }
 API_COMMANDS = {
     "scores": ["segment"], "priorities": [], "customer show": ["c1"],
@@ -76,7 +76,7 @@ def filled(arguments: list[str], tmp_path: Path) -> list[str]:
                                  "value": "{}"}) + "\n")
     rules = tmp_path / "rules.toml"
     rules.write_text("")
-    return [a.format(jsonl=jsonl, rules=rules) for a in arguments]
+    return [a.format(jsonl=jsonl, rules=rules, model=tmp_path / "model.json") for a in arguments]
 
 
 def assert_one_line(output: str, *names: str) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -21,6 +22,7 @@ from cxstream.streams.ingest.batches import Ingest, IngestLimits
 from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings
+from testkit.support import flat_model_file
 
 #: highest first, as in pyproject.toml's import-linter contract
 LAYERS = ("cli", "streams", "alerts", "scoring", "schemas")
@@ -42,8 +44,10 @@ class NoDeadLetters:
         raise AssertionError(f"dead-lettered: {rejected}")
 
 
-def test_a_batch_calls_no_function_of_a_higher_layer() -> None:
-    settings = Settings(bootstrap_servers="localhost:1")
+def test_a_batch_calls_no_function_of_a_higher_layer(tmp_path: Path) -> None:
+    # with a prediction model, so that the predict stage runs too
+    settings = Settings(bootstrap_servers="localhost:1",
+                        model_file=flat_model_file(tmp_path / "model.json"))
     outputs: list[Any] = []
 
     async def keep(batch: list[Any]) -> None:

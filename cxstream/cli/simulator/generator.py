@@ -42,6 +42,7 @@ from cxstream.cli.simulator.population import (
     build_population,
     pick,
 )
+from cxstream.cli.simulator.propensity import Traits
 
 #: relative traffic per hour of the day (UTC), a retail-like day with evening peak
 HOURLY = (0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.2, 1.5, 1.6, 1.6,
@@ -106,10 +107,14 @@ class SimConfig(BaseModel):
     duration: float = Field(default=180.0, gt=0, le=30 * 86_400, description="seconds")
     seed: int = 7
     start: AwareDatetime | None = None
-    history_days: int = Field(default=7, ge=0, le=60)
+    history_days: int = Field(default=7, ge=0, le=366)
     history_per_day: int = Field(default=400, ge=0, le=10_000_000)
     malformed_share: float = Field(default=0.02, ge=0, le=0.5)
     incidents: bool = True
+    propensity: bool = Field(
+        default=False, description="give each customer a hidden trait that makes their "
+                                   "interactions fail and their answers low "
+                                   "(simulator.propensity: the prediction model's truth)")
     daily_rhythm: bool = Field(
         default=True, description="shape the traffic by the hour of day (off: a flat rate, "
                                   "the same records whatever the hour the run starts)")
@@ -172,6 +177,9 @@ class _Builder:
         #: cumulative activity of the customers, in population order (SEGMENT_ACTIVITY)
         self.activity = list(itertools.accumulate(
             SEGMENT_ACTIVITY[customer.segment] for customer in simulation.population))
+        #: the customers' hidden traits (None: answers do not depend on the customer)
+        self.traits = (Traits(simulation.population, self.config.seed)
+                       if self.config.propensity else None)
 
     # -- the three phases --------------------------------------------------------------
 
@@ -227,7 +235,7 @@ class _Builder:
                              _json(revalued.profile(when.isoformat())))
         self.sequence += 1
         event = self._base(kind, customer, event_time)
-        event |= (self._interaction(customer) if kind == "interactions"
+        event |= (self._interaction(customer, event_time) if kind == "interactions"
                   else self._feedback(customer, event_time))
         agent = handled_by(event)
         if agent is not None:
@@ -241,12 +249,14 @@ class _Builder:
                 "customer_id": customer.customer_id,
                 "occurred_at": when.isoformat(timespec="milliseconds")}
 
-    def _interaction(self, customer: Customer) -> dict[str, Any]:
+    def _interaction(self, customer: Customer, event_time: float) -> dict[str, Any]:
         rng = self.rng
         channel = pick(rng, {name: share for name, (share, _) in CHANNEL_TOUCHPOINTS.items()})
         touchpoint = pick(rng, CHANNEL_TOUCHPOINTS[channel][1])
+        outcome = (pick(rng, OUTCOMES) if self.traits is None
+                   else self.traits.outcome(rng, customer, event_time))
         event: dict[str, Any] = {"channel": channel, "touchpoint": touchpoint,
-                                 "outcome": pick(rng, OUTCOMES)}
+                                 "outcome": outcome}
         if channel in {"phone", "chat"}:
             event["wait_seconds"] = round(rng.expovariate(1 / (90 if channel == "phone"
                                                                else 45)), 1)
@@ -269,6 +279,9 @@ class _Builder:
                 and rng.random() < NPS_DROP_SHARE):
             # the segment whose NPS drops, through its deliveries (what its drivers show)
             distribution, touchpoint = BAD_NPS, NPS_DROP_TOUCHPOINT
+        if self.traits is not None and touchpoint is None:
+            distribution = self.traits.scores(rng, customer, survey, event_time,
+                                              self.sequence)
         score = int(pick(rng, {str(k): v for k, v in distribution.items()}))
         event: dict[str, Any] = {"survey": survey, "score": score,
                                  "channel": pick(rng, SURVEY_CHANNELS),

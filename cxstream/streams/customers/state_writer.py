@@ -2,9 +2,8 @@
 
 Tables (all changelogged to Kafka, partitioned like the input topics):
 - ``customer_to_state``: customer_id (bytes) -> b"<partition>|" + compact JSON of the
-  CustomerState (bytes take about a sixth of the memory of the same state as Python
-  dicts; see bench/memory_per_customer.py); the partition prefix lets a worker skip data
-  of partitions it no longer owns (the memory store keeps them after a rebalance)
+  state (a sixth of the memory of Python dicts: bench/memory_per_customer.py); the prefix
+  lets a worker skip partitions it no longer owns (kept in memory after a rebalance)
 - ``group_partials``: "<partition>|<dimension>|<window>|<start>|<key>" -> PartialTally,
   "<partition>|~watermark" -> Watermark, and the groups' recent answers (scoring.group_answers);
   each partition keeps its own share of every group tally (two-phase aggregation).
@@ -32,11 +31,13 @@ from cxstream.scoring.fold import (
 )
 from cxstream.scoring.groups import KEYED_DIMENSIONS, GroupKeys
 from cxstream.scoring.partials_index import PartialsIndex
+from cxstream.scoring.prediction import Predictor
 from cxstream.scoring.value_bands import LiveBands, ValueIndex
 from cxstream.scoring.windows import Watermark
 from cxstream.streams.customers.band_refresh import BandsHolder
 from cxstream.streams.customers.decoded import DECODED_BYTES, DecodedCache
 from cxstream.streams.customers.erasure import erase, state_after_erasure
+from cxstream.streams.customers.live_predictions import LivePredictions
 from cxstream.streams.customers.survey_desk import SurveyDesk
 from cxstream.streams.ingest.batches import Accepted
 from cxstream.streams.issues.priorities import PriorityBoard
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: the outputs a partition's moved partial tallies cause (key -> table value)
 ShareHook = Callable[[int, dict[str, dict[str, Any]]], list[Any]]
-
 
 EXPIRY_INTERVAL_SECONDS = 60.0
 #: encoded bytes of the decoded states kept beside the table (their bytes checked by
@@ -71,7 +71,8 @@ class StateWriter:
                  partials_index: PartialsIndex | None = None,
                  share_partials: ShareHook | None = None,
                  surveys: SurveyDesk | None = None,
-                 priorities: PriorityBoard | None = None) -> None:
+                 priorities: PriorityBoard | None = None,
+                 predictor: Predictor | None = None) -> None:
         self.customers = customers
         #: the issue counts of the batches (streams.issues.priorities), with their table
         self.priorities = priorities
@@ -91,7 +92,8 @@ class StateWriter:
         self.value_index = value_index
         self.decoded: DecodedCache[plain.Customer] = DecodedCache(decoded_bytes)
         self.bands = bands
-        self.core = CustomerCore(rules, reactions, bands)
+        self.core = CustomerCore(rules, reactions, bands, predictor)
+        self.live = None if predictor is None else LivePredictions(predictor, metrics)
         self.reactions = reactions
         self.emit = emit
         self.partials = partials
@@ -260,8 +262,11 @@ class StateWriter:
         result = self.core.fold_batch(partition, sourced, stored)
         stages = self.metrics.own_work
         stages["read"].inc(read - began)
-        stages["fold"].inc(perf_counter() - read - result.rules_seconds)
+        stages["fold"].inc(perf_counter() - read - result.rules_seconds
+                           - result.predict_seconds)
         stages["rules"].inc(result.rules_seconds)
+        if self.live is not None:
+            self.live.observe(result.predicted, result.predict_seconds)
         return result
 
     def _load_keys(self, partition: int) -> GroupKeys | None:
@@ -380,9 +385,7 @@ class StateWriter:
         return self.decode_state(raw)
 
     def _load_watermark_raw(self, partition: int) -> dict[str, Any] | None:
-        raw: dict[str, Any] | None = self._get(self.partials,
-                                               watermark_key(partition).encode())
-        return raw
+        return self._get(self.partials, watermark_key(partition).encode())  # type: ignore[no-any-return]
 
     def _load_watermark(self, partition: int) -> tuple[float, int]:
         raw = self._load_watermark_raw(partition)

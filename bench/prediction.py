@@ -1,0 +1,159 @@
+"""The prediction model on a simulated quarter whose truth is known: how well it ranks
+and how well it is calibrated, how long training takes, what scoring costs, in one run.
+
+    .venv/bin/python -m bench.prediction [--customers 20000] [--answers 200000]
+        [--days 90] [--seed 7] [--scoring-rows 200000]
+
+1. A quarter (--days) of simulated traffic with hidden traits (SimConfig.propensity:
+   cli.simulator.propensity), sized so it holds about --answers answers; no incidents,
+   no malformed messages, a flat daily rhythm (the same records whatever the hour).
+2. Training as ``cxstream model train`` does it (cli.model_training.train), on the
+   records' bytes: parse, feature rows in event-time order, fit on the oldest 70 % of the
+   answers, calibrate on the next 10 %, evaluate on the latest 20 %. Timed by part.
+3. The truth: the same test answers ranked by their simulated propensity (the best any
+   model can do on them), and the model's probabilities against the propensities.
+4. Scoring: the model file loaded as the worker loads it (scoring.prediction.Model),
+   --scoring-rows rows of the test slice scored one by one (feature row built from a
+   ledger, probability, reasons), µs per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from cxstream.cli.model_training import build_rows, parsed_events, time_split, train
+from cxstream.cli.simulator.generator import KINDS, SimConfig, _Builder, simulate
+from cxstream.schemas.parsing import InputKind
+from cxstream.scoring.customer import StateRules
+from cxstream.scoring.features import Thresholds, feature_row
+from cxstream.scoring.journey import Journey
+from cxstream.scoring.prediction import Model
+from cxstream.scoring.recompute import RawInput
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
+TOPICS = {"interactions": "cx.interactions", "feedback": "cx.feedback",
+          "customers": "cx.customers"}
+KIND_OF_TOPIC = {"cx.interactions": InputKind.INTERACTION,
+                 "cx.feedback": InputKind.FEEDBACK, "cx.customers": InputKind.CUSTOMER}
+
+
+def quarter(customers: int, answers: int, days: int, seed: int
+            ) -> tuple[list[RawInput], dict[str, float]]:
+    """The quarter's records as a topic would hold them, and each answer's propensity by
+    event id."""
+    per_day = round(answers / KINDS["feedback"] / days)
+    config = SimConfig(customers=customers, history_days=days, history_per_day=per_day,
+                       duration=1, rate=0.001, incidents=False, malformed_share=0,
+                       daily_rhythm=False, propensity=True, seed=seed)
+    simulation = simulate(config, START)
+    builder = _Builder(simulation)
+    inputs = [RawInput(TOPICS["customers"], 0, n, 0.0, c.customer_id.encode(),
+                       _profile(c)) for n, c in enumerate(simulation.population)]
+    for n, record in enumerate(builder.history()):
+        inputs.append(RawInput(TOPICS[record.kind], 0, n, 0.0, record.key, record.value))
+    assert builder.traits is not None
+    truth = {f"f-{seed}-{sequence:08d}": p for sequence, p in builder.traits.truth.items()}
+    return inputs, truth
+
+
+def _profile(customer: Any) -> bytes:
+    import orjson
+
+    stamp = (START.replace(year=START.year - 1)).isoformat()
+    return orjson.dumps(customer.profile(stamp))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--answers", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--scoring-rows", type=int, default=200_000)
+    args = parser.parse_args()
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    began = time.perf_counter()
+    inputs, truth = quarter(args.customers, args.answers, args.days, args.seed)
+    print(f"simulated {len(inputs):,} records ({len(truth):,} answers, {args.customers:,} "
+          f"customers, {args.days} days) in {time.perf_counter() - began:.0f} s")
+    journey, thresholds = Journey(), Thresholds.of(StateRules())
+    began = time.perf_counter()
+    file, read = train(inputs, KIND_OF_TOPIC, 65_536, journey, thresholds)
+    seconds = time.perf_counter() - began
+    ev = file.evaluation
+    print(f"\ntraining: {seconds:.1f} s for {read['answers']:,} answers "
+          f"({read['events']:,} events): {read['seconds']}; "
+          f"{seconds / read['answers'] * 1e6:.1f} µs per answer, so 1,000,000 answers "
+          f"take about {seconds / read['answers'] * 1e6:.0f} s")
+    print(f"time-split test ({ev['answers']['test']:,} latest answers, low share "
+          f"{ev['low_share']:.3f}): AUC {ev['auc']:.3f}, Brier {ev['brier']:.4f}, "
+          f"largest decile gap {ev['largest_decile_gap'] * 100:.1f} points")
+    print("calibration by decile (predicted / observed, %):")
+    for d in ev["deciles"]:
+        print(f"  {d['predicted'] * 100:6.1f} / {d['observed'] * 100:6.1f}  "
+              f"({d['answers']:,} answers)")
+
+    model = Model(file)
+    refused: Any = {}
+    from collections import Counter
+    events = parsed_events(inputs, KIND_OF_TOPIC, 65_536, Counter())
+    rows = build_rows(events, model.vocabulary, journey, thresholds, keep_ids=True)
+    del refused
+    split = time_split(len(rows))
+    width = len(rows.names)
+    x = np.frombuffer(rows.x, dtype=np.float64).reshape(-1, width)[split.test]
+    low = np.frombuffer(rows.low, dtype=np.uint8)[split.test]
+    ids = rows.event_ids[split.test]
+    propensity = np.array([truth[i] for i in ids])
+    predicted = np.array([model.probability(list(row)) for row in x])
+    print(f"\ntruth on the same test answers: the propensities' own AUC "
+          f"{roc_auc_score(low, propensity):.3f} (the best any model can do); the model's "
+          f"{roc_auc_score(low, predicted):.3f}")
+    above = propensity > np.median(propensity)
+    ranks = np.corrcoef(np.argsort(np.argsort(predicted)),
+                        np.argsort(np.argsort(propensity)))[0, 1]
+    print(f"the model ranking answers by propensity: AUC "
+          f"{roc_auc_score(above, predicted):.3f} (propensity above its median as the "
+          f"label); rank correlation {ranks:.3f}")
+    _scoring_cost(model, events, journey, thresholds, args.scoring_rows)
+
+
+def _scoring_cost(model: Model, events: list[Any], journey: Journey,
+                  thresholds: Thresholds, count: int) -> None:
+    """µs per row: a feature row from a ledger, its probability and its reasons."""
+    from cxstream.schemas.events import Interaction
+    from cxstream.scoring.features import note_interaction
+
+    ledger: list[list[Any]] = []
+    interactions = [e for _, _, e in events if isinstance(e, Interaction)][:count]
+    at = [int(e.occurred_at.timestamp() * 1e6) for e in interactions]
+    vocabulary = model.vocabulary
+    began = time.perf_counter()
+    for event, moment in zip(interactions, at, strict=True):
+        note_interaction(ledger, moment, event.channel, event.touchpoint, event.outcome,
+                         event.wait_seconds, event.sentiment, thresholds)
+    noted = time.perf_counter()
+    for moment in at:
+        row = feature_row(ledger, {}, 1000.0, "smb", moment, "nps", vocabulary, journey,
+                          thresholds)
+    built = time.perf_counter()
+    for _ in at:
+        model.probability(row)
+    scored = time.perf_counter()
+    for _ in at:
+        model.reasons(row)
+    done = time.perf_counter()
+    n = len(at)
+    print(f"\nscoring, {n:,} rows one by one: ledger {(noted - began) / n * 1e6:.2f} µs, "
+          f"feature row {(built - noted) / n * 1e6:.2f} µs, probability "
+          f"{(scored - built) / n * 1e6:.2f} µs, reasons {(done - scored) / n * 1e6:.2f} µs "
+          f"per row")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The prediction model as the worker runs it: a versioned model file, read and checked
+once, and a probability with its reasons from one feature row (docs/predictions.md).
+
+Shape: a row of scoring.features -> (probability of a low answer, top reasons). The file
+holds a logistic regression on the raw features (the training's standardisation folded
+into the weights) and an isotonic calibration as a table of points; scoring is a dot
+product and one interpolation, in plain Python: numpy per row costs more than the sum
+itself at these sizes, and the worker needs neither numpy nor scikit-learn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from bisect import bisect_right
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cxstream.scoring.features import (
+    FEATURE_VERSION,
+    Thresholds,
+    Vocabulary,
+    feature_names,
+    feature_row,
+)
+from cxstream.scoring.journey import Journey
+from cxstream.scoring.plain_customer import Customer, from_us
+
+MODEL_FORMAT = 1
+REASONS_KEPT = 3
+#: features that say what is predicted, not who the customer is: never a reason
+CONTEXT = frozenset({"survey_csat", "survey_ces"})
+
+
+class ModelMismatch(ValueError):
+    """A model file this version cannot run (its message says what differs)."""
+
+
+class ModelFile(BaseModel):
+    """The model file's contents (JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: int
+    feature_version: int
+    features: list[str] = Field(min_length=1)
+    vocabulary: dict[str, list[str]]
+    weights: list[float]
+    intercept: float
+    #: the training rows' mean of each feature: a reason is how far a customer is from it
+    means: list[float]
+    #: isotonic calibration: the linear model's probability -> the calibrated one
+    calibration_x: list[float] = Field(min_length=2)
+    calibration_y: list[float] = Field(min_length=2)
+    #: the time-split evaluation (AUC, Brier score, calibration by decile, sizes)
+    evaluation: dict[str, Any]
+    trained: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> ModelFile:
+        if not len(self.weights) == len(self.means) == len(self.features):
+            raise ValueError("weights, means and features differ in length")
+        if len(self.calibration_x) != len(self.calibration_y):
+            raise ValueError("calibration_x and calibration_y differ in length")
+        return self
+
+    def version(self) -> str:
+        """The content's hash: two files with one version are one model."""
+        body = self.model_dump(exclude={"trained", "evaluation"})
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
+class Model:
+    """A checked model file, ready to score rows."""
+
+    __slots__ = ("calibration_x", "calibration_y", "evaluation", "file", "intercept",
+                 "means", "names", "version", "vocabulary", "weights")
+
+    def __init__(self, file: ModelFile) -> None:
+        check_features(file)
+        self.file = file
+        self.version = file.version()
+        self.names = tuple(file.features)
+        self.weights = tuple(file.weights)
+        self.means = tuple(file.means)
+        self.intercept = file.intercept
+        self.calibration_x = tuple(file.calibration_x)
+        self.calibration_y = tuple(file.calibration_y)
+        self.vocabulary = vocabulary_of(file)
+        self.evaluation = file.evaluation
+
+    @classmethod
+    def load(cls, path: Path) -> Model:
+        """The model at ``path``; ModelMismatch if this version cannot run it."""
+        try:
+            raw = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ModelMismatch(f"{path}: cannot read a model file: {exc}") from exc
+        if isinstance(raw, dict) and raw.get("format") != MODEL_FORMAT:
+            raise ModelMismatch(f"{path}: model file format {raw.get('format')!r}, this "
+                                f"version reads format {MODEL_FORMAT}")
+        try:
+            return cls(ModelFile.model_validate(raw))
+        except ModelMismatch as exc:
+            raise ModelMismatch(f"{path}: {exc}") from exc
+        except ValueError as exc:
+            raise ModelMismatch(f"{path}: not a model file: {exc}") from exc
+
+    def probability(self, row: list[float]) -> float:
+        """The calibrated probability of a low answer."""
+        z = self.intercept
+        for weight, x in zip(self.weights, row, strict=True):
+            z += weight * x
+        return calibrated(self.calibration_x, self.calibration_y, _sigmoid(z))
+
+    def reasons(self, row: list[float], kept: int = REASONS_KEPT) -> list[tuple[str, float]]:
+        """The features that raise this customer's risk most against the average one:
+        (feature, its value), largest contribution first, positive ones only."""
+        pushes = [(weight * (x - mean), name, x) for name, weight, mean, x
+                  in zip(self.names, self.weights, self.means, row, strict=True)
+                  if x != mean and weight * (x - mean) > 0 and name not in CONTEXT]
+        pushes.sort(reverse=True)
+        return [(name, x) for _, name, x in pushes[:kept]]
+
+
+def check_features(file: ModelFile) -> None:
+    """ModelMismatch unless the file's features are the ones this version builds."""
+    if file.feature_version != FEATURE_VERSION:
+        raise ModelMismatch(f"the model's features are version {file.feature_version}, "
+                            f"this version builds version {FEATURE_VERSION}: retrain it "
+                            "(cxstream model train)")
+    expected = feature_names(vocabulary_of(file))
+    if file.features != expected:
+        differ = sorted(set(file.features) ^ set(expected)) or ["their order"]
+        raise ModelMismatch("the model's features differ from the ones this version "
+                            f"builds ({', '.join(differ[:5])}): retrain it")
+
+
+def vocabulary_of(file: ModelFile) -> Vocabulary:
+    vocabulary = file.vocabulary
+    return Vocabulary(tuple(vocabulary.get("segments", ())),
+                      tuple(vocabulary.get("channels", ())),
+                      tuple(vocabulary.get("stages", ())))
+
+
+def calibrated(xs: tuple[float, ...] | list[float], ys: tuple[float, ...] | list[float],
+               p: float) -> float:
+    """The piecewise-linear map through (xs, ys) at ``p`` (flat outside): isotonic
+    regression's prediction."""
+    if p <= xs[0]:
+        return ys[0]
+    if p >= xs[-1]:
+        return ys[-1]
+    i = bisect_right(xs, p)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return y0 if x1 == x0 else y0 + (y1 - y0) * (p - x0) / (x1 - x0)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1 / (1 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1 + e)
+
+
+def reason_text(name: str, value: float) -> str:
+    """A reason as a manager reads it."""
+    count = round(value)
+    texts = {
+        "failures_7d": f"{count} failed interactions in 7 days",
+        "abandoned_7d": f"{count} abandoned interactions in 7 days",
+        "escalated_7d": f"{count} escalations in 7 days",
+        "long_waits_7d": f"{count} long waits in 7 days",
+        "negative_posts_7d": f"{count} negative posts in 7 days",
+        "interactions_7d": f"{count} interactions in 7 days",
+        "negative_30d": f"{count} bad interactions in 30 days",
+        "interactions_30d": f"{count} interactions in 30 days",
+        "negative_share_30d": f"{value:.0%} of interactions bad in 30 days",
+        "days_since_negative": f"last bad interaction {count} days ago",
+        "nps_last": f"last NPS answer {round(value * 10)}",
+        "nps_low": "last NPS answer low", "csat_low": "last CSAT answer low",
+        "ces_low": "last CES answer hard",
+        "has_nps": "has answered NPS", "has_csat": "has answered CSAT",
+        "has_ces": "has answered CES",
+        "days_since_answer": f"no answer for {count} days",
+        "log_value": f"value {math.expm1(value):,.0f}",
+    }
+    if name in texts:
+        return texts[name]
+    kind, _, what = name.partition(":")
+    if kind == "channel_share":
+        return f"{value:.0%} of interactions by {what}"
+    if kind == "stage":
+        return f"latest interaction at {what}"
+    if kind == "segment":
+        return f"segment {what}"
+    return name
+
+
+class Predictor:
+    """A model with what its rows need: the journey and what counts as bad."""
+
+    __slots__ = ("journey", "model", "thresholds")
+
+    def __init__(self, model: Model, journey: Journey, thresholds: Thresholds) -> None:
+        self.model = model
+        self.journey = journey
+        self.thresholds = thresholds
+
+    def row(self, state: Customer, at_us: int, survey: str = "nps") -> list[float]:
+        profile = state.profile
+        return feature_row(state.ledger, state.last_scores,
+                           None if profile is None else profile[1],
+                           None if profile is None else profile[0], at_us, survey,
+                           self.model.vocabulary, self.journey, self.thresholds)
+
+    def probability(self, state: Customer, at_us: int, survey: str) -> float:
+        """Before an answer to ``survey`` at ``at_us``: how likely it is low."""
+        return self.model.probability(self.row(state, at_us, survey))
+
+    def predict(self, state: Customer, at_us: int) -> list[Any]:
+        """The customer's prediction as the state keeps it: [probability of a low NPS
+        answer, model version, at (µs), [[feature, value], ...] (the top reasons)]."""
+        row = self.row(state, at_us)
+        return [round(self.model.probability(row), 4), self.model.version, at_us,
+                [[name, value] for name, value in self.model.reasons(row)]]
+
+
+def prediction_json(kept: list[Any] | None) -> dict[str, Any] | None:
+    """A kept prediction as the API shows it."""
+    if not kept:
+        return None
+    probability, version, at_us, reasons = kept
+    return {"probability": probability, "model_version": version,
+            "at": from_us(at_us).isoformat(),
+            "reasons": [{"feature": name, "value": value, "text": reason_text(name, value)}
+                        for name, value in reasons]}
