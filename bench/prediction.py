@@ -15,6 +15,14 @@ and how well it is calibrated, how long training takes, what scoring costs, in o
 4. Scoring: the model file loaded as the worker loads it (scoring.prediction.Model),
    --scoring-rows rows of the test slice scored one by one (feature row built from a
    ledger, probability, reasons), µs per row.
+
+    .venv/bin/python -m bench.prediction --cost [--events 100000] [--customers 10000]
+
+The cost in the worker: bench.throughput's in-process own work (both passes: first
+events, then the same customers' next events) without and with a model trained on a small
+quarter, twice each, alternating so that the machine's drift falls on both; µs per event
+in all and in the predict stage (cxstream_own_work_seconds_total), changelog bytes per
+event.
 """
 
 from __future__ import annotations
@@ -73,7 +81,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scoring-rows", type=int, default=200_000)
+    parser.add_argument("--cost", action="store_true",
+                        help="the worker's own work without and with a model, instead")
+    parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
+    if args.cost:
+        worker_cost(args)
+        return
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
@@ -153,6 +167,45 @@ def _scoring_cost(model: Model, events: list[Any], journey: Journey,
           f"feature row {(built - noted) / n * 1e6:.2f} µs, probability "
           f"{(scored - built) / n * 1e6:.2f} µs, reasons {(done - scored) / n * 1e6:.2f} µs "
           f"per row")
+
+
+def worker_cost(args: argparse.Namespace) -> None:
+    """The in-process own work without and with a model, twice each, alternating."""
+    import tempfile
+    from pathlib import Path
+
+    from bench.throughput import bench_records, fold_alone, topics_for
+    from cxstream.streams.settings import load_settings
+
+    inputs, _ = quarter(2_000, 20_000, 30, args.seed)
+    file, _ = train(inputs, KIND_OF_TOPIC, 65_536, Journey(), Thresholds.of(StateRules()))
+    customers = min(args.customers, args.events // 2)
+    records = bench_records(args.events, customers)
+    second = [record for record in bench_records(args.events, customers, seed=6,
+                                                 later=True) if record.kind != "customers"]
+    events = len(records) + len(second)
+    runs: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.json"
+        path.write_text(file.model_dump_json())
+        for with_model in (False, True, False, True):
+            extra = {"model_file": str(path)} if with_model else {}
+            settings = load_settings({}, partitions="4", **topics_for("bench"),
+                                     allowed_lateness_seconds=str(30 * 86_400), **extra)
+            passes = fold_alone(settings, [records, second])
+            seconds = sum(result[0] for result in passes)
+            written = sum(result[1] for result in passes)
+            predict = sum(result[3]["predict"] for result in passes)
+            runs[with_model].append((1e6 * seconds / events, 1e6 * predict / events,
+                                     written / events))
+            print(f"model {'on ' if with_model else 'off'}: {1e6 * seconds / events:.1f} "
+                  f"µs/event, predict stage {1e6 * predict / events:.2f} µs/event, "
+                  f"{written / events:,.0f} changelog bytes/event")
+    best = {key: min(run[0] for run in found) for key, found in runs.items()}
+    print(f"\n{events:,} events ({customers:,} customers), best of two: without a model "
+          f"{best[False]:.1f} µs/event, with {best[True]:.1f} (+{best[True] - best[False]:.1f}"
+          f"); predict stage {min(run[1] for run in runs[True]):.2f} µs/event; changelog "
+          f"bytes/event {runs[False][0][2]:,.0f} -> {runs[True][0][2]:,.0f}")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,34 @@ def wait_until(check: Any, timeout: float = 90, every: float = 0.5) -> Any:
 TOKEN = "test-token-for-the-api-of-32-chars-or-more"
 
 
+def outputs_of_core(settings: Settings, records: list[Any]) -> list[Any]:
+    """What a worker's core (build_core, in process, tables in memory) emits for
+    ``records`` (objects with kind, key and value, as the simulator's), in one batch."""
+    from bench.throughput import in_process_core, in_process_messages
+    from cxstream.streams.ingest.batches import Ingest, IngestLimits
+    from cxstream.streams.kafka.changelog import BulkChangelog
+
+    outputs: list[Any] = []
+
+    async def keep(batch: list[Any]) -> None:
+        outputs.extend(batch)
+
+    async def drop(topic: str, partition: int, changelog: list[Any]) -> None:
+        pass
+
+    class NoDeadLetters:
+        async def write(self, topic: str, partition: int, rejected: Any) -> list[int]:
+            raise AssertionError(f"dead-lettered: {rejected}")
+
+    core = in_process_core(settings, keep, BulkChangelog(drop))
+    ingest = Ingest(settings.input_kinds(), IngestLimits(settings.max_event_bytes, None,
+                                                         settings.max_clock_skew_seconds),
+                    core.writer.metrics, NoDeadLetters(), core.writer.handle,
+                    core.writer.finish)
+    asyncio.run(ingest.process(in_process_messages(settings, records, {})))
+    return outputs
+
+
 def flat_model_file(path: Path, probability: float = 0.2) -> Path:
     """A prediction model file of this version's features that gives everyone
     ``probability`` (for tests that need a model, not a good one)."""

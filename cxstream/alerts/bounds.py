@@ -28,6 +28,7 @@ from cxstream.scoring.bounds import (
     text_bytes,
     word_bytes,
 )
+from cxstream.scoring.prediction import REASONS_KEPT
 
 #: a key with its quotes and colon
 KEY = word_bytes(24) + 1
@@ -64,10 +65,19 @@ def customer_context_bytes(rules: RulesConfig, topics: Iterable[str]) -> int:
     keep = rules.context_interactions
     answer = score_record_bytes() + RECORD_NAMES + 1
     interaction = interaction_record_bytes() + RECORD_NAMES + 1
-    return (2 + 11 * KEY + FLOAT_BYTES + 3 * ID + 2 * word_bytes(16) + REASONS + NUMBER
+    return (2 + 12 * KEY + FLOAT_BYTES + 3 * ID + 2 * word_bytes(16) + REASONS + NUMBER
             + 3 * (word_bytes(4) + 1 + answer) + 2 + keep * answer + 2
             + keep * interaction + text_bytes(MAX_TEXT_CHARS) + word_bytes(LANGUAGE_CHARS)
-            + topics_bytes(topics))
+            + topics_bytes(topics) + prediction_bytes())
+
+
+def prediction_bytes() -> int:
+    """A customer's prediction as the API shows it (scoring.prediction.prediction_json):
+    probability, model version, time, and REASONS_KEPT reasons of a feature (a channel's
+    share at the longest), its value and its text (the channel's name in a sentence)."""
+    reason = (2 + 3 * KEY + text_bytes(len("channel_share:") + ID_CHARS) + 1 + FLOAT_BYTES
+              + 1 + text_bytes(ID_CHARS + 40) + 1)
+    return 2 + 4 * KEY + FLOAT_BYTES + 1 + word_bytes(12) + 1 + TIME + 2 + REASONS_KEPT * reason
 
 
 def signal_bytes() -> int:
@@ -133,8 +143,9 @@ def issue_window_bytes_bound(rules: RulesConfig) -> int:
 def priority_mark_bytes_bound(max_group_keys: int) -> int:
     """A customer's marks in one priorities window (alerts.priorities.Marks): one entry
     per issue they signalled, at most ``max_group_keys`` issues per window and one
-    "(other)" per kind beyond them."""
-    figures = 2 + 3 * (FLOAT_BYTES + 1)
+    "(other)" per kind beyond them, of four figures (answered, value, top band,
+    predicted at risk)."""
+    figures = 2 + 4 * (FLOAT_BYTES + 1)
     entry = text_bytes(len("touchpoint:") + ID_CHARS) + 1 + figures
     other = word_bytes(len("touchpoint:(other)")) + 1 + figures
     return PREFIX_BYTES + 2 + max_group_keys * entry + 2 * other

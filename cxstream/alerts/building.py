@@ -66,6 +66,7 @@ def customer_context(state: CustomerState, report: dict[str, Any], config: Rules
         "comment": comment,
         "comment_language": language,
         "topics": topics or [],
+        "prediction": state.prediction,
     }
 
 

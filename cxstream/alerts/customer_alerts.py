@@ -166,7 +166,7 @@ class CustomerAlerts:
         """``react`` once the event is known to be recent enough, with the quadrant the
         customer was in before it (all that the rules read of the state before)."""
         report_after = self.report_of(after)
-        facts = RuleFacts(event, quadrant_before, report_after, topics)
+        facts = RuleFacts(event, quadrant_before, report_after, topics, after)
         triggers = [trigger for rule, settings in self.rules
                     if (trigger := rule.fires(facts, settings)) is not None]
         if not triggers:

@@ -99,6 +99,9 @@ class Fact:
     signals: list[Signal]
     top: bool | None
     profile_changed: bool = False
+    #: the prediction model's probability for the customer (after the event when it has
+    #: signals, else as kept: CustomerCore._predicted; None: no model)
+    predicted: float | None = None
 
 
 class TablesRead:
@@ -190,7 +193,8 @@ class CustomerCore:
                                             experience_is_low(state, self.plain_rules),
                                             result)
             rules_seconds += clock() - began
-            result.facts.append(Fact(item, state.profile, state.alerts, signals, top))
+            result.facts.append(Fact(item, state.profile, state.alerts, signals, top,
+                                     predicted=self._predicted(state, item, signals)))
         result.rules_seconds = rules_seconds
         return self._finish(result, batch, states)
 
@@ -217,6 +221,23 @@ class CustomerCore:
                      self.predictor.thresholds.is_low(event.survey, event.score))
         self._predict_seconds += perf_counter() - began
         return predicted
+
+    def _predicted(self, state: Customer, item: SourcedEvent, signals: list[Signal]
+                   ) -> float | None:
+        """The customer's probability after an event: made now for an event with signals
+        (the priorities count the silent ones predicted at risk), else the one kept from
+        the customer's last batch or alert (the survey desk reads it); None without a
+        model."""
+        if self.predictor is None:
+            return None
+        if not signals:  # the survey desk reads it: the one kept, not a new one
+            return None if state.prediction is None else float(state.prediction[0])
+        began = perf_counter()
+        at = to_us(item.event.occurred_at)  # type: ignore[union-attr]
+        if state.prediction is None or state.prediction[2] != at:
+            state.prediction = self.predictor.predict(state, at)
+        self._predict_seconds += perf_counter() - began
+        return float(state.prediction[0])
 
     def _predict(self, result: BatchOutcome) -> None:
         """Every changed customer's prediction, once per batch, at their newest event."""
@@ -306,6 +327,8 @@ class CustomerCore:
         topics = alerts.topics_of(event)
         model = None
         if may_alert:
+            if self.predictor is not None:  # the alert's context carries it as of now
+                state.prediction = self.predictor.predict(state, to_us(event.occurred_at))
             model = to_model(state)
             after, raised = alerts.react_from(event, quadrant_of(high(), low_before), model,
                                               topics)

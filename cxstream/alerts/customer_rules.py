@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
@@ -25,6 +26,7 @@ from cxstream.alerts.config import (
     SocialNegativeRule,
 )
 from cxstream.schemas.events import Feedback, Interaction
+from cxstream.scoring.customer import CustomerState
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class RuleFacts:
     report: dict[str, Any]
     #: the topics of the event's comment or text (alerts.comment_tags)
     topics: list[str]
+    #: the customer's state after the event (None: not given)
+    customer: CustomerState | None = None
 
 
 class LongWaitRule(RuleSettings):
@@ -173,6 +177,60 @@ def long_wait_recovered(event: Feedback | Interaction | None, report: dict[str, 
             and event.wait_seconds < rule.wait_minutes_min * 60):
         return (f"later {event.channel} wait of {event.wait_seconds / 60:.0f} min "
                 f"({event.event_id})")
+    return None
+
+
+class PredictedAtRiskRule(RuleSettings):
+    """A customer who has not answered lately, whom the prediction model expects to answer
+    low (docs/predictions.md): needs CXSTREAM_MODEL_FILE; off until turned on."""
+
+    enabled: bool = False
+    #: the prediction at or above which the rule fires
+    probability_min: float = Field(default=0.5, gt=0, lt=1)
+    #: no answer to any survey for this long makes the customer silent
+    no_answer_days: float = Field(default=30, gt=0, le=3660)
+    #: only customers in the top value band
+    high_value_only: bool = True
+    cooldown_hours: float = Field(default=168, ge=0)
+
+
+def predicted_may_fire(event: Feedback | Interaction, rule: PredictedAtRiskRule) -> bool:
+    return rule.enabled and isinstance(event, Interaction)
+
+
+def predicted_at_risk_trigger(facts: RuleFacts, rule: PredictedAtRiskRule) -> Trigger | None:
+    """After an interaction: a silent customer (of the top band) predicted at or above
+    ``probability_min``."""
+    event, customer = facts.event, facts.customer
+    if not (predicted_may_fire(event, rule) and customer is not None
+            and customer.prediction):
+        return None
+    probability = float(customer.prediction["probability"])
+    if probability < rule.probability_min:
+        return None
+    high_value = facts.report.get("high_value")
+    if rule.high_value_only and high_value is not True:
+        return None
+    since = event.occurred_at - timedelta(days=rule.no_answer_days)
+    if any(record.at >= since for record in customer.last_scores.values()):
+        return None  # they answer: the detractor rule hears them
+    reasons = [reason["text"] for reason in customer.prediction.get("reasons", [])]
+    return Trigger(
+        rule="predicted_at_risk", severity=rule.severity, cooldown_hours=rule.cooldown_hours,
+        summary=f"{event.customer_id} is predicted to answer low ({probability:.2f})"
+                + (f": {'; '.join(reasons)}" if reasons else ""),
+        reason={"probability": probability, "threshold": rule.probability_min,
+                "model_version": customer.prediction.get("model_version"),
+                "no_answer_days": rule.no_answer_days, "high_value": high_value,
+                "event_id": event.event_id},
+    )
+
+
+def predicted_recovered(event: Feedback | Interaction | None, report: dict[str, Any],
+                        rule: PredictedAtRiskRule) -> str | None:
+    """The customer answers: what they say is known, not predicted."""
+    if isinstance(event, Feedback):
+        return f"the customer answered {event.survey.upper()} {event.score} ({event.event_id})"
     return None
 
 
@@ -218,6 +276,8 @@ CUSTOMER_RULES: tuple[CustomerRule, ...] = (
                  social_recovered),
     CustomerRule("long_wait", LongWaitRule, long_wait_trigger, long_wait_recovered,
                  long_wait_may_fire),
+    CustomerRule("predicted_at_risk", PredictedAtRiskRule, predicted_at_risk_trigger,
+                 predicted_recovered, predicted_may_fire),
 )
 
 

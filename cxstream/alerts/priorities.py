@@ -29,7 +29,8 @@ from cxstream.scoring.windows import window_start
 AREAS = ("trust", "empathy", "delivery", "personalisation", "ease", "responsiveness")
 #: the fields of an issue count that add up (all numbers); ``largest``, the largest value
 #: one customer brought to the issue in the window, is a maximum
-COUNT_FIELDS = ("customers", "silent", "value", "top_customers", "top_value")
+COUNT_FIELDS = ("customers", "silent", "value", "top_customers", "top_value", "predicted",
+                "predicted_value")
 RankBy = Literal["value", "customers", "mix"]
 
 
@@ -47,6 +48,10 @@ class PrioritiesConfig(BaseModel):
     rank_by: RankBy = "mix"
     #: mix only: the weight of the value's share of the largest (the rest: customers')
     value_weight: float = Field(default=0.5, ge=0, le=1)
+    #: a silent customer whom the prediction model (CXSTREAM_MODEL_FILE) gives at least
+    #: this probability of a low answer counts as "predicted at risk" in the issues they
+    #: are hit by
+    predicted_min: float = Field(default=0.5, gt=0, lt=1)
     #: issues hitting fewer customers are flagged ``few`` and ranked after every issue
     #: that meets it: read their counts, not their rank
     min_customers: int = Field(default=3, ge=1)
@@ -69,17 +74,20 @@ class PrioritiesConfig(BaseModel):
 
 #: a customer's marks in one window: issue group ("touchpoint:delivery") -> [answered
 #: (1 when they answered negatively about it, 0 when only silent signals counted them),
-#: the value counted for them, 1 when counted in the top band]
+#: the value counted for them, 1 when counted in the top band, and a fourth 1 when
+#: predicted at risk (left out otherwise)]
 Marks = dict[str, list[float]]
 
 
 def empty_count() -> dict[str, Any]:
     return {"customers": 0, "silent": 0, "value": 0.0, "top_customers": 0,
-            "top_value": 0.0, "largest": 0.0, "offsets": {}}
+            "top_value": 0.0, "predicted": 0, "predicted_value": 0.0, "largest": 0.0,
+            "offsets": {}}
 
 
 def count_signal(count: dict[str, Any], marks: Marks, group: str, answered: bool,
-                 value: float | None, top: bool, source: str, offset: int) -> bool:
+                 value: float | None, top: bool, source: str, offset: int,
+                 predicted: bool = False) -> bool:
     """Fold one signal of a customer into the issue's count and the customer's marks, in
     place; True when the count moved.
 
@@ -95,7 +103,7 @@ def count_signal(count: dict[str, Any], marks: Marks, group: str, answered: bool
     before = marks.get(group)
     worth = value if value is not None else (before[1] if before is not None else 0.0)
     after = [1 if answered or (before is not None and before[0] == 1) else 0, worth,
-             1 if top else 0]
+             1 if top else 0, *((1,) if predicted else ())]
     marks[group] = after
     offsets: dict[str, int] = count["offsets"]
     if offset <= offsets.get(source, -1):
@@ -121,7 +129,7 @@ def revalue(count: dict[str, Any], marks: Marks, group: str, value: float, top: 
     before = marks.get(group)
     if before is None:
         return False
-    after = [before[0], value, 1 if top else 0]
+    after = [before[0], value, 1 if top else 0, *before[3:4]]
     marks[group] = after
     offsets: dict[str, int] = count["offsets"]
     if after == before or offset <= offsets.get("c", -1):
@@ -136,6 +144,9 @@ def _add_value(count: dict[str, Any], mark: list[float], sign: int) -> None:
     count["value"] += sign * mark[1]
     count["top_customers"] += sign * mark[2]
     count["top_value"] += sign * mark[1] * mark[2]
+    predicted = mark[3] * (1 - mark[0]) if len(mark) > 3 else 0  # silent ones only
+    count["predicted"] = count.get("predicted", 0) + sign * predicted
+    count["predicted_value"] = count.get("predicted_value", 0.0) + sign * mark[1] * predicted
     if sign > 0 and mark[1] > count.get("largest", 0.0):
         # a maximum only rises: a customer's value lowered later leaves it until the
         # window ends (the largest account's share is then an upper bound)
@@ -165,7 +176,7 @@ def counts(rows: Iterable[tuple[int, str, dict[str, Any]]]) -> dict[tuple[int, s
 
 def _add_count(into: dict[str, float], count: dict[str, Any]) -> None:
     for name in COUNT_FIELDS:
-        into[name] += count[name]
+        into[name] += count.get(name, 0)  # counts of before 0.4.0 lack the predicted
     into["largest"] = max(into.get("largest", 0.0), count.get("largest", 0.0))
 
 
@@ -256,6 +267,8 @@ def _row(name: str, row: dict[str, float], before: dict[str, float] | None, scor
         "value": value, "top_customers": int(row["top_customers"]),
         "top_value": round(row["top_value"], 2),
         "top_value_share": round(row["top_value"] / row["value"], 3) if row["value"] else None,
+        "predicted_at_risk": int(row.get("predicted", 0)),
+        "predicted_value": round(row.get("predicted_value", 0.0), 2),
         "largest_value": round(row.get("largest", 0.0), 2),
         "largest_share": round(min(row.get("largest", 0.0) / row["value"], 1.0), 3)
         if row["value"] else None,

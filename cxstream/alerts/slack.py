@@ -138,6 +138,16 @@ def _signals(alert: Alert, shown: int) -> list[str]:
     return lines
 
 
+def _predicted(prediction: Any) -> str | None:
+    """"*Predicted detractor* 0.71, because 3 failed interactions in 7 days" (None: no
+    prediction in the context)."""
+    if not isinstance(prediction, dict) or prediction.get("probability") is None:
+        return None
+    reasons = [escape(r.get("text", "")) for r in prediction.get("reasons") or []]
+    return (f"*Predicted detractor* {prediction['probability']:.2f}"
+            + (f", because {'; '.join(reasons)}" if reasons else ""))
+
+
 def alert_message(alert: Alert, console_url: str | None, users: dict[str, str],
                   comment_max: int = 300, signals_shown: int = 3) -> Message:
     """The message of a raised alert."""
@@ -174,6 +184,9 @@ def alert_message(alert: Alert, console_url: str | None, users: dict[str, str],
             f"topics {escape(', '.join(topics))}" if topics else "") if part)
         blocks.append(SectionBlock(text=Mrkdwn(text=truncate(
             quoted + (f"\n_{tail}_" if tail else ""), 3_000))))
+    predicted = _predicted(context.get("prediction"))
+    if predicted:
+        blocks.append(SectionBlock(text=Mrkdwn(text=truncate(predicted, 3_000))))
     signals = _signals(alert, signals_shown)
     if signals:
         blocks.append(ContextBlock(elements=[Mrkdwn(text=truncate(

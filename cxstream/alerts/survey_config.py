@@ -26,7 +26,7 @@ TRIGGER_NAME_CHARS = 64
 #: why a request was not sent (the metric's ``reason`` label and the API's)
 Reason = Literal["segment_opted_out", "trigger_interval", "recently_surveyed",
                  "recently_surveyed_any", "recently_answered", "open_alert",
-                 "recent_failure", "expired"]
+                 "recent_failure", "predicted_first", "expired"]
 
 
 class SurveyTrigger(BaseModel):
@@ -94,6 +94,19 @@ class Fatigue(BaseModel):
         return self
 
 
+class PredictedFirst(BaseModel):
+    """Ask predicted detractors first: with a prediction model (CXSTREAM_MODEL_FILE), a
+    request the fatigue rules allow goes out at once for a customer predicted at least
+    ``min_probability`` likely to answer low, and waits ``others_wait_hours`` for everyone
+    else (then the fatigue rules decide again; a request past its trigger's valid_hours
+    expires). Without a model nobody is predicted: every request waits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_probability: float = Field(default=0.5, gt=0, lt=1)
+    others_wait_hours: float = Field(default=24, gt=0, le=30 * 24)
+
+
 class Surveys(BaseModel):
     """The rules file's ``surveys`` section."""
 
@@ -109,6 +122,8 @@ class Surveys(BaseModel):
                       valid_hours=168),
     ]
     fatigue: Fatigue = Fatigue()
+    #: ask predicted detractors first (None: everyone alike)
+    predicted_first: PredictedFirst | None = None
     #: region -> language of a customer who never answered with one
     region_languages: dict[str, str] = {}
     default_language: str = Field(default="en", min_length=2, max_length=35)

@@ -186,10 +186,14 @@ def _windows(config: Surveys, segment: str | None, survey: str) -> tuple[int, in
 
 
 def decide(memory: SurveyMemory, candidate: Candidate, config: Surveys, at: int, now: int,
-           segment: str | None, open_alert: bool) -> Decision:
+           segment: str | None, open_alert: bool, predicted: float | None = None,
+           waited_for_prediction: bool = False) -> Decision:
     """Whether to send ``candidate`` at time ``at`` (its event time, or the clock's when a
-    deferred request is looked at again); ``now``: the clock, for its validity. The
-    reasons are checked in this order; the first that holds is given."""
+    deferred request is looked at again); ``now``: the clock, for its validity;
+    ``predicted``: the customer's probability of a low answer (None: unknown);
+    ``waited_for_prediction``: the request already waited once for the predicted
+    detractors (config.predicted_first). The reasons are checked in this order; the first
+    that holds is given."""
     if now > candidate.valid_until:
         return EXPIRED
     plain = _plain(config)
@@ -222,7 +226,18 @@ def decide(memory: SurveyMemory, candidate: Candidate, config: Surveys, at: int,
         if plain.failure_later:
             return Decision("later", "recent_failure", max(recent) + wait)
         return Decision("suppress", "recent_failure")
-    return SEND
+    return _predicted_first(config, predicted, at, waited_for_prediction)
+
+
+def _predicted_first(config: Surveys, predicted: float | None, at: int, waited: bool
+                     ) -> Decision:
+    """SEND to a predicted detractor, to one who waited their turn already, or to
+    everyone without ``predicted_first``; others wait their turn."""
+    first = config.predicted_first
+    if first is None or waited or (predicted is not None
+                                   and predicted >= first.min_probability):
+        return SEND
+    return Decision("later", "predicted_first", at + int(first.others_wait_hours * HOUR_US))
 
 
 def record(memory: SurveyMemory, candidate: Candidate, decision: Decision, at: int,

@@ -39,6 +39,7 @@ from cxstream.cli.demo_setup import (
     DEMO_USER,
     as_strings,
     demo_settings,
+    train_demo_model,
     worker_env,
     write_rules,
     write_users,
@@ -90,6 +91,8 @@ class DemoRun:
     console_token: str = ""
     #: the top three issues at the end (GET /api/priorities)
     priorities: list[dict[str, Any]] = field(default_factory=list)
+    #: the prediction model's evaluation (None: trained none)
+    model: dict[str, Any] | None = None
 
     def caught(self) -> dict[str, list[dict[str, Any]]]:
         alerts = list(self.alerts.values())
@@ -120,6 +123,7 @@ class DemoRun:
                 for row in self.priorities],
             "incidents": {name: [a["alert_id"] for a in found]
                           for name, found in self.caught().items()},
+            "model": self.model,
             "finished": self.finished, "succeeded": self.succeeded(),
         }
 
@@ -137,8 +141,11 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
     users_file, tokens = write_users(demo)
     demo = load_settings({}, **{**as_strings(demo), "rules_file": str(rules_file),
                                 "users_file": str(users_file)})
+    model = _train_model(demo, options.config, start, console)
+    if model is not None:
+        demo = load_settings({}, **{**as_strings(demo), "model_file": str(model[0])})
     worker = WorkerProcess(worker_env(demo), demo.data_dir / "worker.log", demo.web_port)
-    run = DemoRun(simulation.expectations, run_id, demo,
+    run = DemoRun(simulation.expectations, run_id, demo, model=model and model[1],
                   malformed_sent=sum(1 for r in records if r.malformed),
                   malformed_kinds=Counter(r.malformed for r in records if r.malformed),
                   console_url=f"http://{demo.web_host}:{demo.web_port}/console",
@@ -172,6 +179,23 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
 
 
 # -- set-up -------------------------------------------------------------------------------
+
+def _train_model(settings: Settings, config: SimConfig, start: datetime, console: Console
+                 ) -> tuple[Path, dict[str, Any]] | None:
+    with console.status("training the prediction model on 60 simulated days"):
+        trained = train_demo_model(settings, config, start)
+    if trained is None:
+        console.print("[yellow]no prediction model: scikit-learn is not installed "
+                      "(pip install 'cxstream[model]')[/]")
+        return None
+    figures = trained[1]
+    console.print(f"prediction model {figures['model_version']}: trained on "
+                  f"{figures['answers']:,} simulated answers; on the latest fifth, AUC "
+                  f"{figures['auc']:.3f}, Brier {figures['brier']:.3f}, calibration within "
+                  f"{figures['largest_decile_gap'] * 100:.1f} points per decile "
+                  "(docs/predictions.md)")
+    return trained
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt

@@ -8,15 +8,19 @@ import math
 import os
 import secrets
 import socket
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from cxstream.cli.simulator.generator import SimRecord
+from cxstream.cli.simulator.generator import SimConfig, SimRecord
+from cxstream.scoring.recompute import RawInput
 from cxstream.streams.settings import Settings, load_settings
 
 DEFAULT_RULES = resources.files("cxstream.alerts") / "default_rules.yaml"
+MODEL_DAYS = 60  # simulated days the demo's prediction model is trained on
 RECURRING_SHARE = 0.025  # recurring-issue threshold: this share of the run's live events
 
 
@@ -100,3 +104,38 @@ def write_users(settings: Settings) -> tuple[Path, dict[str, str]]:
     path.write_text(yaml.safe_dump(users, sort_keys=False))
     path.chmod(0o600)
     return path, tokens
+
+
+def train_demo_model(settings: Settings, config: SimConfig, start: datetime
+                     ) -> tuple[Path, dict[str, Any]] | None:
+    """A prediction model trained on 60 simulated days of the demo's customers, with
+    hidden traits (cli.simulator.propensity) that make their answers predictable, ending
+    where the demo's own history begins; None without scikit-learn (the ``model``
+    extra). The demo's live traffic has no traits: the model scores it as it would a
+    real customer base it was not trained on."""
+    try:
+        from cxstream.cli.model_training import train
+    except ImportError:
+        return None
+    from cxstream.alerts.config import load_rules
+    from cxstream.cli.simulator.generator import simulate
+    from cxstream.scoring.features import Thresholds
+
+    history = config.model_copy(update={
+        "history_days": MODEL_DAYS, "history_per_day": max(config.history_per_day, 2_000),
+        "propensity": True, "incidents": False, "malformed_share": 0.0})
+    began = start - timedelta(days=config.history_days)
+    kinds = {"customers": settings.topic_customers,
+             "interactions": settings.topic_interactions,
+             "feedback": settings.topic_feedback}
+    inputs = [RawInput(kinds[r.kind], 0, n, 0.0, r.key, r.value)
+              for n, r in enumerate(simulate(history, began).records()) if r.at == 0.0]
+    rules = settings.fold_rules(load_rules(settings.rules_file).journey)
+    file, read = train(inputs, settings.input_kinds(), settings.max_event_bytes,
+                       rules.journey, Thresholds.of(rules.state))
+    path = settings.data_dir / "model.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(file.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    return path, {"model_version": file.version(), "answers": read["answers"],
+                  **{name: file.evaluation[name] for name in ("auc", "brier",
+                                                              "largest_decile_gap")}}

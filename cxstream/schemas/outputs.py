@@ -145,5 +145,6 @@ class SurveyRequest(BaseModel):
         description="When it was decided (the interaction's time, or the clock's for a "
         "request that waited).")
     valid_until: AwareDatetime = Field(description="Not worth sending after this.")
-    waited_for: Literal["open_alert", "recent_failure"] | None = Field(
-        default=None, description="Why it waited before being sent, if it did.")
+    waited_for: Literal["open_alert", "recent_failure", "predicted_first"] | None = Field(
+        default=None, description="Why it waited before being sent, if it did "
+                                  "(predicted_first: predicted detractors were asked first).")

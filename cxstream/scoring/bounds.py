@@ -57,11 +57,12 @@ def interaction_record_bytes() -> int:
 
 
 def customer_bytes_bound(rules: StateRules, windows: int, groups_per_answer: int = 5,
-                         rules_with_cooldowns: int = 3) -> int:
+                         rules_with_cooldowns: int = 3, predicted: bool = False) -> int:
     """The hot part of one customer (scoring.plain_customer.encode) at every cap: the profile,
     the latest answer per survey, ``negative_signals_kept`` signal times,
     ``seen_event_ids_kept`` remembered ids with their offsets, the history slots, the
-    answer counted per window and survey with its groups, and one cooldown per rule."""
+    answer counted per window and survey with its groups, one cooldown per rule, and with
+    a prediction model (``predicted``) the ledger and the latest prediction."""
     keys = 11 * word_bytes(2) + 2
     profile = 2 + 3 * ID + FLOAT_BYTES + 1 + NUMBER
     last_scores = 3 * (word_bytes(4) + 1 + 2 + 2 * NUMBER + ID)
@@ -75,8 +76,24 @@ def customer_bytes_bound(rules: StateRules, windows: int, groups_per_answer: int
         word_bytes(4) + 1 + 2 + 3 * NUMBER + 2 + groups_per_answer * group))
     cooldowns = 2 + word_bytes(4) + 3 + rules_with_cooldowns * (word_bytes(24) + 1
                                                                 + OPEN_ALERT_BYTES)
+    model = prediction_bytes_bound() if predicted else 0
     return (PREFIX_BYTES + keys + NUMBER + ID + profile + last_scores + signals + applied
-            + NUMBER + slots + remembered + counted + cooldowns)
+            + NUMBER + slots + remembered + counted + cooldowns + model)
+
+
+def prediction_bytes_bound() -> int:
+    """The model's part of a customer (scoring.features, scoring.prediction): the ledger's
+    LEDGER_DAYS + 1 days of seven counts, CHANNELS_PER_DAY channels and one other with
+    their counts, and a touchpoint; the prediction: probability, version, time and
+    REASONS_KEPT reasons of a feature name (a channel's at the longest) and a value."""
+    from cxstream.scoring.features import CHANNELS_PER_DAY, LEDGER_DAYS
+    from cxstream.scoring.prediction import REASONS_KEPT
+
+    day = 2 + 7 * NUMBER + 2 + (CHANNELS_PER_DAY + 1) * (ID + NUMBER) + ID
+    ledger = 2 + (LEDGER_DAYS + 1) * day
+    reason = 2 + text_bytes(len("channel_share:") + ID_CHARS) + 1 + FLOAT_BYTES + 1
+    prediction = 2 + FLOAT_BYTES + 1 + word_bytes(12) + 1 + NUMBER + 2 + REASONS_KEPT * reason
+    return 2 * word_bytes(1) + 2 + ledger + prediction
 
 
 def group_answers_bytes_bound(kept: int) -> int:

@@ -5,7 +5,8 @@ and a moment -> one row of numbers, in the order of ``feature_names(vocabulary)`
 
 The ledger is the part of the state kept for the model alone: one bucket per day with an
 interaction, the last ``LEDGER_DAYS`` days before the customer's newest one, so it is
-bounded (31 buckets, ``CHANNELS_PER_DAY`` channel names each) whatever the customer does.
+bounded (31 buckets, ``CHANNELS_PER_DAY`` channel names and one other each) whatever the
+customer does.
 The interaction records of the state cannot serve: they live in the history, read from
 the table one key each, and only the last 20 are kept.
 
@@ -27,7 +28,7 @@ from cxstream.scoring.journey import Journey
 FEATURE_VERSION = 1
 DAY_US = 86_400_000_000
 LEDGER_DAYS = 30
-CHANNELS_PER_DAY = 8
+CHANNELS_PER_DAY = 4
 OTHER_CHANNEL = "~other"
 #: a bucket: [day, interactions, failures, abandoned, escalated, long waits,
 #: negative posts, {channel: interactions}, touchpoint of the day's latest interaction]

@@ -118,12 +118,20 @@ class Model:
 
     def reasons(self, row: list[float], kept: int = REASONS_KEPT) -> list[tuple[str, float]]:
         """The features that raise this customer's risk most against the average one:
-        (feature, its value), largest contribution first, positive ones only."""
+        (feature, its value), largest contribution first, positive ones only; an
+        indicator (a segment, a stage, whether they answered) only when it holds: "not
+        at the purchase stage" says nothing a person can act on."""
         pushes = [(weight * (x - mean), name, x) for name, weight, mean, x
                   in zip(self.names, self.weights, self.means, row, strict=True)
-                  if x != mean and weight * (x - mean) > 0 and name not in CONTEXT]
+                  if x != mean and weight * (x - mean) > 0 and name not in CONTEXT
+                  and (x or not is_indicator(name))]
         pushes.sort(reverse=True)
         return [(name, x) for _, name, x in pushes[:kept]]
+
+
+def is_indicator(name: str) -> bool:
+    return (":" in name and not name.startswith("channel_share:")) or name.startswith(
+        ("has_", "survey_")) or name.endswith("_low")
 
 
 def check_features(file: ModelFile) -> None:
@@ -166,6 +174,10 @@ def _sigmoid(z: float) -> float:
     return e / (1 + e)
 
 
+def _amount(value: float) -> str:
+    return f"{value:,.0f}" if value < 1e15 else f"{value:.3g}"  # a bounded text
+
+
 def reason_text(name: str, value: float) -> str:
     """A reason as a manager reads it."""
     count = round(value)
@@ -186,7 +198,7 @@ def reason_text(name: str, value: float) -> str:
         "has_nps": "has answered NPS", "has_csat": "has answered CSAT",
         "has_ces": "has answered CES",
         "days_since_answer": f"no answer for {count} days",
-        "log_value": f"value {math.expm1(value):,.0f}",
+        "log_value": f"value {_amount(math.expm1(min(value, 700.0)))}",
     }
     if name in texts:
         return texts[name]

@@ -73,6 +73,28 @@ class WeekTally:
                               "observed": round(sum(self.low_bins[part]) / count, 4)})
         return found
 
+    def to_json(self) -> list[Any]:
+        return [self.answers, self.lows, self.squared_error, self.low_bins,
+                self.other_bins, self.predicted_sum_bins]
+
+    @classmethod
+    def from_json(cls, body: list[Any]) -> WeekTally:
+        answers, lows, squared, low_bins, other_bins, sums = body
+        if not len(low_bins) == len(other_bins) == len(sums) == BINS:
+            raise ValueError(f"a week's tally has {BINS} bins")
+        return cls(int(answers), int(lows), float(squared), [int(n) for n in low_bins],
+                   [int(n) for n in other_bins], [float(v) for v in sums])
+
+    def merge(self, other: WeekTally) -> None:
+        """Add another worker's tally of the same version and week (they are sums)."""
+        self.answers += other.answers
+        self.lows += other.lows
+        self.squared_error += other.squared_error
+        for slot in range(BINS):
+            self.low_bins[slot] += other.low_bins[slot]
+            self.other_bins[slot] += other.other_bins[slot]
+            self.predicted_sum_bins[slot] += other.predicted_sum_bins[slot]
+
     def report(self) -> dict[str, Any]:
         auc, brier = self.auc(), self.brier()
         return {"answers": self.answers, "lows": self.lows,
@@ -116,3 +138,31 @@ class LiveEvaluation:
     def report(self) -> dict[str, dict[str, Any]]:
         return {version: {week: tally.report() for week, tally in sorted(weeks.items())}
                 for version, weeks in self.weeks.items()}
+
+    def to_json(self) -> dict[str, dict[str, list[Any]]]:
+        return {version: {week: tally.to_json() for week, tally in weeks.items()}
+                for version, weeks in self.weeks.items()}
+
+
+def merged(shares: list[dict[str, dict[str, list[Any]]]]) -> LiveEvaluation:
+    """Every worker's tallies (``LiveEvaluation.to_json``) added up, per version and week:
+    the whole cluster's answers (each answer is counted by the one worker that folded
+    it). Bounded as each share is: the newest VERSIONS_KEPT versions by their newest
+    week, WEEKS_KEPT weeks each."""
+    total = LiveEvaluation()
+    for share in shares:
+        for version, bodies in share.items():
+            into = total.weeks.setdefault(version, {})
+            for week, body in bodies.items():
+                tally = WeekTally.from_json(body)
+                if week in into:
+                    into[week].merge(tally)
+                else:
+                    into[week] = tally
+    for kept in total.weeks.values():
+        for week in sorted(kept)[:-WEEKS_KEPT]:
+            del kept[week]
+    newest = sorted(total.weeks, key=lambda v: max(total.weeks[v], default=""))
+    for version in newest[:-VERSIONS_KEPT]:
+        del total.weeks[version]
+    return total

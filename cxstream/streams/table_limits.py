@@ -56,7 +56,8 @@ def value_bounds(settings: Settings, rules: RulesConfig,
     context = ("the rules file's context_interactions", f"{ENV_PREFIX}LEXICONS_DIR")
     return [
         ValueBound("customers: a customer's hot state",
-                   customer_bytes_bound(state, windows),
+                   customer_bytes_bound(state, windows,
+                                        predicted=settings.model_file is not None),
                    tuple(f"{ENV_PREFIX}{name.upper()}" for name in (
                        "seen_event_ids_kept", "negative_signals_kept",
                        "recent_scores_kept", "recent_interactions_kept"))),

@@ -60,6 +60,10 @@ def test_the_demo_catches_every_scripted_incident_and_dead_letters_the_malformed
     assert all(part.split("window)", 1)[1].startswith(": delivery -")
                for part in printed.split("NPS of segment smb fell to")[1:]), printed[-3000:]
     assert "Today per segment" in result.stdout and "smb" in result.stdout
+    # the prediction model trained before the start, its evaluation printed
+    model = summary["model"]
+    assert model is not None and model["auc"] >= 0.75 and model["largest_decile_gap"] < 0.1
+    assert f"prediction model {model['model_version']}: trained on" in printed
     # the console's address with the demo user's token, and the lifecycle in the summary
     assert "/console  (sign in as demo with the token " in result.stdout
     assert summary["alerts_acknowledged"] > 0, output[-3000:]

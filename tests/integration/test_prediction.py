@@ -1,7 +1,10 @@
 """The prediction model on the real broker: trained by ``cxstream model train`` on a
-simulated history with known traits, run by a worker that scores a silent customer as
-their failures mount (API), measures itself against new answers (metrics, ``cxstream
-model report``), and refuses a model of another feature version at start-up."""
+simulated history with known traits; ``cxstream rules backtest`` shows what the
+predicted_at_risk rule would have raised; a worker with the model scores a silent customer
+as their failures mount (API), raises the rule's alert with the prediction and its
+reasons (the console's alert page, in Chromium), counts them in the priorities, measures
+itself against new answers (metrics, ``GET /api/model``, ``cxstream model report``, the
+console's scores page); a model of another feature version stops start-up."""
 
 from __future__ import annotations
 
@@ -15,20 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cxstream.cli.simulator.generator import SimConfig, simulate
 from cxstream.streams.kafka.plain_clients import Record, produce
 from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import load_settings
 from testkit.support import (
+    ARTIFACTS,
+    CHROMIUM,
     Api,
+    alerts_on_topic,
     base_env,
     configure,
     feedback,
     interaction,
     profile,
     send,
+    signed_in_page,
     start,
+    to_bytes,
     wait_until,
 )
 
@@ -49,6 +58,17 @@ def _history(settings: Any, now: datetime) -> int:
               settings.topic_interactions, "feedback": settings.topic_feedback}
     records = [Record(topics[r.kind], r.key, r.value) for r in simulate(config, now).records()
                if r.at == 0.0]
+    # and five customers who never answer, whose orders failed four times this morning
+    for n in range(5):
+        customer = f"quiet-{n}"
+        records.append(Record(settings.topic_customers, customer.encode(), to_bytes(profile(
+            customer_id=customer, segment="smb", value=900,
+            updated_at=(now - timedelta(days=30)).isoformat()))))
+        records += [Record(settings.topic_interactions, customer.encode(), to_bytes(
+            interaction(event_id=f"quiet-{n}-{k}", customer_id=customer, outcome="failure",
+                        channel="web", touchpoint="checkout",
+                        occurred_at=(now - timedelta(hours=6 - k)).isoformat())))
+            for k in range(4)]
     asyncio.run(ensure_topics(settings))
     return asyncio.run(produce(settings, records))
 
@@ -62,9 +82,23 @@ def _prediction(api: Api, customer: str, at: datetime) -> dict[str, Any]:
     return dict(wait_until(made, timeout=60))
 
 
+LEAD = "lena-prediction-token-0123456789"
+RULES = {"predicted_at_risk": {"enabled": True, "probability_min": 0.5,
+                               "high_value_only": False},
+         "priorities": {"predicted_min": 0.5}}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                             "(make test installs it as root)")
 def test_a_trained_model_scores_customers_and_measures_itself_live(
         isolated: dict[str, str], tmp_path: Path) -> None:
-    run = configure(isolated)
+    rules, shipped, users = (tmp_path / "rules.yaml", tmp_path / "shipped.yaml",
+                             tmp_path / "users.yaml")
+    rules.write_text(yaml.safe_dump(RULES))
+    shipped.write_text("{}\n")
+    users.write_text(yaml.safe_dump({"users": [{"name": "lena", "token": LEAD,
+                                                "role": "lead"}]}))
+    run = configure(isolated, rules_file=str(rules), users_file=str(users))
     settings = load_settings({}, **run)
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     sent = _history(settings, now)
@@ -75,8 +109,17 @@ def test_a_trained_model_scores_customers_and_measures_itself_live(
     assert trained.returncode == 0, trained.stderr
     evaluation = json.loads(trained.stdout)["evaluation"]
     assert evaluation["auc"] > 0.7, evaluation  # the traits make answers predictable
-
     run = {**run, "model_file": str(model)}
+    backtest = _cxstream(base_env(**run), "rules", "backtest", "--rules", str(rules),
+                         "--against", str(shipped), "--since", "30d", "-o", "json")
+    assert backtest.returncode == 0, backtest.stderr
+    would = json.loads(backtest.stdout)
+    assert would["proposed"]["per_rule"].get("predicted_at_risk", 0) >= 5, would["proposed"]
+    examples = {example["customer_id"] for group in would["proposed"]["groups"]
+                if group["rule"] == "predicted_at_risk" for example in group["examples"]}
+    assert examples and all(c.startswith("quiet-") for c in examples), examples
+    assert "predicted_at_risk" not in would["current"]["per_rule"]
+
     worker = start(run, tmp_path, "worker")
     try:
         worker.wait_for("cxstream_events_folded_total", sent, timeout=240)
@@ -118,6 +161,13 @@ def test_a_trained_model_scores_customers_and_measures_itself_live(
         live_after = worker.metrics()
         report = _cxstream(env, "model", "report", "--model", str(model), "--metrics-url",
                            f"http://127.0.0.1:{run['web_port']}/metrics", "-o", "json")
+        served = api.get("/api/model")
+        delivery = [row for row in api.get("/api/priorities", kind="touchpoint")["issues"]
+                    if row["key"] == "delivery"]
+        raised = [a for a in alerts_on_topic(settings) if a["rule"] == "predicted_at_risk"
+                  and a["customer_id"] == "silent-1"]
+        shown = _console(f"http://127.0.0.1:{run['web_port']}", raised[0]["alert_id"]) \
+            if raised else None
     finally:
         assert worker.stop() == 0
     probabilities = [p["probability"] for p in rising]
@@ -132,6 +182,47 @@ def test_a_trained_model_scores_customers_and_measures_itself_live(
     live = json.loads(report.stdout)["live"]
     assert live["week_answers"] == week_before + len(answers)
     assert live["auc"] == pytest.approx(live_after[("cxstream_prediction_live_auc", labels)])
+    # GET /api/model: the same week, every worker's answers added up (one worker here)
+    assert served["model_version"] == version and served["evaluation"]["auc"] == \
+        evaluation["auc"]
+    week = max(served["live"])
+    assert served["live"][week]["answers"] == week_before + len(answers)
+    assert served["live"][week]["auc"] == pytest.approx(live["auc"], abs=1e-4)
+    # the rule raised one alert for silent-1 (from 3 failures: 0.5 or more), later
+    # failures folded into it (each version of the alert is on the topic), with reasons
+    assert len({alert["alert_id"] for alert in raised}) == 1, raised
+    assert raised[0]["reason"]["probability"] >= 0.5 and raised[-1]["occurrences"] > 1
+    assert raised[0]["context"]["prediction"]["reasons"], raised[0]["context"]
+    # the priorities count silent-1 among the silent customers predicted at risk
+    assert delivery and delivery[0]["predicted_at_risk"] >= 1, delivery
+    # the console: the alert's page says it, the scores page shows the live weeks
+    assert shown is not None
+    assert shown["predicted"].startswith("predicted detractor: 0."), shown
+    assert "failed interactions in 7 days" in shown["predicted"], shown
+    assert shown["weeks"] >= 1 and shown["model"] == version
+
+
+def _console(base: str, alert_id: str) -> dict[str, Any]:
+    """What Chromium shows of the prediction on the alert's page and the scores page."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = signed_in_page(browser, base, LEAD)
+            page.goto(f"{base}/console/alerts/{alert_id}")
+            predicted = page.locator("dd.prediction").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "prediction-alert.png"), full_page=True)
+            page.goto(f"{base}/console/scores")
+            card = page.locator("section.model")
+            weeks = card.locator("tr[data-week]").count()
+            heading = card.locator("p.muted").first.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "prediction-scores.png"), full_page=True)
+        finally:
+            browser.close()
+    return {"predicted": predicted, "weeks": weeks,
+            "model": heading.split(",")[0].removeprefix("Model ").strip()}
 
 
 def test_a_model_of_another_feature_version_stops_start_up(

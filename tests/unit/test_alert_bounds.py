@@ -37,6 +37,8 @@ from cxstream.scoring.customer import (
     Profile,
     ScoreRecord,
 )
+from cxstream.scoring.plain_customer import to_us
+from cxstream.scoring.prediction import prediction_json
 from cxstream.streams.ingest.deadletter_once import DeadLetterMark
 from tests.worst import LATE, WORST, worst
 
@@ -59,7 +61,11 @@ def worst_state(keep: int) -> CustomerState:
                                              owner=worst(4), region=worst(5), updated_at=LATE),
         last_scores={survey: answer.model_copy(update={"survey": survey})
                      for survey in ("nps", "csat", "ces")},
-        recent_scores=(answer,) * keep, recent_interactions=(interaction,) * keep)
+        recent_scores=(answer,) * keep, recent_interactions=(interaction,) * keep,
+        prediction=prediction_json([0.12345678901234568, "f" * 12, to_us(LATE), [
+            [f"channel_share:{worst(0)}", 0.12345678901234568],
+            ["log_value", 709.782712893384],
+            [f"channel_share:{worst(1)}", 1.0]]]))
 
 
 def worst_customer_alert(rules: RulesConfig, topics: list[str]):  # type: ignore[no-untyped-def]

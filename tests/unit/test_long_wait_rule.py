@@ -5,7 +5,6 @@ core."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,17 +12,22 @@ from typing import Any
 
 import pytest
 
-from bench.throughput import in_process_core, in_process_messages
 from cxstream.alerts.comment_tags import load_tagger
 from cxstream.alerts.config import RulesError, load_rules
 from cxstream.alerts.customer_alerts import CustomerAlerts
 from cxstream.alerts.customer_rules import LongWaitRule, RuleFacts, long_wait_trigger
 from cxstream.alerts.reactions import AlertOut
 from cxstream.scoring.customer import StateRules, apply_interaction
-from cxstream.streams.ingest.batches import Ingest, IngestLimits
-from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.settings import Settings
-from testkit.support import RULES_T0, Bands, interaction, ix, to_bytes, with_profile
+from testkit.support import (
+    RULES_T0,
+    Bands,
+    interaction,
+    ix,
+    outputs_of_core,
+    to_bytes,
+    with_profile,
+)
 
 ON = """
 long_wait:
@@ -110,22 +114,9 @@ def test_the_worker_core_raises_it_when_the_rules_file_turns_it_on(
     of whether any rule may fire includes the added rule)."""
     settings = Settings(bootstrap_servers="localhost:1",
                         rules_file=rules_file(tmp_path, ON if enabled else "{}"))
-    outputs: list[Any] = []
-
-    async def keep(batch: list[Any]) -> None:
-        outputs.extend(batch)
-
-    async def drop(topic: str, partition: int, records: list[Any]) -> None:
-        pass
-
-    core = in_process_core(settings, keep, BulkChangelog(drop))
-    ingest = Ingest(settings.input_kinds(), IngestLimits(settings.max_event_bytes, None,
-                                                         settings.max_clock_skew_seconds),
-                    core.writer.metrics, NoDeadLetters(), core.writer.handle,
-                    core.writer.finish)
     now = datetime.now(UTC).replace(microsecond=0).isoformat()  # the core's clock: now
     record = SimpleNamespace(kind="interactions", key=b"c-9", value=to_bytes(interaction(
         customer_id="c-9", event_id="i-9", occurred_at=now, wait_seconds=25 * 60)))
-    asyncio.run(ingest.process(in_process_messages(settings, [record], {})))
+    outputs = outputs_of_core(settings, [record])
     raised = [output.alert.rule for output in outputs if isinstance(output, AlertOut)]
     assert raised == (["long_wait"] if enabled else [])

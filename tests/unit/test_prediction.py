@@ -280,3 +280,31 @@ def test_feature_names_follow_the_vocabulary() -> None:
     names = feature_names(VOCABULARY)
     assert names[-len(JOURNEY.order()):] == [f"stage:{s}" for s in JOURNEY.order()]
     assert len(set(names)) == len(names)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from(["v1", "v2"]),
+                          st.integers(0, 20), st.floats(0, 1), st.booleans()),
+                max_size=200))
+def test_workers_tallies_add_up_to_the_tally_of_all_answers(
+        answers: list[tuple[int, str, int, float, bool]]) -> None:
+    """Each worker counts the answers it folded; added up (through their JSON, as the
+    API gathers them) they are the tally one worker would have kept of all."""
+    from cxstream.scoring.prediction_live import merged
+
+    workers = [LiveEvaluation(), LiveEvaluation()]
+    whole = LiveEvaluation()
+    for worker, version, week, p, low in answers:
+        at = to_us(T0 + timedelta(weeks=week))
+        workers[worker].add(version, at, p, low)
+        whole.add(version, at, p, low)
+    total = merged([json.loads(json.dumps(w.to_json())) for w in workers])
+    report, expected = total.report(), whole.report()
+    assert report.keys() == expected.keys()
+    for version, weeks in expected.items():
+        assert report[version].keys() == weeks.keys()
+        for week, figures in weeks.items():
+            got = report[version][week]
+            assert (got["answers"], got["lows"], got["auc"]) == (
+                figures["answers"], figures["lows"], figures["auc"])
+            assert got["brier"] == pytest.approx(figures["brier"], abs=1e-4)

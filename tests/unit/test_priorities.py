@@ -66,6 +66,40 @@ def test_a_silent_customer_who_answers_moves_from_silent_to_answered() -> None:
     assert count["silent"] == 0 and marks == {"touchpoint:delivery": [1, 80.0, 0]}
 
 
+def test_a_silent_customer_predicted_at_risk_counts_until_they_answer() -> None:
+    count, marks = empty_count(), {}
+    assert count_signal(count, marks, "touchpoint:delivery", False, 300.0, False, "i", 1,
+                        predicted=True)
+    assert (count["silent"], count["predicted"], count["predicted_value"]) == (1, 1, 300.0)
+    assert marks == {"touchpoint:delivery": [0, 300.0, 0, 1]}
+    # a later signal with a lower prediction: no longer predicted at risk
+    assert count_signal(count, marks, "touchpoint:delivery", False, 300.0, False, "i", 2)
+    assert (count["predicted"], count["predicted_value"]) == (0, 0.0)
+    assert count_signal(count, marks, "touchpoint:delivery", False, 300.0, False, "i", 3,
+                        predicted=True)
+    # an answer: known, not predicted (they count as answered)
+    assert count_signal(count, marks, "touchpoint:delivery", True, 300.0, False, "f", 1,
+                        predicted=True)
+    assert (count["silent"], count["predicted"], count["predicted_value"]) == (0, 0, 0.0)
+    assert count["customers"] == 1 and count["value"] == 300.0
+
+
+def test_counts_and_marks_of_before_the_prediction_still_add_up() -> None:
+    old_count = {"customers": 2, "silent": 1, "value": 50.0, "top_customers": 0,
+                 "top_value": 0.0, "largest": 30.0, "offsets": {"i": 4}}
+    summed = counts([(NOW, "touchpoint:delivery", old_count),
+                     (NOW, "touchpoint:delivery", {**old_count, "predicted": 1,
+                                                   "predicted_value": 30.0})])
+    row = summed[NOW, "touchpoint:delivery"]
+    assert (row["customers"], row["predicted"], row["predicted_value"]) == (4, 1, 30.0)
+    marks = {"touchpoint:delivery": [0, 30.0, 0]}  # a mark of three figures
+    assert count_signal(old_count, marks, "touchpoint:delivery", False, 30.0, False, "i", 5,
+                        predicted=True)
+    assert (old_count["customers"], old_count["predicted"]) == (2, 1)
+    ranked = ranking(summed, NOW, BEFORE, CONFIG)["issues"][0]
+    assert (ranked["predicted_at_risk"], ranked["predicted_value"]) == (1, 30.0)
+
+
 def test_a_customer_counts_for_their_latest_value_and_band() -> None:
     count, marks = empty_count(), {}
     # the first signal came before the profile: no value known yet

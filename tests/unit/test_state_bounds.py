@@ -49,6 +49,31 @@ def test_the_worst_customer_stays_under_its_computed_bound(rules: StateRules) ->
     assert len(raw) <= bound < 2 * len(raw)
 
 
+def test_the_worst_customer_with_a_model_stays_under_its_computed_bound() -> None:
+    """Every day of the ledger full, every channel name and touchpoint the longest, every
+    reason a channel's share (the longest feature name)."""
+    from cxstream.scoring.features import LEDGER_DAYS, Thresholds, note_interaction
+    from cxstream.scoring.prediction import REASONS_KEPT
+
+    rules = StateRules()
+    state = worst_customer(rules, windows=3)
+    thresholds = Thresholds.of(rules)
+    for day in range(LEDGER_DAYS + 5):  # more days than kept: the oldest go
+        for channel in range(12):  # more channels than kept: the rest count as other
+            note_interaction(state.ledger, BIG - (LEDGER_DAYS + 5 - day) * 86_400_000_000,
+                             worst(channel), worst(99), "failure", 1e9, -1.0, thresholds)
+    for bucket in state.ledger:
+        bucket[1:7] = [BIG] * 6
+    state.prediction = [0.12345678901234568, "f" * 12, BIG,
+                        [[f"channel_share:{worst(n)}", -1.2345678901234567e-300]
+                         for n in range(REASONS_KEPT)]]
+    raw = encode(2**31, state)
+    bound = customer_bytes_bound(rules, windows=3, predicted=True)
+    without = customer_bytes_bound(rules, windows=3)
+    assert len(raw) <= bound < 2 * len(raw)
+    assert len(raw) > without  # the model's part is counted, and it is large
+
+
 def test_the_worst_history_records_stay_under_their_bounds() -> None:
     import orjson
 

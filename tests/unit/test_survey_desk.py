@@ -213,3 +213,42 @@ def test_ten_thousand_failed_interactions_of_one_customer_keep_their_memory_boun
     assert len(memory.pending) == 1  # relationship-nps, for the newest failure
     [(waiting, _)] = memory.pending
     assert waiting.cause == "i9999"
+
+
+def test_predicted_detractors_are_asked_first_and_the_others_a_day_later() -> None:
+    """With predicted_first, the fatigue rules allow both requests: the customer the model
+    predicts low is asked at once, the other when their wait is over (by the timer), and
+    a customer whom the fatigue rules stop is not asked for being predicted."""
+    from cxstream.alerts.survey_config import PredictedFirst
+
+    config = Surveys(triggers=CSAT_ONLY, predicted_first=PredictedFirst(
+        min_probability=0.6, others_wait_hours=24))
+    clock = Clock(T + timedelta(minutes=5))
+    survey_desk, data, metrics = desk(config, clock)
+    low, fine, asked = customer("low"), customer("fine"), customer("asked")
+    low.prediction = [0.8, "v", to_us(T), []]
+    fine.prediction = [0.2, "v", to_us(T), []]
+    asked.prediction = [0.9, "v", to_us(T), []]
+    sent = apply(survey_desk, data, 1, [
+        (answer("a0", "asked", -10), asked),  # answered CSAT 10 minutes ago
+        (delivery("d1", "low", 0), low), (delivery("d2", "fine", 0), fine),
+        (delivery("d3", "asked", 0), asked)])
+    assert [r.customer_id for r in sent] == ["low"]
+    assert counted(metrics)[("csat", "deferred", "predicted_first")] == 1
+    assert counted(metrics)[("csat", "suppressed", "recently_answered")] == 1
+    states = {"low": low, "fine": fine, "asked": asked}
+    clock.at = T + timedelta(hours=23)
+    _, outputs = survey_desk.due_requests(1, states.get)
+    assert outputs == []  # not yet
+    clock.at = T + timedelta(hours=24, minutes=1)
+    _writes, outputs = survey_desk.due_requests(1, states.get)
+    assert [(o.request.customer_id, o.request.cause_event_id) for o in outputs] == [
+        ("fine", "d2")]
+
+
+def test_without_predicted_first_a_prediction_changes_nothing() -> None:
+    survey_desk, data, _ = desk(Surveys(triggers=CSAT_ONLY), Clock(T))
+    fine = customer("fine")
+    fine.prediction = [0.1, "v", to_us(T), []]
+    sent = apply(survey_desk, data, 1, [(delivery("d1", "fine", 0), fine)])
+    assert [r.customer_id for r in sent] == ["fine"]

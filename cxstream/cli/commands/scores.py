@@ -168,7 +168,7 @@ def priorities(
     if output is Output.json:
         print_json(ranked)
         return
-    table = Table("rank", "issue", "customers", "silent", "value at stake",
+    table = Table("rank", "issue", "customers", "silent (predicted)", "value at stake",
                   "largest account", "top band", "previous", "trend",
                   title=f"priorities by {ranked['rank_by']}, window from "
                   f"{ranked['window']['start'][:16].replace('T', ' ')} "
@@ -178,7 +178,8 @@ def priorities(
         previous = row["previous"]
         table.add_row(
             str(row["rank"]), row["issue"],
-            f"{row['customers']}" + (" (few)" if row["few"] else ""), str(row["silent"]),
+            f"{row['customers']}" + (" (few)" if row["few"] else ""),
+            f"{row['silent']} ({row.get('predicted_at_risk', 0)})",
             f"{row['value']:,.2f}", _largest(row), "-" if share is None else f"{share:.0%}",
             "-" if previous is None else f"{previous['customers']} / {previous['value']:,.2f}",
             row["trend"])

@@ -14,6 +14,7 @@ class LivePredictions:
     """One worker's tallies of its own partitions' answers."""
 
     def __init__(self, predictor: Predictor, metrics: WorkerMetrics) -> None:
+        self.predictor = predictor
         self.version = predictor.model.version
         self.evaluation = LiveEvaluation()
         self.metrics = metrics

@@ -88,6 +88,14 @@ class _Seen:
     segment: str | None
     region: str | None
     open_alert: bool
+    predicted: float | None = None  # the customer's probability of a low answer
+
+
+def _probability(state: Customer | Fact) -> float | None:
+    """The customer's predicted probability of a low answer (None: no model)."""
+    if isinstance(state, Fact):
+        return state.predicted
+    return None if state.prediction is None else float(state.prediction[0])
 
 
 def open_alert_at(alerts: dict[str, Any], at: int) -> bool:
@@ -162,7 +170,8 @@ class SurveyDesk:
         self._seen.append(_Seen(event.customer_id, at, None, failed, asked,
                                 profile[0] if profile else None,
                                 profile[3] if profile else None,
-                                bool(asked) and open_alert_at(state.alerts, at)))
+                                bool(asked) and open_alert_at(state.alerts, at),
+                                _probability(state)))
 
     def finish(self, partition: int) -> tuple[Writes, list[SurveyOut]]:
         """The batch's decisions, in event order: the memories to write and the
@@ -187,7 +196,8 @@ class SurveyDesk:
                 changed.add(customer_id)
             for candidate in entry.asked:
                 found, moved = self._decide(memory, candidate, entry.at, now, entry.segment,
-                                            entry.region, entry.open_alert)
+                                            entry.region, entry.open_alert,
+                                            predicted=entry.predicted)
                 outputs += found
                 if moved:
                     changed.add(customer_id)
@@ -217,7 +227,8 @@ class SurveyDesk:
                 found, moved = self._decide(memory, candidate, now, now,
                                             profile[0] if profile else None,
                                             profile[3] if profile else None,
-                                            open_alert_at(alerts, now), waiting)
+                                            open_alert_at(alerts, now), waiting,
+                                            None if state is None else _probability(state))
                 changed |= moved
                 outputs += found
             if changed:
@@ -265,11 +276,13 @@ class SurveyDesk:
 
     def _decide(self, memory: SurveyMemory, candidate: Candidate, at: int, now: int,
                 segment: str | None, region: str | None, open_alert: bool,
-                waiting: Decision | None = None) -> tuple[list[SurveyOut], bool]:
+                waiting: Decision | None = None, predicted: float | None = None
+                ) -> tuple[list[SurveyOut], bool]:
         """Decide, count and remember: the request to send, if any, and whether the
         memory changed (not for a deferred request looked at again that still waits for
         the same thing, nor for a periodic trigger not due yet)."""
-        decision = decide(memory, candidate, self.config, at, now, segment, open_alert)
+        decision = decide(memory, candidate, self.config, at, now, segment, open_alert,
+                          predicted, waiting is not None and waiting.reason == "predicted_first")
         if waiting is not None and decision == waiting:
             return [], False
         self._counts[candidate.survey, ACTION_NAMES[decision.action],

@@ -84,6 +84,7 @@ class _Seen:
     value: float | None
     top: bool
     segment: str | None = None
+    predicted: bool = False  # predicted at risk (PrioritiesConfig.predicted_min)
 
 
 class PriorityBoard:
@@ -129,10 +130,13 @@ class PriorityBoard:
         if not signals:
             return
         answered = isinstance(event, Feedback)
+        probability = state.predicted if isinstance(state, Fact) else (
+            state.prediction[0] if state.prediction else None)
         self._seen.append(_Seen(
             event.customer_id, "f" if answered else "i", item.offset,
             signals[0].at.timestamp(), tuple(signal.group for signal in signals), answered,
-            state.profile[1] if state.profile else None, top is True))
+            state.profile[1] if state.profile else None, top is True,
+            predicted=probability is not None and probability >= self.config.predicted_min))
 
     def finish(self, partition: int) -> Writes:
         """The batch's writes, counts before marks."""
@@ -200,7 +204,7 @@ class PriorityBoard:
                 count = counts[start, group] = empty_count()
                 sizes[start] += 1
             if count_signal(count, mark, group, entry.answered, entry.value, entry.top,
-                            entry.source, entry.offset):
+                            entry.source, entry.offset, entry.predicted):
                 moved[start, group] = None
                 self._results["counted"] += 1
             else:

@@ -149,6 +149,13 @@ class PrioritiesView(ApiView):
         return await self.answer(request, lambda who: self.api.priorities(request.query))
 
 
+class ModelView(ApiView):
+    """GET /api/model: the prediction model's evaluation and its live figures."""
+
+    async def get(self, request: Any) -> Any:
+        return await self.answer(request, lambda who: self.api.model())
+
+
 class AlertsView(ApiView):
     """GET /api/alerts: the alerts the caller may see, filtered, one page."""
 
@@ -226,6 +233,15 @@ class PrioritiesShareView(ApiView):
             request.query))
 
 
+class ModelShareView(ApiView):
+    """GET /internal/model: this worker's tallies of predictions against answers."""
+
+    machine_only = True
+
+    async def get(self, request: Any) -> Any:
+        return await self.answer(request, lambda who: self.api.model_share())
+
+
 class AlertsShareView(ApiView):
     """GET /internal/alerts: this worker's share of an alert list."""
 
@@ -257,6 +273,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/api/tallies/{dimension}", TalliesView),
     ("/api/value-bands", ValueBandsView),
     ("/api/priorities", PrioritiesView),
+    ("/api/model", ModelView),
     ("/api/alerts", AlertsView),
     ("/api/alerts/{alert_id}", AlertView),
     ("/api/alerts/{alert_id}/{action}", AlertActionView),
@@ -266,6 +283,7 @@ ROUTES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/internal/group-answers", AnswersShareView),
     ("/internal/value-histograms", ValueHistogramsShareView),
     ("/internal/priorities", PrioritiesShareView),
+    ("/internal/model", ModelShareView),
     ("/internal/alerts", AlertsShareView),
     ("/internal/alert-redactions", RedactionShareView),
 )

@@ -90,6 +90,8 @@ def openapi_document(windows: list[str]) -> dict[str, Any]:
             _query("kind", {"type": "string", "enum": ["touchpoint", "topic"]}, "issues"),
             _query("by", {"type": "string", "enum": ["issue", "area"]}, "grouping"),
             PAGE[0]], 400, 503),
+        "/api/model": _get("the prediction model's evaluation and how it does on the "
+                           "answers that followed its predictions", [], 404, 503),
         **_alert_paths(),
     }
     return {

@@ -22,6 +22,7 @@ from cxstream.alerts.building import route, team_of
 from cxstream.alerts.priorities import counts
 from cxstream.alerts.priorities import ranking as priority_ranking
 from cxstream.scoring.customer_view import customer_report
+from cxstream.scoring.prediction_live import merged
 from cxstream.scoring.windows import from_epoch
 from cxstream.streams.alerting.case_index import words_of
 from cxstream.streams.alerting.cases import case_row
@@ -185,6 +186,28 @@ class WorkerApi(ScoreQueries):
             raise NotFound("priorities are switched off in the rules file")
         return self.board.local(self.cluster.active_partitions(),
                                 q.parse_starts(query.get("starts", "")))
+
+    # -- the prediction model ----------------------------------------------------------
+
+    async def model(self) -> dict[str, Any]:
+        """The prediction model's file and how it does on the answers that followed its
+        predictions, every worker's added up (docs/predictions.md)."""
+        live = self.services.core.writer.live
+        if live is None:
+            raise NotFound("no prediction model: CXSTREAM_MODEL_FILE is not set")
+        shares = await self.cluster.gather("/internal/model", {}, self.model_share)
+        model = live.predictor.model
+        return {"model_version": model.version, "trained": model.file.trained,
+                "evaluation": model.evaluation,
+                "live": merged([share["weeks"] for share in shares]).report().get(
+                    model.version, {})}
+
+    def model_share(self) -> dict[str, Any]:
+        live = self.services.core.writer.live
+        if live is None:
+            raise NotFound("no prediction model: CXSTREAM_MODEL_FILE is not set")
+        return {"partitions": sorted(self.cluster.active_partitions()),
+                "weeks": live.evaluation.to_json()}
 
     # -- alerts ------------------------------------------------------------------------
 

@@ -256,8 +256,11 @@ class ScoresPage(ConsoleView):
                 ("agent",) if principal.sees_all else ())
             tables = [await self.table(principal, dimension, window, metric)
                       for dimension in shown]
+            model = await console.api.model() if console.api.services.core.writer.live \
+                else None
             return console.html(console.render("scores.html", principal, tables=tables,
-                                               window=window, metric=metric, windows=names))
+                                               window=window, metric=metric, windows=names,
+                                               model=model))
         return await self.signed(request, page)
 
     async def table(self, principal: Principal, dimension: str, window: str, metric: str
