@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,7 @@ from cxstream.cli.model_training import build_rows, parsed_events, time_split, t
 from cxstream.cli.simulator.generator import KINDS, SimConfig, _Builder, simulate
 from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.customer import StateRules
-from cxstream.scoring.features import Thresholds, feature_row
+from cxstream.scoring.features import Thresholds
 from cxstream.scoring.journey import Journey
 from cxstream.scoring.prediction import Model
 from cxstream.scoring.recompute import RawInput
@@ -139,34 +140,48 @@ def main() -> None:
 
 def _scoring_cost(model: Model, events: list[Any], journey: Journey,
                   thresholds: Thresholds, count: int) -> None:
-    """µs per row: a feature row from a ledger, its probability and its reasons."""
+    """µs per interaction, as the worker does it, over the whole quarter of the first
+    customers up to about ``count`` interactions (ledgers as they grow): the ledger
+    noting it, the probability after it in one pass (scoring.scorer: what the worker runs
+    per batch), and, for comparison, the feature row, its probability and its reasons
+    (what is computed when a prediction is shown)."""
     from cxstream.schemas.events import Interaction
     from cxstream.scoring.features import note_interaction
+    from cxstream.scoring.plain_customer import Customer
+    from cxstream.scoring.prediction import Predictor
 
-    ledger: list[list[Any]] = []
-    interactions = [e for _, _, e in events if isinstance(e, Interaction)][:count]
-    at = [int(e.occurred_at.timestamp() * 1e6) for e in interactions]
-    vocabulary = model.vocabulary
-    began = time.perf_counter()
-    for event, moment in zip(interactions, at, strict=True):
-        note_interaction(ledger, moment, event.channel, event.touchpoint, event.outcome,
-                         event.wait_seconds, event.sentiment, thresholds)
-    noted = time.perf_counter()
-    for moment in at:
-        row = feature_row(ledger, {}, 1000.0, "smb", moment, "nps", vocabulary, journey,
-                          thresholds)
-    built = time.perf_counter()
-    for _ in at:
+    predictor = Predictor(model, journey, thresholds)
+    share = count / max(1, sum(1 for _, _, e in events if isinstance(e, Interaction)))
+    chosen = [(at, e) for at, _, e in events if isinstance(e, Interaction)
+              and zlib.crc32(e.customer_id.encode()) % 10_000 < share * 10_000]
+    states: dict[str, Customer] = {}
+    timings = {"ledger": 0.0, "one-pass probability": 0.0, "feature row": 0.0,
+               "row probability": 0.0, "reasons": 0.0}
+    clock = time.perf_counter
+    for moment, event in chosen:
+        state = states.get(event.customer_id)
+        if state is None:
+            state = states[event.customer_id] = Customer(event.customer_id)
+            state.profile = ("smb", 1_000.0, None, None, 0)
+        began = clock()
+        note_interaction(state.ledger, moment, event.channel, event.touchpoint,
+                         event.outcome, event.wait_seconds, event.sentiment, thresholds)
+        noted = clock()
+        predictor.probability(state, moment, "nps")
+        scored = clock()
+        row = predictor.row(state, moment)
+        built = clock()
         model.probability(row)
-    scored = time.perf_counter()
-    for _ in at:
+        probable = clock()
         model.reasons(row)
-    done = time.perf_counter()
-    n = len(at)
-    print(f"\nscoring, {n:,} rows one by one: ledger {(noted - began) / n * 1e6:.2f} µs, "
-          f"feature row {(built - noted) / n * 1e6:.2f} µs, probability "
-          f"{(scored - built) / n * 1e6:.2f} µs, reasons {(done - scored) / n * 1e6:.2f} µs "
-          f"per row")
+        done = clock()
+        for name, seconds in zip(timings, (noted - began, scored - noted, built - scored,
+                                           probable - built, done - probable), strict=True):
+            timings[name] += seconds
+    n = max(1, len(chosen))
+    print(f"\nscoring {len(chosen):,} interactions of {len(states):,} customers over the "
+          "quarter, one by one (µs each): " + ", ".join(
+              f"{name} {seconds / n * 1e6:.2f}" for name, seconds in timings.items()))
 
 
 def worker_cost(args: argparse.Namespace) -> None:

@@ -328,7 +328,7 @@ class CustomerCore:
         model = None
         if may_alert:
             if self.predictor is not None:  # the alert's context carries it as of now
-                state.prediction = self.predictor.predict(state, to_us(event.occurred_at))
+                state.prediction = self.predictor.explained(state, to_us(event.occurred_at))
             model = to_model(state)
             after, raised = alerts.react_from(event, quadrant_of(high(), low_before), model,
                                               topics)

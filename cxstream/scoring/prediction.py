@@ -28,6 +28,7 @@ from cxstream.scoring.features import (
 )
 from cxstream.scoring.journey import Journey
 from cxstream.scoring.plain_customer import Customer, from_us
+from cxstream.scoring.scorer import Scorer
 
 MODEL_FORMAT = 1
 REASONS_KEPT = 3
@@ -215,12 +216,14 @@ def reason_text(name: str, value: float) -> str:
 class Predictor:
     """A model with what its rows need: the journey and what counts as bad."""
 
-    __slots__ = ("journey", "model", "thresholds")
+    __slots__ = ("journey", "model", "scorer", "thresholds")
 
     def __init__(self, model: Model, journey: Journey, thresholds: Thresholds) -> None:
         self.model = model
         self.journey = journey
         self.thresholds = thresholds
+        self.scorer = Scorer(model.names, model.weights, model.intercept, journey,
+                             thresholds)
 
     def row(self, state: Customer, at_us: int, survey: str = "nps") -> list[float]:
         profile = state.profile
@@ -230,22 +233,35 @@ class Predictor:
                            self.model.vocabulary, self.journey, self.thresholds)
 
     def probability(self, state: Customer, at_us: int, survey: str) -> float:
-        """Before an answer to ``survey`` at ``at_us``: how likely it is low."""
-        return self.model.probability(self.row(state, at_us, survey))
+        """Before an answer to ``survey`` at ``at_us``: how likely it is low (the row's
+        probability, scored in one pass: scoring.scorer)."""
+        profile = state.profile
+        z = self.scorer.linear(state.ledger, state.last_scores,
+                               None if profile is None else profile[1],
+                               None if profile is None else profile[0], at_us, survey)
+        model = self.model
+        return calibrated(model.calibration_x, model.calibration_y, _sigmoid(z))
 
     def predict(self, state: Customer, at_us: int) -> list[Any]:
-        """The customer's prediction as the state keeps it: [probability of a low NPS
-        answer, model version, at (µs), [[feature, value], ...] (the top reasons)]."""
+        """The customer's prediction as the state keeps it after each batch: [probability
+        of a low NPS answer, model version, at (µs)]. Its reasons are a function of the
+        same state and time, found when shown (``explained``): they cost more than the
+        probability, and most predictions are never read."""
+        return [round(self.probability(state, at_us, "nps"), 4), self.model.version, at_us]
+
+    def explained(self, state: Customer, at_us: int) -> list[Any]:
+        """``predict`` with its reasons: [..., [[feature, value], ...]]."""
         row = self.row(state, at_us)
         return [round(self.model.probability(row), 4), self.model.version, at_us,
                 [[name, value] for name, value in self.model.reasons(row)]]
 
 
 def prediction_json(kept: list[Any] | None) -> dict[str, Any] | None:
-    """A kept prediction as the API shows it."""
+    """A kept prediction as the API shows it (reasons: [] when not ``explained``)."""
     if not kept:
         return None
-    probability, version, at_us, reasons = kept
+    probability, version, at_us, *explained = kept
+    reasons = explained[0] if explained else []
     return {"probability": probability, "model_version": version,
             "at": from_us(at_us).isoformat(),
             "reasons": [{"feature": name, "value": value, "text": reason_text(name, value)}

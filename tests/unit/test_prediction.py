@@ -308,3 +308,60 @@ def test_workers_tallies_add_up_to_the_tally_of_all_answers(
             assert (got["answers"], got["lows"], got["auc"]) == (
                 figures["answers"], figures["lows"], figures["auc"])
             assert got["brier"] == pytest.approx(figures["brier"], abs=1e-4)
+
+
+def _random_model(seed: int = 11) -> Model:
+    from cxstream.scoring.features import FEATURE_VERSION
+    from cxstream.scoring.prediction import MODEL_FORMAT
+
+    rng = random.Random(seed)
+    vocabulary = Vocabulary(("consumer", "smb"), ("phone", "web"), tuple(JOURNEY.order()))
+    names = feature_names(vocabulary)
+    return Model(ModelFile(
+        format=MODEL_FORMAT, feature_version=FEATURE_VERSION, features=names,
+        vocabulary=vocabulary.as_json(), weights=[rng.uniform(-1, 1) for _ in names],
+        intercept=-1.0, means=[rng.uniform(0, 1) for _ in names],
+        calibration_x=[0.0, 0.3, 1.0], calibration_y=[0.0, 0.5, 1.0], evaluation={},
+        trained={}))
+
+
+RANDOM_MODEL = _random_model()
+ledger_plan = st.lists(st.tuples(
+    st.integers(0, 45), st.sampled_from(["web", "phone", "app", "kiosk", "social"]),
+    st.sampled_from(["delivery", "checkout", "support", "nowhere"]),
+    st.sampled_from([None, "success", "failure", "abandoned", "escalated"]),
+    st.one_of(st.none(), st.floats(0, 2_000)), st.one_of(st.none(), st.floats(-1, 1))),
+    max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(plan=ledger_plan,
+       answers=st.dictionaries(st.sampled_from(["nps", "csat", "ces"]),
+                               st.tuples(st.integers(0, 10), st.integers(-50, 50)),
+                               max_size=3),
+       value=st.one_of(st.none(), st.floats(-10, 1e7)),
+       segment=st.one_of(st.none(), st.sampled_from(["consumer", "smb", "enterprise"])),
+       survey=st.sampled_from(["nps", "csat", "ces"]))
+def test_the_one_pass_scorer_gives_the_rows_probability(
+        trained: tuple, plan: list[tuple], answers: dict[str, tuple[int, int]],  # type: ignore[type-arg]
+        value: float | None, segment: str | None, survey: str) -> None:
+    """The worker scores without building the row (scoring.scorer): on any state, the
+    same probability as the model on the row."""
+    from cxstream.scoring.plain_customer import Customer
+    from cxstream.scoring.prediction import Predictor
+
+    model = Model(trained[0])
+    predictor = Predictor(model, JOURNEY, THRESHOLDS)
+    state = Customer("c-1")
+    start = to_us(T0)
+    for day, channel, touchpoint, outcome, wait, sentiment in plan:
+        note_interaction(state.ledger, start + day * DAY_US, channel, touchpoint, outcome,
+                         wait, sentiment, THRESHOLDS)
+    state.last_scores = {name: (min(score, 5) if name != "nps" else score,
+                                start + hours * 3_600_000_000, "f")
+                         for name, (score, hours) in answers.items()}
+    if value is not None or segment is not None:
+        state.profile = (segment or "consumer", value or 0.0, None, None, 0)
+    at = start + 40 * DAY_US
+    assert predictor.probability(state, at, survey) == pytest.approx(
+        model.probability(predictor.row(state, at, survey)), abs=1e-12)
