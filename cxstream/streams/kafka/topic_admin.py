@@ -174,8 +174,7 @@ async def ensure_topics(settings: Settings, strict: bool = False) -> TopicLayout
             await create_topics(admin, [NewTopic(
                 lifecycle, count, factor, topic_configs={"cleanup.policy": "compact"})])
         described = await _described_in_full(admin, wanted)
-        policies = {name: await _config_value(admin, ConfigResourceType.TOPIC, name,
-                                              "cleanup.policy") for name in compacted}
+        policies = {name: await _cleanup_policy(admin, name) for name in compacted}
     finally:
         await admin.close()
     layout = TopicLayout(
@@ -185,6 +184,22 @@ async def ensure_topics(settings: Settings, strict: bool = False) -> TopicLayout
         created=tuple(missing))
     _check_layout(settings, layout, policies, factor if strict else None)
     return layout
+
+
+async def _cleanup_policy(admin: AIOKafkaAdminClient, name: str, tries: int = 20,
+                          pause: float = 0.5) -> str | None:
+    """A topic's cleanup.policy. A broker answers a topic it has not heard of yet with an
+    error and no value: on a cluster, the broker asked right after the topic was made may
+    not have applied it (seen on the three-broker cluster of the failover test), so ask
+    again for up to ``tries`` x ``pause`` seconds before taking no value for an answer."""
+    value = None
+    for attempt in range(tries):
+        value = await _config_value(admin, ConfigResourceType.TOPIC, name, "cleanup.policy")
+        if value is not None:
+            return value
+        if attempt + 1 < tries:
+            await asyncio.sleep(pause)
+    return value
 
 
 async def _described_in_full(admin: AIOKafkaAdminClient,
