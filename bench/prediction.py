@@ -34,19 +34,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cxstream.cli.model_training import build_rows, parsed_events, time_split, train
-from cxstream.cli.simulator.generator import KINDS, SimConfig, _Builder, simulate
-from cxstream.schemas.parsing import InputKind
+from cxstream.cli.simulator.generator import KINDS, SimConfig, history_inputs, simulate
+from cxstream.cli.simulator.population import Kind
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.features import Thresholds
 from cxstream.scoring.journey import Journey
 from cxstream.scoring.prediction import Model
 from cxstream.scoring.recompute import RawInput
+from cxstream.streams.settings import load_settings
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
-TOPICS = {"interactions": "cx.interactions", "feedback": "cx.feedback",
-          "customers": "cx.customers"}
-KIND_OF_TOPIC = {"cx.interactions": InputKind.INTERACTION,
-                 "cx.feedback": InputKind.FEEDBACK, "cx.customers": InputKind.CUSTOMER}
+SETTINGS = load_settings({})  # the contract's topic names
+TOPICS: dict[Kind, str] = {"interactions": SETTINGS.topic_interactions,
+                           "feedback": SETTINGS.topic_feedback,
+                           "customers": SETTINGS.topic_customers}
+KIND_OF_TOPIC = SETTINGS.input_kinds()
 
 
 def quarter(customers: int, answers: int, days: int, seed: int
@@ -58,21 +60,11 @@ def quarter(customers: int, answers: int, days: int, seed: int
                        duration=1, rate=0.001, incidents=False, malformed_share=0,
                        daily_rhythm=False, propensity=True, seed=seed)
     simulation = simulate(config, START)
-    builder = _Builder(simulation)
-    inputs = [RawInput(TOPICS["customers"], 0, n, 0.0, c.customer_id.encode(),
-                       _profile(c)) for n, c in enumerate(simulation.population)]
-    for n, record in enumerate(builder.history()):
-        inputs.append(RawInput(TOPICS[record.kind], 0, n, 0.0, record.key, record.value))
-    assert builder.traits is not None
-    truth = {f"f-{seed}-{sequence:08d}": p for sequence, p in builder.traits.truth.items()}
+    inputs = history_inputs(simulation, TOPICS)
+    assert simulation.traits is not None
+    truth = {f"f-{seed}-{sequence:08d}": p
+             for sequence, p in simulation.traits.truth.items()}
     return inputs, truth
-
-
-def _profile(customer: Any) -> bytes:
-    import orjson
-
-    stamp = (START.replace(year=START.year - 1)).isoformat()
-    return orjson.dumps(customer.profile(stamp))
 
 
 def main() -> None:
@@ -200,6 +192,7 @@ def worker_cost(args: argparse.Namespace) -> None:
                                                  later=True) if record.kind != "customers"]
     events = len(records) + len(second)
     runs: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+    stages: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.json"
         path.write_text(file.model_dump_json())
@@ -211,6 +204,8 @@ def worker_cost(args: argparse.Namespace) -> None:
             seconds = sum(result[0] for result in passes)
             written = sum(result[1] for result in passes)
             predict = sum(result[3]["predict"] for result in passes)
+            stages[with_model].append({stage: 1e6 * sum(r[3][stage] for r in passes) / events
+                                       for stage in passes[0][3]})
             runs[with_model].append((1e6 * seconds / events, 1e6 * predict / events,
                                      written / events))
             print(f"model {'on ' if with_model else 'off'}: {1e6 * seconds / events:.1f} "
@@ -221,6 +216,11 @@ def worker_cost(args: argparse.Namespace) -> None:
           f"{best[False]:.1f} µs/event, with {best[True]:.1f} (+{best[True] - best[False]:.1f}"
           f"); predict stage {min(run[1] for run in runs[True]):.2f} µs/event; changelog "
           f"bytes/event {runs[False][0][2]:,.0f} -> {runs[True][0][2]:,.0f}")
+    print("each stage, µs/event, without / with a model (each run):")
+    for stage in stages[False][0]:
+        print(f"  {stage:>10}: " + "  ".join(
+            f"{off[stage]:.1f} / {on[stage]:.1f}"
+            for off, on in zip(stages[False], stages[True], strict=True)))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 
 from cxstream.cli.simulator.generator import SimConfig, SimRecord
-from cxstream.scoring.recompute import RawInput
 from cxstream.streams.settings import Settings, load_settings
 
 DEFAULT_RULES = resources.files("cxstream.alerts") / "default_rules.yaml"
@@ -118,18 +117,16 @@ def train_demo_model(settings: Settings, config: SimConfig, start: datetime
     except ImportError:
         return None
     from cxstream.alerts.config import load_rules
-    from cxstream.cli.simulator.generator import simulate
+    from cxstream.cli.simulator.generator import history_inputs, simulate
     from cxstream.scoring.features import Thresholds
 
     history = config.model_copy(update={
         "history_days": MODEL_DAYS, "history_per_day": max(config.history_per_day, 2_000),
         "propensity": True, "incidents": False, "malformed_share": 0.0})
     began = start - timedelta(days=config.history_days)
-    kinds = {"customers": settings.topic_customers,
-             "interactions": settings.topic_interactions,
-             "feedback": settings.topic_feedback}
-    inputs = [RawInput(kinds[r.kind], 0, n, 0.0, r.key, r.value)
-              for n, r in enumerate(simulate(history, began).records()) if r.at == 0.0]
+    inputs = history_inputs(simulate(history, began), {
+        "customers": settings.topic_customers, "interactions": settings.topic_interactions,
+        "feedback": settings.topic_feedback})
     rules = settings.fold_rules(load_rules(settings.rules_file).journey)
     file, read = train(inputs, settings.input_kinds(), settings.max_event_bytes,
                        rules.journey, Thresholds.of(rules.state))

@@ -84,7 +84,7 @@ def parsed_events(inputs: Iterable[RawInput], kind_of_topic: dict[str, InputKind
     return events
 
 
-def vocabulary_of(events: Iterable[tuple[int, int, Event]], journey: Journey) -> Vocabulary:
+def vocabulary_seen(events: Iterable[tuple[int, int, Event]], journey: Journey) -> Vocabulary:
     """The segments and channels seen most, and the journey's stages."""
     segments: Counter[str] = Counter()
     channels: Counter[str] = Counter()
@@ -229,7 +229,7 @@ def train(inputs: Iterable[RawInput], kind_of_topic: dict[str, InputKind], max_b
     refused: Counter[str] = Counter()
     events = parsed_events(inputs, kind_of_topic, max_bytes, refused)
     parsed = time.perf_counter()
-    vocabulary = vocabulary_of(events, journey)
+    vocabulary = vocabulary_seen(events, journey)
     rows = build_rows(events, vocabulary, journey, thresholds)
     built = time.perf_counter()
     if len(rows) < 100:

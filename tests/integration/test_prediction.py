@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from cxstream.cli.simulator.generator import SimConfig, simulate
+from cxstream.cli.simulator.generator import SimConfig, history_inputs, simulate
+from cxstream.cli.simulator.population import Kind
 from cxstream.streams.kafka.plain_clients import Record, produce
 from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.settings import load_settings
@@ -54,10 +55,10 @@ def _history(settings: Any, now: datetime) -> int:
     config = SimConfig(customers=300, history_days=21, history_per_day=1_500, duration=1,
                        rate=0.001, incidents=False, malformed_share=0, daily_rhythm=False,
                        propensity=True, start=now)
-    topics = {"customers": settings.topic_customers, "interactions":
-              settings.topic_interactions, "feedback": settings.topic_feedback}
-    records = [Record(topics[r.kind], r.key, r.value) for r in simulate(config, now).records()
-               if r.at == 0.0]
+    topics: dict[Kind, str] = {"customers": settings.topic_customers, "interactions":
+                               settings.topic_interactions, "feedback": settings.topic_feedback}
+    records = [Record(i.topic, i.key, i.value)
+               for i in history_inputs(simulate(config, now), topics)]
     # and five customers who never answer, whose orders failed four times this morning
     for n in range(5):
         customer = f"quiet-{n}"

@@ -143,7 +143,8 @@ def test_a_customer_marked_in_every_issue_stays_under_its_bound(max_keys: int) -
     groups = [f"touchpoint:{worst(n)}" for n in range(max_keys)] + [
         "touchpoint:(other)", "topic:(other)"]
     for offset, group in enumerate(groups):
-        count_signal(count, marks, group, True, -1.7976931348623157e308, True, "i", offset)
+        count_signal(count, marks, group, True, -1.7976931348623157e308, True, "i", offset,
+                     predicted=True)  # four figures: the most a mark holds
     raw = PREFIX + orjson.dumps(marks)
     bound = priority_mark_bytes_bound(max_keys)
     assert len(raw) <= bound < 2 * len(raw)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxstream.cli.model_training import build_rows, fit, parsed_events, vocabulary_of
+from cxstream.cli.model_training import build_rows, fit, parsed_events, vocabulary_seen
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.schemas.parsing import InputKind
 from cxstream.scoring.customer import StateRules
@@ -162,7 +162,7 @@ KINDS = {"i": InputKind.INTERACTION, "f": InputKind.FEEDBACK, "c": InputKind.CUS
 @pytest.fixture(scope="module")
 def trained() -> tuple[ModelFile, object, object]:
     events = parsed_events(_synthetic(), KINDS, 65_536, Counter())
-    vocabulary = vocabulary_of(events, JOURNEY)
+    vocabulary = vocabulary_seen(events, JOURNEY)
     rows = build_rows(events, vocabulary, JOURNEY, THRESHOLDS)
     file, tested = fit(rows, vocabulary)
     return file, rows, tested

@@ -43,6 +43,7 @@ from cxstream.cli.simulator.population import (
     pick,
 )
 from cxstream.cli.simulator.propensity import Traits
+from cxstream.scoring.recompute import RawInput
 
 #: relative traffic per hour of the day (UTC), a retail-like day with evening peak
 HOURLY = (0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.2, 1.5, 1.6, 1.6,
@@ -138,6 +139,9 @@ class Simulation:
     start: datetime
     population: list[Customer]
     plan: Plan
+    #: the hidden traits of the latest ``records`` (SimConfig.propensity; None: off):
+    #: each answer's propensity by sequence number, once its record is made
+    traits: Traits | None = None
 
     @property
     def expectations(self) -> list[Expectation]:
@@ -150,9 +154,18 @@ class Simulation:
             yield SimRecord(0.0, "customers", customer.customer_id.encode(),
                             _json(customer.profile(stamp.isoformat())))
         builder = _Builder(self)
+        self.traits = builder.traits
         yield from builder.history()
         yield from heapq.merge(builder.live(), builder.incident_records(),
                                key=lambda record: record.at)
+
+
+def history_inputs(simulation: Simulation, topics: dict[Kind, str]) -> list[RawInput]:
+    """The profiles and the history of ``simulation`` as its input topics (named by
+    ``topics``) would hold them, for what replays topics (cli.model_training)."""
+    return [RawInput(topics[record.kind], 0, number, 0.0, record.key, record.value)
+            for number, record in enumerate(itertools.takewhile(
+                lambda record: record.at == 0.0, simulation.records()))]
 
 
 def simulate(config: SimConfig, start: datetime) -> Simulation:
