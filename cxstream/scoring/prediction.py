@@ -103,6 +103,9 @@ class Model:
         if isinstance(raw, dict) and raw.get("format") != MODEL_FORMAT:
             raise ModelMismatch(f"{path}: model file format {raw.get('format')!r}, this "
                                 f"version reads format {MODEL_FORMAT}")
+        if isinstance(raw, dict) and raw.get("feature_version", FEATURE_VERSION) != \
+                FEATURE_VERSION:  # said first: such a file may lack fields of this version
+            raise ModelMismatch(f"{path}: {_other_version(raw['feature_version'])}")
         try:
             return cls(ModelFile.model_validate(raw))
         except ModelMismatch as exc:
@@ -135,12 +138,15 @@ def is_indicator(name: str) -> bool:
         ("has_", "survey_")) or name.endswith("_low")
 
 
+def _other_version(found: Any) -> str:
+    return (f"the model's features are version {found}, this version builds version "
+            f"{FEATURE_VERSION}: retrain it (cxstream model train)")
+
+
 def check_features(file: ModelFile) -> None:
     """ModelMismatch unless the file's features are the ones this version builds."""
     if file.feature_version != FEATURE_VERSION:
-        raise ModelMismatch(f"the model's features are version {file.feature_version}, "
-                            f"this version builds version {FEATURE_VERSION}: retrain it "
-                            "(cxstream model train)")
+        raise ModelMismatch(_other_version(file.feature_version))
     expected = feature_names(vocabulary_of(file))
     if file.features != expected:
         differ = sorted(set(file.features) ^ set(expected)) or ["their order"]

@@ -365,3 +365,20 @@ def test_the_one_pass_scorer_gives_the_rows_probability(
     at = start + 40 * DAY_US
     assert predictor.probability(state, at, survey) == pytest.approx(
         model.probability(predictor.row(state, at, survey)), abs=1e-12)
+
+
+def test_the_model_commands_refuse_bad_arguments_naming_them(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cxstream.cli.main import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["model", "report", "--model", str(tmp_path / "none.json")])
+    assert missing.exit_code == 2 and "cannot read a model file" in missing.output
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format": 1, "feature_version": 0}))
+    refused = runner.invoke(app, ["model", "report", "--model", str(old)])
+    assert refused.exit_code == 2 and "features are version 0" in refused.output
+    since = runner.invoke(app, ["model", "train", "--out", str(tmp_path / "m.json"),
+                                "--since", "last tuesday", "-b", "127.0.0.1:1"])
+    assert since.exit_code == 2 and "--since" in since.output
