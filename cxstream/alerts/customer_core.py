@@ -51,7 +51,7 @@ from cxstream.scoring.plain_customer import (
     to_us,
 )
 from cxstream.scoring.plain_models import to_model
-from cxstream.scoring.prediction import Predictor
+from cxstream.scoring.prediction import Predictor, prediction_json
 from cxstream.scoring.value_bands import LiveBands
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,7 @@ class Fact:
     signals: list[Signal]
     top: bool | None
     profile_changed: bool = False
-    #: the prediction model's probability for the customer (after the event when it has
-    #: signals, else as kept: CustomerCore._predicted; None: no model)
+    #: the customer's predicted probability (CustomerCore._predicted; None: no model)
     predicted: float | None = None
 
 
@@ -224,20 +223,31 @@ class CustomerCore:
 
     def _predicted(self, state: Customer, item: SourcedEvent, signals: list[Signal]
                    ) -> float | None:
-        """The customer's probability after an event: made now for an event with signals
-        (the priorities count the silent ones predicted at risk), else the one kept from
-        the customer's last batch or alert (the survey desk reads it); None without a
-        model."""
-        if self.predictor is None:
-            return None
-        if not signals:  # the survey desk reads it: the one kept, not a new one
-            return None if state.prediction is None else float(state.prediction[0])
+        """The customer's probability after an event: made now for one with signals (the
+        priorities count the silent ones at risk), else the one kept (for the survey desk)."""
+        if self.predictor is None or not signals:  # no model: none, even one kept before
+            return None if self.predictor is None or state.prediction is None \
+                else float(state.prediction[0])
         began = perf_counter()
         at = to_us(item.event.occurred_at)  # type: ignore[union-attr]
         if state.prediction is None or state.prediction[2] != at:
             state.prediction = self.predictor.predict(state, at)
         self._predict_seconds += perf_counter() - began
         return float(state.prediction[0])
+
+    def _as_rules_read(self, state: Customer, event: Feedback | Interaction) -> Any:
+        """The state as the rules read it, with its prediction as of the event."""
+        if self.predictor is not None:
+            state.prediction = self.predictor.predict(state, to_us(event.occurred_at))
+        return to_model(state)
+
+    def _explain(self, state: Customer, alerts: list[Any]) -> None:
+        """The prediction's reasons in the alerts an event raised (only those)."""
+        assert self.predictor is not None and state.prediction is not None
+        explained = prediction_json(self.predictor.explained(state, state.prediction[2]))
+        for alert in alerts:
+            if alert.context.get("prediction") is not None:
+                alert.context["prediction"] = explained
 
     def _predict(self, result: BatchOutcome) -> None:
         """Every changed customer's prediction, once per batch, at their newest event."""
@@ -327,11 +337,11 @@ class CustomerCore:
         topics = alerts.topics_of(event)
         model = None
         if may_alert:
-            if self.predictor is not None:  # the alert's context carries it as of now
-                state.prediction = self.predictor.explained(state, to_us(event.occurred_at))
-            model = to_model(state)
+            model = self._as_rules_read(state, event)
             after, raised = alerts.react_from(event, quadrant_of(high(), low_before), model,
                                               topics)
+            if raised and self.predictor is not None:
+                self._explain(state, [alert for _, alert in raised])
             result.outputs += [AlertOut(status, alert, item.record_time)
                                for status, alert in raised]
             if not raised:
