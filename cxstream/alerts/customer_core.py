@@ -33,6 +33,7 @@ from time import perf_counter
 from typing import Any
 
 from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.core_predictions import CorePredictions
 from cxstream.alerts.customer_alerts import auto_resolves, recovered
 from cxstream.alerts.group_rules import Signal, is_negative_feedback, signals_of
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
@@ -48,10 +49,9 @@ from cxstream.scoring.plain_customer import (
     PlainRules,
     experience_is_low,
     is_negative,
-    to_us,
 )
 from cxstream.scoring.plain_models import to_model
-from cxstream.scoring.prediction import Predictor, prediction_json
+from cxstream.scoring.prediction import Predictor
 from cxstream.scoring.value_bands import LiveBands
 
 log = logging.getLogger(__name__)
@@ -128,9 +128,8 @@ class CustomerCore:
                  ) -> None:
         self.rules = rules
         self.plain_rules = PlainRules(rules.state, ledger=predictor is not None)
-        #: the prediction model (None: none configured)
-        self.predictor = predictor
-        self._predict_seconds = 0.0  # the answers' predictions of the batch so far
+        #: the prediction model's part (None: no model configured)
+        self.predictions = None if predictor is None else CorePredictions(predictor)
         self.reactions = reactions
         #: the value bands, read when a rule needs them (None: the quadrant is taken from
         #: the rules' own report of the state, built per event)
@@ -160,8 +159,8 @@ class CustomerCore:
             low = experience_is_low(state, self.plain_rules)  # the experience before
             if is_profile and self.reactions is not None and (low or state.alerts.get("open")):
                 before = to_model(state)  # the profile rules read the whole state
-            predicted = (self._before_answer(state, item.event)
-                         if self.predictor is not None and isinstance(item.event, Feedback)
+            predicted = (self.predictions.before_answer(state, item.event)
+                         if self.predictions is not None and isinstance(item.event, Feedback)
                          else None)
             applied, changed = batch.fold(item, state)
             if changed:
@@ -201,63 +200,30 @@ class CustomerCore:
                 ) -> BatchOutcome:
         result.customers = {customer_id: state for customer_id, state in states.items()
                             if customer_id in result.changed}
-        if self.predictor is not None:
-            self._predict(result)
+        if self.predictions is not None:  # the predict stage holds the rules' ones too
+            result.predict_seconds, in_rules = self.predictions.batch_done()
+            result.rules_seconds -= in_rules
         result.partials = batch.changed_partials()
         result.answers = batch.answers
         result.watermark = batch.watermark()
         result.outcomes = dict(batch.outcomes)
         return result
 
-    # -- predictions --------------------------------------------------------------
-
-    def _before_answer(self, state: Customer, event: Feedback) -> tuple[int, float, bool]:
-        """The prediction of an answer from the state before it, and what was answered."""
-        assert self.predictor is not None
-        began = perf_counter()
-        at = to_us(event.occurred_at)
-        predicted = (at, self.predictor.probability(state, at, event.survey),
-                     self.predictor.thresholds.is_low(event.survey, event.score))
-        self._predict_seconds += perf_counter() - began
-        return predicted
-
     def _predicted(self, state: Customer, item: SourcedEvent, signals: list[Signal]
                    ) -> float | None:
-        """The customer's probability after an event: made now for one with signals (the
-        priorities count the silent ones at risk), else the one kept (for the survey desk)."""
-        if self.predictor is None or not signals:  # no model: none, even one kept before
-            return None if self.predictor is None or state.prediction is None \
-                else float(state.prediction[0])
-        began = perf_counter()
-        at = to_us(item.event.occurred_at)  # type: ignore[union-attr]
-        if state.prediction is None or state.prediction[2] != at:
-            state.prediction = self.predictor.predict(state, at)
-        self._predict_seconds += perf_counter() - began
-        return float(state.prediction[0])
+        """The customer's probability just after an event for the folds that read it
+        (alerts.core_predictions); None when none does."""
+        if self.predictions is None or not (signals or (
+                isinstance(item.event, Interaction) and self.reactions is not None
+                and self.reactions.config.surveys.predicted_first is not None)):
+            return None
+        return self.predictions.after(state, item.event)  # type: ignore[arg-type]
 
     def _as_rules_read(self, state: Customer, event: Feedback | Interaction) -> Any:
         """The state as the rules read it, with its prediction as of the event."""
-        if self.predictor is not None:
-            state.prediction = self.predictor.predict(state, to_us(event.occurred_at))
+        if self.predictions is not None:
+            self.predictions.for_rules(state, event)
         return to_model(state)
-
-    def _explain(self, state: Customer, alerts: list[Any]) -> None:
-        """The prediction's reasons in the alerts an event raised (only those)."""
-        assert self.predictor is not None and state.prediction is not None
-        explained = prediction_json(self.predictor.explained(state, state.prediction[2]))
-        for alert in alerts:
-            if alert.context.get("prediction") is not None:
-                alert.context["prediction"] = explained
-
-    def _predict(self, result: BatchOutcome) -> None:
-        """Every changed customer's prediction, once per batch, at their newest event."""
-        assert self.predictor is not None
-        began = perf_counter()
-        for state in result.customers.values():
-            if state.last_event_at is not None:
-                state.prediction = self.predictor.predict(state, state.last_event_at)
-        result.predict_seconds = self._predict_seconds + perf_counter() - began
-        self._predict_seconds = 0.0
 
     # -- value band ---------------------------------------------------------------
 
@@ -340,8 +306,8 @@ class CustomerCore:
             model = self._as_rules_read(state, event)
             after, raised = alerts.react_from(event, quadrant_of(high(), low_before), model,
                                               topics)
-            if raised and self.predictor is not None:
-                self._explain(state, [alert for _, alert in raised])
+            if raised and self.predictions is not None:
+                self.predictions.explain(state, [alert for _, alert in raised])
             result.outputs += [AlertOut(status, alert, item.record_time)
                                for status, alert in raised]
             if not raised:

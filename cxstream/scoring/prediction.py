@@ -11,8 +11,10 @@ itself at these sizes, and the worker needs neither numpy nor scikit-learn.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from bisect import bisect_right
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +79,8 @@ class ModelFile(BaseModel):
 class Model:
     """A checked model file, ready to score rows."""
 
-    __slots__ = ("calibration_x", "calibration_y", "evaluation", "file", "intercept",
-                 "means", "names", "version", "vocabulary", "weights")
+    __slots__ = ("_indicators", "calibration_x", "calibration_y", "evaluation", "file",
+                 "intercept", "means", "names", "version", "vocabulary", "weights")
 
     def __init__(self, file: ModelFile) -> None:
         check_features(file)
@@ -92,6 +94,9 @@ class Model:
         self.calibration_y = tuple(file.calibration_y)
         self.vocabulary = vocabulary_of(file)
         self.evaluation = file.evaluation
+        #: None: never a reason (CONTEXT); True: an indicator, a reason only when it holds
+        self._indicators = tuple(None if name in CONTEXT else is_indicator(name)
+                                 for name in self.names)
 
     @classmethod
     def load(cls, path: Path) -> Model:
@@ -125,12 +130,12 @@ class Model:
         (feature, its value), largest contribution first, positive ones only; an
         indicator (a segment, a stage, whether they answered) only when it holds: "not
         at the purchase stage" says nothing a person can act on."""
-        pushes = [(weight * (x - mean), name, x) for name, weight, mean, x
-                  in zip(self.names, self.weights, self.means, row, strict=True)
-                  if x != mean and weight * (x - mean) > 0 and name not in CONTEXT
-                  and (x or not is_indicator(name))]
-        pushes.sort(reverse=True)
-        return [(name, x) for _, name, x in pushes[:kept]]
+        pushes = [(weight * (x - mean), name, x) for name, weight, mean, x, indicator
+                  in zip(self.names, self.weights, self.means, row, self._indicators,
+                         strict=True)
+                  if x != mean and weight * (x - mean) > 0 and indicator is not None
+                  and (x or not indicator)]
+        return [(name, x) for _, name, x in heapq.nlargest(kept, pushes)]
 
 
 def is_indicator(name: str) -> bool:
@@ -185,30 +190,35 @@ def _amount(value: float) -> str:
     return f"{value:,.0f}" if value < 1e15 else f"{value:.3g}"  # a bounded text
 
 
+#: feature -> its reason as a manager reads it, from (value, value rounded)
+_TEXTS: dict[str, Callable[[float, int], str]] = {
+    "failures_7d": lambda v, n: f"{n} failed interactions in 7 days",
+    "abandoned_7d": lambda v, n: f"{n} abandoned interactions in 7 days",
+    "escalated_7d": lambda v, n: f"{n} escalations in 7 days",
+    "long_waits_7d": lambda v, n: f"{n} long waits in 7 days",
+    "negative_posts_7d": lambda v, n: f"{n} negative posts in 7 days",
+    "interactions_7d": lambda v, n: f"{n} interactions in 7 days",
+    "negative_30d": lambda v, n: f"{n} bad interactions in 30 days",
+    "interactions_30d": lambda v, n: f"{n} interactions in 30 days",
+    "negative_share_30d": lambda v, n: f"{v:.0%} of interactions bad in 30 days",
+    "days_since_negative": lambda v, n: f"last bad interaction {n} days ago",
+    "nps_last": lambda v, n: f"last NPS answer {round(v * 10)}",
+    "nps_low": lambda v, n: "last NPS answer low",
+    "csat_low": lambda v, n: "last CSAT answer low",
+    "ces_low": lambda v, n: "last CES answer hard",
+    "has_nps": lambda v, n: "has answered NPS",
+    "has_csat": lambda v, n: "has answered CSAT",
+    "has_ces": lambda v, n: "has answered CES",
+    "days_since_answer": lambda v, n: f"no answer for {n} days",
+    "log_value": lambda v, n: f"value {_amount(math.expm1(min(v, 700.0)))}",
+}
+
+
 def reason_text(name: str, value: float) -> str:
     """A reason as a manager reads it."""
-    count = round(value)
-    texts = {
-        "failures_7d": f"{count} failed interactions in 7 days",
-        "abandoned_7d": f"{count} abandoned interactions in 7 days",
-        "escalated_7d": f"{count} escalations in 7 days",
-        "long_waits_7d": f"{count} long waits in 7 days",
-        "negative_posts_7d": f"{count} negative posts in 7 days",
-        "interactions_7d": f"{count} interactions in 7 days",
-        "negative_30d": f"{count} bad interactions in 30 days",
-        "interactions_30d": f"{count} interactions in 30 days",
-        "negative_share_30d": f"{value:.0%} of interactions bad in 30 days",
-        "days_since_negative": f"last bad interaction {count} days ago",
-        "nps_last": f"last NPS answer {round(value * 10)}",
-        "nps_low": "last NPS answer low", "csat_low": "last CSAT answer low",
-        "ces_low": "last CES answer hard",
-        "has_nps": "has answered NPS", "has_csat": "has answered CSAT",
-        "has_ces": "has answered CES",
-        "days_since_answer": f"no answer for {count} days",
-        "log_value": f"value {_amount(math.expm1(min(value, 700.0)))}",
-    }
-    if name in texts:
-        return texts[name]
+    text = _TEXTS.get(name)
+    if text is not None:
+        return text(value, round(value))
     kind, _, what = name.partition(":")
     if kind == "channel_share":
         return f"{value:.0%} of interactions by {what}"
@@ -255,10 +265,14 @@ class Predictor:
         probability, and most predictions are never read."""
         return [round(self.probability(state, at_us, "nps"), 4), self.model.version, at_us]
 
-    def explained(self, state: Customer, at_us: int) -> list[Any]:
-        """``predict`` with its reasons: [..., [[feature, value], ...]]."""
+    def explained(self, state: Customer, at_us: int, probability: float | None = None
+                  ) -> list[Any]:
+        """``predict`` with its reasons: [..., [[feature, value], ...]] (``probability``:
+        the one ``predict`` gave for the same state and time, when known)."""
         row = self.row(state, at_us)
-        return [round(self.model.probability(row), 4), self.model.version, at_us,
+        if probability is None:
+            probability = round(self.model.probability(row), 4)
+        return [probability, self.model.version, at_us,
                 [[name, value] for name, value in self.model.reasons(row)]]
 
 

@@ -27,10 +27,9 @@ from cxstream.scoring.journey import Journey
 class Scorer:
     """One model's weights, laid out for ``linear``."""
 
-    __slots__ = ("channels", "days_answer", "days_negative", "has",
-                 "interactions_7d", "interactions_30d", "intercept", "journey", "log_value",
-                 "low", "low_max", "negative_30d", "negative_share", "nps_last", "segments",
-                 "stages", "surveys", "week")
+    __slots__ = ("answers", "channels", "days_answer", "days_negative", "interactions_7d",
+                 "interactions_30d", "intercept", "log_value", "negative_30d",
+                 "negative_share", "segments", "surveys", "touchpoints", "unmapped", "week")
 
     def __init__(self, names: tuple[str, ...], weights: tuple[float, ...], intercept: float,
                  journey: Journey, thresholds: Thresholds) -> None:
@@ -38,17 +37,23 @@ class Scorer:
         self.week = tuple(w[f"{kind}_7d"] for kind in BAD_KINDS)
         self.interactions_7d, self.interactions_30d = w["interactions_7d"], w["interactions_30d"]
         self.negative_30d, self.negative_share = w["negative_30d"], w["negative_share_30d"]
-        self.days_negative, self.nps_last = w["days_since_negative"], w["nps_last"]
-        self.low = {survey: w[f"{survey}_low"] for survey in SURVEYS}
-        self.has = {survey: w[f"has_{survey}"] for survey in SURVEYS}
+        self.days_negative = w["days_since_negative"]
+        #: survey -> (weight of having answered, of a low answer, highest low score,
+        #: weight of the score itself)
+        self.answers = {survey: (w[f"has_{survey}"], w[f"{survey}_low"],
+                                 thresholds.low_max[survey],
+                                 w["nps_last"] / 10 if survey == "nps" else 0.0)
+                        for survey in SURVEYS}
         self.days_answer, self.log_value = w["days_since_answer"], w["log_value"]
         self.surveys = {"nps": 0.0, "csat": w["survey_csat"], "ces": w["survey_ces"]}
         self.segments = _one_hot(w, "segment:")
         self.channels = _one_hot(w, "channel_share:")
-        self.stages = _one_hot(w, "stage:")
+        stages = _one_hot(w, "stage:")
+        #: touchpoint -> the weight of its stage (journey.stage_of looked up once)
+        self.touchpoints = {touchpoint: stages.get(stage, 0.0)
+                            for touchpoint, stage in journey.touchpoints.items()}
+        self.unmapped = stages.get(journey.unmapped, 0.0)
         self.intercept = intercept
-        self.journey = journey
-        self.low_max = thresholds.low_max
 
     def linear(self, ledger: list[list[Any]], last_scores: dict[str, tuple[int, int, str]],
                value: float | None, segment: str | None, at_us: int, survey: str) -> float:
@@ -89,27 +94,34 @@ class Scorer:
                                      else today - last_negative))
         if n30:
             z += (self.negative_share * bad30 + mix) / n30
-        last_answer = None
-        for name, (score, at, _) in last_scores.items():
-            if at >= at_us:
-                continue
-            z += self.has[name]
-            if score <= self.low_max[name]:
-                z += self.low[name]
-            if name == "nps":
-                z += self.nps_last * score / 10
-            if last_answer is None or at > last_answer:
-                last_answer = at
-        z += self.days_answer * (DAYS_CAP if last_answer is None
-                                 else min(DAYS_CAP, (at_us - last_answer) / DAY_US))
+        z += (self._answered(last_scores, at_us) if last_scores
+              else self.days_answer * DAYS_CAP) + self.surveys[survey]
         if value and value > 0:
             z += self.log_value * math.log1p(value)
-        z += self.surveys[survey]
         if segment is not None:
             z += self.segments.get(segment, 0.0)
         if touchpoint:
-            z += self.stages.get(self.journey.stage_of(touchpoint), 0.0)
+            z += self.touchpoints.get(touchpoint, self.unmapped)
         return z
+
+    def _answered(self, last_scores: dict[str, tuple[int, int, str]], at_us: int) -> float:
+        """The latest answers' part of the linear score, and how long ago they were."""
+        z = 0.0
+        last_answer = None
+        answers = self.answers
+        for name, record in last_scores.items():
+            at = record[1]
+            if at >= at_us:
+                continue
+            has, low, low_max, per_point = answers[name]
+            score = record[0]
+            z += has + per_point * score
+            if score <= low_max:
+                z += low
+            if last_answer is None or at > last_answer:
+                last_answer = at
+        return z + self.days_answer * (DAYS_CAP if last_answer is None
+                                       else min(DAYS_CAP, (at_us - last_answer) / DAY_US))
 
 
 def _one_hot(weights: dict[str, float], prefix: str) -> dict[str, float]:

@@ -382,3 +382,14 @@ def test_the_model_commands_refuse_bad_arguments_naming_them(tmp_path: Path) -> 
     since = runner.invoke(app, ["model", "train", "--out", str(tmp_path / "m.json"),
                                 "--since", "last tuesday", "-b", "127.0.0.1:1"])
     assert since.exit_code == 2 and "--since" in since.output
+
+
+def test_every_fixed_feature_reads_as_a_sentence() -> None:
+    from cxstream.scoring.features import FIXED
+    from cxstream.scoring.prediction import CONTEXT, reason_text
+
+    texts = {name: reason_text(name, 3.0) for name in FIXED if name not in CONTEXT}
+    assert all(text != name for name, text in texts.items())
+    assert texts["failures_7d"] == "3 failed interactions in 7 days"
+    assert reason_text("negative_share_30d", 0.25) == "25% of interactions bad in 30 days"
+    assert reason_text("stage:delivery", 1.0) == "latest interaction at delivery"

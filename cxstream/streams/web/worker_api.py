@@ -108,24 +108,22 @@ class WorkerApi(ScoreQueries):
                                                   team_of(state, self.routing)):
             raise NotFound(f"no customer {customer_id!r}")  # the same for one not theirs
         report = customer_report(state, self.services.core.bands.current, self.rules.state)
-        if state.prediction is not None:
-            report["prediction"] = self._explained(raw) or report["prediction"]
+        report["prediction"] = self._explained(raw) or report["prediction"]
         if self.survey_memory is not None:
             report["surveys"] = memory_report(self.survey_memory.get(memory_key(customer_id)))
         return report
 
     def _explained(self, raw: bytes) -> dict[str, Any] | None:
-        """The customer's kept prediction with its reasons, found from the same state at
-        the same time (scoring.prediction.Predictor.explained); None without a model or
-        of another model's version."""
+        """The customer's prediction with its reasons as of their newest event, found now
+        (scoring.prediction.Predictor.explained: the fold keeps none per event,
+        alerts.core_predictions); None without a model or an event."""
         live = self.services.core.writer.live
         if live is None:
             return None
         plain = self.services.core.writer.decode_state(raw)
-        kept = plain.prediction
-        if not kept or kept[1] != live.predictor.model.version:
+        if plain.last_event_at is None:
             return None
-        return prediction_json(live.predictor.explained(plain, kept[2]))
+        return prediction_json(live.predictor.explained(plain, plain.last_event_at))
 
     async def erase(self, principal: Principal, customer_id: str) -> dict[str, Any]:
         if not principal.may_erase:
