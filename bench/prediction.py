@@ -22,7 +22,8 @@ The cost in the worker: bench.throughput's in-process own work (both passes: fir
 events, then the same customers' next events) without and with a model trained on a small
 quarter, twice each, alternating so that the machine's drift falls on both; µs per event
 in all and in the predict stage (cxstream_own_work_seconds_total), changelog bytes per
-event.
+event, and the predict stage by purpose (alerts.core_predictions: before answers, for the
+rules, after events with signals, the reasons of raised alerts).
 """
 
 from __future__ import annotations
@@ -193,6 +194,7 @@ def worker_cost(args: argparse.Namespace) -> None:
     events = len(records) + len(second)
     runs: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
     stages: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    made: list[dict[str, list[float]]] = []  # per run with a model: purpose -> [n, s]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.json"
         path.write_text(file.model_dump_json())
@@ -200,7 +202,10 @@ def worker_cost(args: argparse.Namespace) -> None:
             extra = {"model_file": str(path)} if with_model else {}
             settings = load_settings({}, partitions="4", **topics_for("bench"),
                                      allowed_lateness_seconds=str(30 * 86_400), **extra)
-            passes = fold_alone(settings, [records, second])
+            cores: list[Any] = []
+            passes = fold_alone(settings, [records, second], cores)
+            if with_model:
+                made.append(cores[0].writer.core.predictions.made)
             seconds = sum(result[0] for result in passes)
             written = sum(result[1] for result in passes)
             predict = sum(result[3]["predict"] for result in passes)
@@ -221,6 +226,12 @@ def worker_cost(args: argparse.Namespace) -> None:
         print(f"  {stage:>10}: " + "  ".join(
             f"{off[stage]:.1f} / {on[stage]:.1f}"
             for off, on in zip(stages[False], stages[True], strict=True)))
+    print("the predict stage by purpose (alerts.core_predictions), each run with a model: "
+          "predictions per event, µs each, µs per event:")
+    for purpose in made[0]:
+        print(f"  {purpose:>10}: " + "  ".join(
+            f"{n / events:.3f}, {1e6 * seconds / max(1, n):.1f}, {1e6 * seconds / events:.2f}"
+            for n, seconds in (run[purpose] for run in made)))
 
 
 if __name__ == "__main__":

@@ -181,14 +181,16 @@ def in_process_core(settings: Settings, emit: Any, changelog: Any) -> Any:
                                 emit, None if changelog is None else BulkWrites(changelog)))
 
 
-def fold_alone(settings: Settings, passes: list[list[SimRecord]]
+def fold_alone(settings: Settings, passes: list[list[SimRecord]],
+               cores: list[Any] | None = None
                ) -> list[tuple[float, int, int, dict[str, float]]]:
     """Seconds, changelog bytes (keys and values), new alerts and seconds by stage
     (cxstream_own_work_seconds_total) for the pipeline's own work on each pass of records
     in this process, one worker's state carried from pass to pass, no Kafka and no Faust:
     validation, fold, rules, alerts, survey requests, priorities and table values with
     their changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE.
-    What a worker would cost if Faust and Kafka were free."""
+    What a worker would cost if Faust and Kafka were free. ``cores``: given the core, to
+    read after the run."""
 
     from cxstream.alerts.reactions import AlertOut
     from cxstream.streams.ingest.batches import Ingest, IngestLimits
@@ -206,6 +208,8 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]]
 
     core = in_process_core(settings, drop, BulkChangelog(count))
     writer, metrics = core.writer, core.writer.metrics
+    if cores is not None:
+        cores.append(core)
 
     class NoDeadLetters:  # the bench's events are all valid
         async def write(self, topic: str, partition: int, rejected: Any) -> list[int]:

@@ -24,13 +24,24 @@ from cxstream.scoring.prediction import Predictor, prediction_json
 class CorePredictions:
     """One worker's predictions, with the seconds they take per batch."""
 
-    __slots__ = ("_scored", "in_rules", "predictor", "seconds")
+    __slots__ = ("_scored", "in_rules", "made", "predictor", "seconds")
 
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
         #: seconds of the batch's predictions so far: all, and the part inside the rules
         self.seconds = self.in_rules = 0.0
         self._scored: Any = None  # the event the rules' prediction was made for
+        #: purpose -> [predictions made, seconds], since start (bench.prediction --cost)
+        self.made: dict[str, list[float]] = {
+            purpose: [0, 0.0] for purpose in ("answers", "rules", "after", "reasons")}
+
+    def _spent(self, purpose: str, began: float) -> float:
+        spent = perf_counter() - began
+        self.seconds += spent
+        made = self.made[purpose]
+        made[0] += 1
+        made[1] += spent
+        return spent
 
     def before_answer(self, state: Customer, event: Feedback) -> tuple[int, float, bool]:
         """The prediction of an answer from the state before it, and what was answered."""
@@ -38,7 +49,7 @@ class CorePredictions:
         at = to_us(event.occurred_at)
         predicted = (at, self.predictor.probability(state, at, event.survey),
                      self.predictor.thresholds.is_low(event.survey, event.score))
-        self.seconds += perf_counter() - began
+        self._spent("answers", began)
         return predicted
 
     def for_rules(self, state: Customer, event: Feedback | Interaction) -> None:
@@ -46,16 +57,14 @@ class CorePredictions:
         began = perf_counter()
         state.prediction = self.predictor.predict(state, to_us(event.occurred_at))
         self._scored = event
-        spent = perf_counter() - began
-        self.seconds += spent
-        self.in_rules += spent
+        self.in_rules += self._spent("rules", began)
 
     def after(self, state: Customer, event: Feedback | Interaction) -> float:
         """The probability just after ``event`` (the rules' one when they read it)."""
         if self._scored is not event:
             began = perf_counter()
             state.prediction = self.predictor.predict(state, to_us(event.occurred_at))
-            self.seconds += perf_counter() - began
+            self._spent("after", began)
         assert state.prediction is not None
         return float(state.prediction[0])
 
@@ -68,9 +77,7 @@ class CorePredictions:
         for alert in alerts:
             if alert.context.get("prediction") is not None:
                 alert.context["prediction"] = explained
-        spent = perf_counter() - began
-        self.seconds += spent
-        self.in_rules += spent
+        self.in_rules += self._spent("reasons", began)
 
     def batch_done(self) -> tuple[float, float]:
         """(seconds of the batch's predictions, the part inside the rules' time); the
