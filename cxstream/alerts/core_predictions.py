@@ -2,7 +2,8 @@
 as of the event read (docs/predictions.md, "Where it is computed"):
 
     before each answer        measured against the answer (scoring.prediction_live)
-    for the customer rules    an event that may alert: kept in the state they read
+    for the customer rules    an event that may alert, a profile that may (as of the
+                              customer's newest event): kept in the state they read
     for the priorities        an event with signals: silent customers predicted at risk
     for the survey desk       every interaction, only with surveys.predicted_first
 
@@ -58,6 +59,15 @@ class CorePredictions:
         state.prediction = self.predictor.predict(state, to_us(event.occurred_at))
         self._scored = event
         self.in_rules += self._spent("rules", began)
+
+    def for_profile(self, state: Customer) -> None:
+        """The prediction as of the customer's newest event, with the value a new profile
+        just gave them, kept in the state the profile rules read."""
+        if state.last_event_at is not None:
+            began = perf_counter()
+            state.prediction = self.predictor.predict(state, state.last_event_at)
+            self._scored = None
+            self.in_rules += self._spent("rules", began)
 
     def after(self, state: Customer, event: Feedback | Interaction) -> float:
         """The probability just after ``event`` (the rules' one when they read it)."""

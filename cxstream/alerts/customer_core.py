@@ -256,11 +256,16 @@ class CustomerCore:
     def _on_profile(self, partition: int, item: SourcedEvent, before: Any,
                     state: Customer, result: BatchOutcome) -> None:
         assert self.reactions is not None
+        if self.predictions is not None:
+            self.predictions.for_profile(state)
         after = to_model(state)
         reacted, produced = self.reactions.on_profile(partition, item, before, after)
         if reacted.alerts is not after.alerts:
             state.alerts = dict(reacted.alerts)
             result.changed.add(state.customer_id)
+        raised = [out.alert for out in produced if isinstance(out, AlertOut)]
+        if raised and self.predictions is not None and state.prediction is not None:
+            self.predictions.explain(state, raised)
         result.outputs += produced
 
     def _on_applied(self, item: SourcedEvent, state: Customer, low_before: bool | None,

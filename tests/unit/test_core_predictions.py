@@ -125,3 +125,28 @@ def test_a_kept_prediction_of_the_same_moment_is_not_taken_for_a_new_event(
     result = found.fold_batch(0, items, TablesRead({"c1": stored}, {}, (0.0, -1), None))
     assert [fact.predicted for fact in result.facts] == [0.3]
     assert len(predictor.scored) == 1
+
+
+def test_a_profile_that_raises_an_alert_gives_it_a_prediction_as_of_the_newest_event(
+        tmp_path: Path) -> None:
+    """The profile rules (high value at risk) read a prediction made with the new value,
+    not one kept from before."""
+    found, predictor = core(tmp_path)
+    first = fold(found, events(answer(1, 2)))  # a detractor: low experience
+    state = first.customers["c1"]
+    newest = state.last_event_at
+    state.prediction = [0.99, "an older model", newest]
+    profile = parse_input(InputKind.CUSTOMER, b"c1", json.dumps(
+        {"customer_id": "c1", "segment": "smb", "value": 5_000.0,
+         "updated_at": at(2)}).encode(), 65_536)
+    assert not isinstance(profile, Rejection)
+    second = found.fold_batch(0, [SourcedEvent(profile, 1, NOW.timestamp())],
+                              TablesRead({"c1": state}, {}, (0.0, -1), None))
+    raised = [out.alert for out in second.outputs if hasattr(out, "alert")]
+    # the customer's open detractor alert takes the trigger (one alert per customer)
+    assert [(out.status, out.alert.rule) for out in second.outputs] == [("folded", "detractor")]
+    assert "High-value customer c1 is at risk" in raised[0].summary
+    prediction = raised[0].context["prediction"]
+    assert prediction["probability"] == 0.3
+    assert prediction["model_version"] == predictor.model.version
+    assert second.customers["c1"].prediction[:3] == [0.3, predictor.model.version, newest]
