@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cxstream.cli.main import app
-from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
+from cxstream.cli.simulator.generator import DEMO_HISTORY, SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.incidents import Expectation
 from cxstream.cli.simulator.malformed import MISTAKES
 from cxstream.cli.simulator.population import build_population, top_share_of_value
@@ -221,7 +221,7 @@ def test_the_demo_company_has_plausible_scores_whatever_the_hour(hour: int) -> N
     window the scoreboard reads, the segments outside the NPS drop score +20 to +50 and
     the dropping one below 0, at night as in the afternoon."""
     start = datetime(2026, 12, 7, hour, 30, tzinfo=UTC)
-    simulation = simulate(SimConfig(daily_rhythm=False), start)
+    simulation = simulate(SimConfig(**DEMO_HISTORY), start)
     segment = {c.customer_id: c.segment for c in simulation.population}
     midnight = start.replace(hour=0, minute=0)
     answers: dict[str, Counter[str]] = {}
@@ -241,3 +241,61 @@ def test_the_demo_company_has_plausible_scores_whatever_the_hour(hour: int) -> N
     drop = simulation.plan.nps_drop_segment
     assert all(20 <= score <= 50 for name, score in nps.items() if name != drop), nps
     assert nps[drop] < 0, nps
+
+
+@pytest.mark.parametrize("hour", [1, 13, 22])
+@pytest.mark.parametrize(("customers", "rate", "duration"),
+                         [(2000, 40.0, 180.0), (1500, 150.0, 40.0)])  # the demo, its test
+def test_the_demo_segment_drop_names_delivery_first_whatever_the_hour(
+        hour: int, customers: int, rate: float, duration: float) -> None:
+    """The scripted NPS drop, split by touchpoint between the day windows the group rules
+    compare (yesterday, today up to the live run's end) as the shipped rules name
+    drivers: delivery first, at night as in the afternoon."""
+    from cxstream.alerts.config import load_rules
+    from cxstream.scoring.conventions import Conventions
+    from cxstream.scoring.drivers import decompose, summary
+    from cxstream.scoring.tallies import Tally, add_answer
+
+    start = datetime(2026, 12, 7, hour, 30, tzinfo=UTC)
+    simulation = simulate(SimConfig(customers=customers, rate=rate, duration=duration,
+                                    **DEMO_HISTORY), start)
+    drop = simulation.plan.nps_drop_segment
+    segment = {c.customer_id: c.segment for c in simulation.population}
+    today = start.replace(hour=0, minute=0)
+    windows = (today - timedelta(days=1), today)
+    conventions = Conventions()
+    counts: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for record in simulation.records():
+        if record.kind != "feedback" or record.malformed:
+            continue
+        event = json.loads(record.value)
+        at = datetime.fromisoformat(event["occurred_at"])
+        if event["survey"] != "nps" or segment[event["customer_id"]] != drop \
+                or at < windows[0]:
+            continue
+        parts = counts.setdefault(event["touchpoint"], (Counter(), Counter()))
+        add_answer(parts[at >= today], "nps", event["score"], conventions)
+    found = decompose("nps", {part: (Tally(**before), Tally(**now))
+                              for part, (before, now) in counts.items()},
+                      conventions, load_rules().drivers.min_answers)
+    assert found.change is not None and found.change < -15, found
+    assert summary(found).startswith("delivery -"), found.drivers[:3]
+
+
+def test_a_history_until_midnight_ends_before_the_live_day_and_after_the_profiles() -> None:
+    start = datetime(2026, 12, 7, 21, 10, 5, tzinfo=UTC)
+    midnight = datetime(2026, 12, 7, tzinfo=UTC)
+    config = SimConfig(customers=100, history_days=2, history_per_day=500, duration=5,
+                       history_until="midnight")
+    assert config.history_gap(start) == start - midnight
+    assert SimConfig().history_gap(start) == timedelta(0)
+    records = list(simulate(config, start).records())
+    profiles = [json.loads(r.value)["updated_at"] for r in records[:100]]  # the leading ones
+    history = [datetime.fromisoformat(json.loads(r.value)["occurred_at"]) for r in records
+               if r.at == 0.0 and r.kind != "customers" and not r.malformed]
+    live = [datetime.fromisoformat(json.loads(r.value)["occurred_at"]) for r in records
+            if r.at > 0.0 and not r.malformed and r.kind != "customers"]
+    assert len(history) > 900 and live
+    assert midnight - timedelta(days=2) <= min(history) and max(history) < midnight
+    assert min(live) >= start
+    assert max(datetime.fromisoformat(p) for p in profiles) <= min(history)

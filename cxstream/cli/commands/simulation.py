@@ -163,7 +163,7 @@ def demo(
     rate: RateOption = 40.0,
     duration: DurationOption = 180.0,
     seed: SeedOption = 7,
-    history_days: HistoryDaysOption = 7,
+    history_days: HistoryDaysOption = 2,
     keep_broker: Annotated[bool, typer.Option(
         help="Leave a broker the demo started running")] = False,
     summary_json: Annotated[Path | None, typer.Option(
@@ -178,9 +178,12 @@ def demo(
     from cxstream.cli.demo import DemoOptions, run_demo
 
     settings = settings_or_exit(bootstrap_servers, config_file)
-    # a flat rate: the demo shows the same company whatever the hour it is run (with the
-    # daily rhythm, a run at night had a tenth of the traffic against the same incidents)
+    from cxstream.cli.simulator.generator import DEMO_HISTORY
+
+    # the same company whatever the hour it is run (generator.DEMO_HISTORY): a flat rate
+    # (with the daily rhythm, a run at night had a tenth of the traffic against the same
+    # incidents), a history ending at midnight
     config = _sim_config_or_exit(customers=customers, rate=rate, duration=duration,
-                                 seed=seed, history_days=history_days, daily_rhythm=False)
+                                 seed=seed, **{**DEMO_HISTORY, "history_days": history_days})
     sys.exit(run_demo(settings, console, DemoOptions(config, keep_broker=keep_broker,
                                                      summary_file=summary_json)))
