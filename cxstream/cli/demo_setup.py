@@ -19,6 +19,8 @@ from cxstream.cli.simulator.generator import SimConfig, SimRecord
 from cxstream.streams.settings import Settings, load_settings
 
 DEFAULT_RULES = resources.files("cxstream.alerts") / "default_rules.yaml"
+#: events per day of the model's simulated history
+MODEL_PER_DAY = 2_000
 MODEL_DAYS = 60  # simulated days the demo's prediction model is trained on
 RECURRING_SHARE = 0.025  # recurring-issue threshold: this share of the run's live events
 
@@ -121,9 +123,9 @@ def train_demo_model(settings: Settings, config: SimConfig, start: datetime
     from cxstream.scoring.features import Thresholds
 
     history = config.model_copy(update={
-        "history_days": MODEL_DAYS, "history_per_day": max(config.history_per_day, 2_000),
+        "history_days": MODEL_DAYS, "history_per_day": MODEL_PER_DAY, "history_until": "start",
         "propensity": True, "incidents": False, "malformed_share": 0.0})
-    began = start - timedelta(days=config.history_days)
+    began = start - config.history_gap(start) - timedelta(days=config.history_days)
     inputs = history_inputs(simulate(history, began), {
         "customers": settings.topic_customers, "interactions": settings.topic_interactions,
         "feedback": settings.topic_feedback})
