@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.throughput [--events 200000] [--customers 20000]
         [--latency-seconds 30] [--recovery-customers 1000000] [--grown-customers 100000]
-        [--only all|recovery|grown|in-process] [--keep-logs DIR]
+        [--only all|recovery|grown|in-process|faust|peers|group-answers|gc]
+        [--keep-logs DIR]
 
 Everything runs in one go on one local Kafka broker this script starts (free loopback
 ports), on the same simulated events (valid ones only, profiles first); docs/performance.md
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import itertools
 import json
 import os
@@ -53,6 +56,7 @@ from cxstream.streams.kafka.plain_clients import partitions_of
 from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings, load_settings
+from cxstream.streams.worker import GC_THRESHOLDS
 from testkit.support import base_env, feedback, to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,8 +185,22 @@ def in_process_core(settings: Settings, emit: Any, changelog: Any) -> Any:
                                 emit, None if changelog is None else BulkWrites(changelog)))
 
 
+@contextlib.contextmanager
+def gc_thresholds(thresholds: tuple[int, int, int] | None) -> Any:
+    """The collector's thresholds for a run (None: the process's, as they are), then
+    the process's again."""
+    before = gc.get_threshold()
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def fold_alone(settings: Settings, passes: list[list[SimRecord]],
-               cores: list[Any] | None = None
+               cores: list[Any] | None = None,
+               thresholds: tuple[int, int, int] | None = GC_THRESHOLDS
                ) -> list[tuple[float, int, int, dict[str, float]]]:
     """Seconds, changelog bytes (keys and values), new alerts and seconds by stage
     (cxstream_own_work_seconds_total) for the pipeline's own work on each pass of records
@@ -190,7 +208,8 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]],
     validation, fold, rules, alerts, survey requests, priorities and table values with
     their changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE.
     What a worker would cost if Faust and Kafka were free. ``cores``: given the core, to
-    read after the run."""
+    read after the run. ``thresholds``: the collector's, a worker's by default
+    (streams.worker.GC_THRESHOLDS; before 2026-12-08 this ran with Python's)."""
 
     from cxstream.alerts.reactions import AlertOut
     from cxstream.streams.ingest.batches import Ingest, IngestLimits
@@ -236,7 +255,8 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]],
         events = in_process_messages(settings, records, next_offset)
         written[0] = alerts[0] = 0
         before = stages()
-        seconds = asyncio.run(run(events))
+        with gc_thresholds(thresholds):
+            seconds = asyncio.run(run(events))
         after = stages()
         results.append((seconds, written[0], alerts[0],
                         {stage: after[stage] - before[stage] for stage in OWN_WORK_STAGES}))
@@ -259,7 +279,8 @@ def stage_table(passes: list[tuple[str, int, dict[str, float]]]) -> Table:
 
 
 def reference_alone(settings: Settings, records: list[SimRecord]) -> tuple[float, int]:
-    """fold_alone's first pass as 0.3.0 did the work (bench/reference_core.py)."""
+    """fold_alone's first pass as 0.3.0 did the work (bench/reference_core.py), with
+    Python's collector thresholds, as 0.3.0's worker ran."""
     from bench.reference_core import ReferenceWorker
 
     rules, index, _, reactions = in_process_rules(settings)
@@ -612,7 +633,7 @@ def main() -> int:
                         help="copy the workers' logs into this folder at the end (the "
                              "broker's folder, where they are written, is removed)")
     parser.add_argument("--only", choices=["all", "recovery", "grown", "in-process", "faust",
-                                           "peers", "group-answers"],
+                                           "peers", "group-answers", "gc"],
                         default="all",
                         help="recovery: only the restart and recovery rows (they need no "
                              "other row to compare with); grown: only the memory of a "
@@ -624,12 +645,16 @@ def main() -> int:
                              "only the naive Faust agent and the quix-streams peers, twice "
                              "each, alternating; group-answers: the in-process own work "
                              "without and with the groups' recent answers kept, twice "
+                             "each, alternating; gc: the in-process own work with "
+                             "Python's collector thresholds and with a worker's, twice "
                              "each, alternating")
     args = parser.parse_args()
     if args.only == "in-process":
         return in_process_only(args)
     if args.only == "group-answers":
         return group_answers_cost(args)
+    if args.only == "gc":
+        return gc_cost(args)
     with local_broker.scratch_broker("cxstream-bench-", heap="2g") as (bootstrap, work):
         try:
             return run(args, bootstrap, work)
@@ -871,30 +896,58 @@ def in_process_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def group_answers_cost(args: argparse.Namespace) -> int:
-    """The cost of keeping each group's recent answers (CXSTREAM_GROUP_ANSWERS_KEPT):
-    the in-process own work without (0) and with them (the shipped 20), both passes,
-    twice each, alternating so that the machine's drift falls on both."""
+def alternating(args: argparse.Namespace, variants: dict[str, tuple[dict[str, str],
+                                                                   tuple[int, int, int] | None]]
+                ) -> dict[str, tuple[float, float]]:
+    """The in-process own work (both passes) of each variant (name -> its settings and
+    collector thresholds), twice each, alternating so that the machine's drift falls on
+    all; printed per run with the stages, returned as the best of two (µs/event,
+    changelog bytes/event)."""
     records = bench_records(args.events, args.customers)
     second = [record for record in bench_records(args.events, args.customers, seed=6,
                                                  later=True) if record.kind != "customers"]
-    runs: dict[int, list[tuple[float, float]]] = {0: [], 20: []}
-    for kept in (0, 20, 0, 20):
+    events = len(records) + len(second)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    columns = []
+    for name in [*variants, *variants]:
+        values, thresholds = variants[name]
         settings = load_settings({}, partitions="4", **topics_for("bench"),
-                                 allowed_lateness_seconds=str(30 * 86_400),
-                                 group_answers_kept=str(kept))
-        passes = fold_alone(settings, [records, second])
-        events = len(records) + len(second)
+                                 allowed_lateness_seconds=str(30 * 86_400), **values)
+        passes = fold_alone(settings, [records, second], thresholds=thresholds)
         seconds = sum(result[0] for result in passes)
         written = sum(result[1] for result in passes)
-        runs[kept].append((1e6 * seconds / events, written / events))
-        console.print(f"group answers kept {kept:>2}: {1e6 * seconds / events:.1f} µs/event, "
+        runs[name].append((1e6 * seconds / events, written / events))
+        columns.append((name, events, {stage: sum(result[3][stage] for result in passes)
+                                       for stage in OWN_WORK_STAGES}))
+        console.print(f"{name}: {1e6 * seconds / events:.1f} µs/event, "
                       f"{written / events:,.0f} changelog bytes/event")
-    best = {kept: min(cost for cost, _ in found) for kept, found in runs.items()}
-    size = {kept: found[0][1] for kept, found in runs.items()}
-    console.print(f"best of two: {best[0]:.1f} -> {best[20]:.1f} µs/event "
-                  f"(x{best[20] / best[0]:.3f}); changelog {size[0]:,.0f} -> {size[20]:,.0f} "
-                  f"bytes/event (x{size[20] / size[0]:.3f})")
+    console.print(stage_table(columns))
+    return {name: (min(cost for cost, _ in found), found[0][1])
+            for name, found in runs.items()}
+
+
+def group_answers_cost(args: argparse.Namespace) -> int:
+    """The cost of keeping each group's recent answers (CXSTREAM_GROUP_ANSWERS_KEPT):
+    the in-process own work without (0) and with them (the shipped 20)."""
+    best = alternating(args, {"kept 0": ({"group_answers_kept": "0"}, GC_THRESHOLDS),
+                              "kept 20": ({"group_answers_kept": "20"}, GC_THRESHOLDS)})
+    (cost0, size0), (cost20, size20) = best["kept 0"], best["kept 20"]
+    console.print(f"best of two: {cost0:.1f} -> {cost20:.1f} µs/event (x{cost20 / cost0:.3f}); "
+                  f"changelog {size0:,.0f} -> {size20:,.0f} bytes/event "
+                  f"(x{size20 / size0:.3f})")
+    return 0
+
+
+def gc_cost(args: argparse.Namespace) -> int:
+    """The in-process own work with Python's collector thresholds and with a worker's
+    (streams.worker.GC_THRESHOLDS), what every in-process figure ran with before and
+    after 2026-12-08."""
+    python = f"Python's {gc.get_threshold()}"
+    worker = f"a worker's {GC_THRESHOLDS}"
+    best = alternating(args, {python: ({}, None), worker: ({}, GC_THRESHOLDS)})
+    console.print(f"best of two: {best[python][0]:.1f} µs/event with {python}, "
+                  f"{best[worker][0]:.1f} with {worker} "
+                  f"(x{best[worker][0] / best[python][0]:.3f})")
     return 0
 
 
