@@ -6,7 +6,8 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from cxstream.alerts.config import RulesConfig, Severity
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.rule_settings import Severity
 from cxstream.schemas.outputs import Alert
 from cxstream.scoring.customer import CustomerState
 

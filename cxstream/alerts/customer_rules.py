@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from cxstream.alerts.comment_tags import COMPLAINT
-from cxstream.alerts.config import (
+from cxstream.alerts.rule_settings import (
     DetractorRule,
     HighValueAtRiskRule,
     RuleSettings,

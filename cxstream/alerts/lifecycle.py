@@ -22,7 +22,8 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from cxstream.alerts.config import RulesConfig, Severity
+from cxstream.alerts.config import RulesConfig
+from cxstream.alerts.rule_settings import Severity
 from cxstream.schemas.outputs import Alert, AlertCase, CaseStatus, Change
 
 __all__ = ["AlertCase", "Change"]  # the lifecycle topic's records (schemas.outputs)

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from cxstream.alerts.building import alert_id, route
 from cxstream.alerts.comment_tags import load_tagger
-from cxstream.alerts.config import DetractorRule, SocialNegativeRule, load_rules
+from cxstream.alerts.config import load_rules
 from cxstream.alerts.cooldowns import open_alerts
 from cxstream.alerts.customer_rules import detractor_trigger, social_negative_trigger
+from cxstream.alerts.rule_settings import DetractorRule, SocialNegativeRule
 from cxstream.scoring.customer import (
     CustomerState,
     StateRules,

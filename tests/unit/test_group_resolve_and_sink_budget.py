@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cxstream.alerts.config import RecurringIssueRule, load_rules
+from cxstream.alerts.config import load_rules
 from cxstream.alerts.group_rules import IssueWindow, issue_recovered, segment_recovered
+from cxstream.alerts.rule_settings import RecurringIssueRule
 from cxstream.scoring.conventions import Conventions
 from cxstream.scoring.tallies import Tally
 
