@@ -35,10 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
-import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -57,6 +55,7 @@ from cxstream.streams.kafka.topic_admin import ensure_topics
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings, load_settings
 from cxstream.streams.worker import GC_THRESHOLDS
+from testkit.in_process import in_process_core, in_process_messages
 from testkit.support import base_env, feedback, to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,67 +121,11 @@ async def raw_consumer(settings: Settings, count: int) -> float:
         await consumer.stop()
 
 
-class _Event:
-    """What the pipeline reads of a Faust event (weak-referenceable, as Faust's are)."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, message: Any) -> None:
-        self.message = message
-
-
-class _Table:
-    """The parts of a Faust table the state writer uses, in memory only."""
-
-    def __init__(self, name: str, value_serializer: str) -> None:
-        self.data: dict[bytes, Any] = {}
-        self.key_serializer = "raw"
-        self.value_serializer = value_serializer
-        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: f"{name}-changelog")
-
-    def keys(self) -> Any:
-        return self.data.keys()
-
-
-def in_process_messages(settings: Settings, records: list[SimRecord],
-                        next_offset: dict[tuple[str, int], int]) -> list[Any]:
-    """The records as Faust would hand them over (topic, partition, offset, timestamp),
-    offsets continuing from ``next_offset`` (updated)."""
-    topics = {"customers": settings.topic_customers,
-              "interactions": settings.topic_interactions, "feedback": settings.topic_feedback}
-    events = []
-    for record in records:
-        topic, partition = topics[record.kind], zlib.crc32(record.key) % settings.partitions
-        offset = next_offset.get((topic, partition), 0)
-        next_offset[topic, partition] = offset + 1
-        events.append(_Event(SimpleNamespace(topic=topic, partition=partition, offset=offset,
-                                             timestamp=time.time(), key=record.key,
-                                             value=record.value)))
-    return events
-
-
 def in_process_rules(settings: Settings) -> tuple[Any, Any, Any, Any]:
     """The fold rules, value index, bands and alert reactions of a worker's core on 4 owned
     partitions (cxstream.streams.core.build_core), for 0.3.0's in-process row."""
     core = in_process_core(settings, None, None)
     return core.rules, core.index, core.bands, core.writer.reactions
-
-
-def in_process_core(settings: Settings, emit: Any, changelog: Any) -> Any:
-    """The worker's core as build_core puts it together, on in-memory tables, owning 4
-    partitions: what a worker would run if Faust and Kafka were free."""
-    from prometheus_client import CollectorRegistry
-
-    from cxstream.alerts.config import load_rules
-    from cxstream.streams.core import CorePorts, CoreTables, build_core
-    from cxstream.streams.kafka.table_writers import BulkWrites
-    from cxstream.streams.metrics import WorkerMetrics
-
-    tables = CoreTables(_Table("customers", "raw"), _Table("partials", "json"),
-                        _Table("survey_memory", "raw"), _Table("issue_priorities", "raw"))
-    return build_core(settings, load_rules(settings.rules_file), tables,
-                      CorePorts(WorkerMetrics(CollectorRegistry()), lambda: set(range(4)), 4,
-                                emit, None if changelog is None else BulkWrites(changelog)))
 
 
 @contextlib.contextmanager

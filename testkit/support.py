@@ -145,9 +145,9 @@ TOKEN = "test-token-for-the-api-of-32-chars-or-more"
 def outputs_of_core(settings: Settings, records: list[Any]) -> list[Any]:
     """What a worker's core (build_core, in process, tables in memory) emits for
     ``records`` (objects with kind, key and value, as the simulator's), in one batch."""
-    from bench.throughput import in_process_core, in_process_messages
     from cxstream.streams.ingest.batches import Ingest, IngestLimits
     from cxstream.streams.kafka.changelog import BulkChangelog
+    from testkit.in_process import in_process_core, in_process_messages
 
     outputs: list[Any] = []
 

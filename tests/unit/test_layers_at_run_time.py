@@ -14,7 +14,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.throughput import in_process_core, in_process_messages
 from cxstream.alerts.reactions import AlertOut, SignalOut
 from cxstream.cli.simulator.generator import SimConfig, simulate
 from cxstream.streams.customers.survey_desk import SurveyOut
@@ -22,6 +21,7 @@ from cxstream.streams.ingest.batches import Ingest, IngestLimits
 from cxstream.streams.kafka.changelog import BulkChangelog
 from cxstream.streams.metrics import OWN_WORK_STAGES
 from cxstream.streams.settings import Settings
+from testkit.in_process import in_process_core, in_process_messages
 from testkit.support import flat_model_file
 
 #: highest first, as in pyproject.toml's import-linter contract
