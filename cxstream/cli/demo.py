@@ -28,6 +28,7 @@ from rich.live import Live
 from rich.text import Text
 
 from cxstream.cli.demo_board import (
+    DemoRun,
     Scoreboard,
     alert_line,
     metrics_of,
@@ -48,7 +49,6 @@ from cxstream.cli.kafka import local_broker
 from cxstream.cli.processes import WorkerExited, WorkerProcess
 from cxstream.cli.scrape import total
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
-from cxstream.cli.simulator.incidents import Expectation
 from cxstream.cli.simulator.sending import send_records
 from cxstream.streams.kafka.clients import aiokafka_options
 from cxstream.streams.kafka.topic_admin import ensure_topics
@@ -66,66 +66,6 @@ class DemoOptions:
     keep_broker: bool = False
     refresh_seconds: float = 3.0
     summary_file: Path | None = None
-
-
-@dataclass
-class DemoRun:
-    """What the run saw; becomes the summary."""
-
-    expectations: list[Expectation]
-    run_id: str = ""
-    settings: Settings | None = None
-    worker_pid: int | None = None
-    malformed_sent: int = 0
-    #: the malformed messages sent, by mistake (the simulator's names)
-    malformed_kinds: Counter[str] = field(default_factory=Counter)
-    sent: Counter[str] = field(default_factory=Counter)
-    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # first message per id
-    deadlettered: int = 0
-    consumed: int = 0
-    finished: bool = False
-    lifecycle: Counter[str] = field(default_factory=Counter)  # changes by action
-    #: survey decisions by (action, reason), from the worker's metrics
-    surveys: Counter[tuple[str, str]] = field(default_factory=Counter)
-    console_url: str = ""
-    console_token: str = ""
-    #: the top three issues at the end (GET /api/priorities)
-    priorities: list[dict[str, Any]] = field(default_factory=list)
-    #: the prediction model's evaluation (None: trained none)
-    model: dict[str, Any] | None = None
-
-    def caught(self) -> dict[str, list[dict[str, Any]]]:
-        alerts = list(self.alerts.values())
-        return {e.incident: e.caught_by(alerts) for e in self.expectations}
-
-    def succeeded(self) -> bool:
-        return (self.finished and all(self.caught().values())
-                and self.deadlettered == self.malformed_sent)
-
-    def summary(self) -> dict[str, Any]:
-        topics = {} if self.settings is None else {
-            "alerts": self.settings.topic_alerts, "deadletter": self.settings.topic_deadletter,
-            "feedback": self.settings.topic_feedback}
-        return {
-            "run_id": self.run_id, "topics": topics, "worker_pid": self.worker_pid,
-            "events_sent": dict(self.sent), "malformed_sent": self.malformed_sent,
-            "malformed_sent_by_mistake": dict(self.malformed_kinds),
-            "deadlettered": self.deadlettered, "consumed": self.consumed,
-            "alerts_per_rule": dict(Counter(a["rule"] for a in self.alerts.values())),
-            "alerts_acknowledged": self.lifecycle["acknowledged"],
-            "alerts_escalated": self.lifecycle["escalated"],
-            "alerts_auto_resolved": self.lifecycle["auto_resolved"],
-            "survey_requests": {f"{action}: {reason}" if reason != "none" else action: count
-                                for (action, reason), count in sorted(self.surveys.items())},
-            "top_priorities": [{name: row[name] for name in (
-                "rank", "issue", "customers", "silent", "value", "largest_share",
-                "top_value_share")}
-                for row in self.priorities],
-            "incidents": {name: [a["alert_id"] for a in found]
-                          for name, found in self.caught().items()},
-            "model": self.model,
-            "finished": self.finished, "succeeded": self.succeeded(),
-        }
 
 
 def run_demo(settings: Settings, console: Console, options: DemoOptions) -> int:
