@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cxstream.cli.main import app
-from cxstream.cli.simulator.generator import DEMO_HISTORY, SimConfig, SimRecord, simulate
+from cxstream.cli.simulator.config import DEMO_HISTORY, SimConfig
+from cxstream.cli.simulator.generator import SimRecord, simulate
 from cxstream.cli.simulator.incidents import Expectation
 from cxstream.cli.simulator.malformed import MISTAKES
 from cxstream.cli.simulator.population import build_population, top_share_of_value

@@ -178,7 +178,7 @@ def demo(
     from cxstream.cli.demo import DemoOptions, run_demo
 
     settings = settings_or_exit(bootstrap_servers, config_file)
-    from cxstream.cli.simulator.generator import DEMO_HISTORY
+    from cxstream.cli.simulator.config import DEMO_HISTORY
 
     # the same company whatever the hour it is run (generator.DEMO_HISTORY): a flat rate
     # (with the daily rhythm, a run at night had a tenth of the traffic against the same

@@ -22,12 +22,11 @@ import random
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from datetime import datetime, timedelta
+from typing import Any
 
 from cxstream.cli.simulator import texts
+from cxstream.cli.simulator.config import SimConfig
 from cxstream.cli.simulator.incidents import (
     NPS_DROP_SHARE,
     NPS_DROP_TOUCHPOINT,
@@ -36,6 +35,7 @@ from cxstream.cli.simulator.incidents import (
     plan_incidents,
 )
 from cxstream.cli.simulator.population import (
+    SCORES,
     SEGMENT_ACTIVITY,
     Customer,
     Kind,
@@ -86,58 +86,9 @@ def handled_by(event: dict[str, Any]) -> str | None:
 SURVEY_CHANNELS: dict[str, float] = {"email": 0.5, "app": 0.25, "web": 0.2, "phone": 0.05}
 SURVEY_TOUCHPOINTS: dict[str, float] = {"checkout": 0.3, "delivery": 0.2, "support": 0.2,
                                         "browse": 0.1, "returns": 0.1, "billing": 0.1}
-#: normal score distributions: NPS about +35, CSAT mostly 4-5, CES mostly easy
-SCORES: dict[str, dict[int, float]] = {
-    "nps": {10: 0.28, 9: 0.22, 8: 0.18, 7: 0.17, 6: 0.05, 5: 0.04, 4: 0.02, 3: 0.02,
-            2: 0.01, 1: 0.005, 0: 0.005},
-    "csat": {5: 0.45, 4: 0.35, 3: 0.14, 2: 0.04, 1: 0.02},
-    "ces": {7: 0.35, 6: 0.30, 5: 0.18, 4: 0.09, 3: 0.04, 2: 0.02, 1: 0.02},
-}
 BAD_NPS: dict[int, float] = {0: 0.15, 1: 0.1, 2: 0.15, 3: 0.15, 4: 0.1, 5: 0.1, 6: 0.05,
                              7: 0.1, 8: 0.05, 9: 0.03, 10: 0.02}
 COMMENT_SHARE = 0.35
-
-
-class SimConfig(BaseModel):
-    """What to simulate; invalid values are refused with the field's name."""
-
-    model_config = ConfigDict(frozen=True)
-
-    customers: int = Field(default=2000, ge=50, le=5_000_000)
-    rate: float = Field(default=40.0, gt=0, le=1_000_000, description="live events/s")
-    duration: float = Field(default=180.0, gt=0, le=30 * 86_400, description="seconds")
-    seed: int = 7
-    start: AwareDatetime | None = None
-    history_days: int = Field(default=7, ge=0, le=366)
-    history_per_day: int = Field(default=400, ge=0, le=10_000_000)
-    malformed_share: float = Field(default=0.02, ge=0, le=0.5)
-    incidents: bool = True
-    propensity: bool = Field(
-        default=False, description="give each customer a hidden trait that makes their "
-                                   "interactions fail and their answers low "
-                                   "(simulator.propensity: the prediction model's truth)")
-    daily_rhythm: bool = Field(
-        default=True, description="shape the traffic by the hour of day (off: a flat rate, "
-                                  "the same records whatever the hour the run starts)")
-    history_until: Literal["start", "midnight"] = Field(
-        default="start", description="where the history ends: at the live start, or at "
-                                     "the midnight (UTC) before it, so that the day "
-                                     "windows hold a whole day of history and the live "
-                                     "run alone, whatever the hour the run starts")
-
-    def history_gap(self, start: datetime) -> timedelta:
-        """From the history's end to the live start."""
-        if self.history_until == "start":
-            return timedelta(0)
-        return start - start.astimezone(UTC).replace(hour=0, minute=0, second=0,
-                                                     microsecond=0)
-
-
-#: the demo's company (cxstream demo and its tests): a flat rate, and a history whose
-#: yesterday gives every segment's touchpoints enough answers for the drivers of a drop
-#: to be named (drivers.min_answers), ending at midnight: the same story at any hour
-DEMO_HISTORY: dict[str, Any] = {"daily_rhythm": False, "history_until": "midnight",
-                                "history_days": 2, "history_per_day": 6_000}
 
 
 @dataclass(frozen=True)

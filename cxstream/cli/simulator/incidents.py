@@ -18,13 +18,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cxstream.cli.simulator import texts
+from cxstream.cli.simulator.config import SimConfig
 from cxstream.cli.simulator.population import Customer, Kind
-
-if TYPE_CHECKING:
-    from cxstream.cli.simulator.generator import SimConfig
 
 OUTAGE_REGION = "LT"
 OUTAGE_WINDOW = (0.15, 0.55)

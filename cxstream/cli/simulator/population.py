@@ -1,4 +1,5 @@
-"""A customer base: segments, a long-tailed value distribution, owners, regions, languages."""
+"""A customer base: segments, a long-tailed value distribution, owners, regions, languages,
+and how its customers answer when nothing goes wrong (``SCORES``)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,12 @@ def top_share_of_value(customers: list[Customer], share: float = 0.2) -> float:
     values = sorted((c.value for c in customers), reverse=True)
     top = values[: max(1, round(len(values) * share))]
     return sum(top) / sum(values)
+
+
+#: normal score distributions: NPS about +35, CSAT mostly 4-5, CES mostly easy
+SCORES: dict[str, dict[int, float]] = {
+    "nps": {10: 0.28, 9: 0.22, 8: 0.18, 7: 0.17, 6: 0.05, 5: 0.04, 4: 0.02, 3: 0.02,
+            2: 0.01, 1: 0.005, 0: 0.005},
+    "csat": {5: 0.45, 4: 0.35, 3: 0.14, 2: 0.04, 1: 0.02},
+    "ces": {7: 0.35, 6: 0.30, 5: 0.18, 4: 0.09, 3: 0.04, 2: 0.02, 1: 0.02},
+}

@@ -18,7 +18,7 @@ import math
 import random
 from collections import deque
 
-from cxstream.cli.simulator.population import Customer, pick
+from cxstream.cli.simulator.population import SCORES, Customer, pick
 
 BAD_SHARE = 0.045
 INTERACTION_WEIGHT = 1.2
@@ -65,8 +65,6 @@ class Traits:
                sequence: int) -> dict[int, float]:
         """The distribution to draw this answer's score from: the low or the other part of
         the survey's usual one."""
-        from cxstream.cli.simulator.generator import SCORES
-
         p = self.propensity(customer, survey, at)
         self.truth[sequence] = p
         low = rng.random() < p
