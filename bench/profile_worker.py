@@ -67,7 +67,7 @@ IN_PROCESS_PARTS = {
         "CustomerCore._on_applied", "CustomerCore._on_profile"),
     "  of which the contract's models for the rules (to_model)": ("to_model",),
     "table values and changelog records": ("StateWriter._write",),
-    "  of which the hot record's encoding": ("encode (cxstream/scoring/plain_customer.py",),
+    "  of which the hot record's encoding": ("encode (cxstream/scoring/plain_codec.py",),
     "survey requests (streams/customers/survey_desk.py)": (
         "SurveyDesk.finish", "SurveyDesk.observe"),
     "priorities (streams/issues/priorities.py)": ("PriorityBoard.finish", "PriorityBoard.observe"),

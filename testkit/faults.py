@@ -27,6 +27,7 @@ from cxstream.cli.consistency import batch_tallies, differences, stream_tallies
 from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records, wait_for_group
+from cxstream.scoring import plain_codec as codec
 from cxstream.scoring import plain_customer as plain
 from cxstream.scoring import plain_models
 from cxstream.scoring.recompute import GroupTallies
@@ -290,7 +291,7 @@ def _seen_event_ids(settings: Settings, skip: frozenset[str] = frozenset()
     for key, raw in table.items():
         if plain.is_history_key(key) or key.decode(errors="replace") in skip:
             continue  # read with the customer's state, as the worker reads it
-        state = plain_models.to_model(plain.decode(raw, table.get, settings.seen_event_ids_kept),
+        state = plain_models.to_model(codec.decode(raw, table.get, settings.seen_event_ids_kept),
                                with_seen=True)
         seen |= {name.split(":", 1)[1] for name in state.seen}
         for records in (state.recent_scores, state.recent_interactions):

@@ -53,7 +53,7 @@ from cxstream.cli.processes import WorkerProcess, free_port
 from cxstream.cli.scrape import scrape
 from cxstream.cli.simulator.generator import SimConfig, SimRecord, simulate
 from cxstream.cli.simulator.sending import send_records, wait_for_group
-from cxstream.scoring import plain_customer as plain
+from cxstream.scoring import plain_codec as codec
 from cxstream.scoring import plain_models
 from cxstream.scoring.bounds import customer_bytes_bound
 from cxstream.scoring.customer import StateRules
@@ -685,7 +685,7 @@ def _noisy_memory(settings: Settings) -> tuple[set[str], list[str]]:
     raw = table.get(NOISY.encode())
     if raw is None:
         return set(), []
-    state = plain_models.to_model(plain.decode(raw, table.get, settings.seen_event_ids_kept),
+    state = plain_models.to_model(codec.decode(raw, table.get, settings.seen_event_ids_kept),
                            with_seen=True)
     return ({name.split(":", 1)[1] for name in state.seen},
             [record.event_id for record in state.recent_interactions])

@@ -58,7 +58,7 @@ def interaction_record_bytes() -> int:
 
 def customer_bytes_bound(rules: StateRules, windows: int, groups_per_answer: int = 5,
                          rules_with_cooldowns: int = 3, predicted: bool = False) -> int:
-    """The hot part of one customer (scoring.plain_customer.encode) at every cap: the profile,
+    """The hot part of one customer (scoring.plain_codec.encode) at every cap: the profile,
     the latest answer per survey, ``negative_signals_kept`` signal times,
     ``seen_event_ids_kept`` remembered ids with their offsets, the history slots, the
     answer counted per window and survey with its groups, one cooldown per rule, and with

@@ -6,7 +6,7 @@ model rebuilt per event: records are tuples, timestamps integer microseconds sin
 epoch (UTC; exact, unlike float seconds).
 
 Split in two, so that what is written per event stays small whatever the customer did:
-- the hot part (``encode``), rewritten with each batch that changes the customer: the
+- the hot part (``plain_codec.encode``), rewritten with each batch that changes the customer: the
   profile, the latest score per survey (score, time, event id), negative-signal times,
   the remembered event ids with their offsets, applied offsets, alert cooldowns, and
   which history slots hold the recent records;
@@ -15,12 +15,7 @@ Split in two, so that what is written per event stays small whatever the custome
   ``take_writes`` gives what a batch added or dropped (None: a tombstone); the records
   live in the same table as the hot part, under ``history_key``.
 
-Encoding, fixed so that two encodings of one state compare byte for byte: JSON written by
-orjson, object keys in the order ``encode`` writes them (empty ones left out), records as
-arrays in the order of ``*_FIELDS``, floats in orjson's shortest round-trip form, after
-the prefix ``b"<partition>|"``; ``"v"`` is FORMAT. Values written by releases before
-0.4.0 (a whole CustomerState as JSON, no ``"v"``) are still read (``decode``); their
-history is written out with the customer's next change.
+The hot part's encoding, both ways, is scoring.plain_codec.
 """
 
 from __future__ import annotations
@@ -35,13 +30,11 @@ import orjson
 from cxstream.schemas.events import CustomerProfile, Feedback, Interaction
 from cxstream.scoring.customer import (
     TEXT_KEPT,
-    CustomerState,
     StateRules,
 )
 from cxstream.scoring.features import Thresholds, note_interaction
 from cxstream.scoring.groups import Counted
 
-FORMAT = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 NEGATIVE_OUTCOMES = frozenset({"failure", "abandoned", "escalated"})
@@ -298,11 +291,11 @@ def _signals_since(signals: list[int], last_event_at: int | None, rules: PlainRu
 
 def experience_is_low(state: Customer, rules: PlainRules) -> bool | None:
     """As scoring.customer.experience_is_low, without building the reasons."""
-    return _low_experience(state.last_scores, state.has_records(INTERACTIONS),
+    return low_experience(state.last_scores, state.has_records(INTERACTIONS),
                            state.last_event_at, state.signals, rules)
 
 
-def _low_experience(last_scores: dict[str, Any], has_interactions: bool,
+def low_experience(last_scores: dict[str, Any], has_interactions: bool,
                     last: int | None, signals: list[int], rules: PlainRules) -> bool | None:
     if not (last_scores or has_interactions):
         return None
@@ -311,82 +304,3 @@ def _low_experience(last_scores: dict[str, Any], has_interactions: bool,
         if recent and score <= rules.limits[survey]:
             return True
     return _signals_since(signals, last, rules) >= rules.rules.at_risk_negative_signals
-
-
-# -- the contract's model, both ways (the API, the alert context, the reference) --------
-
-def encode(partition: int, state: Customer) -> bytes:
-    """The hot part as the table holds it: b"<partition>|" + the fixed JSON encoding."""
-    body: dict[str, Any] = {"v": FORMAT, "c": state.customer_id}
-    if state.profile is not None:
-        body["p"] = state.profile
-    if state.last_scores:
-        body["l"] = state.last_scores
-    if state.signals:
-        body["g"] = state.signals
-    if state.applied_up_to:
-        body["a"] = {KIND_LETTER[kind]: offset for kind, offset in state.applied_up_to.items()}
-    if state.last_event_at is not None:
-        body["t"] = state.last_event_at
-    if state.order:
-        body["o"] = state.order
-    if state.remembered:
-        body["s"] = state.remembered
-    if state.counted:
-        body["k"] = {name: {survey: (c.start, c.score, to_us(c.at), c.groups)
-                            for survey, c in per.items()}
-                     for name, per in state.counted.items()}
-    if state.alerts:
-        body["x"] = state.alerts
-    if state.ledger:
-        body["e"] = state.ledger
-    if state.prediction is not None:
-        body["m"] = state.prediction
-    return b"%d|" % partition + orjson.dumps(body)
-
-
-def value_fields(raw: bytes, rules: PlainRules) -> tuple[str, float, bool | None] | None:
-    """(segment, value, experience_is_low) of a table value, for the value index (None:
-    no profile), read from its JSON without building the state: a worker rebuilds its
-    index from every customer it holds after a recovery."""
-    body = orjson.loads(raw[raw.index(b"|") + 1:])
-    if body.get("v") != FORMAT:
-        state = decode(raw)
-        if state.profile is None:
-            return None
-        return state.profile[0], state.profile[1], experience_is_low(state, rules)
-    profile = body.get("p")
-    if profile is None:
-        return None
-    return profile[0], profile[1], _low_experience(
-        body.get("l", {}), bool(body.get("o", {}).get(INTERACTIONS)), body.get("t"),
-        body.get("g", []), rules)
-
-
-def decode(raw: bytes, history: HistoryLoader | None = None,
-           kept_ids: int = 100) -> Customer:
-    """A table value with its history (``history``), of this format or a whole
-    CustomerState of an earlier release (``kept_ids``: the ring size to lay it out in)."""
-    body = orjson.loads(raw[raw.index(b"|") + 1:])
-    if body.get("v") != FORMAT:  # an older format, kept as the contract's model
-        from cxstream.scoring.plain_models import from_model  # (it imports this module)
-
-        state = from_model(CustomerState.model_validate(body), kept_ids)
-        state.history = history
-        return state
-    state = Customer(body["c"], history)
-    if "p" in body:
-        state.profile = tuple(body["p"])
-    state.last_scores = {s: tuple(r) for s, r in body.get("l", {}).items()}  # type: ignore[misc]
-    state.signals = body.get("g", [])
-    state.applied_up_to = {KIND_NAME[k]: offset for k, offset in body.get("a", {}).items()}
-    state.last_event_at = body.get("t")
-    state.order = body.get("o", {})
-    state.remembered = body.get("s", {})
-    state.counted = {name: {survey: Counted.model_construct(
-        start=c[0], score=c[1], at=from_us(c[2]), groups=tuple(tuple(g) for g in c[3]))
-        for survey, c in per.items()} for name, per in body.get("k", {}).items()}
-    state.alerts = body.get("x", {})
-    state.ledger = body.get("e", [])
-    state.prediction = body.get("m")
-    return state

@@ -129,6 +129,7 @@ def test_a_memory_table_holds_a_value_at_once(tmp_path: Path) -> None:
 
 def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
         tmp_path: Path) -> None:
+    from cxstream.scoring import plain_codec as codec
     from cxstream.scoring import plain_customer as plain
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
@@ -143,7 +144,7 @@ def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
             customer = plain.Customer(f"c{n:02d}")
             customer.profile = ("smb" if n % 2 else "enterprise", float(n), None, None, 0)
             changelog.set(table, partition, customer.customer_id.encode(),
-                          plain.encode(partition, customer))
+                          codec.encode(partition, customer))
             changelog.set(table, partition, plain.history_key(customer.customer_id, "i0"),
                           b"[]")
         asyncio.run(changelog.flush())
@@ -159,6 +160,7 @@ def test_the_value_index_reads_each_owned_partition_up_to_the_history_keys(
 
 
 def _customers_written(table: Any, kafka: Kafka, numbers: range) -> None:
+    from cxstream.scoring import plain_codec as codec
     from cxstream.scoring import plain_customer as plain
 
     changelog = BulkChangelog(kafka.send)
@@ -168,7 +170,7 @@ def _customers_written(table: Any, kafka: Kafka, numbers: range) -> None:
         customer.profile = ("smb" if n % 2 else "enterprise", float(n), None, None, 0)
         customer.last_scores = {"nps": (n % 11, 0, "f")} if n % 3 else {}
         changelog.set(table, partition, customer.customer_id.encode(),
-                      plain.encode(partition, customer))
+                      codec.encode(partition, customer))
     asyncio.run(changelog.flush())
 
 
@@ -190,6 +192,7 @@ def _indexed_and_saved(tmp_path: Path, owned: set[int], saved: set[int]
 
 def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_that_match(
         tmp_path: Path) -> None:
+    from cxstream.scoring import plain_codec as codec
     from cxstream.scoring import plain_customer as plain
     from cxstream.scoring.customer import StateRules
     from cxstream.scoring.value_bands import ValueIndex
@@ -207,7 +210,7 @@ def test_a_clean_stop_saves_the_value_index_and_a_start_takes_only_snapshots_tha
     _customers_written(table, kafka, range(41, 42))
     odd = plain.Customer("odd")
     odd.profile = ("smb", 5.0, None, None, 0)
-    store_writes(table, 3, {b"odd": plain.encode(3, odd)})
+    store_writes(table, 3, {b"odd": codec.encode(3, odd)})
     (folder / "2.json").write_bytes(b"{not json")
 
     started = ValueIndex()

@@ -21,6 +21,7 @@ from cxstream.alerts.customer_core import CustomerCore, TablesRead
 from cxstream.alerts.reactions import AlertOut, AlertReactions, ResolveOut, SignalOut
 from cxstream.schemas.events import CustomerProfile
 from cxstream.schemas.parsing import InputKind, Rejection, parse_input
+from cxstream.scoring import plain_codec as codec
 from cxstream.scoring import plain_customer as plain
 from cxstream.scoring import plain_models
 from cxstream.scoring.conventions import Conventions
@@ -214,7 +215,7 @@ class Plain:
 
     def customer(self, customer_id: str) -> plain.Customer | None:
         raw = self.table.get(customer_id.encode())
-        return None if raw is None else plain.decode(raw, self.table.get)
+        return None if raw is None else codec.decode(raw, self.table.get)
 
     def customer_ids(self) -> set[str]:
         return {key.decode() for key in self.table if not plain.is_history_key(key)}
@@ -235,7 +236,7 @@ class Plain:
                 self.folds.surveys.observe(fact.item, fact)
         sides = self.folds.finish()
         for customer_id, state in result.customers.items():
-            self.table[customer_id.encode()] = plain.encode(0, state)
+            self.table[customer_id.encode()] = codec.encode(0, state)
             for tag, value in state.take_writes().items():
                 key = plain.history_key(customer_id, tag)
                 if value is None:
@@ -309,15 +310,15 @@ def test_the_encoding_is_fixed_and_reads_what_earlier_releases_wrote() -> None:
     model = reference.states["c0"]
     assert model.alerts  # the detractor's cooldown is part of the state
     old = b"0|" + model.model_dump_json(exclude_none=True).encode()  # before 0.4.0
-    state = plain.decode(old, kept_ids=rules.state.seen_event_ids_kept)
+    state = codec.decode(old, kept_ids=rules.state.seen_event_ids_kept)
     assert plain_models.to_model(state, with_seen=True).model_dump_json() == model.model_dump_json()
-    table = {b"c0": plain.encode(0, state)}
+    table = {b"c0": codec.encode(0, state)}
     table |= {plain.history_key("c0", tag): value
               for tag, value in state.take_writes().items() if value is not None}
-    again = plain.decode(table[b"c0"], table.get)
+    again = codec.decode(table[b"c0"], table.get)
     assert plain_models.to_model(again, with_seen=True).model_dump_json() == model.model_dump_json()
-    assert plain.encode(0, again) == table[b"c0"]  # byte for byte
-    assert json.loads(table[b"c0"][2:])["v"] == plain.FORMAT
+    assert codec.encode(0, again) == table[b"c0"]  # byte for byte
+    assert json.loads(table[b"c0"][2:])["v"] == codec.FORMAT
     assert len(table[b"c0"]) < len(old)
 
 
@@ -368,7 +369,7 @@ def test_remembered_ids_are_the_latest_whatever_the_cap(
         model = remember(model, "feedback", f"e{event}", offset,
                          StateRules(seen_event_ids_kept=kept))
         state.remember("feedback", f"e{event}", offset, kept)
-        state = plain.decode(plain.encode(0, state))
+        state = codec.decode(codec.encode(0, state))
         assert state.seen() == model.seen
         assert state.applied_up_to == model.applied_up_to
 
@@ -388,6 +389,6 @@ def test_the_value_index_reads_from_the_bytes_what_the_decoded_state_says(
         assert state is not None
         expected = None if state.profile is None else (
             state.profile[0], state.profile[1], plain.experience_is_low(state, plain_rules))
-        assert plain.value_fields(raw, plain_rules) == expected
+        assert codec.value_fields(raw, plain_rules) == expected
         whole = plain_models.to_model(state, with_seen=True).model_dump_json().encode()
-        assert plain.value_fields(b"0|" + whole, plain_rules) == expected  # 0.3.0's bytes
+        assert codec.value_fields(b"0|" + whole, plain_rules) == expected  # 0.3.0's bytes

@@ -13,7 +13,8 @@ from cxstream.scoring.bounds import (
 )
 from cxstream.scoring.customer import TEXT_KEPT, StateRules
 from cxstream.scoring.groups import Counted
-from cxstream.scoring.plain_customer import Customer, encode
+from cxstream.scoring.plain_codec import encode
+from cxstream.scoring.plain_customer import Customer
 from tests.worst import BIG, LATE, WORST, worst
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from cxstream.scoring import plain_codec as codec
 from cxstream.scoring import plain_customer as plain
 from cxstream.scoring import plain_models
 from cxstream.scoring.customer import CustomerState
@@ -15,7 +16,7 @@ def encode_customer(partition: int, state: CustomerState, kept_ids: int
     """A state of the contract's model as the table holds it: the hot part under the
     customer's id and its history records (scoring.plain_customer)."""
     customer = plain_models.from_model(state, kept_ids)
-    records = {state.customer_id.encode(): plain.encode(partition, customer)}
+    records = {state.customer_id.encode(): codec.encode(partition, customer)}
     records |= {plain.history_key(state.customer_id, tag): value
                 for tag, value in customer.take_writes().items() if value is not None}
     return records
@@ -29,7 +30,7 @@ def decode_customer(raw: bytes, history: plain.HistoryLoader | None = None
                     ) -> CustomerState:
     """A table value as the contract's model, with its history read through ``history``
     (the table's get)."""
-    return plain_models.to_model(plain.decode(raw, history))
+    return plain_models.to_model(codec.decode(raw, history))
 
 
 

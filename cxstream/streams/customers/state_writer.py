@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from cxstream.alerts.customer_core import BatchOutcome, CustomerCore, TablesRead, count_too_old
 from cxstream.alerts.reactions import AlertReactions
 from cxstream.schemas.parsing import ErrorClass, Rejection
+from cxstream.scoring import plain_codec as codec
 from cxstream.scoring import plain_customer as plain
 from cxstream.scoring import plain_models
 from cxstream.scoring.customer import CustomerState
@@ -177,7 +178,7 @@ class StateWriter:
         """Add the customer's hot part and the history records that changed to
         ``writes``; the decoded state keeps the hot part only (history is read again
         when needed)."""
-        raw = plain.encode(partition, state)
+        raw = codec.encode(partition, state)
         writes[state.customer_id.encode()] = raw
         customer_id = state.customer_id
         for tag, value in state.take_writes().items():
@@ -192,7 +193,7 @@ class StateWriter:
         self.writes.delete(table, partition, key)
 
     def decode_state(self, raw: bytes) -> plain.Customer:
-        return plain.decode(raw, self.history_loader, self.rules.state.seen_event_ids_kept)
+        return codec.decode(raw, self.history_loader, self.rules.state.seen_event_ids_kept)
 
     @property
     def history_loader(self) -> plain.HistoryLoader:

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from cxstream.scoring import plain_codec as codec
 from cxstream.scoring import plain_customer as plain
 from cxstream.scoring.customer import StateRules
 from cxstream.scoring.value_bands import ValueIndex
@@ -136,7 +137,7 @@ def rebuild_value_index(customers: Any, index: ValueIndex, owned: set[int],
         for _, key, raw in stored_items(customers, to_read, below=plain.HISTORY_MARK):
             partition = customer_partition(raw)
             if partition in to_read:
-                fields = plain.value_fields(raw, plain_rules)
+                fields = codec.value_fields(raw, plain_rules)
                 if fields is not None:
                     yield (partition, key.decode(), *fields)
 
