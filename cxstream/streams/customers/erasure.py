@@ -7,17 +7,42 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cxstream.scoring import plain_customer as plain
 from cxstream.scoring.group_answers import without_customer
 from cxstream.streams.customers.state_codec import customer_partition, erased_key
 
-if TYPE_CHECKING:  # the writer calls these: no import at run time
-    from cxstream.streams.customers.state_writer import StateWriter
+if TYPE_CHECKING:
+    from cxstream.scoring.partials_index import PartialsIndex
+    from cxstream.scoring.value_bands import ValueIndex
+    from cxstream.streams.customers.decoded import DecodedCache
+    from cxstream.streams.customers.survey_desk import SurveyDesk
+    from cxstream.streams.issues.priorities import PriorityBoard
+    from cxstream.streams.kafka.table_writers import TableWriter
 
 
-def erase(writer: StateWriter, customer_id: str) -> dict[str, int] | None:
+class Holder(Protocol):
+    """What an erasure reads and deletes: the tables, stores and memories of a worker's
+    customers (streams.customers.state_writer.StateWriter, which calls it)."""
+
+    customers: Any
+    partials: Any
+    erased: Any  # the erased customers' markers (None: not kept)
+    writes: TableWriter
+    partials_index: PartialsIndex
+    decoded: DecodedCache[plain.Customer]
+    value_index: ValueIndex
+    surveys: SurveyDesk | None
+    priorities: PriorityBoard | None
+
+    @property
+    def history_loader(self) -> plain.HistoryLoader: ...
+
+    def decode_state(self, raw: bytes) -> plain.Customer: ...
+
+
+def erase(writer: Holder, customer_id: str) -> dict[str, int] | None:
     """Remove a customer's state and remembered ids through the changelog (right to
     erasure); their old events stay ignored if read again. Returns what was deleted,
     by store (None: unknown here)."""
@@ -63,7 +88,7 @@ def erase(writer: StateWriter, customer_id: str) -> dict[str, int] | None:
     return receipt
 
 
-def state_after_erasure(writer: StateWriter, customer_id: str) -> plain.Customer | None:
+def state_after_erasure(writer: Holder, customer_id: str) -> plain.Customer | None:
     """A new state for an erased customer that knows which of their events were
     applied before (None: never erased)."""
     if writer.erased is None:
