@@ -152,7 +152,7 @@ def fold_alone(settings: Settings, passes: list[list[SimRecord]],
     their changelog records encoded (then dropped), in batches of CXSTREAM_BATCH_SIZE.
     What a worker would cost if Faust and Kafka were free. ``cores``: given the core, to
     read after the run. ``thresholds``: the collector's, a worker's by default
-    (streams.worker.GC_THRESHOLDS; before 2026-12-08 this ran with Python's)."""
+    (streams.worker.GC_THRESHOLDS; before commit 06f282d this ran with Python's)."""
 
     from cxstream.alerts.reactions import AlertOut
     from cxstream.streams.ingest.batches import Ingest, IngestLimits
@@ -884,7 +884,7 @@ def group_answers_cost(args: argparse.Namespace) -> int:
 def gc_cost(args: argparse.Namespace) -> int:
     """The in-process own work with Python's collector thresholds and with a worker's
     (streams.worker.GC_THRESHOLDS), what every in-process figure ran with before and
-    after 2026-12-08."""
+    after commit 06f282d."""
     python = f"Python's {gc.get_threshold()}"
     worker = f"a worker's {GC_THRESHOLDS}"
     best = alternating(args, {python: ({}, None), worker: ({}, GC_THRESHOLDS)})
