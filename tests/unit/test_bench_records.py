@@ -1,4 +1,5 @@
-"""The throughput bench's events: a fixed count whatever the hour, so its runs compare."""
+"""The throughput bench's events: a fixed count whatever the hour, so its runs compare; its
+in-process runs collect garbage as a worker does."""
 
 from __future__ import annotations
 
@@ -24,3 +25,28 @@ def test_the_later_pass_is_as_long_and_another_draw_of_the_same_customers() -> N
     assert len(later) == len(first)
     assert {r.key for r in later[:500]} == {r.key for r in first[:500]}
     assert without_times(later[500:]) != without_times(first[500:])
+
+
+def test_the_in_process_runs_collect_garbage_as_a_worker_then_as_before() -> None:
+    """The in-process own work stands for a worker: it runs with the worker's collector
+    thresholds (not Python's) and gives the process its own back, even on a failure."""
+    import gc
+    import inspect
+
+    from bench.throughput import fold_alone, gc_thresholds
+    from cxstream.streams.worker import GC_THRESHOLDS
+
+    assert inspect.signature(fold_alone).parameters["thresholds"].default == GC_THRESHOLDS
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        with gc_thresholds(GC_THRESHOLDS):
+            assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(RuntimeError), gc_thresholds((5_000, 20, 20)):
+            raise RuntimeError("a run that fails")
+        assert gc.get_threshold() == (700, 10, 10)
+        with gc_thresholds(None):  # the process's, as they are
+            assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
