@@ -23,11 +23,12 @@ demo: install
 test: install promtool amtool chromium lint
 	$(BIN)/pytest
 
-# style, the layers (import-linter, contract in pyproject.toml) and types
+# style, the layers and cycles (import-linter, contracts in pyproject.toml) and types
+# (the package, the benches and the test kit)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy cxstream
+	$(BIN)/mypy cxstream bench testkit
 
 # Debian packages the tests need, installed as the prometheus package is (root only):
 # $(call debian,<command>,<package>,<what is skipped without it>)

@@ -45,7 +45,8 @@ def main() -> None:
     if settings.event_loop == "uvloop":  # the same event loop as the pipeline's worker
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.set_event_loop(asyncio.new_event_loop())
-    lean = {"Monitor": LeanMonitor} if mode in ("batched-lean", "batched-fixed") else {}
+    lean: dict[str, Any] = ({"Monitor": LeanMonitor} if mode in ("batched-lean", "batched-fixed")
+                            else {})  # Faust settings, given as keywords
     if mode == "batched-fixed":
         from cxstream.streams.kafka import faust_compat
 

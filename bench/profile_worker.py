@@ -212,8 +212,8 @@ def report(raw: Path, parts: dict[str, tuple[str, ...]], what: str, top: int,
         print(f"{shares[part] / total:6.1%}  {part}")
     if top:
         print(f"the {top} functions most often on the stack:")
-        for name, count in functions.most_common(top):
-            print(f"{count / total:6.1%}  {name}")
+        for name, seen in functions.most_common(top):
+            print(f"{seen / total:6.1%}  {name}")
     return 0
 
 

@@ -732,9 +732,9 @@ def faust_only(values: dict[str, str], args: argparse.Namespace, work: Path) -> 
                                                 f"-{run}"))
     table = Table("what", "events/s, two runs", "best vs Faust's",
                   title=f"{count:,} events, Faust's batched iteration")
-    best = {name: count / min(values) for name, values in seconds.items()}
-    for name, values in seconds.items():
-        table.add_row(name, " / ".join(f"{count / value:,.0f}" for value in values),
+    best = {name: count / min(runs) for name, runs in seconds.items()}
+    for name, runs in seconds.items():
+        table.add_row(name, " / ".join(f"{count / run:,.0f}" for run in runs),
                       f"{best[name] / best[BATCHED]:.2f}x")
     console.print(table)
     return 0
@@ -760,9 +760,9 @@ def peers_only(values: dict[str, str], args: argparse.Namespace, work: Path) -> 
             rates[name].append(events / seconds)
     table = Table("what", "events/s, two runs", "best vs naive Faust",
                   title=f"{count:,} events ({answers:,} answers), the peers")
-    best = {name: max(values) for name, values in rates.items()}
-    for name, values in rates.items():
-        table.add_row(name, " / ".join(f"{rate:,.0f}" for rate in values),
+    best = {name: max(runs) for name, runs in rates.items()}
+    for name, runs in rates.items():
+        table.add_row(name, " / ".join(f"{rate:,.0f}" for rate in runs),
                       f"{best[name] / best[NAIVE]:.2f}x")
     console.print(table)
     return 0
