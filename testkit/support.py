@@ -414,6 +414,16 @@ async def local_server(method: str, path: str, handler: Any) -> tuple[Any, int]:
     return runner, port
 
 
+def clear_of_midnight(moment: datetime, span: timedelta = timedelta(minutes=12)
+                      ) -> datetime:
+    """``moment``, or earlier, so that no midnight (UTC) falls within ``span`` after it:
+    one day window of the priorities and one week of the live evaluation then hold every
+    event a test sends from it, whatever the hour it runs (test_prediction failed from
+    00:00 to 00:30 UTC, when its failures fell in the day before the wall clock's)."""
+    midnight = (moment + span).replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment if midnight <= moment else midnight - span
+
+
 def without_times(batch: list[Any]) -> list[tuple[str, bytes, str]]:
     """Simulated records (SimRecord) with their timestamps taken out, to compare runs."""
     out: list[tuple[str, bytes, str]] = []

@@ -31,6 +31,7 @@ from testkit.support import (
     Api,
     alerts_on_topic,
     base_env,
+    clear_of_midnight,
     configure,
     feedback,
     interaction,
@@ -101,7 +102,7 @@ def test_a_trained_model_scores_customers_and_measures_itself_live(
                                                 "role": "lead"}]}))
     run = configure(isolated, rules_file=str(rules), users_file=str(users))
     settings = load_settings({}, **run)
-    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    now = clear_of_midnight(datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30))
     sent = _history(settings, now)
     env = base_env(**run)
     model = tmp_path / "model.json"
@@ -163,7 +164,10 @@ def test_a_trained_model_scores_customers_and_measures_itself_live(
         report = _cxstream(env, "model", "report", "--model", str(model), "--metrics-url",
                            f"http://127.0.0.1:{run['web_port']}/metrics", "-o", "json")
         served = api.get("/api/model")
-        delivery = [row for row in api.get("/api/priorities", kind="touchpoint")["issues"]
+        # the day window of silent-1's latest failures (after midnight, the wall clock's
+        # current window is a new one)
+        delivery = [row for row in api.get("/api/priorities", kind="touchpoint",
+                                           at=latest.isoformat())["issues"]
                     if row["key"] == "delivery"]
         raised = [a for a in alerts_on_topic(settings) if a["rule"] == "predicted_at_risk"
                   and a["customer_id"] == "silent-1"]

@@ -50,3 +50,25 @@ def test_the_in_process_runs_collect_garbage_as_a_worker_then_as_before() -> Non
             assert gc.get_threshold() == (700, 10, 10)
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize(("moment", "expected"), [
+    ("2026-12-08T00:05:00", "2026-12-08T00:05:00"),  # just after midnight: kept
+    ("2026-12-07T23:50:00", "2026-12-07T23:48:00"),  # 10 min before: moved earlier
+    ("2026-12-07T23:48:00", "2026-12-07T23:48:00"),  # exactly 12 min before: kept
+    ("2026-12-07T23:59:59", "2026-12-07T23:48:00"),
+    ("2026-12-07T12:00:00", "2026-12-07T12:00:00"),
+])
+def test_a_test_moment_is_kept_clear_of_midnight(moment: str, expected: str) -> None:
+    """Integration tests that count in day windows start where no midnight follows
+    within their span, so they mean the same at any hour."""
+    from datetime import UTC, datetime, timedelta
+
+    from testkit.support import clear_of_midnight
+
+    at = datetime.fromisoformat(moment).replace(tzinfo=UTC)
+    moved = clear_of_midnight(at)
+    assert moved == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+    span_end = moved + timedelta(minutes=12)
+    assert moved <= at and (span_end.date() == moved.date() or span_end.time().min ==
+                            span_end.time())
